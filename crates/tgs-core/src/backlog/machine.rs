@@ -1,0 +1,422 @@
+//! The backlog's state machine, as pure functions of the old state.
+//!
+//! ```text
+//!   add ──> queued ──claim──> in_progress ──complete──> completed
+//!             ^  ^               │  │
+//!             │  └──requeue──────┘  └──fail──> failed
+//!             └──────────retry─────────────────┘
+//! ```
+//! An `in_progress` entry whose lease has expired may be claimed again.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{Backlog, Entry, Status};
+use crate::Error;
+
+/// What `add` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added,
+    AlreadyPresent(Status),
+}
+
+/// A successful claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub entry: Entry,
+    /// The lease of an earlier claimer had expired.
+    pub reclaimed_from: Option<String>,
+}
+
+/// The commands that may act on an entry in each status.
+pub fn allowed_actions(status: Status) -> Vec<&'static str> {
+    match status {
+        Status::Queued => vec!["next", "priority", "remove"],
+        Status::InProgress => vec!["complete", "fail", "remove"],
+        Status::Failed => vec!["retry", "priority", "remove"],
+        Status::Completed => vec!["remove"],
+    }
+}
+
+impl Backlog {
+    pub fn position(&self, dir: &str) -> Option<usize> {
+        self.thoughts.iter().position(|e| e.dir == dir)
+    }
+
+    pub fn get(&self, dir: &str) -> Option<&Entry> {
+        self.thoughts.iter().find(|e| e.dir == dir)
+    }
+
+    fn get_mut(&mut self, dir: &str) -> Result<&mut Entry, Error> {
+        self.thoughts
+            .iter_mut()
+            .find(|e| e.dir == dir)
+            .ok_or_else(|| Error::invalid(format!("{dir} is not in the backlog")))
+    }
+
+    /// Entries in claim order: priority high to low, then in order of addition (file order).
+    pub fn claim_order(&self) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = self.thoughts.iter().collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.priority));
+        v
+    }
+
+    /// Whether every dependency of `e` is completed.
+    fn dependencies_done(&self, e: &Entry) -> bool {
+        e.depends_on.iter().all(|d| {
+            self.get(d)
+                .is_some_and(|dep| dep.status == Status::Completed)
+        })
+    }
+
+    /// Whether `e` may be claimed now: queued and past any retry delay, or in
+    /// progress with an expired lease; and its dependencies are done.
+    pub fn is_claimable(&self, e: &Entry, now: Timestamp) -> bool {
+        let ready = match e.status {
+            Status::Queued => e.not_before.is_none_or(|t| t <= now),
+            Status::InProgress => lease_expired(e, now),
+            _ => false,
+        };
+        ready && self.dependencies_done(e)
+    }
+
+    pub fn add(&mut self, dir: &str, title: &str, priority: i64, now: Timestamp) -> AddOutcome {
+        if let Some(e) = self.get(dir) {
+            return AddOutcome::AlreadyPresent(e.status);
+        }
+        self.thoughts
+            .push(Entry::new(dir.into(), title.into(), priority, now));
+        AddOutcome::Added
+    }
+
+    pub fn remove(&mut self, dir: &str) -> Result<Entry, Error> {
+        let i = self
+            .position(dir)
+            .ok_or_else(|| Error::invalid(format!("{dir} is not in the backlog")))?;
+        Ok(self.thoughts.remove(i))
+    }
+
+    /// Set the priority; returns the old one.
+    pub fn set_priority(&mut self, dir: &str, priority: i64) -> Result<i64, Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "reprioritize", &[Status::Queued, Status::Failed])?;
+        Ok(std::mem::replace(&mut e.priority, priority))
+    }
+
+    /// Claim the next claimable entry (or the one named), for `lease`.
+    pub fn claim(
+        &mut self,
+        only: Option<&str>,
+        claimer: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<Option<Claim>, Error> {
+        let dir = match only {
+            Some(dir) => {
+                let e = self
+                    .get(dir)
+                    .ok_or_else(|| Error::invalid(format!("{dir} is not in the backlog")))?;
+                if !self.is_claimable(e, now) {
+                    return Ok(None);
+                }
+                dir.to_owned()
+            }
+            None => match self
+                .claim_order()
+                .into_iter()
+                .find(|e| self.is_claimable(e, now))
+            {
+                Some(e) => e.dir.clone(),
+                None => return Ok(None),
+            },
+        };
+        let e = self.get_mut(&dir)?;
+        let reclaimed_from =
+            (e.status == Status::InProgress).then(|| e.claimed_by.clone().unwrap_or_default());
+        e.status = Status::InProgress;
+        e.claimed_by = Some(claimer.to_owned());
+        e.claimed_at = Some(now);
+        e.started_at = Some(now);
+        e.completed_at = None;
+        e.lease_expires_at = Some(now.saturating_add(lease).unwrap_or(now));
+        e.not_before = None;
+        e.attempts = e.attempts.saturating_add(1);
+        Ok(Some(Claim {
+            entry: e.clone(),
+            reclaimed_from,
+        }))
+    }
+
+    pub fn complete(
+        &mut self,
+        dir: &str,
+        pr_url: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "complete", &[Status::InProgress])?;
+        e.status = Status::Completed;
+        e.completed_at = Some(now);
+        e.lease_expires_at = None;
+        e.not_before = None;
+        if let Some(url) = pr_url {
+            e.pr_url = Some(url.to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn fail(&mut self, dir: &str, reason: Option<&str>) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "fail", &[Status::InProgress])?;
+        e.status = Status::Failed;
+        e.lease_expires_at = None;
+        e.not_before = None;
+        if let Some(r) = reason {
+            e.last_error = Some(r.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Put a failed entry back in the queue with a fresh budget of attempts.
+    pub fn retry(&mut self, dir: &str) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "retry", &[Status::Failed])?;
+        e.status = Status::Queued;
+        e.attempts = 0;
+        e.not_before = None;
+        e.started_at = None;
+        e.lease_expires_at = None;
+        Ok(())
+    }
+
+    /// Give an in-progress entry back to the queue, e.g. after a failed attempt
+    /// (`not_before` delays the next one) or an interrupted session
+    /// (`refund` takes the attempt back).
+    pub fn requeue(
+        &mut self,
+        dir: &str,
+        reason: Option<&str>,
+        not_before: Option<Timestamp>,
+        refund: bool,
+    ) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "requeue", &[Status::InProgress])?;
+        e.status = Status::Queued;
+        e.lease_expires_at = None;
+        e.not_before = not_before;
+        if refund {
+            e.attempts = e.attempts.saturating_sub(1);
+        }
+        if let Some(r) = reason {
+            e.last_error = Some(r.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// The lease assumed for claims that carry none (files of the Go prototype).
+pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_hours(6);
+
+/// An in-progress entry whose lease ran out. A claim without a lease expires
+/// [`DEFAULT_LEASE`] after it was made, so no entry can be stuck for ever.
+pub fn lease_expired(e: &Entry, now: Timestamp) -> bool {
+    if e.status != Status::InProgress {
+        return false;
+    }
+    let expiry = e.lease_expires_at.or_else(|| {
+        e.claimed_at
+            .or(e.started_at)
+            .and_then(|t| t.checked_add(DEFAULT_LEASE).ok())
+    });
+    expiry.is_none_or(|t| t <= now)
+}
+
+fn check(e: &Entry, action: &'static str, from: &[Status]) -> Result<(), Error> {
+    if from.contains(&e.status) {
+        Ok(())
+    } else {
+        Err(Error::Transition {
+            action,
+            dir: e.dir.clone(),
+            status: e.status.to_string(),
+            allowed: allowed_actions(e.status),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+    const HOUR: SignedDuration = SignedDuration::from_hours(1);
+
+    #[test]
+    fn claim_order_is_priority_then_addition() {
+        let mut b = Backlog::default();
+        b.add("a", "A", 0, t(0));
+        b.add("b", "B", 5, t(1));
+        b.add("c", "C", 5, t(2));
+        b.add("d", "D", -1, t(3));
+        let order: Vec<_> = b.claim_order().iter().map(|e| e.dir.as_str()).collect();
+        assert_eq!(order, ["b", "c", "a", "d"]);
+        let c = b.claim(None, "w1", t(10), HOUR).unwrap().unwrap();
+        assert_eq!(c.entry.dir, "b");
+        assert_eq!(c.entry.attempts, 1);
+        assert_eq!(c.entry.lease_expires_at, Some(t(3610)));
+        assert_eq!(
+            b.claim(None, "w2", t(10), HOUR).unwrap().unwrap().entry.dir,
+            "c"
+        );
+    }
+
+    #[test]
+    fn retry_delay_and_dependencies_gate_claims() {
+        let mut b = Backlog::default();
+        b.add("a", "A", 0, t(0));
+        b.add("b", "B", 9, t(0));
+        b.thoughts[1].depends_on = vec!["a".into()];
+        b.claim(Some("a"), "w", t(1), HOUR).unwrap().unwrap();
+        b.requeue("a", Some("boom"), Some(t(100)), false).unwrap();
+        assert_eq!(b.claim(None, "w", t(50), HOUR).unwrap(), None);
+        assert_eq!(
+            b.claim(None, "w", t(100), HOUR).unwrap().unwrap().entry.dir,
+            "a"
+        );
+        assert_eq!(b.get("a").unwrap().attempts, 2);
+        b.complete("a", Some("https://x/pr/1"), t(200)).unwrap();
+        assert_eq!(
+            b.claim(None, "w", t(201), HOUR).unwrap().unwrap().entry.dir,
+            "b"
+        );
+    }
+
+    #[test]
+    fn expired_leases_are_claimable_again() {
+        let mut b = Backlog::default();
+        b.add("a", "A", 0, t(0));
+        b.claim(None, "w1", t(0), HOUR).unwrap().unwrap();
+        assert_eq!(b.claim(None, "w2", t(3599), HOUR).unwrap(), None);
+        let c = b.claim(None, "w2", t(3600), HOUR).unwrap().unwrap();
+        assert_eq!(c.reclaimed_from.as_deref(), Some("w1"));
+        assert_eq!(c.entry.claimed_by.as_deref(), Some("w2"));
+    }
+
+    #[test]
+    fn invalid_transitions_name_the_allowed_ones() {
+        let mut b = Backlog::default();
+        b.add("a", "A", 0, t(0));
+        let err = b.complete("a", None, t(1)).unwrap_err();
+        match err {
+            Error::Transition {
+                status, allowed, ..
+            } => {
+                assert_eq!(status, "queued");
+                assert!(allowed.contains(&"next"));
+            }
+            other => panic!("{other:?}"),
+        }
+        b.claim(None, "w", t(1), HOUR).unwrap();
+        b.complete("a", None, t(2)).unwrap();
+        for r in [
+            b.retry("a"),
+            b.fail("a", None),
+            b.set_priority("a", 3).map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(Error::Transition { .. })));
+        }
+        assert!(matches!(
+            b.complete("zzz", None, t(3)),
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, i8),
+        Claim(u8),
+        ClaimAny,
+        Complete(u8),
+        Fail(u8),
+        Retry(u8),
+        Requeue(u8, bool),
+        Remove(u8),
+        Priority(u8, i8),
+        Tick(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let d = 0u8..6;
+        prop_oneof![
+            (d.clone(), any::<i8>()).prop_map(|(a, p)| Op::Add(a, p)),
+            d.clone().prop_map(Op::Claim),
+            Just(Op::ClaimAny),
+            d.clone().prop_map(Op::Complete),
+            d.clone().prop_map(Op::Fail),
+            d.clone().prop_map(Op::Retry),
+            (d.clone(), any::<bool>()).prop_map(|(a, r)| Op::Requeue(a, r)),
+            d.clone().prop_map(Op::Remove),
+            (d, any::<i8>()).prop_map(|(a, p)| Op::Priority(a, p)),
+            (0u16..7200).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Whatever sequence of operations is applied: dirs stay unique, a
+        /// failed operation changes nothing, completed entries never move,
+        /// in-progress entries always carry a claimer and a lease, and the
+        /// file round-trips through JSON unchanged.
+        #[test]
+        fn state_machine_invariants(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut b = Backlog::default();
+            let mut now = t(0);
+            for op in ops {
+                let before = b.clone();
+                let name = |i: u8| format!("tgs/thoughts/abcdef{i}-t");
+                let completed_before: Vec<Entry> = b.thoughts.iter().filter(|e| e.status == Status::Completed).cloned().collect();
+                let res: Result<(), Error> = match op {
+                    Op::Add(i, p) => { b.add(&name(i), "T", p.into(), now); Ok(()) }
+                    Op::Claim(i) => b.claim(Some(&name(i)), "w", now, HOUR).map(|_| ()),
+                    Op::ClaimAny => {
+                        let claimable = b.thoughts.iter().any(|e| b.is_claimable(e, now));
+                        let c = b.claim(None, "w", now, HOUR).unwrap();
+                        prop_assert_eq!(claimable, c.is_some());
+                        Ok(())
+                    }
+                    Op::Complete(i) => b.complete(&name(i), None, now),
+                    Op::Fail(i) => b.fail(&name(i), Some("x")),
+                    Op::Retry(i) => b.retry(&name(i)),
+                    Op::Requeue(i, r) => b.requeue(&name(i), None, Some(now), r),
+                    Op::Remove(i) => {
+                        let was_completed = b.get(&name(i)).map(|e| e.status == Status::Completed);
+                        let r = b.remove(&name(i)).map(|_| ());
+                        if was_completed == Some(true) { continue; }
+                        r
+                    }
+                    Op::Priority(i, p) => b.set_priority(&name(i), p.into()).map(|_| ()),
+                    Op::Tick(s) => { now = now.saturating_add(SignedDuration::from_secs(s.into())).unwrap(); Ok(()) }
+                };
+                if res.is_err() {
+                    prop_assert_eq!(&b, &before);
+                }
+                let mut dirs: Vec<&str> = b.thoughts.iter().map(|e| e.dir.as_str()).collect();
+                let n = dirs.len();
+                dirs.sort(); dirs.dedup();
+                prop_assert_eq!(dirs.len(), n);
+                for e in &b.thoughts {
+                    if e.status == Status::InProgress {
+                        prop_assert!(e.claimed_by.is_some() && e.lease_expires_at.is_some());
+                    }
+                }
+                for c in completed_before {
+                    prop_assert_eq!(Some(&c), b.get(&c.dir));
+                }
+                let json = super::super::store::to_json(&b);
+                prop_assert_eq!(&super::super::store::parse(&json, std::path::Path::new("x")).unwrap(), &b);
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The server-mode backlog: its file format and its state machine.
+//!
+//! Every change is a pure function of the old [`Backlog`] (see the methods in
+//! `machine.rs`), so a writer that lost a race can re-apply the same change to
+//! a fresher state instead of merging JSON text. [`store`] does the I/O.
+
+mod machine;
+pub mod store;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+pub use machine::{AddOutcome, Claim};
+
+/// The schema version this build reads and writes.
+pub const VERSION: &str = "1";
+
+/// The whole backlog file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backlog {
+    #[serde(deserialize_with = "version_string")]
+    pub version: String,
+    #[serde(default)]
+    pub thoughts: Vec<Entry>,
+    /// Fields this build does not know, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog {
+            version: VERSION.into(),
+            thoughts: Vec::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// The status of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Queued,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Queued,
+        Status::InProgress,
+        Status::Completed,
+        Status::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thought in the backlog. The first seven fields are the research
+/// document's schema and always written (nulls included) so that files stay
+/// familiar; the rest are written only when set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub dir: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub priority: i64,
+    #[serde(default = "queued")]
+    pub status: Status,
+    #[serde(default)]
+    pub added_at: Option<Timestamp>,
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub completed_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<Timestamp>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_url: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub depends_on: Vec<String>,
+    /// Fields this build does not know, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Entry {
+    pub fn new(dir: String, title: String, priority: i64, now: Timestamp) -> Entry {
+        Entry {
+            dir,
+            title,
+            priority,
+            status: Status::Queued,
+            added_at: Some(now),
+            started_at: None,
+            completed_at: None,
+            claimed_by: None,
+            claimed_at: None,
+            lease_expires_at: None,
+            attempts: 0,
+            not_before: None,
+            last_error: None,
+            branch: None,
+            pr_url: None,
+            depends_on: Vec::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+fn queued() -> Status {
+    Status::Queued
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Hand-written files sometimes say `"version": 1`.
+fn version_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "version must be a string such as \"1\", found {other}"
+        ))),
+    }
+}

@@ -1,0 +1,393 @@
+//! Reading and writing `tgs/server/backlog.json`.
+//!
+//! Writes are atomic (a temporary file in the same directory, fsync, rename)
+//! and serialized across processes by an advisory lock in the git directory,
+//! so concurrent `tgs` processes never lose an update. Each change is then
+//! recorded as one commit that contains only the backlog file, built with
+//! plumbing so that the user's index, working tree and staged changes stay
+//! as they were.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Backlog, VERSION};
+use crate::git::{self, Git};
+use crate::repo::Repo;
+use crate::Error;
+
+/// Where the backlog lives in a repository.
+pub const BACKLOG_PATH: &str = "tgs/server/backlog.json";
+
+/// How long a writer waits for another to finish before giving up.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Parse a backlog file strictly. Errors carry the line and column.
+pub fn parse(text: &str, path: &Path) -> Result<Backlog, Error> {
+    serde_json::from_str::<Backlog>(text).map_err(|e| Error::Corrupt {
+        path: path.to_owned(),
+        message: describe_json_error(&e),
+    })
+}
+
+/// `line L, column C: message`, as a person looking for the mistake wants it.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // serde_json appends " at line L column C"; put the position first instead.
+    let msg = msg
+        .rsplit_once(" at line ")
+        .map(|(m, _)| m.to_owned())
+        .unwrap_or(msg);
+    if e.line() == 0 {
+        msg
+    } else {
+        format!("line {}, column {}: {msg}", e.line(), e.column())
+    }
+}
+
+/// Serialize deterministically: 2-space indentation and a trailing newline.
+pub fn to_json(b: &Backlog) -> String {
+    let mut s = serde_json::to_string_pretty(b).expect("a backlog always serializes");
+    s.push('\n');
+    s
+}
+
+/// Whether this build may write a file of this version.
+fn check_writable(b: &Backlog, path: &Path) -> Result<(), Error> {
+    if b.version == VERSION {
+        return Ok(());
+    }
+    match b.version.parse::<u64>() {
+        Ok(v) if v > 1 => Err(Error::NewerVersion {
+            path: path.to_owned(),
+            version: b.version.clone(),
+        }),
+        _ => Err(Error::Corrupt {
+            path: path.to_owned(),
+            message: format!("unknown version {:?} (expected \"1\")", b.version),
+        }),
+    }
+}
+
+/// Options for a change.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Record the change as a commit (`--no-commit` turns this off).
+    pub commit: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { commit: true }
+    }
+}
+
+/// What a change function decided.
+pub struct Change<T> {
+    pub value: T,
+    /// The commit message, or `None` when nothing changed.
+    pub message: Option<String>,
+}
+
+impl<T> Change<T> {
+    pub fn none(value: T) -> Self {
+        Change {
+            value,
+            message: None,
+        }
+    }
+    pub fn with(value: T, message: impl Into<String>) -> Self {
+        Change {
+            value,
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// What an applied change left behind.
+#[derive(Debug, Clone)]
+pub struct Applied<T> {
+    pub value: T,
+    /// The commit made, if any.
+    pub commit: Option<String>,
+    pub changed: bool,
+}
+
+/// The backlog of one repository's working tree.
+pub struct Store<'r> {
+    repo: &'r Repo,
+    path: PathBuf,
+}
+
+impl<'r> Store<'r> {
+    pub fn new(repo: &'r Repo) -> Self {
+        Store {
+            repo,
+            path: repo.root().join(BACKLOG_PATH),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw text of the file, or `None` when there is no backlog yet.
+    pub fn read_text(&self) -> Result<Option<String>, Error> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read the backlog; a missing file is an empty backlog.
+    pub fn read(&self) -> Result<Backlog, Error> {
+        match self.read_text()? {
+            Some(text) => parse(&text, &self.path),
+            None => Ok(Backlog::default()),
+        }
+    }
+
+    /// Apply `f` to the current backlog under the lock and, if it changed
+    /// anything, write the file atomically and commit it.
+    pub fn update<T>(
+        &self,
+        opts: &WriteOptions,
+        f: impl FnOnce(&mut Backlog) -> Result<Change<T>, Error>,
+    ) -> Result<Applied<T>, Error> {
+        let _lock = self.lock()?;
+        let before = self.read()?;
+        check_writable(&before, &self.path)?;
+        let mut after = before.clone();
+        let change = f(&mut after)?;
+        let Some(message) = change.message.filter(|_| after != before) else {
+            return Ok(Applied {
+                value: change.value,
+                commit: None,
+                changed: false,
+            });
+        };
+        let text = to_json(&after);
+        write_atomic(&self.path, text.as_bytes())?;
+        let commit = if opts.commit {
+            commit_file(self.repo, BACKLOG_PATH, text.as_bytes(), &message)?
+        } else {
+            None
+        };
+        Ok(Applied {
+            value: change.value,
+            commit,
+            changed: true,
+        })
+    }
+
+    fn lock(&self) -> Result<File, Error> {
+        let dir = self.repo.common_dir().join("tgs");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("backlog.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_TIMEOUT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::LockTimeout { path }),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Replace `path` with `data` atomically: readers see the old or the new file, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().expect("a file path has a parent");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".backlog.")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Commit `data` at `path` on top of HEAD, touching nothing else: the commit
+/// is built with plumbing and HEAD moves by compare-and-swap. The index entry
+/// of `path` follows, unless the user had staged something else there.
+/// Returns the new commit, or `None` when HEAD already had this content.
+pub fn commit_file(
+    repo: &Repo,
+    path: &str,
+    data: &[u8],
+    message: &str,
+) -> Result<Option<String>, Error> {
+    let git = repo.git();
+    let Some(head) = repo.head()? else {
+        return Err(Error::Failed(
+            "the repository has no commits yet, so the backlog change cannot be committed (use --no-commit)".into(),
+        ));
+    };
+    let blob = String::from_utf8_lossy(
+        &git.cmd(["hash-object", "-w", "--stdin"])
+            .stdin(data)
+            .run()?,
+    )
+    .trim()
+    .to_owned();
+    let head_tree = git.text(["rev-parse", &format!("{head}^{{tree}}")])?;
+    let head_blob = git
+        .cmd([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{head}:{path}"),
+        ])
+        .output()?;
+    let head_blob = head_blob.success.then(|| head_blob.stdout_text());
+    if head_blob.as_deref() == Some(blob.as_str()) {
+        return Ok(None);
+    }
+    let staged = staged_oid(git, path)?;
+    let tree = git::tree_with_blobs(git, Some(&head_tree), &[(path, &blob)])?;
+    let commit = commit_tree(git, &tree, &[&head], message)?;
+    git.cmd([
+        "update-ref",
+        "-m",
+        &format!("tgs: {message}"),
+        "HEAD",
+        &commit,
+        &head,
+    ])
+    .run()?;
+    if staged == head_blob {
+        // Nothing of the user's was staged at this path: keep the index in step with HEAD.
+        let info = format!("100644,{blob},{path}");
+        if let Err(e) = git
+            .cmd(["update-index", "--add", "--cacheinfo", &info])
+            .run()
+        {
+            tracing::warn!("could not update the index entry of {path}: {e}");
+        }
+    }
+    Ok(Some(commit))
+}
+
+fn staged_oid(git: &Git, path: &str) -> Result<Option<String>, Error> {
+    let out = git.cmd(["ls-files", "--stage", "-z", "--", path]).run()?;
+    let text = String::from_utf8_lossy(&out);
+    // `<mode> <oid> <stage>\t<path>`
+    Ok(text
+        .split('\0')
+        .next()
+        .and_then(|rec| rec.split(' ').nth(1))
+        .map(str::to_owned))
+}
+
+/// `git commit-tree`, falling back to a tgs identity when the user has none configured.
+pub fn commit_tree(
+    git: &Git,
+    tree: &str,
+    parents: &[&str],
+    message: &str,
+) -> Result<String, Error> {
+    let mut args = vec!["commit-tree", tree];
+    for p in parents {
+        args.extend(["-p", p]);
+    }
+    args.extend(["-m", message]);
+    let out = git.cmd(&args).output()?;
+    let out = if !out.success && out.stderr.contains("ident") {
+        git.cmd(&args)
+            .env("GIT_AUTHOR_NAME", "tgs")
+            .env("GIT_AUTHOR_EMAIL", "tgs@localhost")
+            .env("GIT_COMMITTER_NAME", "tgs")
+            .env("GIT_COMMITTER_EMAIL", "tgs@localhost")
+            .output()?
+    } else {
+        out
+    };
+    if !out.success {
+        return Err(git::GitError::Failed {
+            args: args.join(" "),
+            status: "non-zero exit".into(),
+            stderr: out.stderr,
+        }
+        .into());
+    }
+    Ok(out.stdout_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_prototype_and_hand_written_files_load() {
+        let go = r#"{"version":"1","thoughts":[{"dir":"tgs/thoughts/abc1234-x","title":"X","priority":10,"status":"in_progress","added_at":"2025-10-22T10:00:00Z","started_at":"2025-10-22T11:00:00.123456789+02:00","completed_at":null,"claimed_by":null,"claimed_at":null}]}"#;
+        let b = parse(go, Path::new("b")).unwrap();
+        assert_eq!(b.thoughts[0].claimed_by, None);
+        let hand =
+            r#"{"version": 1, "thoughts": [{"dir": "tgs/thoughts/abc1234-x"}], "note": "kept"}"#;
+        let b = parse(hand, Path::new("b")).unwrap();
+        assert_eq!(b.thoughts[0].status, super::super::Status::Queued);
+        assert!(to_json(&b).contains("\"note\": \"kept\""));
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_and_output_is_stable() {
+        let text = "{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\n      \"dir\": \"tgs/thoughts/abc1234-x\",\n      \"title\": \"X\",\n      \"priority\": 0,\n      \"status\": \"queued\",\n      \"added_at\": \"2025-10-22T10:00:00Z\",\n      \"started_at\": null,\n      \"completed_at\": null,\n      \"zz_custom\": {\n        \"a\": 1\n      }\n    }\n  ]\n}\n";
+        let b = parse(text, Path::new("b")).unwrap();
+        assert_eq!(to_json(&b), text);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = parse(
+            "{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\"dir\": 5}\n  ]\n}",
+            Path::new("b"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 4, column"), "{err}");
+        let err = parse(
+            "{\"version\":\"1\",\"thoughts\":[{\"dir\":\"x\",\"status\":\"done\"}]}",
+            Path::new("b"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown variant `done`"), "{err}");
+    }
+
+    #[test]
+    fn newer_versions_are_read_only() {
+        let b = parse(r#"{"version":"2","thoughts":[]}"#, Path::new("b")).unwrap();
+        assert!(matches!(
+            check_writable(&b, Path::new("b")),
+            Err(Error::NewerVersion { .. })
+        ));
+        let b = parse(r#"{"version":"banana","thoughts":[]}"#, Path::new("b")).unwrap();
+        assert!(matches!(
+            check_writable(&b, Path::new("b")),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,284 @@
+//! `backlog validate`: check the file against itself and the committed tree.
+//!
+//! Checking is a pure function of the file text, the thought index and the
+//! time; repairs are applied through the store like any other change, so a
+//! repair re-checks the freshest state under the lock.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::machine::lease_expired;
+use super::{store, Backlog, Entry, Status};
+use crate::thought::{Stage, ThoughtIndex};
+
+/// The kinds of problem, as shown in `--json` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    Unreadable,
+    InvalidEntry,
+    UnknownStatus,
+    UnknownVersion,
+    Duplicate,
+    MissingFromHead,
+    Implemented,
+    NoClaimer,
+    LeaseExpired,
+    UnknownDependency,
+}
+
+/// A safe repair for a problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fix {
+    /// Drop this later copy of an entry (by position in the file).
+    DropDuplicate(usize),
+    /// The thought is implemented: record the entry as completed.
+    MarkCompleted,
+    /// The thought is gone from the tree and nobody works on it: drop it.
+    Remove,
+    /// Give an abandoned claim back to the queue.
+    Requeue,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    pub message: String,
+    #[serde(skip)]
+    pub fix: Option<Fix>,
+    pub fixable: bool,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, dir: Option<&str>, message: String, fix: Option<Fix>) -> Self {
+        Problem {
+            kind,
+            dir: dir.map(str::to_owned),
+            message,
+            fixable: fix.is_some(),
+            fix,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.dir {
+            Some(d) => write!(f, "{d}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Check the file's text. Schema problems are reported per entry; the
+/// semantic checks run only on a file that parses.
+pub fn check(text: Option<&str>, index: &ThoughtIndex, now: Timestamp) -> Vec<Problem> {
+    let Some(text) = text else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<Backlog>(text) {
+        Ok(b) => {
+            let mut problems = Vec::new();
+            if b.version != super::VERSION {
+                problems.push(Problem::new(
+                    ProblemKind::UnknownVersion,
+                    None,
+                    format!(
+                        "version {:?} is not the version this tgs writes (\"1\")",
+                        b.version
+                    ),
+                    None,
+                ));
+            }
+            problems.extend(semantic(&b, index, now));
+            problems
+        }
+        Err(strict) => schema(text, &strict),
+    }
+}
+
+fn schema(text: &str, strict: &serde_json::Error) -> Vec<Problem> {
+    let whole = || {
+        vec![Problem::new(
+            ProblemKind::Unreadable,
+            None,
+            format!(
+                "cannot read the file: {}",
+                store::describe_json_error(strict)
+            ),
+            None,
+        )]
+    };
+    let Ok(Value::Object(top)) = serde_json::from_str::<Value>(text) else {
+        return whole();
+    };
+    let Some(Value::Array(items)) = top.get("thoughts") else {
+        return whole();
+    };
+    let mut problems = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let dir = item.get("dir").and_then(Value::as_str);
+        if let Err(e) = serde_json::from_value::<Entry>(item.clone()) {
+            let status = item.get("status").and_then(Value::as_str);
+            let p = match status {
+                Some(s) if Status::parse(s).is_none() => Problem::new(
+                    ProblemKind::UnknownStatus,
+                    dir,
+                    format!(
+                        "entry {} has unknown status {s:?} (known: queued, in_progress, completed, failed)",
+                        i + 1
+                    ),
+                    None,
+                ),
+                _ => Problem::new(
+                    ProblemKind::InvalidEntry,
+                    dir,
+                    format!("entry {} is invalid: {e}", i + 1),
+                    None,
+                ),
+            };
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() {
+        return whole();
+    }
+    problems
+}
+
+fn semantic(b: &Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in b.thoughts.iter().enumerate() {
+        let dir = Some(e.dir.as_str());
+        if !seen.insert(e.dir.as_str()) {
+            problems.push(Problem::new(
+                ProblemKind::Duplicate,
+                dir,
+                format!(
+                    "listed more than once (entry {} repeats an earlier one)",
+                    i + 1
+                ),
+                Some(Fix::DropDuplicate(i)),
+            ));
+            continue;
+        }
+        match index.find(&e.dir) {
+            None => {
+                let fix =
+                    matches!(e.status, Status::Queued | Status::Failed).then_some(Fix::Remove);
+                problems.push(Problem::new(
+                    ProblemKind::MissingFromHead,
+                    dir,
+                    format!(
+                        "the thought is not in the committed tree of HEAD (status {})",
+                        e.status
+                    ),
+                    fix,
+                ));
+            }
+            Some(t) if index.stage(t) == Stage::Implemented && e.status != Status::Completed => {
+                let fix = matches!(e.status, Status::Queued | Status::Failed)
+                    .then_some(Fix::MarkCompleted);
+                problems.push(Problem::new(
+                    ProblemKind::Implemented,
+                    dir,
+                    format!("the thought is implemented but the entry is {}", e.status),
+                    fix,
+                ));
+            }
+            Some(_) => {}
+        }
+        if e.status == Status::InProgress {
+            if e.claimed_by.as_deref().is_none_or(str::is_empty) {
+                problems.push(Problem::new(
+                    ProblemKind::NoClaimer,
+                    dir,
+                    "in progress but claimed by nobody".into(),
+                    Some(Fix::Requeue),
+                ));
+            } else if lease_expired(e, now) {
+                problems.push(Problem::new(
+                    ProblemKind::LeaseExpired,
+                    dir,
+                    format!(
+                        "in progress by {} but the lease expired{}",
+                        e.claimed_by.as_deref().unwrap_or_default(),
+                        e.lease_expires_at
+                            .map(|t| format!(" at {t}"))
+                            .unwrap_or_default()
+                    ),
+                    Some(Fix::Requeue),
+                ));
+            }
+        }
+        for d in &e.depends_on {
+            if b.get(d).is_none() {
+                problems.push(Problem::new(
+                    ProblemKind::UnknownDependency,
+                    dir,
+                    format!("depends on {d}, which is not in the backlog"),
+                    None,
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Apply the safe repairs to a parsed backlog; returns one line per repair.
+pub fn repair(b: &mut Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<String> {
+    let problems = semantic(b, index, now);
+    let mut done = Vec::new();
+    // Drop duplicates from the end so earlier positions stay valid.
+    let mut drops: Vec<usize> = problems
+        .iter()
+        .filter_map(|p| match p.fix {
+            Some(Fix::DropDuplicate(i)) => Some(i),
+            _ => None,
+        })
+        .collect();
+    drops.sort_unstable();
+    for i in drops.into_iter().rev() {
+        let e = b.thoughts.remove(i);
+        done.push(format!("{}: dropped a duplicate entry", e.dir));
+    }
+    for p in &problems {
+        let Some(dir) = p.dir.as_deref() else {
+            continue;
+        };
+        match p.fix {
+            Some(Fix::MarkCompleted) => {
+                if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) {
+                    e.status = Status::Completed;
+                    e.completed_at = Some(now);
+                    e.lease_expires_at = None;
+                    e.not_before = None;
+                    done.push(format!(
+                        "{dir}: marked completed (the thought is implemented)"
+                    ));
+                }
+            }
+            Some(Fix::Remove) if b.remove(dir).is_ok() => {
+                done.push(format!("{dir}: removed (the thought is not in HEAD)"));
+            }
+            Some(Fix::Requeue)
+                if b.requeue(
+                    dir,
+                    Some("requeued by validate --fix: abandoned claim"),
+                    None,
+                    false,
+                )
+                .is_ok() =>
+            {
+                done.push(format!("{dir}: requeued (abandoned claim)"));
+            }
+            _ => {}
+        }
+    }
+    done
+}

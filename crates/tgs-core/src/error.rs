@@ -1,0 +1,51 @@
+//! The library's error type. Each variant says what kind of failure it is, so
+//! the CLI can map it to an exit code and a hint without parsing messages.
+
+use std::path::PathBuf;
+
+use crate::git::GitError;
+use crate::repo::RepoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller asked for something that cannot be done as asked (bad input).
+    #[error("{0}")]
+    Invalid(String),
+    /// A backlog entry cannot move as asked from its current status.
+    #[error("cannot {action} {dir}: it is {status}")]
+    Transition {
+        action: &'static str,
+        dir: String,
+        status: String,
+        allowed: Vec<&'static str>,
+    },
+    /// The state file cannot be read as a backlog; it is left untouched.
+    #[error("{} is not a valid backlog: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    /// The file was written by a newer tgs; this one may read it but never writes it.
+    #[error("{} has version {version}, newer than this tgs understands (1); it will not be rewritten", path.display())]
+    NewerVersion { path: PathBuf, version: String },
+    /// Another process held the backlog lock for too long.
+    #[error("timed out waiting for the backlog lock {}", path.display())]
+    LockTimeout { path: PathBuf },
+    /// A compare-and-swap on the state branch kept losing to other writers.
+    #[error("{0}")]
+    Contention(String),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Anything else that failed, with context.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

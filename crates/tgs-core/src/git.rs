@@ -1,0 +1,471 @@
+//! The one way tgs runs git.
+//!
+//! Every git process goes through [`Git::cmd`], which pins the environment so
+//! that output is parseable and nothing leaks in from the caller: inherited
+//! repository variables (`GIT_DIR`, `GIT_INDEX_FILE`, ...) are removed, messages
+//! are in the C locale, stdin is null unless data is given, stderr is captured
+//! for error messages, and each call is logged at debug level.
+//!
+//! Porcelain and plumbing output is parsed by the pure functions at the bottom
+//! of this module so they can be unit-tested without a repository.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Variables that redirect git to another repository or index. A `tgs` started
+/// from a git hook would otherwise operate on the hook's repository.
+const STRIPPED_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+    "GIT_NAMESPACE",
+    "GIT_QUARANTINE_PATH",
+];
+
+/// A git invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("could not run `git`: {source}")]
+    Spawn {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`git {args}` failed ({status}){}", fmt_stderr(.stderr))]
+    Failed {
+        args: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("unexpected output from `git {args}`: {detail}")]
+    Parse { args: String, detail: String },
+}
+
+fn fmt_stderr(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+/// A handle on one working directory in which git commands run.
+#[derive(Debug, Clone)]
+pub struct Git {
+    dir: PathBuf,
+}
+
+impl Git {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Git { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Start building `git -C <dir> <args>`.
+    pub fn cmd<I, S>(&self, args: I) -> GitCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(&self.dir).args(&args);
+        for var in STRIPPED_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("LC_MESSAGES", "C")
+            .env("LANGUAGE", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_LITERAL_PATHSPECS", "1");
+        GitCommand {
+            cmd,
+            args,
+            stdin: None,
+        }
+    }
+
+    /// Run a command and return its stdout as UTF-8 text, trimmed of the final newline.
+    pub fn text<I, S>(&self, args: I) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.cmd(args).run()?;
+        let mut s = String::from_utf8_lossy(&out).into_owned();
+        while s.ends_with('\n') || s.ends_with('\r') {
+            s.pop();
+        }
+        Ok(s)
+    }
+}
+
+/// One git invocation being built.
+pub struct GitCommand {
+    cmd: Command,
+    args: Vec<OsString>,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What a git process printed and how it ended.
+#[derive(Debug)]
+pub struct GitOutput {
+    pub success: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    status: String,
+}
+
+impl GitCommand {
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Feed these bytes to the process's stdin (otherwise stdin is null).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    fn display_args(&self) -> String {
+        self.args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Run to completion whatever the exit status.
+    pub fn output(mut self) -> Result<GitOutput, GitError> {
+        let shown = self.display_args();
+        tracing::debug!(target: "tgs::git", dir = %self.cmd.get_current_dir().map(|p| p.display().to_string()).unwrap_or_default(), "git {shown}");
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self
+            .cmd
+            .spawn()
+            .map_err(|source| GitError::Spawn { source })?;
+        // Write stdin from a thread so a large input cannot deadlock against a full stdout pipe.
+        let writer = match (self.stdin.take(), child.stdin.take()) {
+            (Some(data), Some(mut pipe)) => Some(std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            })),
+            _ => None,
+        };
+        let out = child
+            .wait_with_output()
+            .map_err(|source| GitError::Spawn { source })?;
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            tracing::debug!(target: "tgs::git", "git {shown} -> {}: {}", out.status, stderr.trim());
+        }
+        Ok(GitOutput {
+            success: out.status.success(),
+            stdout: out.stdout,
+            stderr,
+            status: out.status.to_string(),
+        })
+    }
+
+    /// Run and fail unless git exits 0; returns stdout.
+    pub fn run(self) -> Result<Vec<u8>, GitError> {
+        let args = self.display_args();
+        let out = self.output()?;
+        if out.success {
+            Ok(out.stdout)
+        } else {
+            Err(GitError::Failed {
+                args,
+                status: out.status,
+                stderr: out.stderr,
+            })
+        }
+    }
+}
+
+impl GitOutput {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).trim_end().to_owned()
+    }
+}
+
+/// Read many objects through one `git cat-file --batch` process.
+///
+/// `oids` are written from a thread while the answers are read here, so any
+/// number of objects can be read without a pipe deadlock. Returns the contents
+/// in the order asked; a missing object yields `None`.
+pub fn cat_file_batch(git: &Git, oids: &[String]) -> Result<Vec<Option<Vec<u8>>>, GitError> {
+    if oids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let args = "cat-file --batch".to_string();
+    let mut c = git.cmd(["cat-file", "--batch"]);
+    tracing::debug!(target: "tgs::git", "git {args} ({} objects)", oids.len());
+    c.cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+    let mut input = String::with_capacity(oids.len() * 41);
+    for oid in oids {
+        input.push_str(oid);
+        input.push('\n');
+    }
+    let mut pipe = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::with_capacity(1 << 16, stdout);
+    let mut results = Vec::with_capacity(oids.len());
+    let mut header = String::new();
+    let parse_err = |detail: String| GitError::Parse {
+        args: args.clone(),
+        detail,
+    };
+    for _ in oids {
+        header.clear();
+        if reader
+            .read_line(&mut header)
+            .map_err(|source| GitError::Spawn { source })?
+            == 0
+        {
+            return Err(parse_err("output ended early".into()));
+        }
+        match parse_batch_header(header.trim_end())
+            .ok_or_else(|| parse_err(format!("bad header {header:?}")))?
+        {
+            None => results.push(None),
+            Some(size) => {
+                let mut buf = vec![0u8; size + 1];
+                reader
+                    .read_exact(&mut buf)
+                    .map_err(|source| GitError::Spawn { source })?;
+                buf.pop(); // the newline after the contents
+                results.push(Some(buf));
+            }
+        }
+    }
+    let _ = writer.join();
+    let _ = child.wait();
+    Ok(results)
+}
+
+/// Parse a `cat-file --batch` header: `Some(Some(size))` for an object,
+/// `Some(None)` for `<oid> missing`, `None` when unparseable.
+pub fn parse_batch_header(line: &str) -> Option<Option<usize>> {
+    let mut parts = line.split(' ');
+    let _oid = parts.next()?;
+    let kind = parts.next()?;
+    if kind == "missing" || kind == "ambiguous" {
+        return Some(None);
+    }
+    let size = parts.next()?.parse().ok()?;
+    Some(Some(size))
+}
+
+/// One entry of `git ls-tree -z` output (`<mode> <type> <oid>\t<path>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub mode: String,
+    pub kind: ObjectKind,
+    pub oid: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Blob,
+    Tree,
+    Commit,
+}
+
+/// Parse NUL-separated `git ls-tree -z` output. Entries whose path is not UTF-8
+/// are skipped: no thought or state file can have such a name.
+pub fn parse_ls_tree(out: &[u8]) -> Result<Vec<TreeEntry>, String> {
+    let mut entries = Vec::new();
+    for rec in out.split(|b| *b == 0) {
+        if rec.is_empty() {
+            continue;
+        }
+        let Ok(rec) = std::str::from_utf8(rec) else {
+            continue;
+        };
+        let (meta, path) = rec
+            .split_once('\t')
+            .ok_or_else(|| format!("no tab in {rec:?}"))?;
+        let mut m = meta.split(' ').filter(|s| !s.is_empty());
+        let (Some(mode), Some(kind), Some(oid)) = (m.next(), m.next(), m.next()) else {
+            return Err(format!("bad entry {rec:?}"));
+        };
+        let kind = match kind {
+            "blob" => ObjectKind::Blob,
+            "tree" => ObjectKind::Tree,
+            "commit" => ObjectKind::Commit,
+            other => return Err(format!("unknown object type {other:?}")),
+        };
+        entries.push(TreeEntry {
+            mode: mode.to_owned(),
+            kind,
+            oid: oid.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Format entries as `git mktree -z` input.
+pub fn format_mktree(entries: &[TreeEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        let kind = match e.kind {
+            ObjectKind::Blob => "blob",
+            ObjectKind::Tree => "tree",
+            ObjectKind::Commit => "commit",
+        };
+        out.extend_from_slice(format!("{} {} {}\t{}", e.mode, kind, e.oid, e.path).as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// The git blob id (SHA-1 object format) of some contents, as `git hash-object` computes it.
+pub fn blob_oid_sha1(content: &[u8]) -> String {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(format!("blob {}\0", content.len()).as_bytes());
+    h.update(content);
+    h.digest().to_string()
+}
+
+/// Build a new tree from `base` (a tree id, or `None` for an empty tree) with
+/// the given blobs written at the given slash-separated paths, one `ls-tree`
+/// and one `mktree` per directory on the way. The rest of the tree is shared,
+/// so the cost does not grow with the size of the repository.
+pub fn tree_with_blobs(
+    git: &Git,
+    base: Option<&str>,
+    files: &[(&str, &str)],
+) -> Result<String, GitError> {
+    let mut entries = match base {
+        Some(tree) => {
+            let out = git.cmd(["ls-tree", "-z", tree]).run()?;
+            parse_ls_tree(&out).map_err(|detail| GitError::Parse {
+                args: format!("ls-tree -z {tree}"),
+                detail,
+            })?
+        }
+        None => Vec::new(),
+    };
+    // Group the files by their first path component.
+    let mut here: Vec<(&str, &str)> = Vec::new();
+    let mut sub: std::collections::BTreeMap<&str, Vec<(&str, &str)>> = Default::default();
+    for (path, oid) in files {
+        match path.split_once('/') {
+            None => here.push((path, oid)),
+            Some((dir, rest)) => sub.entry(dir).or_default().push((rest, oid)),
+        }
+    }
+    for (name, oid) in here {
+        entries.retain(|e| e.path != name);
+        entries.push(TreeEntry {
+            mode: "100644".into(),
+            kind: ObjectKind::Blob,
+            oid: oid.to_owned(),
+            path: name.to_owned(),
+        });
+    }
+    for (dir, files) in sub {
+        let existing = entries
+            .iter()
+            .position(|e| e.path == dir)
+            .map(|i| entries.remove(i));
+        let base = existing
+            .as_ref()
+            .filter(|e| e.kind == ObjectKind::Tree)
+            .map(|e| e.oid.clone());
+        let oid = tree_with_blobs(git, base.as_deref(), &files)?;
+        entries.push(TreeEntry {
+            mode: "040000".into(),
+            kind: ObjectKind::Tree,
+            oid,
+            path: dir.to_owned(),
+        });
+    }
+    let out = git
+        .cmd(["mktree", "-z"])
+        .stdin(format_mktree(&entries))
+        .run()?;
+    Ok(String::from_utf8_lossy(&out).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ls_tree_parses_entries_and_tabs_in_names() {
+        let out = b"100644 blob 0123456789abcdef0123456789abcdef01234567\ttgs/a b/README.md\x00040000 tree 89abcdef0123456789abcdef0123456789abcdef\ttgs/x\0";
+        let e = parse_ls_tree(out).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].path, "tgs/a b/README.md");
+        assert_eq!(e[0].kind, ObjectKind::Blob);
+        assert_eq!(e[1].kind, ObjectKind::Tree);
+        assert_eq!(e[1].mode, "040000");
+    }
+
+    #[test]
+    fn ls_tree_rejects_garbage() {
+        assert!(parse_ls_tree(b"nonsense\0").is_err());
+        assert!(parse_ls_tree(b"100644 weird abc\tx\0").is_err());
+        assert!(parse_ls_tree(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn mktree_format_round_trips() {
+        let entries = vec![TreeEntry {
+            mode: "100644".into(),
+            kind: ObjectKind::Blob,
+            oid: "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391".into(),
+            path: "backlog.json".into(),
+        }];
+        assert_eq!(parse_ls_tree(&format_mktree(&entries)).unwrap(), entries);
+    }
+
+    #[test]
+    fn blob_ids_match_git() {
+        // `printf '' | git hash-object --stdin` and `echo hello | git hash-object --stdin`
+        assert_eq!(
+            blob_oid_sha1(b""),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
+        assert_eq!(
+            blob_oid_sha1(b"hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+    }
+
+    #[test]
+    fn batch_headers() {
+        assert_eq!(parse_batch_header("abc blob 12"), Some(Some(12)));
+        assert_eq!(parse_batch_header("abc missing"), Some(None));
+        assert_eq!(parse_batch_header("abc"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! The `tgs` library core: TGSFlow thoughts, the server-mode backlog and its
+//! store, git access, and agent execution.
+//!
+//! Nothing here prints or parses command lines; the `tgs` binary is a thin
+//! layer over these modules. Errors are [`Error`] values whose variants tell
+//! the kind of failure, so the CLI can map them to exit codes.
+
+pub mod agent;
+pub mod backlog;
+pub mod clock;
+pub mod context;
+mod error;
+pub mod git;
+pub mod process;
+pub mod repo;
+pub mod template;
+pub mod thought;
+
+pub use error::{Error, Result};

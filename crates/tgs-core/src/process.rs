@@ -1,0 +1,192 @@
+//! Supervising child processes: each runs in its own process group so that a
+//! timeout or a signal stops it *and every grandchild*, first politely
+//! (SIGTERM), then, after a grace period, for certain (SIGKILL).
+//!
+//! Signals sent to tgs itself are recorded by [`Signals`] and turned into a
+//! graceful stop of the child; a second signal kills at once.
+
+use std::io::{self, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a child gets between SIGTERM and SIGKILL, unless told otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// SIGINT and SIGTERM received by this process.
+#[derive(Debug, Default)]
+pub struct Signals {
+    count: AtomicUsize,
+    last: AtomicI32,
+}
+
+impl Signals {
+    /// Install the handlers (once per process) and return the shared record.
+    pub fn install() -> io::Result<Arc<Signals>> {
+        static SIGNALS: OnceLock<Arc<Signals>> = OnceLock::new();
+        if let Some(s) = SIGNALS.get() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Signals::default());
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            let rec = s.clone();
+            // SAFETY: the handler only touches atomics, which is async-signal-safe.
+            unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    rec.last.store(sig, Ordering::SeqCst);
+                    rec.count.fetch_add(1, Ordering::SeqCst);
+                })?;
+            }
+        }
+        Ok(SIGNALS.get_or_init(|| s).clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The last signal received, if any.
+    pub fn last(&self) -> Option<i32> {
+        (self.count() > 0).then(|| self.last.load(Ordering::SeqCst))
+    }
+}
+
+/// Put the command in a new process group of its own (pgid = its pid).
+pub fn own_group(cmd: &mut Command) -> &mut Command {
+    cmd.process_group(0)
+}
+
+/// Send `sig` to the whole process group `pgid`.
+pub fn signal_group(pgid: u32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid targets a process group; no memory is involved.
+    unsafe {
+        libc::kill(-(pgid as i32), sig);
+    }
+}
+
+/// How a supervised child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited (or died of a signal it was not sent by us).
+    Exited(ExitStatus),
+    /// It ran past its timeout and was stopped.
+    TimedOut,
+    /// tgs received this signal and stopped it.
+    Interrupted(i32),
+}
+
+impl Ending {
+    pub fn success(&self) -> bool {
+        matches!(self, Ending::Exited(s) if s.success())
+    }
+
+    /// A readable account, e.g. "exited with status 3" or "killed by signal 9".
+    pub fn describe(&self) -> String {
+        match self {
+            Ending::Exited(s) => match (s.code(), s.signal()) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                _ => "ended".into(),
+            },
+            Ending::TimedOut => "timed out".into(),
+            Ending::Interrupted(sig) => format!("was stopped by signal {sig}"),
+        }
+    }
+}
+
+/// Wait for a child spawned with [`own_group`], enforcing `timeout` and
+/// reacting to `signals`. On timeout or signal: SIGTERM to the group, up to
+/// `grace` to exit, then SIGKILL to the group. The group is always reaped of
+/// stragglers with a final SIGKILL, so no grandchild outlives the session.
+pub fn supervise(
+    child: &mut Child,
+    timeout: Option<Duration>,
+    grace: Duration,
+    signals: Option<&Signals>,
+) -> io::Result<Ending> {
+    let pgid = child.id();
+    let start = Instant::now();
+    let seen = signals.map(Signals::count).unwrap_or(0);
+    let mut pause = Duration::from_millis(5);
+    let reason = loop {
+        if let Some(status) = child.try_wait()? {
+            // The leader is gone; make sure nothing it started lingers.
+            signal_group(pgid, libc::SIGKILL);
+            return Ok(Ending::Exited(status));
+        }
+        if let Some(s) = signals.filter(|s| s.count() > seen) {
+            break Ending::Interrupted(s.last().unwrap_or(libc::SIGTERM));
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            break Ending::TimedOut;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    tracing::debug!("stopping process group {pgid}: {reason:?}");
+    signal_group(pgid, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    let already = signals.map(Signals::count).unwrap_or(0);
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        let again = signals.is_some_and(|s| s.count() > already);
+        if again || Instant::now() >= deadline {
+            signal_group(pgid, libc::SIGKILL);
+            child.wait()?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(pgid, libc::SIGKILL);
+    Ok(reason)
+}
+
+/// Copies a child's stream to a sink while keeping its last bytes, so that a
+/// failure can show the end of stderr without holding all of it in memory.
+pub struct Tee {
+    handle: JoinHandle<()>,
+    tail: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Tee {
+    pub fn spawn<R, W>(mut from: R, mut to: W, keep: usize) -> Tee
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let t = tail.clone();
+        let handle = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                let _ = to.write_all(&buf[..n]);
+                let _ = to.flush();
+                let mut tail = t.lock().unwrap_or_else(|p| p.into_inner());
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > keep {
+                    let cut = tail.len() - keep;
+                    tail.drain(..cut);
+                }
+            }
+        });
+        Tee { handle, tail }
+    }
+
+    /// Wait for the stream to end and return its last bytes as text.
+    pub fn finish(self) -> String {
+        let _ = self.handle.join();
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&tail).into_owned()
+    }
+}

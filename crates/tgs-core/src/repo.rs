@@ -1,0 +1,93 @@
+//! Finding the repository tgs works on and reading its committed tree.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::{self, Git, GitError, TreeEntry};
+
+/// A git repository with a working tree, found from a starting directory.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+    common_dir: PathBuf,
+    /// Where the caller stood, relative to `root` (`""` at the root, else ending in `/`).
+    prefix: String,
+    git: Git,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{} is not inside a git repository with a working tree", .0.display())]
+    NotARepo(PathBuf),
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+impl Repo {
+    /// Find the repository containing `start`, as `git -C start` would.
+    pub fn discover(start: &Path) -> Result<Repo, RepoError> {
+        let probe = Git::new(start);
+        let out = probe
+            .cmd([
+                "rev-parse",
+                "--path-format=absolute",
+                "--show-toplevel",
+                "--git-common-dir",
+                "--show-prefix",
+            ])
+            .output()?;
+        if !out.success {
+            return Err(RepoError::NotARepo(start.to_owned()));
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let (Some(root), Some(common)) = (lines.next(), lines.next()) else {
+            return Err(RepoError::NotARepo(start.to_owned()));
+        };
+        let prefix = lines.next().unwrap_or("").to_owned();
+        let root = PathBuf::from(root);
+        Ok(Repo {
+            git: Git::new(&root),
+            root,
+            common_dir: PathBuf::from(common),
+            prefix,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn git(&self) -> &Git {
+        &self.git
+    }
+
+    /// The directory shared by all worktrees (`.git` of the main one): home of tgs's locks.
+    pub fn common_dir(&self) -> &Path {
+        &self.common_dir
+    }
+
+    /// The caller's directory relative to the root, `""` or ending in `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The commit HEAD points at, or `None` in a repository without commits.
+    pub fn head(&self) -> Result<Option<String>, GitError> {
+        let out = self
+            .git
+            .cmd(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+            .output()?;
+        Ok(out.success.then(|| out.stdout_text()))
+    }
+
+    /// Every blob and submodule under the given paths of a commit's tree, in one `ls-tree`.
+    pub fn ls_tree(&self, rev: &str, paths: &[&str]) -> Result<Vec<TreeEntry>, GitError> {
+        let mut args: Vec<&str> = vec!["ls-tree", "-r", "-z", "--full-tree", rev, "--"];
+        args.extend_from_slice(paths);
+        let out = self.git.cmd(&args).run()?;
+        git::parse_ls_tree(&out).map_err(|detail| GitError::Parse {
+            args: args.join(" "),
+            detail,
+        })
+    }
+}

@@ -1,0 +1,514 @@
+//! Thoughts: their names, the two layouts and the legacy place, and their stage.
+//!
+//! A thought's stage is read from the committed tree of HEAD ("committed =
+//! approved"), never from the working tree. All of it is computed from one
+//! `git ls-tree` listing by pure functions; only README headings need blob
+//! contents, and those are fetched in one batch for the thoughts shown.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::git::{self, ObjectKind, TreeEntry};
+use crate::repo::Repo;
+use crate::template;
+use crate::Error;
+
+/// Where thoughts live today.
+pub const THOUGHTS_DIR: &str = "tgs/thoughts";
+/// The folder holding the templates a new thought is scaffolded from.
+pub const TEMPLATES_DIR: &str = "tgs/agentops/tgs";
+
+/// A validated thought directory name: `<hex>-<slug>`.
+///
+/// This is untrusted input (it comes from the tree, files and the command
+/// line), so it is kept to characters that are safe in paths, branch names
+/// and URLs: no separators, no `..`, no leading dot or dash.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ThoughtName(String);
+
+impl ThoughtName {
+    pub fn parse(name: &str) -> Option<ThoughtName> {
+        let (hash, slug) = name.split_once('-')?;
+        let hash_ok = (7..=64).contains(&hash.len())
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let slug_ok = !slug.is_empty()
+            && slug.len() <= 200
+            && slug.as_bytes()[0].is_ascii_alphanumeric()
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !slug.contains("..")
+            && !slug.ends_with(".lock");
+        (hash_ok && slug_ok).then(|| ThoughtName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> &str {
+        self.0.split_once('-').map(|(h, _)| h).unwrap_or("")
+    }
+
+    pub fn slug(&self) -> &str {
+        self.0.split_once('-').map(|(_, s)| s).unwrap_or("")
+    }
+
+    /// A readable title made from the slug, for thoughts that name none.
+    pub fn title_from_slug(&self) -> String {
+        let words = self.slug().replace(['-', '_'], " ");
+        let mut c = words.chars();
+        match c.next() {
+            Some(f) => f.to_uppercase().chain(c).collect(),
+            None => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ThoughtName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Turn a title into the kebab slug used in directory names: lowercase, runs
+/// of anything but `[a-z0-9]` become one `-`, trimmed, bounded to 60 bytes at
+/// a word boundary.
+pub fn slugify(title: &str) -> String {
+    let mut slug = String::new();
+    for ch in title.chars().flat_map(char::to_lowercase) {
+        if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+            slug.push(ch);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    while slug.ends_with('-') {
+        slug.pop();
+    }
+    const MAX: usize = 60;
+    if slug.len() > MAX {
+        let cut = slug[..MAX].rfind('-').filter(|&i| i > 0).unwrap_or(MAX);
+        slug.truncate(cut);
+    }
+    slug
+}
+
+/// How far a thought has come, as a careful reader of the committed tree sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Research or plan missing, not committed, or still the unfilled skeleton.
+    Draft,
+    /// Research and plan committed and written; no implementation summary yet.
+    Approved,
+    /// The implementation summary is committed and written.
+    Implemented,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Draft => "draft",
+            Stage::Approved => "approved",
+            Stage::Implemented => "implemented",
+        }
+    }
+}
+
+/// The part a file plays in a thought, in either layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Readme,
+    Research,
+    Spec,
+    Plan,
+    Tasks,
+    Approval,
+    Implementation,
+    Doc,
+}
+
+impl Role {
+    /// The role of a file directly inside a thought directory, by name.
+    pub fn of(file: &str) -> Option<Role> {
+        Some(match file {
+            "README.md" => Role::Readme,
+            "research.md" | "00_research.md" => Role::Research,
+            "10_spec.md" | "10_specs.md" => Role::Spec,
+            "plan.md" | "20_plan.md" => Role::Plan,
+            "30_tasks.md" => Role::Tasks,
+            "40_approval.md" => Role::Approval,
+            "implementation.md" | "50_impl.md" => Role::Implementation,
+            "60_doc.md" => Role::Doc,
+            _ => return None,
+        })
+    }
+}
+
+/// A file of a thought as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThoughtFile {
+    /// Path relative to the thought directory (may contain `/` for nested files).
+    pub name: String,
+    pub oid: String,
+}
+
+/// A thought found in the committed tree.
+#[derive(Debug, Clone)]
+pub struct Thought {
+    /// Repository-relative directory, e.g. `tgs/thoughts/abc1234-x`.
+    pub dir: String,
+    pub name: ThoughtName,
+    pub legacy: bool,
+    pub files: Vec<ThoughtFile>,
+}
+
+impl Thought {
+    fn file(&self, role: Role) -> Option<&ThoughtFile> {
+        // When both layouts' names are present the classic name wins; order is stable either way.
+        self.files
+            .iter()
+            .filter(|f| !f.name.contains('/') && Role::of(&f.name) == Some(role))
+            .min_by_key(|f| f.name.starts_with(|c: char| c.is_ascii_digit()))
+    }
+
+    /// The stage, given the blob ids that are known unfilled skeletons.
+    pub fn stage(&self, skeletons: &HashSet<String>) -> Stage {
+        let written = |role| self.file(role).is_some_and(|f| !skeletons.contains(&f.oid));
+        if written(Role::Implementation) {
+            Stage::Implemented
+        } else if written(Role::Research) && written(Role::Plan) {
+            Stage::Approved
+        } else {
+            Stage::Draft
+        }
+    }
+
+    /// Repository-relative paths of the thought's files in reading order:
+    /// README, then the workflow's files in their order, then the rest by name.
+    pub fn ordered_paths(&self) -> Vec<String> {
+        let mut files: Vec<&ThoughtFile> = self.files.iter().collect();
+        files.sort_by(|a, b| {
+            let ra = Role::of(&a.name).filter(|_| !a.name.contains('/'));
+            let rb = Role::of(&b.name).filter(|_| !b.name.contains('/'));
+            match (ra, rb) {
+                (Some(x), Some(y)) => x.cmp(&y).then(a.name.cmp(&b.name)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.name.cmp(&b.name),
+            }
+        });
+        files
+            .into_iter()
+            .map(|f| format!("{}/{}", self.dir, f.name))
+            .collect()
+    }
+
+    /// The blob to read the title from: README.md, else research.
+    pub fn title_source(&self) -> Option<(&ThoughtFile, Role)> {
+        self.file(Role::Readme)
+            .map(|f| (f, Role::Readme))
+            .or_else(|| self.file(Role::Research).map(|f| (f, Role::Research)))
+    }
+}
+
+/// Split a committed tree listing into thoughts (both layouts and the legacy
+/// place), sorted by directory, and the blob ids of the repository's templates.
+pub fn index_tree(entries: &[TreeEntry]) -> (Vec<Thought>, Vec<String>) {
+    let mut thoughts: BTreeMap<String, Thought> = BTreeMap::new();
+    let mut templates = Vec::new();
+    for e in entries {
+        if e.kind != ObjectKind::Blob || e.mode == "120000" {
+            // Symlinks are never thought files: their target could lie anywhere.
+            continue;
+        }
+        if let Some(rest) = e.path.strip_prefix(TEMPLATES_DIR) {
+            if let Some(file) = rest.strip_prefix('/') {
+                if !file.contains('/') {
+                    templates.push(e.oid.clone());
+                }
+            }
+            continue;
+        }
+        let (parent, rest, legacy) = if let Some(r) = e.path.strip_prefix("tgs/thoughts/") {
+            ("tgs/thoughts", r, false)
+        } else if let Some(r) = e.path.strip_prefix("tgs/") {
+            ("tgs", r, true)
+        } else {
+            continue;
+        };
+        let Some((name, file)) = rest.split_once('/') else {
+            continue;
+        };
+        let Some(name) = ThoughtName::parse(name) else {
+            continue;
+        };
+        let dir = format!("{parent}/{name}");
+        thoughts
+            .entry(dir.clone())
+            .or_insert_with(|| Thought {
+                dir,
+                name,
+                legacy,
+                files: Vec::new(),
+            })
+            .files
+            .push(ThoughtFile {
+                name: file.to_owned(),
+                oid: e.oid.clone(),
+            });
+    }
+    (thoughts.into_values().collect(), templates)
+}
+
+/// Extract a title from a README (`# <hash> - <Title>`) or any markdown's first heading.
+pub fn title_from_markdown(text: &str, role: Role) -> Option<String> {
+    let heading = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with('#'))?
+        .trim_start_matches('#')
+        .trim();
+    let title = match role {
+        Role::Readme => match heading.split_once(" - ") {
+            Some((hash, t)) if ThoughtName::parse(&format!("{hash}-x")).is_some() => t.trim(),
+            _ => heading,
+        },
+        _ => heading
+            .strip_prefix("Research:")
+            .or_else(|| heading.strip_prefix("Research -"))
+            .unwrap_or(heading)
+            .trim(),
+    };
+    // Placeholders such as `<Title>` are not titles.
+    let clean = sanitize_title(title);
+    let placeholder = clean.starts_with('<') && clean.ends_with('>');
+    (!clean.is_empty() && !placeholder).then_some(clean)
+}
+
+/// Bound a title and strip control characters so it is safe to show and store.
+pub fn sanitize_title(title: &str) -> String {
+    let s: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 200 {
+        s.chars().take(200).collect()
+    } else {
+        s
+    }
+}
+
+/// The thoughts of a repository at a commit, with what is needed to judge them.
+#[derive(Debug, Clone, Default)]
+pub struct ThoughtIndex {
+    pub thoughts: Vec<Thought>,
+    pub skeletons: HashSet<String>,
+}
+
+impl ThoughtIndex {
+    /// Read every thought committed at `rev` in one pass over the tree.
+    pub fn load(repo: &Repo, rev: Option<&str>) -> Result<ThoughtIndex, Error> {
+        Self::load_paths(repo, rev, &["tgs"])
+    }
+
+    /// Read only the given thought directories (and the templates), for commands that touch a few.
+    pub fn load_paths(
+        repo: &Repo,
+        rev: Option<&str>,
+        paths: &[&str],
+    ) -> Result<ThoughtIndex, Error> {
+        let Some(rev) = rev else {
+            return Ok(ThoughtIndex {
+                thoughts: Vec::new(),
+                skeletons: template::builtin_skeleton_oids(),
+            });
+        };
+        let mut with_templates: Vec<&str> = paths.to_vec();
+        if !paths.contains(&"tgs") {
+            with_templates.push(TEMPLATES_DIR);
+        }
+        let entries = repo.ls_tree(rev, &with_templates)?;
+        let (thoughts, templates) = index_tree(&entries);
+        let mut skeletons = template::builtin_skeleton_oids();
+        skeletons.extend(templates);
+        Ok(ThoughtIndex {
+            thoughts,
+            skeletons,
+        })
+    }
+
+    pub fn find(&self, dir: &str) -> Option<&Thought> {
+        self.thoughts
+            .binary_search_by(|t| t.dir.as_str().cmp(dir))
+            .ok()
+            .map(|i| &self.thoughts[i])
+    }
+
+    pub fn stage(&self, t: &Thought) -> Stage {
+        t.stage(&self.skeletons)
+    }
+
+    /// Titles for the given thoughts, reading their README (or research) blobs in one batch.
+    pub fn titles(&self, repo: &Repo, thoughts: &[&Thought]) -> Result<Vec<String>, Error> {
+        let sources: Vec<Option<(&ThoughtFile, Role)>> =
+            thoughts.iter().map(|t| t.title_source()).collect();
+        let oids: Vec<String> = sources
+            .iter()
+            .flatten()
+            .map(|(f, _)| f.oid.clone())
+            .collect();
+        let mut blobs = git::cat_file_batch(repo.git(), &oids)?.into_iter();
+        Ok(thoughts
+            .iter()
+            .zip(sources)
+            .map(|(t, src)| {
+                src.and_then(|(_, role)| {
+                    let blob = blobs.next().flatten()?;
+                    title_from_markdown(&String::from_utf8_lossy(&blob), role)
+                })
+                .unwrap_or_else(|| t.name.title_from_slug())
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(path: &str, oid: &str) -> TreeEntry {
+        TreeEntry {
+            mode: "100644".into(),
+            kind: ObjectKind::Blob,
+            oid: oid.into(),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(ThoughtName::parse("abc1234-feature-x").is_some());
+        assert!(ThoughtName::parse("abc1234-Feature_x.v2").is_some());
+        for bad in [
+            "abc123-short-hash",
+            "xyz1234-not-hex",
+            "abc1234-",
+            "abc1234",
+            "abc1234-../x",
+            "abc1234-a/b",
+            "abc1234-.hidden",
+            "abc1234--dash",
+            "abc1234-a..b",
+            "ABC1234-upper-hash",
+            "abc1234-x.lock",
+            "",
+        ] {
+            assert!(ThoughtName::parse(bad).is_none(), "{bad}");
+        }
+        let n = ThoughtName::parse("abc1234-add-dark_mode").unwrap();
+        assert_eq!(n.hash(), "abc1234");
+        assert_eq!(n.title_from_slug(), "Add dark mode");
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Add Dark Mode!"), "add-dark-mode");
+        assert_eq!(slugify("  --Hello,  World--  "), "hello-world");
+        assert_eq!(slugify("Ünïcode wörds"), "n-code-w-rds");
+        assert_eq!(slugify("!!!"), "");
+        assert_eq!(slugify("日本語"), "");
+        let long = slugify(&"word ".repeat(40));
+        assert!(long.len() <= 60 && !long.ends_with('-'), "{long}");
+    }
+
+    #[test]
+    fn stages_from_the_tree() {
+        let skel = "5".repeat(40);
+        let entries = vec![
+            blob("tgs/thoughts/aaaaaaa-approved/research.md", "1"),
+            blob("tgs/thoughts/aaaaaaa-approved/plan.md", "2"),
+            blob("tgs/thoughts/aaaaaaa-approved/implementation.md", &skel),
+            blob("tgs/thoughts/bbbbbbb-numbered/00_research.md", "3"),
+            blob("tgs/thoughts/bbbbbbb-numbered/20_plan.md", "4"),
+            blob("tgs/thoughts/bbbbbbb-numbered/50_impl.md", "6"),
+            blob("tgs/thoughts/ccccccc-draft/research.md", "7"),
+            blob("tgs/thoughts/ddddddd-skeleton-plan/research.md", "8"),
+            blob("tgs/thoughts/ddddddd-skeleton-plan/plan.md", &skel),
+            blob("tgs/eeeeeee-legacy/research.md", "9"),
+            blob("tgs/eeeeeee-legacy/plan.md", "a"),
+            blob("tgs/thoughts/not-a-thought/research.md", "b"),
+            blob("tgs/agentops/tgs/plan.md", &skel),
+            blob("tgs/server/backlog.json", "c"),
+            blob("src/main.rs", "d"),
+        ];
+        let (thoughts, templates) = index_tree(&entries);
+        assert_eq!(templates, vec![skel.clone()]);
+        let skeletons: HashSet<String> = templates.into_iter().collect();
+        let got: Vec<(&str, Stage, bool)> = thoughts
+            .iter()
+            .map(|t| (t.dir.as_str(), t.stage(&skeletons), t.legacy))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("tgs/eeeeeee-legacy", Stage::Approved, true),
+                ("tgs/thoughts/aaaaaaa-approved", Stage::Approved, false),
+                ("tgs/thoughts/bbbbbbb-numbered", Stage::Implemented, false),
+                ("tgs/thoughts/ccccccc-draft", Stage::Draft, false),
+                ("tgs/thoughts/ddddddd-skeleton-plan", Stage::Draft, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn symlinks_are_not_thought_files() {
+        let mut e = blob("tgs/thoughts/aaaaaaa-x/research.md", "1");
+        e.mode = "120000".into();
+        let (thoughts, _) = index_tree(&[e, blob("tgs/thoughts/aaaaaaa-x/plan.md", "2")]);
+        assert_eq!(thoughts[0].stage(&HashSet::new()), Stage::Draft);
+    }
+
+    #[test]
+    fn reading_order() {
+        let (t, _) = index_tree(&[
+            blob("tgs/thoughts/aaaaaaa-x/plan.md", "1"),
+            blob("tgs/thoughts/aaaaaaa-x/aibrief.md", "2"),
+            blob("tgs/thoughts/aaaaaaa-x/research.md", "3"),
+            blob("tgs/thoughts/aaaaaaa-x/README.md", "4"),
+        ]);
+        assert_eq!(
+            t[0].ordered_paths(),
+            vec![
+                "tgs/thoughts/aaaaaaa-x/README.md",
+                "tgs/thoughts/aaaaaaa-x/research.md",
+                "tgs/thoughts/aaaaaaa-x/plan.md",
+                "tgs/thoughts/aaaaaaa-x/aibrief.md",
+            ]
+        );
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(
+            title_from_markdown("# abc1234 - Add dark mode\n\n- Base Hash", Role::Readme)
+                .as_deref(),
+            Some("Add dark mode")
+        );
+        assert_eq!(
+            title_from_markdown("intro\n## Research: Faster scans\n", Role::Research).as_deref(),
+            Some("Faster scans")
+        );
+        assert_eq!(title_from_markdown("# <Title>\n", Role::Research), None);
+        assert_eq!(title_from_markdown("no heading", Role::Readme), None);
+        assert_eq!(
+            title_from_markdown("# a\tb\u{7}  c", Role::Readme).as_deref(),
+            Some("a b c")
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! `tgs server backlog list`: entries in claim order.
+
+use tgs_core::backlog::store::Store;
+use tgs_core::backlog::{Entry, Status};
+
+use super::Ctx;
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only entries with this status (queued, in_progress, completed, failed).
+    #[arg(long, value_name = "S")]
+    pub status: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let status = match args.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            CliError::usage(format!("unknown status {s:?}"))
+                .hint("use one of queued, in_progress, completed, failed")
+        })?),
+    };
+    let repo = ctx.repo()?;
+    let backlog = Store::new(&repo).read()?;
+    let entries: Vec<&Entry> = backlog
+        .claim_order()
+        .into_iter()
+        .filter(|e| status.is_none_or(|s| e.status == s))
+        .collect();
+    if ctx.json {
+        output::json(&entries);
+        return super::ok();
+    }
+    if entries.is_empty() {
+        output::note("the backlog is empty");
+        return super::ok();
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.dir.clone(),
+                output::clip(&e.title, 40),
+                e.status.to_string(),
+                e.priority.to_string(),
+                e.attempts.to_string(),
+                e.added_at
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default(),
+                e.claimed_by.clone().unwrap_or_default(),
+                e.pr_url.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "DIR",
+            "TITLE",
+            "STATUS",
+            "PRIORITY",
+            "ATTEMPTS",
+            "ADDED",
+            "CLAIMED BY",
+            "PR",
+        ],
+        &rows,
+    );
+    super::ok()
+}

@@ -1,0 +1,50 @@
+//! `tgs server backlog show`: one entry, as stored.
+
+use serde_json::Value;
+use tgs_core::backlog::store::Store;
+
+use super::{find_entry, Ctx};
+use crate::error::CliResult;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The thought directory.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let repo = ctx.repo()?;
+    let store = Store::new(&repo);
+    let backlog = store.read()?;
+    let dir = find_entry(&repo, &backlog, &args.dir)?;
+    // Print the object exactly as the file has it, unknown fields and all.
+    let raw: Value =
+        serde_json::from_str(&store.read_text()?.unwrap_or_default()).unwrap_or(Value::Null);
+    let stored = raw
+        .get("thoughts")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e.get("dir").and_then(Value::as_str) == Some(&dir))
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    if ctx.json {
+        output::json(&stored);
+        return super::ok();
+    }
+    if let Value::Object(map) = stored {
+        let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (k, v) in map {
+            let shown = match v {
+                Value::String(s) => s,
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            anstream::println!("{k:width$}  {shown}");
+        }
+    }
+    super::ok()
+}

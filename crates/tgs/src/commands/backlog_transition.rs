@@ -1,0 +1,98 @@
+//! `tgs server backlog complete|fail|retry`: move a claimed or failed entry on.
+
+use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::Backlog;
+
+use super::{find_entry, Ctx, WriteArgs};
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct CompleteArgs {
+    /// The thought directory.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+    /// The pull request that carries the work.
+    #[arg(long, value_name = "URL")]
+    pub pr_url: Option<String>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FailArgs {
+    /// The thought directory.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+    /// Why it failed (recorded as last_error).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The thought directory.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+fn transition(
+    ctx: &Ctx,
+    arg: &str,
+    write: &WriteArgs,
+    verb: &str,
+    f: impl FnOnce(&mut Backlog, &str) -> tgs_core::Result<()>,
+) -> CliResult {
+    let repo = ctx.repo()?;
+    let store = Store::new(&repo);
+    let dir = find_entry(&repo, &store.read()?, arg)?;
+    let applied = store.update(&write.options(), |b| {
+        f(b, &dir)?;
+        let entry = b.get(&dir).cloned();
+        Ok(Change::with(entry, format!("chore(tgs): {verb} {dir}")))
+    })?;
+    if let Some(e) = applied.value {
+        output::note(format!("{dir} is now {}", e.status));
+        if ctx.json {
+            output::json(&e);
+        }
+    }
+    super::ok()
+}
+
+pub fn complete(ctx: &Ctx, a: CompleteArgs) -> CliResult {
+    if let Some(url) = &a.pr_url {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(CliError::usage(format!(
+                "--pr-url {url:?} is not an http(s) URL"
+            )));
+        }
+    }
+    let now = tgs_core::clock::now();
+    transition(ctx, &a.dir, &a.write, "complete", |b, d| {
+        b.complete(d, a.pr_url.as_deref(), now)
+    })
+}
+
+pub fn fail(ctx: &Ctx, a: FailArgs) -> CliResult {
+    let reason = a.reason.as_deref().map(|r| {
+        let clean: String = r
+            .chars()
+            .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+            .collect();
+        output::clip(clean.trim(), 2000)
+    });
+    transition(ctx, &a.dir, &a.write, "fail", |b, d| {
+        b.fail(d, reason.as_deref())
+    })
+}
+
+pub fn retry(ctx: &Ctx, a: RetryArgs) -> CliResult {
+    transition(ctx, &a.dir, &a.write, "retry", |b, d| b.retry(d))
+}

@@ -1,0 +1,68 @@
+//! `tgs server backlog validate`: check the backlog against the repository.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::validate;
+use tgs_core::thought::ThoughtIndex;
+
+use super::{Ctx, WriteArgs};
+use crate::error::{code, CliResult};
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Repair what is safe (duplicates, abandoned claims, implemented or vanished thoughts).
+    #[arg(long)]
+    pub fix: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let repo = ctx.repo()?;
+    let store = Store::new(&repo);
+    let head = repo.head()?;
+    let index = ThoughtIndex::load(&repo, head.as_deref())?;
+    let now = tgs_core::clock::now();
+    let text = store.read_text()?;
+    let mut problems = validate::check(text.as_deref(), &index, now);
+    let mut fixed = Vec::new();
+    if args.fix && problems.iter().any(|p| p.fixable) {
+        let applied = store.update(&args.write.options(), |b| {
+            let done = validate::repair(b, &index, now);
+            let msg = (!done.is_empty())
+                .then(|| format!("chore(tgs): repair the backlog ({} fixes)", done.len()));
+            Ok(Change {
+                value: done,
+                message: msg,
+            })
+        })?;
+        fixed = applied.value;
+        problems = validate::check(store.read_text()?.as_deref(), &index, now);
+    }
+    if ctx.json {
+        output::json(&json!({ "ok": problems.is_empty(), "problems": problems, "fixed": fixed }));
+    } else {
+        for f in &fixed {
+            anstream::println!("fixed: {f}");
+        }
+        for p in &problems {
+            anstream::println!("{p}");
+        }
+        if problems.is_empty() {
+            output::note(format!(
+                "{} is valid",
+                tgs_core::backlog::store::BACKLOG_PATH
+            ));
+        } else if !args.fix && problems.iter().any(|p| p.fixable) {
+            output::note("some of these can be repaired with --fix");
+        }
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(code::FAILED)
+    })
+}

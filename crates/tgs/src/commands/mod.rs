@@ -1,0 +1,298 @@
+//! The command tree. Each subcommand lives in a module of its own with its
+//! arguments and a `run` function; this module wires them together and holds
+//! the helpers they share.
+
+pub mod agent_exec;
+pub mod backlog_add;
+pub mod backlog_list;
+pub mod backlog_next;
+pub mod backlog_priority;
+pub mod backlog_remove;
+pub mod backlog_show;
+pub mod backlog_transition;
+pub mod backlog_validate;
+pub mod completions;
+pub mod scan;
+pub mod thought_list;
+pub mod thought_new;
+
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tgs_core::backlog::Backlog;
+use tgs_core::repo::Repo;
+use tgs_core::thought::{ThoughtName, THOUGHTS_DIR};
+
+use crate::error::{CliError, CliResult};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    success
+  1    the operation failed (git, I/O, the agent; problems found by `validate`)
+  2    bad input or usage; nothing was changed
+  3    the backlog file is corrupt, invalid or of a newer version (left untouched)
+  4    another tgs process held the backlog lock too long; try again
+
+Environment:
+  TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`
+  TGS_NOW    pin the clock (RFC 3339), for tests and reproducible runs
+  NO_COLOR   disable colors";
+
+/// TGSFlow: thoughts, agents and an autonomous server mode.
+#[derive(Debug, Parser)]
+#[command(name = "tgs", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Run as if tgs was started in DIR.
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub chdir: Option<PathBuf>,
+
+    /// Print data as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and inspect thoughts.
+    #[command(subcommand)]
+    Thought(ThoughtCommand),
+    /// Server mode: the backlog of approved thoughts and its automation.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Run coding agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Print a shell completion script.
+    Completions(completions::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThoughtCommand {
+    /// Scaffold a new thought directory.
+    New(thought_new::Args),
+    /// List every thought with its stage, read from HEAD.
+    List(thought_list::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Manage the backlog (tgs/server/backlog.json).
+    #[command(subcommand)]
+    Backlog(BacklogCommand),
+    /// Add every approved thought that is not in the backlog yet.
+    Scan(scan::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BacklogCommand {
+    /// Add thoughts to the backlog.
+    Add(backlog_add::Args),
+    /// List entries in claim order.
+    List(backlog_list::Args),
+    /// Show one entry.
+    Show(backlog_show::Args),
+    /// Remove an entry.
+    Remove(backlog_remove::Args),
+    /// Set an entry's priority (higher runs first).
+    Priority(backlog_priority::Args),
+    /// Claim the next entry and print what an agent should read.
+    Next(backlog_next::Args),
+    /// Mark a claimed entry completed.
+    Complete(backlog_transition::CompleteArgs),
+    /// Mark a claimed entry failed.
+    Fail(backlog_transition::FailArgs),
+    /// Put a failed entry back in the queue.
+    Retry(backlog_transition::RetryArgs),
+    /// Check the backlog against the repository.
+    Validate(backlog_validate::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Run an adapter script (the contract of the Go `tgs agent exec`).
+    Exec(agent_exec::Args),
+}
+
+/// What every command may need, resolved from the global arguments.
+pub struct Ctx {
+    pub json: bool,
+}
+
+impl Ctx {
+    pub fn repo(&self) -> CliResult<Repo> {
+        Ok(Repo::discover(Path::new("."))?)
+    }
+}
+
+pub fn run(cli: Cli) -> CliResult {
+    if let Some(dir) = &cli.chdir {
+        std::env::set_current_dir(dir).map_err(|e| {
+            CliError::usage(format!("cannot change to {}", dir.display())).cause(e.to_string())
+        })?;
+    }
+    let ctx = Ctx { json: cli.json };
+    match cli.command {
+        Command::Thought(ThoughtCommand::New(a)) => thought_new::run(&ctx, a),
+        Command::Thought(ThoughtCommand::List(a)) => thought_list::run(&ctx, a),
+        Command::Server(ServerCommand::Scan(a)) => scan::run(&ctx, a),
+        Command::Server(ServerCommand::Backlog(b)) => match b {
+            BacklogCommand::Add(a) => backlog_add::run(&ctx, a),
+            BacklogCommand::List(a) => backlog_list::run(&ctx, a),
+            BacklogCommand::Show(a) => backlog_show::run(&ctx, a),
+            BacklogCommand::Remove(a) => backlog_remove::run(&ctx, a),
+            BacklogCommand::Priority(a) => backlog_priority::run(&ctx, a),
+            BacklogCommand::Next(a) => backlog_next::run(&ctx, a),
+            BacklogCommand::Complete(a) => backlog_transition::complete(&ctx, a),
+            BacklogCommand::Fail(a) => backlog_transition::fail(&ctx, a),
+            BacklogCommand::Retry(a) => backlog_transition::retry(&ctx, a),
+            BacklogCommand::Validate(a) => backlog_validate::run(&ctx, a),
+        },
+        Command::Agent(AgentCommand::Exec(a)) => agent_exec::run(&ctx, a),
+        Command::Completions(a) => completions::run(a),
+    }
+}
+
+/// Options shared by commands that change the backlog.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WriteArgs {
+    /// Write the file but do not record the change as a commit.
+    #[arg(long)]
+    pub no_commit: bool,
+}
+
+impl WriteArgs {
+    pub fn options(&self) -> tgs_core::backlog::store::WriteOptions {
+        tgs_core::backlog::store::WriteOptions {
+            commit: !self.no_commit,
+        }
+    }
+}
+
+pub fn ok() -> CliResult {
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a thought argument points, before checking that the thought exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThoughtArg {
+    /// A bare name: `tgs/thoughts/<name>`, or the legacy `tgs/<name>`.
+    Name(ThoughtName),
+    /// A repository-relative directory of the right shape.
+    Dir(String),
+}
+
+impl ThoughtArg {
+    /// The directories this argument may mean, preferred first.
+    pub fn candidates(&self) -> Vec<String> {
+        match self {
+            ThoughtArg::Name(n) => vec![format!("{THOUGHTS_DIR}/{n}"), format!("tgs/{n}")],
+            ThoughtArg::Dir(d) => vec![d.clone()],
+        }
+    }
+}
+
+/// Interpret a thought directory given on the command line: `x`,
+/// `tgs/thoughts/x`, `./tgs/thoughts/x/`, a path relative to the current
+/// directory, or an absolute path inside the repository. Purely lexical:
+/// nothing on disk is followed, so symlinks cannot redirect it.
+pub fn parse_thought_arg(repo: &Repo, arg: &str) -> CliResult<ThoughtArg> {
+    let trimmed = arg.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(CliError::usage(format!(
+            "{arg:?} is not a thought directory"
+        )));
+    }
+    if !trimmed.contains('/') && trimmed != "." && trimmed != ".." {
+        return ThoughtName::parse(trimmed)
+            .map(ThoughtArg::Name)
+            .ok_or_else(|| bad_name(arg, trimmed));
+    }
+    let rel = if Path::new(trimmed).is_absolute() {
+        let root = repo.root();
+        let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+        let p = Path::new(trimmed);
+        let stripped = p
+            .strip_prefix(root)
+            .or_else(|_| p.strip_prefix(&canon_root))
+            .map_err(|_| {
+                CliError::usage(format!(
+                    "{arg} lies outside the repository {}",
+                    root.display()
+                ))
+            })?;
+        stripped.to_string_lossy().into_owned()
+    } else {
+        format!("{}{trimmed}", repo.prefix())
+    };
+    let normal = normalize(&rel)
+        .ok_or_else(|| CliError::usage(format!("{arg} lies outside the repository")))?;
+    let parts: Vec<&str> = normal.split('/').collect();
+    let name = match parts.as_slice() {
+        ["tgs", "thoughts", name] | ["tgs", name] => *name,
+        _ => {
+            return Err(CliError::usage(format!(
+                "{arg} lies outside the thoughts folder ({THOUGHTS_DIR}/<hash>-<slug>)"
+            )))
+        }
+    };
+    ThoughtName::parse(name).ok_or_else(|| bad_name(arg, name))?;
+    Ok(ThoughtArg::Dir(normal))
+}
+
+fn bad_name(arg: &str, name: &str) -> CliError {
+    CliError::usage(format!(
+        "{arg}: {name:?} is not a thought name of the form <hex hash>-<slug> (e.g. 3f2a9c1-add-dark-mode)"
+    ))
+}
+
+/// Resolve `.` and `..` lexically; `None` if the path climbs out of the root.
+fn normalize(path: &str) -> Option<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out.join("/"))
+}
+
+/// Find the backlog entry a command-line argument names.
+pub fn find_entry(repo: &Repo, backlog: &Backlog, arg: &str) -> CliResult<String> {
+    let parsed = parse_thought_arg(repo, arg)?;
+    parsed
+        .candidates()
+        .into_iter()
+        .find(|d| backlog.get(d).is_some())
+        .ok_or_else(|| {
+            CliError::usage(format!("{} is not in the backlog", parsed.candidates()[0]))
+                .hint("`tgs server backlog list` shows what is")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn lexical_normalization() {
+        assert_eq!(
+            normalize("./tgs/thoughts/x").as_deref(),
+            Some("tgs/thoughts/x")
+        );
+        assert_eq!(
+            normalize("tgs/a/../thoughts/x").as_deref(),
+            Some("tgs/thoughts/x")
+        );
+        assert_eq!(normalize("../x"), None);
+        assert_eq!(normalize("tgs/../../x"), None);
+    }
+}

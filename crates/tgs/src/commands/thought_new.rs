@@ -1,0 +1,34 @@
+//! `tgs thought new`: scaffold a thought directory.
+
+use serde_json::json;
+use tgs_core::template;
+
+use super::Ctx;
+use crate::error::CliResult;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The thought's title; its slug names the directory.
+    #[arg(long)]
+    pub title: String,
+    /// The idea, written into README.md's "Idea Spec" section.
+    #[arg(long)]
+    pub spec: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let repo = ctx.repo()?;
+    let made = template::scaffold(&repo, &args.title, args.spec.as_deref())?;
+    if ctx.json {
+        output::json(&json!({ "dir": made.dir, "files": made.files }));
+    } else {
+        anstream::println!("{}", made.dir);
+        output::note(format!(
+            "created {} from {} templates; write research.md, then plan.md, and commit them once approved",
+            made.dir,
+            if made.from_repo_templates { "the repository's" } else { "the built-in" }
+        ));
+    }
+    super::ok()
+}
