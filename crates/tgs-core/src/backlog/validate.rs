@@ -251,33 +251,31 @@ pub fn repair(b: &mut Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<Stri
         let Some(dir) = p.dir.as_deref() else {
             continue;
         };
-        match p.fix {
-            Some(Fix::MarkCompleted) => {
-                if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) {
-                    e.status = Status::Completed;
-                    e.completed_at = Some(now);
-                    e.lease_expires_at = None;
-                    e.not_before = None;
-                    done.push(format!(
-                        "{dir}: marked completed (the thought is implemented)"
-                    ));
-                }
-            }
-            Some(Fix::Remove) if b.remove(dir).is_ok() => {
-                done.push(format!("{dir}: removed (the thought is not in HEAD)"));
-            }
-            Some(Fix::Requeue)
-                if b.requeue(
+        let repaired = match p.fix {
+            Some(Fix::MarkCompleted) => b.thoughts.iter_mut().find(|e| e.dir == dir).map(|e| {
+                e.status = Status::Completed;
+                e.completed_at = Some(now);
+                e.lease_expires_at = None;
+                e.not_before = None;
+                "marked completed (the thought is implemented)"
+            }),
+            Some(Fix::Remove) => b
+                .remove(dir)
+                .ok()
+                .map(|_| "removed (the thought is not in HEAD)"),
+            Some(Fix::Requeue) => b
+                .requeue(
                     dir,
                     Some("requeued by validate --fix: abandoned claim"),
                     None,
                     false,
                 )
-                .is_ok() =>
-            {
-                done.push(format!("{dir}: requeued (abandoned claim)"));
-            }
-            _ => {}
+                .ok()
+                .map(|_| "requeued (abandoned claim)"),
+            _ => None,
+        };
+        if let Some(what) = repaired {
+            done.push(format!("{dir}: {what}"));
         }
     }
     done
