@@ -10,6 +10,7 @@ pub mod backlog;
 pub mod clock;
 pub mod context;
 mod error;
+pub mod failpoint;
 pub mod git;
 pub mod process;
 pub mod repo;

@@ -156,20 +156,39 @@ impl<'r> Store<'r> {
 
     /// Apply `f` to the current backlog under the lock and, if it changed
     /// anything, write the file atomically and commit it.
+    ///
+    /// When nothing changed but the file on disk differs from HEAD (a writer
+    /// died between the rename and the commit, or ran with `--no-commit`),
+    /// the file is committed as it stands, so the committed state catches up.
     pub fn update<T>(
         &self,
         opts: &WriteOptions,
         f: impl FnOnce(&mut Backlog) -> Result<Change<T>, Error>,
     ) -> Result<Applied<T>, Error> {
         let _lock = self.lock()?;
-        let before = self.read()?;
+        crate::failpoint::hit("backlog.locked");
+        remove_stale_temp_files(&self.path);
+        let current = self.read_text()?;
+        let before = match &current {
+            Some(text) => parse(text, &self.path)?,
+            None => Backlog::default(),
+        };
         check_writable(&before, &self.path)?;
         let mut after = before.clone();
         let change = f(&mut after)?;
         let Some(message) = change.message.filter(|_| after != before) else {
+            let commit = match current.filter(|_| opts.commit) {
+                Some(text) => commit_file(
+                    self.repo,
+                    BACKLOG_PATH,
+                    text.as_bytes(),
+                    "chore(tgs): record the backlog as written",
+                )?,
+                None => None,
+            };
             return Ok(Applied {
                 value: change.value,
-                commit: None,
+                commit,
                 changed: false,
             });
         };
@@ -212,6 +231,23 @@ impl<'r> Store<'r> {
     }
 }
 
+/// Temporary files left by writers that were killed mid-write. Only called
+/// under the lock, so no live writer can own one.
+fn remove_stale_temp_files(path: &Path) {
+    let Some(dir) = path.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".backlog.") && name.ends_with(".tmp") {
+            tracing::debug!("removing {name}, left by a writer that died");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Replace `path` with `data` atomically: readers see the old or the new file, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     let dir = path.parent().expect("a file path has a parent");
@@ -222,7 +258,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
         .tempfile_in(dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
+    crate::failpoint::hit("backlog.temp-written");
     tmp.persist(path).map_err(|e| e.error)?;
+    crate::failpoint::hit("backlog.renamed");
     // Make the rename itself durable.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -253,22 +291,24 @@ pub fn commit_file(
     )
     .trim()
     .to_owned();
+    crate::failpoint::hit("commit.blob-written");
     let head_tree = git.text(["rev-parse", &format!("{head}^{{tree}}")])?;
-    let head_blob = git
-        .cmd([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{head}:{path}"),
-        ])
-        .output()?;
-    let head_blob = head_blob.success.then(|| head_blob.stdout_text());
+    let head_blob = rev_blob(git, &format!("{head}:{path}"))?;
+    let staged = staged_oid(git, path)?;
     if head_blob.as_deref() == Some(blob.as_str()) {
+        // Already committed. If the index still holds the parent's version,
+        // an earlier tgs died between moving HEAD and updating the index.
+        if staged.is_some()
+            && staged != head_blob
+            && staged == rev_blob(git, &format!("{head}^:{path}"))?
+        {
+            sync_index(git, path, &blob);
+        }
         return Ok(None);
     }
-    let staged = staged_oid(git, path)?;
     let tree = git::tree_with_blobs(git, Some(&head_tree), &[(path, &blob)])?;
     let commit = commit_tree(git, &tree, &[&head], message)?;
+    crate::failpoint::hit("commit.created");
     git.cmd([
         "update-ref",
         "-m",
@@ -278,17 +318,30 @@ pub fn commit_file(
         &head,
     ])
     .run()?;
+    crate::failpoint::hit("commit.ref-updated");
     if staged == head_blob {
         // Nothing of the user's was staged at this path: keep the index in step with HEAD.
-        let info = format!("100644,{blob},{path}");
-        if let Err(e) = git
-            .cmd(["update-index", "--add", "--cacheinfo", &info])
-            .run()
-        {
-            tracing::warn!("could not update the index entry of {path}: {e}");
-        }
+        sync_index(git, path, &blob);
     }
     Ok(Some(commit))
+}
+
+fn sync_index(git: &Git, path: &str, blob: &str) {
+    let info = format!("100644,{blob},{path}");
+    if let Err(e) = git
+        .cmd(["update-index", "--add", "--cacheinfo", &info])
+        .run()
+    {
+        tracing::warn!("could not update the index entry of {path}: {e}");
+    }
+}
+
+/// The blob at `rev:path`, if there is one.
+fn rev_blob(git: &Git, spec: &str) -> Result<Option<String>, Error> {
+    let out = git
+        .cmd(["rev-parse", "--verify", "--quiet", spec])
+        .output()?;
+    Ok(out.success.then(|| out.stdout_text()))
 }
 
 fn staged_oid(git: &Git, path: &str) -> Result<Option<String>, Error> {

@@ -1,0 +1,570 @@
+//! `tgs server backlog ...` and `tgs server scan` on real repositories.
+
+mod common;
+
+use common::{run, TestEnv, TestRepo};
+use serde_json::{json, Value};
+
+const A: &str = "tgs/thoughts/aaaaaaa-first";
+const B: &str = "tgs/thoughts/bbbbbbb-second";
+const C: &str = "tgs/thoughts/ccccccc-third";
+
+fn three(env: &TestEnv) -> TestRepo<'_> {
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-first", "First thing");
+    repo.approved("bbbbbbb-second", "Second thing");
+    repo.approved("ccccccc-third", "Third thing");
+    repo.write("CLAUDE.md", "be careful\n");
+    repo.write("tgs/agentops/AGENTOPS.md", "workflow\n");
+    repo.commit_all("thoughts");
+    repo
+}
+
+fn ok(repo: &TestRepo, args: &[&str]) -> String {
+    let (code, out, err) = run(repo.tgs().args(args));
+    assert_eq!(code, 0, "tgs {args:?} failed: {err}");
+    out
+}
+
+fn dirs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["dir"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn add_normalizes_and_commits_only_the_backlog() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    // The user has work in progress: a staged file and an unstaged change.
+    repo.write("staged.txt", "staged\n");
+    repo.git(&["add", "staged.txt"]);
+    repo.write("README.md", "# Demo project\nlocal edit\n");
+    let before = repo.head();
+
+    ok(&repo, &["server", "backlog", "add", "aaaaaaa-first"]);
+    ok(
+        &repo,
+        &[
+            "server",
+            "backlog",
+            "add",
+            "./tgs/thoughts/bbbbbbb-second/",
+            "--priority",
+            "5",
+        ],
+    );
+    let out = run(env.tgs_cmd(&repo.path("tgs/thoughts")).args([
+        "server",
+        "backlog",
+        "add",
+        "ccccccc-third/",
+    ]));
+    assert_eq!(out.0, 0, "{}", out.2);
+
+    let b = repo.backlog();
+    assert_eq!(b["version"], "1");
+    assert_eq!(dirs(&b["thoughts"]), [A, B, C]);
+    assert_eq!(b["thoughts"][0]["title"], "First thing");
+    assert_eq!(b["thoughts"][0]["status"], "queued");
+    assert_eq!(b["thoughts"][0]["added_at"], common::NOW);
+    assert_eq!(b["thoughts"][0]["started_at"], Value::Null);
+    assert_eq!(b["thoughts"][1]["priority"], 5);
+
+    // Three commits, each containing only the backlog file.
+    assert_eq!(
+        repo.git(&["rev-list", "--count", &format!("{before}..HEAD")]),
+        "3"
+    );
+    let files = repo.git(&[
+        "log",
+        "--format=",
+        "--name-only",
+        &format!("{before}..HEAD"),
+    ]);
+    assert!(
+        files
+            .lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l == "tgs/server/backlog.json"),
+        "{files}"
+    );
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        format!("chore(tgs): add {C}")
+    );
+    // The user's staged file is still staged (and not committed), the edit still there.
+    assert_eq!(repo.git(&["diff", "--cached", "--name-only"]), "staged.txt");
+    assert_eq!(repo.git(&["diff", "--name-only"]), "README.md");
+    assert!(repo
+        .git(&["status", "--porcelain"])
+        .lines()
+        .all(|l| !l.contains("backlog.json")));
+
+    // Adding again changes nothing and says so.
+    let head = repo.head();
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", A]));
+    assert_eq!(code, 0);
+    assert!(err.contains("already in the backlog"), "{err}");
+    assert_eq!(repo.head(), head);
+
+    // The file is deterministic: 2-space JSON with a trailing newline.
+    let text = repo.read("tgs/server/backlog.json");
+    assert!(text.starts_with("{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\n      \"dir\""));
+    assert!(text.ends_with("}\n"));
+}
+
+#[test]
+fn add_rejects_bad_dirs_and_leaves_the_file_alone() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    ok(&repo, &["server", "backlog", "add", A]);
+    let text = repo.read("tgs/server/backlog.json");
+    let head = repo.head();
+    repo.write("tgs/thoughts/ddddddd-not-committed/research.md", "x\n");
+    repo.write("tgs/1234567-legacy/plan.md", "x\n");
+    std::os::unix::fs::symlink("/etc", repo.path("tgs/thoughts/eeeeeee-symlink")).unwrap();
+    for (arg, needle) in [
+        (
+            "tgs/thoughts/9999999-missing",
+            "does not exist in the committed tree",
+        ),
+        (
+            "ddddddd-not-committed",
+            "commit its research and plan first",
+        ),
+        ("src", "not a thought name"),
+        ("src/aaaaaaa-first", "outside the thoughts folder"),
+        ("../r.git", "outside the repository"),
+        ("/etc/passwd", "outside the repository"),
+        ("tgs/thoughts/not-hex", "not a thought name"),
+        (
+            "tgs/thoughts/aaaaaaa-first/../../../x",
+            "outside the thoughts folder",
+        ),
+        ("eeeeeee-symlink", "does not exist in the committed tree"),
+    ] {
+        // One bad argument among good ones: nothing is added.
+        let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", B, arg]));
+        assert_eq!(code, 2, "{arg}: {err}");
+        assert!(err.contains(needle), "{arg}: {err}");
+        assert_eq!(repo.read("tgs/server/backlog.json"), text, "{arg}");
+        assert_eq!(repo.head(), head, "{arg}");
+    }
+}
+
+#[test]
+fn list_show_priority_remove() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    ok(&repo, &["server", "backlog", "add", A, B]);
+    ok(&repo, &["server", "backlog", "add", C, "--priority", "10"]);
+    ok(
+        &repo,
+        &["server", "backlog", "priority", "bbbbbbb-second", "-1"],
+    );
+    let v: Value =
+        serde_json::from_str(&ok(&repo, &["server", "backlog", "list", "--json"])).unwrap();
+    assert_eq!(
+        dirs(&v),
+        [C, A, B],
+        "priority high to low, then order of addition"
+    );
+    let table = ok(&repo, &["server", "backlog", "list"]);
+    let header = table.lines().next().unwrap();
+    for col in [
+        "DIR",
+        "TITLE",
+        "STATUS",
+        "PRIORITY",
+        "ATTEMPTS",
+        "ADDED",
+        "CLAIMED BY",
+        "PR",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(table.lines().nth(1).unwrap().starts_with(C));
+    let shown: Value =
+        serde_json::from_str(&ok(&repo, &["server", "backlog", "show", A, "--json"])).unwrap();
+    assert_eq!(shown["dir"], A);
+    assert_eq!(shown["title"], "First thing");
+    ok(&repo, &["server", "backlog", "remove", A]);
+    let v: Value = serde_json::from_str(&ok(
+        &repo,
+        &["server", "backlog", "list", "--json", "--status", "queued"],
+    ))
+    .unwrap();
+    assert_eq!(dirs(&v), [C, B]);
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        format!("chore(tgs): remove {A}")
+    );
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "show", A]));
+    assert_eq!(code, 2);
+    assert!(err.contains("not in the backlog"), "{err}");
+    let (code, _, _) = run(repo
+        .tgs()
+        .args(["server", "backlog", "list", "--status", "nope"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn next_claims_in_order_with_a_lease_and_context() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    ok(&repo, &["server", "backlog", "add", A, B]);
+    ok(&repo, &["server", "backlog", "add", C, "--priority", "3"]);
+    let got: Value = serde_json::from_str(&ok(
+        &repo,
+        &["server", "backlog", "next", "--json", "--claimed-by", "w1"],
+    ))
+    .unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "dir": C,
+            "title": "Third thing",
+            "context_files": [
+                format!("{C}/README.md"),
+                format!("{C}/research.md"),
+                format!("{C}/plan.md"),
+                "tgs/agentops/AGENTOPS.md",
+                "CLAUDE.md",
+                "README.md",
+            ]
+        })
+    );
+    let e = &repo.backlog()["thoughts"][2];
+    assert_eq!(e["status"], "in_progress");
+    assert_eq!(e["claimed_by"], "w1");
+    assert_eq!(e["claimed_at"], common::NOW);
+    assert_eq!(e["started_at"], common::NOW);
+    assert_eq!(e["lease_expires_at"], "2026-01-15T18:00:00Z");
+    assert_eq!(e["attempts"], 1);
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        format!("chore(tgs): claim {C} for w1")
+    );
+
+    // Plain output: the dir, the title, the files.
+    let out = ok(&repo, &["server", "backlog", "next"]);
+    assert!(
+        out.starts_with(&format!("dir: {A}\ntitle: First thing\ncontext_files:\n")),
+        "{out}"
+    );
+    assert_eq!(
+        repo.backlog()["thoughts"][0]["claimed_by"],
+        "vm/tester".replace("vm", &hostname())
+    );
+    ok(&repo, &["server", "backlog", "next", "--lease", "30m"]);
+    // Nothing left: null, exit 0, no commit.
+    let head = repo.head();
+    assert_eq!(
+        ok(&repo, &["server", "backlog", "next", "--json"]).trim(),
+        "null"
+    );
+    assert_eq!(repo.head(), head);
+
+    // When the lease of the third claim (30m) has expired, another worker may take it over.
+    let later = repo
+        .tgs()
+        .env("TGS_NOW", "2026-01-15T12:31:00Z")
+        .args(["server", "backlog", "next", "--json", "--claimed-by", "w2"])
+        .output()
+        .unwrap();
+    assert!(later.status.success());
+    let got: Value = serde_json::from_slice(&later.stdout).unwrap();
+    assert_eq!(got["dir"], B);
+    assert!(String::from_utf8_lossy(&later.stderr).contains("lease had expired"));
+    assert_eq!(repo.backlog()["thoughts"][1]["attempts"], 2);
+}
+
+fn hostname() -> String {
+    std::process::Command::new("hostname")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap()
+}
+
+#[test]
+fn transitions_and_invalid_ones() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    ok(&repo, &["server", "backlog", "add", A, B]);
+    // Completing a queued entry is refused with the allowed actions named.
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "complete", A]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("it is queued") && err.contains("next"),
+        "{err}"
+    );
+    ok(&repo, &["server", "backlog", "next"]);
+    ok(&repo, &["server", "backlog", "next"]);
+    let (code, _, _) = run(repo.tgs().args([
+        "server",
+        "backlog",
+        "complete",
+        A,
+        "--pr-url",
+        "javascript:alert(1)",
+    ]));
+    assert_eq!(code, 2);
+    ok(
+        &repo,
+        &[
+            "server",
+            "backlog",
+            "complete",
+            A,
+            "--pr-url",
+            "https://github.com/o/r/pull/7",
+        ],
+    );
+    ok(
+        &repo,
+        &["server", "backlog", "fail", B, "--reason", "tests failed"],
+    );
+    let b = repo.backlog();
+    assert_eq!(b["thoughts"][0]["status"], "completed");
+    assert_eq!(b["thoughts"][0]["pr_url"], "https://github.com/o/r/pull/7");
+    assert_eq!(b["thoughts"][0]["completed_at"], common::NOW);
+    assert_eq!(b["thoughts"][1]["status"], "failed");
+    assert_eq!(b["thoughts"][1]["last_error"], "tests failed");
+    for args in [["retry", A], ["fail", A], ["complete", A]] {
+        let (code, _, err) = run(repo.tgs().args(["server", "backlog"]).args(args));
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            err.contains("it is completed") && err.contains("remove"),
+            "{err}"
+        );
+    }
+    ok(&repo, &["server", "backlog", "retry", B]);
+    let b = repo.backlog();
+    assert_eq!(b["thoughts"][1]["status"], "queued");
+    assert_eq!(
+        b["thoughts"][1].get("attempts"),
+        None,
+        "a retry starts a fresh budget"
+    );
+    let subjects = repo.git(&["log", "-3", "--format=%s"]);
+    assert_eq!(
+        subjects,
+        format!("chore(tgs): retry {B}\nchore(tgs): fail {B}\nchore(tgs): complete {A}")
+    );
+}
+
+#[test]
+fn scan_adds_approved_thoughts_not_yet_seen() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    repo.thought("ddddddd-draft", &[("research.md", "r\n")]);
+    repo.thought(
+        "eeeeeee-done",
+        &[
+            ("research.md", "r\n"),
+            ("plan.md", "p\n"),
+            ("implementation.md", "done\n"),
+        ],
+    );
+    repo.write(
+        "tgs/7777777-legacy-approved/research.md",
+        "# Research: Legacy one\n",
+    );
+    repo.write("tgs/7777777-legacy-approved/plan.md", "p\n");
+    repo.commit_all("more");
+    ok(&repo, &["server", "backlog", "add", A]);
+    ok(&repo, &["server", "backlog", "next"]);
+    ok(&repo, &["server", "backlog", "fail", A]);
+
+    let head = repo.head();
+    let dry: Value =
+        serde_json::from_str(&ok(&repo, &["server", "scan", "--dry-run", "--json"])).unwrap();
+    let want = json!([
+        {"dir": "tgs/7777777-legacy-approved", "title": "Legacy one"},
+        {"dir": B, "title": "Second thing"},
+        {"dir": C, "title": "Third thing"},
+    ]);
+    assert_eq!(dry, want);
+    assert_eq!(repo.head(), head, "--dry-run changes nothing");
+    let added: Value = serde_json::from_str(&ok(&repo, &["server", "scan", "--json"])).unwrap();
+    assert_eq!(added, want);
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        "chore(tgs): scan added 3 thoughts"
+    );
+    assert_eq!(
+        repo.backlog()["thoughts"][0]["status"],
+        "failed",
+        "a failed entry is not re-added"
+    );
+    assert_eq!(ok(&repo, &["server", "scan", "--json"]).trim(), "[]");
+    assert_eq!(repo.commit_count(), 7);
+}
+
+#[test]
+fn go_prototype_and_hand_written_files() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    // As the Go prototype wrote it: nulls, claimed_by/claimed_at, fractional timestamps; plus a field we do not know.
+    repo.write(
+        "tgs/server/backlog.json",
+        r#"{"version":"1","thoughts":[
+{"dir":"tgs/thoughts/aaaaaaa-first","title":"First thing","priority":10,"status":"in_progress","added_at":"2025-10-22T10:00:00Z","started_at":"2025-10-22T11:00:00.5+02:00","completed_at":null,"claimed_by":"runner-1","claimed_at":"2025-10-22T09:00:00Z","owner":{"team":"core"}},
+{"dir":"tgs/thoughts/bbbbbbb-second","title":"Second thing","priority":1,"status":"queued","added_at":"2025-10-22T10:00:00Z","started_at":null,"completed_at":null,"claimed_by":null,"claimed_at":null}
+],"generated_by":"tgs-go"}"#,
+    );
+    repo.commit_all("go backlog");
+    let v: Value =
+        serde_json::from_str(&ok(&repo, &["server", "backlog", "list", "--json"])).unwrap();
+    assert_eq!(dirs(&v), [A, B]);
+    let shown: Value =
+        serde_json::from_str(&ok(&repo, &["server", "backlog", "show", A, "--json"])).unwrap();
+    assert_eq!(
+        shown["owner"],
+        json!({"team": "core"}),
+        "show prints the entry as stored"
+    );
+    assert_eq!(shown["started_at"], "2025-10-22T11:00:00.5+02:00");
+    // The Go claim has no lease: it is taken to expire six hours after it was made.
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "validate"]));
+    assert_eq!(code, 1);
+    assert!(err.is_empty() || !err.contains("error:"), "{err}");
+    // A write keeps unknown fields, top-level and per entry.
+    ok(&repo, &["server", "backlog", "add", C]);
+    let b = repo.backlog();
+    assert_eq!(b["generated_by"], "tgs-go");
+    assert_eq!(b["thoughts"][0]["owner"], json!({"team": "core"}));
+    assert_eq!(b["thoughts"][0]["claimed_by"], "runner-1");
+    assert_eq!(b["thoughts"][2]["dir"], C);
+}
+
+#[test]
+fn corrupt_and_newer_files_are_never_overwritten() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    let corrupt = "{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\"dir\": \"tgs/thoughts/aaaaaaa-first\",}\n  ]\n}\n";
+    repo.write("tgs/server/backlog.json", corrupt);
+    for args in [
+        vec!["server", "backlog", "add", B],
+        vec!["server", "backlog", "list"],
+        vec!["server", "backlog", "next"],
+        vec!["server", "scan"],
+    ] {
+        let (code, _, err) = run(repo.tgs().args(&args));
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains("line 4, column"), "{err}");
+        assert_eq!(repo.read("tgs/server/backlog.json"), corrupt);
+    }
+    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
+    assert_eq!(code, 1);
+    assert!(out.contains("line 4, column"), "{out}");
+
+    let bad_status = r#"{"version":"1","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","status":"done"},{"dir":7}]}"#;
+    repo.write("tgs/server/backlog.json", bad_status);
+    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate", "--fix"]));
+    assert_eq!(code, 1);
+    assert!(out.contains("unknown status \"done\""), "{out}");
+    assert!(out.contains("entry 2 is invalid"), "{out}");
+    assert_eq!(repo.read("tgs/server/backlog.json"), bad_status);
+
+    let newer = r#"{"version":"2","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","title":"T","status":"queued","shiny":true}]}"#;
+    repo.write("tgs/server/backlog.json", newer);
+    assert!(
+        ok(&repo, &["server", "backlog", "list"]).contains(A),
+        "a newer file is read"
+    );
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", B]));
+    assert_eq!(code, 3);
+    assert!(err.contains("newer"), "{err}");
+    assert_eq!(repo.read("tgs/server/backlog.json"), newer);
+}
+
+#[test]
+fn validate_reports_and_fixes() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    repo.thought(
+        "ddddddd-done",
+        &[
+            ("research.md", "r\n"),
+            ("plan.md", "p\n"),
+            ("implementation.md", "done\n"),
+        ],
+    );
+    repo.commit_all("done");
+    let entry = |dir: &str, status: &str, extra: Value| {
+        let mut e = json!({"dir": dir, "title": "t", "priority": 0, "status": status, "added_at": "2026-01-01T00:00:00Z", "started_at": null, "completed_at": null});
+        e.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        e
+    };
+    let file = json!({"version": "1", "thoughts": [
+        entry(A, "queued", json!({})),
+        entry(A, "queued", json!({})),
+        entry("tgs/thoughts/9999999-gone", "queued", json!({})),
+        entry("tgs/thoughts/ddddddd-done", "queued", json!({})),
+        entry(B, "in_progress", json!({})),
+        entry(C, "in_progress", json!({"claimed_by": "w", "lease_expires_at": "2026-01-15T11:00:00Z", "depends_on": ["tgs/thoughts/8888888-unknown"]})),
+    ]});
+    repo.write(
+        "tgs/server/backlog.json",
+        &serde_json::to_string_pretty(&file).unwrap(),
+    );
+    repo.commit_all("messy backlog");
+    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
+    assert_eq!(code, 1);
+    for needle in [
+        "tgs/thoughts/aaaaaaa-first: listed more than once",
+        "tgs/thoughts/9999999-gone: the thought is not in the committed tree of HEAD",
+        "tgs/thoughts/ddddddd-done: the thought is implemented but the entry is queued",
+        "tgs/thoughts/bbbbbbb-second: in progress but claimed by nobody",
+        "tgs/thoughts/ccccccc-third: in progress by w but the lease expired",
+        "depends on tgs/thoughts/8888888-unknown, which is not in the backlog",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let v: Value =
+        serde_json::from_str(&run(repo.tgs().args(["server", "backlog", "validate", "--json"])).1)
+            .unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 6);
+
+    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate", "--fix"]));
+    assert_eq!(code, 1, "the unknown dependency needs a human\n{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("fixed: ")).count(),
+        5,
+        "{out}"
+    );
+    let b = repo.backlog();
+    assert_eq!(dirs(&b["thoughts"]), [A, "tgs/thoughts/ddddddd-done", B, C]);
+    assert_eq!(b["thoughts"][1]["status"], "completed");
+    assert_eq!(b["thoughts"][2]["status"], "queued");
+    assert_eq!(b["thoughts"][3]["status"], "queued");
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        "chore(tgs): repair the backlog (5 fixes)"
+    );
+    let (_, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+#[test]
+fn no_commit_writes_the_file_only() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    let head = repo.head();
+    ok(&repo, &["server", "backlog", "add", A, "--no-commit"]);
+    assert_eq!(repo.head(), head);
+    assert_eq!(dirs(&repo.backlog()["thoughts"]), [A]);
+    // The next committing change records the file as it is, so nothing is lost.
+    ok(&repo, &["server", "backlog", "add", B]);
+    let committed: Value =
+        serde_json::from_str(&repo.git(&["show", "HEAD:tgs/server/backlog.json"])).unwrap();
+    assert_eq!(dirs(&committed["thoughts"]), [A, B]);
+}

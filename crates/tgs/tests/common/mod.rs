@@ -1,0 +1,214 @@
+//! The test environment: every test gets its own temporary HOME with a pinned
+//! git configuration, a pinned clock (`TGS_NOW`) and git repositories with a
+//! local bare remote as `origin`, and runs the real `tgs` binary in them.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// The time every test runs at unless it moves the clock.
+pub const NOW: &str = "2026-01-15T12:00:00Z";
+
+pub struct TestEnv {
+    pub tmp: TempDir,
+    pub home: PathBuf,
+    pub now: String,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let tmp = tempfile::Builder::new()
+            .prefix("tgs-test-")
+            .tempdir()
+            .unwrap();
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join(".gitconfig"),
+            "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[core]\n\tautocrlf = false\n[advice]\n\tdetachedHead = false\n",
+        )
+        .unwrap();
+        TestEnv {
+            tmp,
+            home,
+            now: NOW.into(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Apply the pinned environment to any command (git or tgs).
+    pub fn pin(&self, cmd: &mut Command) {
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("GIT_") || k.starts_with("TGS_") || k.starts_with("GITHUB_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+            .env("GIT_AUTHOR_DATE", "2026-01-15T12:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-15T12:00:00Z")
+            .env("USER", "tester")
+            .env("NO_COLOR", "1")
+            .env("LC_ALL", "C")
+            .env("TGS_NOW", &self.now);
+    }
+
+    /// A new repository `name` with one commit and a bare `origin` beside it.
+    pub fn repo(&self, name: &str) -> TestRepo<'_> {
+        let root = self.path().join(name);
+        let origin = self.path().join(format!("{name}.git"));
+        std::fs::create_dir_all(&root).unwrap();
+        let r = TestRepo {
+            root,
+            origin,
+            env: self,
+        };
+        r.git(&["init", "-q", "-b", "main"]);
+        r.write("README.md", "# Demo project\n");
+        r.write("src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
+        r.commit_all("initial commit");
+        let status = self
+            .git_cmd(self.path())
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(&r.origin)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        r.git(&["remote", "add", "origin", r.origin.to_str().unwrap()]);
+        r.git(&["push", "-q", "-u", "origin", "main"]);
+        r
+    }
+
+    pub fn git_cmd(&self, dir: &Path) -> Command {
+        let mut c = Command::new("git");
+        c.current_dir(dir);
+        self.pin(&mut c);
+        c
+    }
+
+    pub fn tgs_cmd(&self, dir: &Path) -> assert_cmd::Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+        c.current_dir(dir);
+        self.pin(&mut c);
+        assert_cmd::Command::from_std(c)
+    }
+}
+
+pub struct TestRepo<'e> {
+    pub root: PathBuf,
+    pub origin: PathBuf,
+    pub env: &'e TestEnv,
+}
+
+impl TestRepo<'_> {
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel)).unwrap()
+    }
+
+    /// Run git here; panics on failure, returns trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = self.git_out(args);
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    pub fn git_out(&self, args: &[&str]) -> Output {
+        self.env.git_cmd(&self.root).args(args).output().unwrap()
+    }
+
+    pub fn commit_all(&self, msg: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", msg]);
+    }
+
+    /// Write a thought's files (name relative to `tgs/thoughts/`).
+    pub fn thought(&self, name: &str, files: &[(&str, &str)]) -> String {
+        let dir = format!("tgs/thoughts/{name}");
+        for (f, body) in files {
+            self.write(&format!("{dir}/{f}"), body);
+        }
+        dir
+    }
+
+    /// A thought with a README, research and plan: approved once committed.
+    pub fn approved(&self, name: &str, title: &str) -> String {
+        let hash = name.split('-').next().unwrap();
+        self.thought(
+            name,
+            &[
+                (
+                    "README.md",
+                    &format!("# {hash} - {title}\n\n- Base Hash: `{hash}`\n"),
+                ),
+                (
+                    "research.md",
+                    &format!("# Research: {title}\n\nWe looked into it.\n"),
+                ),
+                ("plan.md", &format!("# Plan: {title}\n\n1. Do it.\n")),
+            ],
+        )
+    }
+
+    pub fn tgs(&self) -> assert_cmd::Command {
+        self.env.tgs_cmd(&self.root)
+    }
+
+    pub fn backlog(&self) -> serde_json::Value {
+        serde_json::from_str(&self.read("tgs/server/backlog.json")).unwrap()
+    }
+
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn commit_count(&self) -> usize {
+        self.git(&["rev-list", "--count", "HEAD"]).parse().unwrap()
+    }
+}
+
+/// Run an assert_cmd command and return (exit code, stdout, stderr).
+pub fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Write an executable script.
+pub fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

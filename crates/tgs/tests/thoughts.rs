@@ -1,0 +1,281 @@
+//! `tgs thought new` and `tgs thought list` on real repositories: both
+//! layouts, the legacy place, skeletons, uncommitted and modified files.
+
+mod common;
+
+use common::{run, TestEnv};
+use serde_json::Value;
+
+fn stages(repo: &common::TestRepo) -> Vec<(String, String, String)> {
+    let (code, out, err) = run(repo.tgs().args(["thought", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["dir"].as_str().unwrap().to_owned(),
+                t["stage"].as_str().unwrap().to_owned(),
+                t["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn new_scaffolds_from_builtin_templates() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    let (code, out, err) = run(repo.tgs().args([
+        "thought",
+        "new",
+        "--title",
+        "Add Dark Mode!",
+        "--spec",
+        "Users asked.",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let dir = format!("tgs/thoughts/{short}-add-dark-mode");
+    assert_eq!(out.trim(), dir, "the new dir is the only thing on stdout");
+    let readme = repo.read(&format!("{dir}/README.md"));
+    assert!(
+        readme.starts_with(&format!(
+            "# {short} - Add Dark Mode!\n\n- Base Hash: `{short}`\n"
+        )),
+        "{readme}"
+    );
+    assert!(readme.contains("## Quick Links") && readme.contains("(research.md)"));
+    assert!(readme.contains("## Idea Spec\nUsers asked.\n"));
+    for f in ["research.md", "plan.md", "implementation.md"] {
+        assert!(repo.path(&format!("{dir}/{f}")).is_file(), "{f}");
+    }
+    // Committed as scaffolded, the skeletons mean nothing was written: a draft.
+    repo.commit_all("scaffold");
+    assert_eq!(
+        stages(&repo),
+        vec![(dir.clone(), "draft".into(), "Add Dark Mode!".into())]
+    );
+    // Filling research and plan approves it; the skeleton implementation.md does not implement it.
+    repo.write(
+        &format!("{dir}/research.md"),
+        "# Research\nReal findings.\n",
+    );
+    repo.write(&format!("{dir}/plan.md"), "# Plan\nReal steps.\n");
+    repo.commit_all("approve");
+    assert_eq!(stages(&repo)[0].1, "approved");
+}
+
+#[test]
+fn new_uses_the_repository_templates_and_refuses_bad_titles() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.write(
+        "tgs/agentops/tgs/00_research.md",
+        "# Research: <title>\n<findings>\n",
+    );
+    repo.write("tgs/agentops/tgs/20_plan.md", "# Plan: <title>\n<steps>\n");
+    repo.write(
+        "tgs/agentops/tgs/50_impl.md",
+        "# Implementation\n<summary>\n",
+    );
+    repo.commit_all("templates");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    let (code, out, _) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "Numbered one"]));
+    assert_eq!(code, 0);
+    let dir = out.trim().to_owned();
+    assert_eq!(dir, format!("tgs/thoughts/{short}-numbered-one"));
+    assert_eq!(
+        repo.read(&format!("{dir}/00_research.md")),
+        "# Research: <title>\n<findings>\n"
+    );
+    assert!(repo
+        .read(&format!("{dir}/README.md"))
+        .contains("(20_plan.md)"));
+    // Same title on the same HEAD: the directory exists already.
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "Numbered one"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    repo.commit_all("scaffold");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    // Templates of the repository are skeletons too.
+    assert_eq!(stages(&repo)[0].1, "draft");
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "!!! ??? 日本"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no letters or digits"), "{err}");
+    // A title cannot smuggle a path.
+    let (code, out, _) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "../../etc/passwd"]));
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("tgs/thoughts/{short}-etc-passwd"));
+}
+
+#[test]
+fn list_reads_stages_from_head_across_layouts() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.write(
+        "tgs/agentops/tgs/research.md",
+        "# Research: <Title>\n<text>\n",
+    );
+    repo.write(
+        "tgs/agentops/tgs/implementation.md",
+        "# Implementation: <Title>\n<text>\n",
+    );
+    // Classic layout, approved, with an unfilled implementation skeleton.
+    repo.approved("aaaaaaa-classic-approved", "Classic approved");
+    repo.write(
+        "tgs/thoughts/aaaaaaa-classic-approved/implementation.md",
+        "# Implementation: <Title>\n<text>\n",
+    );
+    // Numbered layout, implemented.
+    repo.thought(
+        "bbbbbbb-numbered-done",
+        &[
+            ("00_research.md", "# Research: numbered\nfacts\n"),
+            ("10_spec.md", "spec\n"),
+            ("20_plan.md", "plan\n"),
+            (
+                "40_approval.md",
+                "Approver: A\nRole: lead\nDate: 2026-01-01\n",
+            ),
+            ("50_impl.md", "# Done\nIt works.\n"),
+        ],
+    );
+    // Research is the skeleton: a draft, whatever the plan says.
+    repo.thought(
+        "ccccccc-skeleton-research",
+        &[
+            ("research.md", "# Research: <Title>\n<text>\n"),
+            ("plan.md", "real plan\n"),
+        ],
+    );
+    // Plan never committed.
+    repo.thought(
+        "ddddddd-uncommitted-plan",
+        &[("research.md", "# Research: U\nfacts\n")],
+    );
+    // No README: the title comes from research.md's heading, then the slug.
+    repo.thought(
+        "eeeeeee-no-readme",
+        &[
+            ("research.md", "# Research: Titled by research\nx\n"),
+            ("plan.md", "p\n"),
+        ],
+    );
+    repo.thought("fffffff-from-the-slug", &[("plan.md", "p\n")]);
+    // Legacy place.
+    repo.write(
+        "tgs/1234567-legacy-thought/research.md",
+        "# Research: Legacy\nx\n",
+    );
+    repo.write("tgs/1234567-legacy-thought/plan.md", "p\n");
+    // Not thoughts.
+    repo.write("tgs/thoughts/notes/research.md", "x\n");
+    repo.write("tgs/agentops/AGENTOPS.md", "agents\n");
+    repo.commit_all("thoughts");
+    // After the commit: an uncommitted plan, and a committed research modified in the working tree.
+    repo.write(
+        "tgs/thoughts/ddddddd-uncommitted-plan/plan.md",
+        "plan written, not committed\n",
+    );
+    repo.write(
+        "tgs/thoughts/ccccccc-skeleton-research/research.md",
+        "filled in but not committed\n",
+    );
+    repo.write(
+        "tgs/thoughts/aaaaaaa-classic-approved/plan.md",
+        "edited locally\n",
+    );
+
+    let got = stages(&repo);
+    let expect: Vec<(String, String, String)> = [
+        ("tgs/1234567-legacy-thought", "approved", "Legacy"),
+        (
+            "tgs/thoughts/aaaaaaa-classic-approved",
+            "approved",
+            "Classic approved",
+        ),
+        (
+            "tgs/thoughts/bbbbbbb-numbered-done",
+            "implemented",
+            "numbered",
+        ),
+        (
+            "tgs/thoughts/ccccccc-skeleton-research",
+            "draft",
+            "Skeleton research",
+        ),
+        ("tgs/thoughts/ddddddd-uncommitted-plan", "draft", "U"),
+        (
+            "tgs/thoughts/eeeeeee-no-readme",
+            "approved",
+            "Titled by research",
+        ),
+        (
+            "tgs/thoughts/fffffff-from-the-slug",
+            "draft",
+            "From the slug",
+        ),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(got, expect);
+
+    // The table form and the stage filter.
+    let (code, out, _) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "implemented"]));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("STAGE"), "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(!out.contains('\u{1b}'), "NO_COLOR is honored");
+}
+
+#[test]
+fn global_flags_and_plumbing() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("abcdef1-one", "One");
+    repo.commit_all("t");
+    // -C runs as if started there, from anywhere.
+    let (code, out, _) = run(env.tgs_cmd(env.path()).args([
+        "-C",
+        repo.root.to_str().unwrap(),
+        "thought",
+        "list",
+        "--json",
+    ]));
+    assert_eq!(code, 0);
+    assert!(out.contains("abcdef1-one"));
+    // From a subdirectory the repository root is found.
+    let (code, out, _) = run(env
+        .tgs_cmd(&repo.path("src"))
+        .args(["thought", "list", "--json"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("abcdef1-one"));
+    // Outside a repository: usage error with a hint.
+    let (code, _, err) = run(env.tgs_cmd(env.path()).args(["thought", "list"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("error:") && err.contains("hint:"), "{err}");
+    let (code, out, _) = run(env.tgs_cmd(env.path()).arg("--version"));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("tgs "));
+    let (code, out, _) = run(env.tgs_cmd(env.path()).args(["completions", "bash"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("_tgs"));
+    let (code, _, err) = run(env.tgs_cmd(env.path()).args(["no-such-command"]));
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = run(env.tgs_cmd(env.path()).arg("--help"));
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes:"));
+}
