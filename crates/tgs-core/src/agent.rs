@@ -233,6 +233,8 @@ impl ExecPlan {
         } else {
             Command::new(program)
         };
+        // PROMPT_TEXT is set for inline prompts only: never pass on our caller's.
+        cmd.env_remove("PROMPT_TEXT");
         cmd.args(self.adapter_args()).envs(self.adapter_env());
         cmd
     }

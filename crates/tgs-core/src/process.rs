@@ -109,7 +109,6 @@ pub fn supervise(
 ) -> io::Result<Ending> {
     let pgid = child.id();
     let start = Instant::now();
-    let seen = signals.map(Signals::count).unwrap_or(0);
     let mut pause = Duration::from_millis(5);
     let reason = loop {
         if let Some(status) = child.try_wait()? {
@@ -117,7 +116,9 @@ pub fn supervise(
             signal_group(pgid, libc::SIGKILL);
             return Ok(Ending::Exited(status));
         }
-        if let Some(s) = signals.filter(|s| s.count() > seen) {
+        // Any signal since the handlers were installed means stop: one that
+        // arrived before the child started must not be lost.
+        if let Some(s) = signals.filter(|s| s.count() > 0) {
             break Ending::Interrupted(s.last().unwrap_or(libc::SIGTERM));
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {

@@ -102,7 +102,17 @@ pub fn go_style_flags(args: Vec<OsString>) -> Vec<OsString> {
             ("verbose", Some("false" | "0" | "f" | "F" | "FALSE" | "False")) => {}
             ("verbose", Some(_)) => out.push("--verbose".into()),
             (_, Some(v)) => out.push(format!("--{name}={v}").into()),
-            (_, None) => out.push(format!("--{name}").into()),
+            ("verbose", None) => out.push("--verbose".into()),
+            // Like Go's flag package, a string flag takes the next argument
+            // as its value even when it starts with `-`.
+            (_, None) => match rest.next() {
+                Some(v) => {
+                    let mut joined = OsString::from(format!("--{name}="));
+                    joined.push(v);
+                    out.push(joined);
+                }
+                None => out.push(format!("--{name}").into()),
+            },
         }
     }
     out
@@ -188,11 +198,9 @@ mod tests {
                 "tgs",
                 "agent",
                 "exec",
-                "--timeout",
-                "5",
+                "--timeout=5",
                 "--context=a",
-                "--out",
-                "o",
+                "--out=o",
                 "-x"
             ]
         );
@@ -203,6 +211,24 @@ mod tests {
         assert_eq!(
             conv(&["tgs", "agent", "exec", "-verbose", "--", "-timeout"]),
             ["tgs", "agent", "exec", "--verbose", "--", "-timeout"]
+        );
+        assert_eq!(
+            conv(&[
+                "tgs",
+                "agent",
+                "exec",
+                "-prompt-text",
+                "-fix it",
+                "--context",
+                "-a.md"
+            ]),
+            [
+                "tgs",
+                "agent",
+                "exec",
+                "--prompt-text=-fix it",
+                "--context=-a.md"
+            ]
         );
     }
 }
