@@ -207,66 +207,220 @@ impl GitOutput {
     }
 }
 
-/// Read many objects through one `git cat-file --batch` process.
-///
-/// `oids` are written from a thread while the answers are read here, so any
-/// number of objects can be read without a pipe deadlock. Returns the contents
-/// in the order asked; a missing object yields `None`.
-pub fn cat_file_batch(git: &Git, oids: &[String]) -> Result<Vec<Option<Vec<u8>>>, GitError> {
-    if oids.is_empty() {
-        return Ok(Vec::new());
+/// A `git cat-file --batch` process that takes requests while it answers
+/// them, so it can run alongside the process that produces the object ids.
+/// Each answer is handed to `digest` on a reader thread; only what it
+/// returns is kept, never the whole blob.
+pub struct CatFile<T: Send + 'static> {
+    /// Requests, written in batches whenever the buffer fills. The reader
+    /// thread always drains git's stdout, so writing here cannot deadlock.
+    stdin: Option<std::io::BufWriter<std::process::ChildStdin>>,
+    reader: Option<std::thread::JoinHandle<Result<Vec<Option<T>>, GitError>>>,
+    child: std::process::Child,
+    requested: usize,
+}
+
+impl<T: Send + 'static> CatFile<T> {
+    pub fn spawn(
+        git: &Git,
+        digest: impl Fn(usize, &[u8]) -> T + Send + 'static,
+    ) -> Result<CatFile<T>, GitError> {
+        let mut c = git.cmd(["cat-file", "--batch"]);
+        tracing::debug!(target: "tgs::git", "git cat-file --batch (streaming)");
+        c.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let reader = std::thread::spawn(move || {
+            let mut reader = BufReader::with_capacity(1 << 16, stdout);
+            let mut out = Vec::new();
+            let mut header = String::new();
+            let mut buf = Vec::new();
+            loop {
+                header.clear();
+                match reader.read_line(&mut header) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(source) => return Err(GitError::Spawn { source }),
+                }
+                let parsed =
+                    parse_batch_header(header.trim_end()).ok_or_else(|| GitError::Parse {
+                        args: "cat-file --batch".into(),
+                        detail: format!("bad header {header:?}"),
+                    })?;
+                match parsed {
+                    None => out.push(None),
+                    Some(size) => {
+                        buf.resize(size + 1, 0);
+                        reader
+                            .read_exact(&mut buf)
+                            .map_err(|source| GitError::Spawn { source })?;
+                        out.push(Some(digest(out.len(), &buf[..size])));
+                    }
+                }
+            }
+            Ok(out)
+        });
+        Ok(CatFile {
+            stdin: Some(std::io::BufWriter::with_capacity(16 * 1024, stdin)),
+            reader: Some(reader),
+            child,
+            requested: 0,
+        })
     }
-    let args = "cat-file --batch".to_string();
-    let mut c = git.cmd(["cat-file", "--batch"]);
-    tracing::debug!(target: "tgs::git", "git {args} ({} objects)", oids.len());
+
+    /// Ask for an object; returns its ticket (the index of its answer).
+    pub fn request(&mut self, oid: &str) -> usize {
+        if let Some(w) = &mut self.stdin {
+            let _ = w.write_all(oid.as_bytes());
+            let _ = w.write_all(b"\n");
+        }
+        self.requested += 1;
+        self.requested - 1
+    }
+
+    /// Close the request stream and collect the answers, by ticket.
+    pub fn finish(mut self) -> Result<Vec<Option<T>>, GitError> {
+        if let Some(mut w) = self.stdin.take() {
+            let _ = w.flush();
+        }
+        let out = match self.reader.take().map(|r| r.join()) {
+            Some(Ok(res)) => res?,
+            _ => Vec::new(),
+        };
+        let _ = self.child.wait();
+        if out.len() != self.requested {
+            return Err(GitError::Parse {
+                args: "cat-file --batch".into(),
+                detail: format!("asked for {} objects, got {}", self.requested, out.len()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Run `git ls-tree -r -z --full-tree <rev> -- <paths>` and hand each entry
+/// to `f` as it arrives, without collecting the listing.
+pub fn stream_ls_tree(
+    git: &Git,
+    rev: &str,
+    paths: &[&str],
+    mut f: impl FnMut(TreeEntryRef<'_>),
+) -> Result<(), GitError> {
+    let mut args: Vec<&str> = vec!["ls-tree", "-r", "-z", "--full-tree", rev, "--"];
+    args.extend_from_slice(paths);
+    let shown = args.join(" ");
+    tracing::debug!(target: "tgs::git", "git {shown}");
+    let mut c = git.cmd(&args);
     c.cmd
-        .stdin(Stdio::piped())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
-    let mut input = String::with_capacity(oids.len() * 41);
-    for oid in oids {
-        input.push_str(oid);
-        input.push('\n');
-    }
-    let mut pipe = child.stdin.take().expect("piped stdin");
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
+    let stderr = child.stderr.take().expect("piped stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut s);
+        s
     });
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut reader = BufReader::with_capacity(1 << 16, stdout);
-    let mut results = Vec::with_capacity(oids.len());
-    let mut header = String::new();
-    let parse_err = |detail: String| GitError::Parse {
-        args: args.clone(),
-        detail,
-    };
-    for _ in oids {
-        header.clear();
-        if reader
-            .read_line(&mut header)
-            .map_err(|source| GitError::Spawn { source })?
-            == 0
-        {
-            return Err(parse_err("output ended early".into()));
+    widen_pipe(&stdout);
+    let mut reader = BufReader::with_capacity(1 << 18, stdout);
+    let mut rec = Vec::with_capacity(256);
+    let mut bad = None;
+    loop {
+        rec.clear();
+        match reader.read_until(0, &mut rec) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(source) => return Err(GitError::Spawn { source }),
         }
-        match parse_batch_header(header.trim_end())
-            .ok_or_else(|| parse_err(format!("bad header {header:?}")))?
-        {
-            None => results.push(None),
-            Some(size) => {
-                let mut buf = vec![0u8; size + 1];
-                reader
-                    .read_exact(&mut buf)
-                    .map_err(|source| GitError::Spawn { source })?;
-                buf.pop(); // the newline after the contents
-                results.push(Some(buf));
+        if rec.last() == Some(&0) {
+            rec.pop();
+        }
+        match parse_ls_tree_record(&rec) {
+            Ok(Some(e)) => f(e),
+            Ok(None) => {}
+            Err(d) => {
+                bad.get_or_insert(d);
             }
         }
     }
-    let _ = writer.join();
-    let _ = child.wait();
-    Ok(results)
+    let status = child.wait().map_err(|source| GitError::Spawn { source })?;
+    let stderr = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(GitError::Failed {
+            args: shown,
+            status: status.to_string(),
+            stderr,
+        });
+    }
+    match bad {
+        Some(detail) => Err(GitError::Parse {
+            args: shown,
+            detail,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Ask for a 1 MiB pipe buffer: git writes its listing in 4 KiB pieces, and
+/// a deeper pipe means far fewer wake-ups of the reader.
+fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    // SAFETY: fcntl on a valid descriptor we own; failure is harmless.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+/// One `ls-tree -z` record, borrowed from the output buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeEntryRef<'a> {
+    pub mode: &'a str,
+    pub kind: ObjectKind,
+    pub oid: &'a str,
+    pub path: &'a str,
+}
+
+impl TreeEntryRef<'_> {
+    pub fn to_owned(&self) -> TreeEntry {
+        TreeEntry {
+            mode: self.mode.to_owned(),
+            kind: self.kind,
+            oid: self.oid.to_owned(),
+            path: self.path.to_owned(),
+        }
+    }
+}
+
+/// Parse one record (`<mode> <type> <oid>\t<path>`). `Ok(None)` for a path
+/// that is not UTF-8: no thought or state file can have such a name.
+pub fn parse_ls_tree_record(rec: &[u8]) -> Result<Option<TreeEntryRef<'_>>, String> {
+    let Ok(rec) = std::str::from_utf8(rec) else {
+        return Ok(None);
+    };
+    let (meta, path) = rec
+        .split_once('\t')
+        .ok_or_else(|| format!("no tab in {rec:?}"))?;
+    let mut m = meta.split(' ').filter(|s| !s.is_empty());
+    let (Some(mode), Some(kind), Some(oid)) = (m.next(), m.next(), m.next()) else {
+        return Err(format!("bad entry {rec:?}"));
+    };
+    let kind = match kind {
+        "blob" => ObjectKind::Blob,
+        "tree" => ObjectKind::Tree,
+        "commit" => ObjectKind::Commit,
+        other => return Err(format!("unknown object type {other:?}")),
+    };
+    Ok(Some(TreeEntryRef {
+        mode,
+        kind,
+        oid,
+        path,
+    }))
 }
 
 /// Parse a `cat-file --batch` header: `Some(Some(size))` for an object,
@@ -302,32 +456,10 @@ pub enum ObjectKind {
 /// are skipped: no thought or state file can have such a name.
 pub fn parse_ls_tree(out: &[u8]) -> Result<Vec<TreeEntry>, String> {
     let mut entries = Vec::new();
-    for rec in out.split(|b| *b == 0) {
-        if rec.is_empty() {
-            continue;
+    for rec in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        if let Some(e) = parse_ls_tree_record(rec)? {
+            entries.push(e.to_owned());
         }
-        let Ok(rec) = std::str::from_utf8(rec) else {
-            continue;
-        };
-        let (meta, path) = rec
-            .split_once('\t')
-            .ok_or_else(|| format!("no tab in {rec:?}"))?;
-        let mut m = meta.split(' ').filter(|s| !s.is_empty());
-        let (Some(mode), Some(kind), Some(oid)) = (m.next(), m.next(), m.next()) else {
-            return Err(format!("bad entry {rec:?}"));
-        };
-        let kind = match kind {
-            "blob" => ObjectKind::Blob,
-            "tree" => ObjectKind::Tree,
-            "commit" => ObjectKind::Commit,
-            other => return Err(format!("unknown object type {other:?}")),
-        };
-        entries.push(TreeEntry {
-            mode: mode.to_owned(),
-            kind,
-            oid: oid.to_owned(),
-            path: path.to_owned(),
-        });
     }
     Ok(entries)
 }

@@ -11,6 +11,7 @@ pub struct Repo {
     common_dir: PathBuf,
     /// Where the caller stood, relative to `root` (`""` at the root, else ending in `/`).
     prefix: String,
+    discovered_head: Option<String>,
     git: Git,
 }
 
@@ -23,7 +24,8 @@ pub enum RepoError {
 }
 
 impl Repo {
-    /// Find the repository containing `start`, as `git -C start` would.
+    /// Find the repository containing `start`, as `git -C start` would,
+    /// and read where HEAD points in the same `rev-parse`.
     pub fn discover(start: &Path) -> Result<Repo, RepoError> {
         let probe = Git::new(start);
         let out = probe
@@ -33,24 +35,36 @@ impl Repo {
                 "--show-toplevel",
                 "--git-common-dir",
                 "--show-prefix",
+                "HEAD",
             ])
             .output()?;
-        if !out.success {
-            return Err(RepoError::NotARepo(start.to_owned()));
-        }
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let mut lines = text.lines();
         let (Some(root), Some(common)) = (lines.next(), lines.next()) else {
             return Err(RepoError::NotARepo(start.to_owned()));
         };
         let prefix = lines.next().unwrap_or("").to_owned();
+        // In a repository without commits git prints the paths, then fails on HEAD.
+        let head = lines
+            .next()
+            .filter(|h| out.success && h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned);
+        if !out.success && !out.stderr.contains("'HEAD'") {
+            return Err(RepoError::NotARepo(start.to_owned()));
+        }
         let root = PathBuf::from(root);
         Ok(Repo {
             git: Git::new(&root),
             root,
             common_dir: PathBuf::from(common),
             prefix,
+            discovered_head: head,
         })
+    }
+
+    /// The commit HEAD pointed at when the repository was discovered.
+    pub fn discovered_head(&self) -> Option<&str> {
+        self.discovered_head.as_deref()
     }
 
     pub fn root(&self) -> &Path {

@@ -5,11 +5,11 @@
 //! `git ls-tree` listing by pure functions; only README headings need blob
 //! contents, and those are fetched in one batch for the thoughts shown.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::git::{self, ObjectKind, TreeEntry};
+use crate::git::{self, ObjectKind, TreeEntry, TreeEntryRef};
 use crate::repo::Repo;
 use crate::template;
 use crate::Error;
@@ -216,63 +216,166 @@ impl Thought {
     }
 }
 
+/// Groups a path-sorted tree listing into thoughts as it streams by.
+///
+/// `git ls-tree -r` lists paths in byte order, so a thought's files are
+/// contiguous and each thought is complete when the next path leaves it.
+/// It is then judged at once, unless the repository's templates (which sort
+/// after some legacy thoughts) may still come: those wait until they are known.
+pub struct Indexer {
+    thoughts: Vec<Thought>,
+    skeletons: HashSet<String>,
+    templates: Vec<String>,
+    templates_final: bool,
+    open: bool,
+    pending: Vec<usize>,
+}
+
+impl Default for Indexer {
+    fn default() -> Self {
+        Indexer {
+            thoughts: Vec::new(),
+            skeletons: template::builtin_skeleton_oids(),
+            templates: Vec::new(),
+            templates_final: false,
+            open: false,
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// Called with each thought and its stage as soon as it is judged.
+pub type Emit<'a> = dyn FnMut(&Thought, Stage) + 'a;
+
+impl Indexer {
+    pub fn push(&mut self, e: TreeEntryRef<'_>, emit: &mut Emit<'_>) {
+        const TEMPLATE_PREFIX: &str = "tgs/agentops/tgs/";
+        if let Some(file) = e.path.strip_prefix(TEMPLATE_PREFIX) {
+            self.close(emit);
+            if e.kind == ObjectKind::Blob && e.mode != "120000" && !file.contains('/') {
+                self.skeletons.insert(e.oid.to_owned());
+                self.templates.push(e.oid.to_owned());
+            }
+            return;
+        }
+        if !self.templates_final && e.path > TEMPLATE_PREFIX {
+            self.templates_final = true;
+            self.flush(emit);
+        }
+        // Symlinks are never thought files: their target could lie anywhere.
+        let thought_file = (e.kind == ObjectKind::Blob && e.mode != "120000")
+            .then(|| thought_path(e.path))
+            .flatten();
+        let Some((parent, name, file)) = thought_file else {
+            self.close(emit);
+            return;
+        };
+        let same = self.open
+            && self.thoughts.last().is_some_and(|t| {
+                t.dir.len() == parent.len() + 1 + name.len()
+                    && t.dir.starts_with(parent)
+                    && t.dir.ends_with(name)
+            });
+        if !same {
+            self.close(emit);
+            let Some(tn) = ThoughtName::parse(name) else {
+                return;
+            };
+            self.thoughts.push(Thought {
+                dir: format!("{parent}/{name}"),
+                name: tn,
+                legacy: parent == "tgs",
+                files: Vec::new(),
+            });
+            self.open = true;
+        }
+        if let Some(t) = self.thoughts.last_mut() {
+            t.files.push(ThoughtFile {
+                name: file.to_owned(),
+                oid: e.oid.to_owned(),
+            });
+        }
+    }
+
+    fn close(&mut self, emit: &mut Emit<'_>) {
+        if !std::mem::take(&mut self.open) {
+            return;
+        }
+        let i = self.thoughts.len() - 1;
+        if self.templates_final {
+            emit(&self.thoughts[i], self.thoughts[i].stage(&self.skeletons));
+        } else {
+            self.pending.push(i);
+        }
+    }
+
+    fn flush(&mut self, emit: &mut Emit<'_>) {
+        for i in std::mem::take(&mut self.pending) {
+            emit(&self.thoughts[i], self.thoughts[i].stage(&self.skeletons));
+        }
+    }
+
+    /// The listing ended: judge what is left and return the index.
+    pub fn finish(mut self, emit: &mut Emit<'_>) -> ThoughtIndex {
+        self.close(emit);
+        self.templates_final = true;
+        self.flush(emit);
+        ThoughtIndex {
+            thoughts: self.thoughts,
+            skeletons: self.skeletons,
+        }
+    }
+}
+
+/// `(parent, name, file)` for a path inside a candidate thought directory:
+/// `tgs/thoughts/<name>/<file>` or the legacy `tgs/<name>/<file>`.
+fn thought_path(path: &str) -> Option<(&str, &str, &str)> {
+    let (parent, rest) = if let Some(r) = path.strip_prefix("tgs/thoughts/") {
+        ("tgs/thoughts", r)
+    } else {
+        ("tgs", path.strip_prefix("tgs/")?)
+    };
+    let (name, file) = rest.split_once('/')?;
+    Some((parent, name, file))
+}
+
 /// Split a committed tree listing into thoughts (both layouts and the legacy
 /// place), sorted by directory, and the blob ids of the repository's templates.
 pub fn index_tree(entries: &[TreeEntry]) -> (Vec<Thought>, Vec<String>) {
-    let mut thoughts: BTreeMap<String, Thought> = BTreeMap::new();
-    let mut templates = Vec::new();
-    for e in entries {
-        if e.kind != ObjectKind::Blob || e.mode == "120000" {
-            // Symlinks are never thought files: their target could lie anywhere.
-            continue;
-        }
-        if let Some(rest) = e.path.strip_prefix(TEMPLATES_DIR) {
-            if let Some(file) = rest.strip_prefix('/') {
-                if !file.contains('/') {
-                    templates.push(e.oid.clone());
-                }
-            }
-            continue;
-        }
-        let (parent, rest, legacy) = if let Some(r) = e.path.strip_prefix("tgs/thoughts/") {
-            ("tgs/thoughts", r, false)
-        } else if let Some(r) = e.path.strip_prefix("tgs/") {
-            ("tgs", r, true)
-        } else {
-            continue;
-        };
-        let Some((name, file)) = rest.split_once('/') else {
-            continue;
-        };
-        let Some(name) = ThoughtName::parse(name) else {
-            continue;
-        };
-        let dir = format!("{parent}/{name}");
-        thoughts
-            .entry(dir.clone())
-            .or_insert_with(|| Thought {
-                dir,
-                name,
-                legacy,
-                files: Vec::new(),
-            })
-            .files
-            .push(ThoughtFile {
-                name: file.to_owned(),
-                oid: e.oid.clone(),
-            });
+    let mut sorted: Vec<&TreeEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut ix = Indexer::default();
+    let mut ignore = |_: &Thought, _: Stage| {};
+    for e in sorted {
+        ix.push(
+            TreeEntryRef {
+                mode: &e.mode,
+                kind: e.kind,
+                oid: &e.oid,
+                path: &e.path,
+            },
+            &mut ignore,
+        );
     }
-    (thoughts.into_values().collect(), templates)
+    let templates = ix.templates.clone();
+    (ix.finish(&mut ignore).thoughts, templates)
 }
 
 /// Extract a title from a README (`# <hash> - <Title>`) or any markdown's first heading.
 pub fn title_from_markdown(text: &str, role: Role) -> Option<String> {
-    let heading = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with('#'))?
-        .trim_start_matches('#')
-        .trim();
+    title_from_heading(&first_heading(text.as_bytes())?, role)
+}
+
+/// The text of the first markdown heading, looked for in the first 64 KiB.
+pub fn first_heading(blob: &[u8]) -> Option<String> {
+    let head = &blob[..blob.len().min(64 * 1024)];
+    let text = String::from_utf8_lossy(head);
+    let line = text.lines().map(str::trim).find(|l| l.starts_with('#'))?;
+    Some(line.trim_start_matches('#').trim().to_owned())
+}
+
+/// The title a heading gives, for a file of this role.
+pub fn title_from_heading(heading: &str, role: Role) -> Option<String> {
     let title = match role {
         Role::Readme => match heading.split_once(" - ") {
             Some((hash, t)) if ThoughtName::parse(&format!("{hash}-x")).is_some() => t.trim(),
@@ -304,6 +407,9 @@ pub fn sanitize_title(title: &str) -> String {
     }
 }
 
+/// Which `cat-file` answer holds a title, and how to read it.
+type TitleTicket = (usize, Role);
+
 /// The thoughts of a repository at a commit, with what is needed to judge them.
 #[derive(Debug, Clone, Default)]
 pub struct ThoughtIndex {
@@ -323,24 +429,83 @@ impl ThoughtIndex {
         rev: Option<&str>,
         paths: &[&str],
     ) -> Result<ThoughtIndex, Error> {
+        Ok(Self::load_inner(repo, rev, paths, false, |_, _| false)?.0)
+    }
+
+    /// Stream the listing and, for each thought `want` picks as it is judged,
+    /// read its title in a `cat-file` process running alongside the listing.
+    /// Returns the index and the titles of the wanted thoughts, by directory.
+    pub fn load_titled(
+        repo: &Repo,
+        rev: Option<&str>,
+        paths: &[&str],
+        want: impl FnMut(&Thought, Stage) -> bool,
+    ) -> Result<(ThoughtIndex, HashMap<String, String>), Error> {
+        Self::load_inner(repo, rev, paths, true, want)
+    }
+
+    fn load_inner(
+        repo: &Repo,
+        rev: Option<&str>,
+        paths: &[&str],
+        titled: bool,
+        mut want: impl FnMut(&Thought, Stage) -> bool,
+    ) -> Result<(ThoughtIndex, HashMap<String, String>), Error> {
         let Some(rev) = rev else {
-            return Ok(ThoughtIndex {
-                thoughts: Vec::new(),
-                skeletons: template::builtin_skeleton_oids(),
-            });
+            return Ok((ThoughtIndex::default_with_builtins(), HashMap::new()));
         };
         let mut with_templates: Vec<&str> = paths.to_vec();
         if !paths.contains(&"tgs") {
             with_templates.push(TEMPLATES_DIR);
         }
-        let entries = repo.ls_tree(rev, &with_templates)?;
-        let (thoughts, templates) = index_tree(&entries);
-        let mut skeletons = template::builtin_skeleton_oids();
-        skeletons.extend(templates);
-        Ok(ThoughtIndex {
-            thoughts,
-            skeletons,
-        })
+        // Started before the listing so that both processes start up at once.
+        let mut cat = if titled {
+            Some(git::CatFile::spawn(repo.git(), |_, blob| {
+                first_heading(blob)
+            })?)
+        } else {
+            None
+        };
+        // (dir, ticket of its title blob, fallback title)
+        let mut wanted: Vec<(String, Option<TitleTicket>, String)> = Vec::new();
+        let mut ix = Indexer::default();
+        {
+            let mut emit = |t: &Thought, stage: Stage| {
+                if !want(t, stage) {
+                    return;
+                }
+                let ticket = t
+                    .title_source()
+                    .and_then(|(f, role)| cat.as_mut().map(|c| (c.request(&f.oid), role)));
+                wanted.push((t.dir.clone(), ticket, t.name.title_from_slug()));
+            };
+            git::stream_ls_tree(repo.git(), rev, &with_templates, |e| ix.push(e, &mut emit))?;
+            let index = ix.finish(&mut emit);
+            let headings = match cat {
+                Some(c) => c.finish()?,
+                None => Vec::new(),
+            };
+            let titles = wanted
+                .into_iter()
+                .map(|(dir, ticket, fallback)| {
+                    let title = ticket
+                        .and_then(|(i, role)| {
+                            let heading = headings.get(i)?.as_ref()?.as_ref()?;
+                            title_from_heading(heading, role)
+                        })
+                        .unwrap_or(fallback);
+                    (dir, title)
+                })
+                .collect();
+            Ok((index, titles))
+        }
+    }
+
+    fn default_with_builtins() -> ThoughtIndex {
+        ThoughtIndex {
+            thoughts: Vec::new(),
+            skeletons: template::builtin_skeleton_oids(),
+        }
     }
 
     pub fn find(&self, dir: &str) -> Option<&Thought> {
@@ -356,23 +521,24 @@ impl ThoughtIndex {
 
     /// Titles for the given thoughts, reading their README (or research) blobs in one batch.
     pub fn titles(&self, repo: &Repo, thoughts: &[&Thought]) -> Result<Vec<String>, Error> {
-        let sources: Vec<Option<(&ThoughtFile, Role)>> =
-            thoughts.iter().map(|t| t.title_source()).collect();
-        let oids: Vec<String> = sources
+        let mut cat = git::CatFile::spawn(repo.git(), |_, blob| first_heading(blob))?;
+        let tickets: Vec<Option<TitleTicket>> = thoughts
             .iter()
-            .flatten()
-            .map(|(f, _)| f.oid.clone())
+            .map(|t| {
+                t.title_source()
+                    .map(|(f, role)| (cat.request(&f.oid), role))
+            })
             .collect();
-        let mut blobs = git::cat_file_batch(repo.git(), &oids)?.into_iter();
+        let headings = cat.finish()?;
         Ok(thoughts
             .iter()
-            .zip(sources)
-            .map(|(t, src)| {
-                src.and_then(|(_, role)| {
-                    let blob = blobs.next().flatten()?;
-                    title_from_markdown(&String::from_utf8_lossy(&blob), role)
-                })
-                .unwrap_or_else(|| t.name.title_from_slug())
+            .zip(tickets)
+            .map(|(t, ticket)| {
+                ticket
+                    .and_then(|(i, role)| {
+                        title_from_heading(headings.get(i)?.as_ref()?.as_ref()?, role)
+                    })
+                    .unwrap_or_else(|| t.name.title_from_slug())
             })
             .collect())
     }

@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let head = repo.head()?;
+    let head = repo.discovered_head();
     // Check every argument before changing anything.
     let parsed = args
         .dirs
@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .collect::<Result<Vec<_>, _>>()?;
     let candidates: Vec<String> = parsed.iter().flat_map(|p| p.candidates()).collect();
     let paths: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    let index = ThoughtIndex::load_paths(&repo, head.as_deref(), &paths)?;
+    let index = ThoughtIndex::load_paths(&repo, head, &paths)?;
     let mut found = Vec::new();
     for (arg, p) in args.dirs.iter().zip(&parsed) {
         let Some(t) = p.candidates().iter().find_map(|d| index.find(d)) else {

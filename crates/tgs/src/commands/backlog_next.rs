@@ -80,9 +80,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             claim.entry.dir
         ));
     }
-    let head = repo.head()?;
-    let index = ThoughtIndex::load_paths(&repo, head.as_deref(), &[claim.entry.dir.as_str()])?;
-    let context = match (index.find(&claim.entry.dir), head.as_deref()) {
+    let head = repo.discovered_head();
+    let index = ThoughtIndex::load_paths(&repo, head, &[claim.entry.dir.as_str()])?;
+    let context = match (index.find(&claim.entry.dir), head) {
         (Some(t), Some(rev)) => tgs_core::context::context_files(&repo, rev, t)?,
         _ => {
             output::warn(format!(

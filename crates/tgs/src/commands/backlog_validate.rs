@@ -23,8 +23,8 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let store = Store::new(&repo);
-    let head = repo.head()?;
-    let index = ThoughtIndex::load(&repo, head.as_deref())?;
+    let head = repo.discovered_head();
+    let index = ThoughtIndex::load(&repo, head)?;
     let now = tgs_core::clock::now();
     let text = store.read_text()?;
     let mut problems = validate::check(text.as_deref(), &index, now);

@@ -1,5 +1,7 @@
 //! `tgs server scan`: queue every approved thought the backlog has not seen.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use tgs_core::backlog::store::{Change, Store};
 use tgs_core::backlog::AddOutcome;
@@ -27,21 +29,22 @@ struct Found {
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let store = Store::new(&repo);
-    let head = repo.head()?;
-    let index = ThoughtIndex::load(&repo, head.as_deref())?;
+    let head = repo.discovered_head();
     let backlog = store.read()?;
-    let new: Vec<_> = index
+    let known: HashSet<&str> = backlog.thoughts.iter().map(|e| e.dir.as_str()).collect();
+    // Titles are read while the tree is still being listed.
+    let (index, mut titles) = ThoughtIndex::load_titled(&repo, head, &["tgs"], |t, stage| {
+        stage == Stage::Approved && !known.contains(t.dir.as_str())
+    })?;
+    let found: Vec<Found> = index
         .thoughts
         .iter()
-        .filter(|t| index.stage(t) == Stage::Approved && backlog.get(&t.dir).is_none())
-        .collect();
-    let titles = index.titles(&repo, &new)?;
-    let found: Vec<Found> = new
-        .iter()
-        .zip(titles)
-        .map(|(t, title)| Found {
-            dir: t.dir.clone(),
-            title,
+        .filter_map(|t| {
+            let title = titles.remove(&t.dir)?;
+            Some(Found {
+                dir: t.dir.clone(),
+                title,
+            })
         })
         .collect();
 

@@ -1,7 +1,7 @@
 //! `tgs thought list`: every thought and its stage, read from HEAD.
 
 use serde::Serialize;
-use tgs_core::thought::ThoughtIndex;
+use tgs_core::thought::{Stage, ThoughtIndex};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -24,26 +24,26 @@ struct Row<'a> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let head = repo.head()?;
-    let index = ThoughtIndex::load(&repo, head.as_deref())?;
-    let chosen: Vec<_> = index
+    let head = repo.discovered_head();
+    let mut stages = Vec::new();
+    let (index, mut titles) = ThoughtIndex::load_titled(&repo, head, &["tgs"], |t, stage| {
+        let keep = args.stage.as_deref().is_none_or(|s| stage.as_str() == s);
+        if keep {
+            stages.push((t.dir.clone(), stage));
+        }
+        keep
+    })?;
+    let stage_of: std::collections::HashMap<String, Stage> = stages.into_iter().collect();
+    let rows: Vec<Row> = index
         .thoughts
         .iter()
-        .filter(|t| {
-            args.stage
-                .as_deref()
-                .is_none_or(|s| index.stage(t).as_str() == s)
-        })
-        .collect();
-    let titles = index.titles(&repo, &chosen)?;
-    let rows: Vec<Row> = chosen
-        .iter()
-        .zip(titles)
-        .map(|(t, title)| Row {
-            dir: &t.dir,
-            title,
-            stage: index.stage(t).as_str(),
-            legacy: t.legacy,
+        .filter_map(|t| {
+            Some(Row {
+                dir: &t.dir,
+                title: titles.remove(&t.dir)?,
+                stage: stage_of.get(&t.dir)?.as_str(),
+                legacy: t.legacy,
+            })
         })
         .collect();
     if ctx.json {
