@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod backlog;
 pub mod clock;
+pub mod config;
 pub mod context;
 mod error;
 pub mod failpoint;

@@ -10,7 +10,7 @@ const B: &str = "tgs/thoughts/bbbbbbb-second";
 const C: &str = "tgs/thoughts/ccccccc-third";
 
 fn three(env: &TestEnv) -> TestRepo<'_> {
-    let repo = env.repo("r");
+    let repo = env.local_repo("r");
     repo.approved("aaaaaaa-first", "First thing");
     repo.approved("bbbbbbb-second", "Second thing");
     repo.approved("ccccccc-third", "Third thing");

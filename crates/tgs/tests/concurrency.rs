@@ -11,7 +11,7 @@ use common::{TestEnv, TestRepo};
 use serde_json::Value;
 
 fn many_thoughts<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) {
-    let repo = env.repo("r");
+    let repo = env.local_repo("r");
     let dirs = (0..n)
         .map(|i| {
             repo.approved(

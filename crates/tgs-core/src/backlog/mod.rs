@@ -5,7 +5,9 @@
 //! a fresher state instead of merging JSON text. [`store`] does the I/O.
 
 mod machine;
+pub mod shared;
 pub mod store;
+pub mod target;
 pub mod validate;
 
 use std::collections::BTreeMap;

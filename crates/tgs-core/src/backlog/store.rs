@@ -54,7 +54,7 @@ pub fn to_json(b: &Backlog) -> String {
 }
 
 /// Whether this build may write a file of this version.
-fn check_writable(b: &Backlog, path: &Path) -> Result<(), Error> {
+pub fn check_writable(b: &Backlog, path: &Path) -> Result<(), Error> {
     if b.version == VERSION {
         return Ok(());
     }
@@ -163,7 +163,7 @@ impl<'r> Store<'r> {
     pub fn update<T>(
         &self,
         opts: &WriteOptions,
-        f: impl FnOnce(&mut Backlog) -> Result<Change<T>, Error>,
+        mut f: impl FnMut(&mut Backlog) -> Result<Change<T>, Error>,
     ) -> Result<Applied<T>, Error> {
         let _lock = self.lock()?;
         crate::failpoint::hit("backlog.locked");

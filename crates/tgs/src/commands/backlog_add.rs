@@ -1,7 +1,7 @@
 //! `tgs server backlog add`: queue thoughts.
 
 use serde_json::json;
-use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::store::Change;
 use tgs_core::backlog::AddOutcome;
 use tgs_core::thought::{Stage, ThoughtIndex};
 
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
     }
 
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, &args.write)?;
     let now = tgs_core::clock::now();
     let applied = store.update(&args.write.options(), |b| {
         let mut outcomes = Vec::new();

@@ -1,9 +1,8 @@
 //! `tgs server backlog list`: entries in claim order.
 
-use tgs_core::backlog::store::Store;
 use tgs_core::backlog::{Entry, Status};
 
-use super::Ctx;
+use super::{Ctx, WriteArgs};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -23,7 +22,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         })?),
     };
     let repo = ctx.repo()?;
-    let backlog = Store::new(&repo).read()?;
+    let backlog = ctx.target(&repo, &WriteArgs::default())?.read()?;
     let entries: Vec<&Entry> = backlog
         .claim_order()
         .into_iter()

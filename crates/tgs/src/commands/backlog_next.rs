@@ -3,7 +3,7 @@
 
 use jiff::SignedDuration;
 use serde_json::json;
-use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::store::Change;
 use tgs_core::thought::ThoughtIndex;
 
 use super::{find_entry, Ctx, WriteArgs};
@@ -38,7 +38,7 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, &args.write)?;
     let claimer = match args.claimed_by {
         Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
             return Err(CliError::usage(

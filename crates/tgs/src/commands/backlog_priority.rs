@@ -1,6 +1,6 @@
 //! `tgs server backlog priority`: reorder the queue.
 
-use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::store::Change;
 
 use super::{find_entry, Ctx, WriteArgs};
 use crate::error::CliResult;
@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, &args.write)?;
     let dir = find_entry(&repo, &store.read()?, &args.dir)?;
     let p = args.priority;
     let applied = store.update(&args.write.options(), |b| {

@@ -1,9 +1,8 @@
 //! `tgs server backlog show`: one entry, as stored.
 
 use serde_json::Value;
-use tgs_core::backlog::store::Store;
 
-use super::{find_entry, Ctx};
+use super::{find_entry, Ctx, WriteArgs};
 use crate::error::CliResult;
 use crate::output;
 
@@ -16,7 +15,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, &WriteArgs::default())?;
     let backlog = store.read()?;
     let dir = find_entry(&repo, &backlog, &args.dir)?;
     // Print the object exactly as the file has it, unknown fields and all.

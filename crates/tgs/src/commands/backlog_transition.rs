@@ -1,6 +1,6 @@
 //! `tgs server backlog complete|fail|retry`: move a claimed or failed entry on.
 
-use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::store::Change;
 use tgs_core::backlog::Backlog;
 
 use super::{find_entry, Ctx, WriteArgs};
@@ -45,10 +45,10 @@ fn transition(
     arg: &str,
     write: &WriteArgs,
     verb: &str,
-    f: impl FnOnce(&mut Backlog, &str) -> tgs_core::Result<()>,
+    mut f: impl FnMut(&mut Backlog, &str) -> tgs_core::Result<()>,
 ) -> CliResult {
     let repo = ctx.repo()?;
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, write)?;
     let dir = find_entry(&repo, &store.read()?, arg)?;
     let applied = store.update(&write.options(), |b| {
         f(b, &dir)?;

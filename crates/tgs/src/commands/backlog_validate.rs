@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::store::Change;
 use tgs_core::backlog::validate;
 use tgs_core::thought::ThoughtIndex;
 
@@ -22,7 +22,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, &args.write)?;
     let head = repo.discovered_head();
     let index = ThoughtIndex::load(&repo, head)?;
     let now = tgs_core::clock::now();

@@ -20,7 +20,9 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tgs_core::backlog::target::{StateTarget, TargetOptions};
 use tgs_core::backlog::Backlog;
+use tgs_core::config::{Config, Settings};
 use tgs_core::repo::Repo;
 use tgs_core::thought::{ThoughtName, THOUGHTS_DIR};
 
@@ -126,6 +128,25 @@ impl Ctx {
     pub fn repo(&self) -> CliResult<Repo> {
         Ok(Repo::discover(Path::new("."))?)
     }
+
+    /// The repository's `tgs/tgs.yml` settings.
+    pub fn settings(&self, repo: &Repo) -> CliResult<Settings> {
+        Ok(Settings::resolve(&Config::load(repo.root())?)?)
+    }
+
+    /// Where the backlog state lives for a command with these options.
+    pub fn target<'r>(&self, repo: &'r Repo, write: &WriteArgs) -> CliResult<StateTarget<'r>> {
+        let settings = self.settings(repo)?;
+        Ok(StateTarget::resolve(
+            repo,
+            &TargetOptions {
+                state_branch: settings.state_branch.clone(),
+                remote: settings.remote.clone(),
+                push: !write.no_push,
+                commit: !write.no_commit,
+            },
+        )?)
+    }
 }
 
 pub fn run(cli: Cli) -> CliResult {
@@ -157,11 +178,14 @@ pub fn run(cli: Cli) -> CliResult {
 }
 
 /// Options shared by commands that change the backlog.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct WriteArgs {
-    /// Write the file but do not record the change as a commit.
+    /// Write the file but do not record the change as a commit (local only).
     #[arg(long)]
     pub no_commit: bool,
+    /// Change the local state only; do not fetch from or push to the remote.
+    #[arg(long)]
+    pub no_push: bool,
 }
 
 impl WriteArgs {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use tgs_core::backlog::store::{Change, Store};
+use tgs_core::backlog::store::Change;
 use tgs_core::backlog::AddOutcome;
 use tgs_core::thought::{Stage, ThoughtIndex};
 
@@ -28,7 +28,7 @@ struct Found {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = Store::new(&repo);
+    let store = ctx.target(&repo, &args.write)?;
     let head = repo.discovered_head();
     let backlog = store.read()?;
     let known: HashSet<&str> = backlog.thoughts.iter().map(|e| e.dir.as_str()).collect();

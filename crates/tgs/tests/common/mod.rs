@@ -68,8 +68,8 @@ impl TestEnv {
             .env("TGS_NOW", &self.now);
     }
 
-    /// A new repository `name` with one commit and a bare `origin` beside it.
-    pub fn repo(&self, name: &str) -> TestRepo<'_> {
+    /// A new repository `name` with one commit and no remote: state stays local.
+    pub fn local_repo(&self, name: &str) -> TestRepo<'_> {
         let root = self.path().join(name);
         let origin = self.path().join(format!("{name}.git"));
         std::fs::create_dir_all(&root).unwrap();
@@ -82,6 +82,12 @@ impl TestEnv {
         r.write("README.md", "# Demo project\n");
         r.write("src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
         r.commit_all("initial commit");
+        r
+    }
+
+    /// A new repository `name` with one commit and a bare `origin` beside it.
+    pub fn repo(&self, name: &str) -> TestRepo<'_> {
+        let r = self.local_repo(name);
         let status = self
             .git_cmd(self.path())
             .args(["init", "-q", "--bare", "-b", "main"])
@@ -115,7 +121,7 @@ pub struct TestRepo<'e> {
     pub env: &'e TestEnv,
 }
 
-impl TestRepo<'_> {
+impl<'e> TestRepo<'e> {
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
@@ -188,6 +194,54 @@ impl TestRepo<'_> {
 
     pub fn head(&self) -> String {
         self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Commit everything and push it to `origin`.
+    pub fn publish(&self, msg: &str) {
+        self.commit_all(msg);
+        self.git(&["push", "-q", "origin", "HEAD"]);
+    }
+
+    /// A clone of `origin` named `name`, as another worker would have.
+    pub fn clone_as(&self, name: &str) -> TestRepo<'e> {
+        let root = self.env.path().join(name);
+        let out = self
+            .env
+            .git_cmd(self.env.path())
+            .args([
+                "clone",
+                "-q",
+                self.origin.to_str().unwrap(),
+                root.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestRepo {
+            root,
+            origin: self.origin.clone(),
+            env: self.env,
+        }
+    }
+
+    /// The backlog at the tip of origin's main.
+    pub fn remote_backlog(&self) -> serde_json::Value {
+        let out = self
+            .env
+            .git_cmd(&self.origin)
+            .args(["show", "main:tgs/server/backlog.json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     pub fn commit_count(&self) -> usize {

@@ -1,0 +1,100 @@
+//! Where the backlog state lives for a command: the state branch on the
+//! remote (shared by every worker), or this working tree (local only).
+
+use super::shared::SharedState;
+use super::store::{Applied, Change, Store, WriteOptions};
+use super::Backlog;
+use crate::repo::Repo;
+use crate::Error;
+
+/// What the caller asked for.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// The state branch (`None`: the branch checked out).
+    pub state_branch: Option<String>,
+    /// The remote that holds the shared state.
+    pub remote: String,
+    /// Publish changes to the remote (`--no-push` turns this off).
+    pub push: bool,
+    /// Record changes as commits (`--no-commit` turns this off; implies local).
+    pub commit: bool,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            state_branch: None,
+            remote: "origin".into(),
+            push: true,
+            commit: true,
+        }
+    }
+}
+
+pub enum StateTarget<'r> {
+    /// The working tree's file, committed on the checked-out branch.
+    Local(Store<'r>),
+    /// A state branch, on the remote or as a local ref.
+    Shared(SharedState<'r>),
+}
+
+impl<'r> StateTarget<'r> {
+    pub fn resolve(repo: &'r Repo, opts: &TargetOptions) -> Result<StateTarget<'r>, Error> {
+        let current = repo
+            .git()
+            .cmd(["symbolic-ref", "-q", "--short", "HEAD"])
+            .output()?;
+        let current = current.success.then(|| current.stdout_text());
+        let branch = opts.state_branch.clone().or(current.clone());
+        let has_remote = repo
+            .git()
+            .cmd(["remote", "get-url", &opts.remote])
+            .output()?
+            .success;
+        Ok(match branch {
+            Some(b) if opts.commit && opts.push && has_remote => {
+                StateTarget::Shared(SharedState::new(repo, b, Some(opts.remote.clone())))
+            }
+            Some(b) if opts.commit && current.as_deref() != Some(b.as_str()) => {
+                StateTarget::Shared(SharedState::new(repo, b, None))
+            }
+            _ => StateTarget::Local(Store::new(repo)),
+        })
+    }
+
+    /// Where the state is, for messages: `origin/main`, `main`, or the file.
+    pub fn describe(&self) -> String {
+        match self {
+            StateTarget::Local(s) => s.path().display().to_string(),
+            StateTarget::Shared(s) => match s.remote() {
+                Some(r) => format!("{r}/{}", s.branch()),
+                None => s.branch().to_owned(),
+            },
+        }
+    }
+
+    pub fn read(&self) -> Result<Backlog, Error> {
+        match self {
+            StateTarget::Local(s) => s.read(),
+            StateTarget::Shared(s) => Ok(s.read()?.0),
+        }
+    }
+
+    pub fn read_text(&self) -> Result<Option<String>, Error> {
+        match self {
+            StateTarget::Local(s) => s.read_text(),
+            StateTarget::Shared(s) => s.read_text(),
+        }
+    }
+
+    pub fn update<T>(
+        &self,
+        opts: &WriteOptions,
+        f: impl FnMut(&mut Backlog) -> Result<Change<T>, Error>,
+    ) -> Result<Applied<T>, Error> {
+        match self {
+            StateTarget::Local(s) => s.update(opts, f),
+            StateTarget::Shared(s) => s.update(f),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `tgs/tgs.yml`: the parts tgs reads. Other sections are kept by the file
+//! and ignored here, never rejected.
+//!
+//! Settings resolve in one place: command-line flags (passed in by the CLI)
+//! over the repository's `server:` section over the built-in defaults.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// Where the configuration lives in a repository.
+pub const CONFIG_PATH: &str = "tgs/tgs.yml";
+
+/// The file, as far as tgs reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub ai: AiSection,
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    #[serde(default)]
+    pub steps: StepsSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AiSection {
+    /// Environment variable names whose values are redacted.
+    #[serde(default)]
+    pub redact_env_keys: Vec<String>,
+    /// Regular expressions whose matches are redacted.
+    #[serde(default)]
+    pub redact_patterns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TelemetrySection {
+    #[serde(default)]
+    pub redact_rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StepsSection {
+    /// The implementation prompt template, relative to the repository root.
+    pub impl_prompt: Option<String>,
+}
+
+/// The `server:` section. Every field is optional; see [`Settings`] for defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServerSection {
+    pub agent: Option<String>,
+    pub session_timeout: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub retry_delay: Option<String>,
+    pub retry_delay_max: Option<String>,
+    pub state_branch: Option<String>,
+    pub base_branch: Option<String>,
+    pub remote: Option<String>,
+    pub verify_command: Option<String>,
+    pub verify_timeout: Option<String>,
+    pub kill_grace: Option<String>,
+    pub lease_margin: Option<String>,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+}
+
+/// One entry of `server.agents`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AgentConfig {
+    /// A command line (split like a shell would, but never run by one).
+    pub command: Option<String>,
+    /// An adapter script following the `tgs agent exec` contract.
+    pub adapter: Option<String>,
+    /// The built-in driver this agent uses: claude-code, codex, gemini, aider.
+    pub driver: Option<String>,
+    pub model: Option<String>,
+    pub permission_mode: Option<String>,
+    pub max_turns: Option<u32>,
+    /// The CLI to run, for the built-in drivers (default: the usual name).
+    pub bin: Option<String>,
+    /// Extra arguments for the built-in drivers.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables passed through to the agent, beyond its model key.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+impl Config {
+    /// Read `tgs/tgs.yml` under `root`; a missing file is the default configuration.
+    pub fn load(root: &Path) -> Result<Config, Error> {
+        let path = root.join(CONFIG_PATH);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(e.into()),
+        };
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        yaml_serde::from_str(text).map_err(|e| Error::invalid(format!("{CONFIG_PATH}: {e}")))
+    }
+}
+
+/// Parse durations such as `90s`, `5m`, `5h30m` (or ISO 8601 `PT5H`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration like 30m or 5h30m ({e})"))?;
+    if d.is_negative() {
+        return Err(format!("{s:?} must not be negative"));
+    }
+    d.try_into().map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Server settings after resolution, with every default filled in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub agent: String,
+    pub session_timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_delay: Duration,
+    pub retry_delay_max: Duration,
+    /// `None`: the branch checked out.
+    pub state_branch: Option<String>,
+    /// The branch PRs target and worktrees start from (`None`: the state branch).
+    pub base_branch: Option<String>,
+    pub remote: String,
+    pub verify_command: Option<String>,
+    pub verify_timeout: Duration,
+    pub kill_grace: Duration,
+    /// Added to the session timeout to make a claim's lease.
+    pub lease_margin: Duration,
+    pub agents: BTreeMap<String, AgentConfig>,
+    pub redact_env_keys: Vec<String>,
+    pub redact_patterns: Vec<String>,
+    pub impl_prompt: Option<String>,
+}
+
+impl Settings {
+    /// The defaults: a session fits in a 6-hour GitHub Actions job with room to hand over.
+    pub fn resolve(config: &Config) -> Result<Settings, Error> {
+        let s = &config.server;
+        let dur = |v: &Option<String>, name: &str, default: &str| -> Result<Duration, Error> {
+            parse_duration(v.as_deref().unwrap_or(default))
+                .map_err(|e| Error::invalid(format!("{CONFIG_PATH}: server.{name}: {e}")))
+        };
+        let mut redact_patterns = config.ai.redact_patterns.clone();
+        redact_patterns.extend(config.telemetry.redact_rules.iter().cloned());
+        Ok(Settings {
+            agent: s.agent.clone().unwrap_or_else(|| "claude-code".into()),
+            session_timeout: dur(&s.session_timeout, "session_timeout", "5h30m")?,
+            max_attempts: s.max_attempts.unwrap_or(3).max(1),
+            retry_delay: dur(&s.retry_delay, "retry_delay", "5m")?,
+            retry_delay_max: dur(&s.retry_delay_max, "retry_delay_max", "6h")?,
+            state_branch: s.state_branch.clone(),
+            base_branch: s.base_branch.clone(),
+            remote: s.remote.clone().unwrap_or_else(|| "origin".into()),
+            verify_command: s.verify_command.clone().filter(|c| !c.trim().is_empty()),
+            verify_timeout: dur(&s.verify_timeout, "verify_timeout", "30m")?,
+            kill_grace: dur(&s.kill_grace, "kill_grace", "10s")?,
+            lease_margin: dur(&s.lease_margin, "lease_margin", "15m")?,
+            agents: s.agents.clone(),
+            redact_env_keys: config.ai.redact_env_keys.clone(),
+            redact_patterns,
+            impl_prompt: config.steps.impl_prompt.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_example_parses_and_other_sections_are_ignored() {
+        let c = Config::parse(
+            "ai:\n  provider: anthropic\n  redact_env_keys: [MY_SERVICE_CRED]\ntriggers: {on: push}\nguardrails:\n  max_diff_lines: 500\nserver:\n  agent: claude-code\n  session_timeout: 5h30m\n  max_attempts: 3\n  retry_delay: 5m\n  state_branch: main\n  verify_command: cargo test\n  agents:\n    claude-code: { model: sonnet, permission_mode: bypassPermissions, max_turns: 200 }\n    my-script:  { command: \"./scripts/agent.sh --fast\" }\n    legacy:     { adapter: tgs/adapters/claude-code.sh }\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&c).unwrap();
+        assert_eq!(s.session_timeout, Duration::from_secs(5 * 3600 + 30 * 60));
+        assert_eq!(s.retry_delay, Duration::from_secs(300));
+        assert_eq!(s.state_branch.as_deref(), Some("main"));
+        assert_eq!(s.verify_command.as_deref(), Some("cargo test"));
+        assert_eq!(s.agents["claude-code"].max_turns, Some(200));
+        assert_eq!(
+            s.agents["my-script"].command.as_deref(),
+            Some("./scripts/agent.sh --fast")
+        );
+        assert_eq!(s.redact_env_keys, ["MY_SERVICE_CRED"]);
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let s = Settings::resolve(&Config::default()).unwrap();
+        assert_eq!(s.agent, "claude-code");
+        assert_eq!(s.max_attempts, 3);
+        assert!(s.session_timeout < Duration::from_secs(6 * 3600));
+        let bad = Config::parse("server:\n  retry_delay: soon\n").unwrap();
+        assert!(Settings::resolve(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("server.retry_delay"));
+        assert!(Config::parse("server: [").is_err());
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h 5m").unwrap(), Duration::from_secs(3900));
+    }
+}

@@ -1,0 +1,231 @@
+//! The backlog as shared state on a remote: workers on separate clones of one
+//! bare `origin` racing for the same thoughts.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+
+use common::{run, script, TestEnv, TestRepo};
+use serde_json::Value;
+
+fn published<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) {
+    let repo = env.repo("r");
+    let dirs = (0..n)
+        .map(|i| {
+            repo.approved(
+                &format!("{:07x}-thought-{i}", 0xa000000 + i),
+                &format!("Thought {i}"),
+            )
+        })
+        .collect();
+    repo.publish("thoughts");
+    (repo, dirs)
+}
+
+fn ok(repo: &TestRepo, args: &[&str]) -> String {
+    let (code, out, err) = run(repo.tgs().args(args));
+    assert_eq!(code, 0, "tgs {args:?} failed: {err}");
+    out
+}
+
+fn dirs_of(v: &Value) -> Vec<String> {
+    v["thoughts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["dir"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn changes_are_pushed_and_the_checkout_follows() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 2);
+    ok(&repo, &["server", "backlog", "add", &dirs[0]]);
+    assert_eq!(dirs_of(&repo.remote_backlog()), [dirs[0].clone()]);
+    // The local branch was fast-forwarded to the pushed state, the tree is clean.
+    assert_eq!(repo.head(), repo.git(&["rev-parse", "origin/main"]));
+    assert_eq!(dirs_of(&repo.backlog()), [dirs[0].clone()]);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+
+    // A second clone with a stale view re-applies its change to the fresh state.
+    let other = repo.clone_as("other");
+    ok(
+        &repo,
+        &["server", "backlog", "add", &dirs[1], "--priority", "3"],
+    );
+    assert_eq!(
+        dirs_of(&other.backlog()),
+        [dirs[0].clone()],
+        "other has not fetched yet"
+    );
+    let (code, out, err) = run(other.tgs().args([
+        "server",
+        "backlog",
+        "next",
+        "--json",
+        "--claimed-by",
+        "other",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let claimed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        claimed["dir"], dirs[1],
+        "the claim sees the entry added after the clone"
+    );
+    let remote = repo.remote_backlog();
+    assert_eq!(remote["thoughts"][1]["status"], "in_progress");
+    assert_eq!(remote["thoughts"][1]["claimed_by"], "other");
+    assert_eq!(other.head(), other.git(&["rev-parse", "origin/main"]));
+    // Reads fetch too: the first clone lists the claim made elsewhere.
+    let listed: Value = serde_json::from_str(&ok(
+        &repo,
+        &[
+            "server",
+            "backlog",
+            "list",
+            "--json",
+            "--status",
+            "in_progress",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(listed[0]["claimed_by"], "other");
+}
+
+#[test]
+fn racing_workers_on_clones_claim_each_thought_exactly_once() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 60);
+    let mut add = repo.tgs();
+    add.args(["server", "backlog", "add"]).args(&dirs);
+    let (code, _, err) = run(&mut add);
+    assert_eq!(code, 0, "{err}");
+    let workers: Vec<TestRepo> = (0..6).map(|i| repo.clone_as(&format!("w{i}"))).collect();
+    // Each worker claims until there is no work left, as `server run --until-empty` would.
+    let loops: Vec<_> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let bin = env!("CARGO_BIN_EXE_tgs");
+            let body = format!(
+                "#!/bin/sh\nset -e\nn=0\nwhile :; do out=$('{bin}' server backlog next --json --claimed-by w{i}); [ \"$out\" = null ] && break; echo \"$out\" | tr -d '\\n'; echo; n=$((n+1)); [ $n -le 100 ] || exit 9; done\n"
+            );
+            let path = env.path().join(format!("worker{i}.sh"));
+            script(&path, &body);
+            let mut c = Command::new(&path);
+            c.current_dir(&w.root).stdout(Stdio::piped()).stderr(Stdio::piped());
+            env.pin(&mut c);
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for (i, c) in loops.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "worker {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            claimed.push((i, v["dir"].as_str().unwrap().to_owned()));
+        }
+    }
+    let unique: HashSet<&String> = claimed.iter().map(|(_, d)| d).collect();
+    assert_eq!(claimed.len(), 60, "every thought claimed once: {claimed:?}");
+    assert_eq!(unique.len(), 60);
+    // The remote agrees, and names the claimer each worker saw.
+    let remote = repo.remote_backlog();
+    for (i, d) in &claimed {
+        let e = remote["thoughts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["dir"] == d.as_str())
+            .unwrap();
+        assert_eq!(e["status"], "in_progress");
+        assert_eq!(e["claimed_by"], format!("w{i}"));
+    }
+    // No worker is left behind: each clone is clean and at the remote tip.
+    let tip = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
+    let tip = tip.split_whitespace().next().unwrap();
+    for w in &workers {
+        assert_eq!(w.git(&["status", "--porcelain"]), "");
+        assert_eq!(w.head(), tip);
+    }
+    let spread: HashSet<usize> = claimed.iter().map(|(i, _)| *i).collect();
+    assert!(
+        spread.len() > 1,
+        "work was shared among workers: {spread:?}"
+    );
+}
+
+#[test]
+fn a_diverged_checkout_is_left_alone_and_never_stuck() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 2);
+    repo.write("local.txt", "an unpushed commit\n");
+    repo.commit_all("local work");
+    let mine = repo.head();
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dirs[0]]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("diverged"), "{err}");
+    assert_eq!(repo.head(), mine, "the user's branch is not rewritten");
+    assert_eq!(dirs_of(&repo.remote_backlog()), [dirs[0].clone()]);
+    // Later changes still go through.
+    ok(&repo, &["server", "backlog", "add", &dirs[1]]);
+    assert_eq!(dirs_of(&repo.remote_backlog()), dirs);
+}
+
+#[test]
+fn no_push_keeps_the_change_local() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 1);
+    ok(&repo, &["server", "backlog", "add", &dirs[0], "--no-push"]);
+    assert_eq!(dirs_of(&repo.backlog()), [dirs[0].clone()]);
+    let remote_has = env
+        .git_cmd(&repo.origin)
+        .args(["cat-file", "-e", "main:tgs/server/backlog.json"])
+        .status()
+        .unwrap();
+    assert!(!remote_has.success(), "nothing reached origin");
+}
+
+#[test]
+fn a_refusing_remote_is_a_clear_error() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 1);
+    script(
+        &repo.origin.join("hooks/pre-receive"),
+        "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n",
+    );
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dirs[0]]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refused the state commit"), "{err}");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_separate_state_branch_leaves_main_alone() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 1);
+    repo.write("tgs/tgs.yml", "server:\n  state_branch: tgs-state\n");
+    repo.publish("config");
+    let main_before = repo.head();
+    ok(&repo, &["server", "backlog", "add", &dirs[0]]);
+    assert_eq!(repo.head(), main_before);
+    let out = env
+        .git_cmd(&repo.origin)
+        .args(["show", "tgs-state:tgs/server/backlog.json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let b: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dirs_of(&b), [dirs[0].clone()]);
+    let listed: Value =
+        serde_json::from_str(&ok(&repo, &["server", "backlog", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["dir"], dirs[0]);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
