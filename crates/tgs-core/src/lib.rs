@@ -17,5 +17,6 @@ pub mod process;
 pub mod repo;
 pub mod template;
 pub mod thought;
+pub mod transcript;
 
 pub use error::{Error, Result};

@@ -14,6 +14,9 @@ use std::time::Duration;
 use crate::process::{self, Ending, Signals, Tee};
 use crate::Error;
 
+pub mod claude;
+pub mod codex;
+
 /// The adapter used when none is named.
 pub const DEFAULT_ADAPTER: &str = "tgs/adapters/claude-code.sh";
 

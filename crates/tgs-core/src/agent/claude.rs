@@ -1,0 +1,1 @@
+//! Claude Code stream-json events (being written).

@@ -1,0 +1,1 @@
+//! Codex CLI JSON events (being written).

@@ -1,0 +1,1 @@
+//! Session transcripts with secrets redacted (being written).
