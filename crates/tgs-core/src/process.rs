@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 /// How long a child gets between SIGTERM and SIGKILL, unless told otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// The process group of the child being supervised (0: none), so that a
+/// second signal can kill it from the signal handler itself.
+static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
+
 /// SIGINT and SIGTERM received by this process.
 #[derive(Debug, Default)]
 pub struct Signals {
@@ -33,11 +37,20 @@ impl Signals {
         let s = Arc::new(Signals::default());
         for sig in [libc::SIGINT, libc::SIGTERM] {
             let rec = s.clone();
-            // SAFETY: the handler only touches atomics, which is async-signal-safe.
+            // A second signal means "now": kill the child's group and leave at
+            // once, whatever tgs was doing.
+            // SAFETY: the handler only uses atomics, kill(2) and _exit(2), all
+            // async-signal-safe.
             unsafe {
                 signal_hook::low_level::register(sig, move || {
                     rec.last.store(sig, Ordering::SeqCst);
-                    rec.count.fetch_add(1, Ordering::SeqCst);
+                    if rec.count.fetch_add(1, Ordering::SeqCst) >= 1 {
+                        let group = CHILD_GROUP.load(Ordering::SeqCst);
+                        if group > 0 {
+                            libc::kill(-group, libc::SIGKILL);
+                        }
+                        libc::_exit(128 + sig);
+                    }
                 })?;
             }
         }
@@ -107,7 +120,21 @@ pub fn supervise(
     grace: Duration,
     signals: Option<&Signals>,
 ) -> io::Result<Ending> {
+    supervise_with(child, timeout, grace, signals, &mut || {})
+}
+
+/// [`supervise`], calling `on_tick` on every poll (at most every 50 ms) so the
+/// caller's thread can report progress while it waits.
+pub fn supervise_with(
+    child: &mut Child,
+    timeout: Option<Duration>,
+    grace: Duration,
+    signals: Option<&Signals>,
+    on_tick: &mut dyn FnMut(),
+) -> io::Result<Ending> {
     let pgid = child.id();
+    CHILD_GROUP.store(pgid as i32, Ordering::SeqCst);
+    let _clear = ClearGroup;
     let start = Instant::now();
     let mut pause = Duration::from_millis(5);
     let reason = loop {
@@ -124,6 +151,7 @@ pub fn supervise(
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             break Ending::TimedOut;
         }
+        on_tick();
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     };
@@ -145,6 +173,15 @@ pub fn supervise(
     }
     signal_group(pgid, libc::SIGKILL);
     Ok(reason)
+}
+
+/// Forgets the supervised group when supervision ends, however it ends.
+struct ClearGroup;
+
+impl Drop for ClearGroup {
+    fn drop(&mut self) {
+        CHILD_GROUP.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Copies a child's stream to a sink while keeping its last bytes, so that a

@@ -6,6 +6,7 @@
 mod commands;
 mod error;
 mod output;
+mod progress;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -147,6 +147,23 @@ impl Backlog {
         }))
     }
 
+    /// Requeue every in-progress entry whose lease has expired; returns their dirs.
+    /// The lost attempt still counts: a session that never reported back failed.
+    pub fn recover_expired(&mut self, now: Timestamp) -> Vec<String> {
+        let mut dirs = Vec::new();
+        for e in self.thoughts.iter_mut().filter(|e| lease_expired(e, now)) {
+            e.status = Status::Queued;
+            e.lease_expires_at = None;
+            e.not_before = None;
+            e.last_error = Some(format!(
+                "the claim by {} expired without a report",
+                e.claimed_by.as_deref().unwrap_or("an unknown worker")
+            ));
+            dirs.push(e.dir.clone());
+        }
+        dirs
+    }
+
     pub fn complete(
         &mut self,
         dir: &str,

@@ -12,7 +12,10 @@ pub mod backlog_show;
 pub mod backlog_transition;
 pub mod backlog_validate;
 pub mod completions;
+pub mod demo;
 pub mod scan;
+pub mod server_recover;
+pub mod server_run;
 pub mod thought_list;
 pub mod thought_new;
 
@@ -70,6 +73,11 @@ pub enum Command {
     Agent(AgentCommand),
     /// Print a shell completion script.
     Completions(completions::Args),
+    /// Run the whole server loop on a built-in example (no API key, no network).
+    Demo(demo::Args),
+    /// The demo's scripted agent (used by `tgs demo`).
+    #[command(hide = true)]
+    DemoAgent,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +95,10 @@ pub enum ServerCommand {
     Backlog(BacklogCommand),
     /// Add every approved thought that is not in the backlog yet.
     Scan(scan::Args),
+    /// Claim thoughts and have a coding agent implement them.
+    Run(server_run::Args),
+    /// Give claims whose lease expired back to the queue.
+    Recover(server_recover::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +172,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Thought(ThoughtCommand::New(a)) => thought_new::run(&ctx, a),
         Command::Thought(ThoughtCommand::List(a)) => thought_list::run(&ctx, a),
         Command::Server(ServerCommand::Scan(a)) => scan::run(&ctx, a),
+        Command::Server(ServerCommand::Run(a)) => server_run::run(&ctx, a),
+        Command::Server(ServerCommand::Recover(a)) => server_recover::run(&ctx, a),
         Command::Server(ServerCommand::Backlog(b)) => match b {
             BacklogCommand::Add(a) => backlog_add::run(&ctx, a),
             BacklogCommand::List(a) => backlog_list::run(&ctx, a),
@@ -174,6 +188,8 @@ pub fn run(cli: Cli) -> CliResult {
         },
         Command::Agent(AgentCommand::Exec(a)) => agent_exec::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
+        Command::Demo(a) => demo::run(&ctx, a),
+        Command::DemoAgent => demo::agent(),
     }
 }
 

@@ -1,0 +1,833 @@
+//! `tgs server run`: claim a thought, let an agent implement it in its own
+//! worktree, verify the work, hand it over (push, PR, record), and go on.
+//!
+//! Every step is reported as an [`Event`]; every state change goes through
+//! the [`StateTarget`], so racing workers stay consistent. A failed session
+//! is requeued with an exponential, capped, jittered delay until
+//! `max_attempts`, then marked failed; an interrupted one gives its claim
+//! back without counting the attempt.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
+use crate::backlog::store::Change;
+use crate::backlog::target::StateTarget;
+use crate::backlog::{Entry, Status};
+use crate::config::Settings;
+use crate::events::{Event, Outcome, SessionStats, Sink};
+use crate::forge::{Forge, PullRequest};
+use crate::process::{Ending, Signals};
+use crate::repo::Repo;
+use crate::session::{self, RunOptions};
+use crate::thought::{Thought, ThoughtIndex, ThoughtName};
+use crate::transcript::Redactor;
+use crate::worktree::{self, Worktree, LOGS_DIR};
+use crate::{clock, context, prompt, verify, Error};
+
+/// How long to keep going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One session (the default, as a 6-hour CI job wants).
+    Once,
+    /// Until nothing is left that this worker could claim, waiting out retry delays.
+    UntilEmpty,
+    /// For ever, looking for work every interval.
+    Watch(Duration),
+}
+
+/// A run's settings after resolution.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub settings: Settings,
+    pub agent: String,
+    pub worker_id: String,
+    pub mode: Mode,
+    pub thought: Option<String>,
+    pub session_timeout: Duration,
+    /// Push branches (and state, through the target).
+    pub push: bool,
+    pub open_pr: bool,
+    /// The branch worktrees start from and PRs target.
+    pub base_branch: String,
+    /// The remote, when there is one and pushing is on.
+    pub remote: Option<String>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunExit {
+    Done {
+        sessions: u32,
+        succeeded: u32,
+        /// Thoughts that failed for good in this run (out of attempts).
+        failed: u32,
+    },
+    /// Stopped by this signal; the claim was given back.
+    Interrupted(i32),
+}
+
+/// What one session came to.
+#[derive(Debug, Clone)]
+pub struct SessionReport {
+    pub dir: String,
+    pub outcome: Outcome,
+    /// The thought is now `failed`: out of attempts.
+    pub final_failure: bool,
+    pub pr_url: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub struct Runner<'r> {
+    pub repo: &'r Repo,
+    pub cfg: RunConfig,
+    pub state: StateTarget<'r>,
+    pub forge: Option<Box<dyn Forge + 'r>>,
+    pub signals: Option<Arc<Signals>>,
+    /// The environment agents' environments are picked from.
+    pub env: Vec<(String, String)>,
+}
+
+/// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with ±20% jitter.
+pub fn retry_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    exp.min(max).mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+impl<'r> Runner<'r> {
+    fn interrupted(&self) -> Option<i32> {
+        self.signals.as_ref().and_then(|s| s.last())
+    }
+
+    fn lease(&self) -> SignedDuration {
+        let s = &self.cfg.settings;
+        signed(self.cfg.session_timeout + s.verify_timeout + s.lease_margin)
+    }
+
+    /// Run sessions as the mode says.
+    pub fn run(&mut self, sink: &mut dyn Sink) -> Result<RunExit, Error> {
+        let mut sessions = 0;
+        let mut succeeded = 0;
+        let mut failed = 0;
+        loop {
+            if let Some(sig) = self.interrupted() {
+                return Ok(RunExit::Interrupted(sig));
+            }
+            match self.session(sink)? {
+                Some(report) => {
+                    sessions += 1;
+                    if report.outcome == Outcome::Success {
+                        succeeded += 1;
+                    }
+                    if report.final_failure {
+                        failed += 1;
+                    }
+                    if report.outcome == Outcome::Cancelled {
+                        return Ok(RunExit::Interrupted(
+                            self.interrupted().unwrap_or(libc::SIGTERM),
+                        ));
+                    }
+                    if self.cfg.mode == Mode::Once || self.cfg.thought.is_some() {
+                        return Ok(RunExit::Done {
+                            sessions,
+                            succeeded,
+                            failed,
+                        });
+                    }
+                }
+                None => match self.cfg.mode {
+                    Mode::Once => {
+                        return Ok(RunExit::Done {
+                            sessions,
+                            succeeded,
+                            failed,
+                        })
+                    }
+                    Mode::UntilEmpty => match self.next_retry()? {
+                        Some(until) => {
+                            sink.event(&Event::Waiting { until });
+                            if !self.sleep_until(until) {
+                                return Ok(RunExit::Interrupted(
+                                    self.interrupted().unwrap_or(libc::SIGTERM),
+                                ));
+                            }
+                        }
+                        None => {
+                            return Ok(RunExit::Done {
+                                sessions,
+                                succeeded,
+                                failed,
+                            })
+                        }
+                    },
+                    Mode::Watch(every) => {
+                        let until = clock::now()
+                            .saturating_add(signed(every))
+                            .unwrap_or_else(|_| clock::now());
+                        if !self.sleep_until(until) {
+                            return Ok(RunExit::Interrupted(
+                                self.interrupted().unwrap_or(libc::SIGTERM),
+                            ));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The earliest retry delay among queued entries this worker may still take.
+    fn next_retry(&self) -> Result<Option<Timestamp>, Error> {
+        let b = self.state.read()?;
+        Ok(b.thoughts
+            .iter()
+            .filter(|e| e.status == Status::Queued)
+            .filter_map(|e| e.not_before)
+            .min())
+    }
+
+    /// Sleep until `until` (by the real clock), waking for signals. False if interrupted.
+    fn sleep_until(&self, until: Timestamp) -> bool {
+        loop {
+            if self.interrupted().is_some() {
+                return false;
+            }
+            let left = until.duration_since(clock::now());
+            if left <= SignedDuration::ZERO {
+                return true;
+            }
+            let step = left.min(SignedDuration::from_millis(200));
+            std::thread::sleep(step.try_into().unwrap_or(Duration::from_millis(200)));
+            if std::env::var_os("TGS_NOW").is_some() {
+                // A pinned clock never moves: do not wait for it.
+                return true;
+            }
+        }
+    }
+
+    /// What `--dry-run` shows: the entry that would be claimed and the agent command.
+    pub fn plan(&self) -> Result<Option<(Entry, SessionCommand)>, Error> {
+        let mut b = self.state.read()?;
+        let now = clock::now();
+        b.recover_expired(now);
+        let Some(claim) = b.claim(
+            self.cfg.thought.as_deref(),
+            &self.cfg.worker_id,
+            now,
+            self.lease(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let name = name_of(&claim.entry.dir)?;
+        let wt = self
+            .repo
+            .root()
+            .join(worktree::WORKTREES_DIR)
+            .join(name.as_str());
+        let files = session_files(self.repo, &name);
+        let spec = AgentSpec::resolve(&self.cfg.agent, &self.cfg.settings)?;
+        let inv = Invocation {
+            worktree: &wt,
+            prompt_file: &files.prompt,
+            context_list: &files.context,
+            context_files: &[],
+            thought_dir: &claim.entry.dir,
+            branch: &worktree::branch_for(&name),
+            attempt: claim.entry.attempts,
+            timeout_secs: self.cfg.session_timeout.as_secs(),
+        };
+        let cmd = spec.command(&[], &inv, "<the implementation prompt>");
+        Ok(Some((claim.entry, cmd)))
+    }
+
+    /// One session, or `None` when there is nothing to claim.
+    pub fn session(&mut self, sink: &mut dyn Sink) -> Result<Option<SessionReport>, Error> {
+        let worker = self.cfg.worker_id.clone();
+        let only = self.cfg.thought.clone();
+        let lease = self.lease();
+        let now = clock::now();
+        let applied = self.state.update(&Default::default(), |b| {
+            let recovered = b.recover_expired(now);
+            let claim = b.claim(only.as_deref(), &worker, now, lease)?;
+            let msg = match (&claim, recovered.len()) {
+                (Some(c), 0) => Some(format!("chore(tgs): claim {} for {worker}", c.entry.dir)),
+                (Some(c), n) => Some(format!(
+                    "chore(tgs): claim {} for {worker}; requeue {n} expired",
+                    c.entry.dir
+                )),
+                (None, 0) => None,
+                (None, n) => Some(format!("chore(tgs): requeue {n} expired claims")),
+            };
+            Ok(Change {
+                value: (claim, recovered),
+                message: msg,
+            })
+        })?;
+        let (claim, recovered) = applied.value;
+        if !recovered.is_empty() {
+            sink.event(&Event::Recovered {
+                dirs: recovered,
+                at: now,
+            });
+        }
+        let Some(claim) = claim else {
+            sink.event(&Event::NoWork { at: now });
+            return Ok(None);
+        };
+        let entry = claim.entry;
+        sink.event(&Event::Claimed {
+            dir: entry.dir.clone(),
+            title: entry.title.clone(),
+            worker: worker.clone(),
+            attempt: entry.attempts,
+            lease_expires_at: entry.lease_expires_at,
+            at: now,
+            commit: applied.commit,
+        });
+        let started = now;
+        let (outcome, reason, stats, pr_url, branch) = match self.work(&entry, sink) {
+            Ok(w) => w,
+            Err(e) => (
+                Outcome::Failed,
+                Some(format!("tgs could not run the session: {e}")),
+                SessionStats {
+                    agent: self.cfg.agent.clone(),
+                    ..Default::default()
+                },
+                None,
+                None,
+            ),
+        };
+        self.record(
+            &entry, started, outcome, reason, stats, pr_url, branch, sink,
+        )
+    }
+
+    /// Record the session's end in the backlog and report it.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        entry: &Entry,
+        started: Timestamp,
+        outcome: Outcome,
+        reason: Option<String>,
+        stats: SessionStats,
+        pr_url: Option<String>,
+        branch: Option<String>,
+        sink: &mut dyn Sink,
+    ) -> Result<Option<SessionReport>, Error> {
+        let ended = clock::now();
+        let worker = self.cfg.worker_id.clone();
+        let dir = entry.dir.clone();
+        let max = self.cfg.settings.max_attempts;
+        let delay = retry_delay(
+            self.cfg.settings.retry_delay,
+            self.cfg.settings.retry_delay_max,
+            entry.attempts,
+        );
+        let not_before = ended
+            .saturating_add(signed(delay))
+            .ok()
+            .and_then(|t| t.round(jiff::Unit::Second).ok());
+        let reason_line = reason
+            .as_deref()
+            .map(|r| format!("{}: {r}", outcome.as_str()));
+        let applied = self.state.update(&Default::default(), |b| {
+            // Only the claimer may record: if the lease expired and someone
+            // else took the thought over, this session's result is stale.
+            let ours = b.get(&dir).is_some_and(|e| {
+                e.status == Status::InProgress && e.claimed_by.as_deref() == Some(worker.as_str())
+            });
+            if !ours {
+                return Ok(Change::none(None));
+            }
+            let (status, msg) = match outcome {
+                Outcome::Success => {
+                    b.complete(&dir, pr_url.as_deref(), ended)?;
+                    if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) {
+                        e.branch = branch.clone();
+                    }
+                    (Status::Completed, format!("chore(tgs): complete {dir}"))
+                }
+                Outcome::Cancelled => {
+                    b.requeue(&dir, reason_line.as_deref(), None, true)?;
+                    (
+                        Status::Queued,
+                        format!("chore(tgs): release {dir} (interrupted)"),
+                    )
+                }
+                _ => {
+                    let attempts = b.get(&dir).map(|e| e.attempts).unwrap_or(0);
+                    if attempts >= max {
+                        b.fail(&dir, reason_line.as_deref())?;
+                        (
+                            Status::Failed,
+                            format!("chore(tgs): fail {dir} after {attempts} attempts"),
+                        )
+                    } else {
+                        b.requeue(&dir, reason_line.as_deref(), not_before, false)?;
+                        (
+                            Status::Queued,
+                            format!("chore(tgs): requeue {dir} after attempt {attempts}"),
+                        )
+                    }
+                }
+            };
+            Ok(Change::with(Some(status), msg))
+        })?;
+        let status = match applied.value {
+            Some(s) => s.to_string(),
+            None => {
+                tracing::warn!(
+                    "{dir} was taken over by another worker; this session's result is not recorded"
+                );
+                "taken_over".to_owned()
+            }
+        };
+        let final_failure = status == "failed";
+        sink.event(&Event::SessionEnded {
+            dir: dir.clone(),
+            worker,
+            attempt: entry.attempts,
+            outcome,
+            reason: reason.clone(),
+            started,
+            ended,
+            stats,
+            pr_url: pr_url.clone(),
+            not_before: (status == "queued" && outcome != Outcome::Cancelled)
+                .then_some(not_before)
+                .flatten(),
+            status,
+            commit: applied.commit,
+        });
+        Ok(Some(SessionReport {
+            dir,
+            outcome,
+            final_failure,
+            pr_url,
+            reason,
+        }))
+    }
+
+    /// Worktree, agent, verification, hand-over. Returns what `record` needs.
+    #[allow(clippy::type_complexity)]
+    fn work(
+        &mut self,
+        entry: &Entry,
+        sink: &mut dyn Sink,
+    ) -> Result<
+        (
+            Outcome,
+            Option<String>,
+            SessionStats,
+            Option<String>,
+            Option<String>,
+        ),
+        Error,
+    > {
+        let name = name_of(&entry.dir)?;
+        let mut stats = SessionStats {
+            agent: self.cfg.agent.clone(),
+            ..Default::default()
+        };
+        let base = self.fresh_base()?;
+        let index = ThoughtIndex::load_paths(self.repo, Some(&base), &[entry.dir.as_str()])?;
+        let Some(thought) = index.find(&entry.dir).cloned() else {
+            return Ok((
+                Outcome::Rejected,
+                Some(format!("{} is not in {}", entry.dir, self.cfg.base_branch)),
+                stats,
+                None,
+                None,
+            ));
+        };
+        let wt = worktree::prepare(self.repo, &name, &base)?;
+        sink.event(&Event::WorktreeReady {
+            dir: entry.dir.clone(),
+            path: wt.path.clone(),
+            branch: wt.branch.clone(),
+            base: base.clone(),
+        });
+        let result = self.agent_and_verify(entry, &thought, &wt, &mut stats, sink);
+        worktree::discard(self.repo, &wt.path);
+        let (outcome, reason) = result?;
+        if outcome != Outcome::Success {
+            return Ok((outcome, reason, stats, None, None));
+        }
+        // Hand over: push the branch, open the PR.
+        let mut pr_url = None;
+        if let (true, Some(remote)) = (self.cfg.push, self.cfg.remote.clone()) {
+            let spec = format!("+refs/heads/{0}:refs/heads/{0}", wt.branch);
+            let out = self
+                .repo
+                .git()
+                .cmd(["push", "--quiet", "--porcelain", &remote, &spec])
+                .output()?;
+            if !out.success {
+                return Ok((
+                    Outcome::Failed,
+                    Some(format!(
+                        "could not push {}: {}",
+                        wt.branch,
+                        out.stderr.trim()
+                    )),
+                    stats,
+                    None,
+                    None,
+                ));
+            }
+            sink.event(&Event::BranchPushed {
+                dir: entry.dir.clone(),
+                branch: wt.branch.clone(),
+            });
+            if self.cfg.open_pr {
+                if let Some(forge) = &self.forge {
+                    let pr = PullRequest {
+                        head: wt.branch.clone(),
+                        base: self.cfg.base_branch.clone(),
+                        title: format!("feat: {}", entry.title),
+                        body: format!("Implements `{}`.", entry.dir),
+                        draft: false,
+                        labels: vec!["tgs".into()],
+                        reviewers: Vec::new(),
+                    };
+                    match forge.open_or_update_pr(&pr) {
+                        Ok(opened) => {
+                            sink.event(&Event::PrOpened {
+                                dir: entry.dir.clone(),
+                                url: opened.url.clone(),
+                            });
+                            pr_url = Some(opened.url);
+                        }
+                        Err(e) => {
+                            return Ok((
+                                Outcome::Failed,
+                                Some(format!("could not open the pull request: {e}")),
+                                stats,
+                                None,
+                                Some(wt.branch),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok((Outcome::Success, None, stats, pr_url, Some(wt.branch)))
+    }
+
+    fn agent_and_verify(
+        &mut self,
+        entry: &Entry,
+        thought: &Thought,
+        wt: &Worktree,
+        stats: &mut SessionStats,
+        sink: &mut dyn Sink,
+    ) -> Result<(Outcome, Option<String>), Error> {
+        let name = name_of(&entry.dir)?;
+        let context = context::context_files(self.repo, &wt.base, thought)?;
+        let template = match &self.cfg.settings.impl_prompt {
+            Some(p) => std::fs::read_to_string(self.repo.root().join(p))
+                .map_err(|e| Error::invalid(format!("steps.impl_prompt {p}: {e}")))?,
+            None => prompt::BUILTIN.to_owned(),
+        };
+        let text = prompt::render(
+            &template,
+            &prompt::PromptVars {
+                thought,
+                title: &entry.title,
+                context_files: &context,
+                branch: &wt.branch,
+                attempt: entry.attempts,
+                last_error: entry.last_error.as_deref(),
+            },
+        );
+        let files = session_files(self.repo, &name);
+        std::fs::create_dir_all(&files.dir)?;
+        std::fs::write(&files.prompt, &text)?;
+        let abs_context: Vec<String> = context.clone();
+        std::fs::write(&files.context, abs_context.join("\n") + "\n")?;
+        let spec = AgentSpec::resolve(&self.cfg.agent, &self.cfg.settings)?;
+        let inv = Invocation {
+            worktree: &wt.path,
+            prompt_file: &files.prompt,
+            context_list: &files.context,
+            context_files: &context,
+            thought_dir: &entry.dir,
+            branch: &wt.branch,
+            attempt: entry.attempts,
+            timeout_secs: self.cfg.session_timeout.as_secs(),
+        };
+        let cmd = spec.command(&self.env, &inv, &text);
+        let redactor = Arc::new(Redactor::new(
+            Redactor::secret_env_values(
+                self.env.iter().cloned(),
+                &self.cfg.settings.redact_env_keys,
+            ),
+            &self.cfg.settings.redact_patterns,
+        )?);
+        let stamp = clock::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        let log = unused_path(
+            &self.repo.root().join(LOGS_DIR),
+            &format!("{name}-{stamp}"),
+            "log",
+        );
+        sink.event(&Event::AgentStarted {
+            dir: entry.dir.clone(),
+            agent: self.cfg.agent.clone(),
+            command: cmd.display(),
+            log: log.clone(),
+            at: clock::now(),
+        });
+        let dir = entry.dir.clone();
+        let red = redactor.clone();
+        let run = session::run_agent(
+            &cmd,
+            &RunOptions {
+                cwd: &wt.path,
+                prompt: &text,
+                log_path: &log,
+                redactor: redactor.clone(),
+                timeout: self.cfg.session_timeout,
+                grace: self.cfg.settings.kill_grace,
+                signals: self.signals.as_deref(),
+                agent_name: &self.cfg.agent,
+            },
+            &mut |p| {
+                sink.event(&Event::AgentProgress {
+                    dir: dir.clone(),
+                    action: p.action.map(|a| red.redact(&a)),
+                    turns: p.turns,
+                    cost_usd: p.cost_usd,
+                })
+            },
+        )?;
+        let run = match run {
+            Ok(r) => r,
+            Err(session::Missing(why)) => return Ok((Outcome::AgentMissing, Some(why))),
+        };
+        *stats = run.stats.clone();
+        sink.event(&Event::AgentFinished {
+            dir: entry.dir.clone(),
+            ending: run.ending.describe(),
+            duration: run.duration,
+            stats: run.stats.clone(),
+        });
+        let last_line = || {
+            run.tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("# tgs"))
+                .map(|l| {
+                    format!(
+                        " (last output: {})",
+                        l.chars().take(200).collect::<String>()
+                    )
+                })
+                .unwrap_or_default()
+        };
+        match run.ending {
+            Ending::Interrupted(sig) => {
+                return Ok((
+                    Outcome::Cancelled,
+                    Some(format!("interrupted by signal {sig}")),
+                ))
+            }
+            Ending::TimedOut => {
+                return Ok((
+                    Outcome::Timeout,
+                    Some(format!(
+                        "the session ran past its timeout of {}",
+                        humanize(self.cfg.session_timeout)
+                    )),
+                ))
+            }
+            Ending::Exited(s) if s.code().is_none() => {
+                return Ok((
+                    Outcome::Crashed,
+                    Some(format!(
+                        "the agent {}{}",
+                        run.ending.describe(),
+                        last_line()
+                    )),
+                ))
+            }
+            Ending::Exited(s) if !s.success() => {
+                let outcome = if run.rate_limited {
+                    Outcome::RateLimited
+                } else {
+                    Outcome::Failed
+                };
+                return Ok((
+                    outcome,
+                    Some(format!(
+                        "the agent {}{}",
+                        run.ending.describe(),
+                        last_line()
+                    )),
+                ));
+            }
+            Ending::Exited(_) => {}
+        }
+        if let Some(why) = run.reported_failure {
+            let outcome = if run.rate_limited {
+                Outcome::RateLimited
+            } else {
+                Outcome::Failed
+            };
+            return Ok((outcome, Some(why)));
+        }
+        if let Some(sig) = self.interrupted() {
+            return Ok((
+                Outcome::Cancelled,
+                Some(format!("interrupted by signal {sig}")),
+            ));
+        }
+        let verify_env: Vec<(String, String)> = cmd
+            .env
+            .iter()
+            .filter(|(k, _)| !k.ends_with("_KEY") && !k.contains("TOKEN") && !k.contains("SECRET"))
+            .cloned()
+            .collect();
+        let verdict = verify::verify(
+            self.repo,
+            wt,
+            &entry.dir,
+            self.cfg.settings.verify_command.as_deref(),
+            self.cfg.settings.verify_timeout,
+            &verify_env,
+            &log,
+            redactor,
+            self.signals.as_deref(),
+        )?;
+        sink.event(&Event::Verified {
+            dir: entry.dir.clone(),
+            ok: verdict.problems.is_empty(),
+            problems: verdict.problems.clone(),
+        });
+        if let Some(sig) = self.interrupted() {
+            return Ok((
+                Outcome::Cancelled,
+                Some(format!("interrupted by signal {sig}")),
+            ));
+        }
+        if !verdict.problems.is_empty() {
+            return Ok((Outcome::Rejected, Some(verdict.problems.join("; "))));
+        }
+        Ok((Outcome::Success, None))
+    }
+
+    /// The tip of the base branch, fetched from the remote when there is one.
+    fn fresh_base(&self) -> Result<String, Error> {
+        let b = &self.cfg.base_branch;
+        if let Some(remote) = &self.cfg.remote {
+            let spec = format!("+refs/heads/{b}:refs/remotes/{remote}/{b}");
+            let out = self
+                .repo
+                .git()
+                .cmd(["fetch", "--quiet", "--no-tags", remote, &spec])
+                .output()?;
+            if out.success {
+                return Ok(self.repo.git().text([
+                    "rev-parse",
+                    &format!("refs/remotes/{remote}/{b}^{{commit}}"),
+                ])?);
+            }
+            tracing::warn!("could not fetch {b} from {remote}: {}", out.stderr.trim());
+        }
+        Ok(self
+            .repo
+            .git()
+            .text(["rev-parse", &format!("refs/heads/{b}^{{commit}}")])?)
+    }
+}
+
+/// Where a session's prompt and context list are written: in the git
+/// directory, so that nothing of tgs's ends up in the agent's commits.
+struct SessionFiles {
+    dir: PathBuf,
+    prompt: PathBuf,
+    context: PathBuf,
+}
+
+fn session_files(repo: &Repo, name: &ThoughtName) -> SessionFiles {
+    let dir = repo
+        .common_dir()
+        .join("tgs")
+        .join("sessions")
+        .join(name.as_str());
+    SessionFiles {
+        prompt: dir.join("prompt.md"),
+        context: dir.join("context.txt"),
+        dir,
+    }
+}
+
+fn name_of(dir: &str) -> Result<ThoughtName, Error> {
+    dir.rsplit('/')
+        .next()
+        .and_then(ThoughtName::parse)
+        .ok_or_else(|| Error::invalid(format!("{dir} is not a thought directory")))
+}
+
+/// `dir/stem.ext`, or `dir/stem-2.ext`... if taken: a second attempt in the
+/// same second must not overwrite the first one's transcript.
+fn unused_path(dir: &std::path::Path, stem: &str, ext: &str) -> PathBuf {
+    let mut p = dir.join(format!("{stem}.{ext}"));
+    let mut n = 2;
+    while p.exists() {
+        p = dir.join(format!("{stem}-{n}.{ext}"));
+        n += 1;
+    }
+    p
+}
+
+/// `5h30m`, `90s`.
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_cap_and_jitter() {
+        let base = Duration::from_secs(60);
+        let max = Duration::from_secs(600);
+        for _ in 0..50 {
+            let d1 = retry_delay(base, max, 1).as_secs_f64();
+            let d3 = retry_delay(base, max, 3).as_secs_f64();
+            let d9 = retry_delay(base, max, 9).as_secs_f64();
+            assert!((48.0..72.0).contains(&d1), "{d1}");
+            assert!((192.0..288.0).contains(&d3), "{d3}");
+            assert!((480.0..720.0).contains(&d9), "{d9}");
+        }
+    }
+
+    #[test]
+    fn humanized() {
+        assert_eq!(humanize(Duration::from_secs(5 * 3600 + 1800)), "5h30m");
+        assert_eq!(humanize(Duration::from_secs(90)), "1m30s");
+        assert_eq!(humanize(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,307 @@
+//! Running one agent session: the process in its own group, its output
+//! streamed through the redactor into the transcript, progress parsed from
+//! its JSON events, all in bounded memory whatever it prints.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::agent::claude::ClaudeProgress;
+use crate::agent::codex::CodexProgress;
+use crate::agent::driver::{OutputFormat, SessionCommand};
+use crate::events::SessionStats;
+use crate::process::{self, Ending, Signals};
+use crate::transcript::{RedactingWriter, Redactor};
+use crate::Error;
+
+/// Lines longer than this are logged but not parsed for progress.
+const MAX_PARSED_LINE: usize = 1 << 20;
+/// How much of the transcript's end is kept for failure reports.
+const TAIL: usize = 8 * 1024;
+
+/// A change in what the agent is doing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub action: Option<String>,
+    pub turns: Option<u32>,
+    pub cost_usd: Option<f64>,
+}
+
+/// How the session went, before verification.
+#[derive(Debug)]
+pub struct AgentRun {
+    pub ending: Ending,
+    pub duration: Duration,
+    pub stats: SessionStats,
+    /// The agent reported failure although it may have exited 0 (Claude's `is_error`, denials).
+    pub reported_failure: Option<String>,
+    pub rate_limited: bool,
+    /// The end of the (redacted) transcript.
+    pub tail: String,
+}
+
+/// The agent's program could not be started.
+#[derive(Debug)]
+pub struct Missing(pub String);
+
+enum Parser {
+    Claude(ClaudeProgress),
+    Codex(CodexProgress),
+    Text,
+}
+
+impl Parser {
+    fn observe(&mut self, line: &str) -> Option<Progress> {
+        match self {
+            Parser::Claude(p) => p.observe(line).then(|| Progress {
+                action: p.last_action.clone(),
+                turns: Some(p.result.as_ref().map(|r| r.num_turns).unwrap_or(p.turns)),
+                cost_usd: p.result.as_ref().and_then(|r| r.total_cost_usd),
+            }),
+            Parser::Codex(p) => p.observe(line).then(|| Progress {
+                action: p.last_action.clone(),
+                turns: Some(p.turns),
+                cost_usd: None,
+            }),
+            Parser::Text => None,
+        }
+    }
+}
+
+/// Keeps the last bytes written through it.
+struct TailWriter<W: Write> {
+    inner: W,
+    tail: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<W: Write> Write for TailWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let mut t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        t.extend_from_slice(&buf[..n]);
+        if t.len() > TAIL {
+            let cut = t.len() - TAIL;
+            t.drain(..cut);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type Log = Arc<Mutex<RedactingWriter<TailWriter<BufWriter<File>>>>>;
+
+/// Options of one run.
+pub struct RunOptions<'a> {
+    pub cwd: &'a Path,
+    pub prompt: &'a str,
+    pub log_path: &'a Path,
+    pub redactor: Arc<Redactor>,
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub signals: Option<&'a Signals>,
+    pub agent_name: &'a str,
+}
+
+/// Run the agent to its end. `on_progress` is called on this thread.
+pub fn run_agent(
+    cmd: &SessionCommand,
+    o: &RunOptions<'_>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<Result<AgentRun, Missing>, Error> {
+    if let Some(dir) = o.log_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = File::create(o.log_path)?;
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    let log: Log = Arc::new(Mutex::new(RedactingWriter::new(
+        TailWriter {
+            inner: BufWriter::with_capacity(64 * 1024, file),
+            tail: tail.clone(),
+        },
+        o.redactor.clone(),
+    )));
+    {
+        let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(l, "# tgs session: {} in {}", cmd.display(), o.cwd.display());
+    }
+
+    let mut command = Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .current_dir(o.cwd)
+        .env_clear()
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if cmd.prompt_on_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    process::own_group(&mut command);
+    let started = Instant::now();
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            let msg = format!("cannot start {}: {e}", cmd.program);
+            let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(l, "# {msg}");
+            return Ok(Err(Missing(msg)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let prompt = o.prompt.to_owned();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(prompt.as_bytes());
+        });
+    }
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = pump(child.stdout.take().expect("piped"), log.clone(), Some(tx));
+    let err = pump(child.stderr.take().expect("piped"), log.clone(), None);
+
+    let mut parser = match cmd.format {
+        OutputFormat::ClaudeStreamJson => Parser::Claude(ClaudeProgress::default()),
+        OutputFormat::CodexJson => Parser::Codex(CodexProgress::default()),
+        OutputFormat::Text => Parser::Text,
+    };
+    let mut drain = |parser: &mut Parser| {
+        while let Ok(line) = rx.try_recv() {
+            if let Some(p) = parser.observe(&line) {
+                on_progress(p);
+            }
+        }
+    };
+    let ending =
+        process::supervise_with(&mut child, Some(o.timeout), o.grace, o.signals, &mut || {
+            drain(&mut parser)
+        })?;
+    let _ = out.join();
+    let _ = err.join();
+    drain(&mut parser);
+    let duration = started.elapsed();
+    {
+        let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(
+            l,
+            "\n# tgs: the agent {} after {:.1}s",
+            ending.describe(),
+            duration.as_secs_f64()
+        );
+    }
+    // Every thread holding the log has ended: finish the redactor and flush the file.
+    if let Ok(m) = Arc::try_unwrap(log) {
+        let w = m.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut tw = w.finish()?;
+        tw.flush()?;
+    }
+    let tail =
+        String::from_utf8_lossy(&tail.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+
+    let mut stats = SessionStats {
+        agent: o.agent_name.to_owned(),
+        exit_code: match ending {
+            Ending::Exited(s) => s.code(),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    let mut reported_failure = None;
+    let mut rate_limited = false;
+    match &parser {
+        Parser::Claude(p) => {
+            if let Some(r) = &p.result {
+                stats.turns = Some(r.num_turns);
+                stats.cost_usd = r.total_cost_usd;
+                stats.input_tokens = Some(r.input_tokens);
+                stats.output_tokens = Some(r.output_tokens);
+                stats.session_id = r.session_id.clone();
+                rate_limited = matches!(r.api_error_status, Some(429 | 529));
+            } else {
+                stats.turns = Some(p.turns);
+                stats.session_id = p.session_id.clone();
+            }
+            if ending.success() {
+                reported_failure = p.failure(true);
+            }
+        }
+        Parser::Codex(p) => {
+            stats.turns = Some(p.turns);
+            stats.input_tokens = Some(p.input_tokens);
+            stats.output_tokens = Some(p.output_tokens);
+            stats.session_id = p.thread_id.clone();
+            if ending.success() {
+                reported_failure = p.error.clone();
+            }
+        }
+        Parser::Text => {}
+    }
+    Ok(Ok(AgentRun {
+        ending,
+        duration,
+        stats,
+        reported_failure,
+        rate_limited,
+        tail,
+    }))
+}
+
+/// Copy a stream into the log in chunks; with `lines`, also hand complete
+/// lines (up to [`MAX_PARSED_LINE`]) to the parser.
+fn pump<R: Read + Send + 'static>(
+    mut from: R,
+    log: Log,
+    lines: Option<mpsc::Sender<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        let mut overlong = false;
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let chunk = &buf[..n];
+            {
+                let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = l.write_all(chunk);
+            }
+            let Some(tx) = &lines else { continue };
+            for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                let complete = piece.last() == Some(&b'\n');
+                if !overlong {
+                    line.extend_from_slice(piece);
+                    if line.len() > MAX_PARSED_LINE {
+                        overlong = true;
+                        line.clear();
+                    }
+                }
+                if complete {
+                    if !overlong {
+                        let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_owned());
+                    }
+                    line.clear();
+                    overlong = false;
+                }
+            }
+        }
+        if let Some(tx) = &lines {
+            if !line.is_empty() && !overlong {
+                let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_owned());
+            }
+        }
+    })
+}

@@ -1,0 +1,232 @@
+//! Judging a session's work before anything is handed over.
+//!
+//! Success needs all of: the agent exited 0 without reporting an error; the
+//! branch changes something beyond the base, in the code rather than only
+//! under `tgs/`; the thought's implementation summary is written (not the
+//! skeleton); nothing under `tgs/server/` changed; and the configured
+//! `verify_command`, if any, passes in the worktree.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backlog::store::commit_tree;
+use crate::git::Git;
+use crate::process::{self, Ending, Signals};
+use crate::repo::Repo;
+use crate::thought::{Stage, ThoughtIndex};
+use crate::transcript::{RedactingWriter, Redactor};
+use crate::worktree::Worktree;
+use crate::Error;
+
+/// Problems with the changed paths, by rule. Pure, for testing.
+pub fn check_paths(changed: &[String], thought_dir: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if changed.is_empty() {
+        problems.push("the agent changed nothing".to_owned());
+        return problems;
+    }
+    let inside = format!("{thought_dir}/");
+    let server: Vec<&String> = changed
+        .iter()
+        .filter(|p| p.starts_with("tgs/server/"))
+        .collect();
+    if !server.is_empty() {
+        problems.push(format!(
+            "the agent changed {} under tgs/server/, which belongs to tgs (e.g. {})",
+            server.len(),
+            server[0]
+        ));
+    }
+    let elsewhere_in_tgs: Vec<&String> = changed
+        .iter()
+        .filter(|p| {
+            p.starts_with("tgs/") && !p.starts_with(&inside) && !p.starts_with("tgs/server/")
+        })
+        .collect();
+    if !elsewhere_in_tgs.is_empty() {
+        problems.push(format!(
+            "the agent changed files under tgs/ outside its thought (e.g. {})",
+            elsewhere_in_tgs[0]
+        ));
+    }
+    if changed.iter().all(|p| p.starts_with("tgs/")) {
+        problems.push(
+            "nothing changed outside tgs/: the plan was not implemented in the code".to_owned(),
+        );
+    }
+    problems
+}
+
+/// Parse `git diff --name-only -z`.
+pub fn parse_name_list(out: &[u8]) -> Vec<String> {
+    out.split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect()
+}
+
+/// Commit what the agent left uncommitted. Returns whether there was anything.
+pub fn commit_leftovers(wt: &Worktree) -> Result<bool, Error> {
+    let git = Git::new(&wt.path);
+    git.cmd(["add", "-A"]).run()?;
+    if git.cmd(["diff", "--cached", "--quiet"]).output()?.success {
+        return Ok(false);
+    }
+    let tree = git.text(["write-tree"])?;
+    let head = git.text(["rev-parse", "HEAD"])?;
+    let commit = commit_tree(
+        &git,
+        &tree,
+        &[&head],
+        "tgs: commit work the agent left uncommitted",
+    )?;
+    git.cmd(["update-ref", "HEAD", &commit, &head]).run()?;
+    Ok(true)
+}
+
+/// The verdict on a session's branch.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub head: String,
+    pub changed: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+/// Check the branch in `wt` against the rules, then run the verify command.
+#[allow(clippy::too_many_arguments)]
+pub fn verify(
+    repo: &Repo,
+    wt: &Worktree,
+    thought_dir: &str,
+    verify_command: Option<&str>,
+    verify_timeout: Duration,
+    env: &[(String, String)],
+    log: &std::path::Path,
+    redactor: Arc<Redactor>,
+    signals: Option<&Signals>,
+) -> Result<Verdict, Error> {
+    commit_leftovers(wt)?;
+    let git = Git::new(&wt.path);
+    let head = git.text(["rev-parse", "HEAD"])?;
+    let changed = parse_name_list(
+        &git.cmd(["diff", "--name-only", "-z", &wt.base, &head])
+            .run()?,
+    );
+    let mut problems = check_paths(&changed, thought_dir);
+    let index = ThoughtIndex::load_paths(repo, Some(&head), &[thought_dir])?;
+    match index.find(thought_dir) {
+        Some(t) if index.stage(t) == Stage::Implemented => {}
+        Some(_) => problems.push(format!(
+            "the implementation summary of {thought_dir} was not written (missing, or still the template)"
+        )),
+        None => problems.push(format!("{thought_dir} is gone from the branch")),
+    }
+    if problems.is_empty() {
+        if let Some(cmd) = verify_command {
+            if let Some(p) =
+                run_verify_command(cmd, wt, verify_timeout, env, log, redactor, signals)?
+            {
+                problems.push(p);
+            }
+        }
+    }
+    Ok(Verdict {
+        head,
+        changed,
+        problems,
+    })
+}
+
+/// Run `sh -c <cmd>` in the worktree (the command comes from the repository's
+/// own configuration, not from thought text); its output goes to the transcript.
+fn run_verify_command(
+    cmd: &str,
+    wt: &Worktree,
+    timeout: Duration,
+    env: &[(String, String)],
+    log: &std::path::Path,
+    redactor: Arc<Redactor>,
+    signals: Option<&Signals>,
+) -> Result<Option<String>, Error> {
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)?;
+    let log_w = Arc::new(std::sync::Mutex::new(RedactingWriter::new(file, redactor)));
+    let _ = writeln!(
+        log_w.lock().unwrap_or_else(|p| p.into_inner()),
+        "\n# tgs: verify: {cmd}"
+    );
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(cmd)
+        .current_dir(&wt.path)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    process::own_group(&mut c);
+    let mut child = c.spawn()?;
+    let copy = |from: Box<dyn std::io::Read + Send>,
+                to: Arc<std::sync::Mutex<RedactingWriter<std::fs::File>>>| {
+        std::thread::spawn(move || {
+            let mut from = from;
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = to
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .write_all(&buf[..n]);
+            }
+        })
+    };
+    let a = copy(Box::new(child.stdout.take().expect("piped")), log_w.clone());
+    let b = copy(Box::new(child.stderr.take().expect("piped")), log_w.clone());
+    let ending = process::supervise(&mut child, Some(timeout), process::DEFAULT_GRACE, signals)?;
+    let _ = a.join();
+    let _ = b.join();
+    if let Ok(m) = Arc::try_unwrap(log_w) {
+        let _ = m.into_inner().unwrap_or_else(|p| p.into_inner()).finish();
+    }
+    Ok(match ending {
+        e if e.success() => None,
+        Ending::TimedOut => Some(format!("the verify command `{cmd}` timed out")),
+        e => Some(format!("the verify command `{cmd}` {}", e.describe())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(paths: &[&str]) -> Vec<String> {
+        check_paths(
+            &paths.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "tgs/thoughts/abc1234-x",
+        )
+    }
+
+    #[test]
+    fn path_rules() {
+        assert!(v(&["src/lib.rs", "tgs/thoughts/abc1234-x/implementation.md"]).is_empty());
+        assert_eq!(v(&[]), ["the agent changed nothing"]);
+        let p = v(&["src/lib.rs", "tgs/server/backlog.json"]);
+        assert!(p[0].contains("tgs/server/"), "{p:?}");
+        let p = v(&["src/a.rs", "tgs/thoughts/fffffff-other/plan.md"]);
+        assert!(p[0].contains("outside its thought"), "{p:?}");
+        let p = v(&["tgs/thoughts/abc1234-x/implementation.md"]);
+        assert!(p[0].contains("nothing changed outside tgs/"), "{p:?}");
+    }
+
+    #[test]
+    fn name_lists() {
+        assert_eq!(parse_name_list(b"a b\0src/x.rs\0"), ["a b", "src/x.rs"]);
+        assert!(parse_name_list(b"").is_empty());
+    }
+}
