@@ -18,6 +18,11 @@ pub fn now() -> Timestamp {
         .unwrap_or_else(|_| Timestamp::now())
 }
 
+/// Whether `TGS_NOW` pins the clock.
+pub fn is_pinned() -> bool {
+    std::env::var_os("TGS_NOW").is_some()
+}
+
 /// The default worker identity: `hostname/user`.
 pub fn default_worker_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();

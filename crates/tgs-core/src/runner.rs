@@ -151,6 +151,14 @@ impl<'r> Runner<'r> {
                         })
                     }
                     Mode::UntilEmpty => match self.next_retry()? {
+                        // A pinned clock (TGS_NOW) never reaches a retry delay.
+                        Some(_) if clock::is_pinned() => {
+                            return Ok(RunExit::Done {
+                                sessions,
+                                succeeded,
+                                failed,
+                            })
+                        }
                         Some(until) => {
                             sink.event(&Event::Waiting { until });
                             if !self.sleep_until(until) {
@@ -204,7 +212,7 @@ impl<'r> Runner<'r> {
             }
             let step = left.min(SignedDuration::from_millis(200));
             std::thread::sleep(step.try_into().unwrap_or(Duration::from_millis(200)));
-            if std::env::var_os("TGS_NOW").is_some() {
+            if clock::is_pinned() {
                 // A pinned clock never moves: do not wait for it.
                 return true;
             }
