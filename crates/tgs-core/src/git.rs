@@ -548,6 +548,139 @@ pub fn tree_with_blobs(
     Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }
 
+/// Resolve `rev` and read the blob at `rev:path` through one interactive
+/// `git cat-file --batch`: the commit id first, then the file at exactly that
+/// commit, so the two always agree. `(None, None)` if `rev` does not exist.
+pub fn read_at_rev(
+    git: &Git,
+    rev: &str,
+    path: &str,
+) -> Result<(Option<String>, Option<Vec<u8>>), GitError> {
+    let (tip, blob, _) = read_at_rev_and(git, rev, path, None)?;
+    Ok((tip, blob))
+}
+
+/// What [`read_at_rev_and`] finds: the tip, the file at it, the other ref's commit.
+pub type StateRead = (Option<String>, Option<Vec<u8>>, Option<String>);
+
+/// [`read_at_rev`], also resolving `also` (e.g. the local branch) in the same process.
+pub fn read_at_rev_and(
+    git: &Git,
+    rev: &str,
+    path: &str,
+    also: Option<&str>,
+) -> Result<StateRead, GitError> {
+    let args = "cat-file --batch".to_string();
+    let mut c = git.cmd(["cat-file", "--batch"]);
+    tracing::debug!(target: "tgs::git", "git cat-file --batch ({rev}, {rev}:{path})");
+    c.cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let io = |source| GitError::Spawn { source };
+    let mut ask = |stdin: &mut std::process::ChildStdin,
+                   spec: &str|
+     -> Result<Option<(String, Vec<u8>)>, GitError> {
+        stdin
+            .write_all(format!("{spec}\n").as_bytes())
+            .map_err(io)?;
+        stdin.flush().map_err(io)?;
+        let mut header = String::new();
+        out.read_line(&mut header).map_err(io)?;
+        let header = header.trim_end();
+        let size = parse_batch_header(header).ok_or_else(|| GitError::Parse {
+            args: args.clone(),
+            detail: format!("bad header {header:?}"),
+        })?;
+        let Some(size) = size else { return Ok(None) };
+        let mut buf = vec![0u8; size + 1];
+        out.read_exact(&mut buf).map_err(io)?;
+        buf.pop();
+        Ok(Some((
+            header.split(' ').next().unwrap_or_default().to_owned(),
+            buf,
+        )))
+    };
+    let tip = ask(&mut stdin, &format!("{rev}^{{commit}}"))?.map(|(oid, _)| oid);
+    let blob = match &tip {
+        Some(t) => ask(&mut stdin, &format!("{t}:{path}"))?.map(|(_, b)| b),
+        None => None,
+    };
+    let other = match also {
+        Some(r) => ask(&mut stdin, &format!("{r}^{{commit}}"))?.map(|(oid, _)| oid),
+        None => None,
+    };
+    drop(stdin);
+    let _ = child.wait();
+    Ok((tip, blob, other))
+}
+
+/// The committer identity git would use (`Name <email>`), or tgs's own when none is configured.
+pub fn committer_ident(git: &Git) -> String {
+    match git.cmd(["var", "GIT_COMMITTER_IDENT"]).output() {
+        Ok(o) if o.success => {
+            let line = o.stdout_text();
+            // `Name <email> 1700000000 +0000`: keep the name and email.
+            match line.rfind('>') {
+                Some(i) => line[..=i].to_owned(),
+                None => "tgs <tgs@localhost>".to_owned(),
+            }
+        }
+        _ => "tgs <tgs@localhost>".to_owned(),
+    }
+}
+
+/// Create a commit on `parent` that writes `files`, in one `git fast-import`
+/// process (blobs, trees and the commit together), and return its id. The
+/// commit is reachable only from `scratch_ref` until the caller publishes it.
+pub fn fast_commit(
+    git: &Git,
+    scratch_ref: &str,
+    parent: Option<&str>,
+    files: &[(&str, &[u8])],
+    ident: &str,
+    when: i64,
+    message: &str,
+) -> Result<String, GitError> {
+    let mut s: Vec<u8> = Vec::new();
+    s.extend_from_slice(
+        format!("commit {scratch_ref}\nmark :1\ncommitter {ident} {when} +0000\n").as_bytes(),
+    );
+    s.extend_from_slice(format!("data {}\n", message.len()).as_bytes());
+    s.extend_from_slice(message.as_bytes());
+    s.push(b'\n');
+    if let Some(p) = parent {
+        s.extend_from_slice(format!("from {p}\n").as_bytes());
+    }
+    for (path, data) in files {
+        s.extend_from_slice(format!("M 100644 inline {path}\ndata {}\n", data.len()).as_bytes());
+        s.extend_from_slice(data);
+        s.push(b'\n');
+    }
+    s.extend_from_slice(b"\nget-mark :1\ndone\n");
+    let out = git
+        .cmd([
+            "fast-import",
+            "--quiet",
+            "--done",
+            "--force",
+            "--cat-blob-fd=1",
+        ])
+        .stdin(s)
+        .run()?;
+    let oid = String::from_utf8_lossy(&out).trim().to_owned();
+    if oid.len() < 40 {
+        return Err(GitError::Parse {
+            args: "fast-import".into(),
+            detail: format!("no commit id in {oid:?}"),
+        });
+    }
+    Ok(oid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub struct Repo {
     /// Where the caller stood, relative to `root` (`""` at the root, else ending in `/`).
     prefix: String,
     discovered_head: Option<String>,
+    branch: Option<String>,
     git: Git,
 }
 
@@ -36,6 +37,8 @@ impl Repo {
                 "--git-common-dir",
                 "--show-prefix",
                 "HEAD",
+                "--symbolic-full-name",
+                "HEAD",
             ])
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -49,6 +52,12 @@ impl Repo {
             .next()
             .filter(|h| out.success && h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_owned);
+        // `refs/heads/<name>`, or `HEAD` when detached.
+        let branch = lines
+            .next()
+            .filter(|_| out.success)
+            .and_then(|r| r.strip_prefix("refs/heads/"))
+            .map(str::to_owned);
         if !out.success && !out.stderr.contains("'HEAD'") {
             return Err(RepoError::NotARepo(start.to_owned()));
         }
@@ -59,7 +68,14 @@ impl Repo {
             common_dir: PathBuf::from(common),
             prefix,
             discovered_head: head,
+            branch,
         })
+    }
+
+    /// The branch checked out when the repository was discovered (`None`:
+    /// detached HEAD, or no commits yet).
+    pub fn current_branch(&self) -> Option<&str> {
+        self.branch.as_deref()
     }
 
     /// The commit HEAD pointed at when the repository was discovered.

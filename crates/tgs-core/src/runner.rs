@@ -14,7 +14,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
-use crate::backlog::store::Change;
+use crate::backlog::store::{Append, Change};
+use crate::records::{MetricsRow, METRICS_HEADER, METRICS_PATH};
 use crate::backlog::target::StateTarget;
 use crate::backlog::{Entry, Status};
 use crate::config::Settings;
@@ -273,10 +274,7 @@ impl<'r> Runner<'r> {
                 (None, 0) => None,
                 (None, n) => Some(format!("chore(tgs): requeue {n} expired claims")),
             };
-            Ok(Change {
-                value: (claim, recovered),
-                message: msg,
-            })
+            Ok(Change::maybe((claim, recovered), msg))
         })?;
         let (claim, recovered) = applied.value;
         if !recovered.is_empty() {
@@ -347,6 +345,7 @@ impl<'r> Runner<'r> {
         let reason_line = reason
             .as_deref()
             .map(|r| format!("{}: {r}", outcome.as_str()));
+        let attempt_no = entry.attempts;
         let applied = self.state.update(&Default::default(), |b| {
             // Only the claimer may record: if the lease expired and someone
             // else took the thought over, this session's result is stale.
@@ -388,7 +387,28 @@ impl<'r> Runner<'r> {
                     }
                 }
             };
-            Ok(Change::with(Some(status), msg))
+            // One metrics row per session, in the same commit as its outcome.
+            let row = MetricsRow {
+                thought: dir.clone(),
+                worker: worker.clone(),
+                agent: stats.agent.clone(),
+                started,
+                ended,
+                duration_s: ended.duration_since(started).as_secs_f64().max(0.0),
+                outcome: outcome.as_str().to_owned(),
+                attempt: attempt_no,
+                exit_code: stats.exit_code,
+                turns: stats.turns,
+                cost_usd: stats.cost_usd,
+                input_tokens: stats.input_tokens,
+                output_tokens: stats.output_tokens,
+                pr_url: pr_url.clone(),
+            };
+            Ok(Change::with(Some(status), msg).append(Append {
+                path: METRICS_PATH,
+                header: Some(METRICS_HEADER),
+                line: row.to_csv(),
+            }))
         })?;
         let status = match applied.value {
             Some(s) => s.to_string(),
@@ -628,17 +648,19 @@ impl<'r> Runner<'r> {
             duration: run.duration,
             stats: run.stats.clone(),
         });
+        // The last line the agent wrote on stderr, else on stdout.
         let last_line = || {
-            run.tail
+            run.stderr_tail
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty() && !l.starts_with("# tgs"))
-                .map(|l| {
-                    format!(
-                        " (last output: {})",
-                        l.chars().take(200).collect::<String>()
-                    )
+                .find(|l| !l.trim().is_empty())
+                .or_else(|| {
+                    run.tail
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty() && !l.starts_with("# tgs"))
                 })
+                .map(|l| format!(" (last output: {})", l.chars().take(200).collect::<String>()))
                 .unwrap_or_default()
         };
         match run.ending {
@@ -673,13 +695,15 @@ impl<'r> Runner<'r> {
                 } else {
                     Outcome::Failed
                 };
+                // Claude exits 1 on API errors and the turn limit: its own
+                // account of why beats the last line of output.
+                let why = match &run.reported_failure {
+                    Some(r) => format!("the agent {}: {r}", run.ending.describe()),
+                    None => format!("the agent {}{}", run.ending.describe(), last_line()),
+                };
                 return Ok((
                     outcome,
-                    Some(format!(
-                        "the agent {}{}",
-                        run.ending.describe(),
-                        last_line()
-                    )),
+                    Some(why),
                 ));
             }
             Ending::Exited(_) => {}

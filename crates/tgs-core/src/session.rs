@@ -41,6 +41,8 @@ pub struct AgentRun {
     pub rate_limited: bool,
     /// The end of the (redacted) transcript.
     pub tail: String,
+    /// The end of the agent's stderr alone (redacted): the likeliest reason for a failure.
+    pub stderr_tail: String,
 }
 
 /// The agent's program could not be started.
@@ -166,9 +168,14 @@ pub fn run_agent(
             let _ = stdin.write_all(prompt.as_bytes());
         });
     }
-    let (tx, rx) = mpsc::channel::<String>();
-    let out = pump(child.stdout.take().expect("piped"), log.clone(), Some(tx));
-    let err = pump(child.stderr.take().expect("piped"), log.clone(), None);
+    // Bounded (16 lines of at most 1 MiB): if the parser falls behind, the pump waits (and so does the
+    // agent's next write) instead of queueing output in memory. Plain-text
+    // agents have nothing to parse, so their lines are not queued at all.
+    let (tx, rx) = mpsc::sync_channel::<String>(16);
+    let parse = cmd.format != OutputFormat::Text;
+    let out = pump(child.stdout.take().expect("piped"), log.clone(), parse.then_some(tx), None);
+    let err_tail = Arc::new(Mutex::new(Vec::new()));
+    let err = pump(child.stderr.take().expect("piped"), log.clone(), None, Some(err_tail.clone()));
 
     let mut parser = match cmd.format {
         OutputFormat::ClaudeStreamJson => Parser::Claude(ClaudeProgress::default()),
@@ -207,6 +214,9 @@ pub fn run_agent(
     }
     let tail =
         String::from_utf8_lossy(&tail.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let stderr_tail = o
+        .redactor
+        .redact(&String::from_utf8_lossy(&err_tail.lock().unwrap_or_else(|p| p.into_inner())));
 
     let mut stats = SessionStats {
         agent: o.agent_name.to_owned(),
@@ -231,18 +241,16 @@ pub fn run_agent(
                 stats.turns = Some(p.turns);
                 stats.session_id = p.session_id.clone();
             }
-            if ending.success() {
-                reported_failure = p.failure(true);
-            }
+            // Claude exits 1 on API errors and the turn limit: its own account
+            // of why beats the last line of output, whatever the exit status.
+            reported_failure = p.failure(true);
         }
         Parser::Codex(p) => {
             stats.turns = Some(p.turns);
             stats.input_tokens = Some(p.input_tokens);
             stats.output_tokens = Some(p.output_tokens);
             stats.session_id = p.thread_id.clone();
-            if ending.success() {
-                reported_failure = p.error.clone();
-            }
+            reported_failure = p.error.clone();
         }
         Parser::Text => {}
     }
@@ -253,6 +261,7 @@ pub fn run_agent(
         reported_failure,
         rate_limited,
         tail,
+        stderr_tail,
     }))
 }
 
@@ -261,7 +270,8 @@ pub fn run_agent(
 fn pump<R: Read + Send + 'static>(
     mut from: R,
     log: Log,
-    lines: Option<mpsc::Sender<String>>,
+    lines: Option<mpsc::SyncSender<String>>,
+    keep_tail: Option<Arc<Mutex<Vec<u8>>>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
@@ -278,6 +288,14 @@ fn pump<R: Read + Send + 'static>(
             {
                 let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = l.write_all(chunk);
+            }
+            if let Some(t) = &keep_tail {
+                let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
+                t.extend_from_slice(chunk);
+                if t.len() > TAIL {
+                    let cut = t.len() - TAIL;
+                    t.drain(..cut);
+                }
             }
             let Some(tx) = &lines else { continue };
             for piece in chunk.split_inclusive(|b| *b == b'\n') {

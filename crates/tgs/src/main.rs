@@ -50,7 +50,7 @@ fn init_logging() {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(color)
-                .without_time()
+                .with_timer(tracing_subscriber::fmt::time::uptime())
                 .with_target(false),
         )
         .with(filter)

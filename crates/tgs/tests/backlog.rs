@@ -73,7 +73,7 @@ fn add_normalizes_and_commits_only_the_backlog() {
     assert_eq!(b["thoughts"][0]["started_at"], Value::Null);
     assert_eq!(b["thoughts"][1]["priority"], 5);
 
-    // Three commits, each containing only the backlog file.
+    // Three commits, each containing only the state files (the backlog and its audit log).
     assert_eq!(
         repo.git(&["rev-list", "--count", &format!("{before}..HEAD")]),
         "3"
@@ -88,7 +88,7 @@ fn add_normalizes_and_commits_only_the_backlog() {
         files
             .lines()
             .filter(|l| !l.is_empty())
-            .all(|l| l == "tgs/server/backlog.json"),
+            .all(|l| l == "tgs/server/backlog.json" || l == "tgs/server/audit.jsonl"),
         "{files}"
     );
     assert_eq!(

@@ -42,6 +42,40 @@ git commit -qm "Add a feature"
 echo "did the work"
 "#;
 
+/// A file at the tip of origin's main.
+fn remote_file(repo: &TestRepo, path: &str) -> String {
+    let out = repo.env.git_cmd(&repo.origin).args(["show", &format!("main:{path}")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (action, from, to) of each audit line about the thought.
+fn audit(repo: &TestRepo) -> Vec<(String, String, String)> {
+    remote_file(repo, "tgs/server/audit.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["thought"] == T)
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+            (s("action"), s("from"), s("to"))
+        })
+        .collect()
+}
+
+/// The outcome column of each metrics row.
+fn outcomes(repo: &TestRepo) -> Vec<String> {
+    let text = remote_file(repo, "tgs/server/metrics.csv");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url")
+    );
+    lines.map(|l| l.split(',').nth(6).unwrap().to_owned()).collect()
+}
+
+fn a3(a: &str, f: &str, t: &str) -> (String, String, String) {
+    (a.into(), f.into(), t.into())
+}
+
 fn entry(repo: &TestRepo) -> Value {
     repo.remote_backlog()["thoughts"][0].clone()
 }
@@ -137,6 +171,12 @@ fn a_good_session_is_verified_pushed_and_completed() {
     assert!(!repo.path(".tgs/worktrees/abcdef1-add-a-feature").exists());
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
     assert_eq!(repo.head(), repo.git(&["rev-parse", "origin/main"]));
+    // The records: one metrics row, and the audit trail of the entry.
+    assert_eq!(outcomes(&repo), ["success"]);
+    assert_eq!(
+        audit(&repo),
+        [a3("add", "-", "queued"), a3("claim", "queued", "in_progress"), a3("complete", "in_progress", "completed")]
+    );
     // Nothing left to do: the next run says so and succeeds.
     let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
     assert_eq!(code, 0);
@@ -197,6 +237,9 @@ fn a_failing_agent_is_retried_then_failed_for_good() {
     assert_eq!(e["attempts"], 2);
     assert!(err.contains("failed for good"), "{err}");
     assert_eq!(logs(&repo).len(), 2, "one transcript per attempt");
+    assert_eq!(outcomes(&repo), ["failed", "failed"]);
+    let trail: Vec<String> = audit(&repo).into_iter().map(|(a, _, _)| a).collect();
+    assert_eq!(trail, ["add", "claim", "requeue", "claim", "fail"]);
 }
 
 #[test]
@@ -224,6 +267,7 @@ fn a_hanging_agent_and_its_grandchildren_are_stopped_at_the_timeout() {
             .starts_with("timeout: the session ran past its timeout of 2s"),
         "{e}"
     );
+    assert_eq!(outcomes(&repo), ["timeout"]);
     std::thread::sleep(Duration::from_millis(200));
     for who in ["agent", "child"] {
         let pid = std::fs::read_to_string(format!("{}.{who}", pids.display())).unwrap();
@@ -561,6 +605,12 @@ fn racing_workers_complete_each_thought_once() {
     }
     let branches = repo.git(&["ls-remote", "--heads", "origin", "tgs/*"]);
     assert_eq!(branches.lines().count(), n);
+    // Records re-applied like every state change: no row lost, none doubled.
+    assert_eq!(outcomes(&repo), vec!["success"; n]);
+    let audit_lines = remote_file(&repo, "tgs/server/audit.jsonl");
+    let claims = audit_lines.lines().filter(|l| l.contains("\"action\":\"claim\"")).count();
+    let completes = audit_lines.lines().filter(|l| l.contains("\"action\":\"complete\"")).count();
+    assert_eq!((claims, completes), (n, n));
 }
 
 #[test]

@@ -83,26 +83,78 @@ impl Default for WriteOptions {
     }
 }
 
+/// A line to append to a record file in the same commit as the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    pub path: &'static str,
+    /// Written first when the file is new (a CSV header).
+    pub header: Option<&'static str>,
+    pub line: String,
+}
+
 /// What a change function decided.
 pub struct Change<T> {
     pub value: T,
     /// The commit message, or `None` when nothing changed.
     pub message: Option<String>,
+    /// Record lines beyond the audit lines derived from the change itself.
+    pub appends: Vec<Append>,
 }
 
 impl<T> Change<T> {
     pub fn none(value: T) -> Self {
-        Change {
-            value,
-            message: None,
-        }
+        Self::maybe(value, None)
     }
     pub fn with(value: T, message: impl Into<String>) -> Self {
+        Self::maybe(value, Some(message.into()))
+    }
+    pub fn maybe(value: T, message: Option<String>) -> Self {
         Change {
             value,
-            message: Some(message.into()),
+            message,
+            appends: Vec::new(),
         }
     }
+    pub fn append(mut self, a: Append) -> Self {
+        self.appends.push(a);
+        self
+    }
+}
+
+/// The record lines a change writes: its audit lines, then the caller's.
+pub fn record_lines(
+    before: &Backlog,
+    after: &Backlog,
+    appends: &[Append],
+    actor: &str,
+    now: jiff::Timestamp,
+    commit: Option<&str>,
+) -> Vec<Append> {
+    let mut out: Vec<Append> = crate::records::audit_diff(before, after, actor, now, commit)
+        .into_iter()
+        .map(|r| Append {
+            path: crate::records::AUDIT_PATH,
+            header: None,
+            line: serde_json::to_string(&r).expect("an audit record serializes"),
+        })
+        .collect();
+    out.extend(appends.iter().cloned());
+    out
+}
+
+/// Apply appends to the current texts of their files; returns (path, new text).
+pub fn apply_appends(appends: &[Append], current: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+    let mut paths: Vec<&'static str> = appends.iter().map(|a| a.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+        .into_iter()
+        .map(|p| {
+            let lines: Vec<String> = appends.iter().filter(|a| a.path == p).map(|a| a.line.clone()).collect();
+            let header = appends.iter().find(|a| a.path == p).and_then(|a| a.header);
+            (p, crate::records::append(current(p).as_deref(), header, &lines))
+        })
+        .collect()
 }
 
 /// What an applied change left behind.
@@ -118,6 +170,8 @@ pub struct Applied<T> {
 pub struct Store<'r> {
     repo: &'r Repo,
     path: PathBuf,
+    /// Who makes the changes, for the audit log.
+    actor: String,
 }
 
 impl<'r> Store<'r> {
@@ -125,11 +179,25 @@ impl<'r> Store<'r> {
         Store {
             repo,
             path: repo.root().join(BACKLOG_PATH),
+            actor: crate::clock::default_worker_id(),
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    /// The working-tree files of the state: the backlog and the records, where present.
+    fn state_files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        [BACKLOG_PATH, crate::records::AUDIT_PATH, crate::records::METRICS_PATH]
+            .into_iter()
+            .filter_map(|p| std::fs::read(self.repo.root().join(p)).ok().map(|d| (p, d)))
+            .collect()
     }
 
     /// The raw text of the file, or `None` when there is no backlog yet.
@@ -177,14 +245,12 @@ impl<'r> Store<'r> {
         let mut after = before.clone();
         let change = f(&mut after)?;
         let Some(message) = change.message.filter(|_| after != before) else {
-            let commit = match current.filter(|_| opts.commit) {
-                Some(text) => commit_file(
-                    self.repo,
-                    BACKLOG_PATH,
-                    text.as_bytes(),
-                    "chore(tgs): record the backlog as written",
-                )?,
-                None => None,
+            let commit = if opts.commit && current.is_some() {
+                let files = self.state_files();
+                let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+                commit_files(self.repo, &refs, "chore(tgs): record the backlog as written")?
+            } else {
+                None
             };
             return Ok(Applied {
                 value: change.value,
@@ -192,10 +258,19 @@ impl<'r> Store<'r> {
                 changed: false,
             });
         };
+        let now = crate::clock::now();
+        let records = record_lines(&before, &after, &change.appends, &self.actor, now, self.repo.discovered_head());
+        let root = self.repo.root();
+        let record_files = apply_appends(&records, |p| std::fs::read_to_string(root.join(p)).ok());
         let text = to_json(&after);
         write_atomic(&self.path, text.as_bytes())?;
+        for (p, t) in &record_files {
+            write_atomic(&root.join(p), t.as_bytes())?;
+        }
         let commit = if opts.commit {
-            commit_file(self.repo, BACKLOG_PATH, text.as_bytes(), &message)?
+            let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
+            files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
+            commit_files(self.repo, &files, &message)?
         } else {
             None
         };
@@ -268,60 +343,53 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Commit `data` at `path` on top of HEAD, touching nothing else: the commit
-/// is built with plumbing and HEAD moves by compare-and-swap. The index entry
-/// of `path` follows, unless the user had staged something else there.
-/// Returns the new commit, or `None` when HEAD already had this content.
-pub fn commit_file(
-    repo: &Repo,
-    path: &str,
-    data: &[u8],
-    message: &str,
-) -> Result<Option<String>, Error> {
+/// Commit `files` (path, contents) on top of HEAD, touching nothing else:
+/// the commit is built with plumbing and HEAD moves by compare-and-swap. The
+/// index entries of those paths follow, unless the user had staged something
+/// else there. Returns the new commit, or `None` when HEAD already had them.
+pub fn commit_files(repo: &Repo, files: &[(&str, &[u8])], message: &str) -> Result<Option<String>, Error> {
     let git = repo.git();
     let Some(head) = repo.head()? else {
         return Err(Error::Failed(
             "the repository has no commits yet, so the backlog change cannot be committed (use --no-commit)".into(),
         ));
     };
-    let blob = String::from_utf8_lossy(
-        &git.cmd(["hash-object", "-w", "--stdin"])
-            .stdin(data)
-            .run()?,
-    )
-    .trim()
-    .to_owned();
+    let mut blobs = Vec::new();
+    for (_, data) in files {
+        let out = git.cmd(["hash-object", "-w", "--stdin"]).stdin(*data).run()?;
+        blobs.push(String::from_utf8_lossy(&out).trim().to_owned());
+    }
     crate::failpoint::hit("commit.blob-written");
-    let head_tree = git.text(["rev-parse", &format!("{head}^{{tree}}")])?;
-    let head_blob = rev_blob(git, &format!("{head}:{path}"))?;
-    let staged = staged_oid(git, path)?;
-    if head_blob.as_deref() == Some(blob.as_str()) {
-        // Already committed. If the index still holds the parent's version,
-        // an earlier tgs died between moving HEAD and updating the index.
-        if staged.is_some()
-            && staged != head_blob
-            && staged == rev_blob(git, &format!("{head}^:{path}"))?
-        {
-            sync_index(git, path, &blob);
+    let mut changed = Vec::new();
+    for ((path, _), blob) in files.iter().zip(&blobs) {
+        let head_blob = rev_blob(git, &format!("{head}:{path}"))?;
+        let staged = staged_oid(git, path)?;
+        if head_blob.as_deref() == Some(blob.as_str()) {
+            // Already committed. If the index still holds the parent's version,
+            // an earlier tgs died between moving HEAD and updating the index.
+            if staged.is_some() && staged != head_blob && staged == rev_blob(git, &format!("{head}^:{path}"))? {
+                sync_index(git, path, blob);
+            }
+        } else {
+            changed.push((*path, blob.as_str(), staged == head_blob));
         }
+    }
+    if changed.is_empty() {
         return Ok(None);
     }
-    let tree = git::tree_with_blobs(git, Some(&head_tree), &[(path, &blob)])?;
+    let head_tree = git.text(["rev-parse", &format!("{head}^{{tree}}")])?;
+    let entries: Vec<(&str, &str)> = changed.iter().map(|(p, b, _)| (*p, *b)).collect();
+    let tree = git::tree_with_blobs(git, Some(&head_tree), &entries)?;
     let commit = commit_tree(git, &tree, &[&head], message)?;
     crate::failpoint::hit("commit.created");
-    git.cmd([
-        "update-ref",
-        "-m",
-        &format!("tgs: {message}"),
-        "HEAD",
-        &commit,
-        &head,
-    ])
-    .run()?;
+    git.cmd(["update-ref", "-m", &format!("tgs: {message}"), "HEAD", &commit, &head])
+        .run()?;
     crate::failpoint::hit("commit.ref-updated");
-    if staged == head_blob {
-        // Nothing of the user's was staged at this path: keep the index in step with HEAD.
-        sync_index(git, path, &blob);
+    for (path, blob, follow) in changed {
+        if follow {
+            // Nothing of the user's was staged at this path: keep the index in step with HEAD.
+            sync_index(git, path, blob);
+        }
     }
     Ok(Some(commit))
 }

@@ -18,6 +18,8 @@ pub struct TargetOptions {
     pub push: bool,
     /// Record changes as commits (`--no-commit` turns this off; implies local).
     pub commit: bool,
+    /// Who makes the changes, for the audit log (default: hostname/user).
+    pub actor: Option<String>,
 }
 
 impl Default for TargetOptions {
@@ -27,6 +29,7 @@ impl Default for TargetOptions {
             remote: "origin".into(),
             push: true,
             commit: true,
+            actor: None,
         }
     }
 }
@@ -40,25 +43,25 @@ pub enum StateTarget<'r> {
 
 impl<'r> StateTarget<'r> {
     pub fn resolve(repo: &'r Repo, opts: &TargetOptions) -> Result<StateTarget<'r>, Error> {
-        let current = repo
-            .git()
-            .cmd(["symbolic-ref", "-q", "--short", "HEAD"])
-            .output()?;
-        let current = current.success.then(|| current.stdout_text());
+        let current = repo.current_branch().map(str::to_owned);
         let branch = opts.state_branch.clone().or(current.clone());
         let has_remote = repo
             .git()
             .cmd(["remote", "get-url", &opts.remote])
             .output()?
             .success;
+        let actor = opts.actor.clone().unwrap_or_else(crate::clock::default_worker_id);
         Ok(match branch {
             Some(b) if opts.commit && opts.push && has_remote => {
-                StateTarget::Shared(SharedState::new(repo, b, Some(opts.remote.clone())))
+                let here = current.as_deref() == Some(b.as_str());
+                StateTarget::Shared(SharedState::new(repo, b, Some(opts.remote.clone()))
+                        .with_checked_out(here)
+                        .with_actor(actor))
             }
             Some(b) if opts.commit && current.as_deref() != Some(b.as_str()) => {
-                StateTarget::Shared(SharedState::new(repo, b, None))
+                StateTarget::Shared(SharedState::new(repo, b, None).with_checked_out(false).with_actor(actor))
             }
-            _ => StateTarget::Local(Store::new(repo)),
+            _ => StateTarget::Local(Store::new(repo).with_actor(actor)),
         })
     }
 

@@ -84,10 +84,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 many.len()
             )),
         };
-        Ok(Change {
-            value: outcomes,
-            message,
-        })
+        Ok(Change::maybe(outcomes, message))
     })?;
     let mut report = Vec::new();
     for (dir, outcome) in &applied.value {

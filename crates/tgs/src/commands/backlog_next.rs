@@ -38,7 +38,7 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = ctx.target(&repo, &args.write)?;
+    let store = ctx.target_as(&repo, &args.write, args.claimed_by.clone())?;
     let claimer = match args.claimed_by {
         Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
             return Err(CliError::usage(
@@ -58,10 +58,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         let msg = claim
             .as_ref()
             .map(|c| format!("chore(tgs): claim {} for {claimer}", c.entry.dir));
-        Ok(Change {
-            value: claim,
-            message: msg,
-        })
+        Ok(Change::maybe(claim, msg))
     })?;
     let Some(claim) = applied.value else {
         if ctx.json {

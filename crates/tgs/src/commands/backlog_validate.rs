@@ -34,10 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             let done = validate::repair(b, &index, now);
             let msg = (!done.is_empty())
                 .then(|| format!("chore(tgs): repair the backlog ({} fixes)", done.len()));
-            Ok(Change {
-                value: done,
-                message: msg,
-            })
+            Ok(Change::maybe(done, msg))
         })?;
         fixed = applied.value;
         problems = validate::check(store.read_text()?.as_deref(), &index, now);

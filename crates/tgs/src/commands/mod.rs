@@ -148,6 +148,16 @@ impl Ctx {
 
     /// Where the backlog state lives for a command with these options.
     pub fn target<'r>(&self, repo: &'r Repo, write: &WriteArgs) -> CliResult<StateTarget<'r>> {
+        self.target_as(repo, write, None)
+    }
+
+    /// [`Ctx::target`], recording changes in the audit log as `actor`.
+    pub fn target_as<'r>(
+        &self,
+        repo: &'r Repo,
+        write: &WriteArgs,
+        actor: Option<String>,
+    ) -> CliResult<StateTarget<'r>> {
         let settings = self.settings(repo)?;
         Ok(StateTarget::resolve(
             repo,
@@ -156,6 +166,7 @@ impl Ctx {
                 remote: settings.remote.clone(),
                 push: !write.no_push,
                 commit: !write.no_commit,
+                actor,
             },
         )?)
     }

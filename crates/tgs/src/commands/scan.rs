@@ -64,10 +64,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                     [one] => format!("chore(tgs): scan added {}", one.dir),
                     many => format!("chore(tgs): scan added {} thoughts", many.len()),
                 });
-                Ok(Change {
-                    value: added,
-                    message: msg,
-                })
+                Ok(Change::maybe(added, msg))
             })?
             .value
     };

@@ -20,10 +20,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         let dirs = b.recover_expired(now);
         let msg = (!dirs.is_empty())
             .then(|| format!("chore(tgs): requeue {} expired claim(s)", dirs.len()));
-        Ok(Change {
-            value: dirs,
-            message: msg,
-        })
+        Ok(Change::maybe(dirs, msg))
     })?;
     if ctx.json {
         output::json(&applied.value);

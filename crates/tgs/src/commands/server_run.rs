@@ -63,7 +63,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "--no-commit is not supported by server run; use --no-push",
         ));
     }
-    let state = ctx.target(&repo, &args.write)?;
+    let worker_id = args.worker_id.clone().unwrap_or_else(tgs_core::clock::default_worker_id);
+    let state = ctx.target_as(&repo, &args.write, Some(worker_id.clone()))?;
     let current = repo
         .git()
         .cmd(["symbolic-ref", "-q", "--short", "HEAD"])

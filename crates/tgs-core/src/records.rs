@@ -1,0 +1,324 @@
+//! The server's records on the state branch: `tgs/server/audit.jsonl` (one
+//! line per state change or server action, append-only) and
+//! `tgs/server/metrics.csv` (one row per session). Both are written in the
+//! same commit as the backlog change they describe and, like it, re-applied
+//! to the freshest state when a push loses a race, so racing workers never
+//! lose or duplicate a line.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub const AUDIT_PATH: &str = "tgs/server/audit.jsonl";
+pub const METRICS_PATH: &str = "tgs/server/metrics.csv";
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: Timestamp,
+    pub worker: String,
+    /// What happened: add, remove, priority, claim, complete, fail, requeue,
+    /// release, retry, recover, scan, repair.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thought: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The state commit this change was applied on (a commit cannot name its own id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// The columns of `metrics.csv`, in order.
+pub const METRICS_HEADER: &str = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url";
+
+/// One row of the metrics: one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub thought: String,
+    pub worker: String,
+    pub agent: String,
+    pub started: Timestamp,
+    pub ended: Timestamp,
+    pub duration_s: f64,
+    /// success, failed, timeout, crashed, rejected, agent_missing, cancelled, rate_limited
+    pub outcome: String,
+    pub attempt: u32,
+    pub exit_code: Option<i32>,
+    pub turns: Option<u32>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub pr_url: Option<String>,
+}
+
+/// The audit records of a change: one per entry added, removed, moved to
+/// another status, or reprioritized. Derived from the states themselves, so
+/// every command is audited the same way.
+pub fn audit_diff(
+    before: &crate::backlog::Backlog,
+    after: &crate::backlog::Backlog,
+    actor: &str,
+    now: Timestamp,
+    commit: Option<&str>,
+) -> Vec<AuditRecord> {
+    use crate::backlog::Status;
+    let rec = |action: &str, e: &crate::backlog::Entry, from: Option<Status>, to: Option<Status>, reason: Option<String>| AuditRecord {
+        time: now,
+        worker: actor.to_owned(),
+        action: action.to_owned(),
+        thought: Some(e.dir.clone()),
+        from: from.map(|s| s.to_string()),
+        to: to.map(|s| s.to_string()),
+        attempt: Some(e.attempts).filter(|a| *a > 0),
+        reason,
+        commit: commit.map(str::to_owned),
+    };
+    let mut out = Vec::new();
+    for a in &after.thoughts {
+        match before.get(&a.dir) {
+            None => out.push(rec("add", a, None, Some(a.status), None)),
+            Some(b) if b.status != a.status => {
+                let action = match (b.status, a.status) {
+                    (_, Status::InProgress) => "claim",
+                    (Status::InProgress, Status::Completed) => "complete",
+                    (_, Status::Completed) => "complete",
+                    (_, Status::Failed) => "fail",
+                    (Status::InProgress, Status::Queued) if a.attempts < b.attempts => "release",
+                    (Status::InProgress, Status::Queued) => "requeue",
+                    (_, Status::Queued) => "retry",
+                };
+                let reason = (a.last_error != b.last_error).then(|| a.last_error.clone()).flatten();
+                out.push(rec(action, a, Some(b.status), Some(a.status), reason));
+            }
+            Some(b) if b.priority != a.priority => {
+                let mut r = rec("priority", a, Some(b.status), Some(a.status), None);
+                r.reason = Some(format!("priority {} -> {}", b.priority, a.priority));
+                out.push(r);
+            }
+            Some(_) => {}
+        }
+    }
+    for b in &before.thoughts {
+        if after.get(&b.dir).is_none() {
+            out.push(rec("remove", b, Some(b.status), None, None));
+        }
+    }
+    out
+}
+
+/// Quote a CSV field when it needs it (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+impl MetricsRow {
+    /// The row as one CSV line (no newline).
+    pub fn to_csv(&self) -> String {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        [
+            csv_field(&self.thought),
+            csv_field(&self.worker),
+            csv_field(&self.agent),
+            self.started.to_string(),
+            self.ended.to_string(),
+            format!("{:.1}", self.duration_s),
+            csv_field(&self.outcome),
+            self.attempt.to_string(),
+            opt(self.exit_code.map(|c| c.to_string())),
+            opt(self.turns.map(|t| t.to_string())),
+            opt(self.cost_usd.map(|c| format!("{c:.4}"))),
+            opt(self.input_tokens.map(|t| t.to_string())),
+            opt(self.output_tokens.map(|t| t.to_string())),
+            csv_field(self.pr_url.as_deref().unwrap_or_default()),
+        ]
+        .join(",")
+    }
+}
+
+/// Split one CSV line into fields (quotes and doubled quotes handled).
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if cur.is_empty() => quoted = true,
+            (',', false) => fields.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+/// Parse `metrics.csv`; rows that do not parse are skipped (and counted).
+pub fn parse_metrics(text: &str) -> (Vec<MetricsRow>, usize) {
+    let mut rows = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f = split_csv_line(line);
+        let get = |i: usize| f.get(i).map(String::as_str).unwrap_or("");
+        let opt = |i: usize| Some(get(i)).filter(|s| !s.is_empty());
+        let row = (|| {
+            Some(MetricsRow {
+                thought: get(0).to_owned(),
+                worker: get(1).to_owned(),
+                agent: get(2).to_owned(),
+                started: get(3).parse().ok()?,
+                ended: get(4).parse().ok()?,
+                duration_s: get(5).parse().ok()?,
+                outcome: get(6).to_owned(),
+                attempt: get(7).parse().ok()?,
+                exit_code: opt(8).and_then(|s| s.parse().ok()),
+                turns: opt(9).and_then(|s| s.parse().ok()),
+                cost_usd: opt(10).and_then(|s| s.parse().ok()),
+                input_tokens: opt(11).and_then(|s| s.parse().ok()),
+                output_tokens: opt(12).and_then(|s| s.parse().ok()),
+                pr_url: opt(13).map(str::to_owned),
+            })
+        })();
+        match row {
+            Some(r) => rows.push(r),
+            None => bad += 1,
+        }
+    }
+    (rows, bad)
+}
+
+/// Parse `audit.jsonl`; lines that do not parse are skipped (and counted).
+pub fn parse_audit(text: &str) -> (Vec<AuditRecord>, usize) {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    (out, bad)
+}
+
+/// Append lines to a file's text (adding the header to a new CSV).
+pub fn append(existing: Option<&str>, header: Option<&str>, lines: &[String]) -> String {
+    let mut s = existing.unwrap_or_default().to_owned();
+    if s.is_empty() {
+        if let Some(h) = header {
+            s.push_str(h);
+            s.push('\n');
+        }
+    } else if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> MetricsRow {
+        MetricsRow {
+            thought: "tgs/thoughts/abc1234-x".into(),
+            worker: "host/u".into(),
+            agent: "claude-code".into(),
+            started: "2026-01-15T12:00:00Z".parse().unwrap(),
+            ended: "2026-01-15T12:30:00Z".parse().unwrap(),
+            duration_s: 1800.0,
+            outcome: "success".into(),
+            attempt: 1,
+            exit_code: Some(0),
+            turns: Some(12),
+            cost_usd: Some(0.4213),
+            input_tokens: Some(1000),
+            output_tokens: Some(200),
+            pr_url: Some("https://github.com/o/r/pull/1".into()),
+        }
+    }
+
+    #[test]
+    fn metrics_round_trip_with_awkward_fields() {
+        let mut r = row();
+        r.worker = "a \"quoted\", worker".into();
+        let text = append(None, Some(METRICS_HEADER), &[r.to_csv(), row().to_csv(), "garbage".into()]);
+        assert!(text.starts_with(METRICS_HEADER));
+        let (rows, bad) = parse_metrics(&text);
+        assert_eq!(bad, 1);
+        assert_eq!(rows, vec![r, row()]);
+    }
+
+    #[test]
+    fn audit_is_derived_from_the_states() {
+        use crate::backlog::Backlog;
+        let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+        let hour = jiff::SignedDuration::from_hours(1);
+        let mut before = Backlog::default();
+        before.add("a", "A", 0, t(0));
+        before.add("b", "B", 0, t(0));
+        before.add("gone", "G", 0, t(0));
+        let mut after = before.clone();
+        after.claim(Some("a"), "w", t(1), hour).unwrap();
+        after.set_priority("b", 7).unwrap();
+        after.remove("gone").unwrap();
+        after.add("c", "C", 0, t(1));
+        let recs = audit_diff(&before, &after, "me", t(2), Some("abc"));
+        let got: Vec<(&str, &str, Option<&str>, Option<&str>)> = recs
+            .iter()
+            .map(|r| (r.action.as_str(), r.thought.as_deref().unwrap(), r.from.as_deref(), r.to.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("claim", "a", Some("queued"), Some("in_progress")),
+                ("priority", "b", Some("queued"), Some("queued")),
+                ("add", "c", None, Some("queued")),
+                ("remove", "gone", Some("queued"), None),
+            ]
+        );
+        assert_eq!(recs[0].attempt, Some(1));
+        assert_eq!(recs[0].commit.as_deref(), Some("abc"));
+        let mut later = after.clone();
+        later.requeue("a", Some("boom"), None, true).unwrap();
+        let r = audit_diff(&after, &later, "me", t(3), None);
+        assert_eq!((r[0].action.as_str(), r[0].reason.as_deref()), ("release", Some("boom")));
+        assert!(audit_diff(&later, &later, "me", t(3), None).is_empty());
+    }
+
+    #[test]
+    fn audit_lines() {
+        let rec = AuditRecord {
+            time: "2026-01-15T12:00:00Z".parse().unwrap(),
+            worker: "w".into(),
+            action: "claim".into(),
+            thought: Some("tgs/thoughts/abc1234-x".into()),
+            from: Some("queued".into()),
+            to: Some("in_progress".into()),
+            attempt: Some(1),
+            reason: None,
+            commit: None,
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        let text = append(Some("{\"bad\"\n"), None, &[line]);
+        let (recs, bad) = parse_audit(&text);
+        assert_eq!((recs, bad), (vec![rec], 1));
+    }
+}

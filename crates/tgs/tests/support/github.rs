@@ -1,0 +1,662 @@
+//! A loopback fake of the GitHub REST API, for testing `tgs_core::github`
+//! against a real HTTP server (`GITHUB_API_URL=http://127.0.0.1:PORT`).
+//!
+//! It keeps pull requests and issues in memory for one repository and serves
+//! what tgs uses: pulls list/create/update/get, requested reviewers, issue
+//! labels, issues list/create/update and comments. Every request is recorded.
+//! Tests script failures ([`Fault`]: any status, headers and body, for the
+//! next matching requests) and the "opened meanwhile" race
+//! ([`FakeGitHub::hide_open_pulls`]).
+//!
+//! Bounded: it listens on 127.0.0.1 only, on a port the system picks, stops
+//! when dropped, and stops by itself after [`LIFETIME`] whatever happens.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::future::IntoFuture;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// The server stops by itself after this long.
+pub const LIFETIME: Duration = Duration::from_secs(120);
+/// Where the fake's `html_url`s point (never fetched).
+pub const WEB: &str = "https://github.example";
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Path and query, e.g. `/repos/o/r/pulls?state=open`.
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON (`Null` when there is none).
+    pub body: Value,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `METHOD /path` without the query, e.g. `POST /repos/o/r/pulls`.
+    pub fn route(&self) -> String {
+        let path = self.path.split('?').next().unwrap_or_default();
+        format!("{} {path}", self.method)
+    }
+}
+
+/// A scripted answer for the next `times` requests whose `METHOD /path`
+/// (query included) contains `route`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub route: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub times: usize,
+}
+
+impl Fault {
+    pub fn new(route: &str, status: u16, body: Value) -> Fault {
+        Fault {
+            route: route.to_owned(),
+            status,
+            headers: Vec::new(),
+            body,
+            times: 1,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Fault {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn times(mut self, n: usize) -> Fault {
+        self.times = n;
+        self
+    }
+}
+
+/// A pull request as the fake keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pull {
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub draft: bool,
+    pub state: String,
+    pub merged: bool,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub team_reviewers: Vec<String>,
+}
+
+/// An issue as the fake keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub labels: Vec<String>,
+    pub comments: Vec<String>,
+}
+
+struct Shared {
+    owner: String,
+    repo: String,
+    token: String,
+    /// Issues and pulls share numbers, as on GitHub.
+    next_number: u64,
+    pulls: Vec<Pull>,
+    issues: Vec<Issue>,
+    faults: VecDeque<Fault>,
+    /// Open-pull lists that answer `[]` (a PR opened meanwhile elsewhere).
+    hidden_lists: usize,
+    /// Heads for which POST /pulls answers "No commits between".
+    no_commits: Vec<String>,
+    requests: Vec<Request>,
+}
+
+/// A running fake; it stops when dropped.
+pub struct FakeGitHub {
+    addr: std::net::SocketAddr,
+    state: Arc<Mutex<Shared>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeGitHub {
+    /// A fake serving `owner/repo`, accepting only `Bearer <token>`.
+    pub fn start(owner: &str, repo: &str, token: &str) -> FakeGitHub {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(Shared {
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            token: token.to_owned(),
+            next_number: 1,
+            pulls: Vec::new(),
+            issues: Vec::new(),
+            faults: VecDeque::new(),
+            hidden_lists: 0,
+            no_commits: Vec::new(),
+            requests: Vec::new(),
+        }));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("fake-github".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    let app = Router::new().fallback(handle).with_state(shared);
+                    tokio::select! {
+                        _ = axum::serve(listener, app).into_future() => {}
+                        _ = stopped => {}
+                        _ = tokio::time::sleep(LIFETIME) => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })
+            .expect("the fake server's thread");
+        FakeGitHub {
+            addr,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// For `GITHUB_API_URL`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answer the next matching request(s) with `fault` instead.
+    pub fn fault(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// The next `n` open-pull lists answer `[]`, as if the PR had been
+    /// opened by someone else just after tgs looked.
+    pub fn hide_open_pulls(&self, n: usize) {
+        self.lock().hidden_lists = n;
+    }
+
+    /// POST /pulls for `head` answers "No commits between".
+    pub fn no_commits_for(&self, head: &str) {
+        self.lock().no_commits.push(head.to_owned());
+    }
+
+    /// Put an open PR in place (opened by an earlier run); returns its number.
+    pub fn add_pull(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut s = self.lock();
+        let number = s.take_number();
+        s.pulls.push(Pull {
+            number,
+            head: head.to_owned(),
+            base: base.to_owned(),
+            title: title.to_owned(),
+            body: String::new(),
+            draft: false,
+            state: "open".into(),
+            merged: false,
+            labels: Vec::new(),
+            reviewers: Vec::new(),
+            team_reviewers: Vec::new(),
+        });
+        number
+    }
+
+    /// Close a PR, merged or not.
+    pub fn close_pull(&self, number: u64, merged: bool) {
+        let mut s = self.lock();
+        let p = s
+            .pulls
+            .iter_mut()
+            .find(|p| p.number == number)
+            .expect("a pull");
+        p.state = "closed".into();
+        p.merged = merged;
+    }
+
+    /// Change a PR in place (its body or labels, say).
+    pub fn edit_pull(&self, number: u64, edit: impl FnOnce(&mut Pull)) {
+        let mut s = self.lock();
+        edit(
+            s.pulls
+                .iter_mut()
+                .find(|p| p.number == number)
+                .expect("a pull"),
+        );
+    }
+
+    pub fn pulls(&self) -> Vec<Pull> {
+        self.lock().pulls.clone()
+    }
+
+    pub fn issues(&self) -> Vec<Issue> {
+        self.lock().issues.clone()
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.lock().requests.clone()
+    }
+
+    /// `METHOD /path` of every request, in order.
+    pub fn routes(&self) -> Vec<String> {
+        self.requests().iter().map(Request::route).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    fn take_number(&mut self) -> u64 {
+        let n = self.next_number;
+        self.next_number += 1;
+        n
+    }
+
+    fn pull_json(&self, p: &Pull) -> Value {
+        json!({
+            "number": p.number,
+            "html_url": format!("{WEB}/{}/{}/pull/{}", self.owner, self.repo, p.number),
+            "state": p.state,
+            "title": p.title,
+            "body": p.body,
+            "draft": p.draft,
+            "merged": p.merged,
+            "merged_at": if p.merged { json!("2024-05-01T12:00:00Z") } else { Value::Null },
+            "head": { "ref": p.head, "label": format!("{}:{}", self.owner, p.head) },
+            "base": { "ref": p.base },
+            "labels": names(&p.labels),
+            "requested_reviewers": p.reviewers.iter().map(|r| json!({ "login": r })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn issue_json(&self, i: &Issue) -> Value {
+        json!({
+            "number": i.number,
+            "html_url": format!("{WEB}/{}/{}/issues/{}", self.owner, self.repo, i.number),
+            "title": i.title,
+            "body": i.body,
+            "state": i.state,
+            "state_reason": i.state_reason,
+            "labels": names(&i.labels),
+            "comments": i.comments.len(),
+        })
+    }
+
+    /// A PR as the issues list shows it.
+    fn pull_as_issue(&self, p: &Pull) -> Value {
+        json!({
+            "number": p.number,
+            "html_url": format!("{WEB}/{}/{}/pull/{}", self.owner, self.repo, p.number),
+            "title": p.title,
+            "body": p.body,
+            "state": p.state,
+            "labels": names(&p.labels),
+            "pull_request": { "url": "pr" },
+        })
+    }
+}
+
+fn names(labels: &[String]) -> Vec<Value> {
+    labels.iter().map(|l| json!({ "name": l })).collect()
+}
+
+/// Query parameters, percent-decoded.
+fn query(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-ratelimit-remaining", "4999")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn invalid(message: &str) -> Response {
+    reply(
+        422,
+        json!({
+            "message": "Validation Failed",
+            "errors": [{ "resource": "PullRequest", "code": "custom", "message": message }],
+        }),
+    )
+}
+
+fn not_found() -> Response {
+    reply(404, json!({ "message": "Not Found" }))
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<Shared>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| uri.path().to_owned());
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let request = Request {
+        method: method.as_str().to_owned(),
+        path: path.clone(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.clone(),
+    };
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    s.requests.push(request.clone());
+
+    let full = format!("{} {path}", request.method);
+    if let Some(i) = s.faults.iter().position(|f| full.contains(&f.route)) {
+        let f = s.faults[i].clone();
+        if f.times <= 1 {
+            s.faults.remove(i);
+        } else {
+            s.faults[i].times -= 1;
+        }
+        let mut r = reply(f.status, f.body);
+        for (k, v) in f.headers {
+            r.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        return r;
+    }
+    if request.header("authorization") != Some(&format!("Bearer {}", s.token)) {
+        return reply(401, json!({ "message": "Bad credentials" }));
+    }
+    let prefix = format!("/repos/{}/{}/", s.owner, s.repo);
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        return not_found();
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    let q = query(&uri);
+    let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let text = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
+    let list = |k: &str| -> Vec<String> {
+        body[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+
+    match (request.method.as_str(), segs.as_slice()) {
+        ("GET", ["pulls"]) => {
+            if s.hidden_lists > 0 {
+                s.hidden_lists -= 1;
+                return reply(200, json!([]));
+            }
+            let state = param("state").unwrap_or_else(|| "open".into());
+            let head = param("head");
+            let owner = s.owner.clone();
+            let found: Vec<Value> = s
+                .pulls
+                .iter()
+                .filter(|p| state == "all" || p.state == state)
+                .filter(|p| {
+                    head.as_ref()
+                        .is_none_or(|h| *h == format!("{owner}:{}", p.head))
+                })
+                .map(|p| s.pull_json(p))
+                .collect();
+            reply(200, Value::Array(found))
+        }
+        ("POST", ["pulls"]) => {
+            let (head, base, title) = (text("head"), text("base"), text("title"));
+            if head.is_empty() || base.is_empty() || title.is_empty() {
+                return reply(
+                    422,
+                    json!({ "message": "Invalid request: head, base and title are required" }),
+                );
+            }
+            if s.pulls.iter().any(|p| p.head == head && p.state == "open") {
+                return invalid(&format!(
+                    "A pull request already exists for {}:{head}.",
+                    s.owner
+                ));
+            }
+            if s.no_commits.contains(&head) {
+                return invalid(&format!("No commits between {base} and {head}"));
+            }
+            let number = s.take_number();
+            let pull = Pull {
+                number,
+                head,
+                base,
+                title,
+                body: text("body"),
+                draft: body["draft"].as_bool().unwrap_or(false),
+                state: "open".into(),
+                merged: false,
+                labels: Vec::new(),
+                reviewers: Vec::new(),
+                team_reviewers: Vec::new(),
+            };
+            let v = s.pull_json(&pull);
+            s.pulls.push(pull);
+            reply(201, v)
+        }
+        (m @ ("GET" | "PATCH"), ["pulls", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(i) = s.pulls.iter().position(|p| p.number == n) else {
+                return not_found();
+            };
+            if m == "PATCH" {
+                let p = &mut s.pulls[i];
+                if let Some(t) = body["title"].as_str() {
+                    p.title = t.to_owned();
+                }
+                if let Some(b) = body["body"].as_str() {
+                    p.body = b.to_owned();
+                }
+                if let Some(st) = body["state"].as_str() {
+                    p.state = st.to_owned();
+                }
+            }
+            let v = s.pull_json(&s.pulls[i]);
+            reply(200, v)
+        }
+        ("POST", ["pulls", n, "requested_reviewers"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let (users, teams) = (list("reviewers"), list("team_reviewers"));
+            if users.iter().any(|u| u == "not-a-collaborator") {
+                return invalid("Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the acme/widgets repository.");
+            }
+            let Some(p) = s.pulls.iter_mut().find(|p| p.number == n) else {
+                return not_found();
+            };
+            for u in users {
+                if !p.reviewers.contains(&u) {
+                    p.reviewers.push(u);
+                }
+            }
+            for t in teams {
+                if !p.team_reviewers.contains(&t) {
+                    p.team_reviewers.push(t);
+                }
+            }
+            let p = p.clone();
+            reply(201, s.pull_json(&p))
+        }
+        ("POST", ["issues", n, "labels"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let labels = list("labels");
+            let target = if let Some(p) = s.pulls.iter_mut().find(|p| p.number == n) {
+                &mut p.labels
+            } else if let Some(i) = s.issues.iter_mut().find(|i| i.number == n) {
+                &mut i.labels
+            } else {
+                return not_found();
+            };
+            for l in labels {
+                if !target.contains(&l) {
+                    target.push(l);
+                }
+            }
+            reply(200, Value::Array(names(target)))
+        }
+        ("GET", ["issues"]) => {
+            let state = param("state").unwrap_or_else(|| "open".into());
+            let wanted: Vec<String> = param("labels")
+                .map(|l| l.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let per_page: usize = param("per_page").and_then(|v| v.parse().ok()).unwrap_or(30);
+            let page: usize = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let matches = |st: &str, labels: &[String]| {
+                (state == "all" || st == state) && wanted.iter().all(|w| labels.contains(w))
+            };
+            let mut all: Vec<(u64, Value)> = s
+                .issues
+                .iter()
+                .filter(|i| matches(&i.state, &i.labels))
+                .map(|i| (i.number, s.issue_json(i)))
+                .chain(
+                    s.pulls
+                        .iter()
+                        .filter(|p| matches(&p.state, &p.labels))
+                        .map(|p| (p.number, s.pull_as_issue(p))),
+                )
+                .collect();
+            // Newest first, as GitHub lists them.
+            all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+            let page: Vec<Value> = all
+                .into_iter()
+                .skip((page.max(1) - 1) * per_page)
+                .take(per_page)
+                .map(|(_, v)| v)
+                .collect();
+            reply(200, Value::Array(page))
+        }
+        ("POST", ["issues"]) => {
+            let number = s.take_number();
+            let issue = Issue {
+                number,
+                title: text("title"),
+                body: text("body"),
+                state: "open".into(),
+                state_reason: None,
+                labels: list("labels"),
+                comments: Vec::new(),
+            };
+            let v = s.issue_json(&issue);
+            s.issues.push(issue);
+            reply(201, v)
+        }
+        ("PATCH", ["issues", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(i) = s.issues.iter_mut().find(|i| i.number == n) else {
+                return not_found();
+            };
+            if let Some(st) = body["state"].as_str() {
+                i.state = st.to_owned();
+            }
+            if let Some(r) = body["state_reason"].as_str() {
+                i.state_reason = Some(r.to_owned());
+            }
+            let i = i.clone();
+            reply(200, s.issue_json(&i))
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(i) = s.issues.iter_mut().find(|i| i.number == n) else {
+                return not_found();
+            };
+            i.comments.push(text("body"));
+            let id = i.comments.len();
+            reply(201, json!({ "id": id, "body": text("body") }))
+        }
+        _ => not_found(),
+    }
+}
