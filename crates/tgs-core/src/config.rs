@@ -67,6 +67,41 @@ pub struct ServerSection {
     pub lease_margin: Option<String>,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentConfig>,
+    #[serde(default)]
+    pub pr: PrConfig,
+}
+
+/// `server.pr`: how pull requests are opened.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PrConfig {
+    /// The conventional prefix of PR titles.
+    #[serde(default = "default_prefix")]
+    pub title_prefix: String,
+    #[serde(default = "default_labels")]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+}
+
+fn default_prefix() -> String {
+    "feat:".into()
+}
+
+fn default_labels() -> Vec<String> {
+    vec!["tgs".into()]
+}
+
+impl Default for PrConfig {
+    fn default() -> Self {
+        PrConfig {
+            title_prefix: default_prefix(),
+            labels: default_labels(),
+            draft: false,
+            reviewers: Vec::new(),
+        }
+    }
 }
 
 /// One entry of `server.agents`.
@@ -142,6 +177,7 @@ pub struct Settings {
     /// Added to the session timeout to make a claim's lease.
     pub lease_margin: Duration,
     pub agents: BTreeMap<String, AgentConfig>,
+    pub pr: PrConfig,
     pub redact_env_keys: Vec<String>,
     pub redact_patterns: Vec<String>,
     pub impl_prompt: Option<String>,
@@ -171,6 +207,7 @@ impl Settings {
             kill_grace: dur(&s.kill_grace, "kill_grace", "10s")?,
             lease_margin: dur(&s.lease_margin, "lease_margin", "15m")?,
             agents: s.agents.clone(),
+            pr: s.pr.clone(),
             redact_env_keys: config.ai.redact_env_keys.clone(),
             redact_patterns,
             impl_prompt: config.steps.impl_prompt.clone(),

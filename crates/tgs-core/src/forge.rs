@@ -25,9 +25,33 @@ pub struct OpenedPr {
     pub updated: bool,
 }
 
+/// A thought that failed for good, for the alert a human should see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub thought_dir: String,
+    pub title: String,
+    pub attempts: u32,
+    pub last_error: String,
+    /// The end of the session's transcript, already redacted.
+    pub log_tail: String,
+}
+
 pub trait Forge {
     /// A short name for messages, e.g. "GitHub".
     fn name(&self) -> &str;
     /// Open a PR for `pr.head`, or update the open one: never two for one head.
     fn open_or_update_pr(&self, pr: &PullRequest) -> Result<OpenedPr, Error>;
+    /// The repository's web address, for links in PR bodies.
+    fn web_url(&self) -> Option<String> {
+        None
+    }
+    /// Tell humans a thought failed for good (an issue, or a comment on the
+    /// open one). Returns where, if anywhere.
+    fn alert_failure(&self, _failure: &Failure) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+    /// A thought succeeded after an alert: close the alert. Returns what was closed.
+    fn resolve_alert(&self, _thought_dir: &str, _pr_url: Option<&str>) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
 }

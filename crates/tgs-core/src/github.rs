@@ -596,6 +596,25 @@ impl Forge for GitHub {
         }
         self.open_or_update(pr).map_err(|e| self.error(e))
     }
+
+    fn web_url(&self) -> Option<String> {
+        self.repo_web_url()
+    }
+
+    fn alert_failure(&self, f: &crate::forge::Failure) -> Result<Option<String>, Error> {
+        let alert = FailureAlert {
+            thought_dir: f.thought_dir.clone(),
+            title: f.title.clone(),
+            attempts: f.attempts,
+            last_error: f.last_error.clone(),
+            log_tail: f.log_tail.clone(),
+        };
+        GitHub::alert_failure(self, &alert).map(Some)
+    }
+
+    fn resolve_alert(&self, thought_dir: &str, pr_url: Option<&str>) -> Result<Option<String>, Error> {
+        GitHub::resolve_alert(self, thought_dir, pr_url)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,16 @@ fn role_path(t: &Thought, role: Role, classic: &str, numbered: &str) -> String {
     format!("{}/{name}", t.dir)
 }
 
+/// The path of the thought's research.
+pub fn research_file(t: &Thought) -> String {
+    role_path(t, Role::Research, "research.md", "00_research.md")
+}
+
+/// The path of the thought's plan.
+pub fn plan_file(t: &Thought) -> String {
+    role_path(t, Role::Plan, "plan.md", "20_plan.md")
+}
+
 /// The path of the implementation summary the agent must write.
 pub fn impl_file(t: &Thought) -> String {
     role_path(t, Role::Implementation, "implementation.md", "50_impl.md")

@@ -20,14 +20,14 @@ use crate::backlog::target::StateTarget;
 use crate::backlog::{Entry, Status};
 use crate::config::Settings;
 use crate::events::{Event, Outcome, SessionStats, Sink};
-use crate::forge::{Forge, PullRequest};
+use crate::forge::{Failure, Forge, PullRequest};
 use crate::process::{Ending, Signals};
 use crate::repo::Repo;
 use crate::session::{self, RunOptions};
 use crate::thought::{Thought, ThoughtIndex, ThoughtName};
 use crate::transcript::Redactor;
 use crate::worktree::{self, Worktree, LOGS_DIR};
-use crate::{clock, context, prompt, verify, Error};
+use crate::{clock, context, github, prompt, verify, Error};
 
 /// How long to keep going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,37 +298,22 @@ impl<'r> Runner<'r> {
             commit: applied.commit,
         });
         let started = now;
-        let (outcome, reason, stats, pr_url, branch) = match self.work(&entry, sink) {
+        let w = match self.work(&entry, sink) {
             Ok(w) => w,
-            Err(e) => (
-                Outcome::Failed,
-                Some(format!("tgs could not run the session: {e}")),
-                SessionStats {
-                    agent: self.cfg.agent.clone(),
-                    ..Default::default()
-                },
-                None,
-                None,
-            ),
+            Err(e) => WorkResult::new(&self.cfg.agent, Outcome::Failed, Some(format!("tgs could not run the session: {e}"))),
         };
-        self.record(
-            &entry, started, outcome, reason, stats, pr_url, branch, sink,
-        )
+        self.record(&entry, started, w, sink)
     }
 
     /// Record the session's end in the backlog and report it.
-    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         entry: &Entry,
         started: Timestamp,
-        outcome: Outcome,
-        reason: Option<String>,
-        stats: SessionStats,
-        pr_url: Option<String>,
-        branch: Option<String>,
+        w: WorkResult,
         sink: &mut dyn Sink,
     ) -> Result<Option<SessionReport>, Error> {
+        let WorkResult { outcome, reason, stats, pr_url, branch, log_tail } = w;
         let ended = clock::now();
         let worker = self.cfg.worker_id.clone();
         let dir = entry.dir.clone();
@@ -420,6 +405,28 @@ impl<'r> Runner<'r> {
             }
         };
         let final_failure = status == "failed";
+        // Humans hear about final failures, and about their resolution. A
+        // problem with the alert itself must not change the thought's fate.
+        if let Some(forge) = self.forge.as_ref().filter(|_| self.cfg.open_pr) {
+            let alerted = if final_failure {
+                forge
+                    .alert_failure(&Failure {
+                        thought_dir: dir.clone(),
+                        title: entry.title.clone(),
+                        attempts: entry.attempts,
+                        last_error: reason_line.clone().unwrap_or_default(),
+                        log_tail: log_tail.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+                    })
+                    .map(|_| ())
+            } else if outcome == Outcome::Success && status == "completed" {
+                forge.resolve_alert(&dir, pr_url.as_deref()).map(|_| ())
+            } else {
+                Ok(())
+            };
+            if let Err(e) = alerted {
+                tracing::warn!("could not update the failure alert of {dir} on {}: {e}", forge.name());
+            }
+        }
         sink.event(&Event::SessionEnded {
             dir: dir.clone(),
             worker,
@@ -446,36 +453,15 @@ impl<'r> Runner<'r> {
     }
 
     /// Worktree, agent, verification, hand-over. Returns what `record` needs.
-    #[allow(clippy::type_complexity)]
-    fn work(
-        &mut self,
-        entry: &Entry,
-        sink: &mut dyn Sink,
-    ) -> Result<
-        (
-            Outcome,
-            Option<String>,
-            SessionStats,
-            Option<String>,
-            Option<String>,
-        ),
-        Error,
-    > {
+    fn work(&mut self, entry: &Entry, sink: &mut dyn Sink) -> Result<WorkResult, Error> {
         let name = name_of(&entry.dir)?;
-        let mut stats = SessionStats {
-            agent: self.cfg.agent.clone(),
-            ..Default::default()
-        };
+        let mut w = WorkResult::new(&self.cfg.agent, Outcome::Failed, None);
         let base = self.fresh_base()?;
         let index = ThoughtIndex::load_paths(self.repo, Some(&base), &[entry.dir.as_str()])?;
         let Some(thought) = index.find(&entry.dir).cloned() else {
-            return Ok((
-                Outcome::Rejected,
-                Some(format!("{} is not in {}", entry.dir, self.cfg.base_branch)),
-                stats,
-                None,
-                None,
-            ));
+            w.outcome = Outcome::Rejected;
+            w.reason = Some(format!("{} is not in {}", entry.dir, self.cfg.base_branch));
+            return Ok(w);
         };
         let wt = worktree::prepare(self.repo, &name, &base)?;
         sink.event(&Event::WorktreeReady {
@@ -484,71 +470,74 @@ impl<'r> Runner<'r> {
             branch: wt.branch.clone(),
             base: base.clone(),
         });
-        let result = self.agent_and_verify(entry, &thought, &wt, &mut stats, sink);
+        let result = self.agent_and_verify(entry, &thought, &wt, &mut w, sink);
         worktree::discard(self.repo, &wt.path);
         let (outcome, reason) = result?;
+        w.outcome = outcome;
+        w.reason = reason;
         if outcome != Outcome::Success {
-            return Ok((outcome, reason, stats, None, None));
+            return Ok(w);
         }
+        w.branch = Some(wt.branch.clone());
         // Hand over: push the branch, open the PR.
-        let mut pr_url = None;
-        if let (true, Some(remote)) = (self.cfg.push, self.cfg.remote.clone()) {
-            let spec = format!("+refs/heads/{0}:refs/heads/{0}", wt.branch);
-            let out = self
-                .repo
-                .git()
-                .cmd(["push", "--quiet", "--porcelain", &remote, &spec])
-                .output()?;
-            if !out.success {
-                return Ok((
-                    Outcome::Failed,
-                    Some(format!(
-                        "could not push {}: {}",
-                        wt.branch,
-                        out.stderr.trim()
-                    )),
-                    stats,
-                    None,
-                    None,
-                ));
+        let Some(remote) = self.cfg.remote.clone().filter(|_| self.cfg.push) else {
+            return Ok(w);
+        };
+        let spec = format!("+refs/heads/{0}:refs/heads/{0}", wt.branch);
+        let out = self.repo.git().cmd(["push", "--quiet", "--porcelain", &remote, &spec]).output()?;
+        if !out.success {
+            w.outcome = Outcome::Failed;
+            w.reason = Some(format!("could not push {}: {}", wt.branch, out.stderr.trim()));
+            return Ok(w);
+        }
+        sink.event(&Event::BranchPushed { dir: entry.dir.clone(), branch: wt.branch.clone() });
+        let Some(forge) = self.forge.as_ref().filter(|_| self.cfg.open_pr) else {
+            return Ok(w);
+        };
+        let summary = self
+            .repo
+            .git()
+            .cmd(["cat-file", "blob", &format!("refs/heads/{}:{}", wt.branch, prompt::impl_file(&thought))])
+            .output()
+            .ok()
+            .filter(|o| o.success)
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let pr_cfg = &self.cfg.settings.pr;
+        let body = github::pr_body(&github::PrBodyInput {
+            thought_dir: entry.dir.clone(),
+            title: entry.title.clone(),
+            implementation_summary: summary,
+            research_path: prompt::research_file(&thought),
+            plan_path: prompt::plan_file(&thought),
+            repo_web_url: forge.web_url(),
+            base_branch: self.cfg.base_branch.clone(),
+            agent: self.cfg.agent.clone(),
+            attempts: entry.attempts,
+            duration_secs: clock::now().duration_since(entry.claimed_at.unwrap_or_else(clock::now)).as_secs().max(0) as u64,
+            turns: w.stats.turns,
+            cost_usd: w.stats.cost_usd,
+        });
+        let pr = PullRequest {
+            head: wt.branch.clone(),
+            base: self.cfg.base_branch.clone(),
+            title: github::pr_title(&pr_cfg.title_prefix, &entry.title),
+            body,
+            draft: pr_cfg.draft,
+            labels: pr_cfg.labels.clone(),
+            reviewers: pr_cfg.reviewers.clone(),
+        };
+        match forge.open_or_update_pr(&pr) {
+            Ok(opened) => {
+                sink.event(&Event::PrOpened { dir: entry.dir.clone(), url: opened.url.clone() });
+                crate::failpoint::hit("runner.pr-opened");
+                w.pr_url = Some(opened.url);
             }
-            sink.event(&Event::BranchPushed {
-                dir: entry.dir.clone(),
-                branch: wt.branch.clone(),
-            });
-            if self.cfg.open_pr {
-                if let Some(forge) = &self.forge {
-                    let pr = PullRequest {
-                        head: wt.branch.clone(),
-                        base: self.cfg.base_branch.clone(),
-                        title: format!("feat: {}", entry.title),
-                        body: format!("Implements `{}`.", entry.dir),
-                        draft: false,
-                        labels: vec!["tgs".into()],
-                        reviewers: Vec::new(),
-                    };
-                    match forge.open_or_update_pr(&pr) {
-                        Ok(opened) => {
-                            sink.event(&Event::PrOpened {
-                                dir: entry.dir.clone(),
-                                url: opened.url.clone(),
-                            });
-                            pr_url = Some(opened.url);
-                        }
-                        Err(e) => {
-                            return Ok((
-                                Outcome::Failed,
-                                Some(format!("could not open the pull request: {e}")),
-                                stats,
-                                None,
-                                Some(wt.branch),
-                            ));
-                        }
-                    }
-                }
+            Err(e) => {
+                w.outcome = Outcome::Failed;
+                w.reason = Some(format!("could not open the pull request: {e}"));
             }
         }
-        Ok((Outcome::Success, None, stats, pr_url, Some(wt.branch)))
+        Ok(w)
     }
 
     fn agent_and_verify(
@@ -556,7 +545,7 @@ impl<'r> Runner<'r> {
         entry: &Entry,
         thought: &Thought,
         wt: &Worktree,
-        stats: &mut SessionStats,
+        w: &mut WorkResult,
         sink: &mut dyn Sink,
     ) -> Result<(Outcome, Option<String>), Error> {
         let name = name_of(&entry.dir)?;
@@ -641,7 +630,8 @@ impl<'r> Runner<'r> {
             Ok(r) => r,
             Err(session::Missing(why)) => return Ok((Outcome::AgentMissing, Some(why))),
         };
-        *stats = run.stats.clone();
+        w.stats = run.stats.clone();
+        w.log_tail = run.tail.clone();
         sink.event(&Event::AgentFinished {
             dir: entry.dir.clone(),
             ending: run.ending.describe(),
@@ -778,6 +768,31 @@ impl<'r> Runner<'r> {
             .repo
             .git()
             .text(["rev-parse", &format!("refs/heads/{b}^{{commit}}")])?)
+    }
+}
+
+/// What a session came to, before it is recorded.
+#[derive(Debug, Clone)]
+struct WorkResult {
+    outcome: Outcome,
+    reason: Option<String>,
+    stats: SessionStats,
+    pr_url: Option<String>,
+    branch: Option<String>,
+    /// The end of the (redacted) transcript, for failure alerts.
+    log_tail: String,
+}
+
+impl WorkResult {
+    fn new(agent: &str, outcome: Outcome, reason: Option<String>) -> WorkResult {
+        WorkResult {
+            outcome,
+            reason,
+            stats: SessionStats { agent: agent.to_owned(), ..Default::default() },
+            pr_url: None,
+            branch: None,
+            log_tail: String::new(),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! `commands/`), resolves them into calls on the core, prints the results,
 //! and maps errors to the documented exit codes.
 
+mod actions;
 mod commands;
 mod error;
 mod output;

@@ -119,6 +119,9 @@ pub struct Entry {
     pub branch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_url: Option<String>,
+    /// What became of the PR, as `sync-prs` last saw it: open, merged, closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_state: Option<String>,
     #[serde(
         default,
         deserialize_with = "null_as_default",
@@ -148,6 +151,7 @@ impl Entry {
             last_error: None,
             branch: None,
             pr_url: None,
+            pr_state: None,
             depends_on: Vec::new(),
             extra: BTreeMap::new(),
         }

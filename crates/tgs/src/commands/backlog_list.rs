@@ -49,7 +49,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                     .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
                     .unwrap_or_default(),
                 e.claimed_by.clone().unwrap_or_default(),
-                e.pr_url.clone().unwrap_or_default(),
+                match (&e.pr_url, &e.pr_state) {
+                    (Some(u), Some(s)) => format!("{u} ({s})"),
+                    (Some(u), None) => u.clone(),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();

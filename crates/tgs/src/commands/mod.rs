@@ -16,6 +16,7 @@ pub mod demo;
 pub mod scan;
 pub mod server_recover;
 pub mod server_run;
+pub mod server_sync_prs;
 pub mod thought_list;
 pub mod thought_new;
 
@@ -99,6 +100,8 @@ pub enum ServerCommand {
     Run(server_run::Args),
     /// Give claims whose lease expired back to the queue.
     Recover(server_recover::Args),
+    /// Record whether completed entries' pull requests are open, merged or closed.
+    SyncPrs(server_sync_prs::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +181,11 @@ pub fn run(cli: Cli) -> CliResult {
             CliError::usage(format!("cannot change to {}", dir.display())).cause(e.to_string())
         })?;
     }
+    if crate::actions::active() {
+        // Before anything prints: secrets masked, tgs's own git authenticated.
+        crate::actions::mask_secrets(&[]);
+        crate::actions::authenticate_git();
+    }
     let ctx = Ctx { json: cli.json };
     match cli.command {
         Command::Thought(ThoughtCommand::New(a)) => thought_new::run(&ctx, a),
@@ -185,6 +193,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Server(ServerCommand::Scan(a)) => scan::run(&ctx, a),
         Command::Server(ServerCommand::Run(a)) => server_run::run(&ctx, a),
         Command::Server(ServerCommand::Recover(a)) => server_recover::run(&ctx, a),
+        Command::Server(ServerCommand::SyncPrs(a)) => server_sync_prs::run(&ctx, a),
         Command::Server(ServerCommand::Backlog(b)) => match b {
             BacklogCommand::Add(a) => backlog_add::run(&ctx, a),
             BacklogCommand::List(a) => backlog_list::run(&ctx, a),

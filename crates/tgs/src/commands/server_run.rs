@@ -63,7 +63,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "--no-commit is not supported by server run; use --no-push",
         ));
     }
-    let worker_id = args.worker_id.clone().unwrap_or_else(tgs_core::clock::default_worker_id);
+    let worker_id = args
+        .worker_id
+        .clone()
+        .unwrap_or_else(tgs_core::clock::default_worker_id);
     let state = ctx.target_as(&repo, &args.write, Some(worker_id.clone()))?;
     let current = repo
         .git()
@@ -115,12 +118,29 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     };
     // Fail early on an unknown agent, before anything is claimed.
     tgs_core::agent::driver::AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
+    let forge = if cfg.open_pr && cfg.remote.is_some() {
+        let origin = repo
+            .git()
+            .cmd(["remote", "get-url", &cfg.settings.remote])
+            .output()?;
+        let origin = origin.success.then(|| origin.stdout_text());
+        tgs_core::github::GitHub::from_env(|k| std::env::var(k).ok(), origin.as_deref())
+            .map_err(|e| CliError::from(e).hint("set GITHUB_REPOSITORY=owner/name (and GITHUB_API_URL for GitHub Enterprise), or pass --no-pr"))?
+            .map(|gh| Box::new(gh) as Box<dyn tgs_core::forge::Forge>)
+    } else {
+        None
+    };
+    if cfg.open_pr && forge.is_none() && cfg.remote.is_some() {
+        tracing::info!(
+            "no GITHUB_TOKEN or GH_TOKEN: branches are pushed, no pull request is opened"
+        );
+    }
     let signals = Signals::install()?;
     let mut runner = Runner {
         repo: &repo,
         cfg,
         state,
-        forge: None,
+        forge,
         signals: Some(signals),
         env: std::env::vars().collect(),
     };
@@ -128,8 +148,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return dry_run(ctx, &runner);
     }
     let mut console = Console::new(args.quiet);
+    let mut actions = crate::actions::Actions::new();
     let mut sinks = Fanout::default();
     sinks.push(&mut console);
+    if crate::actions::active() {
+        sinks.push(&mut actions);
+    }
     match runner.run(&mut sinks)? {
         RunExit::Interrupted(sig) => {
             output::note(format!(

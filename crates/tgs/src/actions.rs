@@ -1,0 +1,175 @@
+//! GitHub Actions: when `GITHUB_ACTIONS=true`, tgs masks secret values before
+//! anything prints, writes step outputs and a markdown step summary, turns
+//! failures into `::error::` annotations, and folds each transcript's end into
+//! a `::group::`. It also gives tgs's own git commands (never the agent's) the
+//! workflow token, since checkouts are made with `persist-credentials: false`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use base64::Engine;
+use tgs_core::events::{Event, Outcome, Sink};
+use tgs_core::github;
+use tgs_core::transcript::Redactor;
+
+/// Whether tgs runs inside a GitHub Actions job.
+pub fn active() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Escape a workflow command's message (`%`, CR, LF).
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escape a workflow command's property value (also `:` and `,`).
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Mask every secret-looking value of the environment in the job's log.
+pub fn mask_secrets(extra_keys: &[String]) {
+    let values = Redactor::secret_env_values(std::env::vars(), extra_keys);
+    // On stderr: stdout is for data (`--json`) that workflow steps parse.
+    let mut out = std::io::stderr().lock();
+    for v in values.iter().filter(|v| v.len() >= 6) {
+        // A multi-line secret is masked line by line.
+        for line in v.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(out, "::add-mask::{}", escape_data(line));
+        }
+    }
+}
+
+/// Let tgs's own git processes authenticate to GitHub with the workflow token,
+/// through `GIT_CONFIG_*` variables. Agents start from an empty environment,
+/// so they never inherit them.
+pub fn authenticate_git() {
+    let Some(token) = std::env::var("GITHUB_TOKEN").ok().or_else(|| std::env::var("GH_TOKEN").ok()) else {
+        return;
+    };
+    let server = std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let n: usize = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    // SAFETY (in spirit): called at start-up, before tgs starts any thread.
+    std::env::set_var(format!("GIT_CONFIG_KEY_{n}"), format!("http.{}/.extraheader", server.trim_end_matches('/')));
+    std::env::set_var(format!("GIT_CONFIG_VALUE_{n}"), format!("AUTHORIZATION: basic {basic}"));
+    std::env::set_var("GIT_CONFIG_COUNT", (n + 1).to_string());
+}
+
+/// The Actions sink of the runner's events.
+pub struct Actions {
+    output: Option<PathBuf>,
+    summary: Option<PathBuf>,
+    wrote_summary_header: bool,
+    /// The running session's transcript, shown when it ends.
+    log: Option<PathBuf>,
+}
+
+impl Actions {
+    pub fn new() -> Actions {
+        let path = |k: &str| std::env::var_os(k).map(PathBuf::from).filter(|p| !p.as_os_str().is_empty());
+        Actions {
+            output: path("GITHUB_OUTPUT"),
+            summary: path("GITHUB_STEP_SUMMARY"),
+            wrote_summary_header: false,
+            log: None,
+        }
+    }
+
+    fn append(path: &Option<PathBuf>, text: &str) {
+        if let Some(p) = path {
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+    }
+
+    /// `name<<DELIM` multi-line syntax: safe whatever the value holds.
+    fn output(&self, name: &str, value: &str) {
+        let delim = format!("TGS_EOF_{}", fastrand_token());
+        Self::append(&self.output, &format!("{name}<<{delim}\n{value}\n{delim}\n"));
+    }
+}
+
+fn fastrand_token() -> String {
+    format!("{:016x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) as u64 ^ std::process::id() as u64)
+}
+
+impl Sink for Actions {
+    fn event(&mut self, e: &Event) {
+        let Event::SessionEnded { dir, outcome, reason, attempt, started, ended, stats, pr_url, status, .. } = e else {
+            if let Event::AgentStarted { log, .. } = e {
+                self.log = Some(log.clone());
+            }
+            return;
+        };
+        if let Some(log) = self.log.take() {
+            print_transcript_group(dir, &log);
+        }
+        self.output("thought", dir);
+        self.output("outcome", outcome.as_str());
+        self.output("status", status);
+        self.output("pr_url", pr_url.as_deref().unwrap_or_default());
+        if !self.wrote_summary_header {
+            Self::append(
+                &self.summary,
+                "## tgs server run\n\n| thought | outcome | attempt | duration | turns | cost | pull request |\n|---|---|---|---|---|---|---|\n",
+            );
+            self.wrote_summary_header = true;
+        }
+        let secs = ended.duration_since(*started).as_secs().max(0) as u64;
+        let pr = match pr_url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
+            Some(u) => format!("[{}]({u})", github::inline(u.rsplit('/').next().unwrap_or(u))),
+            None => "-".into(),
+        };
+        Self::append(
+            &self.summary,
+            &format!(
+                "| {} | {} | {attempt} | {} | {} | {} | {pr} |\n",
+                github::code_span(dir),
+                outcome.as_str(),
+                tgs_core::runner::humanize(std::time::Duration::from_secs(secs)),
+                stats.turns.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                stats.cost_usd.map(|c| format!("${c:.2}")).unwrap_or_else(|| "-".into()),
+            ),
+        );
+        if *outcome != Outcome::Success {
+            let level = if status == "failed" { "error" } else { "warning" };
+            let msg = format!("{dir}: {}: {}", outcome.as_str(), reason.as_deref().unwrap_or("no reason given"));
+            println!("::{level} title={}::{}", escape_property("tgs"), escape_data(&msg));
+        }
+    }
+}
+
+/// Print the end of a transcript inside a collapsible group.
+pub fn print_transcript_group(dir: &str, log: &std::path::Path) {
+    let Ok(text) = tail_of(log, 64 * 1024) else { return };
+    println!("::group::{}", escape_data(&format!("transcript of {dir} (end of {})", log.display())));
+    // The transcript is already redacted; stop-commands keep its lines from being read as workflow commands.
+    let token = format!("tgs-{}", fastrand_token());
+    println!("::stop-commands::{token}");
+    println!("{text}");
+    println!("::{token}::");
+    println!("::endgroup::");
+}
+
+fn tail_of(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_command_escaping() {
+        assert_eq!(escape_data("a%b\r\nc"), "a%25b%0D%0Ac");
+        assert_eq!(escape_property("x:y,z"), "x%3Ay%2Cz");
+    }
+}
