@@ -51,7 +51,11 @@ pub trait Forge {
         Ok(None)
     }
     /// A thought succeeded after an alert: close the alert. Returns what was closed.
-    fn resolve_alert(&self, _thought_dir: &str, _pr_url: Option<&str>) -> Result<Option<String>, Error> {
+    fn resolve_alert(
+        &self,
+        _thought_dir: &str,
+        _pr_url: Option<&str>,
+    ) -> Result<Option<String>, Error> {
         Ok(None)
     }
 }

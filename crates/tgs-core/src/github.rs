@@ -612,7 +612,11 @@ impl Forge for GitHub {
         GitHub::alert_failure(self, &alert).map(Some)
     }
 
-    fn resolve_alert(&self, thought_dir: &str, pr_url: Option<&str>) -> Result<Option<String>, Error> {
+    fn resolve_alert(
+        &self,
+        thought_dir: &str,
+        pr_url: Option<&str>,
+    ) -> Result<Option<String>, Error> {
         GitHub::resolve_alert(self, thought_dir, pr_url)
     }
 }

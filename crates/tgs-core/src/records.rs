@@ -68,7 +68,11 @@ pub fn audit_diff(
     commit: Option<&str>,
 ) -> Vec<AuditRecord> {
     use crate::backlog::Status;
-    let rec = |action: &str, e: &crate::backlog::Entry, from: Option<Status>, to: Option<Status>, reason: Option<String>| AuditRecord {
+    let rec = |action: &str,
+               e: &crate::backlog::Entry,
+               from: Option<Status>,
+               to: Option<Status>,
+               reason: Option<String>| AuditRecord {
         time: now,
         worker: actor.to_owned(),
         action: action.to_owned(),
@@ -93,7 +97,9 @@ pub fn audit_diff(
                     (Status::InProgress, Status::Queued) => "requeue",
                     (_, Status::Queued) => "retry",
                 };
-                let reason = (a.last_error != b.last_error).then(|| a.last_error.clone()).flatten();
+                let reason = (a.last_error != b.last_error)
+                    .then(|| a.last_error.clone())
+                    .flatten();
                 out.push(rec(action, a, Some(b.status), Some(a.status), reason));
             }
             Some(b) if b.priority != a.priority => {
@@ -259,7 +265,11 @@ mod tests {
     fn metrics_round_trip_with_awkward_fields() {
         let mut r = row();
         r.worker = "a \"quoted\", worker".into();
-        let text = append(None, Some(METRICS_HEADER), &[r.to_csv(), row().to_csv(), "garbage".into()]);
+        let text = append(
+            None,
+            Some(METRICS_HEADER),
+            &[r.to_csv(), row().to_csv(), "garbage".into()],
+        );
         assert!(text.starts_with(METRICS_HEADER));
         let (rows, bad) = parse_metrics(&text);
         assert_eq!(bad, 1);
@@ -283,7 +293,14 @@ mod tests {
         let recs = audit_diff(&before, &after, "me", t(2), Some("abc"));
         let got: Vec<(&str, &str, Option<&str>, Option<&str>)> = recs
             .iter()
-            .map(|r| (r.action.as_str(), r.thought.as_deref().unwrap(), r.from.as_deref(), r.to.as_deref()))
+            .map(|r| {
+                (
+                    r.action.as_str(),
+                    r.thought.as_deref().unwrap(),
+                    r.from.as_deref(),
+                    r.to.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -299,7 +316,10 @@ mod tests {
         let mut later = after.clone();
         later.requeue("a", Some("boom"), None, true).unwrap();
         let r = audit_diff(&after, &later, "me", t(3), None);
-        assert_eq!((r[0].action.as_str(), r[0].reason.as_deref()), ("release", Some("boom")));
+        assert_eq!(
+            (r[0].action.as_str(), r[0].reason.as_deref()),
+            ("release", Some("boom"))
+        );
         assert!(audit_diff(&later, &later, "me", t(3), None).is_empty());
     }
 

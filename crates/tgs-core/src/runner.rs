@@ -15,13 +15,13 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
 use crate::backlog::store::{Append, Change};
-use crate::records::{MetricsRow, METRICS_HEADER, METRICS_PATH};
 use crate::backlog::target::StateTarget;
 use crate::backlog::{Entry, Status};
 use crate::config::Settings;
 use crate::events::{Event, Outcome, SessionStats, Sink};
 use crate::forge::{Failure, Forge, PullRequest};
 use crate::process::{Ending, Signals};
+use crate::records::{MetricsRow, METRICS_HEADER, METRICS_PATH};
 use crate::repo::Repo;
 use crate::session::{self, RunOptions};
 use crate::thought::{Thought, ThoughtIndex, ThoughtName};
@@ -300,7 +300,11 @@ impl<'r> Runner<'r> {
         let started = now;
         let w = match self.work(&entry, sink) {
             Ok(w) => w,
-            Err(e) => WorkResult::new(&self.cfg.agent, Outcome::Failed, Some(format!("tgs could not run the session: {e}"))),
+            Err(e) => WorkResult::new(
+                &self.cfg.agent,
+                Outcome::Failed,
+                Some(format!("tgs could not run the session: {e}")),
+            ),
         };
         self.record(&entry, started, w, sink)
     }
@@ -313,7 +317,14 @@ impl<'r> Runner<'r> {
         w: WorkResult,
         sink: &mut dyn Sink,
     ) -> Result<Option<SessionReport>, Error> {
-        let WorkResult { outcome, reason, stats, pr_url, branch, log_tail } = w;
+        let WorkResult {
+            outcome,
+            reason,
+            stats,
+            pr_url,
+            branch,
+            log_tail,
+        } = w;
         let ended = clock::now();
         let worker = self.cfg.worker_id.clone();
         let dir = entry.dir.clone();
@@ -415,7 +426,15 @@ impl<'r> Runner<'r> {
                         title: entry.title.clone(),
                         attempts: entry.attempts,
                         last_error: reason_line.clone().unwrap_or_default(),
-                        log_tail: log_tail.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+                        log_tail: log_tail
+                            .lines()
+                            .rev()
+                            .take(40)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect::<Vec<_>>()
+                            .join("\n"),
                     })
                     .map(|_| ())
             } else if outcome == Outcome::Success && status == "completed" {
@@ -424,7 +443,10 @@ impl<'r> Runner<'r> {
                 Ok(())
             };
             if let Err(e) = alerted {
-                tracing::warn!("could not update the failure alert of {dir} on {}: {e}", forge.name());
+                tracing::warn!(
+                    "could not update the failure alert of {dir} on {}: {e}",
+                    forge.name()
+                );
             }
         }
         sink.event(&Event::SessionEnded {
@@ -484,20 +506,35 @@ impl<'r> Runner<'r> {
             return Ok(w);
         };
         let spec = format!("+refs/heads/{0}:refs/heads/{0}", wt.branch);
-        let out = self.repo.git().cmd(["push", "--quiet", "--porcelain", &remote, &spec]).output()?;
+        let out = self
+            .repo
+            .git()
+            .cmd(["push", "--quiet", "--porcelain", &remote, &spec])
+            .output()?;
         if !out.success {
             w.outcome = Outcome::Failed;
-            w.reason = Some(format!("could not push {}: {}", wt.branch, out.stderr.trim()));
+            w.reason = Some(format!(
+                "could not push {}: {}",
+                wt.branch,
+                out.stderr.trim()
+            ));
             return Ok(w);
         }
-        sink.event(&Event::BranchPushed { dir: entry.dir.clone(), branch: wt.branch.clone() });
+        sink.event(&Event::BranchPushed {
+            dir: entry.dir.clone(),
+            branch: wt.branch.clone(),
+        });
         let Some(forge) = self.forge.as_ref().filter(|_| self.cfg.open_pr) else {
             return Ok(w);
         };
         let summary = self
             .repo
             .git()
-            .cmd(["cat-file", "blob", &format!("refs/heads/{}:{}", wt.branch, prompt::impl_file(&thought))])
+            .cmd([
+                "cat-file",
+                "blob",
+                &format!("refs/heads/{}:{}", wt.branch, prompt::impl_file(&thought)),
+            ])
             .output()
             .ok()
             .filter(|o| o.success)
@@ -513,7 +550,10 @@ impl<'r> Runner<'r> {
             base_branch: self.cfg.base_branch.clone(),
             agent: self.cfg.agent.clone(),
             attempts: entry.attempts,
-            duration_secs: clock::now().duration_since(entry.claimed_at.unwrap_or_else(clock::now)).as_secs().max(0) as u64,
+            duration_secs: clock::now()
+                .duration_since(entry.claimed_at.unwrap_or_else(clock::now))
+                .as_secs()
+                .max(0) as u64,
             turns: w.stats.turns,
             cost_usd: w.stats.cost_usd,
         });
@@ -528,7 +568,10 @@ impl<'r> Runner<'r> {
         };
         match forge.open_or_update_pr(&pr) {
             Ok(opened) => {
-                sink.event(&Event::PrOpened { dir: entry.dir.clone(), url: opened.url.clone() });
+                sink.event(&Event::PrOpened {
+                    dir: entry.dir.clone(),
+                    url: opened.url.clone(),
+                });
                 crate::failpoint::hit("runner.pr-opened");
                 w.pr_url = Some(opened.url);
             }
@@ -650,7 +693,12 @@ impl<'r> Runner<'r> {
                         .rev()
                         .find(|l| !l.trim().is_empty() && !l.starts_with("# tgs"))
                 })
-                .map(|l| format!(" (last output: {})", l.chars().take(200).collect::<String>()))
+                .map(|l| {
+                    format!(
+                        " (last output: {})",
+                        l.chars().take(200).collect::<String>()
+                    )
+                })
                 .unwrap_or_default()
         };
         match run.ending {
@@ -691,10 +739,7 @@ impl<'r> Runner<'r> {
                     Some(r) => format!("the agent {}: {r}", run.ending.describe()),
                     None => format!("the agent {}{}", run.ending.describe(), last_line()),
                 };
-                return Ok((
-                    outcome,
-                    Some(why),
-                ));
+                return Ok((outcome, Some(why)));
             }
             Ending::Exited(_) => {}
         }
@@ -788,7 +833,10 @@ impl WorkResult {
         WorkResult {
             outcome,
             reason,
-            stats: SessionStats { agent: agent.to_owned(), ..Default::default() },
+            stats: SessionStats {
+                agent: agent.to_owned(),
+                ..Default::default()
+            },
             pr_url: None,
             branch: None,
             log_tail: String::new(),

@@ -173,9 +173,19 @@ pub fn run_agent(
     // agents have nothing to parse, so their lines are not queued at all.
     let (tx, rx) = mpsc::sync_channel::<String>(16);
     let parse = cmd.format != OutputFormat::Text;
-    let out = pump(child.stdout.take().expect("piped"), log.clone(), parse.then_some(tx), None);
+    let out = pump(
+        child.stdout.take().expect("piped"),
+        log.clone(),
+        parse.then_some(tx),
+        None,
+    );
     let err_tail = Arc::new(Mutex::new(Vec::new()));
-    let err = pump(child.stderr.take().expect("piped"), log.clone(), None, Some(err_tail.clone()));
+    let err = pump(
+        child.stderr.take().expect("piped"),
+        log.clone(),
+        None,
+        Some(err_tail.clone()),
+    );
 
     let mut parser = match cmd.format {
         OutputFormat::ClaudeStreamJson => Parser::Claude(ClaudeProgress::default()),
@@ -214,9 +224,9 @@ pub fn run_agent(
     }
     let tail =
         String::from_utf8_lossy(&tail.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    let stderr_tail = o
-        .redactor
-        .redact(&String::from_utf8_lossy(&err_tail.lock().unwrap_or_else(|p| p.into_inner())));
+    let stderr_tail = o.redactor.redact(&String::from_utf8_lossy(
+        &err_tail.lock().unwrap_or_else(|p| p.into_inner()),
+    ));
 
     let mut stats = SessionStats {
         agent: o.agent_name.to_owned(),

@@ -19,7 +19,9 @@ pub fn active() -> bool {
 
 /// Escape a workflow command's message (`%`, CR, LF).
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a workflow command's property value (also `:` and `,`).
@@ -44,15 +46,27 @@ pub fn mask_secrets(extra_keys: &[String]) {
 /// through `GIT_CONFIG_*` variables. Agents start from an empty environment,
 /// so they never inherit them.
 pub fn authenticate_git() {
-    let Some(token) = std::env::var("GITHUB_TOKEN").ok().or_else(|| std::env::var("GH_TOKEN").ok()) else {
+    let Some(token) = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .or_else(|| std::env::var("GH_TOKEN").ok())
+    else {
         return;
     };
     let server = std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into());
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-    let n: usize = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let n: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     // SAFETY (in spirit): called at start-up, before tgs starts any thread.
-    std::env::set_var(format!("GIT_CONFIG_KEY_{n}"), format!("http.{}/.extraheader", server.trim_end_matches('/')));
-    std::env::set_var(format!("GIT_CONFIG_VALUE_{n}"), format!("AUTHORIZATION: basic {basic}"));
+    std::env::set_var(
+        format!("GIT_CONFIG_KEY_{n}"),
+        format!("http.{}/.extraheader", server.trim_end_matches('/')),
+    );
+    std::env::set_var(
+        format!("GIT_CONFIG_VALUE_{n}"),
+        format!("AUTHORIZATION: basic {basic}"),
+    );
     std::env::set_var("GIT_CONFIG_COUNT", (n + 1).to_string());
 }
 
@@ -67,7 +81,11 @@ pub struct Actions {
 
 impl Actions {
     pub fn new() -> Actions {
-        let path = |k: &str| std::env::var_os(k).map(PathBuf::from).filter(|p| !p.as_os_str().is_empty());
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .map(PathBuf::from)
+                .filter(|p| !p.as_os_str().is_empty())
+        };
         Actions {
             output: path("GITHUB_OUTPUT"),
             summary: path("GITHUB_STEP_SUMMARY"),
@@ -78,7 +96,11 @@ impl Actions {
 
     fn append(path: &Option<PathBuf>, text: &str) {
         if let Some(p) = path {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
                 let _ = f.write_all(text.as_bytes());
             }
         }
@@ -87,17 +109,39 @@ impl Actions {
     /// `name<<DELIM` multi-line syntax: safe whatever the value holds.
     fn output(&self, name: &str, value: &str) {
         let delim = format!("TGS_EOF_{}", fastrand_token());
-        Self::append(&self.output, &format!("{name}<<{delim}\n{value}\n{delim}\n"));
+        Self::append(
+            &self.output,
+            &format!("{name}<<{delim}\n{value}\n{delim}\n"),
+        );
     }
 }
 
 fn fastrand_token() -> String {
-    format!("{:016x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) as u64 ^ std::process::id() as u64)
+    format!(
+        "{:016x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0) as u64
+            ^ std::process::id() as u64
+    )
 }
 
 impl Sink for Actions {
     fn event(&mut self, e: &Event) {
-        let Event::SessionEnded { dir, outcome, reason, attempt, started, ended, stats, pr_url, status, .. } = e else {
+        let Event::SessionEnded {
+            dir,
+            outcome,
+            reason,
+            attempt,
+            started,
+            ended,
+            stats,
+            pr_url,
+            status,
+            ..
+        } = e
+        else {
             if let Event::AgentStarted { log, .. } = e {
                 self.log = Some(log.clone());
             }
@@ -118,8 +162,14 @@ impl Sink for Actions {
             self.wrote_summary_header = true;
         }
         let secs = ended.duration_since(*started).as_secs().max(0) as u64;
-        let pr = match pr_url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
-            Some(u) => format!("[{}]({u})", github::inline(u.rsplit('/').next().unwrap_or(u))),
+        let pr = match pr_url
+            .as_deref()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        {
+            Some(u) => format!(
+                "[{}]({u})",
+                github::inline(u.rsplit('/').next().unwrap_or(u))
+            ),
             None => "-".into(),
         };
         Self::append(
@@ -129,22 +179,45 @@ impl Sink for Actions {
                 github::code_span(dir),
                 outcome.as_str(),
                 tgs_core::runner::humanize(std::time::Duration::from_secs(secs)),
-                stats.turns.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-                stats.cost_usd.map(|c| format!("${c:.2}")).unwrap_or_else(|| "-".into()),
+                stats
+                    .turns
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                stats
+                    .cost_usd
+                    .map(|c| format!("${c:.2}"))
+                    .unwrap_or_else(|| "-".into()),
             ),
         );
         if *outcome != Outcome::Success {
-            let level = if status == "failed" { "error" } else { "warning" };
-            let msg = format!("{dir}: {}: {}", outcome.as_str(), reason.as_deref().unwrap_or("no reason given"));
-            println!("::{level} title={}::{}", escape_property("tgs"), escape_data(&msg));
+            let level = if status == "failed" {
+                "error"
+            } else {
+                "warning"
+            };
+            let msg = format!(
+                "{dir}: {}: {}",
+                outcome.as_str(),
+                reason.as_deref().unwrap_or("no reason given")
+            );
+            println!(
+                "::{level} title={}::{}",
+                escape_property("tgs"),
+                escape_data(&msg)
+            );
         }
     }
 }
 
 /// Print the end of a transcript inside a collapsible group.
 pub fn print_transcript_group(dir: &str, log: &std::path::Path) {
-    let Ok(text) = tail_of(log, 64 * 1024) else { return };
-    println!("::group::{}", escape_data(&format!("transcript of {dir} (end of {})", log.display())));
+    let Ok(text) = tail_of(log, 64 * 1024) else {
+        return;
+    };
+    println!(
+        "::group::{}",
+        escape_data(&format!("transcript of {dir} (end of {})", log.display()))
+    );
     // The transcript is already redacted; stop-commands keep its lines from being read as workflow commands.
     let token = format!("tgs-{}", fastrand_token());
     println!("::stop-commands::{token}");

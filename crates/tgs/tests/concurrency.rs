@@ -171,7 +171,11 @@ fn sigkill_at_any_point_leaves_a_usable_backlog() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     leftovers.sort();
-    assert_eq!(leftovers, ["audit.jsonl", "backlog.json"], "temp files of killed writers are swept");
+    assert_eq!(
+        leftovers,
+        ["audit.jsonl", "backlog.json"],
+        "temp files of killed writers are swept"
+    );
 }
 
 /// The steps named in tgs-core's `failpoint::BACKLOG_STEPS`.

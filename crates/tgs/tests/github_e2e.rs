@@ -24,7 +24,11 @@ struct World<'e> {
 /// Three approved thoughts; the agent fails a thought while `fail/<name>` exists.
 fn world(env: &TestEnv) -> World<'_> {
     let repo = env.repo("r");
-    for (n, t) in [("aaaaaaa-first", "First <b>bold</b> @someone"), ("bbbbbbb-second", "Second"), ("ccccccc-third", "Third")] {
+    for (n, t) in [
+        ("aaaaaaa-first", "First <b>bold</b> @someone"),
+        ("bbbbbbb-second", "Second"),
+        ("ccccccc-third", "Third"),
+    ] {
         repo.approved(n, t);
     }
     let fail_dir = env.path().join("fail");
@@ -43,7 +47,12 @@ fn world(env: &TestEnv) -> World<'_> {
     );
     repo.publish("thoughts");
     let gh = FakeGitHub::start("octo", "demo", TOKEN);
-    World { env, repo, gh, fail_dir }
+    World {
+        env,
+        repo,
+        gh,
+        fail_dir,
+    }
 }
 
 impl World<'_> {
@@ -61,7 +70,13 @@ impl World<'_> {
     }
 
     fn entry(&self, dir: &str) -> Value {
-        self.repo.remote_backlog()["thoughts"].as_array().unwrap().iter().find(|e| e["dir"] == dir).unwrap().clone()
+        self.repo.remote_backlog()["thoughts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["dir"] == dir)
+            .unwrap()
+            .clone()
     }
 
     fn read(&self, name: &str) -> String {
@@ -84,42 +99,104 @@ fn scan_run_and_one_pull_request_per_thought() {
     let pulls = w.gh.pulls();
     assert_eq!(pulls.len(), 1, "{pulls:?}");
     let pr = &pulls[0];
-    assert_eq!((pr.head.as_str(), pr.base.as_str()), ("tgs/aaaaaaa-first", "main"));
+    assert_eq!(
+        (pr.head.as_str(), pr.base.as_str()),
+        ("tgs/aaaaaaa-first", "main")
+    );
     assert!(pr.title.starts_with("feat: First"), "{}", pr.title);
     // Titles are plain text on GitHub; a mention in one must still not ping anyone.
-    assert!(!pr.title.contains("@someone") && !pr.title.contains('\n'), "{}", pr.title);
-    assert!(pr.body.contains("Added a function for aaaaaaa-first"), "{}", pr.body);
-    assert!(pr.body.contains("tgs/thoughts/aaaaaaa-first/research.md"), "{}", pr.body);
-    assert!(pr.body.contains("tgs/thoughts/aaaaaaa-first/plan.md"), "{}", pr.body);
-    assert!(!pr.body.contains("@someone"), "mentions cannot ping people: {}", pr.body);
+    assert!(
+        !pr.title.contains("@someone") && !pr.title.contains('\n'),
+        "{}",
+        pr.title
+    );
+    assert!(
+        pr.body.contains("Added a function for aaaaaaa-first"),
+        "{}",
+        pr.body
+    );
+    assert!(
+        pr.body.contains("tgs/thoughts/aaaaaaa-first/research.md"),
+        "{}",
+        pr.body
+    );
+    assert!(
+        pr.body.contains("tgs/thoughts/aaaaaaa-first/plan.md"),
+        "{}",
+        pr.body
+    );
+    assert!(
+        !pr.body.contains("@someone"),
+        "mentions cannot ping people: {}",
+        pr.body
+    );
     assert_eq!(pr.labels, ["tgs"]);
 
     let e = w.entry("tgs/thoughts/aaaaaaa-first");
     assert_eq!(e["status"], "completed");
-    assert_eq!(e["pr_url"], format!("https://github.example/octo/demo/pull/{}", pr.number));
+    assert_eq!(
+        e["pr_url"],
+        format!("https://github.example/octo/demo/pull/{}", pr.number)
+    );
     // Step outputs and summary.
     let output = w.read("output");
-    assert!(output.contains("thought<<") && output.contains("\ntgs/thoughts/aaaaaaa-first\n"), "{output}");
+    assert!(
+        output.contains("thought<<") && output.contains("\ntgs/thoughts/aaaaaaa-first\n"),
+        "{output}"
+    );
     assert!(output.contains("\nsuccess\n"), "{output}");
-    assert!(output.contains(&format!("\nhttps://github.example/octo/demo/pull/{}\n", pr.number)), "{output}");
+    assert!(
+        output.contains(&format!(
+            "\nhttps://github.example/octo/demo/pull/{}\n",
+            pr.number
+        )),
+        "{output}"
+    );
     let summary = w.read("summary");
-    assert!(summary.contains("| thought | outcome |") && summary.contains("aaaaaaa-first"), "{summary}");
-    assert!(out.contains("::group::transcript of tgs/thoughts/aaaaaaa-first"), "{out}");
+    assert!(
+        summary.contains("| thought | outcome |") && summary.contains("aaaaaaa-first"),
+        "{summary}"
+    );
+    assert!(
+        out.contains("::group::transcript of tgs/thoughts/aaaaaaa-first"),
+        "{out}"
+    );
 
     // Killed between "PR opened" and "completed": the rerun updates the same PR.
-    let killed = w.step(&["server", "run", "--thought", "bbbbbbb-second"]).env("TGS_FAILPOINT", "runner.pr-opened").output().unwrap();
-    assert_eq!(killed.status.signal(), Some(9), "{}", String::from_utf8_lossy(&killed.stderr));
+    let killed = w
+        .step(&["server", "run", "--thought", "bbbbbbb-second"])
+        .env("TGS_FAILPOINT", "runner.pr-opened")
+        .output()
+        .unwrap();
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
     assert_eq!(w.gh.pulls().len(), 2);
-    assert_eq!(w.entry("tgs/thoughts/bbbbbbb-second")["status"], "in_progress");
+    assert_eq!(
+        w.entry("tgs/thoughts/bbbbbbb-second")["status"],
+        "in_progress"
+    );
     // Later, once the dead run's lease has expired, a worker takes it over.
-    let (code, _, err) = run(w.step(&["server", "run"]).env("TGS_NOW", "2026-01-20T00:00:00Z"));
+    let (code, _, err) = run(w
+        .step(&["server", "run"])
+        .env("TGS_NOW", "2026-01-20T00:00:00Z"));
     assert_eq!(code, 0, "{err}");
-    let second: Vec<_> = w.gh.pulls().into_iter().filter(|p| p.head == "tgs/bbbbbbb-second").collect();
+    let second: Vec<_> =
+        w.gh.pulls()
+            .into_iter()
+            .filter(|p| p.head == "tgs/bbbbbbb-second")
+            .collect();
     assert_eq!(second.len(), 1, "still one PR for the branch");
     let e = w.entry("tgs/thoughts/bbbbbbb-second");
     assert_eq!(e["status"], "completed");
     assert_eq!(e["attempts"], 2);
-    assert_eq!(e["pr_url"], format!("https://github.example/octo/demo/pull/{}", second[0].number));
+    assert_eq!(
+        e["pr_url"],
+        format!("https://github.example/octo/demo/pull/{}", second[0].number)
+    );
 
     // sync-prs records what became of them.
     w.gh.close_pull(pr.number, true);
@@ -137,13 +214,24 @@ fn a_final_failure_alerts_once_and_a_later_success_closes_the_alert() {
     run(&mut w.step(&["server", "scan"]));
     let (code, out, err) = run(&mut w.step(&["server", "run", "--thought", "ccccccc-third"]));
     assert_eq!(code, 1, "a thought failed for good: {err}");
-    assert!(out.contains("::error title=tgs::tgs/thoughts/ccccccc-third: failed"), "{out}");
+    assert!(
+        out.contains("::error title=tgs::tgs/thoughts/ccccccc-third: failed"),
+        "{out}"
+    );
     assert_eq!(w.entry("tgs/thoughts/ccccccc-third")["status"], "failed");
     let issues = w.gh.issues();
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].labels, ["tgs:failed"]);
-    assert!(issues[0].body.contains("tgs/thoughts/ccccccc-third"), "{}", issues[0].body);
-    assert!(issues[0].body.contains("cannot do ccccccc-third"), "the log tail is in the alert: {}", issues[0].body);
+    assert!(
+        issues[0].body.contains("tgs/thoughts/ccccccc-third"),
+        "{}",
+        issues[0].body
+    );
+    assert!(
+        issues[0].body.contains("cannot do ccccccc-third"),
+        "the log tail is in the alert: {}",
+        issues[0].body
+    );
     assert!(!issues[0].body.contains(TOKEN));
 
     // Retried by a human, failing again: a comment on the same issue.
@@ -170,7 +258,9 @@ fn no_pr_and_configuration_errors() {
     let env = TestEnv::new();
     let w = world(&env);
     run(&mut w.step(&["server", "scan"]));
-    let (code, _, err) = run(w.step(&["server", "run", "--no-pr"]).env_remove("GITHUB_REPOSITORY"));
+    let (code, _, err) = run(w
+        .step(&["server", "run", "--no-pr"])
+        .env_remove("GITHUB_REPOSITORY"));
     assert_eq!(code, 0, "--no-pr needs no GitHub configuration: {err}");
     assert!(w.gh.pulls().is_empty());
     // A token but no repository and a local-path origin: a clear error before anything is claimed.

@@ -44,7 +44,12 @@ echo "did the work"
 
 /// A file at the tip of origin's main.
 fn remote_file(repo: &TestRepo, path: &str) -> String {
-    let out = repo.env.git_cmd(&repo.origin).args(["show", &format!("main:{path}")]).output().unwrap();
+    let out = repo
+        .env
+        .git_cmd(&repo.origin)
+        .args(["show", &format!("main:{path}")])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -69,7 +74,9 @@ fn outcomes(repo: &TestRepo) -> Vec<String> {
         lines.next(),
         Some("thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url")
     );
-    lines.map(|l| l.split(',').nth(6).unwrap().to_owned()).collect()
+    lines
+        .map(|l| l.split(',').nth(6).unwrap().to_owned())
+        .collect()
 }
 
 fn a3(a: &str, f: &str, t: &str) -> (String, String, String) {
@@ -175,7 +182,11 @@ fn a_good_session_is_verified_pushed_and_completed() {
     assert_eq!(outcomes(&repo), ["success"]);
     assert_eq!(
         audit(&repo),
-        [a3("add", "-", "queued"), a3("claim", "queued", "in_progress"), a3("complete", "in_progress", "completed")]
+        [
+            a3("add", "-", "queued"),
+            a3("claim", "queued", "in_progress"),
+            a3("complete", "in_progress", "completed")
+        ]
     );
     // Nothing left to do: the next run says so and succeeds.
     let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
@@ -608,8 +619,14 @@ fn racing_workers_complete_each_thought_once() {
     // Records re-applied like every state change: no row lost, none doubled.
     assert_eq!(outcomes(&repo), vec!["success"; n]);
     let audit_lines = remote_file(&repo, "tgs/server/audit.jsonl");
-    let claims = audit_lines.lines().filter(|l| l.contains("\"action\":\"claim\"")).count();
-    let completes = audit_lines.lines().filter(|l| l.contains("\"action\":\"complete\"")).count();
+    let claims = audit_lines
+        .lines()
+        .filter(|l| l.contains("\"action\":\"claim\""))
+        .count();
+    let completes = audit_lines
+        .lines()
+        .filter(|l| l.contains("\"action\":\"complete\""))
+        .count();
     assert_eq!((claims, completes), (n, n));
 }
 

@@ -234,18 +234,19 @@ impl Backlog {
 /// The lease assumed for claims that carry none (files of the Go prototype).
 pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_hours(6);
 
-/// An in-progress entry whose lease ran out. A claim without a lease expires
-/// [`DEFAULT_LEASE`] after it was made, so no entry can be stuck for ever.
-pub fn lease_expired(e: &Entry, now: Timestamp) -> bool {
-    if e.status != Status::InProgress {
-        return false;
-    }
-    let expiry = e.lease_expires_at.or_else(|| {
+/// When an entry's claim ends: its lease, or [`DEFAULT_LEASE`] after the
+/// claim for claims that carry none (`None`: no trace of a claim at all).
+pub fn lease_end(e: &Entry) -> Option<Timestamp> {
+    e.lease_expires_at.or_else(|| {
         e.claimed_at
             .or(e.started_at)
             .and_then(|t| t.checked_add(DEFAULT_LEASE).ok())
-    });
-    expiry.is_none_or(|t| t <= now)
+    })
+}
+
+/// An in-progress entry whose lease ran out, so that no entry can be stuck for ever.
+pub fn lease_expired(e: &Entry, now: Timestamp) -> bool {
+    e.status == Status::InProgress && lease_end(e).is_none_or(|t| t <= now)
 }
 
 fn check(e: &Entry, action: &'static str, from: &[Status]) -> Result<(), Error> {

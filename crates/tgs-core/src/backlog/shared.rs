@@ -171,7 +171,8 @@ impl<'r> SharedState<'r> {
     fn fetch_state(&self) -> Result<(Option<String>, Option<String>), Error> {
         let r = self.fetch_ref()?;
         let local = self.local_ref();
-        let (tip, blob, local_tip) = git::read_at_rev_and(self.git(), &r, BACKLOG_PATH, Some(&local))?;
+        let (tip, blob, local_tip) =
+            git::read_at_rev_and(self.git(), &r, BACKLOG_PATH, Some(&local))?;
         *self.local_tip.lock().unwrap_or_else(|p| p.into_inner()) = local_tip;
         let text = match blob {
             Some(b) => Some(String::from_utf8(b).map_err(|_| Error::Corrupt {
@@ -222,7 +223,14 @@ impl<'r> SharedState<'r> {
             };
             let text = store::to_json(&after);
             let now = crate::clock::now();
-            let records = store::record_lines(&before, &after, &change.appends, &self.actor, now, tip.as_deref());
+            let records = store::record_lines(
+                &before,
+                &after,
+                &change.appends,
+                &self.actor,
+                now,
+                tip.as_deref(),
+            );
             let record_files = self.with_records(tip.as_deref(), &records)?;
             let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
             files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
@@ -260,14 +268,31 @@ impl<'r> SharedState<'r> {
         )))
     }
 
-    fn commit_on(&self, tip: Option<&str>, files: &[(&str, &[u8])], message: &str) -> Result<String, Error> {
+    fn commit_on(
+        &self,
+        tip: Option<&str>,
+        files: &[(&str, &[u8])],
+        message: &str,
+    ) -> Result<String, Error> {
         let ident = self.ident.get_or_init(|| git::committer_ident(self.git()));
         let when = crate::clock::now().as_second();
-        Ok(git::fast_commit(self.git(), &self.scratch_ref, tip, files, ident, when, message)?)
+        Ok(git::fast_commit(
+            self.git(),
+            &self.scratch_ref,
+            tip,
+            files,
+            ident,
+            when,
+            message,
+        )?)
     }
 
     /// The record files at `tip` with `records` appended, read in one cat-file process.
-    fn with_records(&self, tip: Option<&str>, records: &[store::Append]) -> Result<Vec<(&'static str, String)>, Error> {
+    fn with_records(
+        &self,
+        tip: Option<&str>,
+        records: &[store::Append],
+    ) -> Result<Vec<(&'static str, String)>, Error> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -276,8 +301,12 @@ impl<'r> SharedState<'r> {
         paths.dedup();
         let mut current = std::collections::HashMap::new();
         if let Some(t) = tip {
-            let mut cat = git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
-            let tickets: Vec<usize> = paths.iter().map(|p| cat.request(&format!("{t}:{p}"))).collect();
+            let mut cat =
+                git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
+            let tickets: Vec<usize> = paths
+                .iter()
+                .map(|p| cat.request(&format!("{t}:{p}")))
+                .collect();
             let answers = cat.finish()?;
             for (p, i) in paths.iter().zip(tickets) {
                 if let Some(Some(text)) = answers.get(i) {
@@ -307,7 +336,14 @@ impl<'r> SharedState<'r> {
             .git()
             // --no-verify: a state commit is tgs's own; the user's pre-push
             // hooks (tests, linters) are for their work, not for this.
-            .cmd(["push", "--porcelain", "--quiet", "--no-verify", remote, &spec])
+            .cmd([
+                "push",
+                "--porcelain",
+                "--quiet",
+                "--no-verify",
+                remote,
+                &spec,
+            ])
             .output()?;
         match parse_push_porcelain(&out.stdout_text()) {
             Some(PushResult::Pushed) => {
@@ -339,7 +375,10 @@ impl<'r> SharedState<'r> {
                 old.map(str::to_owned)
             } else {
                 // Read in the same cat-file session as the state itself.
-                self.local_tip.lock().unwrap_or_else(|p| p.into_inner()).clone()
+                self.local_tip
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
             };
             let fast_forward = match local.as_deref() {
                 None => true,
@@ -360,11 +399,11 @@ impl<'r> SharedState<'r> {
                 );
             } else if behind || self.remote.is_none() {
                 let from = local.clone().unwrap_or_else(|| new.to_owned());
-                let files_ok = !self.checked_out()
-                    || from == new
-                    || self.update_worktree_files(&from, new);
+                let files_ok =
+                    !self.checked_out() || from == new || self.update_worktree_files(&from, new);
                 if files_ok && self.remote.is_some() {
-                    let old = local.unwrap_or_else(|| "0000000000000000000000000000000000000000".into());
+                    let old =
+                        local.unwrap_or_else(|| "0000000000000000000000000000000000000000".into());
                     tx.push_str(&format!("update {} {new} {old}\n", self.local_ref()));
                 }
             }
@@ -387,7 +426,11 @@ impl<'r> SharedState<'r> {
     /// `read-tree -m -u`, which updates index and files like a checkout and
     /// refuses to overwrite local changes.
     fn update_worktree_files(&self, from: &str, new: &str) -> bool {
-        match self.git().cmd(["read-tree", "-m", "-u", from, new]).output() {
+        match self
+            .git()
+            .cmd(["read-tree", "-m", "-u", from, new])
+            .output()
+        {
             Ok(o) if o.success => true,
             Ok(o) => {
                 tracing::warn!(
@@ -410,7 +453,6 @@ fn parse_or_empty(text: Option<&str>) -> Result<Backlog, Error> {
         None => Ok(Backlog::default()),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

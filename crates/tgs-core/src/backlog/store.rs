@@ -143,16 +143,26 @@ pub fn record_lines(
 }
 
 /// Apply appends to the current texts of their files; returns (path, new text).
-pub fn apply_appends(appends: &[Append], current: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+pub fn apply_appends(
+    appends: &[Append],
+    current: impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, String)> {
     let mut paths: Vec<&'static str> = appends.iter().map(|a| a.path).collect();
     paths.sort_unstable();
     paths.dedup();
     paths
         .into_iter()
         .map(|p| {
-            let lines: Vec<String> = appends.iter().filter(|a| a.path == p).map(|a| a.line.clone()).collect();
+            let lines: Vec<String> = appends
+                .iter()
+                .filter(|a| a.path == p)
+                .map(|a| a.line.clone())
+                .collect();
             let header = appends.iter().find(|a| a.path == p).and_then(|a| a.header);
-            (p, crate::records::append(current(p).as_deref(), header, &lines))
+            (
+                p,
+                crate::records::append(current(p).as_deref(), header, &lines),
+            )
         })
         .collect()
 }
@@ -194,10 +204,14 @@ impl<'r> Store<'r> {
 
     /// The working-tree files of the state: the backlog and the records, where present.
     fn state_files(&self) -> Vec<(&'static str, Vec<u8>)> {
-        [BACKLOG_PATH, crate::records::AUDIT_PATH, crate::records::METRICS_PATH]
-            .into_iter()
-            .filter_map(|p| std::fs::read(self.repo.root().join(p)).ok().map(|d| (p, d)))
-            .collect()
+        [
+            BACKLOG_PATH,
+            crate::records::AUDIT_PATH,
+            crate::records::METRICS_PATH,
+        ]
+        .into_iter()
+        .filter_map(|p| std::fs::read(self.repo.root().join(p)).ok().map(|d| (p, d)))
+        .collect()
     }
 
     /// The raw text of the file, or `None` when there is no backlog yet.
@@ -247,8 +261,13 @@ impl<'r> Store<'r> {
         let Some(message) = change.message.filter(|_| after != before) else {
             let commit = if opts.commit && current.is_some() {
                 let files = self.state_files();
-                let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (*p, d.as_slice())).collect();
-                commit_files(self.repo, &refs, "chore(tgs): record the backlog as written")?
+                let refs: Vec<(&str, &[u8])> =
+                    files.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+                commit_files(
+                    self.repo,
+                    &refs,
+                    "chore(tgs): record the backlog as written",
+                )?
             } else {
                 None
             };
@@ -259,7 +278,14 @@ impl<'r> Store<'r> {
             });
         };
         let now = crate::clock::now();
-        let records = record_lines(&before, &after, &change.appends, &self.actor, now, self.repo.discovered_head());
+        let records = record_lines(
+            &before,
+            &after,
+            &change.appends,
+            &self.actor,
+            now,
+            self.repo.discovered_head(),
+        );
         let root = self.repo.root();
         let record_files = apply_appends(&records, |p| std::fs::read_to_string(root.join(p)).ok());
         let text = to_json(&after);
@@ -347,7 +373,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
 /// the commit is built with plumbing and HEAD moves by compare-and-swap. The
 /// index entries of those paths follow, unless the user had staged something
 /// else there. Returns the new commit, or `None` when HEAD already had them.
-pub fn commit_files(repo: &Repo, files: &[(&str, &[u8])], message: &str) -> Result<Option<String>, Error> {
+pub fn commit_files(
+    repo: &Repo,
+    files: &[(&str, &[u8])],
+    message: &str,
+) -> Result<Option<String>, Error> {
     let git = repo.git();
     let Some(head) = repo.head()? else {
         return Err(Error::Failed(
@@ -356,7 +386,10 @@ pub fn commit_files(repo: &Repo, files: &[(&str, &[u8])], message: &str) -> Resu
     };
     let mut blobs = Vec::new();
     for (_, data) in files {
-        let out = git.cmd(["hash-object", "-w", "--stdin"]).stdin(*data).run()?;
+        let out = git
+            .cmd(["hash-object", "-w", "--stdin"])
+            .stdin(*data)
+            .run()?;
         blobs.push(String::from_utf8_lossy(&out).trim().to_owned());
     }
     crate::failpoint::hit("commit.blob-written");
@@ -367,7 +400,10 @@ pub fn commit_files(repo: &Repo, files: &[(&str, &[u8])], message: &str) -> Resu
         if head_blob.as_deref() == Some(blob.as_str()) {
             // Already committed. If the index still holds the parent's version,
             // an earlier tgs died between moving HEAD and updating the index.
-            if staged.is_some() && staged != head_blob && staged == rev_blob(git, &format!("{head}^:{path}"))? {
+            if staged.is_some()
+                && staged != head_blob
+                && staged == rev_blob(git, &format!("{head}^:{path}"))?
+            {
                 sync_index(git, path, blob);
             }
         } else {
@@ -382,8 +418,15 @@ pub fn commit_files(repo: &Repo, files: &[(&str, &[u8])], message: &str) -> Resu
     let tree = git::tree_with_blobs(git, Some(&head_tree), &entries)?;
     let commit = commit_tree(git, &tree, &[&head], message)?;
     crate::failpoint::hit("commit.created");
-    git.cmd(["update-ref", "-m", &format!("tgs: {message}"), "HEAD", &commit, &head])
-        .run()?;
+    git.cmd([
+        "update-ref",
+        "-m",
+        &format!("tgs: {message}"),
+        "HEAD",
+        &commit,
+        &head,
+    ])
+    .run()?;
     crate::failpoint::hit("commit.ref-updated");
     for (path, blob, follow) in changed {
         if follow {

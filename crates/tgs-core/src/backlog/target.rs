@@ -50,16 +50,25 @@ impl<'r> StateTarget<'r> {
             .cmd(["remote", "get-url", &opts.remote])
             .output()?
             .success;
-        let actor = opts.actor.clone().unwrap_or_else(crate::clock::default_worker_id);
+        let actor = opts
+            .actor
+            .clone()
+            .unwrap_or_else(crate::clock::default_worker_id);
         Ok(match branch {
             Some(b) if opts.commit && opts.push && has_remote => {
                 let here = current.as_deref() == Some(b.as_str());
-                StateTarget::Shared(SharedState::new(repo, b, Some(opts.remote.clone()))
+                StateTarget::Shared(
+                    SharedState::new(repo, b, Some(opts.remote.clone()))
                         .with_checked_out(here)
-                        .with_actor(actor))
+                        .with_actor(actor),
+                )
             }
             Some(b) if opts.commit && current.as_deref() != Some(b.as_str()) => {
-                StateTarget::Shared(SharedState::new(repo, b, None).with_checked_out(false).with_actor(actor))
+                StateTarget::Shared(
+                    SharedState::new(repo, b, None)
+                        .with_checked_out(false)
+                        .with_actor(actor),
+                )
             }
             _ => StateTarget::Local(Store::new(repo).with_actor(actor)),
         })

@@ -14,8 +14,13 @@ pub mod backlog_validate;
 pub mod completions;
 pub mod demo;
 pub mod scan;
+pub mod server_dashboard;
+pub mod server_init;
+pub mod server_logs;
+pub mod server_metrics;
 pub mod server_recover;
 pub mod server_run;
+pub mod server_status;
 pub mod server_sync_prs;
 pub mod thought_list;
 pub mod thought_new;
@@ -102,6 +107,16 @@ pub enum ServerCommand {
     Recover(server_recover::Args),
     /// Record whether completed entries' pull requests are open, merged or closed.
     SyncPrs(server_sync_prs::Args),
+    /// What runs now, what runs next, and what needs a human.
+    Status(server_status::Args),
+    /// Throughput, success rates, durations and cost from the session metrics.
+    Metrics(server_metrics::Args),
+    /// Print a thought's session transcript (the latest, or --attempt N).
+    Logs(server_logs::Args),
+    /// Write a static status site (HTML, no external requests) to a folder.
+    Dashboard(server_dashboard::Args),
+    /// Write the GitHub Actions workflows, config, prompt and adapters server mode needs.
+    Init(server_init::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +209,11 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Server(ServerCommand::Run(a)) => server_run::run(&ctx, a),
         Command::Server(ServerCommand::Recover(a)) => server_recover::run(&ctx, a),
         Command::Server(ServerCommand::SyncPrs(a)) => server_sync_prs::run(&ctx, a),
+        Command::Server(ServerCommand::Status(a)) => server_status::run(&ctx, a),
+        Command::Server(ServerCommand::Metrics(a)) => server_metrics::run(&ctx, a),
+        Command::Server(ServerCommand::Logs(a)) => server_logs::run(&ctx, a),
+        Command::Server(ServerCommand::Dashboard(a)) => server_dashboard::run(&ctx, a),
+        Command::Server(ServerCommand::Init(a)) => server_init::run(&ctx, a),
         Command::Server(ServerCommand::Backlog(b)) => match b {
             BacklogCommand::Add(a) => backlog_add::run(&ctx, a),
             BacklogCommand::List(a) => backlog_list::run(&ctx, a),

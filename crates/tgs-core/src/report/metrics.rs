@@ -1,0 +1,392 @@
+//! Figures from `metrics.csv`: throughput, success rates, durations, cost and
+//! retries. [`compute_metrics`] is pure, so its figures are checked exactly.
+//!
+//! Definitions (all days are UTC, a session belongs to the day it ended):
+//! - a session is one row; it succeeded if its outcome is `success`;
+//! - throughput is the number of succeeded sessions per day;
+//! - a thought's first try is its earliest session in *all* rows (so a
+//!   `--since` window does not turn a second attempt into a first one);
+//!   first-try success rate = thoughts in the window whose first try
+//!   succeeded / thoughts with a session in the window;
+//! - retries = sessions in the window that are not their thought's first try;
+//! - the median of an even count is the mean of the middle two; p90 is the
+//!   nearest-rank value (the smallest duration with >= 90% at or below it).
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::ToSpan;
+use serde::Serialize;
+
+use crate::records::MetricsRow;
+
+/// Figures for one UTC day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayFigures {
+    pub date: Date,
+    pub sessions: usize,
+    /// Succeeded sessions: the day's throughput.
+    pub completed: usize,
+    pub success_rate: Option<f64>,
+    pub cost_usd: f64,
+}
+
+/// Figures for one thought (within the window).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThoughtFigures {
+    pub thought: String,
+    pub sessions: usize,
+    pub succeeded: usize,
+    pub first_try_success: bool,
+    pub retries: usize,
+    pub cost_usd: f64,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DurationStats {
+    pub median_s: f64,
+    pub p90_s: f64,
+    pub max_s: f64,
+}
+
+/// A bar of the duration histogram: sessions with `min_s <= duration < max_s`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    pub label: &'static str,
+    pub min_s: f64,
+    pub max_s: Option<f64>,
+    pub sessions: usize,
+}
+
+/// Everything `tgs server metrics` and the dashboard show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsSummary {
+    pub since: Option<Date>,
+    pub sessions: usize,
+    pub succeeded: usize,
+    pub success_rate: Option<f64>,
+    pub thoughts: usize,
+    pub first_try_successes: usize,
+    pub first_try_success_rate: Option<f64>,
+    pub retries: usize,
+    /// Sessions per outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    pub duration: Option<DurationStats>,
+    pub duration_buckets: Vec<Bucket>,
+    pub cost_usd: f64,
+    /// Sessions that reported a cost (the others count as 0).
+    pub sessions_with_cost: usize,
+    /// Every day from the first to the last session in the window, gaps included.
+    pub per_day: Vec<DayFigures>,
+    /// Sorted by thought directory.
+    pub per_thought: Vec<ThoughtFigures>,
+}
+
+const BUCKETS: [(&str, f64, Option<f64>); 7] = [
+    ("<5m", 0.0, Some(300.0)),
+    ("5–15m", 300.0, Some(900.0)),
+    ("15–30m", 900.0, Some(1800.0)),
+    ("30m–1h", 1800.0, Some(3600.0)),
+    ("1–2h", 3600.0, Some(7200.0)),
+    ("2–4h", 7200.0, Some(14400.0)),
+    ("≥4h", 14400.0, None),
+];
+
+/// The longest run of days `per_day` fills in.
+const MAX_FILLED_DAYS: i32 = 1000;
+
+/// Round to `dp` decimals, so sums of costs print as people expect.
+fn round(x: f64, dp: i32) -> f64 {
+    let f = 10f64.powi(dp);
+    (x * f).round() / f
+}
+
+fn rate(n: usize, d: usize) -> Option<f64> {
+    (d > 0).then(|| round(n as f64 / d as f64, 4))
+}
+
+fn day_of(row: &MetricsRow) -> Date {
+    row.ended.to_zoned(TimeZone::UTC).date()
+}
+
+fn succeeded(row: &MetricsRow) -> bool {
+    row.outcome == "success"
+}
+
+/// Median (mean of the middle two for an even count) of sorted values.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile of sorted values (`p` in 0..=100).
+fn percentile(sorted: &[f64], p: usize) -> f64 {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+/// Compute the figures over the sessions that ended on or after `since`.
+pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSummary {
+    // The first try of each thought, over all rows: earliest start, then lowest attempt.
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let e = first.entry(r.thought.as_str()).or_insert(i);
+        if (r.started, r.attempt) < (rows[*e].started, rows[*e].attempt) {
+            *e = i;
+        }
+    }
+    let window: Vec<(usize, &MetricsRow)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| since.is_none_or(|d| day_of(r) >= d))
+        .collect();
+
+    let mut outcomes = BTreeMap::new();
+    let mut by_day: BTreeMap<Date, (usize, usize, f64)> = BTreeMap::new();
+    let mut by_thought: BTreeMap<&str, ThoughtFigures> = BTreeMap::new();
+    let mut durations = Vec::with_capacity(window.len());
+    let mut buckets: Vec<Bucket> = BUCKETS
+        .iter()
+        .map(|&(label, min_s, max_s)| Bucket {
+            label,
+            min_s,
+            max_s,
+            sessions: 0,
+        })
+        .collect();
+    let (mut cost, mut with_cost, mut ok) = (0.0, 0, 0);
+    for &(i, r) in &window {
+        let success = succeeded(r);
+        let c = r.cost_usd.unwrap_or(0.0);
+        ok += usize::from(success);
+        cost += c;
+        with_cost += usize::from(r.cost_usd.is_some());
+        *outcomes.entry(r.outcome.clone()).or_insert(0) += 1;
+        let d = by_day.entry(day_of(r)).or_insert((0, 0, 0.0));
+        d.0 += 1;
+        d.1 += usize::from(success);
+        d.2 += c;
+        durations.push(r.duration_s);
+        if let Some(b) = buckets.iter_mut().rev().find(|b| r.duration_s >= b.min_s) {
+            b.sessions += 1;
+        }
+        let is_first = first.get(r.thought.as_str()) == Some(&i);
+        let t = by_thought
+            .entry(r.thought.as_str())
+            .or_insert_with(|| ThoughtFigures {
+                thought: r.thought.clone(),
+                sessions: 0,
+                succeeded: 0,
+                first_try_success: succeeded(&rows[first[r.thought.as_str()]]),
+                retries: 0,
+                cost_usd: 0.0,
+                duration_s: 0.0,
+            });
+        t.sessions += 1;
+        t.succeeded += usize::from(success);
+        t.retries += usize::from(!is_first);
+        t.cost_usd += c;
+        t.duration_s += r.duration_s;
+    }
+    durations.sort_by(f64::total_cmp);
+    let duration = (!durations.is_empty()).then(|| DurationStats {
+        median_s: round(median(&durations), 1),
+        p90_s: round(percentile(&durations, 90), 1),
+        max_s: round(*durations.last().expect("not empty"), 1),
+    });
+
+    // Every day from the first to the last, so charts show idle days; only
+    // the days with sessions when a stray date (a row from year 1) would make
+    // that thousands of empty rows.
+    let days: Vec<Date> = match (by_day.keys().next(), by_day.keys().next_back()) {
+        (Some(&start), Some(&end))
+            if start
+                .until(end)
+                .is_ok_and(|s| s.get_days() <= MAX_FILLED_DAYS) =>
+        {
+            start.series(1.day()).take_while(|d| *d <= end).collect()
+        }
+        _ => by_day.keys().copied().collect(),
+    };
+    let per_day: Vec<DayFigures> = days
+        .into_iter()
+        .map(|date| {
+            let (sessions, completed, c) = by_day.get(&date).copied().unwrap_or((0, 0, 0.0));
+            DayFigures {
+                date,
+                sessions,
+                completed,
+                success_rate: rate(completed, sessions),
+                cost_usd: round(c, 4),
+            }
+        })
+        .collect();
+
+    let per_thought: Vec<ThoughtFigures> = by_thought
+        .into_values()
+        .map(|mut t| {
+            t.cost_usd = round(t.cost_usd, 4);
+            t.duration_s = round(t.duration_s, 1);
+            t
+        })
+        .collect();
+    let thoughts = per_thought.len();
+    let first_ok = per_thought.iter().filter(|t| t.first_try_success).count();
+    MetricsSummary {
+        since,
+        sessions: window.len(),
+        succeeded: ok,
+        success_rate: rate(ok, window.len()),
+        thoughts,
+        first_try_successes: first_ok,
+        first_try_success_rate: rate(first_ok, thoughts),
+        retries: per_thought.iter().map(|t| t.retries).sum(),
+        outcomes,
+        duration,
+        duration_buckets: buckets,
+        cost_usd: round(cost, 4),
+        sessions_with_cost: with_cost,
+        per_day,
+        per_thought,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{parse_metrics, METRICS_HEADER};
+
+    /// Three thoughts: A fails then succeeds, B succeeds at once, C times
+    /// out, crashes, then succeeds. 2026-01-10 has no session.
+    fn csv() -> String {
+        let rows = [
+            "tgs/thoughts/aaaaaaa-a,w1,claude-code,2026-01-09T10:00:00Z,2026-01-09T10:10:00Z,600.0,failed,1,1,5,0.2500,100,10,",
+            "tgs/thoughts/aaaaaaa-a,w1,claude-code,2026-01-11T09:00:00Z,2026-01-11T09:20:00Z,1200.0,success,2,0,9,0.5000,100,10,https://github.com/o/r/pull/1",
+            "tgs/thoughts/bbbbbbb-b,w2,claude-code,2026-01-11T11:00:00Z,2026-01-11T11:05:00Z,300.0,success,1,0,3,0.1250,100,10,https://github.com/o/r/pull/2",
+            "tgs/thoughts/ccccccc-c,w2,claude-code,2026-01-12T08:00:00Z,2026-01-12T09:00:00Z,3600.0,timeout,1,,,,,,",
+            "tgs/thoughts/ccccccc-c,w1,claude-code,2026-01-13T08:00:00Z,2026-01-13T08:01:00Z,60.0,crashed,2,137,1,0.0625,5,1,",
+            "tgs/thoughts/ccccccc-c,w1,claude-code,2026-01-13T09:00:00Z,2026-01-13T09:30:00Z,1800.0,success,3,0,20,1.0000,900,90,https://github.com/o/r/pull/3",
+        ];
+        format!("{METRICS_HEADER}\n{}\n", rows.join("\n"))
+    }
+
+    fn date(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn figures_over_all_sessions() {
+        let (rows, bad) = parse_metrics(&csv());
+        assert_eq!((rows.len(), bad), (6, 0));
+        let m = compute_metrics(&rows, None);
+        assert_eq!((m.sessions, m.succeeded, m.success_rate), (6, 3, Some(0.5)));
+        assert_eq!(m.thoughts, 3);
+        assert_eq!(
+            (m.first_try_successes, m.first_try_success_rate),
+            (1, Some(0.3333))
+        );
+        assert_eq!(m.retries, 3);
+        assert_eq!(
+            m.duration,
+            Some(DurationStats {
+                median_s: 900.0,
+                p90_s: 3600.0,
+                max_s: 3600.0
+            })
+        );
+        assert_eq!((m.cost_usd, m.sessions_with_cost), (1.9375, 5));
+        assert_eq!(m.outcomes["success"], 3);
+        assert_eq!(m.outcomes["timeout"], 1);
+        let days: Vec<_> = m
+            .per_day
+            .iter()
+            .map(|d| (d.date.to_string(), d.sessions, d.completed, d.cost_usd))
+            .collect();
+        assert_eq!(
+            days,
+            [
+                ("2026-01-09".into(), 1, 0, 0.25),
+                ("2026-01-10".into(), 0, 0, 0.0),
+                ("2026-01-11".into(), 2, 2, 0.625),
+                ("2026-01-12".into(), 1, 0, 0.0),
+                ("2026-01-13".into(), 2, 1, 1.0625),
+            ]
+        );
+        assert_eq!(m.per_day[1].success_rate, None);
+        assert_eq!(m.per_day[4].success_rate, Some(0.5));
+        let per: Vec<_> = m
+            .per_thought
+            .iter()
+            .map(|t| {
+                (
+                    t.thought.as_str(),
+                    t.sessions,
+                    t.first_try_success,
+                    t.retries,
+                    t.cost_usd,
+                )
+            })
+            .collect();
+        assert_eq!(
+            per,
+            [
+                ("tgs/thoughts/aaaaaaa-a", 2, false, 1, 0.75),
+                ("tgs/thoughts/bbbbbbb-b", 1, true, 0, 0.125),
+                ("tgs/thoughts/ccccccc-c", 3, false, 2, 1.0625),
+            ]
+        );
+        let buckets: Vec<_> = m.duration_buckets.iter().map(|b| b.sessions).collect();
+        assert_eq!(buckets, [1, 2, 1, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn since_keeps_first_tries_from_before_the_window() {
+        let (rows, _) = parse_metrics(&csv());
+        let m = compute_metrics(&rows, Some(date("2026-01-11")));
+        assert_eq!((m.sessions, m.succeeded, m.success_rate), (5, 3, Some(0.6)));
+        // A's first try (before the window) failed: its success on the 11th is a retry.
+        assert_eq!((m.thoughts, m.first_try_successes, m.retries), (3, 1, 3));
+        assert_eq!(m.per_day.first().map(|d| d.date), Some(date("2026-01-11")));
+        assert_eq!(m.cost_usd, 1.6875);
+        assert_eq!(
+            m.duration.as_ref().map(|d| (d.median_s, d.p90_s)),
+            Some((1200.0, 3600.0))
+        );
+    }
+
+    #[test]
+    fn no_sessions() {
+        let m = compute_metrics(&[], None);
+        assert_eq!(
+            (m.sessions, m.success_rate, m.first_try_success_rate),
+            (0, None, None)
+        );
+        assert!(m.duration.is_none() && m.per_day.is_empty() && m.per_thought.is_empty());
+        let later = compute_metrics(&parse_metrics(&csv()).0, Some(date("2027-01-01")));
+        assert_eq!(later.sessions, 0);
+    }
+
+    #[test]
+    fn a_stray_date_does_not_fill_centuries() {
+        let (mut rows, _) = parse_metrics(&csv());
+        rows[0].ended = "0001-01-01T00:00:00Z".parse().unwrap();
+        let m = compute_metrics(&rows, None);
+        assert_eq!(m.per_day.len(), 4);
+        assert_eq!(m.per_day[0].date, date("0001-01-01"));
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!((median(&v), percentile(&v, 90)), (5.5, 9.0));
+        assert_eq!((median(&[7.0]), percentile(&[7.0], 90)), (7.0, 7.0));
+        let v: Vec<f64> = (1..=11).map(f64::from).collect();
+        assert_eq!((median(&v), percentile(&v, 90)), (6.0, 10.0));
+    }
+}

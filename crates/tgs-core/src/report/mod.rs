@@ -1,0 +1,351 @@
+//! Views of the server's state for people: the status of the backlog, metrics
+//! from `metrics.csv`, session transcripts, and a static HTML site.
+//!
+//! Everything here is a pure function of what [`load_records`], the backlog
+//! and [`list_transcripts`] return, so the CLI commands and the site show the
+//! same figures and tests can check them without a repository.
+
+pub mod metrics;
+pub mod site;
+pub mod status;
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+use regex::Regex;
+use serde::Serialize;
+
+use crate::records::{self, AuditRecord, MetricsRow};
+use crate::worktree::LOGS_DIR;
+
+pub use metrics::{compute_metrics, MetricsSummary};
+pub use status::{compute_status, StatusReport};
+
+/// The server's records: the audit log and the per-session metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Records {
+    pub audit: Vec<AuditRecord>,
+    pub metrics: Vec<MetricsRow>,
+    /// Lines of either file that did not parse (skipped, not fatal).
+    pub skipped: usize,
+}
+
+/// Read the records under `root`. They belong to the state branch; for now
+/// they are read from the working tree, and only here, so that switching the
+/// source later touches one function. A missing or unreadable file means no
+/// records: the views must work on a fresh repository.
+pub fn load_records(root: &Path) -> Records {
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+    let (audit, bad_audit) = records::parse_audit(&read(records::AUDIT_PATH));
+    let (metrics, bad_metrics) = records::parse_metrics(&read(records::METRICS_PATH));
+    Records {
+        audit,
+        metrics,
+        skipped: bad_audit + bad_metrics,
+    }
+}
+
+/// Escape text for HTML element content and quoted attribute values.
+/// Every piece of thought text (titles, errors, logs) goes through this.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters other than tab/newline have no business in a
+            // page and NUL is a parse error; make them visible instead.
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `url` if it is a plain http(s) link, for an `href`; `None` otherwise
+/// (`javascript:`, `data:`, relative paths, anything with spaces or controls).
+pub fn safe_http_url(url: &str) -> Option<&str> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+    let clean = !url.chars().any(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`' | '\\')
+    });
+    let has_host = url
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    (scheme_ok && clean && has_host).then_some(url)
+}
+
+/// A duration for people: `45s`, `5m30s`, `2h05m` (negative: `-5m00s`).
+pub fn human_duration(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{sign}{m}m{sec:02}s")
+    } else {
+        format!("{sign}{sec}s")
+    }
+}
+
+/// The thought's name: the last component of its directory.
+pub fn thought_name(dir: &str) -> &str {
+    dir.trim_end_matches('/').rsplit('/').next().unwrap_or(dir)
+}
+
+/// One session transcript under `tgs/server/logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transcript {
+    /// The thought name the file is for.
+    pub name: String,
+    /// The file name.
+    pub file: String,
+    pub path: PathBuf,
+    /// When the session started (from the file name, to the second).
+    pub started: Timestamp,
+    /// The `-N` suffix the runner adds when two sessions start in the same second (1 without).
+    pub seq: u32,
+    pub bytes: u64,
+}
+
+/// `<name>-<UTC %Y%m%dT%H%M%SZ>[-N].log`, as the runner names transcripts.
+fn transcript_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(.+)-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-(\d+))?\.log$")
+            .expect("valid regex")
+    })
+}
+
+/// Parse a transcript file name into (name, start, seq).
+pub fn parse_transcript_name(file: &str) -> Option<(String, Timestamp, u32)> {
+    let c = transcript_re().captures(file)?;
+    let g = |i: usize| c.get(i).map_or("", |m| m.as_str());
+    let started = format!("{}-{}-{}T{}:{}:{}Z", g(2), g(3), g(4), g(5), g(6), g(7))
+        .parse()
+        .ok()?;
+    let seq = c.get(8).map_or(Some(1), |m| m.as_str().parse().ok())?;
+    Some((g(1).to_owned(), started, seq))
+}
+
+/// Every transcript under `root`'s logs folder, sorted by thought name, then
+/// by start time (a missing folder: none).
+pub fn list_all_transcripts(root: &Path) -> Vec<Transcript> {
+    let dir = root.join(LOGS_DIR);
+    let Ok(read) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Transcript> = read
+        .filter_map(Result::ok)
+        .filter_map(|d| {
+            let file = d.file_name().into_string().ok()?;
+            let (name, started, seq) = parse_transcript_name(&file)?;
+            let meta = d.metadata().ok().filter(|m| m.is_file())?;
+            Some(Transcript {
+                name,
+                path: d.path(),
+                file,
+                started,
+                seq,
+                bytes: meta.len(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.name, a.started, a.seq, &a.file).cmp(&(&b.name, b.started, b.seq, &b.file))
+    });
+    out
+}
+
+/// The transcripts of thought `name`, oldest first.
+pub fn list_transcripts(root: &Path, name: &str) -> Vec<Transcript> {
+    list_all_transcripts(root)
+        .into_iter()
+        .filter(|t| t.name == name)
+        .collect()
+}
+
+/// How much of a transcript's end [`tail_lines`] reads at most.
+pub const TAIL_BYTES: u64 = 64 * 1024;
+/// How long a line of an excerpt may be (longer ones are cut).
+pub const TAIL_LINE_CHARS: usize = 400;
+
+/// The last `n` lines of a file, reading at most [`TAIL_BYTES`] from its end
+/// (transcripts can be huge). Invalid UTF-8 is replaced, long lines are cut.
+pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(TAIL_BYTES).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Reading from the middle of the file: the first line is a fragment.
+    if start > 0 && lines.len() > 1 {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    Ok(lines[skip..]
+        .iter()
+        .map(|l| {
+            if l.chars().count() > TAIL_LINE_CHARS {
+                let mut s: String = l.chars().take(TAIL_LINE_CHARS).collect();
+                s.push('…');
+                s
+            } else {
+                (*l).to_owned()
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_html_neutralizes_hostile_strings() {
+        assert_eq!(
+            escape_html("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(
+            escape_html("\"><img src=x onerror=alert(1)>"),
+            "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+        );
+        assert_eq!(escape_html("' onmouseover='x"), "&#39; onmouseover=&#39;x");
+        assert_eq!(escape_html("a & b &amp;"), "a &amp; b &amp;amp;");
+        assert_eq!(
+            escape_html("nul\0 esc\u{1b}[31m"),
+            "nul\u{FFFD} esc\u{FFFD}[31m"
+        );
+        assert_eq!(escape_html("tab\tnew\nline ünï"), "tab\tnew\nline ünï");
+        for hostile in ["<script>", "\"><img onerror=alert(1)>", "</pre><iframe>"] {
+            let e = escape_html(hostile);
+            assert!(!e.contains(['<', '>', '"']), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_http_links_are_allowed() {
+        assert_eq!(
+            safe_http_url("https://github.com/o/r/pull/1"),
+            Some("https://github.com/o/r/pull/1")
+        );
+        assert!(safe_http_url("HTTP://example.com/x").is_some());
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "https://x.org/\"><script>",
+            "https://x.org/a b",
+            "https:///evil",
+            "https://",
+            "//evil.example/x",
+            "vbscript:x",
+            "ftp://x.org/",
+            "../index.html",
+            "",
+        ] {
+            assert_eq!(safe_http_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(330), "5m30s");
+        assert_eq!(human_duration(7500), "2h05m");
+        assert_eq!(human_duration(-300), "-5m00s");
+    }
+
+    #[test]
+    fn transcript_names() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(
+            parse_transcript_name("abc1234-add-x-20260115T120000Z.log"),
+            Some(("abc1234-add-x".into(), t("2026-01-15T12:00:00Z"), 1))
+        );
+        assert_eq!(
+            parse_transcript_name("abc1234-add-x-20260115T120000Z-3.log"),
+            Some(("abc1234-add-x".into(), t("2026-01-15T12:00:00Z"), 3))
+        );
+        assert_eq!(
+            parse_transcript_name("abc1234-x-20261315T120000Z.log"),
+            None
+        );
+        assert_eq!(parse_transcript_name("abc1234-x.log"), None);
+        assert_eq!(
+            parse_transcript_name("abc1234-x-20260115T120000Z.txt"),
+            None
+        );
+    }
+
+    #[test]
+    fn transcripts_sorted_and_tailed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join(LOGS_DIR);
+        std::fs::create_dir_all(&logs).unwrap();
+        for f in [
+            "abc-x-20260115T120000Z-2.log",
+            "abc-x-20260114T090000Z.log",
+            "abc-x-20260115T120000Z.log",
+            "abc-x-y-20260101T000000Z.log",
+            "notes.txt",
+        ] {
+            std::fs::write(logs.join(f), f).unwrap();
+        }
+        let files: Vec<String> = list_transcripts(tmp.path(), "abc-x")
+            .into_iter()
+            .map(|t| t.file)
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "abc-x-20260114T090000Z.log",
+                "abc-x-20260115T120000Z.log",
+                "abc-x-20260115T120000Z-2.log"
+            ]
+        );
+        assert_eq!(list_transcripts(tmp.path(), "abc-x-y").len(), 1);
+        assert!(list_transcripts(&tmp.path().join("nope"), "abc-x").is_empty());
+
+        let big = tmp.path().join("big.log");
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        text.push_str(&"x".repeat(1000));
+        std::fs::write(&big, text).unwrap();
+        let tail = tail_lines(&big, 3).unwrap();
+        assert_eq!(tail[0], "line 19998");
+        assert_eq!(tail[1], "line 19999");
+        assert_eq!(tail[2].chars().count(), TAIL_LINE_CHARS + 1);
+    }
+
+    #[test]
+    fn missing_records_are_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(load_records(tmp.path()), Records::default());
+        std::fs::create_dir_all(tmp.path().join("tgs/server")).unwrap();
+        std::fs::write(
+            tmp.path().join(records::METRICS_PATH),
+            format!("{}\nbroken\n", records::METRICS_HEADER),
+        )
+        .unwrap();
+        std::fs::write(tmp.path().join(records::AUDIT_PATH), "{}\n").unwrap();
+        let r = load_records(tmp.path());
+        assert!(r.metrics.is_empty() && r.audit.is_empty());
+        assert_eq!(r.skipped, 2);
+    }
+}

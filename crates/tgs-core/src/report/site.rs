@@ -1,0 +1,1106 @@
+//! The static dashboard: `index.html` and one `thoughts/<name>.html` per
+//! thought, for GitHub Pages or a plain `file://` open.
+//!
+//! The pages are self-contained: inline CSS, charts as inline SVG, no script,
+//! no font, image or stylesheet from anywhere, and a Content-Security-Policy
+//! that forbids loading anything should a future change slip one in. The
+//! only external URLs are pull-request links (`<a href>`, navigation, never
+//! loaded), and only http(s) ones. All thought text goes through
+//! [`escape_html`]. [`render_site`] is pure and sorts everything, so the same
+//! state and clock give byte-identical files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use jiff::Timestamp;
+
+use super::metrics::{compute_metrics, MetricsSummary};
+use super::status::{compute_status, pr_closed, StatusReport};
+use super::{
+    escape_html as esc, human_duration, list_all_transcripts, safe_http_url, tail_lines,
+    thought_name, Records, Transcript,
+};
+use crate::backlog::{Backlog, Entry, Status};
+use crate::records::{AuditRecord, MetricsRow};
+
+/// How many lines of each transcript a thought page shows.
+pub const EXCERPT_LINES: usize = 40;
+/// How many days the charts cover (the most recent ones).
+pub const CHART_DAYS: usize = 60;
+
+/// The end of one transcript, read for a thought page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Excerpt {
+    pub transcript: Transcript,
+    pub lines: Vec<String>,
+    /// Why the file could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Everything the site shows, loaded once.
+#[derive(Debug, Clone)]
+pub struct SiteData {
+    /// Shown in the page titles (the repository's folder name).
+    pub project: String,
+    pub now: Timestamp,
+    pub backlog: Backlog,
+    pub records: Records,
+    /// Transcript excerpts per thought name, oldest first.
+    pub excerpts: BTreeMap<String, Vec<Excerpt>>,
+}
+
+impl SiteData {
+    /// Read the records and the transcript excerpts under `root`.
+    pub fn load(root: &Path, project: &str, backlog: Backlog, now: Timestamp) -> SiteData {
+        let records = super::load_records(root);
+        let names: BTreeSet<String> = thought_dirs(&backlog, &records)
+            .iter()
+            .map(|d| thought_name(d).to_owned())
+            .collect();
+        let mut excerpts: BTreeMap<String, Vec<Excerpt>> = BTreeMap::new();
+        for t in list_all_transcripts(root) {
+            if !names.contains(&t.name) {
+                continue;
+            }
+            let (lines, error) = match tail_lines(&t.path, EXCERPT_LINES) {
+                Ok(l) => (l.iter().map(|l| strip_ansi(l)).collect(), None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+            excerpts.entry(t.name.clone()).or_default().push(Excerpt {
+                transcript: t,
+                lines,
+                error,
+            });
+        }
+        SiteData {
+            project: project.to_owned(),
+            now,
+            backlog,
+            records,
+            excerpts,
+        }
+    }
+}
+
+/// Remove terminal escape sequences (colors, titles) that agents print: in a
+/// page they would only show as noise.
+fn strip_ansi(line: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]+[0-~]|[@-Z\\-_])",
+        )
+        .expect("valid regex")
+    });
+    re.replace_all(line, "").into_owned()
+}
+
+/// One file of the site: a `/`-separated path relative to the output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteFile {
+    pub path: String,
+    pub content: String,
+}
+
+/// Every thought the site has a page for: the backlog's, then those that
+/// only the records still mention (removed from the backlog), sorted.
+fn thought_dirs(backlog: &Backlog, records: &Records) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    // A hand-edited backlog may list a directory twice: one page for it.
+    let mut dirs: Vec<String> = backlog
+        .thoughts
+        .iter()
+        .filter(|e| seen.insert(e.dir.as_str()))
+        .map(|e| e.dir.clone())
+        .collect();
+    let known: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
+    let others: BTreeSet<String> = records
+        .metrics
+        .iter()
+        .map(|r| r.thought.as_str())
+        .chain(records.audit.iter().filter_map(|a| a.thought.as_deref()))
+        .filter(|d| !d.is_empty() && !known.contains(d))
+        .map(str::to_owned)
+        .collect();
+    dirs.extend(others);
+    dirs
+}
+
+/// A file name for each thought's page: its name with anything outside
+/// `[A-Za-z0-9._-]` replaced (hand-edited backlogs may hold anything), made
+/// unique with `-2`, `-3`... in sorted order so it is stable.
+fn page_names(dirs: &[String]) -> BTreeMap<String, String> {
+    let mut sorted: Vec<&String> = dirs.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut used = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for dir in sorted {
+        let mut base: String = thought_name(dir)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if base.is_empty() || base.starts_with('.') {
+            base.insert(0, 't');
+        }
+        let mut name = base.clone();
+        let mut n = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        out.insert(dir.clone(), format!("{name}.html"));
+    }
+    out
+}
+
+/// Render every page of the site.
+pub fn render_site(data: &SiteData) -> Vec<SiteFile> {
+    let dirs = thought_dirs(&data.backlog, &data.records);
+    let pages = page_names(&dirs);
+    let status = compute_status(&data.backlog, data.now);
+    let metrics = compute_metrics(&data.records.metrics, None);
+    let mut files = vec![SiteFile {
+        path: "index.html".into(),
+        content: render_index(data, &status, &metrics, &dirs, &pages),
+    }];
+    for dir in &dirs {
+        files.push(SiteFile {
+            path: format!("thoughts/{}", pages[dir]),
+            content: render_thought(data, dir),
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
+
+/// What [`write_site`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriteReport {
+    /// Files whose content changed (or that are new).
+    pub written: Vec<String>,
+    pub unchanged: usize,
+    /// Pages of thoughts that are gone.
+    pub removed: Vec<String>,
+}
+
+/// Write the site under `out`. Files whose content is unchanged are not
+/// rewritten; `thoughts/*.html` files the site no longer has are removed
+/// (that folder belongs to the site). A `.nojekyll` marker tells GitHub Pages
+/// to serve the files as they are.
+pub fn write_site(out: &Path, files: &[SiteFile]) -> std::io::Result<WriteReport> {
+    let mut report = WriteReport::default();
+    std::fs::create_dir_all(out.join("thoughts"))?;
+    let marker = SiteFile {
+        path: ".nojekyll".into(),
+        content: String::new(),
+    };
+    for f in files.iter().chain([&marker]) {
+        let path = out.join(&f.path);
+        if std::fs::read(&path).is_ok_and(|old| old == f.content.as_bytes()) {
+            report.unchanged += 1;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &f.content)?;
+        report.written.push(f.path.clone());
+    }
+    let keep: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut stale = Vec::new();
+    for d in std::fs::read_dir(out.join("thoughts"))?.filter_map(Result::ok) {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let rel = format!("thoughts/{name}");
+        if name.ends_with(".html") && !keep.contains(rel.as_str()) && d.path().is_file() {
+            stale.push((rel, d.path()));
+        }
+    }
+    stale.sort();
+    for (rel, path) in stale {
+        std::fs::remove_file(path)?;
+        report.removed.push(rel);
+    }
+    Ok(report)
+}
+
+const CSS: &str = "\
+:root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--soft:#f6f8fa;--accent:#0969da}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.5 -apple-system,BlinkMacSystemFont,\"Segoe UI\",Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg)}
+main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
+h1{font-size:24px;margin:8px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 4px}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+.muted{color:var(--muted)}code,pre{font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+pre{background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:8px 12px;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-all}
+table{border-collapse:collapse;width:100%;margin:4px 0}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+th{background:var(--soft);font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
+.card{border:1px solid var(--line);border-radius:8px;padding:10px 16px;min-width:130px;background:var(--soft)}
+.card .n{font-size:28px;font-weight:600}
+.badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
+.queued{background:#ddf4ff;color:#0550ae}.in_progress{background:#fff8c5;color:#7d4e00}
+.completed{background:#dafbe1;color:#116329}.failed{background:#ffebe9;color:#a40e26}
+.attention{background:#ffebe9;color:#a40e26}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
+figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:8px}
+figcaption{font-weight:600;margin-bottom:4px}
+svg{width:100%;height:auto;display:block}
+svg text{font:11px sans-serif;fill:var(--muted)}
+svg .bar{fill:#54aeff}svg .bar.ok{fill:#4ac26b}svg .bar.cost{fill:#c297ff}svg .axis{stroke:#8c959f}svg .grid{stroke:#eaeef2}
+";
+
+/// A whole HTML document around `body`.
+fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'\">\n\
+<meta name=\"referrer\" content=\"no-referrer\">\n\
+<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+        esc(title)
+    )
+}
+
+fn ts(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn opt_ts(t: Option<Timestamp>) -> String {
+    t.map(ts).unwrap_or_default()
+}
+
+fn badge(s: Status) -> String {
+    format!(
+        "<span class=\"badge {}\">{}</span>",
+        s.as_str(),
+        s.as_str().replace('_', " ")
+    )
+}
+
+/// A PR link if the URL is http(s); the escaped text otherwise (never a link).
+fn pr_link(url: Option<&str>) -> String {
+    match url {
+        None => String::new(),
+        Some(u) => match safe_http_url(u) {
+            Some(ok) => {
+                let label = ok
+                    .rsplit_once("/pull/")
+                    .map(|(_, n)| format!("#{n}"))
+                    .unwrap_or_else(|| "PR".into());
+                format!(
+                    "<a class=\"pr\" href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
+                    esc(ok),
+                    esc(&label)
+                )
+            }
+            None => format!("<span class=\"muted\">{}</span>", esc(u)),
+        },
+    }
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn thought_link(dir: &str, title: &str, pages: &BTreeMap<String, String>) -> String {
+    let shown = if title.trim().is_empty() { dir } else { title };
+    format!(
+        "<a href=\"thoughts/{}\">{}</a><br><code class=\"muted\">{}</code>",
+        esc(&pages[dir]),
+        esc(shown),
+        esc(dir)
+    )
+}
+
+fn render_index(
+    data: &SiteData,
+    status: &StatusReport,
+    metrics: &MetricsSummary,
+    dirs: &[String],
+    pages: &BTreeMap<String, String>,
+) -> String {
+    let mut b = String::new();
+    let c = &status.counts;
+    let _ = write!(
+        b,
+        "<header>\n<h1>{} · tgs server</h1>\n<p class=\"muted\">Generated {} · <span id=\"total\">{}</span> thoughts in the backlog</p>\n</header>\n",
+        esc(&data.project),
+        ts(data.now),
+        c.total
+    );
+    b.push_str("<section class=\"cards\" id=\"counts\">\n");
+    for s in Status::ALL {
+        let _ = writeln!(
+            b,
+            "<div class=\"card\"><div class=\"n\" id=\"count-{0}\">{1}</div>{2}</div>",
+            s.as_str(),
+            c.get(s),
+            badge(s)
+        );
+    }
+    let _ = writeln!(
+        b,
+        "<div class=\"card\"><div class=\"n\" id=\"count-needs-human\">{}</div><span class=\"badge attention\">needs a human</span></div>\n</section>",
+        status.needs_human.len()
+    );
+
+    // What needs a human.
+    let _ = writeln!(
+        b,
+        "<section id=\"needs-human\">\n<h2>Needs a human ({})</h2>",
+        status.needs_human.len()
+    );
+    if status.needs_human.is_empty() {
+        b.push_str("<p class=\"muted\">Nothing.</p>\n");
+    } else {
+        b.push_str("<table>\n<tr><th>Thought</th><th>Why</th><th>Detail</th><th>PR</th></tr>\n");
+        for a in &status.needs_human {
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td><span class=\"badge attention\">{}</span></td><td>{}</td><td>{}</td></tr>",
+                thought_link(&a.dir, &a.title, pages),
+                a.reason.as_str(),
+                esc(&clip(a.detail.as_deref().unwrap_or_default(), 300)),
+                pr_link(a.pr_url.as_deref())
+            );
+        }
+        b.push_str("</table>\n");
+    }
+    b.push_str("</section>\n");
+
+    // Running sessions.
+    let _ = writeln!(
+        b,
+        "<section id=\"running\">\n<h2>Running ({})</h2>",
+        status.running.len()
+    );
+    if status.running.is_empty() {
+        b.push_str("<p class=\"muted\">No session is running.</p>\n");
+    } else {
+        b.push_str("<table>\n<tr><th>Thought</th><th>Worker</th><th class=\"num\">Attempt</th><th>Claimed</th><th class=\"num\">Elapsed</th><th class=\"num\">Lease left</th></tr>\n");
+        for r in &status.running {
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                thought_link(&r.dir, &r.title, pages),
+                esc(r.worker.as_deref().unwrap_or_default()),
+                r.attempt,
+                opt_ts(r.claimed_at),
+                r.elapsed_s.map(human_duration).unwrap_or_default(),
+                r.lease_left_s.map(human_duration).unwrap_or_default()
+            );
+        }
+        b.push_str("</table>\n");
+    }
+    b.push_str("</section>\n");
+
+    // Next up.
+    let _ = writeln!(
+        b,
+        "<section id=\"next\">\n<h2>Next up ({})</h2>",
+        status.next.len()
+    );
+    if status.next.is_empty() {
+        b.push_str("<p class=\"muted\">Nothing can be claimed now.</p>\n");
+    } else {
+        b.push_str("<ol>\n");
+        for n in &status.next {
+            let shown = if n.title.trim().is_empty() {
+                &n.dir
+            } else {
+                &n.title
+            };
+            let _ = writeln!(
+                b,
+                "<li><a href=\"thoughts/{}\">{}</a> <span class=\"muted\">priority {}{}</span></li>",
+                esc(&pages[&n.dir]),
+                esc(shown),
+                n.priority,
+                if n.reclaim { ", lease expired: will be reclaimed" } else { "" }
+            );
+        }
+        b.push_str("</ol>\n");
+    }
+    if !status.waiting.is_empty() {
+        let _ = writeln!(
+            b,
+            "<p class=\"muted\">Waiting: {}</p>",
+            status.waiting.len()
+        );
+        b.push_str("<ul>\n");
+        for w in &status.waiting {
+            let mut why = Vec::new();
+            if let Some(t) = w.not_before {
+                why.push(format!("retry after {}", ts(t)));
+            }
+            if !w.blocked_by.is_empty() {
+                why.push(format!("waits for {}", w.blocked_by.join(", ")));
+            }
+            let _ = writeln!(
+                b,
+                "<li><a href=\"thoughts/{}\">{}</a> <span class=\"muted\">{}</span></li>",
+                esc(&pages[&w.dir]),
+                esc(if w.title.trim().is_empty() {
+                    &w.dir
+                } else {
+                    &w.title
+                }),
+                esc(&why.join("; "))
+            );
+        }
+        b.push_str("</ul>\n");
+    }
+    b.push_str("</section>\n");
+
+    render_metrics(&mut b, metrics);
+
+    // The whole backlog, in claim order.
+    let _ = writeln!(
+        b,
+        "<section id=\"backlog\">\n<h2>Backlog ({})</h2>",
+        data.backlog.thoughts.len()
+    );
+    if data.backlog.thoughts.is_empty() {
+        b.push_str("<p class=\"muted\">The backlog is empty.</p>\n");
+    } else {
+        b.push_str("<table>\n<tr><th>Thought</th><th>Status</th><th class=\"num\">Priority</th><th class=\"num\">Attempts</th><th>PR</th><th>Last error</th></tr>\n");
+        for e in data.backlog.claim_order() {
+            let closed = if pr_closed(e) {
+                " <span class=\"badge attention\">closed</span>"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}{}</td><td>{}</td></tr>",
+                thought_link(&e.dir, &e.title, pages),
+                badge(e.status),
+                e.priority,
+                e.attempts,
+                pr_link(e.pr_url.as_deref()),
+                closed,
+                esc(&clip(e.last_error.as_deref().unwrap_or_default(), 160))
+            );
+        }
+        b.push_str("</table>\n");
+    }
+    let gone: Vec<&String> = dirs
+        .iter()
+        .filter(|d| data.backlog.get(d).is_none())
+        .collect();
+    if !gone.is_empty() {
+        b.push_str("<h3>No longer in the backlog</h3>\n<ul>\n");
+        for d in gone {
+            let _ = writeln!(
+                b,
+                "<li><a href=\"thoughts/{}\">{}</a></li>",
+                esc(&pages[d]),
+                esc(d)
+            );
+        }
+        b.push_str("</ul>\n");
+    }
+    b.push_str("</section>\n");
+    document(&format!("{} · tgs server", data.project), &b)
+}
+
+fn render_metrics(b: &mut String, m: &MetricsSummary) {
+    b.push_str("<section id=\"metrics\">\n<h2>Metrics</h2>\n");
+    if m.sessions == 0 {
+        b.push_str("<p class=\"muted\">No session recorded yet.</p>\n</section>\n");
+        return;
+    }
+    let dur = |f: fn(&super::metrics::DurationStats) -> f64| {
+        m.duration
+            .as_ref()
+            .map(|d| human_duration(f(d).round() as i64))
+            .unwrap_or_default()
+    };
+    let facts = [
+        ("sessions", format!("{}", m.sessions)),
+        (
+            "success-rate",
+            format!(
+                "{} ({} of {})",
+                percent(m.success_rate),
+                m.succeeded,
+                m.sessions
+            ),
+        ),
+        (
+            "first-try",
+            format!(
+                "{} ({} of {} thoughts)",
+                percent(m.first_try_success_rate),
+                m.first_try_successes,
+                m.thoughts
+            ),
+        ),
+        ("retries", m.retries.to_string()),
+        ("median-duration", dur(|d| d.median_s)),
+        ("p90-duration", dur(|d| d.p90_s)),
+        ("total-cost", format!("${:.2}", m.cost_usd)),
+    ];
+    let labels = [
+        "Sessions",
+        "Success rate",
+        "First-try success",
+        "Retries",
+        "Median duration",
+        "p90 duration",
+        "Total cost",
+    ];
+    b.push_str("<dl class=\"facts\">\n");
+    for ((id, v), label) in facts.iter().zip(labels) {
+        let _ = writeln!(b, "<dt>{label}</dt><dd id=\"m-{id}\">{}</dd>", esc(v));
+    }
+    b.push_str("</dl>\n<div class=\"charts\">\n");
+    let days = &m.per_day[m.per_day.len().saturating_sub(CHART_DAYS)..];
+    let day_label = |d: &jiff::civil::Date| d.strftime("%m-%d").to_string();
+    let throughput: Vec<Bar> = days
+        .iter()
+        .map(|d| Bar {
+            label: day_label(&d.date),
+            value: d.completed as f64,
+            tip: format!(
+                "{}: {} completed of {} sessions",
+                d.date, d.completed, d.sessions
+            ),
+        })
+        .collect();
+    let success: Vec<Bar> = days
+        .iter()
+        .map(|d| Bar {
+            label: day_label(&d.date),
+            value: d.success_rate.unwrap_or(0.0) * 100.0,
+            tip: match d.success_rate {
+                Some(r) => format!("{}: {:.1}% of {} sessions", d.date, r * 100.0, d.sessions),
+                None => format!("{}: no session", d.date),
+            },
+        })
+        .collect();
+    let durations: Vec<Bar> = m
+        .duration_buckets
+        .iter()
+        .map(|k| Bar {
+            label: k.label.to_owned(),
+            value: k.sessions as f64,
+            tip: format!("{}: {} sessions", k.label, k.sessions),
+        })
+        .collect();
+    let cost: Vec<Bar> = days
+        .iter()
+        .map(|d| Bar {
+            label: day_label(&d.date),
+            value: d.cost_usd,
+            tip: format!("{}: ${:.2}", d.date, d.cost_usd),
+        })
+        .collect();
+    // Counts label whole numbers only (an axis up to 1 has no "0.25" session).
+    let count = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let pct = |v: f64| format!("{v:.0}%");
+    let usd = |v: f64| format!("${v:.2}");
+    let charts = [
+        (
+            "chart-throughput",
+            "Throughput: completed sessions per day (UTC)",
+            throughput,
+            None,
+            "bar ok",
+            &count as &dyn Fn(f64) -> String,
+        ),
+        (
+            "chart-success",
+            "Success rate per day",
+            success,
+            Some(100.0),
+            "bar ok",
+            &pct,
+        ),
+        (
+            "chart-duration",
+            "Session duration",
+            durations,
+            None,
+            "bar",
+            &count,
+        ),
+        (
+            "chart-cost",
+            "Cost per day (USD)",
+            cost,
+            None,
+            "bar cost",
+            &usd,
+        ),
+    ];
+    for (id, title, bars, max, class, fmt) in charts {
+        let _ = writeln!(
+            b,
+            "<figure id=\"{id}\"><figcaption>{}</figcaption>\n{}</figure>",
+            esc(title),
+            bar_chart(title, &bars, max, class, fmt)
+        );
+    }
+    b.push_str("</div>\n</section>\n");
+}
+
+struct Bar {
+    label: String,
+    value: f64,
+    tip: String,
+}
+
+/// 1, 2 or 5 times a power of ten, at least `x` (and at least 1).
+fn nice_ceil(x: f64) -> f64 {
+    if x <= 1.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|v| *v >= x - 1e-9)
+        .unwrap_or(10.0 * p)
+}
+
+/// A bar chart as inline SVG: bars with a tooltip each (`<title>`), a
+/// y axis with four grid lines, and at most about ten x labels.
+fn bar_chart(
+    title: &str,
+    bars: &[Bar],
+    y_max: Option<f64>,
+    class: &str,
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
+    const W: f64 = 560.0;
+    const H: f64 = 220.0;
+    const L: f64 = 52.0;
+    const R: f64 = 8.0;
+    const T: f64 = 10.0;
+    const B: f64 = 30.0;
+    let (pw, ph) = (W - L - R, H - T - B);
+    let max = y_max.unwrap_or_else(|| nice_ceil(bars.iter().map(|b| b.value).fold(0.0, f64::max)));
+    let mut s = format!(
+        "<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">\n",
+        esc(title)
+    );
+    for i in 0..=4 {
+        let v = max * f64::from(i) / 4.0;
+        let y = T + ph - ph * f64::from(i) / 4.0;
+        let _ = writeln!(
+            s,
+            "<line class=\"grid\" x1=\"{L}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>",
+            W - R
+        );
+        let label = fmt(v);
+        if !label.is_empty() {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                L - 6.0,
+                y + 4.0,
+                esc(&label)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<line class=\"axis\" x1=\"{L}\" x2=\"{L}\" y1=\"{T}\" y2=\"{:.1}\"/><line class=\"axis\" x1=\"{L}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
+        T + ph,
+        W - R,
+        T + ph,
+        T + ph
+    );
+    let n = bars.len().max(1);
+    let slot = pw / n as f64;
+    let width = (slot * 0.8).max(1.0);
+    let every = n.div_ceil(10);
+    for (i, bar) in bars.iter().enumerate() {
+        let h = if max > 0.0 {
+            (bar.value / max).clamp(0.0, 1.0) * ph
+        } else {
+            0.0
+        };
+        let x = L + slot * i as f64 + (slot - width) / 2.0;
+        let _ = writeln!(
+            s,
+            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{h:.1}\"><title>{}</title></rect>",
+            T + ph - h,
+            esc(&bar.tip)
+        );
+        if i % every == 0 {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                L + slot * (i as f64 + 0.5),
+                H - B + 16.0,
+                esc(&bar.label)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn fact(b: &mut String, label: &str, value_html: &str) {
+    if !value_html.is_empty() {
+        let _ = writeln!(b, "<dt>{label}</dt><dd>{value_html}</dd>");
+    }
+}
+
+fn render_thought(data: &SiteData, dir: &str) -> String {
+    let entry: Option<&Entry> = data.backlog.get(dir);
+    let title = entry
+        .map(|e| e.title.as_str())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(dir);
+    let mut b = String::new();
+    let _ = writeln!(
+        b,
+        "<nav><a href=\"../index.html\">← {}</a></nav>\n<h1>{}</h1>\n<p><code>{}</code> {}</p>",
+        esc(&data.project),
+        esc(title),
+        esc(dir),
+        entry
+            .map(|e| badge(e.status))
+            .unwrap_or_else(|| "<span class=\"badge\">not in the backlog</span>".into())
+    );
+    if let Some(e) = entry {
+        b.push_str("<dl class=\"facts\">\n");
+        fact(&mut b, "Priority", &e.priority.to_string());
+        fact(&mut b, "Attempts", &e.attempts.to_string());
+        fact(&mut b, "Added", &opt_ts(e.added_at));
+        fact(
+            &mut b,
+            "Claimed by",
+            &esc(e.claimed_by.as_deref().unwrap_or_default()),
+        );
+        fact(&mut b, "Claimed at", &opt_ts(e.claimed_at));
+        fact(&mut b, "Lease until", &opt_ts(e.lease_expires_at));
+        fact(&mut b, "Not before", &opt_ts(e.not_before));
+        fact(&mut b, "Completed", &opt_ts(e.completed_at));
+        fact(
+            &mut b,
+            "Branch",
+            &esc(e.branch.as_deref().unwrap_or_default()),
+        );
+        let mut pr = pr_link(e.pr_url.as_deref());
+        if pr_closed(e) {
+            pr.push_str(" <span class=\"badge attention\">closed unmerged</span>");
+        }
+        fact(&mut b, "Pull request", &pr);
+        fact(&mut b, "Depends on", &esc(&e.depends_on.join(", ")));
+        b.push_str("</dl>\n");
+        if let Some(err) = &e.last_error {
+            let _ = writeln!(
+                b,
+                "<h2>Last error</h2>\n<pre class=\"error\">{}</pre>",
+                esc(err)
+            );
+        }
+    }
+
+    let mut sessions: Vec<&MetricsRow> = data
+        .records
+        .metrics
+        .iter()
+        .filter(|r| r.thought == dir)
+        .collect();
+    sessions.sort_by_key(|r| (r.started, r.attempt));
+    let _ = writeln!(b, "<h2>Sessions ({})</h2>", sessions.len());
+    if sessions.is_empty() {
+        b.push_str("<p class=\"muted\">No session recorded.</p>\n");
+    } else {
+        b.push_str("<table>\n<tr><th class=\"num\">Attempt</th><th>Started</th><th class=\"num\">Duration</th><th>Outcome</th><th>Agent</th><th>Worker</th><th class=\"num\">Turns</th><th class=\"num\">Cost</th><th>PR</th></tr>\n");
+        for r in sessions {
+            let _ = writeln!(
+                b,
+                "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                r.attempt,
+                ts(r.started),
+                human_duration(r.duration_s.round() as i64),
+                if r.outcome == "success" { "completed" } else { "failed" },
+                esc(&r.outcome),
+                esc(&r.agent),
+                esc(&r.worker),
+                r.turns.map(|t| t.to_string()).unwrap_or_default(),
+                r.cost_usd.map(|c| format!("${c:.2}")).unwrap_or_default(),
+                pr_link(r.pr_url.as_deref())
+            );
+        }
+        b.push_str("</table>\n");
+    }
+
+    let mut history: Vec<&AuditRecord> = data
+        .records
+        .audit
+        .iter()
+        .filter(|a| a.thought.as_deref() == Some(dir))
+        .collect();
+    history.sort_by_key(|a| a.time);
+    let _ = writeln!(b, "<h2>History ({})</h2>", history.len());
+    if history.is_empty() {
+        b.push_str("<p class=\"muted\">No audit record.</p>\n");
+    } else {
+        b.push_str("<table>\n<tr><th>Time</th><th>Action</th><th>Change</th><th class=\"num\">Attempt</th><th>Worker</th><th>Reason</th></tr>\n");
+        for a in history {
+            let change = match (&a.from, &a.to) {
+                (Some(f), Some(t)) => format!("{f} → {t}"),
+                (None, Some(t)) => format!("→ {t}"),
+                (Some(f), None) => format!("{f} →"),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                ts(a.time),
+                esc(&a.action),
+                esc(&change),
+                a.attempt.map(|n| n.to_string()).unwrap_or_default(),
+                esc(&a.worker),
+                esc(&clip(a.reason.as_deref().unwrap_or_default(), 300))
+            );
+        }
+        b.push_str("</table>\n");
+    }
+
+    let excerpts = data
+        .excerpts
+        .get(thought_name(dir))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let _ = writeln!(b, "<h2>Transcripts ({})</h2>", excerpts.len());
+    if excerpts.is_empty() {
+        b.push_str("<p class=\"muted\">No transcript under tgs/server/logs.</p>\n");
+    }
+    for (i, x) in excerpts.iter().enumerate() {
+        let t = &x.transcript;
+        let _ = writeln!(
+            b,
+            "<h3 id=\"session-{}\">Session {} · started {}</h3>\n<p class=\"muted\"><code>{}</code>, {} bytes; the last {} lines (<code>tgs server logs {} --attempt {}</code> prints it all)</p>",
+            i + 1,
+            i + 1,
+            ts(t.started),
+            esc(&t.file),
+            t.bytes,
+            x.lines.len(),
+            esc(thought_name(dir)),
+            i + 1
+        );
+        match &x.error {
+            Some(e) => {
+                let _ = writeln!(b, "<p class=\"muted\">unreadable: {}</p>", esc(e));
+            }
+            None => {
+                let _ = writeln!(b, "<pre class=\"log\">{}</pre>", esc(&x.lines.join("\n")));
+            }
+        }
+    }
+    document(&format!("{title} · {}", data.project), &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{parse_audit, parse_metrics, METRICS_HEADER};
+
+    const HOSTILE: &str = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>";
+
+    fn data() -> SiteData {
+        let now: Timestamp = "2026-01-15T12:00:00Z".parse().unwrap();
+        let mut backlog = Backlog::default();
+        backlog.add("tgs/thoughts/aaaaaaa-evil", HOSTILE, 1, now);
+        backlog.add("tgs/thoughts/bbbbbbb-ok", "Fine", 0, now);
+        backlog.add("tgs/x/ccccccc-we!rd", "Weird dir", 0, now);
+        let e = &mut backlog.thoughts[0];
+        e.status = Status::Failed;
+        e.last_error = Some("</pre><script>x()</script>".into());
+        e.pr_url = Some("javascript:alert(3)".into());
+        backlog.thoughts[1].status = Status::Completed;
+        backlog.thoughts[1].pr_url = Some("https://github.com/o/r/pull/7".into());
+        let csv = format!(
+            "{METRICS_HEADER}\ntgs/thoughts/bbbbbbb-ok,w,a,2026-01-14T10:00:00Z,2026-01-14T10:30:00Z,1800.0,success,1,0,3,0.5000,1,1,https://github.com/o/r/pull/7\n\
+             tgs/thoughts/ddddddd-gone,w,a,2026-01-13T10:00:00Z,2026-01-13T10:01:00Z,60.0,failed,1,1,3,,1,1,\n"
+        );
+        let audit = "{\"time\":\"2026-01-14T10:00:00Z\",\"worker\":\"w<b>\",\"action\":\"claim\",\"thought\":\"tgs/thoughts/aaaaaaa-evil\",\"reason\":\"<i>r</i>\"}\n";
+        let transcript = Transcript {
+            name: "aaaaaaa-evil".into(),
+            file: "aaaaaaa-evil-20260114T100000Z.log".into(),
+            path: "/nonexistent".into(),
+            started: "2026-01-14T10:00:00Z".parse().unwrap(),
+            seq: 1,
+            bytes: 10,
+        };
+        SiteData {
+            project: "proj<&>".into(),
+            now,
+            backlog,
+            records: Records {
+                audit: parse_audit(audit).0,
+                metrics: parse_metrics(&csv).0,
+                skipped: 0,
+            },
+            excerpts: BTreeMap::from([(
+                "aaaaaaa-evil".into(),
+                vec![Excerpt {
+                    transcript,
+                    lines: vec!["ok".into(), "<script>steal()</script>".into()],
+                    error: None,
+                }],
+            )]),
+        }
+    }
+
+    /// The inside of every tag (`<...>`) of a page.
+    fn tags(html: &str) -> Vec<&str> {
+        html.split('<')
+            .skip(1)
+            .map(|s| s.split('>').next().unwrap_or(s))
+            .collect()
+    }
+
+    #[test]
+    fn pages_are_escaped_and_self_contained() {
+        let files = render_site(&data());
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "index.html",
+                "thoughts/aaaaaaa-evil.html",
+                "thoughts/bbbbbbb-ok.html",
+                "thoughts/ccccccc-we_rd.html",
+                "thoughts/ddddddd-gone.html"
+            ]
+        );
+        for f in &files {
+            let html = &f.content;
+            assert!(!html.contains("<script"), "{}", f.path);
+            assert!(!html.contains("<img"), "{}", f.path);
+            assert!(!html.contains("javascript:alert(3)\""), "{}", f.path);
+            for tag in tags(html) {
+                let t = tag.to_ascii_lowercase();
+                assert!(
+                    !t.contains(" src=") && !t.contains(" on"),
+                    "{}: {tag}",
+                    f.path
+                );
+                for bad in ["script", "img", "iframe", "link", "object", "embed"] {
+                    assert!(!t.starts_with(bad), "{}: {tag}", f.path);
+                }
+            }
+            assert!(
+                !html.contains("<i>") && !html.contains("w<b>"),
+                "{}",
+                f.path
+            );
+            assert!(html.contains("Content-Security-Policy"));
+            // The only absolute URL in a link is the http(s) PR.
+            for (i, _) in html.match_indices("href=\"") {
+                let url = &html[i + 6..];
+                let url = &url[..url.find('"').unwrap()];
+                assert!(
+                    url == "https://github.com/o/r/pull/7" || !url.contains(':'),
+                    "{}: {url}",
+                    f.path
+                );
+            }
+        }
+        let index = &files[0].content;
+        assert!(index.contains(
+            "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"
+        ));
+        assert!(index.contains("<title>proj&lt;&amp;&gt; · tgs server</title>"));
+        assert!(index.contains("id=\"count-failed\">1<"));
+        assert!(index.contains("href=\"thoughts/ccccccc-we_rd.html\""));
+        assert!(index.contains("<a class=\"pr\" href=\"https://github.com/o/r/pull/7\""));
+        let evil = &files[1].content;
+        assert!(evil.contains("&lt;script&gt;steal()&lt;/script&gt;"));
+        assert!(evil.contains("&lt;/pre&gt;&lt;script&gt;x()"));
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        assert_eq!(render_site(&data()), render_site(&data()));
+    }
+
+    #[test]
+    fn page_names_are_unique_and_safe() {
+        let dirs = vec![
+            "tgs/thoughts/a-x".to_owned(),
+            "tgs/a-x".to_owned(),
+            "tgs/thoughts/../../etc".to_owned(),
+            "tgs/thoughts/.hidden".to_owned(),
+        ];
+        let p = page_names(&dirs);
+        assert_eq!(p["tgs/a-x"], "a-x.html");
+        assert_eq!(p["tgs/thoughts/a-x"], "a-x-2.html");
+        assert_eq!(p["tgs/thoughts/../../etc"], "etc.html");
+        assert_eq!(p["tgs/thoughts/.hidden"], "t.hidden.html");
+    }
+
+    #[test]
+    fn write_site_skips_unchanged_and_removes_stale_pages() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = render_site(&data());
+        std::fs::create_dir_all(tmp.path().join("thoughts")).unwrap();
+        std::fs::write(tmp.path().join("thoughts/old.html"), "x").unwrap();
+        std::fs::write(tmp.path().join("thoughts/keep.txt"), "x").unwrap();
+        let first = write_site(tmp.path(), &files).unwrap();
+        assert_eq!(first.written.len(), files.len() + 1);
+        assert_eq!(first.removed, ["thoughts/old.html"]);
+        assert!(tmp.path().join("thoughts/keep.txt").exists());
+        let again = write_site(tmp.path(), &files).unwrap();
+        assert!(again.written.is_empty() && again.removed.is_empty());
+        assert_eq!(again.unchanged, files.len() + 1);
+    }
+
+    #[test]
+    fn terminal_escapes_are_stripped() {
+        assert_eq!(
+            strip_ansi("\x1b[1;31merror\x1b[0m: x \x1b]0;title\x07done\x1b(B"),
+            "error: x done"
+        );
+        assert_eq!(strip_ansi("plain [31m text"), "plain [31m text");
+    }
+
+    #[test]
+    fn nice_axis_tops() {
+        assert_eq!(nice_ceil(0.0), 1.0);
+        assert_eq!(nice_ceil(3.0), 5.0);
+        assert_eq!(nice_ceil(7.0), 10.0);
+        assert_eq!(nice_ceil(10.0), 10.0);
+        assert_eq!(nice_ceil(11.0), 20.0);
+        assert_eq!(nice_ceil(0.0625 * 100.0), 10.0);
+    }
+}

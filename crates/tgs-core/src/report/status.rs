@@ -1,0 +1,289 @@
+//! What the server is doing now, from the backlog alone: counts per status,
+//! running sessions, what runs next, and what needs a human.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::backlog::{lease_end, lease_expired, Backlog, Entry, Status};
+
+/// Counts of entries per status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub queued: usize,
+    pub in_progress: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub total: usize,
+}
+
+impl Counts {
+    pub fn get(&self, s: Status) -> usize {
+        match s {
+            Status::Queued => self.queued,
+            Status::InProgress => self.in_progress,
+            Status::Completed => self.completed,
+            Status::Failed => self.failed,
+        }
+    }
+}
+
+/// An in-progress entry whose lease still holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Running {
+    pub dir: String,
+    pub title: String,
+    pub worker: Option<String>,
+    pub attempt: u32,
+    pub claimed_at: Option<Timestamp>,
+    /// Seconds since the claim (`None` without `claimed_at`).
+    pub elapsed_s: Option<i64>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub lease_left_s: Option<i64>,
+}
+
+/// A claimable entry, in claim order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NextUp {
+    pub dir: String,
+    pub title: String,
+    pub priority: i64,
+    pub attempts: u32,
+    /// In progress with an expired lease: the next claim takes it over.
+    pub reclaim: bool,
+}
+
+/// A queued entry that cannot be claimed yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Waiting {
+    pub dir: String,
+    pub title: String,
+    /// A retry delay still running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    /// Dependencies not completed yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
+}
+
+/// Why an entry needs a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionReason {
+    /// Failed for good (`retry` puts it back).
+    Failed,
+    /// Claimed, but the claimer stopped renewing its lease.
+    LeaseExpired,
+    /// Its pull request was closed without being merged.
+    PrClosed,
+}
+
+impl AttentionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttentionReason::Failed => "failed",
+            AttentionReason::LeaseExpired => "lease expired",
+            AttentionReason::PrClosed => "PR closed unmerged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attention {
+    pub dir: String,
+    pub title: String,
+    pub reason: AttentionReason,
+    /// The last error, or who held the expired lease.
+    pub detail: Option<String>,
+    pub pr_url: Option<String>,
+}
+
+/// The whole status view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub now: Timestamp,
+    pub counts: Counts,
+    pub running: Vec<Running>,
+    pub next: Vec<NextUp>,
+    pub waiting: Vec<Waiting>,
+    pub needs_human: Vec<Attention>,
+}
+
+/// Whether the entry's PR was closed unmerged (`pr_state`, set by
+/// `sync-prs`; also read from unknown fields, where files written before the
+/// field existed keep it).
+pub fn pr_closed(e: &Entry) -> bool {
+    e.pr_state
+        .as_deref()
+        .or_else(|| e.extra.get("pr_state").and_then(|v| v.as_str()))
+        .is_some_and(|s| s.eq_ignore_ascii_case("closed"))
+}
+
+/// Compute the status view of `backlog` at `now`.
+pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
+    let mut counts = Counts::default();
+    for e in &backlog.thoughts {
+        match e.status {
+            Status::Queued => counts.queued += 1,
+            Status::InProgress => counts.in_progress += 1,
+            Status::Completed => counts.completed += 1,
+            Status::Failed => counts.failed += 1,
+        }
+        counts.total += 1;
+    }
+    let secs = |a: Timestamp, b: Timestamp| a.as_second() - b.as_second();
+    let order = backlog.claim_order();
+    let running = order
+        .iter()
+        .filter(|e| e.status == Status::InProgress && !lease_expired(e, now))
+        .map(|e| {
+            let lease = lease_end(e);
+            Running {
+                dir: e.dir.clone(),
+                title: e.title.clone(),
+                worker: e.claimed_by.clone(),
+                attempt: e.attempts,
+                claimed_at: e.claimed_at,
+                elapsed_s: e.claimed_at.map(|c| secs(now, c)),
+                lease_expires_at: lease,
+                lease_left_s: lease.map(|l| secs(l, now)),
+            }
+        })
+        .collect();
+    let next = order
+        .iter()
+        .filter(|e| backlog.is_claimable(e, now))
+        .map(|e| NextUp {
+            dir: e.dir.clone(),
+            title: e.title.clone(),
+            priority: e.priority,
+            attempts: e.attempts,
+            reclaim: e.status == Status::InProgress,
+        })
+        .collect();
+    let waiting = order
+        .iter()
+        .filter(|e| e.status == Status::Queued && !backlog.is_claimable(e, now))
+        .map(|e| Waiting {
+            dir: e.dir.clone(),
+            title: e.title.clone(),
+            not_before: e.not_before.filter(|t| *t > now),
+            blocked_by: e
+                .depends_on
+                .iter()
+                .filter(|d| backlog.get(d).is_none_or(|x| x.status != Status::Completed))
+                .cloned()
+                .collect(),
+        })
+        .collect();
+    let mut needs_human = Vec::new();
+    // File order within each reason, so a person reads the list the same way each time.
+    for e in &backlog.thoughts {
+        let attention = |reason, detail: Option<String>| Attention {
+            dir: e.dir.clone(),
+            title: e.title.clone(),
+            reason,
+            detail,
+            pr_url: e.pr_url.clone(),
+        };
+        if e.status == Status::Failed {
+            needs_human.push(attention(AttentionReason::Failed, e.last_error.clone()));
+        }
+        if lease_expired(e, now) {
+            let who = e.claimed_by.as_deref().unwrap_or("an unknown worker");
+            let since = lease_end(e).map(|t| format!(" at {t}")).unwrap_or_default();
+            needs_human.push(attention(
+                AttentionReason::LeaseExpired,
+                Some(format!("the claim by {who} expired{since}")),
+            ));
+        }
+        if pr_closed(e) {
+            needs_human.push(attention(AttentionReason::PrClosed, None));
+        }
+    }
+    needs_human.sort_by_key(|a| a.reason);
+    StatusReport {
+        now,
+        counts,
+        running,
+        next,
+        waiting,
+        needs_human,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn status_sections() {
+        let now = t("2026-01-15T12:00:00Z");
+        let mut b = Backlog::default();
+        b.add("q-low", "Low", 0, now);
+        b.add("q-high", "High", 5, now);
+        b.add("run", "Running", 0, now);
+        b.add("stale", "Stale", 0, now);
+        b.add("done", "Done", 0, now);
+        b.add("bad", "Bad", 0, now);
+        b.add("later", "Later", 9, now);
+        b.add("dep", "Dep", 9, now);
+        let e = &mut b.thoughts;
+        e[2].status = Status::InProgress;
+        e[2].claimed_by = Some("w1".into());
+        e[2].claimed_at = Some(t("2026-01-15T11:30:00Z"));
+        e[2].lease_expires_at = Some(t("2026-01-15T13:00:00Z"));
+        e[2].attempts = 2;
+        e[3].status = Status::InProgress;
+        e[3].claimed_by = Some("w2".into());
+        e[3].claimed_at = Some(t("2026-01-15T01:00:00Z"));
+        e[3].lease_expires_at = Some(t("2026-01-15T11:00:00Z"));
+        e[4].status = Status::Completed;
+        e[4].pr_state = Some("closed".into());
+        e[4].pr_url = Some("https://github.com/o/r/pull/4".into());
+        e[5].status = Status::Failed;
+        e[5].last_error = Some("tests failed".into());
+        e[6].not_before = Some(t("2026-01-15T12:30:00Z"));
+        e[7].depends_on = vec!["bad".into()];
+
+        let s = compute_status(&b, now);
+        assert_eq!(
+            s.counts,
+            Counts {
+                queued: 4,
+                in_progress: 2,
+                completed: 1,
+                failed: 1,
+                total: 8
+            }
+        );
+        assert_eq!(s.running.len(), 1);
+        let r = &s.running[0];
+        assert_eq!(
+            (r.dir.as_str(), r.elapsed_s, r.lease_left_s),
+            ("run", Some(1800), Some(3600))
+        );
+        let next: Vec<_> = s.next.iter().map(|n| (n.dir.as_str(), n.reclaim)).collect();
+        assert_eq!(next, [("q-high", false), ("q-low", false), ("stale", true)]);
+        let waiting: Vec<_> = s.waiting.iter().map(|w| w.dir.as_str()).collect();
+        assert_eq!(waiting, ["later", "dep"]);
+        assert_eq!(s.waiting[1].blocked_by, ["bad"]);
+        let human: Vec<_> = s
+            .needs_human
+            .iter()
+            .map(|a| (a.dir.as_str(), a.reason))
+            .collect();
+        assert_eq!(
+            human,
+            [
+                ("bad", AttentionReason::Failed),
+                ("stale", AttentionReason::LeaseExpired),
+                ("done", AttentionReason::PrClosed)
+            ]
+        );
+        assert_eq!(s.needs_human[0].detail.as_deref(), Some("tests failed"));
+    }
+}

@@ -1,0 +1,73 @@
+//! `tgs server dashboard`: write the static status site (index.html and one
+//! page per thought) for GitHub Pages or a local browser; see
+//! `tgs_core::report::site` for what the pages hold and guarantee.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tgs_core::report::site::{render_site, write_site, SiteData};
+
+use super::{Ctx, WriteArgs};
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The folder to write the site to (created if missing; its `thoughts/`
+    /// folder belongs to the site: pages of removed thoughts are deleted).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Written<'a> {
+    out: &'a std::path::Path,
+    index: PathBuf,
+    files: usize,
+    written: &'a [String],
+    unchanged: usize,
+    removed: &'a [String],
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let repo = ctx.repo()?;
+    let backlog = ctx.target(&repo, &WriteArgs::default())?.read()?;
+    let project = repo
+        .root()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tgs".into());
+    let data = SiteData::load(repo.root(), &project, backlog, tgs_core::clock::now());
+    if data.records.skipped > 0 {
+        output::warn(format!(
+            "skipped {} unreadable line(s) of the server records",
+            data.records.skipped
+        ));
+    }
+    let files = render_site(&data);
+    let report = write_site(&args.out, &files).map_err(|e| {
+        CliError::failed(format!("cannot write the site to {}", args.out.display()))
+            .cause(e.to_string())
+    })?;
+    let index = args.out.join("index.html");
+    if ctx.json {
+        output::json(&Written {
+            out: &args.out,
+            index,
+            files: files.len(),
+            written: &report.written,
+            unchanged: report.unchanged,
+            removed: &report.removed,
+        });
+        return super::ok();
+    }
+    anstream::println!("{}", index.display());
+    output::note(format!(
+        "{} page(s); {} file(s) written, {} unchanged, {} stale page(s) removed",
+        files.len(),
+        report.written.len(),
+        report.unchanged,
+        report.removed.len()
+    ));
+    super::ok()
+}

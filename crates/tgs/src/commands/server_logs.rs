@@ -1,0 +1,186 @@
+//! `tgs server logs`: print a thought's session transcript (already redacted
+//! when it was written), streamed so a huge log never sits in memory, and
+//! optionally follow a running session as it grows.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tgs_core::backlog::{Backlog, Status};
+use tgs_core::process::Signals;
+use tgs_core::report::{list_transcripts, thought_name};
+
+use super::{parse_thought_arg, Ctx, WriteArgs};
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+/// How often `--follow` looks for new bytes.
+const POLL: Duration = Duration::from_millis(200);
+/// How often `--follow` re-reads the backlog (it may fetch the state branch).
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The thought: its directory or its bare name.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+    /// Print the Nth session's transcript (1 = the first); default: the latest.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempt: Option<u32>,
+    /// Keep printing what the running session appends, until it is no longer
+    /// in progress (or Ctrl-C).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Serialize)]
+struct SessionJson<'a> {
+    n: usize,
+    file: &'a str,
+    path: &'a Path,
+    started: jiff::Timestamp,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct LogsJson<'a> {
+    dir: &'a str,
+    in_backlog: bool,
+    sessions: Vec<SessionJson<'a>>,
+    selected: usize,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    if ctx.json && args.follow {
+        return Err(CliError::usage(
+            "--follow prints text; it cannot be combined with --json",
+        ));
+    }
+    let repo = ctx.repo()?;
+    let target = ctx.target(&repo, &WriteArgs::default())?;
+    let candidates = parse_thought_arg(&repo, &args.dir)?.candidates();
+    // The backlog only tells whether the session still runs; a thought removed
+    // from it (or an unreadable backlog) still has its transcripts.
+    let backlog = target.read().ok();
+    let in_backlog = backlog
+        .as_ref()
+        .and_then(|b| candidates.iter().find(|d| b.get(d).is_some()))
+        .cloned();
+    let dir = in_backlog.clone().unwrap_or_else(|| candidates[0].clone());
+    let name = thought_name(&dir).to_owned();
+    let sessions = list_transcripts(repo.root(), &name);
+    if sessions.is_empty() {
+        return Err(if in_backlog.is_some() {
+            CliError::failed(format!("{dir} has no session transcript yet"))
+                .hint("`tgs server run` writes them under tgs/server/logs")
+        } else {
+            CliError::usage(format!("{dir} is not in the backlog and has no transcript"))
+                .hint("`tgs server backlog list` shows the backlog")
+        });
+    }
+    let n = args.attempt.map_or(sessions.len(), |a| a as usize);
+    if n > sessions.len() {
+        return Err(CliError::usage(format!(
+            "{dir} has {} session transcript(s); there is no session {n}",
+            sessions.len()
+        )));
+    }
+    let chosen = &sessions[n - 1];
+    if ctx.json {
+        output::json(&LogsJson {
+            dir: &dir,
+            in_backlog: in_backlog.is_some(),
+            sessions: sessions
+                .iter()
+                .enumerate()
+                .map(|(i, t)| SessionJson {
+                    n: i + 1,
+                    file: &t.file,
+                    path: &t.path,
+                    started: t.started,
+                    bytes: t.bytes,
+                })
+                .collect(),
+            selected: n,
+        });
+        return super::ok();
+    }
+    output::note(format!(
+        "session {n} of {}: {} (started {})",
+        sessions.len(),
+        chosen.file,
+        chosen.started
+    ));
+    let mut file = File::open(&chosen.path)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if !pipe_ok(copy_new(&mut file, &mut out))? {
+        return super::ok();
+    }
+    if !args.follow {
+        return super::ok();
+    }
+    let running = |b: &Backlog| {
+        in_backlog
+            .as_deref()
+            .and_then(|d| b.get(d))
+            .is_some_and(|e| e.status == Status::InProgress)
+    };
+    if n != sessions.len() || !backlog.as_ref().is_some_and(running) {
+        output::note("that session is not running; nothing to follow");
+        return super::ok();
+    }
+    follow(&mut file, &mut out, || {
+        // Over when the entry leaves in_progress, or when a newer session of
+        // the same thought started (this one was then abandoned).
+        let done = target.read().is_ok_and(|b| !running(&b));
+        let newer = list_transcripts(repo.root(), &name).len() > sessions.len();
+        done || newer
+    })
+}
+
+/// Print what gets appended to `file` until `finished` says so or a signal
+/// arrives; the last bytes are drained after the session ends.
+fn follow(file: &mut File, out: &mut impl Write, mut finished: impl FnMut() -> bool) -> CliResult {
+    let signals = Signals::install()?;
+    let mut last_check = Instant::now();
+    loop {
+        if signals.count() > 0 {
+            break;
+        }
+        std::thread::sleep(POLL);
+        if !pipe_ok(copy_new(file, out))? {
+            break;
+        }
+        if last_check.elapsed() >= STATUS_EVERY {
+            last_check = Instant::now();
+            if finished() {
+                pipe_ok(copy_new(file, out))?;
+                break;
+            }
+        }
+    }
+    super::ok()
+}
+
+/// Copy what the file has past the current position, in bounded memory.
+fn copy_new(file: &mut File, out: &mut impl Write) -> io::Result<()> {
+    // A file that shrank was rewritten: start over rather than wait for ever.
+    let pos = file.stream_position()?;
+    if file.metadata()?.len() < pos {
+        file.seek(SeekFrom::Start(0))?;
+    }
+    io::copy(file, out)?;
+    out.flush()
+}
+
+/// A closed stdout (`| head`) ends the output quietly: `Ok(false)`.
+fn pipe_ok(r: io::Result<()>) -> CliResult<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,105 @@
+//! `tgs server status`: what the server is doing now: counts per status,
+//! running sessions, what runs next, and what needs a human.
+
+use tgs_core::backlog::Status;
+use tgs_core::report::{compute_status, human_duration};
+
+use super::{Ctx, WriteArgs};
+use crate::error::CliResult;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
+    let repo = ctx.repo()?;
+    let backlog = ctx.target(&repo, &WriteArgs::default())?.read()?;
+    let report = compute_status(&backlog, tgs_core::clock::now());
+    if ctx.json {
+        output::json(&report);
+        return super::ok();
+    }
+    let c = &report.counts;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "backlog: {} thought(s): {}\n",
+        c.total,
+        Status::ALL
+            .iter()
+            .map(|s| format!("{} {}", c.get(*s), s.as_str().replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    anstream::print!("{out}");
+
+    heading("running", report.running.len());
+    if !report.running.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .running
+            .iter()
+            .map(|r| {
+                vec![
+                    r.dir.clone(),
+                    r.worker.clone().unwrap_or_default(),
+                    r.attempt.to_string(),
+                    r.elapsed_s.map(human_duration).unwrap_or_default(),
+                    r.lease_left_s.map(human_duration).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["THOUGHT", "WORKER", "ATTEMPT", "ELAPSED", "LEASE LEFT"],
+            &rows,
+        );
+    }
+
+    heading("next", report.next.len());
+    for (i, n) in report.next.iter().enumerate() {
+        let reclaim = if n.reclaim {
+            ", lease expired: reclaim"
+        } else {
+            ""
+        };
+        anstream::println!(
+            "  {}. {}  {} (priority {}{reclaim})",
+            i + 1,
+            n.dir,
+            output::clip(&n.title, 50),
+            n.priority
+        );
+    }
+    if !report.waiting.is_empty() {
+        heading("waiting", report.waiting.len());
+        for w in &report.waiting {
+            let mut why = Vec::new();
+            if let Some(t) = w.not_before {
+                why.push(format!("retry after {t}"));
+            }
+            if !w.blocked_by.is_empty() {
+                why.push(format!("waits for {}", w.blocked_by.join(", ")));
+            }
+            anstream::println!("  {}  ({})", w.dir, why.join("; "));
+        }
+    }
+
+    heading("needs a human", report.needs_human.len());
+    for a in &report.needs_human {
+        let detail = a
+            .detail
+            .as_deref()
+            .map(|d| format!(": {}", output::clip(d.lines().next().unwrap_or(d), 100)))
+            .unwrap_or_default();
+        let pr = a
+            .pr_url
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
+        anstream::println!("  {}  {}{detail}{pr}", a.dir, a.reason.as_str());
+    }
+    super::ok()
+}
+
+fn heading(what: &str, n: usize) {
+    let bold = anstyle::Style::new().bold();
+    anstream::println!("\n{bold}{what} ({n}){bold:#}");
+}

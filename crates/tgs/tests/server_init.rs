@@ -1,0 +1,454 @@
+//! `tgs server init` on real repositories: what it writes (workflows that
+//! parse, pin their actions and keep expressions out of scripts; executable
+//! adapters; the server section), and what it refuses to overwrite.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{run, TestEnv, TestRepo};
+use serde_json::Value;
+
+const RUN_WF: &str = ".github/workflows/tgs-server-run.yml";
+const SCAN_WF: &str = ".github/workflows/tgs-server-scan.yml";
+const DASH_WF: &str = ".github/workflows/tgs-server-dashboard.yml";
+const CLI_PACKAGE: &str = ".github/tgs-agent-cli/package.json";
+const CLI_LOCK: &str = ".github/tgs-agent-cli/package-lock.json";
+const CONFIG: &str = "tgs/tgs.yml";
+const PROMPT: &str = "tgs/agentops/prompts/impl.md";
+const ADAPTERS: [&str; 2] = ["tgs/adapters/claude-code.sh", "tgs/adapters/gemini-code.sh"];
+/// In the order init reports them.
+const ALL: [&str; 9] = [
+    RUN_WF,
+    SCAN_WF,
+    DASH_WF,
+    CLI_PACKAGE,
+    CLI_LOCK,
+    CONFIG,
+    PROMPT,
+    ADAPTERS[0],
+    ADAPTERS[1],
+];
+
+/// Run init and return each file's status, by path.
+fn init(repo: &TestRepo, args: &[&str]) -> Vec<(String, String)> {
+    let mut cmd = repo.tgs();
+    cmd.args(["server", "init", "--json"]).args(args);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn status_of(report: &[(String, String)], path: &str) -> String {
+    report
+        .iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| panic!("{path} not in {report:?}"))
+        .1
+        .clone()
+}
+
+fn yaml(repo: &TestRepo, rel: &str) -> Value {
+    tgs_core::init::parse_yaml(&repo.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Every value under a `run:` key, and every `uses:`, anywhere in the document.
+fn collect(v: &Value, key: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                if k == key {
+                    if let Some(s) = val.as_str() {
+                        out.push(s.to_owned());
+                    }
+                }
+                collect(val, key, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect(x, key, out)),
+        _ => {}
+    }
+}
+
+fn steps(wf: &Value) -> Vec<&Value> {
+    wf["jobs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|j| j["steps"].as_array().unwrap())
+        .collect()
+}
+
+fn snapshot(repo: &TestRepo) -> Vec<(String, Vec<u8>, u32)> {
+    ALL.iter()
+        .map(|p| {
+            let path = repo.path(p);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            (p.to_string(), std::fs::read(&path).unwrap(), mode)
+        })
+        .collect()
+}
+
+#[test]
+fn a_fresh_repository_gets_every_file() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let report = init(&repo, &[]);
+    assert_eq!(
+        report.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        ALL
+    );
+    assert!(report.iter().all(|(_, s)| s == "created"), "{report:?}");
+
+    for a in ADAPTERS {
+        let mode = std::fs::metadata(repo.path(a))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "{a} is executable");
+        assert!(repo.read(a).starts_with("#!/usr/bin/env bash\n"));
+    }
+    assert!(repo.read(PROMPT).contains("{{impl_file}}"));
+    let config = tgs_core::config::Config::parse(&repo.read(CONFIG)).unwrap();
+    assert_eq!(config.server.agent.as_deref(), Some("claude-code"));
+    assert_eq!(config.steps.impl_prompt.as_deref(), Some(PROMPT));
+
+    for wf in [RUN_WF, SCAN_WF, DASH_WF] {
+        let v = yaml(&repo, wf);
+        // Least privilege: nothing at the top, each job asks for what it needs.
+        assert_eq!(v["permissions"], serde_json::json!({}), "{wf}");
+        let mut runs = Vec::new();
+        collect(&v, "run", &mut runs);
+        assert!(!runs.is_empty());
+        for r in &runs {
+            assert!(!r.contains("${{"), "{wf}: an expression in a script: {r}");
+        }
+        let mut uses = Vec::new();
+        collect(&v, "uses", &mut uses);
+        assert!(!uses.is_empty());
+        for u in &uses {
+            let (_, sha) = u.split_once('@').unwrap();
+            assert!(
+                sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{wf}: {u} is not pinned to a commit"
+            );
+        }
+        let checkout: Vec<&Value> = steps(&v)
+            .into_iter()
+            .filter(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/checkout@"))
+            })
+            .collect();
+        assert_eq!(checkout.len(), 1, "{wf}");
+        assert_eq!(checkout[0]["with"]["persist-credentials"], false, "{wf}");
+        assert!(v["concurrency"]["group"].is_string(), "{wf}");
+        // Runs and scans push state: full history, never cancelled mid-push.
+        // The dashboard only reads, and a newer build replaces an older one.
+        let writes = wf != DASH_WF;
+        if writes {
+            assert_eq!(checkout[0]["with"]["fetch-depth"], 0, "{wf}");
+        }
+        assert_eq!(v["concurrency"]["cancel-in-progress"], !writes, "{wf}");
+    }
+
+    let run_wf = yaml(&repo, RUN_WF);
+    let job = &run_wf["jobs"]["run"];
+    assert_eq!(job["timeout-minutes"], 360);
+    assert_eq!(
+        job["permissions"],
+        serde_json::json!({"contents": "write", "pull-requests": "write", "issues": "write"})
+    );
+    let inputs = &run_wf["on"]["workflow_dispatch"]["inputs"];
+    assert_eq!(inputs["max"]["default"], 1);
+    assert_eq!(inputs["thought"]["required"], false);
+    assert_eq!(inputs["agent"]["required"], false);
+    let text = repo.read(RUN_WF);
+    assert!(text.contains(&format!(
+        "cargo install --locked tgs --version {}\n",
+        env!("CARGO_PKG_VERSION")
+    )));
+    // The agent CLI comes from the lockfile init wrote beside the workflows.
+    assert!(text.contains("npm ci --prefix"), "{text}");
+    let package: Value = serde_json::from_str(&repo.read(CLI_PACKAGE)).unwrap();
+    let lock: Value = serde_json::from_str(&repo.read(CLI_LOCK)).unwrap();
+    let pinned = package["dependencies"]["@anthropic-ai/claude-code"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        lock["packages"]["node_modules/@anthropic-ai/claude-code"]["version"],
+        pinned
+    );
+    assert!(
+        text.contains("  # schedule:\n"),
+        "the schedule starts commented out"
+    );
+    assert!(
+        text.contains("    # environment: "),
+        "the approval gate too"
+    );
+    let upload = steps(&run_wf)
+        .into_iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
+        .expect("the transcripts are uploaded");
+    assert_eq!(upload["if"], "always()");
+    assert_eq!(upload["with"]["path"], "tgs/server/logs/");
+
+    let scan_wf = yaml(&repo, SCAN_WF);
+    assert_eq!(
+        scan_wf["on"]["push"]["branches"],
+        serde_json::json!(["main"])
+    );
+    assert_eq!(
+        scan_wf["on"]["push"]["paths"],
+        serde_json::json!(["tgs/thoughts/**"])
+    );
+    assert_eq!(
+        scan_wf["jobs"]["scan"]["permissions"],
+        serde_json::json!({"contents": "write"})
+    );
+}
+
+#[test]
+fn a_second_init_changes_nothing() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let before = snapshot(&repo);
+    let report = init(&repo, &[]);
+    assert!(report.iter().all(|(_, s)| s == "unchanged"), "{report:?}");
+    assert_eq!(snapshot(&repo), before);
+    let report = init(&repo, &["--force"]);
+    assert!(report.iter().all(|(_, s)| s == "unchanged"), "{report:?}");
+    assert_eq!(snapshot(&repo), before);
+}
+
+#[test]
+fn a_users_edit_is_kept_unless_forced() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let ours = repo.read(RUN_WF);
+    let mine = ours.replace("timeout-minutes: 360", "timeout-minutes: 120");
+    repo.write(RUN_WF, &mine);
+    repo.write(ADAPTERS[0], "#!/bin/sh\necho my adapter\n");
+
+    let (code, out, err) = run(repo.tgs().args(["server", "init"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kept") && out.contains(RUN_WF), "{out}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(repo.read(RUN_WF), mine);
+    assert_eq!(repo.read(ADAPTERS[0]), "#!/bin/sh\necho my adapter\n");
+
+    let report = init(&repo, &["--force"]);
+    assert_eq!(status_of(&report, RUN_WF), "overwritten");
+    assert_eq!(status_of(&report, ADAPTERS[0]), "overwritten");
+    assert_eq!(status_of(&report, SCAN_WF), "unchanged");
+    assert_eq!(repo.read(RUN_WF), ours);
+    let mode = std::fs::metadata(repo.path(ADAPTERS[0]))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+}
+
+#[test]
+fn a_file_another_version_wrote_is_updated() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let ours = repo.read(SCAN_WF);
+    let version = env!("CARGO_PKG_VERSION");
+    let older = ours.replace(version, "0.0.9");
+    assert_ne!(older, ours);
+    repo.write(SCAN_WF, &older);
+    let report = init(&repo, &[]);
+    assert_eq!(status_of(&report, SCAN_WF), "updated");
+    assert_eq!(repo.read(SCAN_WF), ours);
+}
+
+#[test]
+fn an_existing_config_is_kept_byte_for_byte_and_gains_the_server_section() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    // No final newline, comments, odd spacing, sections tgs does not read.
+    let original = "# Project config\nai:\n  provider: anthropic   # the default\n  redact_env_keys: [MY_CRED]\n\nguardrails:\n  max_diff_lines: 500\n# trailing comment";
+    repo.write(CONFIG, original);
+    let report = init(&repo, &[]);
+    assert_eq!(status_of(&report, CONFIG), "updated");
+    let now = repo.read(CONFIG);
+    assert!(now.starts_with(original), "{now}");
+    let added = &now[original.len()..];
+    assert!(added.starts_with("\n\n"), "{added:?}");
+    assert!(added.contains("\nserver:\n"), "{added}");
+    assert!(added.contains("\nsteps:\n  impl_prompt: tgs/agentops/prompts/impl.md\n"));
+    let v = tgs_core::init::parse_yaml(&now).unwrap();
+    assert_eq!(v["ai"]["redact_env_keys"][0], "MY_CRED");
+    assert_eq!(v["guardrails"]["max_diff_lines"], 500);
+    assert_eq!(v["server"]["agent"], "claude-code");
+
+    let report = init(&repo, &[]);
+    assert_eq!(status_of(&report, CONFIG), "unchanged");
+    assert_eq!(repo.read(CONFIG), now);
+}
+
+#[test]
+fn an_existing_server_section_is_kept_even_when_forced() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let original = "steps:\n  impl_prompt: prompts/mine.md\nserver:\n  agent: codex # mine\n";
+    repo.write(CONFIG, original);
+    for args in [&[][..], &["--force"][..]] {
+        let report = init(&repo, args);
+        assert_eq!(status_of(&report, CONFIG), "kept");
+        assert_eq!(repo.read(CONFIG), original);
+    }
+}
+
+#[test]
+fn a_config_with_steps_gains_only_the_server_section() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let original = "steps:\n  impl_prompt: prompts/mine.md\n";
+    repo.write(CONFIG, original);
+    init(&repo, &[]);
+    let now = repo.read(CONFIG);
+    assert!(now.starts_with(original));
+    assert!(!now[original.len()..].contains("steps:"), "{now}");
+    let v = tgs_core::init::parse_yaml(&now).unwrap();
+    assert_eq!(v["steps"]["impl_prompt"], "prompts/mine.md");
+    assert_eq!(v["server"]["remote"], "origin");
+}
+
+#[test]
+fn the_scan_workflow_follows_the_default_branch() {
+    let env = TestEnv::new();
+    let repo = env.local_repo("r");
+    repo.git(&["branch", "-m", "trunk"]);
+    init(&repo, &[]);
+    assert_eq!(
+        yaml(&repo, SCAN_WF)["on"]["push"]["branches"],
+        serde_json::json!(["trunk"])
+    );
+}
+
+#[test]
+fn an_invalid_config_fails_before_changing_it() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.write(CONFIG, "ai: [\n");
+    let (code, _, err) = run(repo.tgs().args(["server", "init"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tgs/tgs.yml"), "{err}");
+    assert_eq!(repo.read(CONFIG), "ai: [\n");
+    assert!(!repo.path(".github").exists(), "nothing else was written");
+}
+
+/// The adapter follows the `tgs agent exec` contract: a fake `claude` sees the
+/// prompt and the context paths on stdin, and a diff answer becomes a patch.
+#[test]
+fn the_claude_adapter_runs_through_agent_exec() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let fake = env.path().join("bin/claude");
+    let seen = env.path().join("seen");
+    common::script(
+        &fake,
+        &format!(
+            "#!/bin/sh\necho \"$@\" > '{0}.args'\ncat > '{0}.stdin'\nprintf '%s\\n' '--- a/src/lib.rs' '+++ b/src/lib.rs' '@@ -1 +1 @@' '-old' '+new'\n",
+            seen.display()
+        ),
+    );
+    let (code, out, err) = run(repo.tgs().args([
+        "agent",
+        "exec",
+        "--prompt-text",
+        "Refactor it.",
+        "--context",
+        "src/lib.rs",
+        "--claude-cmd",
+        fake.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
+    assert!(
+        args.contains("-p --output-format text --add-dir src"),
+        "{args}"
+    );
+    let stdin = std::fs::read_to_string(seen.with_extension("stdin")).unwrap();
+    assert!(stdin.starts_with("Refactor it.\n"), "{stdin}");
+    assert!(stdin.contains("- src/lib.rs\n"), "{stdin}");
+    let patch = out.trim();
+    assert!(
+        patch.starts_with("tgs/suggestions/") && patch.ends_with(".patch"),
+        "{out}"
+    );
+    assert!(repo.read(patch).contains("+new\n"));
+
+    // --return-mode text: the answer as it is.
+    let (code, out, err) = run(repo.tgs().args([
+        "agent",
+        "exec",
+        "--prompt-text",
+        "Refactor it.",
+        "--context",
+        "src/lib.rs",
+        "--return-mode",
+        "text",
+        "--claude-cmd",
+        fake.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("--- a/src/lib.rs\n"), "{out}");
+}
+
+/// The Gemini adapter runs GEMINI_CMD with the request as its prompt and
+/// returns a text answer as it is.
+#[test]
+fn the_gemini_adapter_runs_through_agent_exec() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let fake = env.path().join("bin/gemini");
+    let seen = env.path().join("seen.args");
+    common::script(
+        &fake,
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho 'Looks fine to me.'\n",
+            seen.display()
+        ),
+    );
+    let (code, out, err) = run(repo.tgs().env("GEMINI_CMD", &fake).args([
+        "agent",
+        "exec",
+        "--adapter-path",
+        ADAPTERS[1],
+        "--prompt-text",
+        "Review it.",
+        "--context",
+        "src/lib.rs",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Looks fine to me.\n");
+    let args = std::fs::read_to_string(&seen).unwrap();
+    assert!(args.starts_with("-p\nReview it.\n"), "{args}");
+    assert!(args.contains("- src/lib.rs"), "{args}");
+}

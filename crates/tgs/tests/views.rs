@@ -1,0 +1,677 @@
+//! `tgs server status`, `metrics`, `logs` and `dashboard` on a real
+//! repository whose backlog, records and transcripts are written by hand,
+//! with exact figures, `--json` shapes, and escaping of hostile thought text.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{run, TestEnv, TestRepo};
+use serde_json::{json, Value};
+
+const A: &str = "tgs/thoughts/aaaaaaa-first";
+const B: &str = "tgs/thoughts/bbbbbbb-second";
+const C: &str = "tgs/thoughts/ccccccc-third";
+const D: &str = "tgs/thoughts/ddddddd-hostile";
+const E: &str = "tgs/thoughts/eeeeeee-fifth";
+const F: &str = "tgs/thoughts/fffffff-closed";
+const HOSTILE: &str = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>";
+
+fn backlog(b_status: &str) -> Value {
+    json!({
+        "version": "1",
+        "thoughts": [
+            {"dir": A, "title": "First thing", "priority": 0, "status": "completed",
+             "attempts": 2, "pr_url": "https://github.com/o/r/pull/1"},
+            {"dir": B, "title": "Second thing", "priority": 0, "status": b_status,
+             "claimed_by": "host/w1", "claimed_at": "2026-01-15T11:30:00Z",
+             "lease_expires_at": "2026-01-15T13:00:00Z", "attempts": 1},
+            {"dir": C, "title": "Third thing", "priority": 0, "status": "failed",
+             "attempts": 3, "last_error": "tests failed: 3 errors"},
+            {"dir": D, "title": HOSTILE, "priority": 5, "status": "queued",
+             "pr_url": "javascript:alert(3)"},
+            {"dir": E, "title": "Fifth thing", "priority": 1, "status": "queued"},
+            {"dir": F, "title": "Closed PR", "priority": 0, "status": "completed",
+             "attempts": 1, "pr_url": "https://github.com/o/r/pull/6", "pr_state": "closed"}
+        ]
+    })
+}
+
+const METRICS: &str = "\
+thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url
+tgs/thoughts/aaaaaaa-first,w1,claude-code,2026-01-13T10:00:00Z,2026-01-13T10:10:00Z,600.0,failed,1,1,4,0.2500,10,1,
+tgs/thoughts/aaaaaaa-first,w1,claude-code,2026-01-14T09:00:00Z,2026-01-14T09:20:00Z,1200.0,success,2,0,9,0.5000,10,1,https://github.com/o/r/pull/1
+tgs/thoughts/ccccccc-third,w2,claude-code,2026-01-13T12:00:00Z,2026-01-13T12:30:00Z,1800.0,failed,1,1,7,0.1250,10,1,
+tgs/thoughts/ccccccc-third,w2,claude-code,2026-01-14T12:00:00Z,2026-01-14T13:00:00Z,3600.0,timeout,2,,,,,,
+tgs/thoughts/ccccccc-third,w1,claude-code,2026-01-15T08:00:00Z,2026-01-15T08:05:00Z,300.0,crashed,3,137,2,0.0625,10,1,
+tgs/thoughts/fffffff-closed,w1,claude-code,2026-01-14T15:00:00Z,2026-01-14T15:15:00Z,900.0,success,1,0,5,0.5000,10,1,https://github.com/o/r/pull/6
+";
+
+const AUDIT: &str = r#"{"time":"2026-01-13T10:00:00Z","worker":"w1","action":"claim","thought":"tgs/thoughts/aaaaaaa-first","from":"queued","to":"in_progress","attempt":1}
+{"time":"2026-01-13T10:10:00Z","worker":"w1","action":"requeue","thought":"tgs/thoughts/aaaaaaa-first","from":"in_progress","to":"queued","attempt":1,"reason":"<b>tests</b> failed"}
+not json
+"#;
+
+const LOGS: &str = "tgs/server/logs";
+
+/// A repository with the backlog, records and transcripts above (not committed:
+/// the views read the working tree).
+fn fixture(env: &TestEnv) -> TestRepo<'_> {
+    let repo = env.local_repo("r");
+    repo.write(
+        "tgs/server/backlog.json",
+        &serde_json::to_string_pretty(&backlog("in_progress")).unwrap(),
+    );
+    repo.write("tgs/server/metrics.csv", METRICS);
+    repo.write("tgs/server/audit.jsonl", AUDIT);
+    repo.write(
+        &format!("{LOGS}/aaaaaaa-first-20260114T090000Z.log"),
+        "attempt two\nall good\n",
+    );
+    repo.write(
+        &format!("{LOGS}/aaaaaaa-first-20260113T100000Z.log"),
+        "attempt one\nfailed here\n",
+    );
+    repo.write(
+        &format!("{LOGS}/bbbbbbb-second-20260115T113000Z.log"),
+        "working...\n",
+    );
+    repo.write(
+        &format!("{LOGS}/ccccccc-third-20260115T080000Z.log"),
+        "<script>alert('log')</script>\nsegfault\n",
+    );
+    repo
+}
+
+fn ok(repo: &TestRepo, args: &[&str]) -> String {
+    let (code, out, err) = run(repo.tgs().args(args));
+    assert_eq!(code, 0, "tgs {args:?} failed: {err}");
+    out
+}
+
+fn ok_json(repo: &TestRepo, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(repo, &all)).unwrap()
+}
+
+fn dirs(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["dir"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn status_shows_counts_running_next_and_needs_human() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let s = ok_json(&repo, &["server", "status"]);
+    assert_eq!(
+        s["counts"],
+        json!({"queued": 2, "in_progress": 1, "completed": 2, "failed": 1, "total": 6})
+    );
+    assert_eq!(s["now"], "2026-01-15T12:00:00Z");
+    assert_eq!(
+        s["running"],
+        json!([{
+            "dir": B, "title": "Second thing", "worker": "host/w1", "attempt": 1,
+            "claimed_at": "2026-01-15T11:30:00Z", "elapsed_s": 1800,
+            "lease_expires_at": "2026-01-15T13:00:00Z", "lease_left_s": 3600
+        }])
+    );
+    assert_eq!(dirs(&s["next"]), [D, E]);
+    assert_eq!(s["next"][0]["reclaim"], false);
+    let human: Vec<(&str, &str)> = s["needs_human"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["dir"].as_str().unwrap(), a["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(human, [(C, "failed"), (F, "pr_closed")]);
+    assert_eq!(s["needs_human"][0]["detail"], "tests failed: 3 errors");
+    assert_eq!(
+        s["needs_human"][1]["pr_url"],
+        "https://github.com/o/r/pull/6"
+    );
+
+    let text = ok(&repo, &["server", "status"]);
+    assert!(
+        text.starts_with("backlog: 6 thought(s): 2 queued, 1 in progress, 2 completed, 1 failed\n")
+    );
+    assert!(text.contains("running (1)"), "{text}");
+    assert!(text.contains("host/w1"), "{text}");
+    assert!(text.contains("30m00s"), "{text}");
+    assert!(text.contains("1h00m"), "{text}");
+    assert!(text.contains(&format!("  1. {D}")), "{text}");
+    assert!(text.contains(&format!("  2. {E}")), "{text}");
+    assert!(text.contains("needs a human (2)"), "{text}");
+    assert!(
+        text.contains(&format!("{C}  failed: tests failed: 3 errors")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{F}  PR closed unmerged (https://github.com/o/r/pull/6)"
+        )),
+        "{text}"
+    );
+
+    // Once the lease has run out, the claim needs a human and is next to be reclaimed.
+    let mut late = repo.tgs();
+    late.env("TGS_NOW", "2026-01-15T14:00:00Z");
+    let (code, out, _) = run(late.args(["--json", "server", "status"]));
+    assert_eq!(code, 0);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["running"], json!([]));
+    assert_eq!(dirs(&s["next"]), [D, E, B]);
+    assert_eq!(s["next"][2]["reclaim"], true);
+    assert!(dirs(&s["needs_human"]).contains(&B));
+}
+
+#[test]
+fn status_of_an_empty_repository() {
+    let env = TestEnv::new();
+    let repo = env.local_repo("r");
+    let s = ok_json(&repo, &["server", "status"]);
+    assert_eq!(s["counts"]["total"], 0);
+    assert_eq!(s["running"], json!([]));
+    let text = ok(&repo, &["server", "status"]);
+    assert!(text.contains("backlog: 0 thought(s)"), "{text}");
+}
+
+#[test]
+fn metrics_have_exact_figures() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let m = ok_json(&repo, &["server", "metrics"]);
+    assert_eq!(m["since"], Value::Null);
+    assert_eq!(m["sessions"], 6);
+    assert_eq!(m["succeeded"], 2);
+    assert_eq!(m["success_rate"], 0.3333);
+    assert_eq!(m["thoughts"], 3);
+    assert_eq!(m["first_try_successes"], 1);
+    assert_eq!(m["first_try_success_rate"], 0.3333);
+    assert_eq!(m["retries"], 3);
+    assert_eq!(
+        m["duration"],
+        json!({"median_s": 1050.0, "p90_s": 3600.0, "max_s": 3600.0})
+    );
+    assert_eq!(m["cost_usd"], 1.4375);
+    assert_eq!(m["sessions_with_cost"], 5);
+    assert_eq!(
+        m["outcomes"],
+        json!({"crashed": 1, "failed": 2, "success": 2, "timeout": 1})
+    );
+    assert_eq!(
+        m["per_day"],
+        json!([
+            {"date": "2026-01-13", "sessions": 2, "completed": 0, "success_rate": 0.0, "cost_usd": 0.375},
+            {"date": "2026-01-14", "sessions": 3, "completed": 2, "success_rate": 0.6667, "cost_usd": 1.0},
+            {"date": "2026-01-15", "sessions": 1, "completed": 0, "success_rate": 0.0, "cost_usd": 0.0625}
+        ])
+    );
+    assert_eq!(
+        m["per_thought"][1],
+        json!({"thought": C, "sessions": 3, "succeeded": 0, "first_try_success": false,
+               "retries": 2, "cost_usd": 0.1875, "duration_s": 5700.0})
+    );
+    assert_eq!(m["per_thought"][2]["first_try_success"], true);
+
+    let since = ok_json(&repo, &["server", "metrics", "--since", "2026-01-14"]);
+    assert_eq!(since["since"], "2026-01-14");
+    assert_eq!(
+        (
+            &since["sessions"],
+            &since["succeeded"],
+            &since["success_rate"]
+        ),
+        (&json!(4), &json!(2), &json!(0.5))
+    );
+    assert_eq!(
+        (&since["retries"], &since["cost_usd"]),
+        (&json!(3), &json!(1.0625))
+    );
+    assert_eq!(since["per_day"].as_array().unwrap().len(), 2);
+
+    let text = ok(&repo, &["server", "metrics"]);
+    assert!(
+        text.contains("sessions    6 (2 succeeded, 33.3%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("first try   1 of 3 thoughts succeeded at once (33.3%)"),
+        "{text}"
+    );
+    assert!(text.contains("median 17m30s, p90 1h00m"), "{text}");
+    assert!(text.contains("$1.44"), "{text}");
+    assert!(
+        text.contains("2026-01-14  2          3         66.7%    $1.00"),
+        "{text}"
+    );
+
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "metrics", "--since", "last week"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+}
+
+#[test]
+fn metrics_without_records() {
+    let env = TestEnv::new();
+    let repo = env.local_repo("r");
+    let m = ok_json(&repo, &["server", "metrics"]);
+    assert_eq!(
+        (&m["sessions"], &m["success_rate"]),
+        (&json!(0), &Value::Null)
+    );
+    let (code, out, err) = run(repo.tgs().args(["server", "metrics"]));
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(err.contains("no session recorded yet"), "{err}");
+}
+
+#[test]
+fn logs_print_the_latest_or_the_nth_session() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    assert_eq!(ok(&repo, &["server", "logs", A]), "attempt two\nall good\n");
+    assert_eq!(
+        ok(
+            &repo,
+            &["server", "logs", "aaaaaaa-first", "--attempt", "1"]
+        ),
+        "attempt one\nfailed here\n"
+    );
+    assert_eq!(
+        ok(
+            &repo,
+            &[
+                "server",
+                "logs",
+                "./tgs/thoughts/aaaaaaa-first/",
+                "--attempt",
+                "2"
+            ]
+        ),
+        "attempt two\nall good\n"
+    );
+    // A completed session with --follow prints it and stops at once.
+    assert_eq!(
+        ok(&repo, &["server", "logs", A, "--follow"]),
+        "attempt two\nall good\n"
+    );
+
+    let j = ok_json(&repo, &["server", "logs", A]);
+    assert_eq!(j["dir"], A);
+    assert_eq!(j["in_backlog"], true);
+    assert_eq!(j["selected"], 2);
+    let files: Vec<&str> = j["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "aaaaaaa-first-20260113T100000Z.log",
+            "aaaaaaa-first-20260114T090000Z.log"
+        ]
+    );
+    assert_eq!(j["sessions"][0]["n"], 1);
+    assert_eq!(j["sessions"][0]["started"], "2026-01-13T10:00:00Z");
+    assert_eq!(j["sessions"][0]["bytes"], 24);
+
+    // A thought removed from the backlog keeps its transcripts.
+    repo.write(
+        &format!("{LOGS}/0123abc-gone-20260101T000000Z.log"),
+        "old\n",
+    );
+    assert_eq!(ok(&repo, &["server", "logs", "0123abc-gone"]), "old\n");
+}
+
+#[test]
+fn logs_errors() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let (code, out, err) = run(repo.tgs().args(["server", "logs", "9999999-missing"]));
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("tgs/thoughts/9999999-missing is not in the backlog and has no transcript"),
+        "{err}"
+    );
+    let (code, _, err) = run(repo.tgs().args(["server", "logs", E]));
+    assert_eq!(code, 1);
+    assert!(err.contains("has no session transcript yet"), "{err}");
+    let (code, _, err) = run(repo.tgs().args(["server", "logs", A, "--attempt", "3"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("has 2 session transcript(s); there is no session 3"),
+        "{err}"
+    );
+    let (code, _, _) = run(repo.tgs().args(["server", "logs", A, "--attempt", "0"]));
+    assert_eq!(code, 2);
+    let (code, _, err) = run(repo.tgs().args(["server", "logs", "../etc"]));
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(repo.tgs().args(["--json", "server", "logs", A, "--follow"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn logs_stream_a_large_transcript_unchanged() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let mut body = Vec::with_capacity(6 << 20);
+    let mut i = 0u64;
+    while body.len() < 6 << 20 {
+        writeln!(body, "line {i} {}", "x".repeat((i % 97) as usize)).unwrap();
+        i += 1;
+    }
+    body.extend_from_slice(b"\xff\xfe not utf-8, no newline");
+    std::fs::write(
+        repo.path(&format!("{LOGS}/ccccccc-third-20260115T090000Z.log")),
+        &body,
+    )
+    .unwrap();
+    let out = repo.tgs().args(["server", "logs", C]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stdout == body,
+        "transcript differs ({} bytes out)",
+        out.stdout.len()
+    );
+}
+
+#[test]
+fn logs_follow_a_running_session_until_it_ends() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let log = repo.path(&format!("{LOGS}/bbbbbbb-second-20260115T113000Z.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    cmd.current_dir(&repo.root);
+    env.pin(&mut cmd);
+    let child = cmd
+        .args(["server", "logs", "bbbbbbb-second", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    append(&log, "step 2\n");
+    std::thread::sleep(Duration::from_millis(700));
+    append(&log, "step 3, done\n");
+    // The session ends: the entry leaves in_progress.
+    repo.write(
+        "tgs/server/backlog.json",
+        &serde_json::to_string_pretty(&backlog("completed")).unwrap(),
+    );
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "working...\nstep 2\nstep 3, done\n"
+    );
+}
+
+#[test]
+fn logs_follow_stops_on_ctrl_c() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let log = repo.path(&format!("{LOGS}/bbbbbbb-second-20260115T113000Z.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    cmd.current_dir(&repo.root);
+    env.pin(&mut cmd);
+    let mut child = cmd
+        .args(["server", "logs", B, "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read stdout on a thread so that waiting for output can time out.
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let left = Duration::from_secs(30).saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(_) => panic!("no {needle:?} in {:?}", String::from_utf8_lossy(&seen)),
+            }
+        }
+    };
+    wait_for("working...\n");
+    // Appended bytes are printed only by the follow loop, so once they show,
+    // the Ctrl-C handler is in place.
+    append(&log, "still going\n");
+    wait_for("still going\n");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Ctrl-C did not stop --follow"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+    reader.join().unwrap();
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the command did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Every (attribute, value) of every tag that can point elsewhere.
+fn references(html: &str) -> Vec<(&'static str, String)> {
+    let mut refs = Vec::new();
+    for tag in html
+        .split('<')
+        .skip(1)
+        .map(|s| s.split('>').next().unwrap_or(s))
+    {
+        let lower = tag.to_ascii_lowercase();
+        for attr in [
+            "src",
+            "href",
+            "srcset",
+            "poster",
+            "data",
+            "action",
+            "xlink:href",
+        ] {
+            let pat = format!("{attr}=");
+            for (i, _) in lower.match_indices(&pat) {
+                // Only whole attribute names (`data-x=` or `xhref=` are not these).
+                if !lower[..i].ends_with([' ', '\n', '\t']) {
+                    continue;
+                }
+                let value = lower[i + pat.len()..].trim_start_matches(['"', '\'']);
+                let value = value.split(['"', '\'', ' ']).next().unwrap_or("");
+                refs.push((attr, value.to_owned()));
+            }
+        }
+    }
+    refs
+}
+
+#[test]
+fn dashboard_writes_an_escaped_self_contained_site() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let out_dir = env.path().join("site");
+    let (code, stdout, err) = run(repo
+        .tgs()
+        .args(["server", "dashboard", "--out"])
+        .arg(&out_dir));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        stdout.trim(),
+        out_dir.join("index.html").display().to_string()
+    );
+    let read = |rel: &str| std::fs::read_to_string(out_dir.join(rel)).unwrap();
+    let index = read("index.html");
+
+    for (status, n) in [
+        ("queued", 2),
+        ("in_progress", 1),
+        ("completed", 2),
+        ("failed", 1),
+    ] {
+        assert!(
+            index.contains(&format!("id=\"count-{status}\">{n}<")),
+            "{status}"
+        );
+    }
+    assert!(index.contains("id=\"count-needs-human\">2<"));
+    assert!(index.contains("<a href=\"thoughts/aaaaaaa-first.html\">First thing</a>"));
+    assert!(index.contains("href=\"https://github.com/o/r/pull/1\""));
+    assert!(index.contains("<span class=\"badge failed\">failed</span>"));
+    assert!(index.contains("id=\"m-success-rate\">33.3% (2 of 6)<"));
+    assert!(index.contains("id=\"m-total-cost\">$1.44<"));
+    for chart in [
+        "chart-throughput",
+        "chart-success",
+        "chart-duration",
+        "chart-cost",
+    ] {
+        assert!(
+            index.contains(&format!("<figure id=\"{chart}\">")),
+            "{chart}"
+        );
+    }
+    // The hostile title is text, never markup; its javascript: PR link is no link.
+    assert!(index.contains(
+        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"
+    ));
+    assert!(!index.contains("href=\"javascript:"));
+
+    let pages: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(out_dir.join("thoughts"))
+            .unwrap()
+            .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        pages,
+        [
+            "aaaaaaa-first.html",
+            "bbbbbbb-second.html",
+            "ccccccc-third.html",
+            "ddddddd-hostile.html",
+            "eeeeeee-fifth.html",
+            "fffffff-closed.html"
+        ]
+    );
+    let a = read("thoughts/aaaaaaa-first.html");
+    assert!(a.contains("<h2>Sessions (2)</h2>"));
+    assert!(a.contains("<h2>Transcripts (2)</h2>"));
+    assert!(a.contains("attempt one\nfailed here</pre>"));
+    assert!(a.contains("&lt;b&gt;tests&lt;/b&gt; failed"));
+    assert!(a.contains("href=\"../index.html\""));
+    let c = read("thoughts/ccccccc-third.html");
+    assert!(c.contains("&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt;\nsegfault"));
+    let d = read("thoughts/ddddddd-hostile.html");
+    assert!(d.contains("<h1>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;</h1>"));
+
+    // Self-contained: nothing is loaded; the only absolute links are the PRs.
+    for page in std::iter::once("index.html".to_owned())
+        .chain(pages.iter().map(|p| format!("thoughts/{p}")))
+    {
+        let html = read(&page);
+        let lower = html.to_ascii_lowercase();
+        for bad in [
+            "<script", "<img", "<iframe", "<link", "<object", "<embed", "url(", "@import",
+        ] {
+            assert!(!lower.contains(bad), "{page} contains {bad}");
+        }
+        // The hostile `javascript:` PR URL is shown as text, never as an attribute.
+        assert!(!lower.contains("=\"javascript:"), "{page}");
+        for (attr, value) in references(&html) {
+            let r = format!("{attr}={value}");
+            assert_eq!(attr, "href", "{page}: {r}");
+            let external = value.starts_with("https://github.com/o/r/pull/");
+            assert!(
+                external || !value.contains(':') && !value.starts_with("//"),
+                "{page}: {r}"
+            );
+        }
+    }
+
+    let index_refs = references(&index);
+    assert!(index_refs.contains(&("href", "thoughts/aaaaaaa-first.html".into())));
+    assert!(index_refs.contains(&("href", "https://github.com/o/r/pull/6".into())));
+
+    // Deterministic: a second run writes nothing new.
+    let before: Vec<(String, String)> = std::iter::once("index.html".to_owned())
+        .chain(pages.iter().map(|p| format!("thoughts/{p}")))
+        .map(|p| (read(&p), p))
+        .collect();
+    let j = ok_json(
+        &repo,
+        &["server", "dashboard", "--out", out_dir.to_str().unwrap()],
+    );
+    assert_eq!(j["files"], 7);
+    assert_eq!(j["written"], json!([]));
+    assert_eq!(j["unchanged"], 8);
+    assert_eq!(j["removed"], json!([]));
+    for (content, p) in before {
+        assert_eq!(read(&p), content, "{p}");
+    }
+
+    // A thought removed from the backlog but still in the records keeps its page;
+    // one with no trace at all loses it.
+    let mut b = backlog("in_progress");
+    b["thoughts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["dir"] != E && e["dir"] != A);
+    repo.write("tgs/server/backlog.json", &b.to_string());
+    let j = ok_json(
+        &repo,
+        &["server", "dashboard", "--out", out_dir.to_str().unwrap()],
+    );
+    assert_eq!(j["removed"], json!(["thoughts/eeeeeee-fifth.html"]));
+    assert!(read("index.html").contains("No longer in the backlog"));
+    assert!(out_dir.join("thoughts/aaaaaaa-first.html").exists());
+}
