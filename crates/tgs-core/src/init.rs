@@ -94,10 +94,33 @@ pub struct FileReport {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Replace files the user changed.
     pub force: bool,
+    /// Install tgs in the workflows from this git repository instead of
+    /// crates.io (`cargo install --locked --git <url> tgs`).
+    pub install_from: Option<String>,
+}
+
+/// The line the workflows install tgs with.
+const CRATES_IO_INSTALL: &str = "cargo install --locked tgs --version @TGS_VERSION@";
+
+/// A git URL safe to write into a workflow's `run:` line: https, no spaces,
+/// quotes, shell or expression syntax.
+pub fn check_install_url(url: &str) -> Result<(), Error> {
+    let ok = url.starts_with("https://")
+        && url.len() < 300
+        && url
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/@%+".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "--install-from {url:?}: give an https git URL such as https://github.com/owner/tgs"
+        )))
+    }
 }
 
 /// A file init writes whole.
@@ -134,6 +157,15 @@ fn template_matches(template: &str, text: &str) -> bool {
 
 /// The files init writes whole, in the order it reports them.
 fn generated(default_branch: &str) -> Vec<Generated> {
+    generated_with(default_branch, None)
+}
+
+fn generated_with(default_branch: &str, install_from: Option<&str>) -> Vec<Generated> {
+    let install = match install_from {
+        Some(url) => format!("cargo install --locked --git {url} tgs"),
+        None => CRATES_IO_INSTALL.to_owned(),
+    };
+    let workflow = |t: &str| t.replace(CRATES_IO_INSTALL, &install);
     // A JSON string is a valid YAML double-quoted scalar, whatever the name holds.
     let branch = serde_json::to_string(default_branch).expect("a string serializes");
     // The adapters share the contract; they differ in the CLI they run and how.
@@ -148,19 +180,19 @@ fn generated(default_branch: &str) -> Vec<Generated> {
     vec![
         Generated {
             path: RUN_WORKFLOW,
-            template: RUN_TEMPLATE.to_owned(),
+            template: workflow(RUN_TEMPLATE),
             earlier: Vec::new(),
             executable: false,
         },
         Generated {
             path: SCAN_WORKFLOW,
-            template: SCAN_TEMPLATE.replace(BRANCH_MARK, &branch),
+            template: workflow(SCAN_TEMPLATE).replace(BRANCH_MARK, &branch),
             earlier: Vec::new(),
             executable: false,
         },
         Generated {
             path: DASHBOARD_WORKFLOW,
-            template: DASHBOARD_TEMPLATE.replace(BRANCH_MARK, &branch),
+            template: workflow(DASHBOARD_TEMPLATE).replace(BRANCH_MARK, &branch),
             earlier: Vec::new(),
             executable: false,
         },
@@ -220,7 +252,10 @@ pub fn init(repo: &Repo, opts: &Options) -> Result<Vec<FileReport>, Error> {
     // The configuration is read first: a file init cannot extend stops it
     // before anything is written.
     let config = plan_config(root)?;
-    let files = generated(&branch);
+    if let Some(url) = &opts.install_from {
+        check_install_url(url)?;
+    }
+    let files = generated_with(&branch, opts.install_from.as_deref());
     // Workflows and what they install first, then the configuration, then
     // what the agent reads.
     let split = files

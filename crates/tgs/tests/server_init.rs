@@ -452,3 +452,40 @@ fn the_gemini_adapter_runs_through_agent_exec() {
     assert!(args.starts_with("-p\nReview it.\n"), "{args}");
     assert!(args.contains("- src/lib.rs"), "{args}");
 }
+
+#[test]
+fn install_from_a_git_repository() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let (code, _, err) = run(repo.tgs().args([
+        "server",
+        "init",
+        "--install-from",
+        "https://github.com/acme/tgs",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    for wf in [RUN_WF, SCAN_WF, DASH_WF] {
+        let text = repo.read(wf);
+        assert!(
+            text.contains("run: cargo install --locked --git https://github.com/acme/tgs tgs"),
+            "{wf}"
+        );
+        assert!(
+            !text.contains("run: cargo install --locked tgs --version"),
+            "{wf}"
+        );
+    }
+    // Nothing that could become shell or an expression gets in.
+    for bad in [
+        "https://x/$(id)",
+        "http://plain.example/tgs",
+        "https://x/a b",
+        "https://x/${{ github.token }}",
+    ] {
+        let (code, _, err) =
+            run(repo
+                .tgs()
+                .args(["server", "init", "--force", "--install-from", bad]));
+        assert_eq!(code, 2, "{bad}: {err}");
+    }
+}

@@ -195,6 +195,25 @@ impl<'r> SharedState<'r> {
         Ok((parse_or_empty(text.as_deref())?, tip))
     }
 
+    /// Other files at the freshly fetched tip (e.g. the records), in one `cat-file`.
+    pub fn read_files(&self, paths: &[&str]) -> Result<Vec<Option<String>>, Error> {
+        let (tip, _) = self.fetch_state()?;
+        let Some(tip) = tip else {
+            return Ok(vec![None; paths.len()]);
+        };
+        let mut cat =
+            git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
+        let tickets: Vec<usize> = paths
+            .iter()
+            .map(|p| cat.request(&format!("{tip}:{p}")))
+            .collect();
+        let answers = cat.finish()?;
+        Ok(tickets
+            .into_iter()
+            .map(|i| answers.get(i).cloned().flatten())
+            .collect())
+    }
+
     /// The raw file at the freshly fetched tip, `None` if there is none.
     pub fn read_text(&self) -> Result<Option<String>, Error> {
         Ok(self.fetch_state()?.1)

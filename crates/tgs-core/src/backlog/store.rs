@@ -197,6 +197,11 @@ impl<'r> Store<'r> {
         &self.path
     }
 
+    /// The repository root the store's files live under.
+    pub fn root(&self) -> &Path {
+        self.repo.root()
+    }
+
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = actor.into();
         self

@@ -99,6 +99,27 @@ impl<'r> StateTarget<'r> {
         }
     }
 
+    /// Other state files (the records), where this target keeps them.
+    pub fn read_files(&self, paths: &[&str]) -> Result<Vec<Option<String>>, Error> {
+        match self {
+            StateTarget::Local(s) => Ok(paths
+                .iter()
+                .map(|p| std::fs::read_to_string(s.root().join(p)).ok())
+                .collect()),
+            StateTarget::Shared(s) => s.read_files(paths),
+        }
+    }
+
+    /// The records (audit log and metrics) of this state.
+    pub fn read_records(&self) -> Result<crate::report::Records, Error> {
+        use crate::records::{AUDIT_PATH, METRICS_PATH};
+        let texts = self.read_files(&[AUDIT_PATH, METRICS_PATH])?;
+        Ok(crate::report::load_records_with(|p| {
+            let i = if p == AUDIT_PATH { 0 } else { 1 };
+            texts.get(i).cloned().flatten()
+        }))
+    }
+
     pub fn update<T>(
         &self,
         opts: &WriteOptions,

@@ -37,7 +37,12 @@ pub struct Records {
 /// source later touches one function. A missing or unreadable file means no
 /// records: the views must work on a fresh repository.
 pub fn load_records(root: &Path) -> Records {
-    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+    load_records_with(|rel| std::fs::read_to_string(root.join(rel)).ok())
+}
+
+/// The records as `read` finds them (e.g. at the tip of the state branch).
+pub fn load_records_with(read: impl Fn(&str) -> Option<String>) -> Records {
+    let read = |rel: &str| read(rel).unwrap_or_default();
     let (audit, bad_audit) = records::parse_audit(&read(records::AUDIT_PATH));
     let (metrics, bad_metrics) = records::parse_metrics(&read(records::METRICS_PATH));
     Records {

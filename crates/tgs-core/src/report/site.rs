@@ -51,9 +51,14 @@ pub struct SiteData {
 }
 
 impl SiteData {
-    /// Read the records and the transcript excerpts under `root`.
-    pub fn load(root: &Path, project: &str, backlog: Backlog, now: Timestamp) -> SiteData {
-        let records = super::load_records(root);
+    /// Read the transcript excerpts under `root` for the given state.
+    pub fn load(
+        root: &Path,
+        project: &str,
+        backlog: Backlog,
+        records: Records,
+        now: Timestamp,
+    ) -> SiteData {
         let names: BTreeSet<String> = thought_dirs(&backlog, &records)
             .iter()
             .map(|d| thought_name(d).to_owned())

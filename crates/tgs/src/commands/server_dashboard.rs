@@ -31,13 +31,21 @@ struct Written<'a> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let backlog = ctx.target(&repo, &WriteArgs::default())?.read()?;
+    let state = ctx.target(&repo, &WriteArgs::default())?;
+    let backlog = state.read()?;
+    let records = state.read_records()?;
     let project = repo
         .root()
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tgs".into());
-    let data = SiteData::load(repo.root(), &project, backlog, tgs_core::clock::now());
+    let data = SiteData::load(
+        repo.root(),
+        &project,
+        backlog,
+        records,
+        tgs_core::clock::now(),
+    );
     if data.records.skipped > 0 {
         output::warn(format!(
             "skipped {} unreadable line(s) of the server records",

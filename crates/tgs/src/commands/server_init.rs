@@ -16,11 +16,21 @@ pub struct Args {
     /// (a `server:` section already in tgs/tgs.yml is always kept).
     #[arg(long)]
     pub force: bool,
+    /// Install tgs in the workflows from this git repository (https URL)
+    /// instead of crates.io.
+    #[arg(long, value_name = "GIT_URL")]
+    pub install_from: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let files = init::init(&repo, &Options { force: args.force })?;
+    let files = init::init(
+        &repo,
+        &Options {
+            force: args.force,
+            install_from: args.install_from.clone(),
+        },
+    )?;
     if ctx.json {
         output::json(&json!({ "version": init::TGS_VERSION, "files": files }));
         return super::ok();
@@ -45,11 +55,16 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             Status::Created | Status::Updated | Status::Overwritten
         )
     }) {
-        output::note(format!(
-            "next: commit these files, add the ANTHROPIC_API_KEY secret, and make tgs {} installable by `cargo install` (see {})",
-            init::TGS_VERSION,
-            init::RUN_WORKFLOW
-        ));
+        output::note(match &args.install_from {
+            Some(url) => format!(
+                "next: commit these files and add the ANTHROPIC_API_KEY secret; the workflows install tgs from {url}"
+            ),
+            None => format!(
+                "next: commit these files, add the ANTHROPIC_API_KEY secret, and make tgs {} installable by `cargo install` (or rerun with --install-from GIT_URL; see {})",
+                init::TGS_VERSION,
+                init::RUN_WORKFLOW
+            ),
+        });
     }
     super::ok()
 }

@@ -2,7 +2,7 @@
 //! retries from `tgs/server/metrics.csv` (definitions in `tgs_core::report::metrics`).
 
 use jiff::civil::Date;
-use tgs_core::report::{compute_metrics, human_duration, load_records};
+use tgs_core::report::{compute_metrics, human_duration};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -22,7 +22,9 @@ fn parse_date(s: &str) -> Result<Date, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let records = load_records(repo.root());
+    let records = ctx
+        .target(&repo, &super::WriteArgs::default())?
+        .read_records()?;
     if records.skipped > 0 {
         output::warn(format!(
             "skipped {} unreadable line(s) of the server records",
