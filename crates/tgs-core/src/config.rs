@@ -151,7 +151,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d: jiff::SignedDuration = s
         .trim()
         .parse()
-        .map_err(|e| format!("{s:?} is not a duration like 30m or 5h30m ({e})"))?;
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m or 5h30m"))?;
     if d.is_negative() {
         return Err(format!("{s:?} must not be negative"));
     }

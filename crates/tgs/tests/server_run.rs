@@ -308,13 +308,31 @@ fn a_missing_agent_binary_is_told_apart() {
         "server:\n  agent: ghost\n  agents:\n    ghost: { command: /nonexistent/agent --flag }\n",
     );
     repo.publish("ghost agent");
+    // Caught before anything is claimed: a set-up problem, not a failed attempt.
+    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`/nonexistent/agent` was not found") && err.contains("hint:"),
+        "{err}"
+    );
+    let e = entry(&repo);
+    assert_eq!(e["status"], "queued");
+    assert_eq!(e.get("attempts"), None);
+    // One that exists but cannot be started is recorded as such.
+    let not_exec = env.path().join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\nexit 0\n").unwrap();
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: ghost\n  agents:\n    ghost: {{ command: {} }}\n",
+            not_exec.display()
+        ),
+    );
+    repo.publish("unstartable agent");
     let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
-    assert!(
-        last.starts_with("agent_missing: cannot start /nonexistent/agent"),
-        "{last}"
-    );
+    assert!(last.starts_with("agent_missing: cannot start"), "{last}");
 }
 
 #[test]

@@ -279,3 +279,27 @@ fn global_flags_and_plumbing() {
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes:"));
 }
+
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    use std::process::{Command, Stdio};
+    let env = TestEnv::new();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    env.pin(&mut c);
+    // `tgs completions bash | head -1`: the reader goes away at once.
+    let mut child = c
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

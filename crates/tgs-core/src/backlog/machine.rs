@@ -176,6 +176,8 @@ impl Backlog {
         e.completed_at = Some(now);
         e.lease_expires_at = None;
         e.not_before = None;
+        // Earlier attempts' errors stay in the audit log; on a completed entry they only mislead.
+        e.last_error = None;
         if let Some(url) = pr_url {
             e.pr_url = Some(url.to_owned());
         }

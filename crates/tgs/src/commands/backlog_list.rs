@@ -33,7 +33,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return super::ok();
     }
     if entries.is_empty() {
-        output::note("the backlog is empty");
+        output::note(match (status, backlog.thoughts.len()) {
+            (_, 0) => "the backlog is empty".to_owned(),
+            (Some(s), n) => format!("no entry is {s} ({n} in the backlog)"),
+            (None, _) => "the backlog is empty".to_owned(),
+        });
         return super::ok();
     }
     let rows: Vec<Vec<String>> = entries

@@ -29,7 +29,7 @@ pub struct Args {
 pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
     let d: SignedDuration = s
         .parse()
-        .map_err(|e| format!("{s:?} is not a duration like 30m or 5h30m ({e})"))?;
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m or 5h30m"))?;
     if d.is_negative() || d.is_zero() {
         return Err(format!("{s:?} must be positive"));
     }

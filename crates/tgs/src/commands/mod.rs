@@ -43,7 +43,8 @@ Exit codes:
   1    the operation failed (git, I/O, the agent; problems found by `validate`)
   2    bad input or usage; nothing was changed
   3    the backlog file is corrupt, invalid or of a newer version (left untouched)
-  4    another tgs process held the backlog lock too long; try again
+  4    another tgs held the backlog lock too long, or other workers kept
+       winning the race for the state branch; try again
 
 Environment:
   TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`

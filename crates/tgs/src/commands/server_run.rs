@@ -116,8 +116,24 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         remote,
         base_branch,
     };
-    // Fail early on an unknown agent, before anything is claimed.
-    tgs_core::agent::driver::AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
+    // Fail early on an unknown or missing agent, before anything is claimed:
+    // a missing CLI is a set-up problem, not a failed attempt at a thought.
+    let spec = tgs_core::agent::driver::AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
+    let program = agent_program(&spec);
+    if !program_exists(&program, repo.root()) {
+        let err = CliError::usage(format!(
+            "the agent {}'s program `{program}` was not found",
+            cfg.agent
+        ));
+        let hint = match spec.driver {
+            tgs_core::agent::driver::Driver::ClaudeCode => "install Claude Code (npm install -g @anthropic-ai/claude-code), set server.agents.claude-code.bin, or pick another agent with --agent".to_owned(),
+            _ => format!("install it, or fix server.agents.{} in tgs/tgs.yml", cfg.agent),
+        };
+        if !args.dry_run {
+            return Err(err.hint(hint));
+        }
+        output::warn(format!("{} ({hint})", err.message));
+    }
     let forge = if cfg.open_pr && cfg.remote.is_some() {
         let origin = repo
             .git()
@@ -184,6 +200,32 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             })
         }
     }
+}
+
+/// The program a session would start.
+fn agent_program(spec: &tgs_core::agent::driver::AgentSpec) -> String {
+    use tgs_core::agent::driver::Driver;
+    match &spec.driver {
+        Driver::Command(words) => words[0].clone(),
+        Driver::Adapter(path) => path.display().to_string(),
+        _ => spec.bin(),
+    }
+}
+
+/// Whether `program` can be started: a path (relative ones are relative to the
+/// worktree, a checkout of the repository) or a name found on PATH.
+fn program_exists(program: &str, root: &std::path::Path) -> bool {
+    let p = std::path::Path::new(program);
+    if program.contains('/') {
+        return if p.is_absolute() {
+            p.is_file()
+        } else {
+            root.join(p).is_file()
+        };
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
 }
 
 fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {

@@ -49,7 +49,14 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if ctx.json {
         output::json(&rows);
     } else if rows.is_empty() {
-        output::note("no thoughts committed at HEAD");
+        output::note(match &args.stage {
+            Some(st) if !index.thoughts.is_empty() => format!(
+                "no thought is {st} ({} committed at HEAD)",
+                index.thoughts.len()
+            ),
+            _ => "no thoughts committed at HEAD (a thought is listed once its files are committed)"
+                .to_owned(),
+        });
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
