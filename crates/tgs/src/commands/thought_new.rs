@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     } else {
         anstream::println!("{}", made.dir);
         output::note(format!(
-            "created {} from {} templates; write research.md, then plan.md, and commit them once approved",
+            "created {} from {} templates\nnext: write research.md, then plan.md, and commit them once approved;\n      then `tgs server scan` queues the thought and `tgs server run` has an agent implement it",
             made.dir,
             if made.from_repo_templates { "the repository's" } else { "the built-in" }
         ));
