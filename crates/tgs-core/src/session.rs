@@ -41,7 +41,9 @@ pub struct AgentRun {
     pub rate_limited: bool,
     /// The end of the (redacted) transcript.
     pub tail: String,
-    /// The end of the agent's stderr alone (redacted): the likeliest reason for a failure.
+    /// The end of the agent's stderr (redacted): the likeliest reason for a
+    /// failure. For a plain-text agent, whose two streams share one pipe, the
+    /// end of its whole output in the order it was written.
     pub stderr_tail: String,
 }
 
@@ -142,9 +144,19 @@ pub fn run_agent(
             Stdio::piped()
         } else {
             Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        });
+    // A plain-text agent's stdout and stderr share one pipe, so the transcript
+    // keeps the order it wrote them in. JSON agents' stdout is parsed alone.
+    let parse = cmd.format != OutputFormat::Text;
+    let merged = if parse { None } else { Some(std::io::pipe()?) };
+    match &merged {
+        Some((_, w)) => {
+            command.stdout(w.try_clone()?).stderr(w.try_clone()?);
+        }
+        None => {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+    }
     process::own_group(&mut command);
     let started = Instant::now();
     let mut child = match command.spawn() {
@@ -172,20 +184,30 @@ pub fn run_agent(
     // agent's next write) instead of queueing output in memory. Plain-text
     // agents have nothing to parse, so their lines are not queued at all.
     let (tx, rx) = mpsc::sync_channel::<String>(16);
-    let parse = cmd.format != OutputFormat::Text;
-    let out = pump(
-        child.stdout.take().expect("piped"),
-        log.clone(),
-        parse.then_some(tx),
-        None,
-    );
+    // Our copies of the shared pipe's write end must go, or it never ends.
+    drop(command);
+    let merged = merged.map(|(reader, _writer)| reader);
     let err_tail = Arc::new(Mutex::new(Vec::new()));
-    let err = pump(
-        child.stderr.take().expect("piped"),
-        log.clone(),
-        None,
-        Some(err_tail.clone()),
-    );
+    let (out, err) = match merged {
+        Some(reader) => (
+            pump(reader, log.clone(), None, Some(err_tail.clone())),
+            None,
+        ),
+        None => (
+            pump(
+                child.stdout.take().expect("piped"),
+                log.clone(),
+                parse.then_some(tx),
+                None,
+            ),
+            Some(pump(
+                child.stderr.take().expect("piped"),
+                log.clone(),
+                None,
+                Some(err_tail.clone()),
+            )),
+        ),
+    };
 
     let mut parser = match cmd.format {
         OutputFormat::ClaudeStreamJson => Parser::Claude(ClaudeProgress::default()),
@@ -204,7 +226,9 @@ pub fn run_agent(
             drain(&mut parser)
         })?;
     let _ = out.join();
-    let _ = err.join();
+    if let Some(err) = err {
+        let _ = err.join();
+    }
     drain(&mut parser);
     let duration = started.elapsed();
     {

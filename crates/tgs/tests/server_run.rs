@@ -235,6 +235,13 @@ fn a_failing_agent_is_retried_then_failed_for_good() {
     );
     assert!(last.contains("boom: the model went away"), "{last}");
     assert!(e["not_before"].is_string(), "a retry delay is set: {e}");
+    // The transcript keeps the order the agent wrote its two streams in.
+    let log = std::fs::read_to_string(&logs(&repo)[0]).unwrap();
+    let (a, b) = (
+        log.find("working...").unwrap(),
+        log.find("boom: the model").unwrap(),
+    );
+    assert!(a < b, "{log}");
     // Before the delay passes nothing is claimable; --until-empty waits it out and fails for good.
     let started = Instant::now();
     let (code, _, err) = tgs_run(&repo, &["--until-empty", "--no-pr"]);
