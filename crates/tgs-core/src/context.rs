@@ -16,8 +16,12 @@ pub const REPO_CONTEXT: &[&str] = &[
 /// The thought's files, then the repository's agent instructions and README,
 /// each only where committed at `rev`.
 pub fn context_files(repo: &Repo, rev: &str, thought: &Thought) -> Result<Vec<String>, Error> {
+    Ok(context_files_in(&repo.ls_tree(rev, REPO_CONTEXT)?, thought))
+}
+
+/// [`context_files`] from a tree listing that includes [`REPO_CONTEXT`].
+pub fn context_files_in(present: &[crate::git::TreeEntry], thought: &Thought) -> Vec<String> {
     let mut files = thought.ordered_paths();
-    let present = repo.ls_tree(rev, REPO_CONTEXT)?;
     for path in REPO_CONTEXT {
         if present
             .iter()
@@ -26,5 +30,5 @@ pub fn context_files(repo: &Repo, rev: &str, thought: &Thought) -> Result<Vec<St
             files.push((*path).to_owned());
         }
     }
-    Ok(files)
+    files
 }

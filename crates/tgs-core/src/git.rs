@@ -556,23 +556,24 @@ pub fn read_at_rev(
     rev: &str,
     path: &str,
 ) -> Result<(Option<String>, Option<Vec<u8>>), GitError> {
-    let (tip, blob, _) = read_at_rev_and(git, rev, path, None)?;
-    Ok((tip, blob))
+    let (tip, mut blobs, _) = read_at_rev_and(git, rev, &[path], None)?;
+    Ok((tip, blobs.pop().flatten()))
 }
 
-/// What [`read_at_rev_and`] finds: the tip, the file at it, the other ref's commit.
-pub type StateRead = (Option<String>, Option<Vec<u8>>, Option<String>);
+/// What [`read_at_rev_and`] finds: the tip, the files at it, the other ref's commit.
+pub type StateRead = (Option<String>, Vec<Option<Vec<u8>>>, Option<String>);
 
-/// [`read_at_rev`], also resolving `also` (e.g. the local branch) in the same process.
+/// [`read_at_rev`] for several files, also resolving `also` (e.g. the local
+/// branch), all in the same process.
 pub fn read_at_rev_and(
     git: &Git,
     rev: &str,
-    path: &str,
+    paths: &[&str],
     also: Option<&str>,
 ) -> Result<StateRead, GitError> {
     let args = "cat-file --batch".to_string();
     let mut c = git.cmd(["cat-file", "--batch"]);
-    tracing::debug!(target: "tgs::git", "git cat-file --batch ({rev}, {rev}:{path})");
+    tracing::debug!(target: "tgs::git", "git cat-file --batch ({rev}, {paths:?})");
     c.cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -605,17 +606,20 @@ pub fn read_at_rev_and(
         )))
     };
     let tip = ask(&mut stdin, &format!("{rev}^{{commit}}"))?.map(|(oid, _)| oid);
-    let blob = match &tip {
-        Some(t) => ask(&mut stdin, &format!("{t}:{path}"))?.map(|(_, b)| b),
-        None => None,
-    };
+    let mut blobs = Vec::with_capacity(paths.len());
+    for path in paths {
+        blobs.push(match &tip {
+            Some(t) => ask(&mut stdin, &format!("{t}:{path}"))?.map(|(_, b)| b),
+            None => None,
+        });
+    }
     let other = match also {
         Some(r) => ask(&mut stdin, &format!("{r}^{{commit}}"))?.map(|(oid, _)| oid),
         None => None,
     };
     drop(stdin);
     let _ = child.wait();
-    Ok((tip, blob, other))
+    Ok((tip, blobs, other))
 }
 
 /// The committer identity git would use (`Name <email>`), or tgs's own when none is configured.

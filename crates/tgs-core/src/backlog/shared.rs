@@ -17,6 +17,13 @@ use std::time::Duration;
 use super::store::{self, Applied, Change, BACKLOG_PATH};
 use super::Backlog;
 use crate::git::{self, Git};
+use crate::records::{AUDIT_PATH, METRICS_PATH};
+
+/// The record files written with the state.
+const RECORD_PATHS: [&str; 2] = [AUDIT_PATH, METRICS_PATH];
+
+/// The record files' texts as read at a tip: `(tip, [(path, text)])`.
+type RecordsAt = (String, Vec<(&'static str, Option<String>)>);
 use crate::repo::Repo;
 use crate::Error;
 
@@ -79,6 +86,8 @@ pub struct SharedState<'r> {
     ident: std::sync::OnceLock<String>,
     checked_out: std::sync::OnceLock<bool>,
     local_tip: std::sync::Mutex<Option<String>>,
+    /// The record files read with the state at this tip.
+    records_at: std::sync::Mutex<Option<RecordsAt>>,
     /// Who makes the changes, for the audit log.
     actor: String,
 }
@@ -96,6 +105,7 @@ impl<'r> SharedState<'r> {
             ident: std::sync::OnceLock::new(),
             checked_out: std::sync::OnceLock::new(),
             local_tip: std::sync::Mutex::new(None),
+            records_at: std::sync::Mutex::new(None),
             actor: crate::clock::default_worker_id(),
         }
     }
@@ -169,12 +179,32 @@ impl<'r> SharedState<'r> {
     /// Fetch, then read the tip, the backlog file at it and the local
     /// branch's tip, in one process.
     fn fetch_state(&self) -> Result<(Option<String>, Option<String>), Error> {
+        self.fetch_state_with(false)
+    }
+
+    /// With `records`, the record files are read in the same session and kept
+    /// for the change being built on this tip.
+    fn fetch_state_with(&self, records: bool) -> Result<(Option<String>, Option<String>), Error> {
         let r = self.fetch_ref()?;
         let local = self.local_ref();
-        let (tip, blob, local_tip) =
-            git::read_at_rev_and(self.git(), &r, BACKLOG_PATH, Some(&local))?;
+        let mut paths = vec![BACKLOG_PATH];
+        if records {
+            paths.extend(RECORD_PATHS);
+        }
+        let (tip, mut blobs, local_tip) =
+            git::read_at_rev_and(self.git(), &r, &paths, Some(&local))?;
         *self.local_tip.lock().unwrap_or_else(|p| p.into_inner()) = local_tip;
-        let text = match blob {
+        let text_of = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        if records {
+            let rec: Vec<(&'static str, Option<String>)> = RECORD_PATHS
+                .iter()
+                .zip(blobs.drain(1..))
+                .map(|(p, b)| (*p, b.map(text_of)))
+                .collect();
+            *self.records_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                tip.clone().map(|t| (t, rec));
+        }
+        let text = match blobs.pop().flatten() {
             Some(b) => Some(String::from_utf8(b).map_err(|_| Error::Corrupt {
                 path: BACKLOG_PATH.into(),
                 message: format!("not UTF-8 text at {}", tip.as_deref().unwrap_or("?")),
@@ -227,7 +257,7 @@ impl<'r> SharedState<'r> {
     ) -> Result<Applied<T>, Error> {
         let mut pause = self.first_pause;
         for attempt in 1..=self.max_tries {
-            let (tip, current) = self.fetch_state()?;
+            let (tip, current) = self.fetch_state_with(true)?;
             let before = parse_or_empty(current.as_deref())?;
             store::check_writable(&before, std::path::Path::new(BACKLOG_PATH))?;
             let mut after = before.clone();
@@ -287,6 +317,15 @@ impl<'r> SharedState<'r> {
         )))
     }
 
+    /// Where a new state commit is written before it is published. With a
+    /// remote, the remote-tracking ref itself: after a successful push it is
+    /// right as it stands, and after a lost race the next fetch (a forced
+    /// update) puts it back. Without one, a scratch ref of this process.
+    fn commit_ref(&self) -> String {
+        self.remote_ref()
+            .unwrap_or_else(|| self.scratch_ref.clone())
+    }
+
     fn commit_on(
         &self,
         tip: Option<&str>,
@@ -297,7 +336,7 @@ impl<'r> SharedState<'r> {
         let when = crate::clock::now().as_second();
         Ok(git::fast_commit(
             self.git(),
-            &self.scratch_ref,
+            &self.commit_ref(),
             tip,
             files,
             ident,
@@ -319,6 +358,21 @@ impl<'r> SharedState<'r> {
         paths.sort_unstable();
         paths.dedup();
         let mut current = std::collections::HashMap::new();
+        let cached = self
+            .records_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(t), Some((at, files))) = (tip, &cached) {
+            if t == at {
+                for (p, text) in files {
+                    if let Some(text) = text {
+                        current.insert(*p, text.clone());
+                    }
+                }
+                return Ok(store::apply_appends(records, |p| current.get(p).cloned()));
+            }
+        }
         if let Some(t) = tip {
             let mut cat =
                 git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
@@ -365,12 +419,8 @@ impl<'r> SharedState<'r> {
             ])
             .output()?;
         match parse_push_porcelain(&out.stdout_text()) {
-            Some(PushResult::Pushed) => {
-                if let Some(rref) = self.remote_ref() {
-                    let _ = self.git().cmd(["update-ref", &rref, commit]).output();
-                }
-                Ok(PushResult::Pushed)
-            }
+            // The remote-tracking ref already holds the commit (see commit_ref).
+            Some(PushResult::Pushed) => Ok(PushResult::Pushed),
             Some(other) => Ok(other),
             None if out.success => Ok(PushResult::Pushed),
             None => Err(Error::Failed(format!(
@@ -387,7 +437,12 @@ impl<'r> SharedState<'r> {
     /// scratch ref goes in the same `update-ref` transaction.
     fn sync_local(&self, old: Option<&str>, new: Option<&str>) {
         let git = self.git();
-        let mut tx = format!("delete {}\n", self.scratch_ref);
+        // Only the local mode leaves a scratch ref behind (see commit_ref).
+        let mut tx = if self.remote.is_none() {
+            format!("delete {}\n", self.scratch_ref)
+        } else {
+            String::new()
+        };
         if let Some(new) = new {
             let local = if self.remote.is_none() {
                 // publish() already moved the local ref by compare-and-swap.
@@ -426,6 +481,9 @@ impl<'r> SharedState<'r> {
                     tx.push_str(&format!("update {} {new} {old}\n", self.local_ref()));
                 }
             }
+        }
+        if tx.is_empty() {
+            return;
         }
         match git.cmd(["update-ref", "--stdin"]).stdin(tx).output() {
             Ok(o) if !o.success => tracing::debug!("local sync: {}", o.stderr.trim()),

@@ -38,7 +38,7 @@ pub enum StateTarget<'r> {
     /// The working tree's file, committed on the checked-out branch.
     Local(Store<'r>),
     /// A state branch, on the remote or as a local ref.
-    Shared(SharedState<'r>),
+    Shared(Box<SharedState<'r>>),
 }
 
 impl<'r> StateTarget<'r> {
@@ -57,18 +57,18 @@ impl<'r> StateTarget<'r> {
         Ok(match branch {
             Some(b) if opts.commit && opts.push && has_remote => {
                 let here = current.as_deref() == Some(b.as_str());
-                StateTarget::Shared(
+                StateTarget::Shared(Box::new(
                     SharedState::new(repo, b, Some(opts.remote.clone()))
                         .with_checked_out(here)
                         .with_actor(actor),
-                )
+                ))
             }
             Some(b) if opts.commit && current.as_deref() != Some(b.as_str()) => {
-                StateTarget::Shared(
+                StateTarget::Shared(Box::new(
                     SharedState::new(repo, b, None)
                         .with_checked_out(false)
                         .with_actor(actor),
-                )
+                ))
             }
             _ => StateTarget::Local(Store::new(repo).with_actor(actor)),
         })

@@ -4,7 +4,6 @@
 use jiff::SignedDuration;
 use serde_json::json;
 use tgs_core::backlog::store::Change;
-use tgs_core::thought::ThoughtIndex;
 
 use super::{find_entry, Ctx, WriteArgs};
 use crate::error::{CliError, CliResult};
@@ -78,17 +77,27 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         ));
     }
     let head = repo.discovered_head();
-    let index = ThoughtIndex::load_paths(&repo, head, &[claim.entry.dir.as_str()])?;
-    let context = match (index.find(&claim.entry.dir), head) {
-        (Some(t), Some(rev)) => tgs_core::context::context_files(&repo, rev, t)?,
-        _ => {
-            output::warn(format!(
-                "{} is not in the committed tree of HEAD",
-                claim.entry.dir
-            ));
-            Vec::new()
+    // One listing for the thought, the templates and the repository's context files.
+    let context = match head {
+        Some(rev) => {
+            let mut paths = vec![claim.entry.dir.as_str(), tgs_core::thought::TEMPLATES_DIR];
+            paths.extend(tgs_core::context::REPO_CONTEXT);
+            let entries = repo.ls_tree(rev, &paths)?;
+            let (thoughts, _) = tgs_core::thought::index_tree(&entries);
+            thoughts
+                .iter()
+                .find(|t| t.dir == claim.entry.dir)
+                .map(|t| tgs_core::context::context_files_in(&entries, t))
         }
+        None => None,
     };
+    let context = context.unwrap_or_else(|| {
+        output::warn(format!(
+            "{} is not in the committed tree of HEAD",
+            claim.entry.dir
+        ));
+        Vec::new()
+    });
     if ctx.json {
         output::json(&json!({
             "dir": claim.entry.dir,
