@@ -9,6 +9,8 @@
 #[path = "support/anthropic.rs"]
 mod anthropic;
 mod common;
+#[path = "support/loopback.rs"]
+mod loopback;
 
 use std::path::PathBuf;
 

@@ -8,6 +8,8 @@
 
 #[path = "support/github.rs"]
 mod fake;
+#[path = "support/loopback.rs"]
+mod loopback;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,6 +5,8 @@
 mod common;
 #[path = "support/github.rs"]
 mod github;
+#[path = "support/loopback.rs"]
+mod loopback;
 
 use std::os::unix::process::ExitStatusExt;
 

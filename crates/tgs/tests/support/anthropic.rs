@@ -14,9 +14,7 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -25,7 +23,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 /// The server stops by itself after this long.
 pub const LIFETIME: Duration = Duration::from_secs(180);
@@ -195,10 +192,8 @@ struct Shared {
 
 /// A running fake; it stops when dropped.
 pub struct FakeAnthropic {
-    addr: std::net::SocketAddr,
+    server: crate::loopback::Loopback,
     state: Arc<Mutex<Shared>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeAnthropic {
@@ -213,48 +208,22 @@ impl FakeAnthropic {
     }
 
     fn spawn(script: VecDeque<Turn>, always: Option<Turn>) -> FakeAnthropic {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(Shared {
             script,
             always,
             requests: Vec::new(),
             answered: 0,
         }));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shared = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("fake-anthropic".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                    let app = Router::new().fallback(handle).with_state(shared);
-                    tokio::select! {
-                        _ = axum::serve(listener, app).into_future() => {}
-                        _ = stopped => {}
-                        _ = tokio::time::sleep(LIFETIME) => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })
-            .expect("the fake server's thread");
+        let app = Router::new().fallback(handle).with_state(state.clone());
         FakeAnthropic {
-            addr,
+            server: crate::loopback::Loopback::serve("fake-anthropic", app, LIFETIME),
             state,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     /// For `ANTHROPIC_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Every request received so far.
@@ -277,17 +246,6 @@ impl FakeAnthropic {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for FakeAnthropic {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
