@@ -548,23 +548,13 @@ pub fn tree_with_blobs(
     Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }
 
-/// Resolve `rev` and read the blob at `rev:path` through one interactive
-/// `git cat-file --batch`: the commit id first, then the file at exactly that
-/// commit, so the two always agree. `(None, None)` if `rev` does not exist.
-pub fn read_at_rev(
-    git: &Git,
-    rev: &str,
-    path: &str,
-) -> Result<(Option<String>, Option<Vec<u8>>), GitError> {
-    let (tip, mut blobs, _) = read_at_rev_and(git, rev, &[path], None)?;
-    Ok((tip, blobs.pop().flatten()))
-}
-
 /// What [`read_at_rev_and`] finds: the tip, the files at it, the other ref's commit.
 pub type StateRead = (Option<String>, Vec<Option<Vec<u8>>>, Option<String>);
 
-/// [`read_at_rev`] for several files, also resolving `also` (e.g. the local
-/// branch), all in the same process.
+/// Resolve `rev` and read the blobs at `rev:<path>` for each path through one
+/// interactive `git cat-file --batch`: the commit id first, then the files at
+/// exactly that commit, so they always agree; `also` (e.g. the local branch)
+/// is resolved in the same process.
 pub fn read_at_rev_and(
     git: &Git,
     rev: &str,

@@ -175,6 +175,16 @@ pub fn supervise_with(
     Ok(reason)
 }
 
+/// Append `data` to `tail`, keeping only its last `keep` bytes: the end of a
+/// stream in bounded memory, whatever its size.
+pub fn keep_tail(tail: &mut Vec<u8>, data: &[u8], keep: usize) {
+    tail.extend_from_slice(data);
+    if tail.len() > keep {
+        let cut = tail.len() - keep;
+        tail.drain(..cut);
+    }
+}
+
 /// Forgets the supervised group when supervision ends, however it ends.
 struct ClearGroup;
 
@@ -210,12 +220,11 @@ impl Tee {
                 };
                 let _ = to.write_all(&buf[..n]);
                 let _ = to.flush();
-                let mut tail = t.lock().unwrap_or_else(|p| p.into_inner());
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > keep {
-                    let cut = tail.len() - keep;
-                    tail.drain(..cut);
-                }
+                keep_tail(
+                    &mut t.lock().unwrap_or_else(|p| p.into_inner()),
+                    &buf[..n],
+                    keep,
+                );
             }
         });
         Tee { handle, tail }

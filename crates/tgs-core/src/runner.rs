@@ -760,7 +760,7 @@ impl<'r> Runner<'r> {
         let verify_env: Vec<(String, String)> = cmd
             .env
             .iter()
-            .filter(|(k, _)| !k.ends_with("_KEY") && !k.contains("TOKEN") && !k.contains("SECRET"))
+            .filter(|(k, _)| !crate::transcript::name_looks_secret(k))
             .cloned()
             .collect();
         let verdict = verify::verify(

@@ -84,12 +84,11 @@ struct TailWriter<W: Write> {
 impl<W: Write> Write for TailWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        let mut t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        t.extend_from_slice(&buf[..n]);
-        if t.len() > TAIL {
-            let cut = t.len() - TAIL;
-            t.drain(..cut);
-        }
+        process::keep_tail(
+            &mut self.tail.lock().unwrap_or_else(|p| p.into_inner()),
+            &buf[..n],
+            TAIL,
+        );
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -324,12 +323,11 @@ fn pump<R: Read + Send + 'static>(
                 let _ = l.write_all(chunk);
             }
             if let Some(t) = &keep_tail {
-                let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
-                t.extend_from_slice(chunk);
-                if t.len() > TAIL {
-                    let cut = t.len() - TAIL;
-                    t.drain(..cut);
-                }
+                process::keep_tail(
+                    &mut t.lock().unwrap_or_else(|p| p.into_inner()),
+                    chunk,
+                    TAIL,
+                );
             }
             let Some(tx) = &lines else { continue };
             for piece in chunk.split_inclusive(|b| *b == b'\n') {

@@ -271,7 +271,9 @@ impl Redactor {
     }
 }
 
-fn name_looks_secret(name: &str) -> bool {
+/// Whether an environment variable's name says its value is a secret:
+/// `*_KEY`, `*TOKEN*`, `*SECRET*`, `*PASSWORD*` (any case).
+pub fn name_looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper.ends_with("_KEY")
         || ["TOKEN", "SECRET", "PASSWORD"]

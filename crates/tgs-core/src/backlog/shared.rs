@@ -22,8 +22,8 @@ use crate::records::{AUDIT_PATH, METRICS_PATH};
 /// The record files written with the state.
 const RECORD_PATHS: [&str; 2] = [AUDIT_PATH, METRICS_PATH];
 
-/// The record files' texts as read at a tip: `(tip, [(path, text)])`.
-type RecordsAt = (String, Vec<(&'static str, Option<String>)>);
+/// The record files' texts at a tip, by path (a missing file is absent).
+type RecordTexts = std::collections::HashMap<&'static str, String>;
 use crate::repo::Repo;
 use crate::Error;
 
@@ -86,8 +86,6 @@ pub struct SharedState<'r> {
     ident: std::sync::OnceLock<String>,
     checked_out: std::sync::OnceLock<bool>,
     local_tip: std::sync::Mutex<Option<String>>,
-    /// The record files read with the state at this tip.
-    records_at: std::sync::Mutex<Option<RecordsAt>>,
     /// Who makes the changes, for the audit log.
     actor: String,
 }
@@ -105,7 +103,6 @@ impl<'r> SharedState<'r> {
             ident: std::sync::OnceLock::new(),
             checked_out: std::sync::OnceLock::new(),
             local_tip: std::sync::Mutex::new(None),
-            records_at: std::sync::Mutex::new(None),
             actor: crate::clock::default_worker_id(),
         }
     }
@@ -179,12 +176,16 @@ impl<'r> SharedState<'r> {
     /// Fetch, then read the tip, the backlog file at it and the local
     /// branch's tip, in one process.
     fn fetch_state(&self) -> Result<(Option<String>, Option<String>), Error> {
-        self.fetch_state_with(false)
+        let (tip, text, _) = self.fetch_state_with(false)?;
+        Ok((tip, text))
     }
 
-    /// With `records`, the record files are read in the same session and kept
-    /// for the change being built on this tip.
-    fn fetch_state_with(&self, records: bool) -> Result<(Option<String>, Option<String>), Error> {
+    /// With `records`, the record files are read in the same session, for the
+    /// change being built on this tip.
+    fn fetch_state_with(
+        &self,
+        records: bool,
+    ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
         let r = self.fetch_ref()?;
         let local = self.local_ref();
         let mut paths = vec![BACKLOG_PATH];
@@ -194,16 +195,11 @@ impl<'r> SharedState<'r> {
         let (tip, mut blobs, local_tip) =
             git::read_at_rev_and(self.git(), &r, &paths, Some(&local))?;
         *self.local_tip.lock().unwrap_or_else(|p| p.into_inner()) = local_tip;
-        let text_of = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        if records {
-            let rec: Vec<(&'static str, Option<String>)> = RECORD_PATHS
-                .iter()
-                .zip(blobs.drain(1..))
-                .map(|(p, b)| (*p, b.map(text_of)))
-                .collect();
-            *self.records_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                tip.clone().map(|t| (t, rec));
-        }
+        let record_texts: RecordTexts = RECORD_PATHS
+            .iter()
+            .zip(blobs.drain(1..))
+            .filter_map(|(p, b)| b.map(|b| (*p, String::from_utf8_lossy(&b).into_owned())))
+            .collect();
         let text = match blobs.pop().flatten() {
             Some(b) => Some(String::from_utf8(b).map_err(|_| Error::Corrupt {
                 path: BACKLOG_PATH.into(),
@@ -211,7 +207,7 @@ impl<'r> SharedState<'r> {
             })?),
             None => None,
         };
-        Ok((tip, text))
+        Ok((tip, text, record_texts))
     }
 
     /// The tip of the state branch, freshly fetched.
@@ -257,7 +253,7 @@ impl<'r> SharedState<'r> {
     ) -> Result<Applied<T>, Error> {
         let mut pause = self.first_pause;
         for attempt in 1..=self.max_tries {
-            let (tip, current) = self.fetch_state_with(true)?;
+            let (tip, current, record_texts) = self.fetch_state_with(true)?;
             let before = parse_or_empty(current.as_deref())?;
             store::check_writable(&before, std::path::Path::new(BACKLOG_PATH))?;
             let mut after = before.clone();
@@ -280,7 +276,7 @@ impl<'r> SharedState<'r> {
                 now,
                 tip.as_deref(),
             );
-            let record_files = self.with_records(tip.as_deref(), &records)?;
+            let record_files = store::apply_appends(&records, |p| record_texts.get(p).cloned());
             let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
             files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
             let commit = self.commit_on(tip.as_deref(), &files, &message)?;
@@ -343,51 +339,6 @@ impl<'r> SharedState<'r> {
             when,
             message,
         )?)
-    }
-
-    /// The record files at `tip` with `records` appended, read in one cat-file process.
-    fn with_records(
-        &self,
-        tip: Option<&str>,
-        records: &[store::Append],
-    ) -> Result<Vec<(&'static str, String)>, Error> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut paths: Vec<&'static str> = records.iter().map(|a| a.path).collect();
-        paths.sort_unstable();
-        paths.dedup();
-        let mut current = std::collections::HashMap::new();
-        let cached = self
-            .records_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let (Some(t), Some((at, files))) = (tip, &cached) {
-            if t == at {
-                for (p, text) in files {
-                    if let Some(text) = text {
-                        current.insert(*p, text.clone());
-                    }
-                }
-                return Ok(store::apply_appends(records, |p| current.get(p).cloned()));
-            }
-        }
-        if let Some(t) = tip {
-            let mut cat =
-                git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
-            let tickets: Vec<usize> = paths
-                .iter()
-                .map(|p| cat.request(&format!("{t}:{p}")))
-                .collect();
-            let answers = cat.finish()?;
-            for (p, i) in paths.iter().zip(tickets) {
-                if let Some(Some(text)) = answers.get(i) {
-                    current.insert(*p, text.clone());
-                }
-            }
-        }
-        Ok(store::apply_appends(records, |p| current.get(p).cloned()))
     }
 
     /// Make `commit` the new tip: a push to the remote, or a compare-and-swap of the local ref.

@@ -68,11 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .clone()
         .unwrap_or_else(tgs_core::clock::default_worker_id);
     let state = ctx.target_as(&repo, &args.write, Some(worker_id.clone()))?;
-    let current = repo
-        .git()
-        .cmd(["symbolic-ref", "-q", "--short", "HEAD"])
-        .output()?;
-    let current = current.success.then(|| current.stdout_text());
+    let current = repo.current_branch().map(str::to_owned);
     let base_branch = settings
         .base_branch
         .clone()
@@ -83,11 +79,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 "HEAD is detached: set server.base_branch in tgs/tgs.yml or check out a branch",
             )
         })?;
-    let has_remote = repo
+    // Asked once: whether there is a remote, and its URL for the forge.
+    let origin = repo
         .git()
         .cmd(["remote", "get-url", &settings.remote])
-        .output()?
-        .success;
+        .output()?;
+    let origin = origin.success.then(|| origin.stdout_text());
+    let has_remote = origin.is_some();
     let thought = match &args.thought {
         Some(a) => Some(super::find_entry(&repo, &state.read()?, a)?),
         None => None,
@@ -135,11 +133,6 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         output::warn(format!("{} ({hint})", err.message));
     }
     let forge = if cfg.open_pr && cfg.remote.is_some() {
-        let origin = repo
-            .git()
-            .cmd(["remote", "get-url", &cfg.settings.remote])
-            .output()?;
-        let origin = origin.success.then(|| origin.stdout_text());
         tgs_core::github::GitHub::from_env(|k| std::env::var(k).ok(), origin.as_deref())
             .map_err(|e| CliError::from(e).hint("set GITHUB_REPOSITORY=owner/name (and GITHUB_API_URL for GitHub Enterprise), or pass --no-pr"))?
             .map(|gh| Box::new(gh) as Box<dyn tgs_core::forge::Forge>)
