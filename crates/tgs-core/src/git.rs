@@ -55,6 +55,26 @@ fn fmt_stderr(stderr: &str) -> String {
     }
 }
 
+/// The `git` program, found on PATH once per process: a bare `git` would be
+/// searched for again at every spawn, one failed `execve` per PATH entry
+/// before it.
+fn git_program() -> &'static Path {
+    static GIT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    GIT.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join("git"))
+            .find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .unwrap_or_else(|| PathBuf::from("git"))
+    })
+}
+
 /// A handle on one working directory in which git commands run.
 #[derive(Debug, Clone)]
 pub struct Git {
@@ -77,7 +97,7 @@ impl Git {
         S: AsRef<OsStr>,
     {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let mut cmd = Command::new("git");
+        let mut cmd = Command::new(git_program());
         cmd.arg("-C").arg(&self.dir).args(&args);
         for var in STRIPPED_ENV {
             cmd.env_remove(var);
@@ -127,6 +147,21 @@ pub struct GitOutput {
 impl GitCommand {
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.cmd.env(key, value);
+        self
+    }
+
+    /// Run at a lower CPU priority (nice 10, inherited by git's own children):
+    /// for work that should yield to another worker's critical section.
+    pub fn background(mut self) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setpriority(2) is async-signal-safe and touches only the
+        // child, between fork and exec; its failure is harmless.
+        unsafe {
+            self.cmd.pre_exec(|| {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                Ok(())
+            });
+        }
         self
     }
 
@@ -548,68 +583,86 @@ pub fn tree_with_blobs(
     Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }
 
-/// What [`read_at_rev_and`] finds: the tip, the files at it, the other ref's commit.
+/// What [`StateReader::read`] finds: the tip, the files at it, the other ref's commit.
 pub type StateRead = (Option<String>, Vec<Option<Vec<u8>>>, Option<String>);
 
-/// Resolve `rev` and read the blobs at `rev:<path>` for each path through one
-/// interactive `git cat-file --batch`: the commit id first, then the files at
-/// exactly that commit, so they always agree; `also` (e.g. the local branch)
-/// is resolved in the same process.
-pub fn read_at_rev_and(
-    git: &Git,
-    rev: &str,
-    paths: &[&str],
-    also: Option<&str>,
-) -> Result<StateRead, GitError> {
-    let args = "cat-file --batch".to_string();
-    let mut c = git.cmd(["cat-file", "--batch"]);
-    tracing::debug!(target: "tgs::git", "git cat-file --batch ({rev}, {paths:?})");
-    c.cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let io = |source| GitError::Spawn { source };
-    let mut ask = |stdin: &mut std::process::ChildStdin,
-                   spec: &str|
-     -> Result<Option<(String, Vec<u8>)>, GitError> {
-        stdin
+/// A `git cat-file --batch` started ahead of its questions, so that its
+/// start-up is paid while something else (a fetch, a wait) goes on. It names
+/// refs only when asked, so it sees what a later fetch brought.
+pub struct StateReader {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl StateReader {
+    pub fn spawn(git: &Git) -> Result<StateReader, GitError> {
+        let mut c = git.cmd(["cat-file", "--batch"]);
+        c.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(StateReader { child, stdin, out })
+    }
+
+    /// Resolve `rev` and read the blobs at `rev:<path>` for each path: the
+    /// commit id first, then the files at exactly that commit, so they always
+    /// agree; `also` (e.g. the local branch) is resolved in the same process.
+    pub fn read(
+        mut self,
+        rev: &str,
+        paths: &[&str],
+        also: Option<&str>,
+    ) -> Result<StateRead, GitError> {
+        tracing::debug!(target: "tgs::git", "git cat-file --batch ({rev}, {paths:?})");
+        let tip = self.ask(&format!("{rev}^{{commit}}"))?.map(|(oid, _)| oid);
+        let mut blobs = Vec::with_capacity(paths.len());
+        for path in paths {
+            blobs.push(match &tip {
+                Some(t) => self.ask(&format!("{t}:{path}"))?.map(|(_, b)| b),
+                None => None,
+            });
+        }
+        let other = match also {
+            Some(r) => self.ask(&format!("{r}^{{commit}}"))?.map(|(oid, _)| oid),
+            None => None,
+        };
+        Ok((tip, blobs, other))
+    }
+
+    fn ask(&mut self, spec: &str) -> Result<Option<(String, Vec<u8>)>, GitError> {
+        let io = |source| GitError::Spawn { source };
+        self.stdin
             .write_all(format!("{spec}\n").as_bytes())
             .map_err(io)?;
-        stdin.flush().map_err(io)?;
+        self.stdin.flush().map_err(io)?;
         let mut header = String::new();
-        out.read_line(&mut header).map_err(io)?;
+        self.out.read_line(&mut header).map_err(io)?;
         let header = header.trim_end();
         let size = parse_batch_header(header).ok_or_else(|| GitError::Parse {
-            args: args.clone(),
+            args: "cat-file --batch".into(),
             detail: format!("bad header {header:?}"),
         })?;
         let Some(size) = size else { return Ok(None) };
         let mut buf = vec![0u8; size + 1];
-        out.read_exact(&mut buf).map_err(io)?;
+        self.out.read_exact(&mut buf).map_err(io)?;
         buf.pop();
         Ok(Some((
             header.split(' ').next().unwrap_or_default().to_owned(),
             buf,
         )))
-    };
-    let tip = ask(&mut stdin, &format!("{rev}^{{commit}}"))?.map(|(oid, _)| oid);
-    let mut blobs = Vec::with_capacity(paths.len());
-    for path in paths {
-        blobs.push(match &tip {
-            Some(t) => ask(&mut stdin, &format!("{t}:{path}"))?.map(|(_, b)| b),
-            None => None,
-        });
     }
-    let other = match also {
-        Some(r) => ask(&mut stdin, &format!("{r}^{{commit}}"))?.map(|(oid, _)| oid),
-        None => None,
-    };
-    drop(stdin);
-    let _ = child.wait();
-    Ok((tip, blobs, other))
+}
+
+impl Drop for StateReader {
+    fn drop(&mut self) {
+        // Closing stdin (dropped with self) ends the batch; reap the process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The committer identity git would use (`Name <email>`), or tgs's own when none is configured.
@@ -627,52 +680,100 @@ pub fn committer_ident(git: &Git) -> String {
     }
 }
 
-/// Create a commit on `parent` that writes `files`, in one `git fast-import`
-/// process (blobs, trees and the commit together), and return its id. The
-/// commit is reachable only from `scratch_ref` until the caller publishes it.
-pub fn fast_commit(
-    git: &Git,
-    scratch_ref: &str,
-    parent: Option<&str>,
-    files: &[(&str, &[u8])],
-    ident: &str,
-    when: i64,
-    message: &str,
-) -> Result<String, GitError> {
-    let mut s: Vec<u8> = Vec::new();
-    s.extend_from_slice(
-        format!("commit {scratch_ref}\nmark :1\ncommitter {ident} {when} +0000\n").as_bytes(),
-    );
-    s.extend_from_slice(format!("data {}\n", message.len()).as_bytes());
-    s.extend_from_slice(message.as_bytes());
-    s.push(b'\n');
-    if let Some(p) = parent {
-        s.extend_from_slice(format!("from {p}\n").as_bytes());
+/// A `git fast-import` started ahead of the commit it will write, so that its
+/// start-up is paid while something else goes on. Dropped unused, it is told
+/// `done` and writes nothing.
+pub struct FastImport {
+    child: Option<std::process::Child>,
+}
+
+const FAST_IMPORT: [&str; 5] = [
+    "fast-import",
+    "--quiet",
+    "--done",
+    "--force",
+    "--cat-blob-fd=1",
+];
+
+impl FastImport {
+    pub fn spawn(git: &Git) -> Result<FastImport, GitError> {
+        let mut c = git.cmd(FAST_IMPORT);
+        tracing::debug!(target: "tgs::git", "git {} (started)", FAST_IMPORT.join(" "));
+        c.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+        Ok(FastImport { child: Some(child) })
     }
-    for (path, data) in files {
-        s.extend_from_slice(format!("M 100644 inline {path}\ndata {}\n", data.len()).as_bytes());
-        s.extend_from_slice(data);
+
+    /// Create a commit on `parent` that writes `files` (blobs, trees and the
+    /// commit together) and return its id. The commit is reachable only from
+    /// `scratch_ref` until the caller publishes it.
+    pub fn commit(
+        mut self,
+        scratch_ref: &str,
+        parent: Option<&str>,
+        files: &[(&str, &[u8])],
+        ident: &str,
+        when: i64,
+        message: &str,
+    ) -> Result<String, GitError> {
+        tracing::debug!(target: "tgs::git", "git fast-import: commit on {scratch_ref}");
+        let mut s: Vec<u8> = Vec::new();
+        s.extend_from_slice(
+            format!("commit {scratch_ref}\nmark :1\ncommitter {ident} {when} +0000\n").as_bytes(),
+        );
+        s.extend_from_slice(format!("data {}\n", message.len()).as_bytes());
+        s.extend_from_slice(message.as_bytes());
         s.push(b'\n');
+        if let Some(p) = parent {
+            s.extend_from_slice(format!("from {p}\n").as_bytes());
+        }
+        for (path, data) in files {
+            s.extend_from_slice(
+                format!("M 100644 inline {path}\ndata {}\n", data.len()).as_bytes(),
+            );
+            s.extend_from_slice(data);
+            s.push(b'\n');
+        }
+        s.extend_from_slice(b"\nget-mark :1\ndone\n");
+        let mut child = self.child.take().expect("a fast-import commits once");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // From a thread: the stream can be larger than the pipe while git,
+        // as it reads, may write (its answer, its complaints) to ours.
+        let writer = std::thread::spawn(move || stdin.write_all(&s));
+        let out = child
+            .wait_with_output()
+            .map_err(|source| GitError::Spawn { source })?;
+        let _ = writer.join();
+        if !out.status.success() {
+            return Err(GitError::Failed {
+                args: FAST_IMPORT.join(" "),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        let oid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if oid.len() < 40 {
+            return Err(GitError::Parse {
+                args: "fast-import".into(),
+                detail: format!("no commit id in {oid:?}"),
+            });
+        }
+        Ok(oid)
     }
-    s.extend_from_slice(b"\nget-mark :1\ndone\n");
-    let out = git
-        .cmd([
-            "fast-import",
-            "--quiet",
-            "--done",
-            "--force",
-            "--cat-blob-fd=1",
-        ])
-        .stdin(s)
-        .run()?;
-    let oid = String::from_utf8_lossy(&out).trim().to_owned();
-    if oid.len() < 40 {
-        return Err(GitError::Parse {
-            args: "fast-import".into(),
-            detail: format!("no commit id in {oid:?}"),
-        });
+}
+
+impl Drop for FastImport {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(b"done\n");
+            }
+            let _ = child.wait();
+        }
     }
-    Ok(oid)
 }
 
 #[cfg(test)]

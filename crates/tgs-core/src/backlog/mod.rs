@@ -8,6 +8,7 @@ mod machine;
 pub mod shared;
 pub mod store;
 pub mod target;
+pub mod turn;
 pub mod validate;
 
 use std::collections::BTreeMap;

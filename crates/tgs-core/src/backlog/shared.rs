@@ -88,6 +88,10 @@ pub struct SharedState<'r> {
     local_tip: std::sync::Mutex<Option<String>>,
     /// Who makes the changes, for the audit log.
     actor: String,
+    /// The remote's URL, naming this machine's turn on it (see `turn`).
+    remote_url: Option<String>,
+    /// How long to wait for the turn before going ahead without it.
+    pub turn_wait: Duration,
 }
 
 impl<'r> SharedState<'r> {
@@ -104,7 +108,17 @@ impl<'r> SharedState<'r> {
             checked_out: std::sync::OnceLock::new(),
             local_tip: std::sync::Mutex::new(None),
             actor: crate::clock::default_worker_id(),
+            remote_url: None,
+            turn_wait: Duration::from_secs(30),
         }
+    }
+
+    /// Take turns with the other workers of this machine on this remote
+    /// before each attempt (see `turn`): `url` names the remote.
+    pub fn with_remote_url(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.remote_url = (!url.is_empty()).then_some(url);
+        self
     }
 
     /// Tell the state whether its branch is the one checked out (saves a git call).
@@ -144,21 +158,30 @@ impl<'r> SharedState<'r> {
     /// state (the remote-tracking ref, or the local branch when the remote
     /// has no state branch yet or there is no remote).
     fn fetch_ref(&self) -> Result<String, Error> {
+        self.fetch_ref_with(false)
+    }
+
+    /// `background`: a fetch that catches up while another worker of this
+    /// machine has the turn; it yields the CPU to that worker.
+    fn fetch_ref_with(&self, background: bool) -> Result<String, Error> {
         if let (Some(remote), Some(rref)) = (&self.remote, self.remote_ref()) {
             let spec = format!("+refs/heads/{}:{rref}", self.branch);
-            let out = self
-                .git()
-                .cmd([
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    "--no-auto-gc",
-                    "--no-show-forced-updates",
-                    remote,
-                    &spec,
-                ])
-                .output()?;
+            let mut cmd = self.git().cmd([
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--no-auto-gc",
+                "--no-show-forced-updates",
+                // Nor a look for submodule commits, which reads the whole index.
+                "--no-recurse-submodules",
+                remote,
+                &spec,
+            ]);
+            if background {
+                cmd = cmd.background();
+            }
+            let out = cmd.output()?;
             if out.success {
                 return Ok(rref);
             }
@@ -186,14 +209,23 @@ impl<'r> SharedState<'r> {
         &self,
         records: bool,
     ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
+        // Started first, so its start-up overlaps the fetch.
+        let reader = git::StateReader::spawn(self.git())?;
+        self.fetch_state_using(reader, records)
+    }
+
+    fn fetch_state_using(
+        &self,
+        reader: git::StateReader,
+        records: bool,
+    ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
         let r = self.fetch_ref()?;
         let local = self.local_ref();
         let mut paths = vec![BACKLOG_PATH];
         if records {
             paths.extend(RECORD_PATHS);
         }
-        let (tip, mut blobs, local_tip) =
-            git::read_at_rev_and(self.git(), &r, &paths, Some(&local))?;
+        let (tip, mut blobs, local_tip) = reader.read(&r, &paths, Some(&local))?;
         *self.local_tip.lock().unwrap_or_else(|p| p.into_inner()) = local_tip;
         let record_texts: RecordTexts = RECORD_PATHS
             .iter()
@@ -251,14 +283,23 @@ impl<'r> SharedState<'r> {
         &self,
         mut f: impl FnMut(&mut Backlog) -> Result<Change<T>, Error>,
     ) -> Result<Applied<T>, Error> {
-        let mut pause = self.first_pause;
+        let mut doublings = 0u32;
+        // Known before the turn is taken, so the turn is spent on the remote.
+        self.ident();
         for attempt in 1..=self.max_tries {
-            let (tip, current, record_texts) = self.fetch_state_with(true)?;
+            let started = std::time::Instant::now();
+            // The processes this attempt needs start before the turn is taken,
+            // so the turn is spent on the remote, not on process start-up.
+            let reader = git::StateReader::spawn(self.git())?;
+            let importer = git::FastImport::spawn(self.git())?;
+            let turn = self.take_turn();
+            let (tip, current, record_texts) = self.fetch_state_using(reader, true)?;
             let before = parse_or_empty(current.as_deref())?;
             store::check_writable(&before, std::path::Path::new(BACKLOG_PATH))?;
             let mut after = before.clone();
             let change = f(&mut after)?;
             let Some(message) = change.message.filter(|_| after != before) else {
+                drop(turn);
                 self.sync_local(tip.as_deref(), tip.as_deref());
                 return Ok(Applied {
                     value: change.value,
@@ -279,9 +320,12 @@ impl<'r> SharedState<'r> {
             let record_files = store::apply_appends(&records, |p| record_texts.get(p).cloned());
             let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
             files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
-            let commit = self.commit_on(tip.as_deref(), &files, &message)?;
+            let commit = self.commit_on(importer, tip.as_deref(), &files, &message)?;
             crate::failpoint::hit("shared.committed");
-            match self.publish(tip.as_deref(), &commit)? {
+            let published = self.publish(tip.as_deref(), &commit)?;
+            // What is left is this clone's own business: the next worker may go.
+            drop(turn);
+            match published {
                 PushResult::Pushed => {
                     crate::failpoint::hit("shared.pushed");
                     self.sync_local(tip.as_deref(), Some(&commit));
@@ -292,11 +336,10 @@ impl<'r> SharedState<'r> {
                     });
                 }
                 PushResult::Stale => {
+                    let pause = self.backoff(started.elapsed(), doublings);
+                    doublings += 1;
                     tracing::debug!("state push {attempt} lost a race; retrying in {pause:?}");
-                    // Full jitter: racing workers spread out instead of colliding again.
-                    let jittered = pause.mul_f64(0.5 + fastrand::f64());
-                    std::thread::sleep(jittered);
-                    pause = (pause * 2).min(self.max_pause);
+                    std::thread::sleep(pause);
                 }
                 PushResult::Refused(why) => {
                     return Err(Error::Failed(format!(
@@ -313,6 +356,30 @@ impl<'r> SharedState<'r> {
         )))
     }
 
+    fn ident(&self) -> &str {
+        self.ident.get_or_init(|| git::committer_ident(self.git()))
+    }
+
+    /// This machine's turn on the remote branch, if there is a remote.
+    fn take_turn(&self) -> Option<super::turn::Turn> {
+        let url = self.remote_url.as_deref()?;
+        super::turn::take(url, &self.branch, self.turn_wait, || {
+            if let Err(e) = self.fetch_ref_with(true) {
+                tracing::debug!("catching up while waiting: {e}");
+            }
+        })
+    }
+
+    /// The pause after a lost race. Its scale is the attempt just lost: when
+    /// many workers share few cores every attempt is slow, and a pause shorter
+    /// than one attempt only sends the loser back into the same crowd, taking
+    /// CPU from the worker whose push is about to land. It doubles with each
+    /// loss, and full jitter spreads the losers out.
+    fn backoff(&self, attempt: Duration, doublings: u32) -> Duration {
+        let scale = attempt.max(self.first_pause) * 2u32.pow(doublings.min(16));
+        scale.min(self.max_pause).mul_f64(fastrand::f64())
+    }
+
     /// Where a new state commit is written before it is published. With a
     /// remote, the remote-tracking ref itself: after a successful push it is
     /// right as it stands, and after a lost race the next fetch (a forced
@@ -324,21 +391,14 @@ impl<'r> SharedState<'r> {
 
     fn commit_on(
         &self,
+        importer: git::FastImport,
         tip: Option<&str>,
         files: &[(&str, &[u8])],
         message: &str,
     ) -> Result<String, Error> {
-        let ident = self.ident.get_or_init(|| git::committer_ident(self.git()));
+        let ident = self.ident();
         let when = crate::clock::now().as_second();
-        Ok(git::fast_commit(
-            self.git(),
-            &self.commit_ref(),
-            tip,
-            files,
-            ident,
-            when,
-            message,
-        )?)
+        Ok(importer.commit(&self.commit_ref(), tip, files, ident, when, message)?)
     }
 
     /// Make `commit` the new tip: a push to the remote, or a compare-and-swap of the local ref.
@@ -405,31 +465,29 @@ impl<'r> SharedState<'r> {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone()
             };
-            let fast_forward = match local.as_deref() {
-                None => true,
-                Some(l) if l == new => false,
-                Some(l) if Some(l) == old => true,
-                Some(l) => git
-                    .cmd(["merge-base", "--is-ancestor", l, new])
-                    .output()
-                    .is_ok_and(|o| o.success),
-            };
             let behind = local.as_deref() != Some(new);
-            if behind && !fast_forward && self.remote.is_some() {
-                tracing::warn!(
-                    "the local branch {} has diverged from {}/{}; leaving it as it is (the backlog state lives on the remote)",
-                    self.branch,
-                    self.remote.as_deref().unwrap_or_default(),
-                    self.branch
-                );
-            } else if behind || self.remote.is_none() {
-                let from = local.clone().unwrap_or_else(|| new.to_owned());
-                let files_ok =
-                    !self.checked_out() || from == new || self.update_worktree_files(&from, new);
-                if files_ok && self.remote.is_some() {
+            if self.remote.is_some() && behind && self.checked_out() {
+                // Branch, index and files in one step (see fast_forward_checkout).
+                self.fast_forward_checkout(new);
+            } else if self.remote.is_some() && behind {
+                let fast_forward = match local.as_deref() {
+                    None => true,
+                    Some(l) if Some(l) == old => true,
+                    Some(l) => git
+                        .cmd(["merge-base", "--is-ancestor", l, new])
+                        .output()
+                        .is_ok_and(|o| o.success),
+                };
+                if fast_forward {
                     let old =
                         local.unwrap_or_else(|| "0000000000000000000000000000000000000000".into());
                     tx.push_str(&format!("update {} {new} {old}\n", self.local_ref()));
+                } else {
+                    self.warn_diverged();
+                }
+            } else if self.remote.is_none() && self.checked_out() {
+                if let Some(from) = local.as_deref().filter(|f| *f != new) {
+                    self.update_worktree_files(from, new);
                 }
             }
         }
@@ -439,6 +497,52 @@ impl<'r> SharedState<'r> {
         match git.cmd(["update-ref", "--stdin"]).stdin(tx).output() {
             Ok(o) if !o.success => tracing::debug!("local sync: {}", o.stderr.trim()),
             _ => {}
+        }
+    }
+
+    fn warn_diverged(&self) {
+        tracing::warn!(
+            "the local branch {} has diverged from {}/{}; leaving it as it is (the backlog state lives on the remote)",
+            self.branch,
+            self.remote.as_deref().unwrap_or_default(),
+            self.branch
+        );
+    }
+
+    /// Fast-forward the checked-out state branch to `new`: one `git merge
+    /// --ff-only` moves the branch, the index and the files, refuses a
+    /// diverged branch and refuses to overwrite local changes. Nothing of the
+    /// user's runs: no hooks, no auto-stash, no signature policy, no
+    /// background maintenance.
+    fn fast_forward_checkout(&self, new: &str) {
+        let out = self
+            .git()
+            .cmd([
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "merge.autoStash=false",
+                "-c",
+                "merge.verifySignatures=false",
+                "-c",
+                "maintenance.auto=false",
+                "merge",
+                "--ff-only",
+                "--quiet",
+                "--no-stat",
+                new,
+            ])
+            // After the push: off the critical path of the next worker.
+            .background()
+            .output();
+        match out {
+            Ok(o) if o.success => {}
+            Ok(o) if o.stderr.contains("Not possible to fast-forward") => self.warn_diverged(),
+            Ok(o) => tracing::warn!(
+                "could not bring the working tree forward to the new backlog state: {}",
+                o.stderr.trim()
+            ),
+            Err(e) => tracing::warn!("could not bring the working tree forward: {e}"),
         }
     }
 

@@ -45,11 +45,11 @@ impl<'r> StateTarget<'r> {
     pub fn resolve(repo: &'r Repo, opts: &TargetOptions) -> Result<StateTarget<'r>, Error> {
         let current = repo.current_branch().map(str::to_owned);
         let branch = opts.state_branch.clone().or(current.clone());
-        let has_remote = repo
+        let url = repo
             .git()
             .cmd(["remote", "get-url", &opts.remote])
-            .output()?
-            .success;
+            .output()?;
+        let has_remote = url.success;
         let actor = opts
             .actor
             .clone()
@@ -60,7 +60,8 @@ impl<'r> StateTarget<'r> {
                 StateTarget::Shared(Box::new(
                     SharedState::new(repo, b, Some(opts.remote.clone()))
                         .with_checked_out(here)
-                        .with_actor(actor),
+                        .with_actor(actor)
+                        .with_remote_url(url.stdout_text().trim()),
                 ))
             }
             Some(b) if opts.commit && current.as_deref() != Some(b.as_str()) => {

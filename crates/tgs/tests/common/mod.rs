@@ -65,7 +65,9 @@ impl TestEnv {
             .env("USER", "tester")
             .env("NO_COLOR", "1")
             .env("LC_ALL", "C")
-            .env("TGS_NOW", &self.now);
+            .env("TGS_NOW", &self.now)
+            // One machine's turns (see `backlog::turn`) per test environment.
+            .env("TGS_LOCK_DIR", self.tmp.path().join("locks"));
     }
 
     /// A new repository `name` with one commit and no remote: state stays local.
