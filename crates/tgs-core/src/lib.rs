@@ -17,6 +17,7 @@ pub mod forge;
 pub mod git;
 pub mod github;
 pub mod init;
+pub mod objects;
 pub mod process;
 pub mod prompt;
 pub mod records;

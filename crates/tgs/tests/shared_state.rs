@@ -38,6 +38,67 @@ fn dirs_of(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A state change reads and writes its objects in-process where gitoxide
+/// serves the repository, and through git processes where it must not
+/// (here: a clone whose refs are in reftable); both publish the same way.
+#[test]
+fn state_objects_in_process_or_through_git_where_gitoxide_must_not() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 3);
+    let (code, _, err) = run(repo
+        .tgs()
+        .env("TGS_LOG", "tgs::git=debug")
+        .args(["server", "backlog", "add", &dirs[0], &dirs[1]]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("git fetch") && err.contains("git push"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("fast-import") && !err.contains("cat-file --batch (refs/"),
+        "in-process: {err}"
+    );
+    let rt = match repo.try_clone_as("reftable", &["--ref-format=reftable"]) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("this git makes no reftable clones ({e}); the fallback is not exercised");
+            return;
+        }
+    };
+    let (code, _, err) = run(rt
+        .tgs()
+        .env("TGS_LOG", "tgs::git=debug")
+        .args(["server", "backlog", "add", &dirs[2]]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("fast-import") && err.contains("cat-file --batch (refs/"),
+        "through git: {err}"
+    );
+    let (code, out, err) =
+        run(rt
+            .tgs()
+            .args(["server", "backlog", "next", "--json", "--claimed-by", "rt"]));
+    assert_eq!(code, 0, "{err}");
+    let claimed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(claimed["dir"], dirs[0].as_str());
+    let remote = repo.remote_backlog();
+    assert_eq!(dirs_of(&remote), dirs);
+    assert_eq!(remote["thoughts"][0]["claimed_by"], "rt");
+    // Both clones end clean at the remote's tip, history intact.
+    let tip = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
+    let tip = tip.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(rt.head(), tip);
+    assert_eq!(rt.git(&["status", "--porcelain"]), "");
+    // The first clone builds on the reftable clone's commits in-process.
+    ok(&repo, &["server", "backlog", "priority", &dirs[1], "5"]);
+    let tip = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
+    let tip = tip.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(repo.head(), tip);
+    assert_eq!(repo.remote_backlog()["thoughts"][1]["priority"], 5);
+    assert_eq!(repo.remote_backlog()["thoughts"][0]["claimed_by"], "rt");
+    repo.git(&["fsck", "--no-dangling"]);
+}
+
 #[test]
 fn changes_are_pushed_and_the_checkout_follows() {
     let env = TestEnv::new();

@@ -92,6 +92,22 @@ pub struct SharedState<'r> {
     remote_url: Option<String>,
     /// How long to wait for the turn before going ahead without it.
     pub turn_wait: Duration,
+    /// The object database in-process, `None` where git processes must do.
+    objects: std::sync::OnceLock<Option<crate::objects::Objects>>,
+    /// Whether a fast-import wrote to the scratch ref (see `commit_ref`).
+    scratch_used: std::sync::atomic::AtomicBool,
+}
+
+/// How an attempt reads the state: in-process, or a `cat-file` started early.
+enum Reader<'a> {
+    InProcess(&'a crate::objects::Objects),
+    Process(git::StateReader),
+}
+
+/// How an attempt writes its commit: in-process, or a `fast-import` started early.
+enum Writer<'a> {
+    InProcess(&'a crate::objects::Objects),
+    Process(git::FastImport),
 }
 
 impl<'r> SharedState<'r> {
@@ -110,6 +126,8 @@ impl<'r> SharedState<'r> {
             actor: crate::clock::default_worker_id(),
             remote_url: None,
             turn_wait: Duration::from_secs(30),
+            objects: std::sync::OnceLock::new(),
+            scratch_used: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -209,14 +227,35 @@ impl<'r> SharedState<'r> {
         &self,
         records: bool,
     ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
-        // Started first, so its start-up overlaps the fetch.
-        let reader = git::StateReader::spawn(self.git())?;
+        let reader = self.reader()?;
         self.fetch_state_using(reader, records)
+    }
+
+    fn objects(&self) -> Option<&crate::objects::Objects> {
+        self.objects
+            .get_or_init(|| crate::objects::Objects::open(self.repo.root()))
+            .as_ref()
+    }
+
+    /// In-process if possible; else a `cat-file` started now, so that its
+    /// start-up overlaps the fetch.
+    fn reader(&self) -> Result<Reader<'_>, Error> {
+        Ok(match self.objects() {
+            Some(o) => Reader::InProcess(o),
+            None => Reader::Process(git::StateReader::spawn(self.git())?),
+        })
+    }
+
+    fn writer(&self) -> Result<Writer<'_>, Error> {
+        Ok(match self.objects() {
+            Some(o) => Writer::InProcess(o),
+            None => Writer::Process(git::FastImport::spawn(self.git())?),
+        })
     }
 
     fn fetch_state_using(
         &self,
-        reader: git::StateReader,
+        reader: Reader<'_>,
         records: bool,
     ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
         let r = self.fetch_ref()?;
@@ -225,7 +264,10 @@ impl<'r> SharedState<'r> {
         if records {
             paths.extend(RECORD_PATHS);
         }
-        let (tip, mut blobs, local_tip) = reader.read(&r, &paths, Some(&local))?;
+        let (tip, mut blobs, local_tip) = match reader {
+            Reader::InProcess(o) => o.read(&r, &paths, Some(&local))?,
+            Reader::Process(p) => p.read(&r, &paths, Some(&local))?,
+        };
         *self.local_tip.lock().unwrap_or_else(|p| p.into_inner()) = local_tip;
         let record_texts: RecordTexts = RECORD_PATHS
             .iter()
@@ -288,10 +330,10 @@ impl<'r> SharedState<'r> {
         self.ident();
         for attempt in 1..=self.max_tries {
             let started = std::time::Instant::now();
-            // The processes this attempt needs start before the turn is taken,
-            // so the turn is spent on the remote, not on process start-up.
-            let reader = git::StateReader::spawn(self.git())?;
-            let importer = git::FastImport::spawn(self.git())?;
+            // Ready before the turn is taken (processes started, or the object
+            // database opened), so the turn is spent on the remote.
+            let reader = self.reader()?;
+            let writer = self.writer()?;
             let turn = self.take_turn();
             let (tip, current, record_texts) = self.fetch_state_using(reader, true)?;
             let before = parse_or_empty(current.as_deref())?;
@@ -320,7 +362,7 @@ impl<'r> SharedState<'r> {
             let record_files = store::apply_appends(&records, |p| record_texts.get(p).cloned());
             let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
             files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
-            let commit = self.commit_on(importer, tip.as_deref(), &files, &message)?;
+            let commit = self.commit_on(writer, tip.as_deref(), &files, &message)?;
             crate::failpoint::hit("shared.committed");
             let published = self.publish(tip.as_deref(), &commit)?;
             // What is left is this clone's own business: the next worker may go.
@@ -391,14 +433,23 @@ impl<'r> SharedState<'r> {
 
     fn commit_on(
         &self,
-        importer: git::FastImport,
+        writer: Writer<'_>,
         tip: Option<&str>,
         files: &[(&str, &[u8])],
         message: &str,
     ) -> Result<String, Error> {
         let ident = self.ident();
         let when = crate::clock::now().as_second();
-        Ok(importer.commit(&self.commit_ref(), tip, files, ident, when, message)?)
+        Ok(match writer {
+            Writer::InProcess(o) => o.commit(tip, files, ident, when, message)?,
+            Writer::Process(p) => {
+                if self.remote.is_none() {
+                    self.scratch_used
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                p.commit(&self.commit_ref(), tip, files, ident, when, message)?
+            }
+        })
     }
 
     /// Make `commit` the new tip: a push to the remote, or a compare-and-swap of the local ref.
@@ -449,7 +500,7 @@ impl<'r> SharedState<'r> {
     fn sync_local(&self, old: Option<&str>, new: Option<&str>) {
         let git = self.git();
         // Only the local mode leaves a scratch ref behind (see commit_ref).
-        let mut tx = if self.remote.is_none() {
+        let mut tx = if self.scratch_used.load(std::sync::atomic::Ordering::Relaxed) {
             format!("delete {}\n", self.scratch_ref)
         } else {
             String::new()

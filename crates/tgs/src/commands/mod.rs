@@ -49,6 +49,9 @@ Exit codes:
 Environment:
   TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`
   TGS_NOW    pin the clock (RFC 3339), for tests and reproducible runs
+  TGS_LOCK_DIR
+             where workers of one machine take turns on a state branch
+             (default: $XDG_RUNTIME_DIR/tgs, else ~/.cache/tgs/locks)
   NO_COLOR   disable colors";
 
 /// TGSFlow: thoughts, agents and an autonomous server mode.

@@ -206,28 +206,34 @@ impl<'e> TestRepo<'e> {
 
     /// A clone of `origin` named `name`, as another worker would have.
     pub fn clone_as(&self, name: &str) -> TestRepo<'e> {
+        let out = self.try_clone_as(name, &[]);
+        assert!(
+            out.as_ref().is_ok(),
+            "{}",
+            out.as_ref().err().cloned().unwrap_or_default()
+        );
+        out.unwrap()
+    }
+
+    /// A clone made with extra `git clone` options; `Err(stderr)` if git refused.
+    pub fn try_clone_as(&self, name: &str, options: &[&str]) -> Result<TestRepo<'e>, String> {
         let root = self.env.path().join(name);
         let out = self
             .env
             .git_cmd(self.env.path())
-            .args([
-                "clone",
-                "-q",
-                self.origin.to_str().unwrap(),
-                root.to_str().unwrap(),
-            ])
+            .args(["clone", "-q"])
+            .args(options)
+            .args([self.origin.to_str().unwrap(), root.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        TestRepo {
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(TestRepo {
             root,
             origin: self.origin.clone(),
             env: self.env,
-        }
+        })
     }
 
     /// The backlog at the tip of origin's main.
