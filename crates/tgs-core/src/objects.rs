@@ -11,8 +11,9 @@
 //! Only the object database is used: refs are read here but always changed
 //! by git itself (`push`, `update-ref`, `merge`), so git's locking and hooks
 //! stay in charge of them. Repositories gitoxide should not touch (another
-//! ref storage such as reftable, another hash) get `None` from [`Objects::open`],
-//! and the caller keeps to git processes.
+//! ref storage such as reftable, another hash, group-shared permissions or
+//! fsynced object files) get `None` from [`Objects::open`], and the caller
+//! keeps to git processes.
 
 use std::path::Path;
 
@@ -47,11 +48,23 @@ impl Objects {
                 return None;
             }
         };
-        let ref_storage = repo.config_snapshot().string("extensions.refStorage");
-        if ref_storage.is_some_and(|s| !s.eq_ignore_ascii_case(b"files"))
+        let config = repo.config_snapshot();
+        let ref_storage = config.string("extensions.refStorage");
+        let shared = config.string("core.sharedRepository");
+        let fsync = config.string("core.fsync");
+        let leave_to_git = ref_storage.is_some_and(|s| !s.eq_ignore_ascii_case(b"files"))
             || repo.object_hash() != gix::hash::Kind::Sha1
-        {
-            tracing::debug!("objects in-process: not for this repository's format");
+            // Object files that git would write group- or world-readable, or
+            // fsync: promises gitoxide's writer does not keep.
+            || shared.is_some_and(|s| !matches!(s.to_ascii_lowercase().as_slice(), b"false" | b"umask" | b"0" | b"no" | b"off"))
+            || config.boolean("core.fsyncObjectFiles") == Some(true)
+            || fsync.is_some_and(|s| {
+                s.split(|b| *b == b',').any(|c| {
+                    matches!(c.trim_ascii(), b"loose-object" | b"objects" | b"committed" | b"added" | b"all")
+                })
+            });
+        if leave_to_git {
+            tracing::debug!("objects in-process: not for this repository's settings");
             return None;
         }
         Some(Objects { repo: repo.into() })
@@ -174,6 +187,93 @@ fn split_ident(ident: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// git in `dir`, away from this machine's configuration.
+    fn git(dir: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap()
+    }
+
+    fn repo_with(config: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(git(dir.path(), &["init", "-q"]).status.success());
+        for (k, v) in config {
+            assert!(git(dir.path(), &["config", k, v]).status.success());
+        }
+        dir
+    }
+
+    #[test]
+    fn settings_gitoxide_would_not_keep_are_left_to_git() {
+        assert!(Objects::open(repo_with(&[]).path()).is_some());
+        assert!(Objects::open(repo_with(&[("core.sharedRepository", "umask")]).path()).is_some());
+        assert!(Objects::open(repo_with(&[("core.fsync", "reference")]).path()).is_some());
+        for (k, v) in [
+            ("core.sharedRepository", "group"),
+            ("core.sharedRepository", "0660"),
+            ("core.fsyncObjectFiles", "true"),
+            ("core.fsync", "reference,loose-object"),
+            ("core.fsync", "all"),
+        ] {
+            assert!(
+                Objects::open(repo_with(&[(k, v)]).path()).is_none(),
+                "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn commits_read_back_as_written() {
+        let dir = repo_with(&[]);
+        let o = Objects::open(dir.path()).unwrap();
+        let files: [(&str, &[u8]); 2] = [
+            ("tgs/server/backlog.json", b"{}\n"),
+            ("tgs/server/audit.jsonl", b""),
+        ];
+        let first = o
+            .commit(None, &files, "T U <t@u>", 1_700_000_000, "first\n")
+            .unwrap();
+        let files: [(&str, &[u8]); 1] = [("tgs/server/backlog.json", b"{\"v\":1}\n")];
+        let second = o
+            .commit(Some(&first), &files, "T U <t@u>", 1_700_000_001, "second\n")
+            .unwrap();
+        let show = git(dir.path(), &["cat-file", "-p", &second]);
+        let text = String::from_utf8_lossy(&show.stdout);
+        assert!(text.contains(&format!("parent {first}")), "{text}");
+        assert!(
+            text.contains("committer T U <t@u> 1700000001 +0000"),
+            "{text}"
+        );
+        git(dir.path(), &["update-ref", "refs/heads/state", &second]);
+        let (tip, blobs, other) = o
+            .read(
+                "refs/heads/state",
+                &[
+                    "tgs/server/backlog.json",
+                    "tgs/server/audit.jsonl",
+                    "missing",
+                ],
+                Some("refs/heads/none"),
+            )
+            .unwrap();
+        assert_eq!(tip.as_deref(), Some(second.as_str()));
+        assert_eq!(blobs[0].as_deref(), Some(&b"{\"v\":1}\n"[..]));
+        assert_eq!(blobs[1].as_deref(), Some(&b""[..]), "kept from the parent");
+        assert_eq!(blobs[2], None);
+        assert_eq!(other, None);
+        let fsck = git(dir.path(), &["fsck", "--strict"]);
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+    }
 
     #[test]
     fn idents_split() {
