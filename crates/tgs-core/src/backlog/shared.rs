@@ -2,7 +2,8 @@
 //!
 //! A change is a compare-and-swap on the state branch of the remote: fetch
 //! the tip, apply the change (a pure function) to the backlog found there,
-//! commit on top of that tip with plumbing, push. A push that is not a fast
+//! commit on top of that tip (objects written in-process, see `objects`, or
+//! by `fast-import`), push. A push that is not a fast
 //! forward is rejected by the remote: another worker got there first, so we
 //! fetch again and re-apply the same change to the fresher state, after a
 //! jittered, growing pause. There is never a textual merge of the JSON, and
@@ -10,7 +11,9 @@
 //! a diverged branch, a half-made commit or a held lock.
 //!
 //! Without a remote the same loop runs against the local branch ref, with
-//! `update-ref`'s compare-and-swap in place of the push.
+//! `update-ref`'s compare-and-swap in place of the push. Workers of one
+//! machine take turns around each attempt (see `turn`), so only workers on
+//! different machines ever lose a push to each other.
 
 use std::time::Duration;
 
@@ -422,8 +425,9 @@ impl<'r> SharedState<'r> {
         scale.min(self.max_pause).mul_f64(fastrand::f64())
     }
 
-    /// Where a new state commit is written before it is published. With a
-    /// remote, the remote-tracking ref itself: after a successful push it is
+    /// Where `fast-import` writes a new state commit before it is published
+    /// (commits written in-process need no ref). With a remote, the
+    /// remote-tracking ref itself: after a successful push it is
     /// right as it stands, and after a lost race the next fetch (a forced
     /// update) puts it back. Without one, a scratch ref of this process.
     fn commit_ref(&self) -> String {
