@@ -44,6 +44,9 @@ pub enum GitError {
     },
     #[error("unexpected output from `git {args}`: {detail}")]
     Parse { args: String, detail: String },
+    /// Reading or writing objects in-process (see `objects`) failed.
+    #[error("could not {what} in the object database: {detail}")]
+    Objects { what: String, detail: String },
 }
 
 fn fmt_stderr(stderr: &str) -> String {
@@ -179,6 +182,21 @@ impl GitCommand {
             .join(" ")
     }
 
+    /// Start the process with stdout piped, for a session that talks to it
+    /// (stdin and stderr as given), instead of running it to completion.
+    pub fn spawn_session(
+        mut self,
+        stdin: Stdio,
+        stderr: Stdio,
+    ) -> Result<std::process::Child, GitError> {
+        self.cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| GitError::Spawn { source })
+    }
+
     /// Run to completion whatever the exit status.
     pub fn output(mut self) -> Result<GitOutput, GitError> {
         let shown = self.display_args();
@@ -260,13 +278,10 @@ impl<T: Send + 'static> CatFile<T> {
         git: &Git,
         digest: impl Fn(usize, &[u8]) -> T + Send + 'static,
     ) -> Result<CatFile<T>, GitError> {
-        let mut c = git.cmd(["cat-file", "--batch"]);
         tracing::debug!(target: "tgs::git", "git cat-file --batch (streaming)");
-        c.cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+        let mut child = git
+            .cmd(["cat-file", "--batch"])
+            .spawn_session(Stdio::piped(), Stdio::null())?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let reader = std::thread::spawn(move || {
@@ -349,12 +364,9 @@ pub fn stream_ls_tree(
     args.extend_from_slice(paths);
     let shown = args.join(" ");
     tracing::debug!(target: "tgs::git", "git {shown}");
-    let mut c = git.cmd(&args);
-    c.cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+    let mut child = git
+        .cmd(&args)
+        .spawn_session(Stdio::null(), Stdio::piped())?;
     let stderr = child.stderr.take().expect("piped stderr");
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -597,12 +609,9 @@ pub struct StateReader {
 
 impl StateReader {
     pub fn spawn(git: &Git) -> Result<StateReader, GitError> {
-        let mut c = git.cmd(["cat-file", "--batch"]);
-        c.cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+        let mut child = git
+            .cmd(["cat-file", "--batch"])
+            .spawn_session(Stdio::piped(), Stdio::null())?;
         let stdin = child.stdin.take().expect("piped stdin");
         let out = BufReader::new(child.stdout.take().expect("piped stdout"));
         Ok(StateReader { child, stdin, out })
@@ -697,13 +706,10 @@ const FAST_IMPORT: [&str; 5] = [
 
 impl FastImport {
     pub fn spawn(git: &Git) -> Result<FastImport, GitError> {
-        let mut c = git.cmd(FAST_IMPORT);
         tracing::debug!(target: "tgs::git", "git {} (started)", FAST_IMPORT.join(" "));
-        c.cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = c.cmd.spawn().map_err(|source| GitError::Spawn { source })?;
+        let child = git
+            .cmd(FAST_IMPORT)
+            .spawn_session(Stdio::piped(), Stdio::piped())?;
         Ok(FastImport { child: Some(child) })
     }
 

@@ -31,8 +31,8 @@ impl std::fmt::Debug for Objects {
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> GitError {
-    GitError::Parse {
-        args: format!("(in-process) {what}"),
+    GitError::Objects {
+        what: what.to_owned(),
         detail: e.to_string(),
     }
 }
@@ -121,7 +121,9 @@ impl Objects {
     ) -> Result<String, GitError> {
         let repo = self.repo.to_thread_local();
         let parent = parent
-            .map(|p| gix::ObjectId::from_hex(p.as_bytes()).map_err(|e| err("parent id", e)))
+            .map(|p| {
+                gix::ObjectId::from_hex(p.as_bytes()).map_err(|e| err("parse the parent id", e))
+            })
             .transpose()?;
         let base = match parent {
             Some(p) => repo
@@ -169,11 +171,9 @@ fn peel(repo: &gix::Repository, name: &str) -> Result<Option<gix::ObjectId>, Git
         Err(e) => return Err(err("find reference", e)),
     };
     let id = r.peel_to_id().map_err(|e| err("peel reference", e))?;
+    // Like `cat-file`'s `<ref>^{commit}`: a ref to anything but a commit is none.
     let object = id.object().map_err(|e| err("read object", e))?;
-    match object.kind {
-        gix::object::Kind::Commit => Ok(Some(id.detach())),
-        _ => Ok(object.peel_to_commit().ok().map(|c| c.id)),
-    }
+    Ok(object.peel_to_commit().ok().map(|c| c.id))
 }
 
 /// `Name <email>` into its two parts.

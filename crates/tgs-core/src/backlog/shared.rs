@@ -97,8 +97,6 @@ pub struct SharedState<'r> {
     pub turn_wait: Duration,
     /// The object database in-process, `None` where git processes must do.
     objects: std::sync::OnceLock<Option<crate::objects::Objects>>,
-    /// Whether a fast-import wrote to the scratch ref (see `commit_ref`).
-    scratch_used: std::sync::atomic::AtomicBool,
 }
 
 /// How an attempt reads the state: in-process, or a `cat-file` started early.
@@ -130,7 +128,6 @@ impl<'r> SharedState<'r> {
             remote_url: None,
             turn_wait: Duration::from_secs(30),
             objects: std::sync::OnceLock::new(),
-            scratch_used: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -446,13 +443,7 @@ impl<'r> SharedState<'r> {
         let when = crate::clock::now().as_second();
         Ok(match writer {
             Writer::InProcess(o) => o.commit(tip, files, ident, when, message)?,
-            Writer::Process(p) => {
-                if self.remote.is_none() {
-                    self.scratch_used
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                p.commit(&self.commit_ref(), tip, files, ident, when, message)?
-            }
+            Writer::Process(p) => p.commit(&self.commit_ref(), tip, files, ident, when, message)?,
         })
     }
 
@@ -503,8 +494,8 @@ impl<'r> SharedState<'r> {
     /// scratch ref goes in the same `update-ref` transaction.
     fn sync_local(&self, old: Option<&str>, new: Option<&str>) {
         let git = self.git();
-        // Only the local mode leaves a scratch ref behind (see commit_ref).
-        let mut tx = if self.scratch_used.load(std::sync::atomic::Ordering::Relaxed) {
+        // Only fast-import in the local mode leaves a scratch ref behind (see commit_ref).
+        let mut tx = if self.remote.is_none() && self.objects().is_none() {
             format!("delete {}\n", self.scratch_ref)
         } else {
             String::new()
