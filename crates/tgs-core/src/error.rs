@@ -31,6 +31,13 @@ pub enum Error {
     /// A compare-and-swap on the state branch kept losing to other writers.
     #[error("{0}")]
     Contention(String),
+    /// The repository or its configuration is not set up for what was asked
+    /// (a missing remote, no base branch); nothing was changed.
+    #[error("{message}")]
+    Setup {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     Repo(#[from] RepoError),
     #[error(transparent)]

@@ -27,6 +27,7 @@ pub mod runner;
 pub mod session;
 pub mod template;
 pub mod thought;
+pub mod topology;
 pub mod transcript;
 pub mod verify;
 pub mod worktree;

@@ -12,8 +12,19 @@ pub struct Repo {
     /// Where the caller stood, relative to `root` (`""` at the root, else ending in `/`).
     prefix: String,
     discovered_head: Option<String>,
-    branch: Option<String>,
+    head: Head,
     git: Git,
+}
+
+/// Where HEAD pointed when the repository was discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// On a branch with commits.
+    Branch(String),
+    /// Detached at a commit.
+    Detached,
+    /// On a branch that has no commits yet (a new repository).
+    Unborn(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,34 +59,65 @@ impl Repo {
         };
         let prefix = lines.next().unwrap_or("").to_owned();
         // In a repository without commits git prints the paths, then fails on HEAD.
-        let head = lines
+        let head_commit = lines
             .next()
             .filter(|h| out.success && h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_owned);
         // `refs/heads/<name>`, or `HEAD` when detached.
-        let branch = lines
-            .next()
-            .filter(|_| out.success)
-            .and_then(|r| r.strip_prefix("refs/heads/"))
-            .map(str::to_owned);
+        let full_name = lines.next().filter(|_| out.success);
         if !out.success && !out.stderr.contains("'HEAD'") {
             return Err(RepoError::NotARepo(start.to_owned()));
         }
         let root = PathBuf::from(root);
+        let git = Git::new(&root);
+        let head = match full_name {
+            Some(r) => match r.strip_prefix("refs/heads/") {
+                Some(b) => Head::Branch(b.to_owned()),
+                None => Head::Detached,
+            },
+            // Only a repository without commits gets here: ask which branch is unborn.
+            None => {
+                let name = git.text(["symbolic-ref", "-q", "--short", "HEAD"]);
+                match name {
+                    Ok(n) if !n.is_empty() => Head::Unborn(n),
+                    _ => Head::Detached,
+                }
+            }
+        };
         Ok(Repo {
-            git: Git::new(&root),
+            git,
             root,
             common_dir: PathBuf::from(common),
             prefix,
-            discovered_head: head,
-            branch,
+            discovered_head: head_commit,
+            head,
         })
     }
 
     /// The branch checked out when the repository was discovered (`None`:
     /// detached HEAD, or no commits yet).
     pub fn current_branch(&self) -> Option<&str> {
-        self.branch.as_deref()
+        match &self.head {
+            Head::Branch(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Where HEAD pointed when the repository was discovered.
+    pub fn head_state(&self) -> &Head {
+        &self.head
+    }
+
+    /// Why HEAD cannot stand for a branch here, as a person wants to read it
+    /// (`None` when it is on a branch with commits).
+    pub fn head_problem(&self) -> Option<String> {
+        match &self.head {
+            Head::Branch(_) => None,
+            Head::Detached => Some("HEAD is detached (not on a branch)".into()),
+            Head::Unborn(b) => Some(format!(
+                "the repository has no commits yet (branch {b} is unborn)"
+            )),
+        }
     }
 
     /// The commit HEAD pointed at when the repository was discovered.

@@ -90,6 +90,8 @@ pub struct Runner<'r> {
     pub signals: Option<Arc<Signals>>,
     /// The environment agents' environments are picked from.
     pub env: Vec<(String, String)>,
+    /// The remote and branches (the base is read from the remote, fetched).
+    pub topology: crate::topology::Topology,
 }
 
 /// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with ±20% jitter.
@@ -478,11 +480,14 @@ impl<'r> Runner<'r> {
     fn work(&mut self, entry: &Entry, sink: &mut dyn Sink) -> Result<WorkResult, Error> {
         let name = name_of(&entry.dir)?;
         let mut w = WorkResult::new(&self.cfg.agent, Outcome::Failed, None);
-        let base = self.fresh_base()?;
+        let (label, base) = self.fresh_base()?;
         let index = ThoughtIndex::load_paths(self.repo, Some(&base), &[entry.dir.as_str()])?;
         let Some(thought) = index.find(&entry.dir).cloned() else {
             w.outcome = Outcome::Rejected;
-            w.reason = Some(format!("{} is not in {}", entry.dir, self.cfg.base_branch));
+            w.reason = Some(format!(
+                "{} is not on {label} (committed but not pushed, or removed since it was queued)",
+                entry.dir
+            ));
             return Ok(w);
         };
         let wt = worktree::prepare(self.repo, &name, &base)?;
@@ -792,27 +797,15 @@ impl<'r> Runner<'r> {
     }
 
     /// The tip of the base branch, fetched from the remote when there is one.
-    fn fresh_base(&self) -> Result<String, Error> {
-        let b = &self.cfg.base_branch;
-        if let Some(remote) = &self.cfg.remote {
-            let spec = format!("+refs/heads/{b}:refs/remotes/{remote}/{b}");
-            let out = self
-                .repo
-                .git()
-                .cmd(["fetch", "--quiet", "--no-tags", remote, &spec])
-                .output()?;
-            if out.success {
-                return Ok(self.repo.git().text([
-                    "rev-parse",
-                    &format!("refs/remotes/{remote}/{b}^{{commit}}"),
-                ])?);
-            }
-            tracing::warn!("could not fetch {b} from {remote}: {}", out.stderr.trim());
+    fn fresh_base(&self) -> Result<(String, String), Error> {
+        let tip = self.topology.fetch_base(self.repo)?;
+        match tip.commit {
+            Some(c) => Ok((tip.label, c)),
+            None => Err(Error::Setup {
+                message: format!("{} has no commits yet", tip.label),
+                hint: Some(format!("push {} first", tip.branch)),
+            }),
         }
-        Ok(self
-            .repo
-            .git()
-            .text(["rev-parse", &format!("refs/heads/{b}^{{commit}}")])?)
     }
 }
 

@@ -89,6 +89,7 @@ impl From<Error> for CliError {
         }
         let (code, hint) = match &e {
             Error::Invalid(_) => (code::USAGE, None),
+            Error::Setup { hint, .. } => (code::USAGE, hint.clone()),
             Error::Transition { allowed, .. } => (
                 code::USAGE,
                 Some(format!("from this status you may: {}", allowed.join(", "))),

@@ -10,13 +10,13 @@ const B: &str = "tgs/thoughts/bbbbbbb-second";
 const C: &str = "tgs/thoughts/ccccccc-third";
 
 fn three(env: &TestEnv) -> TestRepo<'_> {
-    let repo = env.local_repo("r");
+    let repo = env.repo("r");
     repo.approved("aaaaaaa-first", "First thing");
     repo.approved("bbbbbbb-second", "Second thing");
     repo.approved("ccccccc-third", "Third thing");
     repo.write("CLAUDE.md", "be careful\n");
     repo.write("tgs/agentops/AGENTOPS.md", "workflow\n");
-    repo.commit_all("thoughts");
+    repo.publish("thoughts");
     repo
 }
 
@@ -73,27 +73,23 @@ fn add_normalizes_and_commits_only_the_backlog() {
     assert_eq!(b["thoughts"][0]["started_at"], Value::Null);
     assert_eq!(b["thoughts"][1]["priority"], 5);
 
-    // Three commits, each containing only the state files (the backlog and its audit log).
+    // Three commits on the state branch of its own, an orphan history that
+    // holds only the state files; the user's branch is neither moved nor pushed.
+    assert_eq!(repo.head(), before);
+    assert_eq!(repo.git(&["rev-parse", "origin/main"]), before);
+    assert_eq!(repo.state_commit_count(), 3);
+    let r = repo.state_ref();
     assert_eq!(
-        repo.git(&["rev-list", "--count", &format!("{before}..HEAD")]),
-        "3"
+        repo.git(&["rev-list", "--count", "--max-parents=0", &r]),
+        "1"
     );
-    let files = repo.git(&[
-        "log",
-        "--format=",
-        "--name-only",
-        &format!("{before}..HEAD"),
-    ]);
-    assert!(
-        files
-            .lines()
-            .filter(|l| !l.is_empty())
-            .all(|l| l == "tgs/server/backlog.json" || l == "tgs/server/audit.jsonl"),
-        "{files}"
-    );
+    let files = repo.git(&["ls-tree", "-r", "--name-only", &r]);
+    assert_eq!(files, "tgs/server/audit.jsonl\ntgs/server/backlog.json");
+    assert_eq!(repo.state_subjects(1), [format!("chore(tgs): add {C}")]);
     assert_eq!(
-        repo.git(&["log", "-1", "--format=%s"]),
-        format!("chore(tgs): add {C}")
+        repo.git(&["branch", "--list", common::STATE]),
+        "",
+        "no local branch is made for the state"
     );
     // The user's staged file is still staged (and not committed), the edit still there.
     assert_eq!(repo.git(&["diff", "--cached", "--name-only"]), "staged.txt");
@@ -104,14 +100,13 @@ fn add_normalizes_and_commits_only_the_backlog() {
         .all(|l| !l.contains("backlog.json")));
 
     // Adding again changes nothing and says so.
-    let head = repo.head();
     let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", A]));
     assert_eq!(code, 0);
     assert!(err.contains("already in the backlog"), "{err}");
-    assert_eq!(repo.head(), head);
+    assert_eq!(repo.state_commit_count(), 3);
 
     // The file is deterministic: 2-space JSON with a trailing newline.
-    let text = repo.read("tgs/server/backlog.json");
+    let text = repo.state_file("tgs/server/backlog.json").unwrap();
     assert!(text.starts_with("{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\n      \"dir\""));
     assert!(text.ends_with("}\n"));
 }
@@ -121,19 +116,22 @@ fn add_rejects_bad_dirs_and_leaves_the_file_alone() {
     let env = TestEnv::new();
     let repo = three(&env);
     ok(&repo, &["server", "backlog", "add", A]);
-    let text = repo.read("tgs/server/backlog.json");
-    let head = repo.head();
+    let text = repo.state_file("tgs/server/backlog.json");
+    // Committed here, not pushed: not work for anyone yet.
+    repo.approved("fffffff-local-only", "Local only");
+    repo.commit_all("local thought");
     repo.write("tgs/thoughts/ddddddd-not-committed/research.md", "x\n");
     repo.write("tgs/1234567-legacy/plan.md", "x\n");
     std::os::unix::fs::symlink("/etc", repo.path("tgs/thoughts/eeeeeee-symlink")).unwrap();
     for (arg, needle) in [
         (
             "tgs/thoughts/9999999-missing",
-            "does not exist in the committed tree",
+            "does not exist on origin/main",
         ),
+        ("ddddddd-not-committed", "commit its research and plan"),
         (
-            "ddddddd-not-committed",
-            "commit its research and plan first",
+            "fffffff-local-only",
+            "is committed here but not on origin/main",
         ),
         ("src", "not a thought name"),
         ("src/aaaaaaa-first", "outside the thoughts folder"),
@@ -144,14 +142,14 @@ fn add_rejects_bad_dirs_and_leaves_the_file_alone() {
             "tgs/thoughts/aaaaaaa-first/../../../x",
             "outside the thoughts folder",
         ),
-        ("eeeeeee-symlink", "does not exist in the committed tree"),
+        ("eeeeeee-symlink", "does not exist on origin/main"),
     ] {
         // One bad argument among good ones: nothing is added.
         let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", B, arg]));
         assert_eq!(code, 2, "{arg}: {err}");
         assert!(err.contains(needle), "{arg}: {err}");
-        assert_eq!(repo.read("tgs/server/backlog.json"), text, "{arg}");
-        assert_eq!(repo.head(), head, "{arg}");
+        assert_eq!(repo.state_file("tgs/server/backlog.json"), text, "{arg}");
+        assert_eq!(repo.state_commit_count(), 1, "{arg}");
     }
 }
 
@@ -198,10 +196,7 @@ fn list_show_priority_remove() {
     ))
     .unwrap();
     assert_eq!(dirs(&v), [C, B]);
-    assert_eq!(
-        repo.git(&["log", "-1", "--format=%s"]),
-        format!("chore(tgs): remove {A}")
-    );
+    assert_eq!(repo.state_subjects(1), [format!("chore(tgs): remove {A}")]);
     let (code, _, err) = run(repo.tgs().args(["server", "backlog", "show", A]));
     assert_eq!(code, 2);
     assert!(err.contains("not in the backlog"), "{err}");
@@ -245,8 +240,8 @@ fn next_claims_in_order_with_a_lease_and_context() {
     assert_eq!(e["lease_expires_at"], "2026-01-15T18:00:00Z");
     assert_eq!(e["attempts"], 1);
     assert_eq!(
-        repo.git(&["log", "-1", "--format=%s"]),
-        format!("chore(tgs): claim {C} for w1")
+        repo.state_subjects(1),
+        [format!("chore(tgs): claim {C} for w1")]
     );
 
     // Plain output: the dir, the title, the files.
@@ -261,12 +256,12 @@ fn next_claims_in_order_with_a_lease_and_context() {
     );
     ok(&repo, &["server", "backlog", "next", "--lease", "30m"]);
     // Nothing left: null, exit 0, no commit.
-    let head = repo.head();
+    let count = repo.state_commit_count();
     assert_eq!(
         ok(&repo, &["server", "backlog", "next", "--json"]).trim(),
         "null"
     );
-    assert_eq!(repo.head(), head);
+    assert_eq!(repo.state_commit_count(), count);
 
     // When the lease of the third claim (30m) has expired, another worker may take it over.
     let later = repo
@@ -349,10 +344,13 @@ fn transitions_and_invalid_ones() {
         None,
         "a retry starts a fresh budget"
     );
-    let subjects = repo.git(&["log", "-3", "--format=%s"]);
     assert_eq!(
-        subjects,
-        format!("chore(tgs): retry {B}\nchore(tgs): fail {B}\nchore(tgs): complete {A}")
+        repo.state_subjects(3),
+        [
+            format!("chore(tgs): retry {B}"),
+            format!("chore(tgs): fail {B}"),
+            format!("chore(tgs): complete {A}")
+        ]
     );
 }
 
@@ -374,12 +372,12 @@ fn scan_adds_approved_thoughts_not_yet_seen() {
         "# Research: Legacy one\n",
     );
     repo.write("tgs/7777777-legacy-approved/plan.md", "p\n");
-    repo.commit_all("more");
+    repo.publish("more");
     ok(&repo, &["server", "backlog", "add", A]);
     ok(&repo, &["server", "backlog", "next"]);
     ok(&repo, &["server", "backlog", "fail", A]);
 
-    let head = repo.head();
+    let count = repo.state_commit_count();
     let dry: Value =
         serde_json::from_str(&ok(&repo, &["server", "scan", "--dry-run", "--json"])).unwrap();
     let want = json!([
@@ -388,12 +386,16 @@ fn scan_adds_approved_thoughts_not_yet_seen() {
         {"dir": C, "title": "Third thing"},
     ]);
     assert_eq!(dry, want);
-    assert_eq!(repo.head(), head, "--dry-run changes nothing");
+    assert_eq!(
+        repo.state_commit_count(),
+        count,
+        "--dry-run changes nothing"
+    );
     let added: Value = serde_json::from_str(&ok(&repo, &["server", "scan", "--json"])).unwrap();
     assert_eq!(added, want);
     assert_eq!(
-        repo.git(&["log", "-1", "--format=%s"]),
-        "chore(tgs): scan added 3 thoughts"
+        repo.state_subjects(1),
+        ["chore(tgs): scan added 3 thoughts"]
     );
     assert_eq!(
         repo.backlog()["thoughts"][0]["status"],
@@ -401,7 +403,7 @@ fn scan_adds_approved_thoughts_not_yet_seen() {
         "a failed entry is not re-added"
     );
     assert_eq!(ok(&repo, &["server", "scan", "--json"]).trim(), "[]");
-    assert_eq!(repo.commit_count(), 7);
+    assert_eq!(repo.state_commit_count(), 4);
 }
 
 #[test]
@@ -409,14 +411,13 @@ fn go_prototype_and_hand_written_files() {
     let env = TestEnv::new();
     let repo = three(&env);
     // As the Go prototype wrote it: nulls, claimed_by/claimed_at, fractional timestamps; plus a field we do not know.
-    repo.write(
+    repo.put_state(&[(
         "tgs/server/backlog.json",
         r#"{"version":"1","thoughts":[
 {"dir":"tgs/thoughts/aaaaaaa-first","title":"First thing","priority":10,"status":"in_progress","added_at":"2025-10-22T10:00:00Z","started_at":"2025-10-22T11:00:00.5+02:00","completed_at":null,"claimed_by":"runner-1","claimed_at":"2025-10-22T09:00:00Z","owner":{"team":"core"}},
 {"dir":"tgs/thoughts/bbbbbbb-second","title":"Second thing","priority":1,"status":"queued","added_at":"2025-10-22T10:00:00Z","started_at":null,"completed_at":null,"claimed_by":null,"claimed_at":null}
 ],"generated_by":"tgs-go"}"#,
-    );
-    repo.commit_all("go backlog");
+    )]);
     let v: Value =
         serde_json::from_str(&ok(&repo, &["server", "backlog", "list", "--json"])).unwrap();
     assert_eq!(dirs(&v), [A, B]);
@@ -446,7 +447,7 @@ fn corrupt_and_newer_files_are_never_overwritten() {
     let env = TestEnv::new();
     let repo = three(&env);
     let corrupt = "{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\"dir\": \"tgs/thoughts/aaaaaaa-first\",}\n  ]\n}\n";
-    repo.write("tgs/server/backlog.json", corrupt);
+    repo.put_state(&[("tgs/server/backlog.json", corrupt)]);
     for args in [
         vec!["server", "backlog", "add", B],
         vec!["server", "backlog", "list"],
@@ -456,22 +457,25 @@ fn corrupt_and_newer_files_are_never_overwritten() {
         let (code, _, err) = run(repo.tgs().args(&args));
         assert_eq!(code, 3, "{args:?}: {err}");
         assert!(err.contains("line 4, column"), "{err}");
-        assert_eq!(repo.read("tgs/server/backlog.json"), corrupt);
+        assert_eq!(repo.state_file("tgs/server/backlog.json").unwrap(), corrupt);
     }
     let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
     assert_eq!(code, 1);
     assert!(out.contains("line 4, column"), "{out}");
 
     let bad_status = r#"{"version":"1","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","status":"done"},{"dir":7}]}"#;
-    repo.write("tgs/server/backlog.json", bad_status);
+    repo.put_state(&[("tgs/server/backlog.json", bad_status)]);
     let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate", "--fix"]));
     assert_eq!(code, 1);
     assert!(out.contains("unknown status \"done\""), "{out}");
     assert!(out.contains("entry 2 is invalid"), "{out}");
-    assert_eq!(repo.read("tgs/server/backlog.json"), bad_status);
+    assert_eq!(
+        repo.state_file("tgs/server/backlog.json").unwrap(),
+        bad_status
+    );
 
     let newer = r#"{"version":"2","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","title":"T","status":"queued","shiny":true}]}"#;
-    repo.write("tgs/server/backlog.json", newer);
+    repo.put_state(&[("tgs/server/backlog.json", newer)]);
     assert!(
         ok(&repo, &["server", "backlog", "list"]).contains(A),
         "a newer file is read"
@@ -479,7 +483,7 @@ fn corrupt_and_newer_files_are_never_overwritten() {
     let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", B]));
     assert_eq!(code, 3);
     assert!(err.contains("newer"), "{err}");
-    assert_eq!(repo.read("tgs/server/backlog.json"), newer);
+    assert_eq!(repo.state_file("tgs/server/backlog.json").unwrap(), newer);
 }
 
 #[test]
@@ -494,7 +498,7 @@ fn validate_reports_and_fixes() {
             ("implementation.md", "done\n"),
         ],
     );
-    repo.commit_all("done");
+    repo.publish("done");
     let entry = |dir: &str, status: &str, extra: Value| {
         let mut e = json!({"dir": dir, "title": "t", "priority": 0, "status": status, "added_at": "2026-01-01T00:00:00Z", "started_at": null, "completed_at": null});
         e.as_object_mut()
@@ -510,16 +514,15 @@ fn validate_reports_and_fixes() {
         entry(B, "in_progress", json!({})),
         entry(C, "in_progress", json!({"claimed_by": "w", "lease_expires_at": "2026-01-15T11:00:00Z", "depends_on": ["tgs/thoughts/8888888-unknown"]})),
     ]});
-    repo.write(
+    repo.put_state(&[(
         "tgs/server/backlog.json",
         &serde_json::to_string_pretty(&file).unwrap(),
-    );
-    repo.commit_all("messy backlog");
+    )]);
     let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
     assert_eq!(code, 1);
     for needle in [
         "tgs/thoughts/aaaaaaa-first: listed more than once",
-        "tgs/thoughts/9999999-gone: the thought is not in the committed tree of HEAD",
+        "tgs/thoughts/9999999-gone: the thought is not on origin/main",
         "tgs/thoughts/ddddddd-done: the thought is implemented but the entry is queued",
         "tgs/thoughts/bbbbbbb-second: in progress but claimed by nobody",
         "tgs/thoughts/ccccccc-third: in progress by w but the lease expired",
@@ -547,24 +550,23 @@ fn validate_reports_and_fixes() {
     assert_eq!(b["thoughts"][2]["status"], "queued");
     assert_eq!(b["thoughts"][3]["status"], "queued");
     assert_eq!(
-        repo.git(&["log", "-1", "--format=%s"]),
-        "chore(tgs): repair the backlog (5 fixes)"
+        repo.state_subjects(1),
+        ["chore(tgs): repair the backlog (5 fixes)"]
     );
     let (_, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
     assert_eq!(out.lines().count(), 1, "{out}");
 }
 
 #[test]
-fn no_commit_writes_the_file_only() {
+fn no_commit_writes_the_working_tree_file_only() {
     let env = TestEnv::new();
     let repo = three(&env);
+    ok(&repo, &["server", "backlog", "add", B]);
     let head = repo.head();
     ok(&repo, &["server", "backlog", "add", A, "--no-commit"]);
     assert_eq!(repo.head(), head);
-    assert_eq!(dirs(&repo.backlog()["thoughts"]), [A]);
-    // The next committing change records the file as it is, so nothing is lost.
-    ok(&repo, &["server", "backlog", "add", B]);
-    let committed: Value =
-        serde_json::from_str(&repo.git(&["show", "HEAD:tgs/server/backlog.json"])).unwrap();
-    assert_eq!(dirs(&committed["thoughts"]), [A, B]);
+    assert_eq!(dirs(&repo.worktree_backlog()["thoughts"]), [A]);
+    // The shared state is not touched by it.
+    assert_eq!(dirs(&repo.backlog()["thoughts"]), [B]);
+    assert_eq!(repo.state_commit_count(), 1);
 }

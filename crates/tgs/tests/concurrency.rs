@@ -10,8 +10,21 @@ use std::time::Duration;
 use common::{TestEnv, TestRepo};
 use serde_json::Value;
 
-fn many_thoughts<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) {
-    let repo = env.local_repo("r");
+/// How a test repository keeps its state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Layout {
+    /// The default: a state branch of its own on the remote `origin`.
+    Shared,
+    /// Local-only, with the state in the checked-out branch's tree
+    /// (`server.state_branch: main`, `--no-push`): the working-tree store.
+    WorkingTree,
+}
+
+fn many_thoughts<'e>(env: &'e TestEnv, n: usize, layout: Layout) -> (TestRepo<'e>, Vec<String>) {
+    let repo = match layout {
+        Layout::Shared => env.repo("r"),
+        Layout::WorkingTree => env.local_repo("r"),
+    };
     let dirs = (0..n)
         .map(|i| {
             repo.approved(
@@ -20,8 +33,21 @@ fn many_thoughts<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) 
             )
         })
         .collect();
-    repo.commit_all("thoughts");
+    if layout == Layout::WorkingTree {
+        repo.write("tgs/tgs.yml", "server:\n  state_branch: main\n");
+        repo.commit_all("thoughts");
+    } else {
+        repo.publish("thoughts");
+    }
     (repo, dirs)
+}
+
+/// The flags a change needs in this layout.
+fn flags(layout: Layout) -> &'static [&'static str] {
+    match layout {
+        Layout::Shared => &[],
+        Layout::WorkingTree => &["--no-push"],
+    }
 }
 
 fn tgs(env: &TestEnv, repo: &TestRepo, args: &[&str]) -> Command {
@@ -37,8 +63,8 @@ fn tgs(env: &TestEnv, repo: &TestRepo, args: &[&str]) -> Command {
 #[test]
 fn fifty_concurrent_adds_lose_nothing() {
     let env = TestEnv::new();
-    let (repo, dirs) = many_thoughts(&env, 50);
-    let before = repo.commit_count();
+    let (repo, dirs) = many_thoughts(&env, 50, Layout::Shared);
+    let head = repo.head();
     let children: Vec<_> = dirs
         .iter()
         .map(|d| {
@@ -64,15 +90,16 @@ fn fifty_concurrent_adds_lose_nothing() {
         .collect();
     assert_eq!(got.len(), 50);
     assert_eq!(got, dirs.iter().map(String::as_str).collect());
-    // Every add is its own commit, and the tree is clean.
-    assert_eq!(repo.commit_count(), before + 50);
+    // Every add is its own commit on the state branch; the user's branch and tree are as they were.
+    assert_eq!(repo.state_commit_count(), 50);
+    assert_eq!(repo.head(), head);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 
 #[test]
 fn racing_claims_take_each_thought_exactly_once() {
     let env = TestEnv::new();
-    let (repo, dirs) = many_thoughts(&env, 30);
+    let (repo, dirs) = many_thoughts(&env, 30, Layout::Shared);
     let mut add = tgs(&env, &repo, &["server", "backlog", "add"]);
     add.args(&dirs);
     assert!(add.output().unwrap().status.success());
@@ -126,12 +153,49 @@ fn racing_claims_take_each_thought_exactly_once() {
 }
 
 #[test]
-fn sigkill_at_any_point_leaves_a_usable_backlog() {
+fn sigkill_at_any_point_leaves_a_usable_shared_state() {
     let env = TestEnv::new();
-    let (repo, dirs) = many_thoughts(&env, 24);
+    let (repo, dirs) = many_thoughts(&env, 24, Layout::Shared);
+    let head = repo.head();
+    // Kill `add` at growing delays, so some die before, during and after the commit and the push.
+    for (i, d) in dirs.iter().enumerate() {
+        let mut child = tgs(&env, &repo, &["server", "backlog", "add", d])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(1500 * i as u64));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever happened, the state (if any) is whole and the clone is not stuck.
+        if let Some(text) = repo.state_file("tgs/server/backlog.json") {
+            serde_json::from_str::<Value>(&text)
+                .unwrap_or_else(|e| panic!("torn state after kill {i}: {e}\n{text}"));
+        }
+        let status = repo.git(&["status", "--porcelain", "--untracked-files=all"]);
+        assert_eq!(status, "", "kill {i}: the working tree is the user's");
+        assert_eq!(repo.head(), head, "kill {i}");
+        assert_eq!(repo.git_locks(), Vec::<String>::new(), "kill {i}");
+    }
+    // The next change goes through.
+    let mut add = tgs(&env, &repo, &["server", "backlog", "add"]);
+    add.args(&dirs);
+    let out = add.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(repo.backlog()["thoughts"].as_array().unwrap().len(), 24);
+}
+
+#[test]
+fn sigkill_at_any_point_leaves_a_usable_working_tree_backlog() {
+    let env = TestEnv::new();
+    let layout = Layout::WorkingTree;
+    let (repo, dirs) = many_thoughts(&env, 24, layout);
     // Kill `add` at growing delays, so some die before, during and after the write and the commit.
     for (i, d) in dirs.iter().enumerate() {
         let mut child = tgs(&env, &repo, &["server", "backlog", "add", d])
+            .args(flags(layout))
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_micros(500 * i as u64));
@@ -157,14 +221,20 @@ fn sigkill_at_any_point_leaves_a_usable_backlog() {
     }
     // The next change goes through and commits everything the killed ones wrote.
     let mut add = tgs(&env, &repo, &["server", "backlog", "add"]);
-    add.args(&dirs);
+    add.args(&dirs).args(flags(layout));
     let out = add.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(repo.backlog()["thoughts"].as_array().unwrap().len(), 24);
+    assert_eq!(
+        repo.worktree_backlog()["thoughts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        24
+    );
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
     let mut leftovers: Vec<String> = std::fs::read_dir(repo.path("tgs/server"))
         .unwrap()
@@ -189,12 +259,14 @@ const STEPS: &[&str] = &[
 ];
 
 #[test]
-fn crash_at_every_step_of_a_change_then_recover() {
+fn crash_at_every_step_of_a_working_tree_change_then_recover() {
     use std::os::unix::process::ExitStatusExt;
+    let layout = Layout::WorkingTree;
     for step in STEPS {
         let env = TestEnv::new();
-        let (repo, dirs) = many_thoughts(&env, 2);
+        let (repo, dirs) = many_thoughts(&env, 2, layout);
         let first = tgs(&env, &repo, &["server", "backlog", "add", &dirs[0]])
+            .args(flags(layout))
             .output()
             .unwrap();
         assert!(first.status.success());
@@ -203,6 +275,7 @@ fn crash_at_every_step_of_a_change_then_recover() {
         let before = repo.head();
 
         let out = tgs(&env, &repo, &["server", "backlog", "add", &dirs[1]])
+            .args(flags(layout))
             .env("TGS_FAILPOINT", step)
             .output()
             .unwrap();
@@ -233,6 +306,7 @@ fn crash_at_every_step_of_a_change_then_recover() {
 
         // Recovery: the next change succeeds and the tree ends clean but for the user's file.
         let again = tgs(&env, &repo, &["server", "backlog", "add", &dirs[1]])
+            .args(flags(layout))
             .output()
             .unwrap();
         assert!(
@@ -248,5 +322,44 @@ fn crash_at_every_step_of_a_change_then_recover() {
             "A  user.txt",
             "{step}"
         );
+    }
+}
+
+#[test]
+fn crash_at_every_step_of_a_shared_change_then_recover() {
+    use std::os::unix::process::ExitStatusExt;
+    for step in ["shared.committed", "shared.pushed"] {
+        let env = TestEnv::new();
+        let (repo, dirs) = many_thoughts(&env, 2, Layout::Shared);
+        let first = tgs(&env, &repo, &["server", "backlog", "add", &dirs[0]])
+            .output()
+            .unwrap();
+        assert!(first.status.success());
+        let head = repo.head();
+        let out = tgs(&env, &repo, &["server", "backlog", "add", &dirs[1]])
+            .env("TGS_FAILPOINT", step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The remote holds the old state, or the new one once pushed.
+        let n = repo.remote_backlog()["thoughts"].as_array().unwrap().len();
+        assert_eq!(n, if step == "shared.pushed" { 2 } else { 1 }, "{step}");
+        assert_eq!(repo.head(), head, "{step}");
+        // Recovery: the next change succeeds, once.
+        let again = tgs(&env, &repo, &["server", "backlog", "add", &dirs[1]])
+            .output()
+            .unwrap();
+        assert!(again.status.success(), "{step}");
+        assert_eq!(
+            repo.remote_backlog()["thoughts"].as_array().unwrap().len(),
+            2,
+            "{step}"
+        );
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "{step}");
     }
 }

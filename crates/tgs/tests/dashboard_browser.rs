@@ -56,15 +56,17 @@ fn fixture(env: &TestEnv) -> TestRepo<'_> {
             {"dir": "tgs/thoughts/eeeeeee-fifth", "title": "Fifth thing", "status": "queued"}
         ]
     });
-    repo.write("tgs/server/backlog.json", &backlog.to_string());
-    repo.write(
+    repo.put_state(&[
+        ("tgs/server/backlog.json", &backlog.to_string()),
+        (
         "tgs/server/metrics.csv",
         "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url\n\
          tgs/thoughts/aaaaaaa-first,w1,claude-code,2026-01-13T10:00:00Z,2026-01-13T10:20:00Z,1200.0,success,1,0,9,0.5000,10,1,https://github.com/o/r/pull/1\n\
          tgs/thoughts/ccccccc-third,w1,claude-code,2026-01-13T12:00:00Z,2026-01-13T12:05:00Z,300.0,failed,1,1,3,0.2500,10,1,\n\
          tgs/thoughts/ccccccc-third,w1,claude-code,2026-01-14T12:00:00Z,2026-01-14T13:00:00Z,3600.0,timeout,2,,,,,,\n\
          tgs/thoughts/ccccccc-third,w2,claude-code,2026-01-15T08:00:00Z,2026-01-15T08:40:00Z,2400.0,failed,3,1,20,1.2500,10,1,\n",
-    );
+        ),
+    ]);
     repo.write(
         "tgs/server/logs/ccccccc-third-20260115T080000Z.log",
         "running tests\n<img src=http://evil.example/x onerror=alert(4)>\ntests failed\n",

@@ -42,12 +42,12 @@ git commit -qm "Add a feature"
 echo "did the work"
 "#;
 
-/// A file at the tip of origin's main.
+/// A file at the tip of origin's state branch.
 fn remote_file(repo: &TestRepo, path: &str) -> String {
     let out = repo
         .env
         .git_cmd(&repo.origin)
-        .args(["show", &format!("main:{path}")])
+        .args(["show", &format!("{}:{path}", common::STATE)])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -348,7 +348,7 @@ fn verification_rejects_bad_work() {
         ("exit 0\n", "the agent changed nothing"),
         ("echo 'x' >> src/lib.rs\ngit commit -qam code\n", "implementation summary"),
         (
-            "echo x >> src/lib.rs\nprintf '# Impl\\nDone\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\necho '{}' > tgs/server/backlog.json\ngit add -A\ngit commit -qm sneaky\n",
+            "echo x >> src/lib.rs\nprintf '# Impl\\nDone\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\nmkdir -p tgs/server\necho '{}' > tgs/server/backlog.json\ngit add -A\ngit commit -qm sneaky\n",
             "under tgs/server/",
         ),
         (
@@ -361,7 +361,7 @@ fn verification_rejects_bad_work() {
         let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
         assert_eq!(code, 0, "{err}");
         let e = entry(&repo);
-        let last = e["last_error"].as_str().unwrap();
+        let last = e["last_error"].as_str().unwrap_or_else(|| panic!("{needle}: {e}"));
         assert!(last.starts_with("rejected: ") && last.contains(needle), "{needle}: {last}");
         assert_eq!(e["status"], "queued");
         let branch = env.git_cmd(&repo.origin).args(["rev-parse", "--verify", "-q", "refs/heads/tgs/abcdef1-add-a-feature"]).output().unwrap();

@@ -29,6 +29,16 @@ fn ok(repo: &TestRepo, args: &[&str]) -> String {
     out
 }
 
+/// The state branch's tip on origin.
+fn remote_state_tip(repo: &TestRepo) -> String {
+    let tip = repo.git(&[
+        "ls-remote",
+        "origin",
+        &format!("refs/heads/{}", common::STATE),
+    ]);
+    tip.split_whitespace().next().unwrap().to_owned()
+}
+
 fn dirs_of(v: &Value) -> Vec<String> {
     v["thoughts"]
         .as_array()
@@ -84,31 +94,36 @@ fn state_objects_in_process_or_through_git_where_gitoxide_must_not() {
     let remote = repo.remote_backlog();
     assert_eq!(dirs_of(&remote), dirs);
     assert_eq!(remote["thoughts"][0]["claimed_by"], "rt");
-    // Both clones end clean at the remote's tip, history intact.
-    let tip = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
-    let tip = tip.split_whitespace().next().unwrap().to_owned();
-    assert_eq!(rt.head(), tip);
+    // Both clones end clean, their branches untouched, history intact.
+    assert_eq!(rt.head(), repo.head());
     assert_eq!(rt.git(&["status", "--porcelain"]), "");
+    assert_eq!(
+        rt.git(&["rev-parse", &rt.state_ref()]),
+        remote_state_tip(&repo)
+    );
     // The first clone builds on the reftable clone's commits in-process.
     ok(&repo, &["server", "backlog", "priority", &dirs[1], "5"]);
-    let tip = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
-    let tip = tip.split_whitespace().next().unwrap().to_owned();
-    assert_eq!(repo.head(), tip);
+    assert_eq!(
+        repo.git(&["rev-parse", &repo.state_ref()]),
+        remote_state_tip(&repo)
+    );
     assert_eq!(repo.remote_backlog()["thoughts"][1]["priority"], 5);
     assert_eq!(repo.remote_backlog()["thoughts"][0]["claimed_by"], "rt");
     repo.git(&["fsck", "--no-dangling"]);
 }
 
 #[test]
-fn changes_are_pushed_and_the_checkout_follows() {
+fn changes_are_pushed_and_the_users_branch_stays() {
     let env = TestEnv::new();
     let (repo, dirs) = published(&env, 2);
+    let main = repo.head();
     ok(&repo, &["server", "backlog", "add", &dirs[0]]);
     assert_eq!(dirs_of(&repo.remote_backlog()), [dirs[0].clone()]);
-    // The local branch was fast-forwarded to the pushed state, the tree is clean.
-    assert_eq!(repo.head(), repo.git(&["rev-parse", "origin/main"]));
-    assert_eq!(dirs_of(&repo.backlog()), [dirs[0].clone()]);
+    // The user's branch, its remote counterpart and the tree are as they were.
+    assert_eq!(repo.head(), main);
+    assert_eq!(repo.git(&["rev-parse", "origin/main"]), main);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    assert!(!repo.path("tgs/server/backlog.json").exists());
 
     // A second clone with a stale view re-applies its change to the fresh state.
     let other = repo.clone_as("other");
@@ -116,8 +131,13 @@ fn changes_are_pushed_and_the_checkout_follows() {
         &repo,
         &["server", "backlog", "add", &dirs[1], "--priority", "3"],
     );
+    let stale: Value = serde_json::from_str(&other.git(&[
+        "show",
+        &format!("origin/{}:tgs/server/backlog.json", common::STATE),
+    ]))
+    .unwrap();
     assert_eq!(
-        dirs_of(&other.backlog()),
+        dirs_of(&stale),
         [dirs[0].clone()],
         "other has not fetched yet"
     );
@@ -138,7 +158,7 @@ fn changes_are_pushed_and_the_checkout_follows() {
     let remote = repo.remote_backlog();
     assert_eq!(remote["thoughts"][1]["status"], "in_progress");
     assert_eq!(remote["thoughts"][1]["claimed_by"], "other");
-    assert_eq!(other.head(), other.git(&["rev-parse", "origin/main"]));
+    assert_eq!(other.head(), main);
     // Reads fetch too: the first clone lists the claim made elsewhere.
     let listed: Value = serde_json::from_str(&ok(
         &repo,
@@ -225,12 +245,16 @@ fn race_on_clones(one_machine: bool) {
         assert_eq!(e["status"], "in_progress");
         assert_eq!(e["claimed_by"], format!("w{i}"));
     }
-    // No worker is left behind: each clone is clean and at the remote tip.
-    let tip = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
-    let tip = tip.split_whitespace().next().unwrap();
+    // No worker is left behind: each clone is clean, its branch untouched,
+    // and it knows the state's tip.
+    let tip = remote_state_tip(&repo);
     for w in &workers {
         assert_eq!(w.git(&["status", "--porcelain"]), "");
-        assert_eq!(w.head(), tip);
+        assert_eq!(w.head(), repo.head());
+        assert_eq!(
+            w.git(&["rev-parse", &format!("origin/{}", common::STATE)]),
+            tip
+        );
     }
     let spread: HashSet<usize> = claimed.iter().map(|(i, _)| *i).collect();
     assert!(
@@ -239,10 +263,33 @@ fn race_on_clones(one_machine: bool) {
     );
 }
 
+/// `server.state_branch: main`: the state in main's tree, as before the
+/// state branch of its own. The checkout follows the state it pushes.
+#[test]
+fn state_in_main_when_configured_and_the_checkout_follows() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 2);
+    repo.write("tgs/tgs.yml", "server:\n  state_branch: main\n");
+    repo.publish("keep the state in main");
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dirs[0]]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("warning"),
+        "configured, so no hint to migrate: {err}"
+    );
+    assert_eq!(repo.head(), repo.git(&["rev-parse", "origin/main"]));
+    assert_eq!(dirs_of(&repo.worktree_backlog()), [dirs[0].clone()]);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    let none = repo.git_out(&["ls-remote", "--exit-code", "origin", common::STATE]);
+    assert!(!none.status.success(), "no state branch of its own");
+}
+
 #[test]
 fn a_diverged_checkout_is_left_alone_and_never_stuck() {
     let env = TestEnv::new();
     let (repo, dirs) = published(&env, 2);
+    repo.write("tgs/tgs.yml", "server:\n  state_branch: main\n");
+    repo.publish("keep the state in main");
     repo.write("local.txt", "an unpushed commit\n");
     repo.commit_all("local work");
     let mine = repo.head();
@@ -250,10 +297,14 @@ fn a_diverged_checkout_is_left_alone_and_never_stuck() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("diverged"), "{err}");
     assert_eq!(repo.head(), mine, "the user's branch is not rewritten");
-    assert_eq!(dirs_of(&repo.remote_backlog()), [dirs[0].clone()]);
+    let main: Value =
+        serde_json::from_str(&repo.git(&["show", "origin/main:tgs/server/backlog.json"])).unwrap();
+    assert_eq!(dirs_of(&main), [dirs[0].clone()]);
     // Later changes still go through.
     ok(&repo, &["server", "backlog", "add", &dirs[1]]);
-    assert_eq!(dirs_of(&repo.remote_backlog()), dirs);
+    let main: Value =
+        serde_json::from_str(&repo.git(&["show", "origin/main:tgs/server/backlog.json"])).unwrap();
+    assert_eq!(dirs_of(&main), dirs);
 }
 
 #[test]
@@ -261,13 +312,14 @@ fn no_push_keeps_the_change_local() {
     let env = TestEnv::new();
     let (repo, dirs) = published(&env, 1);
     ok(&repo, &["server", "backlog", "add", &dirs[0], "--no-push"]);
-    assert_eq!(dirs_of(&repo.backlog()), [dirs[0].clone()]);
-    let remote_has = env
-        .git_cmd(&repo.origin)
-        .args(["cat-file", "-e", "main:tgs/server/backlog.json"])
-        .status()
-        .unwrap();
-    assert!(!remote_has.success(), "nothing reached origin");
+    let local: Value = serde_json::from_str(&repo.git(&[
+        "show",
+        &format!("refs/heads/{}:tgs/server/backlog.json", common::STATE),
+    ]))
+    .unwrap();
+    assert_eq!(dirs_of(&local), [dirs[0].clone()]);
+    let remote_has = repo.git_out(&["ls-remote", "--exit-code", "origin", common::STATE]);
+    assert!(!remote_has.status.success(), "nothing reached origin");
 }
 
 #[test]
@@ -285,17 +337,17 @@ fn a_refusing_remote_is_a_clear_error() {
 }
 
 #[test]
-fn a_separate_state_branch_leaves_main_alone() {
+fn a_state_branch_of_another_name() {
     let env = TestEnv::new();
     let (repo, dirs) = published(&env, 1);
-    repo.write("tgs/tgs.yml", "server:\n  state_branch: tgs-state\n");
+    repo.write("tgs/tgs.yml", "server:\n  state_branch: ops/tgs\n");
     repo.publish("config");
     let main_before = repo.head();
     ok(&repo, &["server", "backlog", "add", &dirs[0]]);
     assert_eq!(repo.head(), main_before);
     let out = env
         .git_cmd(&repo.origin)
-        .args(["show", "tgs-state:tgs/server/backlog.json"])
+        .args(["show", "ops/tgs:tgs/server/backlog.json"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -305,4 +357,9 @@ fn a_separate_state_branch_leaves_main_alone() {
         serde_json::from_str(&ok(&repo, &["server", "backlog", "list", "--json"])).unwrap();
     assert_eq!(listed[0]["dir"], dirs[0]);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    // A name that would collide with the work branches tgs/<thought> is refused.
+    repo.write("tgs/tgs.yml", "server:\n  state_branch: tgs/state\n");
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "list"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("collides with the work branches"), "{err}");
 }

@@ -57,16 +57,18 @@ not json
 
 const LOGS: &str = "tgs/server/logs";
 
-/// A repository with the backlog, records and transcripts above (not committed:
-/// the views read the working tree).
+/// A repository whose state branch (local: there is no remote) holds the
+/// backlog and records above, with the transcripts in the working tree.
 fn fixture(env: &TestEnv) -> TestRepo<'_> {
     let repo = env.local_repo("r");
-    repo.write(
-        "tgs/server/backlog.json",
-        &serde_json::to_string_pretty(&backlog("in_progress")).unwrap(),
-    );
-    repo.write("tgs/server/metrics.csv", METRICS);
-    repo.write("tgs/server/audit.jsonl", AUDIT);
+    repo.put_state(&[
+        (
+            "tgs/server/backlog.json",
+            &serde_json::to_string_pretty(&backlog("in_progress")).unwrap(),
+        ),
+        ("tgs/server/metrics.csv", METRICS),
+        ("tgs/server/audit.jsonl", AUDIT),
+    ]);
     repo.write(
         &format!("{LOGS}/aaaaaaa-first-20260114T090000Z.log"),
         "attempt two\nall good\n",
@@ -406,10 +408,10 @@ fn logs_follow_a_running_session_until_it_ends() {
     std::thread::sleep(Duration::from_millis(700));
     append(&log, "step 3, done\n");
     // The session ends: the entry leaves in_progress.
-    repo.write(
+    repo.put_state(&[(
         "tgs/server/backlog.json",
         &serde_json::to_string_pretty(&backlog("completed")).unwrap(),
-    );
+    )]);
     let out = wait_with_timeout(child, Duration::from_secs(30));
     assert!(
         out.status.success(),
@@ -666,7 +668,7 @@ fn dashboard_writes_an_escaped_self_contained_site() {
         .as_array_mut()
         .unwrap()
         .retain(|e| e["dir"] != E && e["dir"] != A);
-    repo.write("tgs/server/backlog.json", &b.to_string());
+    repo.put_state(&[("tgs/server/backlog.json", &b.to_string())]);
     let j = ok_json(
         &repo,
         &["server", "dashboard", "--out", out_dir.to_str().unwrap()],

@@ -5,6 +5,7 @@
 //! a fresher state instead of merging JSON text. [`store`] does the I/O.
 
 mod machine;
+pub mod migrate;
 pub mod shared;
 pub mod store;
 pub mod target;

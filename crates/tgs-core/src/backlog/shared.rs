@@ -398,6 +398,42 @@ impl<'r> SharedState<'r> {
         )))
     }
 
+    /// Make the state branch, which must not exist yet, with `files` as its
+    /// first (orphan) commit; returns the commit. A branch that exists, or
+    /// that another worker makes first, is an error: nothing is overwritten.
+    pub fn create(&self, files: &[(&str, &[u8])], message: &str) -> Result<String, Error> {
+        self.ident();
+        let writer = self.writer()?;
+        if let Some(tip) = self.fetch()? {
+            return Err(Error::invalid(format!(
+                "the state branch {} exists already (at {})",
+                self.describe(),
+                &tip[..tip.len().min(12)]
+            )));
+        }
+        let commit = self.commit_on(writer, None, files, message)?;
+        match self.publish(None, &commit)? {
+            PushResult::Pushed => Ok(commit),
+            PushResult::Stale => Err(Error::Contention(format!(
+                "another worker made the state branch {} meanwhile",
+                self.describe()
+            ))),
+            PushResult::Refused(why) => Err(Error::Failed(format!(
+                "{} refused the state branch {}: {why}",
+                self.remote.as_deref().unwrap_or("the repository"),
+                self.branch
+            ))),
+        }
+    }
+
+    /// `origin/tgs-state`, or `tgs-state` when local.
+    pub fn describe(&self) -> String {
+        match &self.remote {
+            Some(r) => format!("{r}/{}", self.branch),
+            None => self.branch.clone(),
+        }
+    }
+
     fn ident(&self) -> &str {
         self.ident.get_or_init(|| git::committer_ident(self.git()))
     }
@@ -515,19 +551,18 @@ impl<'r> SharedState<'r> {
             if self.remote.is_some() && behind && self.checked_out() {
                 // Branch, index and files in one step (see fast_forward_checkout).
                 self.fast_forward_checkout(new);
-            } else if self.remote.is_some() && behind {
-                let fast_forward = match local.as_deref() {
-                    None => true,
-                    Some(l) if Some(l) == old => true,
-                    Some(l) => git
+            } else if let (true, true, Some(l)) = (self.remote.is_some(), behind, local.as_deref())
+            {
+                // Only a local branch that exists follows: a state branch of
+                // its own needs none (the remote-tracking ref is enough), and
+                // the user's branch list stays theirs.
+                let fast_forward = Some(l) == old
+                    || git
                         .cmd(["merge-base", "--is-ancestor", l, new])
                         .output()
-                        .is_ok_and(|o| o.success),
-                };
+                        .is_ok_and(|o| o.success);
                 if fast_forward {
-                    let old =
-                        local.unwrap_or_else(|| "0000000000000000000000000000000000000000".into());
-                    tx.push_str(&format!("update {} {new} {old}\n", self.local_ref()));
+                    tx.push_str(&format!("update {} {new} {l}\n", self.local_ref()));
                 } else {
                     self.warn_diverged();
                 }

@@ -5,17 +5,12 @@ use super::shared::SharedState;
 use super::store::{Applied, Change, Store, WriteOptions};
 use super::Backlog;
 use crate::repo::Repo;
+use crate::topology::Topology;
 use crate::Error;
 
-/// What the caller asked for.
+/// What the caller asked for, beyond the [`Topology`].
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
-    /// The state branch (`None`: the branch checked out).
-    pub state_branch: Option<String>,
-    /// The remote that holds the shared state.
-    pub remote: String,
-    /// Publish changes to the remote (`--no-push` turns this off).
-    pub push: bool,
     /// Record changes as commits (`--no-commit` turns this off; implies local).
     pub commit: bool,
     /// Who makes the changes, for the audit log (default: hostname/user).
@@ -25,9 +20,6 @@ pub struct TargetOptions {
 impl Default for TargetOptions {
     fn default() -> Self {
         TargetOptions {
-            state_branch: None,
-            remote: "origin".into(),
-            push: true,
             commit: true,
             actor: None,
         }
@@ -42,36 +34,35 @@ pub enum StateTarget<'r> {
 }
 
 impl<'r> StateTarget<'r> {
-    pub fn resolve(repo: &'r Repo, opts: &TargetOptions) -> Result<StateTarget<'r>, Error> {
-        let current = repo.current_branch().map(str::to_owned);
-        let branch = opts.state_branch.clone().or(current.clone());
-        let url = repo
-            .git()
-            .cmd(["remote", "get-url", &opts.remote])
-            .output()?;
-        let has_remote = url.success;
+    /// The state branch of `topo`: on its remote, else as a local ref; the
+    /// working tree's file only for `--no-commit`, or when the state branch
+    /// is the one checked out and there is no remote (its commits then go
+    /// on that branch, as they always did).
+    pub fn resolve(
+        repo: &'r Repo,
+        topo: &Topology,
+        opts: &TargetOptions,
+    ) -> Result<StateTarget<'r>, Error> {
         let actor = opts
             .actor
             .clone()
             .unwrap_or_else(crate::clock::default_worker_id);
-        Ok(match branch {
-            Some(b) if opts.commit && opts.push && has_remote => {
-                let here = current.as_deref() == Some(b.as_str());
-                StateTarget::Shared(Box::new(
-                    SharedState::new(repo, b, Some(opts.remote.clone()))
-                        .with_checked_out(here)
-                        .with_actor(actor)
-                        .with_remote_url(url.stdout_text().trim()),
-                ))
-            }
-            Some(b) if opts.commit && current.as_deref() != Some(b.as_str()) => {
-                StateTarget::Shared(Box::new(
-                    SharedState::new(repo, b, None)
-                        .with_checked_out(false)
-                        .with_actor(actor),
-                ))
-            }
-            _ => StateTarget::Local(Store::new(repo).with_actor(actor)),
+        let branch = topo.state_branch();
+        let here = repo.current_branch() == Some(branch);
+        Ok(match topo.remote() {
+            _ if !opts.commit => StateTarget::Local(Store::new(repo).with_actor(actor)),
+            Some(r) => StateTarget::Shared(Box::new(
+                SharedState::new(repo, branch, Some(r.name.clone()))
+                    .with_checked_out(here)
+                    .with_actor(actor)
+                    .with_remote_url(r.url.as_str()),
+            )),
+            None if here => StateTarget::Local(Store::new(repo).with_actor(actor)),
+            None => StateTarget::Shared(Box::new(
+                SharedState::new(repo, branch, None)
+                    .with_checked_out(false)
+                    .with_actor(actor),
+            )),
         })
     }
 
@@ -79,10 +70,7 @@ impl<'r> StateTarget<'r> {
     pub fn describe(&self) -> String {
         match self {
             StateTarget::Local(s) => s.path().display().to_string(),
-            StateTarget::Shared(s) => match s.remote() {
-                Some(r) => format!("{r}/{}", s.branch()),
-                None => s.branch().to_owned(),
-            },
+            StateTarget::Shared(s) => s.describe(),
         }
     }
 

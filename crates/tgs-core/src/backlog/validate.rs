@@ -1,4 +1,5 @@
-//! `backlog validate`: check the file against itself and the committed tree.
+//! `backlog validate`: check the file against itself and the base branch's
+//! committed tree (as the remote has it: what every worker sees).
 //!
 //! Checking is a pure function of the file text, the thought index and the
 //! time; repairs are applied through the store like any other change, so a
@@ -21,7 +22,7 @@ pub enum ProblemKind {
     UnknownStatus,
     UnknownVersion,
     Duplicate,
-    MissingFromHead,
+    MissingFromBase,
     Implemented,
     NoClaimer,
     LeaseExpired,
@@ -76,7 +77,8 @@ impl std::fmt::Display for Problem {
 
 /// Check the file's text. Schema problems are reported per entry; the
 /// semantic checks run only on a file that parses.
-pub fn check(text: Option<&str>, index: &ThoughtIndex, now: Timestamp) -> Vec<Problem> {
+/// `base` names the tree `index` was read from, for messages (`origin/main`).
+pub fn check(text: Option<&str>, index: &ThoughtIndex, base: &str, now: Timestamp) -> Vec<Problem> {
     let Some(text) = text else {
         return Vec::new();
     };
@@ -94,7 +96,7 @@ pub fn check(text: Option<&str>, index: &ThoughtIndex, now: Timestamp) -> Vec<Pr
                     None,
                 ));
             }
-            problems.extend(semantic(&b, index, now));
+            problems.extend(semantic(&b, index, base, now));
             problems
         }
         Err(strict) => schema(text, &strict),
@@ -150,7 +152,7 @@ fn schema(text: &str, strict: &serde_json::Error) -> Vec<Problem> {
     problems
 }
 
-fn semantic(b: &Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<Problem> {
+fn semantic(b: &Backlog, index: &ThoughtIndex, base: &str, now: Timestamp) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, e) in b.thoughts.iter().enumerate() {
@@ -172,12 +174,9 @@ fn semantic(b: &Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<Problem> {
                 let fix =
                     matches!(e.status, Status::Queued | Status::Failed).then_some(Fix::Remove);
                 problems.push(Problem::new(
-                    ProblemKind::MissingFromHead,
+                    ProblemKind::MissingFromBase,
                     dir,
-                    format!(
-                        "the thought is not in the committed tree of HEAD (status {})",
-                        e.status
-                    ),
+                    format!("the thought is not on {base} (status {})", e.status),
                     fix,
                 ));
             }
@@ -231,8 +230,8 @@ fn semantic(b: &Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<Problem> {
 }
 
 /// Apply the safe repairs to a parsed backlog; returns one line per repair.
-pub fn repair(b: &mut Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<String> {
-    let problems = semantic(b, index, now);
+pub fn repair(b: &mut Backlog, index: &ThoughtIndex, base: &str, now: Timestamp) -> Vec<String> {
+    let problems = semantic(b, index, base, now);
     let mut done = Vec::new();
     // Drop duplicates from the end so earlier positions stay valid.
     let mut drops: Vec<usize> = problems
@@ -262,7 +261,7 @@ pub fn repair(b: &mut Backlog, index: &ThoughtIndex, now: Timestamp) -> Vec<Stri
             Some(Fix::Remove) => b
                 .remove(dir)
                 .ok()
-                .map(|_| "removed (the thought is not in HEAD)"),
+                .map(|_| "removed (the thought is not on the base branch)"),
             Some(Fix::Requeue) => b
                 .requeue(
                     dir,

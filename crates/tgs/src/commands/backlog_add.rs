@@ -23,31 +23,23 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let head = repo.discovered_head();
     // Check every argument before changing anything.
     let parsed = args
         .dirs
         .iter()
         .map(|a| parse_thought_arg(&repo, a))
         .collect::<Result<Vec<_>, _>>()?;
+    let topo = ctx.topology(&repo, &args.write, true)?;
+    // Queued work must be on the remote's base branch, where every worker
+    // (and the worktree of the session) will look for it.
+    let (base, commit) = super::base_commit(&repo, &topo)?;
     let candidates: Vec<String> = parsed.iter().flat_map(|p| p.candidates()).collect();
     let paths: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    let index = ThoughtIndex::load_paths(&repo, head, &paths)?;
+    let index = ThoughtIndex::load_paths(&repo, Some(&commit), &paths)?;
     let mut found = Vec::new();
     for (arg, p) in args.dirs.iter().zip(&parsed) {
         let Some(t) = p.candidates().iter().find_map(|d| index.find(d)) else {
-            let dir = &p.candidates()[0];
-            let on_disk = repo.root().join(dir).is_dir();
-            let err = CliError::usage(format!(
-                "{arg}: {dir} does not exist in the committed tree of HEAD"
-            ));
-            return Err(if on_disk {
-                err.hint(format!(
-                    "{dir} exists in the working tree: commit its research and plan first"
-                ))
-            } else {
-                err
-            });
+            return Err(not_on_base(&repo, arg, &p.candidates(), &base)?);
         };
         if !found
             .iter()
@@ -64,7 +56,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
     }
 
-    let store = ctx.target(&repo, &args.write)?;
+    let store = ctx.state(&repo, &topo, &args.write, None)?;
     let now = tgs_core::clock::now();
     let applied = store.update(&args.write.options(), |b| {
         let mut outcomes = Vec::new();
@@ -105,4 +97,34 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         output::json(&report);
     }
     super::ok()
+}
+
+/// Why a thought is not on the base: committed here only, only in the
+/// working tree, or nowhere.
+fn not_on_base(
+    repo: &tgs_core::repo::Repo,
+    arg: &str,
+    candidates: &[String],
+    base: &str,
+) -> CliResult<CliError> {
+    let here = match repo.discovered_head() {
+        Some(head) => {
+            let paths: Vec<&str> = candidates.iter().map(String::as_str).collect();
+            let index = ThoughtIndex::load_paths(repo, Some(head), &paths)?;
+            candidates.iter().find(|d| index.find(d).is_some()).cloned()
+        }
+        None => None,
+    };
+    let dir = here.clone().unwrap_or_else(|| candidates[0].clone());
+    Ok(match here {
+        Some(_) => CliError::usage(format!("{arg}: {dir} is committed here but not on {base}"))
+            .hint("push it first: the server reads thoughts from the remote's base branch"),
+        // A real directory only: a symlink (to /etc, say) is no thought.
+        None if std::fs::symlink_metadata(repo.root().join(&dir)).is_ok_and(|m| m.is_dir()) => {
+            CliError::usage(format!("{arg}: {dir} is not committed")).hint(format!(
+                "commit its research and plan and push them to {base} first"
+            ))
+        }
+        None => CliError::usage(format!("{arg}: {dir} does not exist on {base}")),
+    })
 }

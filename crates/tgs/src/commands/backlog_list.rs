@@ -2,7 +2,7 @@
 
 use tgs_core::backlog::{Entry, Status};
 
-use super::{Ctx, WriteArgs};
+use super::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         })?),
     };
     let repo = ctx.repo()?;
-    let backlog = ctx.target(&repo, &WriteArgs::default())?.read()?;
+    let backlog = ctx.reader(&repo)?.read()?;
     let entries: Vec<&Entry> = backlog
         .claim_order()
         .into_iter()

@@ -37,7 +37,8 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = ctx.target_as(&repo, &args.write, args.claimed_by.clone())?;
+    let topo = ctx.topology(&repo, &args.write, true)?;
+    let store = ctx.state(&repo, &topo, &args.write, args.claimed_by.clone())?;
     let claimer = match args.claimed_by {
         Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
             return Err(CliError::usage(
@@ -76,9 +77,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             claim.entry.dir
         ));
     }
-    let head = repo.discovered_head();
-    // One listing for the thought, the templates and the repository's context files.
-    let context = match head {
+    // One listing for the thought, the templates and the repository's
+    // context files, on the base branch as this clone last fetched it (no
+    // fetch after every claim: racing workers claim in a tight loop).
+    let base = topo.known_base(&repo)?;
+    let context = match &base.commit {
         Some(rev) => {
             let mut paths = vec![claim.entry.dir.as_str(), tgs_core::thought::TEMPLATES_DIR];
             paths.extend(tgs_core::context::REPO_CONTEXT);
@@ -92,10 +95,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         None => None,
     };
     let context = context.unwrap_or_else(|| {
-        output::warn(format!(
-            "{} is not in the committed tree of HEAD",
-            claim.entry.dir
-        ));
+        output::warn(format!("{} is not on {}", claim.entry.dir, base.label));
         Vec::new()
     });
     if ctx.json {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{find_entry, Ctx, WriteArgs};
+use super::{find_entry, Ctx};
 use crate::error::CliResult;
 use crate::output;
 
@@ -15,7 +15,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = ctx.target(&repo, &WriteArgs::default())?;
+    let store = ctx.reader(&repo)?;
     let backlog = store.read()?;
     let dir = find_entry(&repo, &backlog, &args.dir)?;
     // Print the object exactly as the file has it, unknown fields and all.

@@ -22,22 +22,25 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = ctx.target(&repo, &args.write)?;
-    let head = repo.discovered_head();
-    let index = ThoughtIndex::load(&repo, head)?;
+    let topo = ctx.topology(&repo, &args.write, args.fix)?;
+    let store = ctx.state(&repo, &topo, &args.write, None)?;
+    // Judged against the remote's base branch, never this clone's HEAD: a
+    // local commit not pushed yet must not make a teammate's entry vanish.
+    let (base, commit) = super::base_commit(&repo, &topo)?;
+    let index = ThoughtIndex::load(&repo, Some(&commit))?;
     let now = tgs_core::clock::now();
     let text = store.read_text()?;
-    let mut problems = validate::check(text.as_deref(), &index, now);
+    let mut problems = validate::check(text.as_deref(), &index, &base, now);
     let mut fixed = Vec::new();
     if args.fix && problems.iter().any(|p| p.fixable) {
         let applied = store.update(&args.write.options(), |b| {
-            let done = validate::repair(b, &index, now);
+            let done = validate::repair(b, &index, &base, now);
             let msg = (!done.is_empty())
                 .then(|| format!("chore(tgs): repair the backlog ({} fixes)", done.len()));
             Ok(Change::maybe(done, msg))
         })?;
         fixed = applied.value;
-        problems = validate::check(store.read_text()?.as_deref(), &index, now);
+        problems = validate::check(store.read_text()?.as_deref(), &index, &base, now);
     }
     if ctx.json {
         output::json(&json!({ "ok": problems.is_empty(), "problems": problems, "fixed": fixed }));

@@ -180,7 +180,7 @@ pub fn run(_ctx: &Ctx, args: Args) -> CliResult {
         }
     }
     output::note(format!(
-        "\nDone. Look around:\n  cd {p}\n  tgs server backlog list            # every thought completed, the flaky one on attempt 2\n  ls tgs/server/logs/                 # the session transcripts\n  git log --oneline origin/main       # the state commits\n  git branch -r                       # a tgs/<thought> branch per thought, pushed to origin\n  git show origin/tgs/{t}      # what the agent did
+        "\nDone. Look around:\n  cd {p}\n  tgs server backlog list            # every thought completed, the flaky one on attempt 2\n  ls tgs/server/logs/                 # the session transcripts\n  git log --oneline origin/tgs-state  # the state commits, on a branch of their own\n  git branch -r                       # a tgs/<thought> branch per thought, pushed to origin\n  git show origin/tgs/{t}      # what the agent did
   tgs server dashboard --out site     # a static status site (open site/index.html)
 
 The demo lives in {base}; delete it when you are done.",

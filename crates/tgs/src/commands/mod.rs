@@ -20,6 +20,7 @@ pub mod server_logs;
 pub mod server_metrics;
 pub mod server_recover;
 pub mod server_run;
+pub mod server_state;
 pub mod server_status;
 pub mod server_sync_prs;
 pub mod thought_list;
@@ -33,7 +34,8 @@ use tgs_core::backlog::target::{StateTarget, TargetOptions};
 use tgs_core::backlog::Backlog;
 use tgs_core::config::{Config, Settings};
 use tgs_core::repo::Repo;
-use tgs_core::thought::{ThoughtName, THOUGHTS_DIR};
+use tgs_core::thought::{Stage, ThoughtIndex, ThoughtName, THOUGHTS_DIR};
+use tgs_core::topology::{Request, Topology};
 
 use crate::error::{CliError, CliResult};
 
@@ -121,6 +123,15 @@ pub enum ServerCommand {
     Dashboard(server_dashboard::Args),
     /// Write the GitHub Actions workflows, config, prompt and adapters server mode needs.
     Init(server_init::Args),
+    /// Where the shared state lives.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Move the state out of the base branch's tree onto a branch of its own.
+    Migrate(server_state::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,7 +179,34 @@ impl Ctx {
         Ok(Settings::resolve(&Config::load(repo.root())?)?)
     }
 
-    /// Where the backlog state lives for a command with these options.
+    /// The remote and branches a command works with. `writes`: the command
+    /// changes the state or runs sessions, so a missing remote is an error
+    /// (unless `--no-push`).
+    pub fn topology(&self, repo: &Repo, write: &WriteArgs, writes: bool) -> CliResult<Topology> {
+        let settings = self.settings(repo)?;
+        let topo = Topology::resolve(
+            repo,
+            &Request {
+                remote: &settings.remote,
+                state_branch: settings.state_branch.as_deref(),
+                base_branch: settings.base_branch.as_deref(),
+                push: !write.no_push,
+                write: writes,
+            },
+        )?;
+        if topo.detected_legacy() {
+            crate::output::warn(format!(
+                "the backlog state lives in {}'s tree (tgs/server/), so every state change is a commit on that branch",
+                topo.state_label()
+            ));
+            crate::output::note(
+                "  hint: `tgs server state migrate` moves it to a branch of its own; set server.state_branch to keep it where it is",
+            );
+        }
+        Ok(topo)
+    }
+
+    /// Where the backlog state lives for a command that changes it.
     pub fn target<'r>(&self, repo: &'r Repo, write: &WriteArgs) -> CliResult<StateTarget<'r>> {
         self.target_as(repo, write, None)
     }
@@ -180,13 +218,30 @@ impl Ctx {
         write: &WriteArgs,
         actor: Option<String>,
     ) -> CliResult<StateTarget<'r>> {
-        let settings = self.settings(repo)?;
+        let topo = self.topology(repo, write, true)?;
+        self.state(repo, &topo, write, actor)
+    }
+
+    /// Where the backlog state lives for a command that only reads it: the
+    /// remote's state when there is a remote, else the local one.
+    pub fn reader<'r>(&self, repo: &'r Repo) -> CliResult<StateTarget<'r>> {
+        let write = WriteArgs::default();
+        let topo = self.topology(repo, &write, false)?;
+        self.state(repo, &topo, &write, None)
+    }
+
+    /// The state of `topo`, as `write` asks.
+    pub fn state<'r>(
+        &self,
+        repo: &'r Repo,
+        topo: &Topology,
+        write: &WriteArgs,
+        actor: Option<String>,
+    ) -> CliResult<StateTarget<'r>> {
         Ok(StateTarget::resolve(
             repo,
+            topo,
             &TargetOptions {
-                state_branch: settings.state_branch.clone(),
-                remote: settings.remote.clone(),
-                push: !write.no_push,
                 commit: !write.no_commit,
                 actor,
             },
@@ -218,6 +273,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Server(ServerCommand::Logs(a)) => server_logs::run(&ctx, a),
         Command::Server(ServerCommand::Dashboard(a)) => server_dashboard::run(&ctx, a),
         Command::Server(ServerCommand::Init(a)) => server_init::run(&ctx, a),
+        Command::Server(ServerCommand::State(StateCommand::Migrate(a))) => {
+            server_state::migrate(&ctx, a)
+        }
         Command::Server(ServerCommand::Backlog(b)) => match b {
             BacklogCommand::Add(a) => backlog_add::run(&ctx, a),
             BacklogCommand::List(a) => backlog_list::run(&ctx, a),
@@ -347,6 +405,45 @@ fn normalize(path: &str) -> Option<String> {
         }
     }
     Some(out.join("/"))
+}
+
+/// The base branch's tip as the remote has it (fetched): its label
+/// (`origin/main`) and commit. A base without commits is a set-up error.
+pub fn base_commit(repo: &Repo, topo: &Topology) -> CliResult<(String, String)> {
+    let tip = topo.fetch_base(repo)?;
+    match tip.commit {
+        Some(c) => Ok((tip.label, c)),
+        None => Err(
+            CliError::usage(format!("{} has no commits yet", tip.label)).hint(format!(
+                "push {} first (thoughts are read from it)",
+                tip.branch
+            )),
+        ),
+    }
+}
+
+/// Thoughts approved in this clone's HEAD that the base (at `base`) lacks or
+/// holds only as a draft: committed here, not pushed. Empty when HEAD is the base.
+pub fn approved_only_here(
+    repo: &Repo,
+    base_index: &ThoughtIndex,
+    base: &str,
+) -> CliResult<Vec<String>> {
+    let Some(head) = repo.discovered_head().filter(|h| *h != base) else {
+        return Ok(Vec::new());
+    };
+    let here = ThoughtIndex::load(repo, Some(head))?;
+    Ok(here
+        .thoughts
+        .iter()
+        .filter(|t| here.stage(t) == Stage::Approved)
+        .filter(|t| {
+            base_index
+                .find(&t.dir)
+                .is_none_or(|b| base_index.stage(b) == Stage::Draft)
+        })
+        .map(|t| t.dir.clone())
+        .collect())
 }
 
 /// Find the backlog entry a command-line argument names.

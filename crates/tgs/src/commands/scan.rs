@@ -28,14 +28,18 @@ struct Found {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let store = ctx.target(&repo, &args.write)?;
-    let head = repo.discovered_head();
+    let topo = ctx.topology(&repo, &args.write, !args.dry_run)?;
+    let store = ctx.state(&repo, &topo, &args.write, None)?;
+    // What is approved is what the remote's base branch holds, fetched:
+    // a thought committed here and not pushed is not work for anyone yet.
+    let base = super::base_commit(&repo, &topo)?;
     let backlog = store.read()?;
     let known: HashSet<&str> = backlog.thoughts.iter().map(|e| e.dir.as_str()).collect();
     // Titles are read while the tree is still being listed.
-    let (index, mut titles) = ThoughtIndex::load_titled(&repo, head, &["tgs"], |t, stage| {
-        stage == Stage::Approved && !known.contains(t.dir.as_str())
-    })?;
+    let (index, mut titles) =
+        ThoughtIndex::load_titled(&repo, Some(&base.1), &["tgs"], |t, stage| {
+            stage == Stage::Approved && !known.contains(t.dir.as_str())
+        })?;
     let found: Vec<Found> = index
         .thoughts
         .iter()
@@ -47,6 +51,14 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             })
         })
         .collect();
+    for dir in super::approved_only_here(&repo, &index, &base.1)? {
+        if !known.contains(dir.as_str()) {
+            output::warn(format!(
+                "{dir}: approved here but not on {}: push it first; not queued",
+                base.0
+            ));
+        }
+    }
 
     let added = if args.dry_run || found.is_empty() {
         found

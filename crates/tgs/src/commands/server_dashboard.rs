@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tgs_core::report::site::{render_site, write_site, SiteData};
 
-use super::{Ctx, WriteArgs};
+use super::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -31,7 +31,7 @@ struct Written<'a> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let state = ctx.target(&repo, &WriteArgs::default())?;
+    let state = ctx.reader(&repo)?;
     let backlog = state.read()?;
     let records = state.read_records()?;
     let project = repo

@@ -12,7 +12,7 @@ use tgs_core::backlog::{Backlog, Status};
 use tgs_core::process::Signals;
 use tgs_core::report::{list_transcripts, thought_name};
 
-use super::{parse_thought_arg, Ctx, WriteArgs};
+use super::{parse_thought_arg, Ctx};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         ));
     }
     let repo = ctx.repo()?;
-    let target = ctx.target(&repo, &WriteArgs::default())?;
+    let target = ctx.reader(&repo)?;
     let candidates = parse_thought_arg(&repo, &args.dir)?.candidates();
     // The backlog only tells whether the session still runs; a thought removed
     // from it (or an unreadable backlog) still has its transcripts.

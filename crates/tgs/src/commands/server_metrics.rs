@@ -22,9 +22,7 @@ fn parse_date(s: &str) -> Result<Date, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let records = ctx
-        .target(&repo, &super::WriteArgs::default())?
-        .read_records()?;
+    let records = ctx.reader(&repo)?.read_records()?;
     if records.skipped > 0 {
         output::warn(format!(
             "skipped {} unreadable line(s) of the server records",

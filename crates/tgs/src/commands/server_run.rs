@@ -67,24 +67,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .worker_id
         .clone()
         .unwrap_or_else(tgs_core::clock::default_worker_id);
-    let state = ctx.target_as(&repo, &args.write, Some(worker_id.clone()))?;
-    let current = repo.current_branch().map(str::to_owned);
-    let base_branch = settings
-        .base_branch
-        .clone()
-        .or_else(|| settings.state_branch.clone())
-        .or(current)
-        .ok_or_else(|| {
-            CliError::usage(
-                "HEAD is detached: set server.base_branch in tgs/tgs.yml or check out a branch",
-            )
-        })?;
-    // Asked once: whether there is a remote, and its URL for the forge.
-    let origin = repo
-        .git()
-        .cmd(["remote", "get-url", &settings.remote])
-        .output()?;
-    let origin = origin.success.then(|| origin.stdout_text());
+    // Strict even for --dry-run: it shows what a real run would do.
+    let topo = ctx.topology(&repo, &args.write, true)?;
+    let state = ctx.state(&repo, &topo, &args.write, Some(worker_id.clone()))?;
+    let base_branch = topo.base_branch_name(&repo)?;
+    let origin = topo.remote().map(|r| r.url.clone());
     let has_remote = origin.is_some();
     let thought = match &args.thought {
         Some(a) => Some(super::find_entry(&repo, &state.read()?, a)?),
@@ -94,7 +81,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .worker_id
         .clone()
         .unwrap_or_else(tgs_core::clock::default_worker_id);
-    let remote = (!args.write.no_push && has_remote).then(|| settings.remote.clone());
+    let remote = topo.remote().map(|r| r.name.clone());
     let mode = if args.until_empty {
         Mode::UntilEmpty
     } else if args.watch {
@@ -109,7 +96,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         worker_id,
         mode,
         thought,
-        push: !args.write.no_push && has_remote,
+        push: has_remote,
         open_pr: !args.no_pr,
         remote,
         base_branch,
@@ -152,6 +139,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         forge,
         signals: Some(signals),
         env: std::env::vars().collect(),
+        topology: topo,
     };
     if args.dry_run {
         return dry_run(ctx, &runner);

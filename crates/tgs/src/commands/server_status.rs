@@ -4,7 +4,7 @@
 use tgs_core::backlog::Status;
 use tgs_core::report::{compute_status, human_duration};
 
-use super::{Ctx, WriteArgs};
+use super::Ctx;
 use crate::error::CliResult;
 use crate::output;
 
@@ -13,7 +13,7 @@ pub struct Args {}
 
 pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let backlog = ctx.target(&repo, &WriteArgs::default())?.read()?;
+    let backlog = ctx.reader(&repo)?.read()?;
     let report = compute_status(&backlog, tgs_core::clock::now());
     if ctx.json {
         output::json(&report);

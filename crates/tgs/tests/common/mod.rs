@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+/// The branch that holds the shared state by default.
+pub const STATE: &str = "tgs-state";
+
 /// The time every test runs at unless it moves the clock.
 pub const NOW: &str = "2026-01-15T12:00:00Z";
 
@@ -190,8 +193,142 @@ impl<'e> TestRepo<'e> {
         self.env.tgs_cmd(&self.root)
     }
 
+    /// The backlog the shared state holds (see [`TestRepo::state_file`]).
     pub fn backlog(&self) -> serde_json::Value {
+        let text = self
+            .state_file("tgs/server/backlog.json")
+            .expect("the state branch holds a backlog");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The backlog file of the working tree (`--no-commit` writes only that).
+    pub fn worktree_backlog(&self) -> serde_json::Value {
         serde_json::from_str(&self.read("tgs/server/backlog.json")).unwrap()
+    }
+
+    /// A file of the shared state: on origin's state branch when this
+    /// repository has a remote, else on the local state branch (local-only work).
+    pub fn state_file(&self, path: &str) -> Option<String> {
+        let spec = format!("{}:{path}", self.state_ref());
+        let out = self.git_out(&["show", &spec]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Where the shared state is: origin's state branch as last fetched
+    /// (fetched now), else the local state branch.
+    pub fn state_ref(&self) -> String {
+        if self.has_origin() {
+            let _ = self.git_out(&[
+                "fetch",
+                "-q",
+                "origin",
+                &format!("+refs/heads/{STATE}:refs/remotes/origin/{STATE}"),
+            ]);
+            format!("refs/remotes/origin/{STATE}")
+        } else {
+            format!("refs/heads/{STATE}")
+        }
+    }
+
+    fn has_origin(&self) -> bool {
+        self.git_out(&["remote", "get-url", "origin"])
+            .status
+            .success()
+    }
+
+    /// Every audit record of the shared state, oldest first.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        self.state_file("tgs/server/audit.jsonl")
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The session metrics of the shared state (CSV text, header first).
+    pub fn metrics_csv(&self) -> String {
+        self.state_file("tgs/server/metrics.csv")
+            .unwrap_or_default()
+    }
+
+    /// The subjects of the state branch's commits, newest first.
+    pub fn state_subjects(&self, n: usize) -> Vec<String> {
+        let r = self.state_ref();
+        self.git(&["log", &format!("-{n}"), "--format=%s", &r])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Commits on the state branch.
+    pub fn state_commit_count(&self) -> usize {
+        let r = self.state_ref();
+        self.git(&["rev-list", "--count", &r]).parse().unwrap()
+    }
+
+    /// Put files on the shared state branch as a commit of their own (made
+    /// with plumbing, pushed when there is a remote), as another tool or a
+    /// human editing the state would.
+    pub fn put_state(&self, files: &[(&str, &str)]) {
+        let r = self.state_ref();
+        let parent = self.git_out(&["rev-parse", "--verify", "-q", &r]);
+        let parent = String::from_utf8_lossy(&parent.stdout).trim().to_owned();
+        let index = self
+            .env
+            .path()
+            .join(format!("put-state-{}.index", files.len()));
+        let _ = std::fs::remove_file(&index);
+        let git = |args: &[&str]| -> String {
+            let out = self
+                .env
+                .git_cmd(&self.root)
+                .env("GIT_INDEX_FILE", &index)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        if parent.is_empty() {
+            git(&["read-tree", "--empty"]);
+        } else {
+            git(&["read-tree", &parent]);
+        }
+        for (path, text) in files {
+            let tmp = self.env.path().join("put-state.blob");
+            std::fs::write(&tmp, text).unwrap();
+            let oid = git(&["hash-object", "-w", tmp.to_str().unwrap()]);
+            git(&[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{oid},{path}"),
+            ]);
+        }
+        let tree = git(&["write-tree"]);
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", "test: edit the state"];
+        if !parent.is_empty() {
+            args.extend(["-p", parent.as_str()]);
+        }
+        let commit = git(&args);
+        if self.has_origin() {
+            self.git(&[
+                "push",
+                "-q",
+                "origin",
+                &format!("{commit}:refs/heads/{STATE}"),
+            ]);
+            self.state_ref();
+        } else {
+            self.git(&["update-ref", &format!("refs/heads/{STATE}"), &commit]);
+        }
+        let _ = std::fs::remove_file(&index);
     }
 
     pub fn head(&self) -> String {
@@ -236,12 +373,12 @@ impl<'e> TestRepo<'e> {
         })
     }
 
-    /// The backlog at the tip of origin's main.
+    /// The backlog at the tip of origin's state branch.
     pub fn remote_backlog(&self) -> serde_json::Value {
         let out = self
             .env
             .git_cmd(&self.origin)
-            .args(["show", "main:tgs/server/backlog.json"])
+            .args(["show", &format!("{STATE}:tgs/server/backlog.json")])
             .output()
             .unwrap();
         assert!(
@@ -250,6 +387,23 @@ impl<'e> TestRepo<'e> {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Lock files left in the git directory (`index.lock`, `*.lock` refs).
+    pub fn git_locks(&self) -> Vec<String> {
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "lock") {
+                    out.push(p.display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join(".git"), &mut out);
+        out
     }
 
     pub fn commit_count(&self) -> usize {
