@@ -46,6 +46,13 @@ echo "-- zizmor"
 env -u GH_TOKEN -u GITHUB_TOKEN "$VENV/bin/zizmor" --offline --no-progress \
   --persona pedantic --format plain .github/workflows/
 
+echo "-- the same, installing tgs from a pinned git commit"
+"$TGS" server init --force --install-from https://github.com/tgsflow/tgs \
+  --install-rev 0123456789abcdef0123456789abcdef01234567 >/dev/null
+PATH="$VENV/bin:$PATH" actionlint -no-color .github/workflows/*.yml
+env -u GH_TOKEN -u GITHUB_TOKEN "$VENV/bin/zizmor" --offline --no-progress \
+  --persona pedantic --format plain .github/workflows/
+
 echo "-- shellcheck (adapters)"
 "$VENV/bin/shellcheck" tgs/adapters/*.sh
 

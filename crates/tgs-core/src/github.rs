@@ -30,7 +30,10 @@ pub use content::{
     one_line, pr_body, pr_title, resolve_comment, thought_marker, FailureAlert, PrBodyInput,
     MAX_BODY_LEN, MAX_TITLE_CHARS,
 };
-pub use remote::{parse_remote_url, parse_slug, redact_url, Config, RemoteRepo, DEFAULT_API_URL};
+pub use remote::{
+    parse_remote_url, parse_slug, pick_token, redact_url, Config, RemoteRepo, DEFAULT_API_URL,
+    TOKEN_VARS,
+};
 
 /// The label of failure-alert issues (GitHub creates it on first use).
 pub const FAILED_LABEL: &str = "tgs:failed";
@@ -791,7 +794,7 @@ impl ApiError {
                 message,
                 ..
             } => format!(
-                "the token was rejected (GITHUB_TOKEN/GH_TOKEN; this one is from {}){}",
+                "the token was rejected (TGS_GITHUB_TOKEN/GITHUB_TOKEN/GH_TOKEN; this one is from {}){}",
                 cfg.token_var,
                 said(message)
             ),
@@ -1078,7 +1081,7 @@ mod tests {
             .message(&cfg)
         };
         let m = e(401, r#"{"message":"Bad credentials"}"#);
-        assert!(m.starts_with("GitHub (opening a pull request for tgs/x): the token was rejected (GITHUB_TOKEN/GH_TOKEN"), "{m}");
+        assert!(m.starts_with("GitHub (opening a pull request for tgs/x): the token was rejected (TGS_GITHUB_TOKEN/GITHUB_TOKEN/GH_TOKEN"), "{m}");
         assert!(
             m.contains("from GH_TOKEN") && !m.contains("secret-token"),
             "{m}"

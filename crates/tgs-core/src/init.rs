@@ -47,8 +47,27 @@ const ADAPTER_TEMPLATE: &str = include_str!("init/adapter.sh");
 const CLAUDE_RUN: &str = include_str!("init/claude-code.run");
 const GEMINI_RUN: &str = include_str!("init/gemini-code.run");
 
-/// The `server:` section, appended to an existing `tgs/tgs.yml` as text.
-pub const SERVER_SECTION: &str = include_str!("init/server-section.yml");
+/// The `server:` section, appended to an existing `tgs/tgs.yml` as text
+/// (see [`server_section`]).
+const SERVER_SECTION: &str = include_str!("init/server-section.yml");
+const STATE_BRANCH_MARK: &str = "@STATE_BRANCH_LINE@";
+
+/// The `server:` section init writes. It names the state branch explicitly:
+/// a branch of its own, or, for a repository that already keeps its state in
+/// `branch`'s tree, that branch (until `tgs server state migrate`).
+pub fn server_section(state_in: Option<&str>) -> String {
+    let line = match state_in {
+        None => format!(
+            "  state_branch: {} # where the backlog state lives: a branch of its own, only tgs/server/ in it",
+            crate::topology::DEFAULT_STATE_BRANCH
+        ),
+        Some(branch) => format!(
+            "  state_branch: {} # this repository keeps its state in that branch's tree; `tgs server state migrate` moves it to a branch of its own",
+            serde_json::to_string(branch).expect("a string serializes")
+        ),
+    };
+    SERVER_SECTION.replace(STATE_BRANCH_MARK, &line)
+}
 /// Points tgs at the prompt file init writes; added when there is no `steps:`.
 const STEPS_SECTION: &str = include_str!("init/steps-section.yml");
 const CONFIG_HEADER: &str = "\
@@ -98,13 +117,100 @@ pub struct FileReport {
 pub struct Options {
     /// Replace files the user changed.
     pub force: bool,
-    /// Install tgs in the workflows from this git repository instead of
-    /// crates.io (`cargo install --locked --git <url> tgs`).
-    pub install_from: Option<String>,
+    /// Where the workflows install tgs from; `None`: where the workflows
+    /// tgs wrote earlier install it from, else crates.io.
+    pub install: Option<InstallSource>,
 }
 
-/// The line the workflows install tgs with.
-const CRATES_IO_INSTALL: &str = "cargo install --locked tgs --version @TGS_VERSION@";
+/// Where the generated workflows install tgs from, always pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallSource {
+    /// crates.io, exactly the version of tgs that writes the workflows.
+    CratesIo,
+    /// A git repository (https) at one commit.
+    Git { url: String, rev: String },
+}
+
+/// The marks of the install step in the workflow templates.
+const INSTALL_MARK: &str = "@INSTALL@";
+const INSTALL_KEY_MARK: &str = "@INSTALL_KEY@";
+const INSTALL_NOTE_MARK: &str = "@INSTALL_NOTE@";
+/// How earlier templates installed tgs (now the `@INSTALL@` mark).
+const EARLIER_CRATES_IO_INSTALL: &str = "cargo install --locked tgs --version @TGS_VERSION@";
+
+impl InstallSource {
+    /// A pinned git source: an https URL and a full 40-hex commit, both safe
+    /// to write into a workflow's `run:` line.
+    pub fn git(url: &str, rev: &str) -> Result<InstallSource, Error> {
+        check_install_url(url)?;
+        if rev.len() != 40 || !rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(Error::invalid(format!(
+                "--install-rev {rev:?}: give the full 40-character commit id (lowercase hex) to install"
+            )));
+        }
+        Ok(InstallSource::Git {
+            url: url.to_owned(),
+            rev: rev.to_owned(),
+        })
+    }
+
+    /// The `run:` line of the install step.
+    fn command(&self) -> String {
+        match self {
+            InstallSource::CratesIo => {
+                format!("cargo install --locked tgs --version {VERSION_MARK}")
+            }
+            InstallSource::Git { url, rev } => {
+                format!("cargo install --locked --git {url} --rev {rev} tgs")
+            }
+        }
+    }
+
+    /// The part of the cache key that names what is installed.
+    fn cache_key(&self) -> String {
+        match self {
+            InstallSource::CratesIo => VERSION_MARK.to_owned(),
+            InstallSource::Git { rev, .. } => format!("git-{rev}"),
+        }
+    }
+
+    /// The comment above the install step.
+    fn note(&self) -> String {
+        match self {
+            InstallSource::CratesIo => format!(
+                "From crates.io: tgs {VERSION_MARK}, the version that wrote this file (`tgs server init` after an upgrade moves it)."
+            ),
+            InstallSource::Git { url, rev } => format!(
+                "From {url} at commit {rev} (`tgs server init --install-from URL --install-rev COMMIT` moves it)."
+            ),
+        }
+    }
+
+    /// Where a workflow tgs wrote installs tgs from: `Ok(None)` when it names
+    /// no source tgs writes, `Err(url)` for an unpinned git source (written
+    /// by an earlier tgs) that needs a commit to pin.
+    pub fn read_from(workflow: &str) -> Result<Option<InstallSource>, String> {
+        let pinned = regex::Regex::new(
+            r"cargo install --locked --git ([A-Za-z0-9._~:/@%+-]+) --rev ([0-9a-f]{40}) tgs\n",
+        )
+        .expect("a valid pattern");
+        if let Some(c) = pinned.captures(workflow) {
+            return Ok(Some(InstallSource::Git {
+                url: c[1].to_owned(),
+                rev: c[2].to_owned(),
+            }));
+        }
+        let unpinned =
+            regex::Regex::new(r"cargo install --locked --git ([A-Za-z0-9._~:/@%+-]+) tgs\n")
+                .expect("a valid pattern");
+        if let Some(c) = unpinned.captures(workflow) {
+            return Err(c[1].to_owned());
+        }
+        Ok(workflow
+            .contains("cargo install --locked tgs --version ")
+            .then_some(InstallSource::CratesIo))
+    }
+}
 
 /// A git URL safe to write into a workflow's `run:` line: https, no spaces,
 /// quotes, shell or expression syntax.
@@ -128,6 +234,10 @@ struct Generated {
     path: &'static str,
     /// The template with everything but the version filled in.
     template: String,
+    /// The template with every mark that may vary between the files of
+    /// different tgs versions and options left in (the version, the install
+    /// source), for telling ours from the user's; `None`: the template.
+    pattern: Option<String>,
     /// Templates earlier tgs versions wrote, also recognised as ours. When a
     /// template changes, its previous text goes here (as an `include_str!`
     /// of a copy), so repositories set up by that version keep updating.
@@ -140,32 +250,53 @@ impl Generated {
         self.template.replace(VERSION_MARK, TGS_VERSION)
     }
 
-    /// Whether `text` is what some tgs version wrote from one of our templates.
+    /// Whether `text` is what some tgs version wrote from one of our
+    /// templates, with whatever install source.
     fn is_ours(&self, text: &str) -> bool {
-        std::iter::once(&self.template)
+        std::iter::once(self.pattern.as_ref().unwrap_or(&self.template))
             .chain(&self.earlier)
             .any(|t| template_matches(t, text))
     }
 }
 
-/// `text` equals `template` with some version string in place of every mark.
+/// `text` equals `template` with a value of the right shape in place of
+/// every mark: a version, an install command, a cache key, a comment.
 fn template_matches(template: &str, text: &str) -> bool {
-    let parts: Vec<String> = template.split(VERSION_MARK).map(regex::escape).collect();
-    let pattern = format!(r"\A{}\z", parts.join(r"[0-9A-Za-z.+-]+"));
-    regex::Regex::new(&pattern).is_ok_and(|re| re.is_match(text))
+    let version = r"[0-9A-Za-z.+-]+";
+    let install = format!(
+        r"cargo install --locked (?:tgs --version {version}|--git [A-Za-z0-9._~:/@%+-]+(?: --rev [0-9a-f]{{40}})? tgs)"
+    );
+    let escaped = regex::escape(&template.replace(EARLIER_CRATES_IO_INSTALL, INSTALL_MARK));
+    let pattern = escaped
+        .replace(INSTALL_NOTE_MARK, r"[^\n]*")
+        .replace(INSTALL_KEY_MARK, version)
+        .replace(INSTALL_MARK, &install)
+        .replace(VERSION_MARK, version);
+    regex::Regex::new(&format!(r"\A{pattern}\z")).is_ok_and(|re| re.is_match(text))
 }
 
 /// The files init writes whole, in the order it reports them.
 fn generated(default_branch: &str) -> Vec<Generated> {
-    generated_with(default_branch, None)
+    generated_with(default_branch, &InstallSource::CratesIo)
 }
 
-fn generated_with(default_branch: &str, install_from: Option<&str>) -> Vec<Generated> {
-    let install = match install_from {
-        Some(url) => format!("cargo install --locked --git {url} tgs"),
-        None => CRATES_IO_INSTALL.to_owned(),
+/// The workflow templates as tgs wrote them before, still recognised as ours.
+const EARLIER_RUN: &[&str] = &[include_str!("init/earlier/tgs-server-run.v0.1.0-a.yml")];
+const EARLIER_SCAN: &[&str] = &[include_str!("init/earlier/tgs-server-scan.v0.1.0-a.yml")];
+const EARLIER_DASHBOARD: &[&str] = &[include_str!(
+    "init/earlier/tgs-server-dashboard.v0.1.0-a.yml"
+)];
+
+fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generated> {
+    let workflow = |t: &str| {
+        t.replace(INSTALL_NOTE_MARK, &install.note())
+            .replace(INSTALL_KEY_MARK, &install.cache_key())
+            .replace(INSTALL_MARK, &install.command())
     };
-    let workflow = |t: &str| t.replace(CRATES_IO_INSTALL, &install);
+    // Earlier templates name the branch the same way.
+    let earlier = |ts: &[&str], branch: &str| -> Vec<String> {
+        ts.iter().map(|t| t.replace(BRANCH_MARK, branch)).collect()
+    };
     // A JSON string is a valid YAML double-quoted scalar, whatever the name holds.
     let branch = serde_json::to_string(default_branch).expect("a string serializes");
     // The adapters share the contract; they differ in the CLI they run and how.
@@ -181,30 +312,35 @@ fn generated_with(default_branch: &str, install_from: Option<&str>) -> Vec<Gener
         Generated {
             path: RUN_WORKFLOW,
             template: workflow(RUN_TEMPLATE),
-            earlier: Vec::new(),
+            pattern: Some(RUN_TEMPLATE.to_owned()),
+            earlier: earlier(EARLIER_RUN, &branch),
             executable: false,
         },
         Generated {
             path: SCAN_WORKFLOW,
             template: workflow(SCAN_TEMPLATE).replace(BRANCH_MARK, &branch),
-            earlier: Vec::new(),
+            pattern: Some(SCAN_TEMPLATE.replace(BRANCH_MARK, &branch)),
+            earlier: earlier(EARLIER_SCAN, &branch),
             executable: false,
         },
         Generated {
             path: DASHBOARD_WORKFLOW,
             template: workflow(DASHBOARD_TEMPLATE).replace(BRANCH_MARK, &branch),
-            earlier: Vec::new(),
+            pattern: Some(DASHBOARD_TEMPLATE.replace(BRANCH_MARK, &branch)),
+            earlier: earlier(EARLIER_DASHBOARD, &branch),
             executable: false,
         },
         Generated {
             path: AGENT_CLI_PACKAGE,
             template: AGENT_CLI_PACKAGE_TEMPLATE.to_owned(),
+            pattern: None,
             earlier: Vec::new(),
             executable: false,
         },
         Generated {
             path: AGENT_CLI_LOCK,
             template: AGENT_CLI_LOCK_TEMPLATE.to_owned(),
+            pattern: None,
             earlier: Vec::new(),
             executable: false,
         },
@@ -213,6 +349,7 @@ fn generated_with(default_branch: &str, install_from: Option<&str>) -> Vec<Gener
             // The built-in prompt itself: the file starts as exactly what tgs
             // uses without one, ready to be edited.
             template: crate::prompt::BUILTIN.to_owned(),
+            pattern: None,
             earlier: Vec::new(),
             executable: false,
         },
@@ -225,6 +362,7 @@ fn generated_with(default_branch: &str, install_from: Option<&str>) -> Vec<Gener
                 "agent_cmd=$2",
                 CLAUDE_RUN,
             ),
+            pattern: None,
             earlier: Vec::new(),
             executable: true,
         },
@@ -238,24 +376,35 @@ fn generated_with(default_branch: &str, install_from: Option<&str>) -> Vec<Gener
                 ":",
                 GEMINI_RUN,
             ),
+            pattern: None,
             earlier: Vec::new(),
             executable: true,
         },
     ]
 }
 
+/// What init did.
+#[derive(Debug, Clone)]
+pub struct Initialized {
+    pub files: Vec<FileReport>,
+    /// Where the workflows install tgs from.
+    pub install: InstallSource,
+}
+
 /// Write what server mode needs into the repository; see the module docs.
-pub fn init(repo: &Repo, opts: &Options) -> Result<Vec<FileReport>, Error> {
+pub fn init(repo: &Repo, opts: &Options) -> Result<Initialized, Error> {
     let root = repo.root();
     let branch = default_branch(repo);
     let mut reports = Vec::new();
-    // The configuration is read first: a file init cannot extend stops it
-    // before anything is written.
-    let config = plan_config(root)?;
-    if let Some(url) = &opts.install_from {
-        check_install_url(url)?;
-    }
-    let files = generated_with(&branch, opts.install_from.as_deref());
+    // Read first: a file init cannot extend, or an install source it cannot
+    // keep, stops it before anything is written.
+    let section = server_section(state_in_tree(repo, &branch).as_deref());
+    let config = plan_config(root, &section)?;
+    let install = match &opts.install {
+        Some(s) => s.clone(),
+        None => previous_install(root, &branch)?,
+    };
+    let files = generated_with(&branch, &install);
     // Workflows and what they install first, then the configuration, then
     // what the agent reads.
     let split = files
@@ -273,7 +422,39 @@ pub fn init(repo: &Repo, opts: &Options) -> Result<Vec<FileReport>, Error> {
     for g in rest {
         reports.push(write_generated(root, g, opts.force)?);
     }
-    Ok(reports)
+    Ok(Initialized {
+        files: reports,
+        install,
+    })
+}
+
+/// Where the run workflow tgs wrote earlier installs tgs from (so running
+/// init again keeps it); crates.io when there is none, or it is the user's.
+fn previous_install(root: &Path, branch: &str) -> Result<InstallSource, Error> {
+    let Ok(text) = std::fs::read_to_string(root.join(RUN_WORKFLOW)) else {
+        return Ok(InstallSource::CratesIo);
+    };
+    let run = generated_with(branch, &InstallSource::CratesIo).remove(0);
+    if !run.is_ours(&text) {
+        return Ok(InstallSource::CratesIo);
+    }
+    match InstallSource::read_from(&text) {
+        Ok(found) => Ok(found.unwrap_or(InstallSource::CratesIo)),
+        Err(url) => Err(Error::invalid(format!(
+            "{RUN_WORKFLOW} installs tgs from {url} without pinning a commit: rerun with --install-from {url} --install-rev COMMIT"
+        ))),
+    }
+}
+
+/// The branch whose tree holds the backlog state, for a repository set up
+/// before the state branch of its own (its committed `tgs/server/backlog.json`).
+fn state_in_tree(repo: &Repo, branch: &str) -> Option<String> {
+    let out = repo
+        .git()
+        .cmd(["cat-file", "-e", "HEAD:tgs/server/backlog.json"])
+        .output()
+        .ok()?;
+    out.success.then(|| branch.to_owned())
 }
 
 /// The branch approved thoughts land on: `server.base_branch`, else the
@@ -370,7 +551,7 @@ struct ConfigPlan {
 /// as text, leaving every byte already there as it is; create the file when
 /// there is none. A file with a `server:` section of its own is left alone,
 /// forced or not: it is configuration, not a generated file.
-fn plan_config(root: &Path) -> Result<ConfigPlan, Error> {
+fn plan_config(root: &Path, section: &str) -> Result<ConfigPlan, Error> {
     let path = root.join(CONFIG_PATH);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -378,7 +559,7 @@ fn plan_config(root: &Path) -> Result<ConfigPlan, Error> {
             return Ok(ConfigPlan {
                 report: report(CONFIG_PATH, Status::Created, None),
                 write: Some((
-                    format!("{CONFIG_HEADER}\n{SERVER_SECTION}\n{STEPS_SECTION}"),
+                    format!("{CONFIG_HEADER}\n{section}\n{STEPS_SECTION}"),
                     0o644,
                 )),
             });
@@ -387,7 +568,7 @@ fn plan_config(root: &Path) -> Result<ConfigPlan, Error> {
     };
     let before = top_level(&text)?;
     if before.contains_key("server") {
-        let report = if text.contains(SERVER_SECTION) {
+        let report = if text.contains(section) {
             report(CONFIG_PATH, Status::Unchanged, None)
         } else {
             report(
@@ -402,7 +583,7 @@ fn plan_config(root: &Path) -> Result<ConfigPlan, Error> {
         });
     }
     let with_steps = !before.contains_key("steps");
-    let new = append_sections(&text, with_steps);
+    let new = append_sections(&text, section, with_steps);
     // Text appended after a flow mapping (`{ai: ...}`) or a document end would
     // not extend the top level: check it did, and that nothing else moved.
     let after = top_level(&new).ok();
@@ -411,7 +592,7 @@ fn plan_config(root: &Path) -> Result<ConfigPlan, Error> {
     });
     if !intact {
         return Err(Error::invalid(format!(
-            "cannot add the server: section to {CONFIG_PATH} at its end; add it by hand:\n{SERVER_SECTION}"
+            "cannot add the server: section to {CONFIG_PATH} at its end; add it by hand:\n{section}"
         )));
     }
     let mode = std::fs::metadata(&path).map_or(0o644, |m| permissions_mode(&m));
@@ -427,7 +608,7 @@ fn plan_config(root: &Path) -> Result<ConfigPlan, Error> {
 }
 
 /// `text` followed by a blank line and our sections.
-fn append_sections(text: &str, with_steps: bool) -> String {
+fn append_sections(text: &str, section: &str, with_steps: bool) -> String {
     let mut new = text.to_owned();
     if !new.is_empty() && !new.ends_with('\n') {
         new.push('\n');
@@ -435,7 +616,7 @@ fn append_sections(text: &str, with_steps: bool) -> String {
     if !new.trim().is_empty() {
         new.push('\n');
     }
-    new.push_str(SERVER_SECTION);
+    new.push_str(section);
     if with_steps {
         new.push('\n');
         new.push_str(STEPS_SECTION);
@@ -469,7 +650,7 @@ pub fn contents(default_branch: &str) -> Vec<(&'static str, String)> {
         .collect();
     out.push((
         CONFIG_PATH,
-        format!("{CONFIG_HEADER}\n{SERVER_SECTION}\n{STEPS_SECTION}"),
+        format!("{CONFIG_HEADER}\n{}\n{STEPS_SECTION}", server_section(None)),
     ));
     out
 }
@@ -529,6 +710,10 @@ mod tests {
         [
             VERSION_MARK,
             BRANCH_MARK,
+            INSTALL_MARK,
+            INSTALL_KEY_MARK,
+            INSTALL_NOTE_MARK,
+            STATE_BRANCH_MARK,
             "@NAME@",
             "@TITLE@",
             "@RUN_AGENT@",
@@ -559,6 +744,30 @@ mod tests {
     }
 
     #[test]
+    fn an_install_source_is_read_back_from_the_workflow_it_wrote() {
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let git = InstallSource::git("https://github.com/o/tgs", rev).unwrap();
+        for source in [InstallSource::CratesIo, git] {
+            let text = generated_with("main", &source).remove(0).content();
+            assert_eq!(InstallSource::read_from(&text), Ok(Some(source.clone())));
+            // Any source counts as ours.
+            assert!(run_workflow().is_ours(&text), "{source:?}");
+        }
+        let old = EARLIER_RUN[0]
+            .replace(
+                EARLIER_CRATES_IO_INSTALL,
+                "cargo install --locked --git https://github.com/o/tgs tgs",
+            )
+            .replace(VERSION_MARK, "0.1.0");
+        assert!(run_workflow().is_ours(&old), "an earlier, unpinned file is ours");
+        assert_eq!(
+            InstallSource::read_from(&old),
+            Err("https://github.com/o/tgs".to_owned())
+        );
+        assert!(InstallSource::git("https://github.com/o/tgs", "main").is_err());
+    }
+
+    #[test]
     fn init_tells_another_versions_file_from_a_users() {
         let g = run_workflow();
         let now = g.content();
@@ -581,7 +790,7 @@ mod tests {
 
     #[test]
     fn the_server_section_is_the_defaults() {
-        let text = format!("{CONFIG_HEADER}\n{SERVER_SECTION}\n{STEPS_SECTION}");
+        let text = format!("{CONFIG_HEADER}\n{}\n{STEPS_SECTION}", server_section(None));
         let c = Config::parse(&text).unwrap();
         let s = Settings::resolve(&c).unwrap();
         let d = Settings::resolve(&Config::default()).unwrap();
@@ -599,14 +808,14 @@ mod tests {
     #[test]
     fn appending_keeps_every_byte_and_adds_the_sections() {
         let old = "# ours\nai:\n  provider: anthropic # keep me\nsteps:\n  plan_prompt: p.md";
-        let new = append_sections(old, false);
+        let new = append_sections(old, &server_section(None), false);
         assert!(new.starts_with(old));
         assert_eq!(&new[old.len()..old.len() + 2], "\n\n");
         let top = top_level(&new).unwrap();
         assert!(top.contains_key("server") && top.contains_key("ai"));
         assert_eq!(
-            append_sections("", true),
-            format!("{SERVER_SECTION}\n{STEPS_SECTION}")
+            append_sections("", &server_section(None), true),
+            format!("{}\n{STEPS_SECTION}", server_section(None))
         );
     }
 
@@ -617,7 +826,10 @@ mod tests {
         std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
         for text in ["{ai: {provider: x}}\n", "- a\n", "ai: [\n"] {
             std::fs::write(&cfg, text).unwrap();
-            assert!(plan_config(dir.path()).is_err(), "{text}");
+            assert!(
+                plan_config(dir.path(), &server_section(None)).is_err(),
+                "{text}"
+            );
             assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
         }
     }

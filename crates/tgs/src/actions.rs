@@ -46,12 +46,12 @@ pub fn mask_secrets(extra_keys: &[String]) {
 /// through `GIT_CONFIG_*` variables. Agents start from an empty environment,
 /// so they never inherit them.
 pub fn authenticate_git() {
-    let Some(token) = std::env::var("GITHUB_TOKEN")
-        .ok()
-        .or_else(|| std::env::var("GH_TOKEN").ok())
-    else {
+    let Some((token, var)) = tgs_core::github::pick_token(env_token) else {
         return;
     };
+    if var == "GITHUB_TOKEN" {
+        warn_workflow_token();
+    }
     let server = std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into());
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
     let n: usize = std::env::var("GIT_CONFIG_COUNT")
@@ -68,6 +68,21 @@ pub fn authenticate_git() {
         format!("AUTHORIZATION: basic {basic}"),
     );
     std::env::set_var("GIT_CONFIG_COUNT", (n + 1).to_string());
+}
+
+/// A token variable's value, trimmed; empty counts as unset.
+fn env_token(k: &str) -> Option<String> {
+    std::env::var(k)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Say once, with the consequence, that tgs falls back to the workflow's
+/// own token: GitHub starts no workflow run for what it does.
+fn warn_workflow_token() {
+    let msg = "tgs uses the workflow's GITHUB_TOKEN: pull requests it opens and state it pushes start no workflow runs (no checks on the pull requests, no dashboard build). Set TGS_GITHUB_TOKEN from a GitHub App (variable TGS_APP_ID, secret TGS_APP_PRIVATE_KEY) or a fine-grained token (secret TGS_GITHUB_TOKEN).";
+    eprintln!("::warning title=tgs::{}", escape_data(msg));
 }
 
 /// The Actions sink of the runner's events.

@@ -453,39 +453,233 @@ fn the_gemini_adapter_runs_through_agent_exec() {
     assert!(args.contains("- src/lib.rs"), "{args}");
 }
 
+const REV: &str = "0123456789abcdef0123456789abcdef01234567";
+
 #[test]
-fn install_from_a_git_repository() {
+fn install_from_a_git_repository_pinned_to_a_commit() {
     let env = TestEnv::new();
     let repo = env.repo("r");
+    // A URL without a commit is refused: the workflows install exactly one.
     let (code, _, err) = run(repo.tgs().args([
         "server",
         "init",
         "--install-from",
         "https://github.com/acme/tgs",
     ]));
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--install-rev"), "{err}");
+    assert!(!repo.path(RUN_WF).exists(), "nothing written");
+    let pinned = [
+        "--install-from",
+        "https://github.com/acme/tgs",
+        "--install-rev",
+        REV,
+    ];
+    init(&repo, &pinned);
     for wf in [RUN_WF, SCAN_WF, DASH_WF] {
         let text = repo.read(wf);
         assert!(
-            text.contains("run: cargo install --locked --git https://github.com/acme/tgs tgs"),
+            text.contains(&format!(
+                "run: cargo install --locked --git https://github.com/acme/tgs --rev {REV} tgs\n"
+            )),
             "{wf}"
         );
         assert!(
-            !text.contains("run: cargo install --locked tgs --version"),
+            !text.contains("cargo install --locked tgs --version"),
+            "{wf}"
+        );
+        // The cache holds exactly that build, and the comment says where it comes from.
+        assert!(
+            text.contains(&format!(
+                "key: tgs-${{{{ runner.os }}}}-${{{{ runner.arch }}}}-git-{REV}\n"
+            )),
+            "{wf}"
+        );
+        assert!(
+            text.contains(&format!(
+                "# From https://github.com/acme/tgs at commit {REV}"
+            )),
             "{wf}"
         );
     }
-    // Nothing that could become shell or an expression gets in.
-    for bad in [
-        "https://x/$(id)",
-        "http://plain.example/tgs",
-        "https://x/a b",
-        "https://x/${{ github.token }}",
-    ] {
-        let (code, _, err) =
-            run(repo
-                .tgs()
-                .args(["server", "init", "--force", "--install-from", bad]));
-        assert_eq!(code, 2, "{bad}: {err}");
+    // Again with the same options, or with none: every file unchanged, byte for byte.
+    let before = snapshot(&repo);
+    for args in [&pinned[..], &[]] {
+        let report = init(&repo, args);
+        assert!(
+            report.iter().all(|(_, st)| st == "unchanged"),
+            "{args:?}: {report:?}"
+        );
+        assert_eq!(snapshot(&repo), before, "{args:?}");
     }
+    // A new commit moves the pin; --force keeps the source it is given.
+    let rev2 = "89abcdef0123456789abcdef0123456789abcdef";
+    let report = init(
+        &repo,
+        &[
+            "--install-from",
+            "https://github.com/acme/tgs",
+            "--install-rev",
+            rev2,
+        ],
+    );
+    assert_eq!(status_of(&report, RUN_WF), "updated");
+    assert!(repo.read(RUN_WF).contains(&format!("--rev {rev2} tgs")));
+    let edited = repo
+        .read(DASH_WF)
+        .replace("timeout-minutes: 30", "timeout-minutes: 31");
+    repo.write(DASH_WF, &edited);
+    let report = init(
+        &repo,
+        &[
+            "--force",
+            "--install-from",
+            "https://github.com/acme/tgs",
+            "--install-rev",
+            REV,
+        ],
+    );
+    assert_eq!(status_of(&report, DASH_WF), "overwritten");
+    for wf in [RUN_WF, SCAN_WF, DASH_WF] {
+        assert!(repo.read(wf).contains(&format!("--rev {REV} tgs")), "{wf}");
+    }
+    // Nothing that could become shell or an expression gets in.
+    for (url, rev) in [
+        ("https://x/$(id)", REV),
+        ("http://plain.example/tgs", REV),
+        ("https://x/a b", REV),
+        ("https://x/${{ github.token }}", REV),
+        ("https://github.com/acme/tgs", "main"),
+        ("https://github.com/acme/tgs", "0123456"),
+        (
+            "https://github.com/acme/tgs",
+            "0123456789ABCDEF0123456789ABCDEF01234567",
+        ),
+        ("https://github.com/acme/tgs", "$(id)"),
+    ] {
+        let (code, _, err) = run(repo.tgs().args([
+            "server",
+            "init",
+            "--force",
+            "--install-from",
+            url,
+            "--install-rev",
+            rev,
+        ]));
+        assert_eq!(code, 2, "{url} {rev}: {err}");
+    }
+}
+
+/// The workflows that start work use a token whose events start workflows,
+/// minted from a GitHub App when one is configured, and only tgs gets it.
+#[test]
+fn tokens_that_trigger_ci_reach_tgs_only() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    for wf in [RUN_WF, SCAN_WF] {
+        let v = yaml(&repo, wf);
+        let all = steps(&v);
+        let app = all
+            .iter()
+            .find(|s| s["id"] == "app-token")
+            .unwrap_or_else(|| panic!("{wf}: no app token step"));
+        assert!(
+            app["uses"]
+                .as_str()
+                .unwrap()
+                .starts_with("actions/create-github-app-token@")
+                && app["uses"].as_str().unwrap().len() > 70,
+            "{wf}: pinned by commit"
+        );
+        assert_eq!(app["if"], "vars.TGS_APP_ID != ''", "{wf}");
+        assert_eq!(app["with"]["client-id"], "${{ vars.TGS_APP_ID }}");
+        assert_eq!(
+            app["with"]["private-key"],
+            "${{ secrets.TGS_APP_PRIVATE_KEY }}"
+        );
+        assert_eq!(app["with"]["permission-contents"], "write", "{wf}: scoped");
+        let tgs_step = all
+            .iter()
+            .find(|s| s["run"].as_str().is_some_and(|r| r.contains("tgs server ")))
+            .unwrap();
+        assert_eq!(
+            tgs_step["env"]["TGS_GITHUB_TOKEN"],
+            "${{ steps.app-token.outputs.token || secrets.TGS_GITHUB_TOKEN }}",
+            "{wf}"
+        );
+    }
+    let text = repo.read(RUN_WF);
+    assert!(
+        text.contains("permission-pull-requests: write")
+            && text.contains("permission-issues: write")
+    );
+    // The dashboard follows the state-changing workflows, not a push.
+    let dash = yaml(&repo, DASH_WF);
+    assert!(dash["on"]["push"].is_null(), "{}", dash["on"]);
+    assert_eq!(
+        dash["on"]["workflow_run"]["workflows"],
+        serde_json::json!(["tgs server run", "tgs server scan"])
+    );
+    assert!(dash["on"]["schedule"].is_array());
+    let dash_text = repo.read(DASH_WF);
+    assert!(dash_text.contains("--no-excerpts"));
+    assert!(dash_text.contains("may be public even when the repository is private"));
+}
+
+/// The configuration names the state branch; a repository whose branch
+/// already holds the state keeps it there until migrated.
+#[test]
+fn the_state_branch_is_written_into_the_configuration() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let cfg = yaml(&repo, CONFIG);
+    assert_eq!(cfg["server"]["state_branch"], "tgs-state");
+
+    let env = TestEnv::new();
+    let older = env.repo("old");
+    older.write(
+        "tgs/server/backlog.json",
+        "{\"version\":\"1\",\"thoughts\":[]}\n",
+    );
+    older.publish("state in main");
+    init(&older, &[]);
+    let cfg = yaml(&older, CONFIG);
+    assert_eq!(cfg["server"]["state_branch"], "main");
+    assert!(older.read(CONFIG).contains("tgs server state migrate"));
+}
+
+/// In GitHub Actions, falling back to the workflow's own token is said once,
+/// with what it costs; a token set for tgs is used without a word.
+#[test]
+fn the_workflow_token_fallback_is_warned_about() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let list = |extra: &[(&str, &str)]| {
+        let mut cmd = repo.tgs();
+        cmd.env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_TOKEN", "ghs_workflowtoken1234");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run(cmd.args(["server", "backlog", "list"]))
+    };
+    let (code, _, err) = list(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("::warning").count(), 1, "{err}");
+    assert!(
+        err.contains("start no workflow runs") && err.contains("TGS_GITHUB_TOKEN"),
+        "{err}"
+    );
+    let (code, _, err) = list(&[("TGS_GITHUB_TOKEN", "ghs_apptoken5678")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("::warning"), "{err}");
+    // Only in the command that tells the runner to mask it.
+    assert!(
+        err.lines()
+            .filter(|l| l.contains("ghs_apptoken5678"))
+            .all(|l| l == "::add-mask::ghs_apptoken5678"),
+        "{err}"
+    );
 }

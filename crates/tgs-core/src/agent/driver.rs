@@ -50,6 +50,8 @@ const BASE_ENV: &[&str] = &[
 
 /// Never passed to an agent, whatever the configuration says.
 pub const FORBIDDEN_ENV: &[&str] = &[
+    "TGS_GITHUB_TOKEN",
+    "TGS_APP_PRIVATE_KEY",
     "GITHUB_TOKEN",
     "GH_TOKEN",
     "GITHUB_PAT",

@@ -37,6 +37,18 @@ impl fmt::Debug for Config {
     }
 }
 
+/// Where tgs looks for its GitHub token, in order: `TGS_GITHUB_TOKEN` (set
+/// on purpose for tgs: an App installation token or a personal access token,
+/// whose events start workflows), then the usual `GITHUB_TOKEN` and
+/// `GH_TOKEN`.
+pub const TOKEN_VARS: [&str; 3] = ["TGS_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"];
+
+/// The token and the variable it came from, the first of [`TOKEN_VARS`]
+/// that `var` (which trims and treats empty as unset) has.
+pub fn pick_token(var: impl Fn(&str) -> Option<String>) -> Option<(String, &'static str)> {
+    TOKEN_VARS.iter().find_map(|k| var(k).map(|t| (t, *k)))
+}
+
 impl Config {
     /// `owner/name`.
     pub fn slug(&self) -> String {
@@ -48,7 +60,7 @@ impl Config {
     /// set: GitHub is then simply not used. Errors when a token is set but the
     /// repository cannot be told, so a misconfiguration is not silent.
     ///
-    /// - token: `GITHUB_TOKEN`, else `GH_TOKEN` (empty counts as unset);
+    /// - token: the first of [`TOKEN_VARS`] set (empty counts as unset);
     /// - repository: `GITHUB_REPOSITORY` (`owner/name`), else the origin URL;
     /// - API base: `GITHUB_API_URL`, else `https://api.github.com`;
     /// - web base for links: `GITHUB_SERVER_URL`, else told from the API base.
@@ -61,10 +73,8 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let (token, token_var) = match (var("GITHUB_TOKEN"), var("GH_TOKEN")) {
-            (Some(t), _) => (t, "GITHUB_TOKEN"),
-            (None, Some(t)) => (t, "GH_TOKEN"),
-            (None, None) => return Ok(None),
+        let Some((token, token_var)) = pick_token(&var) else {
+            return Ok(None);
         };
         // Checked here so a bad value fails early and no message echoes it.
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -319,6 +329,33 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.token_var, "GH_TOKEN");
+        {
+            let t = Config::from_vars(
+                vars(&[
+                    ("TGS_GITHUB_TOKEN", "app"),
+                    ("GITHUB_TOKEN", "workflow"),
+                    ("GITHUB_REPOSITORY", "o/r"),
+                ]),
+                None,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(t.token_var, "TGS_GITHUB_TOKEN", "a token set for tgs wins");
+            let t = Config::from_vars(
+                vars(&[
+                    ("TGS_GITHUB_TOKEN", " "),
+                    ("GITHUB_TOKEN", "workflow"),
+                    ("GITHUB_REPOSITORY", "o/r"),
+                ]),
+                None,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(
+                t.token_var, "GITHUB_TOKEN",
+                "an empty secret counts as unset"
+            );
+        }
         assert_eq!((c.owner.as_str(), c.name.as_str()), ("acme", "widgets"));
     }
 

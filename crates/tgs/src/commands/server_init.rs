@@ -4,7 +4,7 @@
 //! `--force`.
 
 use serde_json::json;
-use tgs_core::init::{self, Options, Status};
+use tgs_core::init::{self, InstallSource, Options, Status};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -17,22 +17,36 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Install tgs in the workflows from this git repository (https URL)
-    /// instead of crates.io.
-    #[arg(long, value_name = "GIT_URL")]
+    /// instead of crates.io, at --install-rev. Without it, init keeps the
+    /// source the workflows it wrote before install from.
+    #[arg(long, value_name = "GIT_URL", requires = "install_rev")]
     pub install_from: Option<String>,
+    /// The commit of --install-from to install (40 hex digits): the
+    /// workflows install exactly that.
+    #[arg(long, value_name = "COMMIT", requires = "install_from")]
+    pub install_rev: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let files = init::init(
+    let install = match (&args.install_from, &args.install_rev) {
+        (Some(url), Some(rev)) => Some(InstallSource::git(url, rev)?),
+        _ => None,
+    };
+    let done = init::init(
         &repo,
         &Options {
             force: args.force,
-            install_from: args.install_from.clone(),
+            install,
         },
     )?;
+    let files = done.files;
     if ctx.json {
-        output::json(&json!({ "version": init::TGS_VERSION, "files": files }));
+        let install = match &done.install {
+            InstallSource::CratesIo => json!({ "crates_io": init::TGS_VERSION }),
+            InstallSource::Git { url, rev } => json!({ "git": url, "rev": rev }),
+        };
+        output::json(&json!({ "version": init::TGS_VERSION, "install": install, "files": files }));
         return super::ok();
     }
     let rows: Vec<Vec<String>> = files
@@ -55,12 +69,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             Status::Created | Status::Updated | Status::Overwritten
         )
     }) {
-        output::note(match &args.install_from {
-            Some(url) => format!(
-                "next: commit these files and add the ANTHROPIC_API_KEY secret; the workflows install tgs from {url}"
+        output::note(match &done.install {
+            InstallSource::Git { url, rev } => format!(
+                "next: commit these files and add the ANTHROPIC_API_KEY secret; the workflows install tgs from {url} at {rev}"
             ),
-            None => format!(
-                "next: commit these files, add the ANTHROPIC_API_KEY secret, and make tgs {} installable by `cargo install` (or rerun with --install-from GIT_URL; see {})",
+            InstallSource::CratesIo => format!(
+                "next: commit these files, add the ANTHROPIC_API_KEY secret, and make tgs {} installable by `cargo install` (or rerun with --install-from GIT_URL --install-rev COMMIT; see {})",
                 init::TGS_VERSION,
                 init::RUN_WORKFLOW
             ),

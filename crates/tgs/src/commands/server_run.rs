@@ -128,7 +128,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     };
     if cfg.open_pr && forge.is_none() && cfg.remote.is_some() {
         tracing::info!(
-            "no GITHUB_TOKEN or GH_TOKEN: branches are pushed, no pull request is opened"
+            "no TGS_GITHUB_TOKEN, GITHUB_TOKEN or GH_TOKEN: branches are pushed, no pull request is opened"
         );
     }
     let signals = Signals::install()?;

@@ -27,7 +27,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .output()?;
     let origin = origin.success.then(|| origin.stdout_text());
     let gh = GitHub::from_env(|k| std::env::var(k).ok(), origin.as_deref())?.ok_or_else(|| {
-        CliError::usage("no GitHub token: set GITHUB_TOKEN or GH_TOKEN")
+        CliError::usage("no GitHub token: set TGS_GITHUB_TOKEN, GITHUB_TOKEN or GH_TOKEN")
             .hint("the token needs read access to pull requests")
     })?;
     let state = ctx.target(&repo, &args.write)?;
