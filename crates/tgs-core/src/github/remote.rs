@@ -73,7 +73,7 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let Some((token, token_var)) = pick_token(&var) else {
+        let Some((token, token_var)) = pick_token(var) else {
             return Ok(None);
         };
         // Checked here so a bad value fails early and no message echoes it.
