@@ -501,6 +501,22 @@ pub enum ObjectKind {
 
 /// Parse NUL-separated `git ls-tree -z` output. Entries whose path is not UTF-8
 /// are skipped: no thought or state file can have such a name.
+/// Parse `ls-tree -r -l -z` output into (path, blob id, size) for the
+/// blobs; other records (submodules, malformed ones) are skipped.
+pub fn parse_ls_tree_long(out: &[u8]) -> Vec<(String, String, u64)> {
+    out.split(|b| *b == 0)
+        .filter_map(|rec| {
+            // `<mode> SP <type> SP <object> SP+ <size> TAB <path>`
+            let rec = std::str::from_utf8(rec).ok()?;
+            let (meta, path) = rec.split_once('\t')?;
+            let mut f = meta.split_ascii_whitespace();
+            let (_mode, kind, oid, size) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            (kind == "blob").then_some(())?;
+            Some((path.to_owned(), oid.to_owned(), size.parse().ok()?))
+        })
+        .collect()
+}
+
 pub fn parse_ls_tree(out: &[u8]) -> Result<Vec<TreeEntry>, String> {
     let mut entries = Vec::new();
     for rec in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
@@ -785,6 +801,27 @@ impl Drop for FastImport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ls_tree_long_records() {
+        let out = b"100644 blob 1111111111111111111111111111111111111111     120\ttgs/server/transcripts/2026-01/a.log.gz\x00160000 commit 2222222222222222222222222222222222222222       -\tsub\x00100644 blob 3333333333333333333333333333333333333333       7\tname with\ttab\0";
+        let got = parse_ls_tree_long(out);
+        assert_eq!(
+            got,
+            [
+                (
+                    "tgs/server/transcripts/2026-01/a.log.gz".to_owned(),
+                    "1111111111111111111111111111111111111111".to_owned(),
+                    120
+                ),
+                (
+                    "name with\ttab".to_owned(),
+                    "3333333333333333333333333333333333333333".to_owned(),
+                    7
+                )
+            ]
+        );
+    }
 
     #[test]
     fn ls_tree_parses_entries_and_tabs_in_names() {

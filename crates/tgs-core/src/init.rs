@@ -759,7 +759,10 @@ mod tests {
                 "cargo install --locked --git https://github.com/o/tgs tgs",
             )
             .replace(VERSION_MARK, "0.1.0");
-        assert!(run_workflow().is_ours(&old), "an earlier, unpinned file is ours");
+        assert!(
+            run_workflow().is_ours(&old),
+            "an earlier, unpinned file is ours"
+        );
         assert_eq!(
             InstallSource::read_from(&old),
             Err("https://github.com/o/tgs".to_owned())

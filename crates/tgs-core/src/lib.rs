@@ -6,6 +6,7 @@
 //! the kind of failure, so the CLI can map them to exit codes.
 
 pub mod agent;
+pub mod archive;
 pub mod backlog;
 pub mod clock;
 pub mod config;

@@ -56,6 +56,9 @@ pub struct RunConfig {
     pub base_branch: String,
     /// The remote, when there is one and pushing is on.
     pub remote: Option<String>,
+    /// Where the whole transcript of a session of this run can be found
+    /// (e.g. the GitHub Actions artifact), said in the kept copy's first line.
+    pub transcript_whole: Option<String>,
 }
 
 /// How the run ended.
@@ -326,7 +329,11 @@ impl<'r> Runner<'r> {
             pr_url,
             branch,
             log_tail,
+            log,
         } = w;
+        let kept = log
+            .as_deref()
+            .and_then(|p| self.kept_transcript(p, started));
         let ended = clock::now();
         let worker = self.cfg.worker_id.clone();
         let dir = entry.dir.clone();
@@ -402,11 +409,15 @@ impl<'r> Runner<'r> {
                 output_tokens: stats.output_tokens,
                 pr_url: pr_url.clone(),
             };
-            Ok(Change::with(Some(status), msg).append(Append {
+            let change = Change::with(Some(status), msg).append(Append {
                 path: METRICS_PATH,
                 header: Some(METRICS_HEADER),
                 line: row.to_csv(),
-            }))
+            });
+            Ok(match &kept {
+                Some((path, gz)) => change.put(path.clone(), gz.clone()),
+                None => change,
+            })
         })?;
         let status = match applied.value {
             Some(s) => s.to_string(),
@@ -474,6 +485,24 @@ impl<'r> Runner<'r> {
             pr_url,
             reason,
         }))
+    }
+
+    /// The state path and compressed end of a session's transcript, to go
+    /// with its record (see `archive`); `None` if it cannot be read.
+    fn kept_transcript(
+        &self,
+        log: &std::path::Path,
+        started: Timestamp,
+    ) -> Option<(String, Vec<u8>)> {
+        let file = log.file_name()?.to_str()?.to_owned();
+        let when = crate::report::parse_transcript_name(&file).map_or(started, |(_, t, _)| t);
+        match crate::archive::pack(log, self.cfg.transcript_whole.as_deref()) {
+            Ok(gz) => Some((crate::archive::state_path(&file, when), gz)),
+            Err(e) => {
+                tracing::warn!("could not keep the transcript {}: {e}", log.display());
+                None
+            }
+        }
     }
 
     /// Worktree, agent, verification, hand-over. Returns what `record` needs.
@@ -680,6 +709,7 @@ impl<'r> Runner<'r> {
         };
         w.stats = run.stats.clone();
         w.log_tail = run.tail.clone();
+        w.log = Some(log.clone());
         sink.event(&Event::AgentFinished {
             dir: entry.dir.clone(),
             ending: run.ending.describe(),
@@ -819,6 +849,8 @@ struct WorkResult {
     branch: Option<String>,
     /// The end of the (redacted) transcript, for failure alerts.
     log_tail: String,
+    /// The transcript file, once the agent ran.
+    log: Option<PathBuf>,
 }
 
 impl WorkResult {
@@ -833,6 +865,7 @@ impl WorkResult {
             pr_url: None,
             branch: None,
             log_tail: String::new(),
+            log: None,
         }
     }
 }

@@ -70,6 +70,24 @@ pub fn authenticate_git() {
     std::env::set_var("GIT_CONFIG_COUNT", (n + 1).to_string());
 }
 
+/// Where a run's whole transcripts are in GitHub Actions: the artifact the
+/// run workflow uploads (`tgs-server-logs-<run id>-<attempt>`) of this run.
+pub fn artifact_hint() -> Option<String> {
+    if !active() {
+        return None;
+    }
+    let run = std::env::var("GITHUB_RUN_ID").ok()?;
+    let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
+    let url = match (
+        std::env::var("GITHUB_SERVER_URL"),
+        std::env::var("GITHUB_REPOSITORY"),
+    ) {
+        (Ok(s), Ok(r)) => format!(" of {}/{r}/actions/runs/{run}", s.trim_end_matches('/')),
+        _ => String::new(),
+    };
+    Some(format!("the artifact tgs-server-logs-{run}-{attempt}{url}"))
+}
+
 /// A token variable's value, trimmed; empty counts as unset.
 fn env_token(k: &str) -> Option<String> {
     std::env::var(k)

@@ -343,3 +343,94 @@ fn an_older_layout_keeps_working_and_migrates() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("exists already"), "{err}");
 }
+
+/// A session's transcript goes with its record to the state branch (its end,
+/// compressed), so a fresh clone's `logs` and dashboard show it; the whole
+/// one stays where the session ran.
+#[test]
+fn transcripts_are_reachable_from_any_clone() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("1111111-first", "First");
+    let agent = env.path().join("agent.sh");
+    // 3 MB of output, then the work.
+    script(
+        &agent,
+        "#!/bin/bash\nfor i in $(seq 1 30000); do printf 'line %06d %s\\n' $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\necho 'pub fn x() {}' >> src/lib.rs\nprintf '# Impl\\nDone\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\necho the-last-line\n",
+    );
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: t\n  agents:\n    t: {{ command: \"{}\" }}\n",
+            agent.display()
+        ),
+    );
+    repo.publish("thought");
+    ok(&repo, &["server", "scan"]);
+    let (code, _, err) = run(repo
+        .tgs()
+        .env_remove("TGS_NOW")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_RUN_ID", "4242")
+        .env("GITHUB_RUN_ATTEMPT", "2")
+        .args(["server", "run", "--no-pr"]));
+    assert_eq!(code, 0, "{err}");
+    let kept = repo.git(&[
+        "ls-tree",
+        "-r",
+        "--name-only",
+        &repo.state_ref(),
+        "tgs/server/transcripts",
+    ]);
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(
+        kept.starts_with("tgs/server/transcripts/") && kept.ends_with(".log.gz"),
+        "{kept}"
+    );
+
+    let other = repo.clone_as("other");
+    let (code, out, err) = run(other.tgs().args(["server", "logs", "1111111-first"]));
+    assert_eq!(code, 0, "{err}");
+    let end = &out[out.len().saturating_sub(300)..];
+    assert!(end.contains("the-last-line\n"), "{end}");
+    assert!(out.len() <= 1024 * 1024 + 300, "capped: {}", out.len());
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("# tgs: the first ")
+            && first.contains("the artifact tgs-server-logs-4242-2"),
+        "{first}"
+    );
+    assert!(
+        err.contains("the whole one is where the session ran"),
+        "{err}"
+    );
+    let j: Value =
+        serde_json::from_str(&ok(&other, &["--json", "server", "logs", "1111111-first"])).unwrap();
+    assert_eq!(j["sessions"][0]["path"], Value::Null);
+    assert!(j["sessions"][0]["kept"].is_string());
+    // The clone where it ran prints the whole transcript.
+    let (_, whole, _) = run(repo.tgs().args(["server", "logs", "1111111-first"]));
+    assert!(whole.starts_with("# tgs session: ") && whole.contains("\nline 000001 "));
+    assert!(whole.len() > 2_500_000, "{}", whole.len());
+    // A dashboard built on the fresh clone shows the excerpt, unless asked not to.
+    let site = env.path().join("site");
+    ok(
+        &other,
+        &["server", "dashboard", "--out", site.to_str().unwrap()],
+    );
+    let page = std::fs::read_to_string(site.join("thoughts/1111111-first.html")).unwrap();
+    assert!(page.contains("the-last-line"), "excerpt on the page");
+    ok(
+        &other,
+        &[
+            "server",
+            "dashboard",
+            "--no-excerpts",
+            "--out",
+            site.to_str().unwrap(),
+        ],
+    );
+    let page = std::fs::read_to_string(site.join("thoughts/1111111-first.html")).unwrap();
+    assert!(!page.contains("the-last-line"));
+    assert!(page.contains("left out of this site"));
+}

@@ -97,6 +97,10 @@ pub struct SharedState<'r> {
     pub turn_wait: Duration,
     /// The object database in-process, `None` where git processes must do.
     objects: std::sync::OnceLock<Option<crate::objects::Objects>>,
+    /// Read-only use: fetch once per process (see [`SharedState::read_only`]).
+    single_fetch: bool,
+    /// The ref the last fetch left the state in, when `single_fetch`.
+    fetched: std::sync::Mutex<Option<String>>,
 }
 
 /// How an attempt reads the state: in-process, or a `cat-file` started early.
@@ -128,7 +132,22 @@ impl<'r> SharedState<'r> {
             remote_url: None,
             turn_wait: Duration::from_secs(30),
             objects: std::sync::OnceLock::new(),
+            single_fetch: false,
+            fetched: std::sync::Mutex::new(None),
         }
+    }
+
+    /// For a command that only reads: the state is fetched once, and every
+    /// read of this process (backlog, records, transcripts) sees that one
+    /// state, until [`SharedState::refresh`]. Changes always fetch afresh.
+    pub fn read_only(mut self) -> Self {
+        self.single_fetch = true;
+        self
+    }
+
+    /// Fetch again on the next read (for a reader that watches the state).
+    pub fn refresh(&self) {
+        *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Take turns with the other workers of this machine on this remote
@@ -176,7 +195,16 @@ impl<'r> SharedState<'r> {
     /// state (the remote-tracking ref, or the local branch when the remote
     /// has no state branch yet or there is no remote).
     fn fetch_ref(&self) -> Result<String, Error> {
-        self.fetch_ref_with(false)
+        if !self.single_fetch {
+            return self.fetch_ref_with(false);
+        }
+        let mut fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = fetched.as_ref() {
+            return Ok(r.clone());
+        }
+        let r = self.fetch_ref_with(false)?;
+        *fetched = Some(r.clone());
+        Ok(r)
     }
 
     /// `background`: a fetch that catches up while another worker of this
@@ -314,6 +342,29 @@ impl<'r> SharedState<'r> {
             .collect())
     }
 
+    /// Blobs and their sizes under `prefix` at the freshly fetched tip, in one
+    /// `ls-tree`: (path, blob id, bytes).
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, String, u64)>, Error> {
+        let (tip, _) = self.fetch_state()?;
+        let Some(tip) = tip else {
+            return Ok(Vec::new());
+        };
+        let out = self
+            .git()
+            .cmd([
+                "ls-tree",
+                "-r",
+                "-l",
+                "-z",
+                "--full-tree",
+                &tip,
+                "--",
+                prefix,
+            ])
+            .run()?;
+        Ok(git::parse_ls_tree_long(&out))
+    }
+
     /// The raw file at the freshly fetched tip, `None` if there is none.
     pub fn read_text(&self) -> Result<Option<String>, Error> {
         Ok(self.fetch_state()?.1)
@@ -362,6 +413,7 @@ impl<'r> SharedState<'r> {
             let record_files = store::apply_appends(&records, |p| record_texts.get(p).cloned());
             let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
             files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
+            files.extend(change.puts.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
             let commit = self.commit_on(writer, tip.as_deref(), &files, &message)?;
             crate::failpoint::hit("shared.committed");
             let published = self.publish(tip.as_deref(), &commit)?;

@@ -99,6 +99,10 @@ pub struct Change<T> {
     pub message: Option<String>,
     /// Record lines beyond the audit lines derived from the change itself.
     pub appends: Vec<Append>,
+    /// Whole files written with the change on a state branch (a session's
+    /// kept transcript). The working tree's store leaves them out: its
+    /// transcripts are already in the working tree.
+    pub puts: Vec<(String, Vec<u8>)>,
 }
 
 impl<T> Change<T> {
@@ -113,10 +117,15 @@ impl<T> Change<T> {
             value,
             message,
             appends: Vec::new(),
+            puts: Vec::new(),
         }
     }
     pub fn append(mut self, a: Append) -> Self {
         self.appends.push(a);
+        self
+    }
+    pub fn put(mut self, path: impl Into<String>, data: Vec<u8>) -> Self {
+        self.puts.push((path.into(), data));
         self
     }
 }

@@ -15,6 +15,8 @@ pub struct TargetOptions {
     pub commit: bool,
     /// Who makes the changes, for the audit log (default: hostname/user).
     pub actor: Option<String>,
+    /// The command only reads: one fetch serves all its reads.
+    pub read_only: bool,
 }
 
 impl Default for TargetOptions {
@@ -22,6 +24,7 @@ impl Default for TargetOptions {
         TargetOptions {
             commit: true,
             actor: None,
+            read_only: false,
         }
     }
 }
@@ -49,14 +52,17 @@ impl<'r> StateTarget<'r> {
             .unwrap_or_else(crate::clock::default_worker_id);
         let branch = topo.state_branch();
         let here = repo.current_branch() == Some(branch);
+        let ro = |s: SharedState<'r>| if opts.read_only { s.read_only() } else { s };
         Ok(match topo.remote() {
             _ if !opts.commit => StateTarget::Local(Store::new(repo).with_actor(actor)),
-            Some(r) => StateTarget::Shared(Box::new(
-                SharedState::new(repo, branch, Some(r.name.clone()))
-                    .with_checked_out(here)
-                    .with_actor(actor)
-                    .with_remote_url(r.url.as_str()),
-            )),
+            Some(r) => StateTarget::Shared(Box::new(ro(SharedState::new(
+                repo,
+                branch,
+                Some(r.name.clone()),
+            )
+            .with_checked_out(here)
+            .with_actor(actor)
+            .with_remote_url(r.url.as_str())))),
             None if here => StateTarget::Local(Store::new(repo).with_actor(actor)),
             None => StateTarget::Shared(Box::new(
                 SharedState::new(repo, branch, None)
@@ -71,6 +77,22 @@ impl<'r> StateTarget<'r> {
         match self {
             StateTarget::Local(s) => s.path().display().to_string(),
             StateTarget::Shared(s) => s.describe(),
+        }
+    }
+
+    /// Blobs under `prefix` in the state: (path, blob id, bytes). The
+    /// working tree's store keeps none (its transcripts are files).
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, String, u64)>, Error> {
+        match self {
+            StateTarget::Local(_) => Ok(Vec::new()),
+            StateTarget::Shared(s) => s.list(prefix),
+        }
+    }
+
+    /// Fetch again on the next read (see [`SharedState::read_only`]).
+    pub fn refresh(&self) {
+        if let StateTarget::Shared(s) = self {
+            s.refresh();
         }
     }
 

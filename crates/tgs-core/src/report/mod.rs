@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod site;
 pub mod status;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -105,19 +106,24 @@ pub fn thought_name(dir: &str) -> &str {
     dir.trim_end_matches('/').rsplit('/').next().unwrap_or(dir)
 }
 
-/// One session transcript under `tgs/server/logs`.
+/// One session's transcript: the whole file under `tgs/server/logs` where
+/// the session ran, and/or its kept end on the state branch (see `archive`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transcript {
     /// The thought name the file is for.
     pub name: String,
     /// The file name.
     pub file: String,
-    pub path: PathBuf,
+    /// The whole transcript in this clone, if the session ran here.
+    pub path: Option<PathBuf>,
+    /// The blob id of the kept end on the state branch, once recorded.
+    pub kept: Option<String>,
     /// When the session started (from the file name, to the second).
     pub started: Timestamp,
     /// The `-N` suffix the runner adds when two sessions start in the same second (1 without).
     pub seq: u32,
-    pub bytes: u64,
+    /// The local file's size (`None` when only the kept copy is here).
+    pub bytes: Option<u64>,
 }
 
 /// `<name>-<UTC %Y%m%dT%H%M%SZ>[-N].log`, as the runner names transcripts.
@@ -140,41 +146,76 @@ pub fn parse_transcript_name(file: &str) -> Option<(String, Timestamp, u32)> {
     Some((g(1).to_owned(), started, seq))
 }
 
-/// Every transcript under `root`'s logs folder, sorted by thought name, then
-/// by start time (a missing folder: none).
-pub fn list_all_transcripts(root: &Path) -> Vec<Transcript> {
-    let dir = root.join(LOGS_DIR);
-    let Ok(read) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Transcript> = read
-        .filter_map(Result::ok)
-        .filter_map(|d| {
-            let file = d.file_name().into_string().ok()?;
-            let (name, started, seq) = parse_transcript_name(&file)?;
-            let meta = d.metadata().ok().filter(|m| m.is_file())?;
-            Some(Transcript {
-                name,
-                path: d.path(),
-                file,
-                started,
-                seq,
-                bytes: meta.len(),
-            })
+/// Every transcript: the files under `root`'s logs folder and the kept
+/// copies `kept` lists (`(path, blob id, bytes)` on the state branch, as
+/// [`crate::backlog::target::StateTarget::list`] gives them), one entry per
+/// session, sorted by thought name, then by start time.
+pub fn list_all_transcripts(root: &Path, kept: &[(String, String, u64)]) -> Vec<Transcript> {
+    let mut by_file: BTreeMap<String, Transcript> = BTreeMap::new();
+    let blank = |file: &str| {
+        let (name, started, seq) = parse_transcript_name(file)?;
+        Some(Transcript {
+            name,
+            file: file.to_owned(),
+            path: None,
+            kept: None,
+            started,
+            seq,
+            bytes: None,
         })
-        .collect();
+    };
+    for (path, oid, _) in kept {
+        let Some(file) = crate::archive::file_of(path) else {
+            continue;
+        };
+        if let Some(t) = blank(file) {
+            by_file.entry(t.file.clone()).or_insert(t).kept = Some(oid.clone());
+        }
+    }
+    for d in std::fs::read_dir(root.join(LOGS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(file) = d.file_name().into_string() else {
+            continue;
+        };
+        let Some(meta) = d.metadata().ok().filter(|m| m.is_file()) else {
+            continue;
+        };
+        if let Some(t) = blank(&file) {
+            let t = by_file.entry(t.file.clone()).or_insert(t);
+            t.path = Some(d.path());
+            t.bytes = Some(meta.len());
+        }
+    }
+    let mut out: Vec<Transcript> = by_file.into_values().collect();
     out.sort_by(|a, b| {
         (&a.name, a.started, a.seq, &a.file).cmp(&(&b.name, b.started, b.seq, &b.file))
     });
     out
 }
 
-/// The transcripts of thought `name`, oldest first.
-pub fn list_transcripts(root: &Path, name: &str) -> Vec<Transcript> {
-    list_all_transcripts(root)
+/// The transcripts of thought `name`, oldest first (see [`list_all_transcripts`]).
+pub fn list_transcripts(
+    root: &Path,
+    kept: &[(String, String, u64)],
+    name: &str,
+) -> Vec<Transcript> {
+    list_all_transcripts(root, kept)
         .into_iter()
         .filter(|t| t.name == name)
         .collect()
+}
+
+/// The text of a kept transcript: its blob read with `git cat-file`, unpacked.
+pub fn kept_text(repo: &crate::repo::Repo, oid: &str) -> std::io::Result<Vec<u8>> {
+    let gz = repo
+        .git()
+        .cmd(["cat-file", "blob", oid])
+        .run()
+        .map_err(std::io::Error::other)?;
+    crate::archive::unpack(&gz)
 }
 
 /// How much of a transcript's end [`tail_lines`] reads at most.
@@ -191,14 +232,25 @@ pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
     f.seek(SeekFrom::Start(start))?;
     let mut buf = Vec::new();
     f.take(TAIL_BYTES).read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
+    Ok(last_lines(&buf, start > 0, n))
+}
+
+/// The last `n` lines of `text` (at most [`TAIL_BYTES`] of its end), as
+/// [`tail_lines`] gives them; `cut`: the text starts mid-line.
+pub fn tail_lines_of(text: &[u8], n: usize) -> Vec<String> {
+    let start = text.len().saturating_sub(TAIL_BYTES as usize);
+    last_lines(&text[start..], start > 0, n)
+}
+
+fn last_lines(buf: &[u8], cut: bool, n: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(buf);
     let mut lines: Vec<&str> = text.lines().collect();
     // Reading from the middle of the file: the first line is a fragment.
-    if start > 0 && lines.len() > 1 {
+    if cut && lines.len() > 1 {
         lines.remove(0);
     }
     let skip = lines.len().saturating_sub(n);
-    Ok(lines[skip..]
+    lines[skip..]
         .iter()
         .map(|l| {
             if l.chars().count() > TAIL_LINE_CHARS {
@@ -209,7 +261,7 @@ pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
                 (*l).to_owned()
             }
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -310,20 +362,45 @@ mod tests {
         ] {
             std::fs::write(logs.join(f), f).unwrap();
         }
-        let files: Vec<String> = list_transcripts(tmp.path(), "abc-x")
-            .into_iter()
-            .map(|t| t.file)
-            .collect();
+        // Kept copies on the state branch: one of a session that ran here
+        // too (merged with the file), one that ran elsewhere.
+        let kept = [
+            (
+                "tgs/server/transcripts/2026-01/abc-x-20260114T090000Z.log.gz".to_owned(),
+                "1111111111111111111111111111111111111111".to_owned(),
+                40,
+            ),
+            (
+                "tgs/server/transcripts/2026-01/abc-x-20260113T080000Z.log.gz".to_owned(),
+                "2222222222222222222222222222222222222222".to_owned(),
+                40,
+            ),
+            ("tgs/server/transcripts/junk".to_owned(), "3".repeat(40), 1),
+        ];
+        let got = list_transcripts(tmp.path(), &kept, "abc-x");
+        let files: Vec<&str> = got.iter().map(|t| t.file.as_str()).collect();
         assert_eq!(
             files,
             [
+                "abc-x-20260113T080000Z.log",
                 "abc-x-20260114T090000Z.log",
                 "abc-x-20260115T120000Z.log",
                 "abc-x-20260115T120000Z-2.log"
             ]
         );
-        assert_eq!(list_transcripts(tmp.path(), "abc-x-y").len(), 1);
-        assert!(list_transcripts(&tmp.path().join("nope"), "abc-x").is_empty());
+        assert_eq!(
+            (got[0].path.is_some(), got[0].kept.is_some()),
+            (false, true)
+        );
+        assert_eq!((got[1].path.is_some(), got[1].kept.is_some()), (true, true));
+        assert_eq!(
+            (got[2].path.is_some(), got[2].kept.is_some()),
+            (true, false)
+        );
+        assert_eq!(got[1].bytes, Some(26));
+        assert_eq!(got[0].bytes, None);
+        assert_eq!(list_transcripts(tmp.path(), &[], "abc-x-y").len(), 1);
+        assert!(list_transcripts(&tmp.path().join("nope"), &[], "abc-x").is_empty());
 
         let big = tmp.path().join("big.log");
         let mut text = String::new();
@@ -336,6 +413,7 @@ mod tests {
         assert_eq!(tail[0], "line 19998");
         assert_eq!(tail[1], "line 19999");
         assert_eq!(tail[2].chars().count(), TAIL_LINE_CHARS + 1);
+        assert_eq!(tail_lines_of(&std::fs::read(&big).unwrap(), 3), tail);
     }
 
     #[test]

@@ -17,10 +17,7 @@ use jiff::Timestamp;
 
 use super::metrics::{compute_metrics, MetricsSummary};
 use super::status::{compute_status, pr_closed, StatusReport};
-use super::{
-    escape_html as esc, human_duration, list_all_transcripts, safe_http_url, tail_lines,
-    thought_name, Records, Transcript,
-};
+use super::{escape_html as esc, human_duration, safe_http_url, thought_name, Records, Transcript};
 use crate::backlog::{Backlog, Entry, Status};
 use crate::records::{AuditRecord, MetricsRow};
 
@@ -48,27 +45,31 @@ pub struct SiteData {
     pub records: Records,
     /// Transcript excerpts per thought name, oldest first.
     pub excerpts: BTreeMap<String, Vec<Excerpt>>,
+    /// Excerpts and error texts were left out on purpose (`--no-excerpts`).
+    pub excerpts_left_out: bool,
 }
 
 impl SiteData {
-    /// Read the transcript excerpts under `root` for the given state.
+    /// The site's data, with an excerpt of each of `transcripts` that
+    /// belongs to a thought of the state, read by `tail` (its last lines).
     pub fn load(
-        root: &Path,
         project: &str,
         backlog: Backlog,
         records: Records,
         now: Timestamp,
+        transcripts: Vec<Transcript>,
+        tail: impl Fn(&Transcript) -> std::io::Result<Vec<String>>,
     ) -> SiteData {
         let names: BTreeSet<String> = thought_dirs(&backlog, &records)
             .iter()
             .map(|d| thought_name(d).to_owned())
             .collect();
         let mut excerpts: BTreeMap<String, Vec<Excerpt>> = BTreeMap::new();
-        for t in list_all_transcripts(root) {
+        for t in transcripts {
             if !names.contains(&t.name) {
                 continue;
             }
-            let (lines, error) = match tail_lines(&t.path, EXCERPT_LINES) {
+            let (lines, error) = match tail(&t) {
                 Ok(l) => (l.iter().map(|l| strip_ansi(l)).collect(), None),
                 Err(e) => (Vec::new(), Some(e.to_string())),
             };
@@ -84,7 +85,23 @@ impl SiteData {
             backlog,
             records,
             excerpts,
+            excerpts_left_out: false,
         }
+    }
+
+    /// The same site without what sessions printed: no transcript excerpt,
+    /// no error text (`last_error`, the reasons in the history). For a site
+    /// that may be public while the repository is not.
+    pub fn without_excerpts(mut self) -> SiteData {
+        self.excerpts.clear();
+        self.excerpts_left_out = true;
+        for e in &mut self.backlog.thoughts {
+            e.last_error = None;
+        }
+        for a in &mut self.records.audit {
+            a.reason = None;
+        }
+        self
     }
 }
 
@@ -905,19 +922,21 @@ fn render_thought(data: &SiteData, dir: &str) -> String {
         .map(Vec::as_slice)
         .unwrap_or_default();
     let _ = writeln!(b, "<h2>Transcripts ({})</h2>", excerpts.len());
-    if excerpts.is_empty() {
-        b.push_str("<p class=\"muted\">No transcript under tgs/server/logs.</p>\n");
+    if data.excerpts_left_out {
+        b.push_str("<p class=\"muted\">Transcript excerpts and error texts are left out of this site; <code>tgs server logs</code> prints them.</p>\n");
+    } else if excerpts.is_empty() {
+        b.push_str("<p class=\"muted\">No transcript recorded.</p>\n");
     }
     for (i, x) in excerpts.iter().enumerate() {
         let t = &x.transcript;
         let _ = writeln!(
             b,
-            "<h3 id=\"session-{}\">Session {} · started {}</h3>\n<p class=\"muted\"><code>{}</code>, {} bytes; the last {} lines (<code>tgs server logs {} --attempt {}</code> prints it all)</p>",
+            "<h3 id=\"session-{}\">Session {} · started {}</h3>\n<p class=\"muted\"><code>{}</code>{}; the last {} lines (<code>tgs server logs {} --attempt {}</code> prints it all)</p>",
             i + 1,
             i + 1,
             ts(t.started),
             esc(&t.file),
-            t.bytes,
+            t.bytes.map(|n| format!(", {n} bytes")).unwrap_or_default(),
             x.lines.len(),
             esc(thought_name(dir)),
             i + 1
@@ -961,10 +980,11 @@ mod tests {
         let transcript = Transcript {
             name: "aaaaaaa-evil".into(),
             file: "aaaaaaa-evil-20260114T100000Z.log".into(),
-            path: "/nonexistent".into(),
+            path: Some("/nonexistent".into()),
+            kept: None,
             started: "2026-01-14T10:00:00Z".parse().unwrap(),
             seq: 1,
-            bytes: 10,
+            bytes: Some(10),
         };
         SiteData {
             project: "proj<&>".into(),
@@ -983,6 +1003,7 @@ mod tests {
                     error: None,
                 }],
             )]),
+            excerpts_left_out: false,
         }
     }
 
@@ -992,6 +1013,22 @@ mod tests {
             .skip(1)
             .map(|s| s.split('>').next().unwrap_or(s))
             .collect()
+    }
+
+    #[test]
+    fn without_excerpts_no_text_a_session_printed_is_on_the_site() {
+        let files = render_site(&data().without_excerpts());
+        for f in &files {
+            let html = &f.content;
+            for secret in ["steal()", "x()</script>", "&lt;i&gt;r&lt;/i&gt;"] {
+                assert!(!html.contains(secret), "{}: {secret}", f.path);
+            }
+        }
+        let page = files
+            .iter()
+            .find(|f| f.path == "thoughts/aaaaaaa-evil.html")
+            .unwrap();
+        assert!(page.content.contains("are left out of this site"));
     }
 
     #[test]

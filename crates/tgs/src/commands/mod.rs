@@ -225,9 +225,15 @@ impl Ctx {
     /// Where the backlog state lives for a command that only reads it: the
     /// remote's state when there is a remote, else the local one.
     pub fn reader<'r>(&self, repo: &'r Repo) -> CliResult<StateTarget<'r>> {
-        let write = WriteArgs::default();
-        let topo = self.topology(repo, &write, false)?;
-        self.state(repo, &topo, &write, None)
+        let topo = self.topology(repo, &WriteArgs::default(), false)?;
+        Ok(StateTarget::resolve(
+            repo,
+            &topo,
+            &TargetOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )?)
     }
 
     /// The state of `topo`, as `write` asks.
@@ -244,6 +250,7 @@ impl Ctx {
             &TargetOptions {
                 commit: !write.no_commit,
                 actor,
+                read_only: false,
             },
         )?)
     }

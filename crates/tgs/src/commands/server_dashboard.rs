@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tgs_core::report::site::{render_site, write_site, SiteData};
+use tgs_core::archive::TRANSCRIPTS_DIR;
+use tgs_core::report::site::{render_site, write_site, SiteData, EXCERPT_LINES};
+use tgs_core::report::{kept_text, list_all_transcripts, tail_lines, tail_lines_of};
 
 use super::Ctx;
 use crate::error::{CliError, CliResult};
@@ -17,6 +19,10 @@ pub struct Args {
     /// folder belongs to the site: pages of removed thoughts are deleted).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Leave transcript excerpts and error texts out (for a site that may be
+    /// public while the repository is not).
+    #[arg(long)]
+    pub no_excerpts: bool,
 }
 
 #[derive(Serialize)]
@@ -39,13 +45,28 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tgs".into());
+    let transcripts = if args.no_excerpts {
+        Vec::new()
+    } else {
+        list_all_transcripts(repo.root(), &state.list(TRANSCRIPTS_DIR)?)
+    };
     let data = SiteData::load(
-        repo.root(),
         &project,
         backlog,
         records,
         tgs_core::clock::now(),
+        transcripts,
+        |t| match (&t.path, &t.kept) {
+            (Some(p), _) => tail_lines(p, EXCERPT_LINES),
+            (None, Some(oid)) => Ok(tail_lines_of(&kept_text(&repo, oid)?, EXCERPT_LINES)),
+            (None, None) => Ok(Vec::new()),
+        },
     );
+    let data = if args.no_excerpts {
+        data.without_excerpts()
+    } else {
+        data
+    };
     if data.records.skipped > 0 {
         output::warn(format!(
             "skipped {} unreadable line(s) of the server records",

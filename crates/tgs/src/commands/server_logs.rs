@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tgs_core::archive::TRANSCRIPTS_DIR;
 use tgs_core::backlog::{Backlog, Status};
 use tgs_core::process::Signals;
-use tgs_core::report::{list_transcripts, thought_name};
+use tgs_core::report::{kept_text, list_transcripts, thought_name};
 
 use super::{parse_thought_arg, Ctx};
 use crate::error::{CliError, CliResult};
@@ -39,9 +40,12 @@ pub struct Args {
 struct SessionJson<'a> {
     n: usize,
     file: &'a str,
-    path: &'a Path,
+    /// The whole transcript in this clone, if the session ran here.
+    path: Option<&'a Path>,
+    /// Its kept end on the state branch (a blob id), once recorded.
+    kept: Option<&'a str>,
     started: jiff::Timestamp,
-    bytes: u64,
+    bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -70,11 +74,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .cloned();
     let dir = in_backlog.clone().unwrap_or_else(|| candidates[0].clone());
     let name = thought_name(&dir).to_owned();
-    let sessions = list_transcripts(repo.root(), &name);
+    let kept = target.list(TRANSCRIPTS_DIR)?;
+    let sessions = list_transcripts(repo.root(), &kept, &name);
     if sessions.is_empty() {
         return Err(if in_backlog.is_some() {
             CliError::failed(format!("{dir} has no session transcript yet"))
-                .hint("`tgs server run` writes them under tgs/server/logs")
+                .hint("`tgs server run` records one when a session ends")
         } else {
             CliError::usage(format!("{dir} is not in the backlog and has no transcript"))
                 .hint("`tgs server backlog list` shows the backlog")
@@ -98,7 +103,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 .map(|(i, t)| SessionJson {
                     n: i + 1,
                     file: &t.file,
-                    path: &t.path,
+                    path: t.path.as_deref(),
+                    kept: t.kept.as_deref(),
                     started: t.started,
                     bytes: t.bytes,
                 })
@@ -113,9 +119,21 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         chosen.file,
         chosen.started
     ));
-    let mut file = File::open(&chosen.path)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let Some(path) = &chosen.path else {
+        // Recorded elsewhere: its kept end, from the state branch.
+        let oid = chosen.kept.as_deref().unwrap_or_default();
+        let text = kept_text(&repo, oid)?;
+        pipe_ok(out.write_all(&text).and_then(|()| out.flush()))?;
+        output::note(format!(
+            "that is the end of the transcript as the state branch keeps it (at most {} KiB); the whole one is where the session ran{}",
+            tgs_core::archive::KEEP_BYTES / 1024,
+            if args.follow { " (it cannot be followed from here)" } else { "" }
+        ));
+        return super::ok();
+    };
+    let mut file = File::open(path)?;
     if !pipe_ok(copy_new(&mut file, &mut out))? {
         return super::ok();
     }
@@ -132,11 +150,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         output::note("that session is not running; nothing to follow");
         return super::ok();
     }
+    let here = sessions.iter().filter(|t| t.path.is_some()).count();
     follow(&mut file, &mut out, || {
         // Over when the entry leaves in_progress, or when a newer session of
         // the same thought started (this one was then abandoned).
+        target.refresh();
         let done = target.read().is_ok_and(|b| !running(&b));
-        let newer = list_transcripts(repo.root(), &name).len() > sessions.len();
+        let newer = list_transcripts(repo.root(), &[], &name).len() > here;
         done || newer
     })
 }

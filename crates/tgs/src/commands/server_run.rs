@@ -100,6 +100,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         open_pr: !args.no_pr,
         remote,
         base_branch,
+        transcript_whole: crate::actions::artifact_hint(),
     };
     // Fail early on an unknown or missing agent, before anything is claimed:
     // a missing CLI is a set-up problem, not a failed attempt at a thought.

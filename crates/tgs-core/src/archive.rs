@@ -1,0 +1,132 @@
+//! Session transcripts kept with the state, so that any clone (and the Pages
+//! dashboard, built from a fresh checkout) can read them.
+//!
+//! The full transcript stays where the session ran (`tgs/server/logs/`, and
+//! the GitHub Actions artifact of the run). What goes to the state branch,
+//! in the same commit as the session's record, is its end: at most
+//! [`KEEP_BYTES`] of the (already redacted) text, gzip-compressed, under
+//! `tgs/server/transcripts/<YYYY-MM>/<file>.gz`. One folder per month keeps
+//! every tree that a state change rewrites small, however long the history.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use jiff::Timestamp;
+
+/// Where kept transcripts live on the state branch.
+pub const TRANSCRIPTS_DIR: &str = "tgs/server/transcripts";
+
+/// How much of a transcript's end is kept (1 MiB of text).
+pub const KEEP_BYTES: u64 = 1 << 20;
+
+/// The state path of transcript `file` (`<name>-<stamp>.log`) of a session
+/// that started at `started`.
+pub fn state_path(file: &str, started: Timestamp) -> String {
+    let month = started.strftime("%Y-%m");
+    format!("{TRANSCRIPTS_DIR}/{month}/{file}.gz")
+}
+
+/// The transcript file name a kept copy at `path` stands for (`None` for
+/// anything else under the folder).
+pub fn file_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(TRANSCRIPTS_DIR)?.strip_prefix('/')?;
+    let (month, file) = rest.split_once('/')?;
+    let ok_month = month.len() == 7 && month.as_bytes()[4] == b'-';
+    (ok_month && !file.contains('/'))
+        .then(|| file.strip_suffix(".gz"))
+        .flatten()
+}
+
+/// The end of the transcript at `log` (at most [`KEEP_BYTES`], from a line
+/// start), with a first line saying what was left out and where the whole
+/// is (`whole`: e.g. the Actions artifact), compressed.
+pub fn pack(log: &Path, whole: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(log)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(KEEP_BYTES);
+    f.seek(SeekFrom::Start(start))?;
+    let mut text = Vec::with_capacity((len - start) as usize);
+    f.read_to_end(&mut text)?;
+    let mut body: &[u8] = &text;
+    if start > 0 {
+        // Start at a line: the cut falls in the middle of one.
+        if let Some(nl) = body.iter().position(|b| *b == b'\n') {
+            body = &body[nl + 1..];
+        }
+    }
+    let left_out = len - body.len() as u64;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    if left_out > 0 {
+        writeln!(
+            gz,
+            "# tgs: the first {left_out} bytes of this transcript are left out here{}",
+            whole
+                .map(|w| format!("; the whole transcript: {w}"))
+                .unwrap_or_default()
+        )?;
+    }
+    gz.write_all(body)?;
+    gz.finish()
+}
+
+/// The text of a kept transcript, read in full (it is at most a little over
+/// [`KEEP_BYTES`]; anything decompressing to more is cut there).
+pub fn unpack(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(KEEP_BYTES + 64 * 1024)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_by_month() {
+        let t: Timestamp = "2026-01-15T12:00:00Z".parse().unwrap();
+        let p = state_path("abc1234-x-20260115T120000Z.log", t);
+        assert_eq!(
+            p,
+            "tgs/server/transcripts/2026-01/abc1234-x-20260115T120000Z.log.gz"
+        );
+        assert_eq!(file_of(&p), Some("abc1234-x-20260115T120000Z.log"));
+        assert_eq!(file_of("tgs/server/transcripts/x.gz"), None);
+        assert_eq!(file_of("tgs/server/transcripts/2026-01/a/b.gz"), None);
+        assert_eq!(file_of("tgs/server/audit.jsonl"), None);
+    }
+
+    #[test]
+    fn small_transcripts_are_kept_whole_and_big_ones_by_their_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("s.log");
+        std::fs::write(&small, "line 1\nline 2\n").unwrap();
+        assert_eq!(
+            unpack(&pack(&small, None).unwrap()).unwrap(),
+            b"line 1\nline 2\n"
+        );
+
+        let big = dir.path().join("b.log");
+        let line = "x".repeat(99) + "\n";
+        let n = (KEEP_BYTES as usize / line.len()) * 3;
+        let mut text = String::with_capacity(n * line.len() + 8);
+        for _ in 0..n {
+            text.push_str(&line);
+        }
+        text.push_str("the end\n");
+        std::fs::write(&big, &text).unwrap();
+        let packed = pack(&big, Some("the artifact tgs-server-logs-1-1")).unwrap();
+        assert!(packed.len() < 64 * 1024, "compressed: {}", packed.len());
+        let back = String::from_utf8(unpack(&packed).unwrap()).unwrap();
+        let first = back.lines().next().unwrap();
+        assert!(
+            first.starts_with("# tgs: the first ") && first.ends_with("tgs-server-logs-1-1"),
+            "{first}"
+        );
+        assert!(back.ends_with("the end\n"));
+        assert!(back.len() as u64 <= KEEP_BYTES + 200);
+        // Whole lines only after the note.
+        assert!(back.lines().nth(1).unwrap().len() == 99);
+    }
+}
