@@ -64,6 +64,7 @@ pub struct ServerSection {
     pub verify_command: Option<String>,
     pub verify_timeout: Option<String>,
     pub kill_grace: Option<String>,
+    pub result_grace: Option<String>,
     pub lease_margin: Option<String>,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentConfig>,
@@ -174,6 +175,9 @@ pub struct Settings {
     pub verify_command: Option<String>,
     pub verify_timeout: Duration,
     pub kill_grace: Duration,
+    /// How long an agent may keep running after it reported its end
+    /// (Claude's `result`, Codex's end of turn) before it is stopped.
+    pub result_grace: Duration,
     /// Added to the session timeout to make a claim's lease.
     pub lease_margin: Duration,
     pub agents: BTreeMap<String, AgentConfig>,
@@ -205,6 +209,7 @@ impl Settings {
             verify_command: s.verify_command.clone().filter(|c| !c.trim().is_empty()),
             verify_timeout: dur(&s.verify_timeout, "verify_timeout", "30m")?,
             kill_grace: dur(&s.kill_grace, "kill_grace", "10s")?,
+            result_grace: dur(&s.result_grace, "result_grace", "30s")?,
             lease_margin: dur(&s.lease_margin, "lease_margin", "15m")?,
             agents: s.agents.clone(),
             pr: s.pr.clone(),

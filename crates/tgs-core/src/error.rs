@@ -44,9 +44,29 @@ pub enum Error {
     Git(#[from] GitError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The forge (GitHub) answered a request with a failure.
+    #[error("{message}")]
+    Forge {
+        kind: ForgeErrorKind,
+        message: String,
+    },
     /// Anything else that failed, with context.
     #[error("{0}")]
     Failed(String),
+}
+
+/// What kind of failure a forge request met, for the caller to decide
+/// whether to wait and try again, stop, or reject the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgeErrorKind {
+    /// Rate limits, 5xx, the network: worth trying again later.
+    Transient,
+    /// The token was refused or lacks a permission: a human must act.
+    Auth,
+    /// The pull request's head has no commits over its base.
+    NoCommits,
+    /// Any other refusal.
+    Refused,
 }
 
 impl Error {

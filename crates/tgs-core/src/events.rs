@@ -27,6 +27,11 @@ pub enum Outcome {
     Cancelled,
     /// The model API refused for rate limits or overload.
     RateLimited,
+    /// The model provider refused for credit, credentials or permissions.
+    Unavailable,
+    /// The session could not start for a reason of this machine's (the
+    /// branch is checked out in another worktree, say), not the thought's.
+    Blocked,
 }
 
 impl Outcome {
@@ -40,6 +45,40 @@ impl Outcome {
             Outcome::AgentMissing => "agent_missing",
             Outcome::Cancelled => "cancelled",
             Outcome::RateLimited => "rate_limited",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Blocked => "blocked",
+        }
+    }
+}
+
+/// Where a session left its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Done: the work is handed over.
+    Completed,
+    /// The work is pushed; its pull request is still to be opened.
+    HandoverPending,
+    /// Back in the queue after a failed attempt (with a retry delay).
+    Requeued,
+    /// Given back without counting the attempt (interrupted, the provider
+    /// refused, this machine could not run it).
+    Released,
+    /// Failed for good: a human should look.
+    Failed,
+    /// Another session took the claim over; this one's end is not recorded.
+    TakenOver,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Completed => "completed",
+            Disposition::HandoverPending => "handover_pending",
+            Disposition::Requeued => "queued",
+            Disposition::Released => "released",
+            Disposition::Failed => "failed",
+            Disposition::TakenOver => "taken_over",
         }
     }
 }
@@ -130,10 +169,26 @@ pub enum Event {
         ended: Timestamp,
         stats: SessionStats,
         pr_url: Option<String>,
-        /// Where the entry went: completed, queued (with a delay) or failed.
-        status: String,
+        /// Where the entry went.
+        disposition: Disposition,
+        /// When the entry may be claimed again (requeued, released).
         not_before: Option<Timestamp>,
         commit: Option<String>,
+    },
+    /// A pending hand-over was tried again (no agent session).
+    HandoverRetried {
+        dir: String,
+        pr_url: Option<String>,
+        /// Why it is still pending, if it is.
+        reason: Option<String>,
+        disposition: Disposition,
+    },
+    /// Workers stop starting sessions with `agent` (the provider refused).
+    AgentPaused {
+        agent: String,
+        kind: String,
+        until: Option<Timestamp>,
+        reason: String,
     },
 }
 

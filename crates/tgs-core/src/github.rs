@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use ureq::http::{self, header, HeaderValue};
 
 use crate::forge::{Forge, OpenedPr, PullRequest};
-use crate::Error;
+use crate::{Error, ForgeErrorKind};
 
 pub use content::{
     alert_body, alert_comment, alert_title, code_span, fenced, inline, neutralize_mentions,
@@ -265,7 +265,19 @@ impl GitHub {
     }
 
     fn error(&self, e: ApiError) -> Error {
-        Error::Failed(e.message(&self.cfg))
+        let kind = if e.transient() {
+            ForgeErrorKind::Transient
+        } else if e.status() == Some(422) && e.mentions("no commits between") {
+            ForgeErrorKind::NoCommits
+        } else if matches!(e.status(), Some(401 | 403)) {
+            ForgeErrorKind::Auth
+        } else {
+            ForgeErrorKind::Refused
+        };
+        Error::Forge {
+            kind,
+            message: e.message(&self.cfg),
+        }
     }
 
     fn open_pr_for(&self, branch: &str) -> Result<Option<OpenedPr>, ApiError> {

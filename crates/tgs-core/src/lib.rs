@@ -33,4 +33,4 @@ pub mod transcript;
 pub mod verify;
 pub mod worktree;
 
-pub use error::{Error, Result};
+pub use error::{Error, ForgeErrorKind, Result};

@@ -16,9 +16,23 @@ use std::time::{Duration, Instant};
 /// How long a child gets between SIGTERM and SIGKILL, unless told otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
-/// The process group of the child being supervised (0: none), so that a
-/// second signal can kill it from the signal handler itself.
-static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
+/// How many children may be supervised at once (sessions run in parallel,
+/// each with its verify command).
+const MAX_GROUPS: usize = 128;
+
+/// The process groups of the children being supervised (0: a free slot), so
+/// that a second signal can kill every one of them from the signal handler
+/// itself, which may only touch atomics.
+static CHILD_GROUPS: [AtomicI32; MAX_GROUPS] = [const { AtomicI32::new(0) }; MAX_GROUPS];
+
+/// Remember `pgid` for the signal handler; returns its slot (`None` when all
+/// are taken: the group is then only stopped by its own supervision).
+fn register_group(pgid: i32) -> Option<usize> {
+    CHILD_GROUPS.iter().position(|slot| {
+        slot.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    })
+}
 
 /// SIGINT and SIGTERM received by this process.
 #[derive(Debug, Default)]
@@ -45,9 +59,11 @@ impl Signals {
                 signal_hook::low_level::register(sig, move || {
                     rec.last.store(sig, Ordering::SeqCst);
                     if rec.count.fetch_add(1, Ordering::SeqCst) >= 1 {
-                        let group = CHILD_GROUP.load(Ordering::SeqCst);
-                        if group > 0 {
-                            libc::kill(-group, libc::SIGKILL);
+                        for slot in &CHILD_GROUPS {
+                            let group = slot.load(Ordering::SeqCst);
+                            if group > 0 {
+                                libc::kill(-group, libc::SIGKILL);
+                            }
                         }
                         libc::_exit(128 + sig);
                     }
@@ -89,6 +105,9 @@ pub enum Ending {
     TimedOut,
     /// tgs received this signal and stopped it.
     Interrupted(i32),
+    /// It reported the end of its work, then kept running past the grace it
+    /// was given, and was stopped: judged on what it reported.
+    StoppedAfterEnd,
 }
 
 impl Ending {
@@ -106,6 +125,9 @@ impl Ending {
             },
             Ending::TimedOut => "timed out".into(),
             Ending::Interrupted(sig) => format!("was stopped by signal {sig}"),
+            Ending::StoppedAfterEnd => {
+                "was stopped after it reported its end and kept running".into()
+            }
         }
     }
 }
@@ -120,21 +142,28 @@ pub fn supervise(
     grace: Duration,
     signals: Option<&Signals>,
 ) -> io::Result<Ending> {
-    supervise_with(child, timeout, grace, signals, &mut || {})
+    supervise_with(child, timeout, grace, signals, &mut || Tick::Continue)
+}
+
+/// What the caller of [`supervise_with`] wants after a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Continue,
+    /// Stop the child (it reported its end and outstayed its grace).
+    StopAfterEnd,
 }
 
 /// [`supervise`], calling `on_tick` on every poll (at most every 50 ms) so the
-/// caller's thread can report progress while it waits.
+/// caller's thread can report progress while it waits, and stop the child.
 pub fn supervise_with(
     child: &mut Child,
     timeout: Option<Duration>,
     grace: Duration,
     signals: Option<&Signals>,
-    on_tick: &mut dyn FnMut(),
+    on_tick: &mut dyn FnMut() -> Tick,
 ) -> io::Result<Ending> {
     let pgid = child.id();
-    CHILD_GROUP.store(pgid as i32, Ordering::SeqCst);
-    let _clear = ClearGroup;
+    let _clear = ClearGroup(register_group(pgid as i32));
     let start = Instant::now();
     let mut pause = Duration::from_millis(5);
     let reason = loop {
@@ -151,7 +180,9 @@ pub fn supervise_with(
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             break Ending::TimedOut;
         }
-        on_tick();
+        if on_tick() == Tick::StopAfterEnd {
+            break Ending::StoppedAfterEnd;
+        }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     };
@@ -185,12 +216,14 @@ pub fn keep_tail(tail: &mut Vec<u8>, data: &[u8], keep: usize) {
     }
 }
 
-/// Forgets the supervised group when supervision ends, however it ends.
-struct ClearGroup;
+/// Frees the supervised group's slot when supervision ends, however it ends.
+struct ClearGroup(Option<usize>);
 
 impl Drop for ClearGroup {
     fn drop(&mut self) {
-        CHILD_GROUP.store(0, Ordering::SeqCst);
+        if let Some(i) = self.0 {
+            CHILD_GROUPS[i].store(0, Ordering::SeqCst);
+        }
     }
 }
 

@@ -90,7 +90,7 @@ pub fn audit_diff(
             Some(b) if b.status != a.status => {
                 let action = match (b.status, a.status) {
                     (_, Status::InProgress) => "claim",
-                    (Status::InProgress, Status::Completed) => "complete",
+                    (_, Status::HandoverPending) => "handover_pending",
                     (_, Status::Completed) => "complete",
                     (_, Status::Failed) => "fail",
                     (Status::InProgress, Status::Queued) if a.attempts < b.attempts => "release",
@@ -101,6 +101,11 @@ pub fn audit_diff(
                     .then(|| a.last_error.clone())
                     .flatten();
                 out.push(rec(action, a, Some(b.status), Some(a.status), reason));
+            }
+            Some(b) if b.handover_tries != a.handover_tries && a.handover_tries > 0 => {
+                let mut r = rec("handover_failed", a, Some(b.status), Some(a.status), None);
+                r.reason = a.last_error.clone();
+                out.push(r);
             }
             Some(b) if b.priority != a.priority => {
                 let mut r = rec("priority", a, Some(b.status), Some(a.status), None);
@@ -113,6 +118,51 @@ pub fn audit_diff(
     for b in &before.thoughts {
         if after.get(&b.dir).is_none() {
             out.push(rec("remove", b, Some(b.status), None, None));
+        }
+    }
+    out.extend(pause_records(before, after, actor, now, commit));
+    out
+}
+
+/// The audit records of agents paused or resumed.
+fn pause_records(
+    before: &crate::backlog::Backlog,
+    after: &crate::backlog::Backlog,
+    actor: &str,
+    now: Timestamp,
+    commit: Option<&str>,
+) -> Vec<AuditRecord> {
+    let rec = |action: &str, agent: &str, reason: Option<String>| AuditRecord {
+        time: now,
+        worker: actor.to_owned(),
+        action: action.to_owned(),
+        thought: None,
+        from: None,
+        to: None,
+        attempt: None,
+        reason: Some(match reason {
+            Some(r) => format!("agent {agent}: {r}"),
+            None => format!("agent {agent}"),
+        }),
+        commit: commit.map(str::to_owned),
+    };
+    let mut out = Vec::new();
+    for (agent, p) in &after.pauses {
+        if before.pauses.get(agent) != Some(p) {
+            let until = p
+                .until
+                .map(|t| format!(" until {t}"))
+                .unwrap_or_else(|| " until a human resumes it".into());
+            out.push(rec(
+                "pause",
+                agent,
+                Some(format!("{}{until}: {}", p.kind, p.reason)),
+            ));
+        }
+    }
+    for agent in before.pauses.keys() {
+        if !after.pauses.contains_key(agent) {
+            out.push(rec("resume", agent, None));
         }
     }
     out

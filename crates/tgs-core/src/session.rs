@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::agent::claude::ClaudeProgress;
+use crate::agent::claude::{ClaudeProgress, ClaudeResult};
 use crate::agent::codex::CodexProgress;
 use crate::agent::driver::{OutputFormat, SessionCommand};
 use crate::events::SessionStats;
@@ -38,7 +38,10 @@ pub struct AgentRun {
     pub stats: SessionStats,
     /// The agent reported failure although it may have exited 0 (Claude's `is_error`, denials).
     pub reported_failure: Option<String>,
-    pub rate_limited: bool,
+    /// Claude's final `result` event, when there was one.
+    pub claude_result: Option<ClaudeResult>,
+    /// The error that ended a Codex run (`turn.failed`, `error`), if any.
+    pub codex_error: Option<String>,
     /// The end of the (redacted) transcript.
     pub tail: String,
     /// The end of the agent's stderr (redacted): the likeliest reason for a
@@ -71,6 +74,16 @@ impl Parser {
                 cost_usd: None,
             }),
             Parser::Text => None,
+        }
+    }
+
+    /// Whether the agent has reported the end of its work (Claude's
+    /// `result`, Codex's `turn.completed` or `turn.failed`).
+    fn ended(&self) -> bool {
+        match self {
+            Parser::Claude(p) => p.result.is_some(),
+            Parser::Codex(p) => p.ended,
+            Parser::Text => false,
         }
     }
 }
@@ -106,6 +119,8 @@ pub struct RunOptions<'a> {
     pub redactor: Arc<Redactor>,
     pub timeout: Duration,
     pub grace: Duration,
+    /// How long an agent may keep running after it reported its end.
+    pub result_grace: Duration,
     pub signals: Option<&'a Signals>,
     pub agent_name: &'a str,
 }
@@ -220,9 +235,19 @@ pub fn run_agent(
             }
         }
     };
+    // Once the agent has reported its end, it gets `result_grace` to exit:
+    // an MCP server or a dev server it started may hold it up for ever.
+    let mut ended_at: Option<Instant> = None;
     let ending =
         process::supervise_with(&mut child, Some(o.timeout), o.grace, o.signals, &mut || {
-            drain(&mut parser)
+            drain(&mut parser);
+            if ended_at.is_none() && parser.ended() {
+                ended_at = Some(Instant::now());
+            }
+            match ended_at {
+                Some(t) if t.elapsed() >= o.result_grace => process::Tick::StopAfterEnd,
+                _ => process::Tick::Continue,
+            }
         })?;
     let _ = out.join();
     if let Some(err) = err {
@@ -260,7 +285,8 @@ pub fn run_agent(
         ..Default::default()
     };
     let mut reported_failure = None;
-    let mut rate_limited = false;
+    let mut claude_result = None;
+    let mut codex_error = None;
     match &parser {
         Parser::Claude(p) => {
             if let Some(r) = &p.result {
@@ -269,7 +295,7 @@ pub fn run_agent(
                 stats.input_tokens = Some(r.input_tokens);
                 stats.output_tokens = Some(r.output_tokens);
                 stats.session_id = r.session_id.clone();
-                rate_limited = matches!(r.api_error_status, Some(429 | 529));
+                claude_result = Some(r.clone());
             } else {
                 stats.turns = Some(p.turns);
                 stats.session_id = p.session_id.clone();
@@ -284,6 +310,7 @@ pub fn run_agent(
             stats.output_tokens = Some(p.output_tokens);
             stats.session_id = p.thread_id.clone();
             reported_failure = p.error.clone();
+            codex_error = p.error.clone();
         }
         Parser::Text => {}
     }
@@ -292,7 +319,8 @@ pub fn run_agent(
         duration,
         stats,
         reported_failure,
-        rate_limited,
+        claude_result,
+        codex_error,
         tail,
         stderr_tail,
     }))

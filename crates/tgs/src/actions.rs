@@ -171,7 +171,7 @@ impl Sink for Actions {
             ended,
             stats,
             pr_url,
-            status,
+            disposition,
             ..
         } = e
         else {
@@ -185,7 +185,7 @@ impl Sink for Actions {
         }
         self.output("thought", dir);
         self.output("outcome", outcome.as_str());
-        self.output("status", status);
+        self.output("status", disposition.as_str());
         self.output("pr_url", pr_url.as_deref().unwrap_or_default());
         if !self.wrote_summary_header {
             Self::append(
@@ -223,7 +223,7 @@ impl Sink for Actions {
             ),
         );
         if *outcome != Outcome::Success {
-            let level = if status == "failed" {
+            let level = if *disposition == tgs_core::events::Disposition::Failed {
                 "error"
             } else {
                 "warning"
@@ -233,7 +233,9 @@ impl Sink for Actions {
                 outcome.as_str(),
                 reason.as_deref().unwrap_or("no reason given")
             );
-            println!(
+            // On stderr, like every workflow command tgs writes: stdout is
+            // for data (`--json`).
+            eprintln!(
                 "::{level} title={}::{}",
                 escape_property("tgs"),
                 escape_data(&msg)
@@ -247,16 +249,16 @@ pub fn print_transcript_group(dir: &str, log: &std::path::Path) {
     let Ok(text) = tail_of(log, 64 * 1024) else {
         return;
     };
-    println!(
+    eprintln!(
         "::group::{}",
         escape_data(&format!("transcript of {dir} (end of {})", log.display()))
     );
     // The transcript is already redacted; stop-commands keep its lines from being read as workflow commands.
     let token = format!("tgs-{}", fastrand_token());
-    println!("::stop-commands::{token}");
-    println!("{text}");
-    println!("::{token}::");
-    println!("::endgroup::");
+    eprintln!("::stop-commands::{token}");
+    eprintln!("{text}");
+    eprintln!("::{token}::");
+    eprintln!("::endgroup::");
 }
 
 fn tail_of(path: &std::path::Path, max: u64) -> std::io::Result<String> {

@@ -8,6 +8,12 @@ pub fn json<T: Serialize + ?Sized>(value: &T) {
     anstream::println!("{text}");
 }
 
+/// Print a value as one line of JSON (JSON Lines: one object per event).
+pub fn json_line<T: Serialize + ?Sized>(value: &T) {
+    let text = serde_json::to_string(value).expect("serializable");
+    anstream::println!("{text}");
+}
+
 /// A note for the person at the terminal (stderr, never data).
 pub fn note(msg: impl std::fmt::Display) {
     anstream::eprintln!("{msg}");

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use tgs_core::events::{Event, Outcome, Sink};
+use tgs_core::events::{Disposition, Event, Outcome, Sink};
 use tgs_core::runner::humanize;
 
 pub struct Console {
@@ -13,6 +13,7 @@ pub struct Console {
     live: Option<Live>,
     last_plain: Option<Instant>,
     last_action: Option<String>,
+    released: u32,
 }
 
 struct Live {
@@ -33,7 +34,13 @@ impl Console {
             live: None,
             last_plain: None,
             last_action: None,
+            released: 0,
         }
+    }
+
+    /// Claims given back in this run (interrupted sessions among them).
+    pub fn released(&self) -> u32 {
+        self.released
     }
 
     fn line(&mut self, text: String) {
@@ -195,11 +202,35 @@ impl Sink for Console {
             }
             Event::BranchPushed { branch, .. } => self.line(format!("  pushed {branch}")),
             Event::PrOpened { url, .. } => self.line(format!("  pull request: {url}")),
+            Event::HandoverRetried {
+                dir,
+                pr_url,
+                reason,
+                disposition,
+            } => self.line(match (disposition, pr_url, reason) {
+                (Disposition::Completed, Some(url), _) => {
+                    format!("{dir}: handed over (pull request {url})")
+                }
+                (Disposition::Completed, None, _) => format!("{dir}: handed over"),
+                (_, _, Some(r)) => format!("{dir}: hand-over still pending: {r}"),
+                (d, _, None) => format!("{dir}: hand-over {}", d.as_str()),
+            }),
+            Event::AgentPaused {
+                agent,
+                kind,
+                until,
+                reason,
+            } => self.line(match until {
+                Some(t) => format!("the agent {agent} is paused until {t} ({kind}: {reason})"),
+                None => format!(
+                    "the agent {agent} is paused until `tgs server resume {agent}` ({kind}: {reason})"
+                ),
+            }),
             Event::SessionEnded {
                 dir,
                 outcome,
                 reason,
-                status,
+                disposition,
                 not_before,
                 ..
             } => {
@@ -210,13 +241,29 @@ impl Sink for Console {
                 if let Some(r) = reason {
                     s.push_str(&format!(": {r}"));
                 }
-                match (status.as_str(), not_before) {
-                    ("queued", Some(t)) => {
+                match (disposition, not_before) {
+                    (Disposition::Requeued, Some(t)) => {
                         s.push_str(&format!(" (requeued; next attempt after {t})"))
                     }
-                    ("queued", None) => s.push_str(" (claim given back)"),
-                    ("failed", _) => s.push_str(" (failed for good: a human should look)"),
-                    _ => {}
+                    (Disposition::Released, Some(t)) => s.push_str(&format!(
+                        " (claim given back, the attempt not counted; claimable after {t})"
+                    )),
+                    (Disposition::Released, None) | (Disposition::Requeued, None) => {
+                        s.push_str(" (claim given back)")
+                    }
+                    (Disposition::HandoverPending, _) => s.push_str(
+                        " (pushed; the pull request will be opened by a later run or sync-prs)",
+                    ),
+                    (Disposition::Failed, _) => {
+                        s.push_str(" (failed for good: a human should look)")
+                    }
+                    (Disposition::TakenOver, _) => {
+                        s.push_str(" (taken over by another session: not recorded)")
+                    }
+                    (Disposition::Completed, _) => {}
+                }
+                if *disposition == Disposition::Released {
+                    self.released += 1;
                 }
                 self.live = None;
                 self.line(s);

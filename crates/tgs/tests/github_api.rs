@@ -224,7 +224,7 @@ fn refusals_read_well() {
     let (bad_token, _) = client_with(&fake.api_url(), "ghp_wrong_secret", "acme/widgets");
     let m = err(&bad_token, "tgs/a");
     assert!(
-        m.contains("the token was rejected (GITHUB_TOKEN/GH_TOKEN"),
+        m.contains("the token was rejected (TGS_GITHUB_TOKEN/GITHUB_TOKEN/GH_TOKEN"),
         "{m}"
     );
     assert!(

@@ -159,9 +159,11 @@ fn scan_run_and_one_pull_request_per_thought() {
         summary.contains("| thought | outcome |") && summary.contains("aaaaaaa-first"),
         "{summary}"
     );
+    // Workflow commands go to stderr: stdout is for data (`--json`).
     assert!(
-        out.contains("::group::transcript of tgs/thoughts/aaaaaaa-first"),
-        "{out}"
+        err.contains("::group::transcript of tgs/thoughts/aaaaaaa-first")
+            && !out.contains("::group::"),
+        "{err}"
     );
 
     // Killed between "PR opened" and "completed": the rerun updates the same PR.
@@ -214,11 +216,11 @@ fn a_final_failure_alerts_once_and_a_later_success_closes_the_alert() {
     let w = world(&env);
     std::fs::write(w.fail_dir.join("ccccccc-third"), "").unwrap();
     run(&mut w.step(&["server", "scan"]));
-    let (code, out, err) = run(&mut w.step(&["server", "run", "--thought", "ccccccc-third"]));
+    let (code, _, err) = run(&mut w.step(&["server", "run", "--thought", "ccccccc-third"]));
     assert_eq!(code, 1, "a thought failed for good: {err}");
     assert!(
-        out.contains("::error title=tgs::tgs/thoughts/ccccccc-third: failed"),
-        "{out}"
+        err.contains("::error title=tgs::tgs/thoughts/ccccccc-third: failed"),
+        "{err}"
     );
     assert_eq!(w.entry("tgs/thoughts/ccccccc-third")["status"], "failed");
     let issues = w.gh.issues();

@@ -325,7 +325,8 @@ fn a_missing_agent_binary_is_told_apart() {
     let e = entry(&repo);
     assert_eq!(e["status"], "queued");
     assert_eq!(e.get("attempts"), None);
-    // One that exists but cannot be started is recorded as such.
+    // One that exists but is not executable is caught the same way, by
+    // asking the system, not by claiming and failing (issue 10, input 5).
     let not_exec = env.path().join("not-executable");
     std::fs::write(&not_exec, "#!/bin/sh\nexit 0\n").unwrap();
     repo.write(
@@ -337,9 +338,14 @@ fn a_missing_agent_binary_is_told_apart() {
     );
     repo.publish("unstartable agent");
     let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
-    assert_eq!(code, 0, "{err}");
-    let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
-    assert!(last.starts_with("agent_missing: cannot start"), "{last}");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is not executable") && err.contains("hint: chmod +x"),
+        "{err}"
+    );
+    let e = entry(&repo);
+    assert_eq!(e["status"], "queued", "nothing claimed");
+    assert_eq!(e.get("attempts"), None);
 }
 
 #[test]

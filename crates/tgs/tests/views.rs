@@ -115,7 +115,7 @@ fn status_shows_counts_running_next_and_needs_human() {
     let s = ok_json(&repo, &["server", "status"]);
     assert_eq!(
         s["counts"],
-        json!({"queued": 2, "in_progress": 1, "completed": 2, "failed": 1, "total": 6})
+        json!({"queued": 2, "in_progress": 1, "handover_pending": 0, "completed": 2, "failed": 1, "total": 6})
     );
     assert_eq!(s["now"], "2026-01-15T12:00:00Z");
     assert_eq!(

@@ -28,6 +28,8 @@ pub struct CodexProgress {
     /// From `turn.failed` or `error` events; cleared by a later
     /// `turn.completed`.
     pub error: Option<String>,
+    /// A turn completed or failed: the run has reported its end.
+    pub ended: bool,
 }
 
 impl CodexProgress {
@@ -54,11 +56,14 @@ impl CodexProgress {
                 // 1/5") as `error` events; a turn that then completes has
                 // recovered from it.
                 self.error = None;
+                self.ended = true;
                 true
             }
             Some("turn.failed") => {
                 let message = error_message(event.get("error")).unwrap_or("the turn failed");
-                set(&mut self.error, Some(flat_line(message, MAX_ERROR)))
+                self.ended = true;
+                set(&mut self.error, Some(flat_line(message, MAX_ERROR)));
+                true
             }
             Some("error") => {
                 let message = str_at(&event, "message")

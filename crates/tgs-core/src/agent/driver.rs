@@ -58,6 +58,15 @@ pub const FORBIDDEN_ENV: &[&str] = &[
     "GH_ENTERPRISE_TOKEN",
 ];
 
+/// `Name <email>` as (name, email); `None` for anything else.
+pub fn split_ident(ident: &str) -> Option<(&str, &str)> {
+    let (name, rest) = ident.split_once('<')?;
+    let email = rest.strip_suffix('>')?;
+    let name = name.trim();
+    (!name.is_empty() && !email.is_empty() && !email.contains(['<', '>', '\n']))
+        .then_some((name, email))
+}
+
 /// How an agent is driven.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Driver {
@@ -98,6 +107,9 @@ pub struct Invocation<'a> {
     pub branch: &'a str,
     pub attempt: u32,
     pub timeout_secs: u64,
+    /// tgs's own git identity (`Name <email>`): the agent commits with it,
+    /// unless the configuration passes `GIT_AUTHOR_*`/`GIT_COMMITTER_*` through.
+    pub identity: Option<&'a str>,
 }
 
 /// The process to start.
@@ -225,6 +237,23 @@ impl AgentSpec {
             ("TGS_ATTEMPT", inv.attempt.to_string()),
         ];
         env.extend(session.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        if let Some((name, email)) = inv.identity.and_then(split_ident) {
+            // The agent's environment is built from nothing, so git would not
+            // find an identity that tgs's own came from (environment
+            // variables, a GIT_CONFIG_GLOBAL file): give it the one tgs
+            // commits with, as variables (no configuration file, which could
+            // carry credentials).
+            for (k, v) in [
+                ("GIT_AUTHOR_NAME", name),
+                ("GIT_AUTHOR_EMAIL", email),
+                ("GIT_COMMITTER_NAME", name),
+                ("GIT_COMMITTER_EMAIL", email),
+            ] {
+                if !env.iter().any(|(e, _)| e == k) {
+                    env.push((k.to_owned(), v.to_owned()));
+                }
+            }
+        }
         if self.driver == Driver::ClaudeCode {
             // Quiet, offline-friendly runs; a root container needs IS_SANDBOX for bypassPermissions.
             for (k, v) in [("DISABLE_AUTOUPDATER", "1"), ("DISABLE_TELEMETRY", "1")] {
@@ -403,6 +432,7 @@ mod tests {
             branch: "tgs/abc1234-x",
             attempt: 2,
             timeout_secs: 60,
+            identity: Some("Tgs Bot <tgs@example.com>"),
         }
     }
 

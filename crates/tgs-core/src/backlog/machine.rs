@@ -33,6 +33,7 @@ pub fn allowed_actions(status: Status) -> Vec<&'static str> {
     match status {
         Status::Queued => vec!["next", "priority", "remove"],
         Status::InProgress => vec!["complete", "fail", "remove"],
+        Status::HandoverPending => vec!["complete", "fail", "retry", "remove"],
         Status::Failed => vec!["retry", "priority", "remove"],
         Status::Completed => vec!["remove"],
     }
@@ -140,6 +141,7 @@ impl Backlog {
         e.completed_at = None;
         e.lease_expires_at = Some(now.saturating_add(lease).unwrap_or(now));
         e.not_before = None;
+        e.claim_id = Some(new_claim_id());
         e.attempts = e.attempts.saturating_add(1);
         Ok(Some(Claim {
             entry: e.clone(),
@@ -171,11 +173,17 @@ impl Backlog {
         now: Timestamp,
     ) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        check(e, "complete", &[Status::InProgress])?;
+        check(
+            e,
+            "complete",
+            &[Status::InProgress, Status::HandoverPending],
+        )?;
         e.status = Status::Completed;
         e.completed_at = Some(now);
         e.lease_expires_at = None;
         e.not_before = None;
+        e.claim_id = None;
+        e.handover_tries = 0;
         // Earlier attempts' errors stay in the audit log; on a completed entry they only mislead.
         e.last_error = None;
         if let Some(url) = pr_url {
@@ -186,10 +194,11 @@ impl Backlog {
 
     pub fn fail(&mut self, dir: &str, reason: Option<&str>) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        check(e, "fail", &[Status::InProgress])?;
+        check(e, "fail", &[Status::InProgress, Status::HandoverPending])?;
         e.status = Status::Failed;
         e.lease_expires_at = None;
         e.not_before = None;
+        e.claim_id = None;
         if let Some(r) = reason {
             e.last_error = Some(r.to_owned());
         }
@@ -199,9 +208,11 @@ impl Backlog {
     /// Put a failed entry back in the queue with a fresh budget of attempts.
     pub fn retry(&mut self, dir: &str) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        check(e, "retry", &[Status::Failed])?;
+        check(e, "retry", &[Status::Failed, Status::HandoverPending])?;
         e.status = Status::Queued;
         e.attempts = 0;
+        e.handover_tries = 0;
+        e.head = None;
         e.not_before = None;
         e.started_at = None;
         e.lease_expires_at = None;
@@ -222,6 +233,7 @@ impl Backlog {
         check(e, "requeue", &[Status::InProgress])?;
         e.status = Status::Queued;
         e.lease_expires_at = None;
+        e.claim_id = None;
         e.not_before = not_before;
         if refund {
             e.attempts = e.attempts.saturating_sub(1);
@@ -231,6 +243,93 @@ impl Backlog {
         }
         Ok(())
     }
+}
+
+impl Backlog {
+    /// Whether the claim `claim_id` (by `claimer`) still holds `dir`: the
+    /// entry is in progress under that very claim. Claims written without an
+    /// id (older tgs) are matched by claimer alone.
+    pub fn holds_claim(&self, dir: &str, claimer: &str, claim_id: Option<&str>) -> bool {
+        self.get(dir).is_some_and(|e| {
+            e.status == Status::InProgress
+                && e.claimed_by.as_deref() == Some(claimer)
+                && (e.claim_id.is_none() || e.claim_id.as_deref() == claim_id)
+        })
+    }
+
+    /// The work of an in-progress entry is pushed (`branch` at `head`) and
+    /// only its hand-over is left: no lease, no agent session any more.
+    pub fn handover_pending(
+        &mut self,
+        dir: &str,
+        branch: &str,
+        head: &str,
+        reason: &str,
+        not_before: Option<Timestamp>,
+    ) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "hand over", &[Status::InProgress])?;
+        e.status = Status::HandoverPending;
+        e.lease_expires_at = None;
+        e.claim_id = None;
+        e.branch = Some(branch.to_owned());
+        e.head = Some(head.to_owned());
+        e.handover_tries = 1;
+        e.not_before = not_before;
+        e.last_error = Some(reason.to_owned());
+        Ok(())
+    }
+
+    /// Another hand-over of a pending entry failed: count it, delay the next.
+    pub fn handover_failed(
+        &mut self,
+        dir: &str,
+        reason: &str,
+        not_before: Option<Timestamp>,
+    ) -> Result<u32, Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "record a hand-over of", &[Status::HandoverPending])?;
+        e.handover_tries = e.handover_tries.saturating_add(1);
+        e.not_before = not_before;
+        e.last_error = Some(reason.to_owned());
+        Ok(e.handover_tries)
+    }
+
+    /// Entries whose hand-over is pending and due at `now`, in file order.
+    pub fn handovers_due(&self, now: Timestamp) -> Vec<&Entry> {
+        self.thoughts
+            .iter()
+            .filter(|e| {
+                e.status == Status::HandoverPending && e.not_before.is_none_or(|t| t <= now)
+            })
+            .collect()
+    }
+
+    /// Pause `agent` (see [`super::Pause`]); a pause already there grows its strikes.
+    pub fn pause(&mut self, agent: &str, mut pause: super::Pause) {
+        if let Some(old) = self.pauses.get(agent) {
+            pause.strikes = pause.strikes.max(old.strikes + 1);
+            pause.since = old.since;
+        }
+        self.pauses.insert(agent.to_owned(), pause);
+    }
+
+    /// Lift `agent`'s pause; returns whether there was one.
+    pub fn resume(&mut self, agent: &str) -> bool {
+        self.pauses.remove(agent).is_some()
+    }
+
+    /// `agent`'s pause, if one holds at `now` (a pause whose time passed does not).
+    pub fn paused(&self, agent: &str, now: Timestamp) -> Option<&super::Pause> {
+        self.pauses
+            .get(agent)
+            .filter(|p| p.until.is_none_or(|t| t > now))
+    }
+}
+
+/// A fresh claim identity: 16 hex digits.
+fn new_claim_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
 }
 
 /// The lease assumed for claims that carry none (files of the Go prototype).

@@ -30,6 +30,11 @@ pub struct Backlog {
     pub version: String,
     #[serde(default)]
     pub thoughts: Vec<Entry>,
+    /// Agents no worker may start sessions with for now, by agent name:
+    /// the provider refused (rate limits, credit, credentials). Shared by
+    /// every worker through the state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pauses: BTreeMap<String, Pause>,
     /// Fields this build does not know, kept as they were.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -40,9 +45,30 @@ impl Default for Backlog {
         Backlog {
             version: VERSION.into(),
             thoughts: Vec::new(),
+            pauses: BTreeMap::new(),
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// Why and until when an agent is paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// `rate_limited` (it lifts at `until`) or `unavailable` (credit,
+    /// credentials, permissions: until a human acts).
+    pub kind: String,
+    /// When claiming may start again; `None`: when `tgs server resume` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// What the provider said, redacted and clipped.
+    pub reason: String,
+    pub since: Timestamp,
+    /// Pauses in a row without a session in between (the cool-down grows with them).
+    #[serde(default)]
+    pub strikes: u32,
+    /// Who paused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// The status of an entry.
@@ -51,14 +77,18 @@ impl Default for Backlog {
 pub enum Status {
     Queued,
     InProgress,
+    /// The work is verified and its branch pushed; what is left is the
+    /// hand-over (the pull request), retried without another agent session.
+    HandoverPending,
     Completed,
     Failed,
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Queued,
         Status::InProgress,
+        Status::HandoverPending,
         Status::Completed,
         Status::Failed,
     ];
@@ -67,6 +97,7 @@ impl Status {
         match self {
             Status::Queued => "queued",
             Status::InProgress => "in_progress",
+            Status::HandoverPending => "handover_pending",
             Status::Completed => "completed",
             Status::Failed => "failed",
         }
@@ -107,6 +138,10 @@ pub struct Entry {
     pub claimed_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<Timestamp>,
+    /// The identity of the current claim: only the session that holds it may
+    /// record its end (a lease taken over by another session changes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
     #[serde(
         default,
         deserialize_with = "null_as_default",
@@ -119,6 +154,16 @@ pub struct Entry {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// The commit of `branch` that was verified and handed over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// Hand-overs tried since the branch was pushed (not agent attempts).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub handover_tries: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_url: Option<String>,
     /// What became of the PR, as `sync-prs` last saw it: open, merged, closed.
@@ -148,10 +193,13 @@ impl Entry {
             claimed_by: None,
             claimed_at: None,
             lease_expires_at: None,
+            claim_id: None,
             attempts: 0,
             not_before: None,
             last_error: None,
             branch: None,
+            head: None,
+            handover_tries: 0,
             pr_url: None,
             pr_state: None,
             depends_on: Vec::new(),

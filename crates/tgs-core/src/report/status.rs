@@ -11,6 +11,7 @@ use crate::backlog::{lease_end, lease_expired, Backlog, Entry, Status};
 pub struct Counts {
     pub queued: usize,
     pub in_progress: usize,
+    pub handover_pending: usize,
     pub completed: usize,
     pub failed: usize,
     pub total: usize,
@@ -21,6 +22,7 @@ impl Counts {
         match s {
             Status::Queued => self.queued,
             Status::InProgress => self.in_progress,
+            Status::HandoverPending => self.handover_pending,
             Status::Completed => self.completed,
             Status::Failed => self.failed,
         }
@@ -75,6 +77,8 @@ pub enum AttentionReason {
     LeaseExpired,
     /// Its pull request was closed without being merged.
     PrClosed,
+    /// The work is pushed, but opening its pull request keeps failing.
+    HandoverFailing,
 }
 
 impl AttentionReason {
@@ -83,6 +87,7 @@ impl AttentionReason {
             AttentionReason::Failed => "failed",
             AttentionReason::LeaseExpired => "lease expired",
             AttentionReason::PrClosed => "PR closed unmerged",
+            AttentionReason::HandoverFailing => "hand-over failing",
         }
     }
 }
@@ -118,6 +123,9 @@ pub fn pr_closed(e: &Entry) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("closed"))
 }
 
+/// Failed hand-overs after which a human is told (the tries go on).
+pub const HANDOVER_TRIES_BEFORE_ALERT: u32 = 3;
+
 /// Compute the status view of `backlog` at `now`.
 pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
     let mut counts = Counts::default();
@@ -125,6 +133,7 @@ pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
         match e.status {
             Status::Queued => counts.queued += 1,
             Status::InProgress => counts.in_progress += 1,
+            Status::HandoverPending => counts.handover_pending += 1,
             Status::Completed => counts.completed += 1,
             Status::Failed => counts.failed += 1,
         }
@@ -187,6 +196,12 @@ pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
         };
         if e.status == Status::Failed {
             needs_human.push(attention(AttentionReason::Failed, e.last_error.clone()));
+        }
+        if e.status == Status::HandoverPending && e.handover_tries >= HANDOVER_TRIES_BEFORE_ALERT {
+            needs_human.push(attention(
+                AttentionReason::HandoverFailing,
+                e.last_error.clone(),
+            ));
         }
         if lease_expired(e, now) {
             let who = e.claimed_by.as_deref().unwrap_or("an unknown worker");
@@ -255,6 +270,7 @@ mod tests {
             Counts {
                 queued: 4,
                 in_progress: 2,
+                handover_pending: 0,
                 completed: 1,
                 failed: 1,
                 total: 8

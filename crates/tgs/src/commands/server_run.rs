@@ -1,9 +1,12 @@
-//! `tgs server run`: claim thoughts and have an agent implement them.
+//! `tgs server run`: claim thoughts and have agents implement them, one
+//! session at a time or up to `--parallel K` at once.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tgs_core::events::Fanout;
+use serde_json::json;
+use tgs_core::agent::driver::{AgentSpec, Driver};
+use tgs_core::events::{Event, Fanout, Sink};
 use tgs_core::process::Signals;
 use tgs_core::runner::{Mode, RunConfig, RunExit, Runner};
 
@@ -14,25 +17,32 @@ use crate::progress::Console;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// One session, then stop (the default).
+    /// Fill the session slots once, then stop (the default: one session, or
+    /// --parallel K).
     #[arg(long, conflicts_with_all = ["until_empty", "watch"])]
     pub once: bool,
     /// Keep going until nothing is left to claim, waiting out retry delays.
     #[arg(long, conflicts_with = "watch")]
     pub until_empty: bool,
-    /// Keep going for ever, looking for work every --interval.
+    /// Keep going for ever, looking for work every --interval (longer while idle).
     #[arg(long)]
     pub watch: bool,
-    /// How often --watch looks for work.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "watch")]
+    /// How often --watch looks for work (at least 10s).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_interval, requires = "watch")]
     pub interval: Duration,
-    /// Work on this thought only.
+    /// Run up to K sessions at once, each with its own claim, worktree and branch.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Start at most N sessions in all (any mode).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max: Option<u32>,
+    /// Work on this thought only; an error when it cannot be claimed now.
     #[arg(long, value_name = "DIR")]
     pub thought: Option<String>,
     /// The agent to use (default: server.agent in tgs/tgs.yml, else claude-code).
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
-    /// Stop a session after this long (default: server.session_timeout, else 5h30m).
+    /// Stop a session after this long (default: server.session_timeout, else 5h).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Who this worker is, in claims (default: hostname/user).
@@ -55,6 +65,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     tgs_core::config::parse_duration(s)
 }
 
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let floor = tgs_core::runner::WATCH_FLOOR;
+    if d < floor {
+        return Err(format!(
+            "{s:?} is too short: --watch looks for work at most every {}",
+            tgs_core::runner::humanize(floor)
+        ));
+    }
+    Ok(d)
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let settings = ctx.settings(&repo)?;
@@ -72,16 +94,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let state = ctx.state(&repo, &topo, &args.write, Some(worker_id.clone()))?;
     let base_branch = topo.base_branch_name(&repo)?;
     let origin = topo.remote().map(|r| r.url.clone());
-    let has_remote = origin.is_some();
     let thought = match &args.thought {
         Some(a) => Some(super::find_entry(&repo, &state.read()?, a)?),
         None => None,
     };
-    let worker_id = args
-        .worker_id
-        .clone()
-        .unwrap_or_else(tgs_core::clock::default_worker_id);
-    let remote = topo.remote().map(|r| r.name.clone());
     let mode = if args.until_empty {
         Mode::UntilEmpty
     } else if args.watch {
@@ -96,29 +112,26 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         worker_id,
         mode,
         thought,
-        push: has_remote,
+        push: origin.is_some(),
         open_pr: !args.no_pr,
-        remote,
+        remote: topo.remote().map(|r| r.name.clone()),
         base_branch,
         transcript_whole: crate::actions::artifact_hint(),
+        parallel: usize::from(args.parallel),
+        max_sessions: args.max,
     };
-    // Fail early on an unknown or missing agent, before anything is claimed:
-    // a missing CLI is a set-up problem, not a failed attempt at a thought.
-    let spec = tgs_core::agent::driver::AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
-    let program = agent_program(&spec);
-    if !program_exists(&program, repo.root()) {
-        let err = CliError::usage(format!(
-            "the agent {}'s program `{program}` was not found",
-            cfg.agent
-        ));
-        let hint = match spec.driver {
-            tgs_core::agent::driver::Driver::ClaudeCode => "install Claude Code (npm install -g @anthropic-ai/claude-code), set server.agents.claude-code.bin, or pick another agent with --agent".to_owned(),
-            _ => format!("install it, or fix server.agents.{} in tgs/tgs.yml", cfg.agent),
-        };
+    // Fail early on an unknown, missing or unusable agent, before anything is
+    // claimed: that is a set-up problem, not a failed attempt at a thought.
+    let spec = AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
+    if let Err(err) = check_program(&spec, &cfg.agent, repo.root()) {
         if !args.dry_run {
-            return Err(err.hint(hint));
+            return Err(err);
         }
-        output::warn(format!("{} ({hint})", err.message));
+        output::warn(format!(
+            "{}{}",
+            err.message,
+            err.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+        ));
     }
     let forge = if cfg.open_pr && cfg.remote.is_some() {
         tgs_core::github::GitHub::from_env(|k| std::env::var(k).ok(), origin.as_deref())
@@ -133,7 +146,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         );
     }
     let signals = Signals::install()?;
-    let mut runner = Runner {
+    let runner = Runner {
         repo: &repo,
         cfg,
         state,
@@ -147,18 +160,30 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     let mut console = Console::new(args.quiet);
     let mut actions = crate::actions::Actions::new();
+    let mut lines = JsonLines::default();
     let mut sinks = Fanout::default();
     sinks.push(&mut console);
     if crate::actions::active() {
         sinks.push(&mut actions);
     }
-    match runner.run(&mut sinks)? {
+    if ctx.json {
+        sinks.push(&mut lines);
+    }
+    let exit = runner.run(&mut sinks)?;
+    if ctx.json {
+        output::json_line(&summary_json(&exit));
+    }
+    match exit {
         RunExit::Interrupted(sig) => {
-            output::note(format!(
-                "interrupted by signal {sig}: the claim was given back"
-            ));
+            output::note(match lines.released.max(console.released()) {
+                0 => format!("interrupted by signal {sig}"),
+                n => format!("interrupted by signal {sig}: {n} claim(s) given back"),
+            });
             Ok(ExitCode::from((128 + sig) as u8))
         }
+        RunExit::NotClaimable(why) => Err(CliError::usage(why).hint(
+            "`tgs server backlog show DIR` shows the entry; `tgs server status` what can run",
+        )),
         RunExit::Done {
             sessions,
             succeeded,
@@ -184,37 +209,143 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
 }
 
-/// The program a session would start.
-fn agent_program(spec: &tgs_core::agent::driver::AgentSpec) -> String {
-    use tgs_core::agent::driver::Driver;
-    match &spec.driver {
-        Driver::Command(words) => words[0].clone(),
-        Driver::Adapter(path) => path.display().to_string(),
-        _ => spec.bin(),
+/// The run's last JSON line: how it ended.
+fn summary_json(exit: &RunExit) -> serde_json::Value {
+    match exit {
+        RunExit::Done {
+            sessions,
+            succeeded,
+            failed,
+        } => {
+            json!({"summary": {"sessions": sessions, "succeeded": succeeded, "failed_for_good": failed}})
+        }
+        RunExit::Interrupted(sig) => json!({"summary": {"interrupted_by": sig}}),
+        RunExit::NotClaimable(why) => json!({"summary": {"not_claimable": why}}),
     }
 }
 
-/// Whether `program` can be started: a path (relative ones are relative to the
-/// worktree, a checkout of the repository) or a name found on PATH.
-fn program_exists(program: &str, root: &std::path::Path) -> bool {
-    let p = std::path::Path::new(program);
-    if program.contains('/') {
-        return if p.is_absolute() {
-            p.is_file()
-        } else {
-            root.join(p).is_file()
-        };
+/// `--json`: one object per session as it ends (JSON Lines on stdout).
+#[derive(Default)]
+struct JsonLines {
+    released: u32,
+}
+
+impl Sink for JsonLines {
+    fn event(&mut self, e: &Event) {
+        match e {
+            Event::SessionEnded {
+                dir,
+                attempt,
+                outcome,
+                reason,
+                started,
+                ended,
+                stats,
+                pr_url,
+                disposition,
+                not_before,
+                ..
+            } => {
+                if *disposition == tgs_core::events::Disposition::Released {
+                    self.released += 1;
+                }
+                output::json_line(&json!({
+                    "thought": dir,
+                    "outcome": outcome,
+                    "attempt": attempt,
+                    "reason": reason,
+                    "disposition": disposition,
+                    "not_before": not_before,
+                    "branch": tgs_core::runner::branch_of(dir),
+                    "pr_url": pr_url,
+                    "cost_usd": stats.cost_usd,
+                    "input_tokens": stats.input_tokens,
+                    "output_tokens": stats.output_tokens,
+                    "turns": stats.turns,
+                    "duration_s": ended.duration_since(*started).as_secs_f64().max(0.0),
+                    "agent": stats.agent,
+                }))
+            }
+            Event::HandoverRetried {
+                dir,
+                pr_url,
+                reason,
+                disposition,
+            } => output::json_line(&json!({
+                "thought": dir,
+                "handover": disposition,
+                "reason": reason,
+                "pr_url": pr_url,
+            })),
+            _ => {}
+        }
     }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+}
+
+/// The program a session would start, checked as the system will: it must
+/// exist and be executable (a path is relative to the worktree, a checkout of
+/// the repository; a bare name is looked up on PATH).
+fn check_program(spec: &AgentSpec, agent: &str, root: &std::path::Path) -> Result<(), CliError> {
+    let program = match &spec.driver {
+        Driver::Command(words) => words[0].clone(),
+        Driver::Adapter(path) => path.display().to_string(),
+        _ => spec.bin(),
+    };
+    let candidates: Vec<std::path::PathBuf> = if program.contains('/') {
+        let p = std::path::Path::new(&program);
+        vec![if p.is_absolute() {
+            p.to_owned()
+        } else {
+            root.join(p)
+        }]
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(&program))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let found: Vec<&std::path::PathBuf> = candidates.iter().filter(|p| p.is_file()).collect();
+    if found.iter().any(|p| executable(p)) {
+        return Ok(());
+    }
+    if let Some(p) = found.first() {
+        return Err(CliError::usage(format!(
+            "the agent {agent}'s program `{program}` is not executable ({})",
+            p.display()
+        ))
+        .hint(format!("chmod +x {}", p.display())));
+    }
+    let hint = match spec.driver {
+        Driver::ClaudeCode => "install Claude Code (npm install -g @anthropic-ai/claude-code), set server.agents.claude-code.bin, or pick another agent with --agent".to_owned(),
+        _ => format!("install it, or fix server.agents.{agent} in tgs/tgs.yml"),
+    };
+    Err(CliError::usage(format!(
+        "the agent {agent}'s program `{program}` was not found"
+    ))
+    .hint(hint))
+}
+
+/// Whether this process may execute `path`, as the kernel will decide.
+fn executable(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) reads a NUL-terminated path and touches no memory of ours.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
 fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {
     let plan = runner.plan()?;
+    if let (Err(why), Some(_)) = (&plan, &runner.cfg.thought) {
+        return Err(CliError::usage(why.clone()));
+    }
     if ctx.json {
         output::json(&match &plan {
-            Some((e, cmd)) => serde_json::json!({
+            Ok((e, cmd)) => serde_json::json!({
                 "dir": e.dir,
                 "title": e.title,
                 "attempt": e.attempts,
@@ -223,13 +354,13 @@ fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {
                 "program": cmd.program,
                 "args": cmd.args,
             }),
-            None => serde_json::Value::Null,
+            Err(_) => serde_json::Value::Null,
         });
         return super::ok();
     }
     match plan {
-        None => output::note("no work: nothing in the backlog can be claimed now"),
-        Some((e, cmd)) => {
+        Err(why) => output::note(format!("no work: {why}")),
+        Ok((e, cmd)) => {
             anstream::println!("would claim: {} ({})", e.dir, e.title);
             anstream::println!("attempt:     {}", e.attempts);
             anstream::println!("worker:      {}", runner.cfg.worker_id);

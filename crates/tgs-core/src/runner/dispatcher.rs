@@ -1,0 +1,993 @@
+//! The dispatcher: the one owner of claims, state, forge, sinks and pauses.
+//!
+//! Its loop fills up to K slots with claimed sessions, each run by an
+//! executor on a scoped thread, forwards the executors' events to the sinks,
+//! and finishes each session when its executor is done: hand-over, then one
+//! state change that records the outcome, its metrics row and its kept
+//! transcript. Pending hand-overs are retried before new claims. Signals are
+//! seen by every executor's supervision (a first one stops each agent
+//! gracefully, a second kills every group at once); the dispatcher stops
+//! claiming, records each session as released, and leaves.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::executor::{self, Job, Msg, WorkResult};
+use super::handover::{self, Handover, PrFacts};
+use super::outcome::{self, ProviderKind};
+use super::{after, signed, Mode, RunConfig, RunExit, SessionReport};
+use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
+use crate::backlog::store::{Append, Change};
+use crate::backlog::target::StateTarget;
+use crate::backlog::{lease_end, Backlog, Entry, Pause, Status};
+use crate::events::{Disposition, Event, Outcome, Sink};
+use crate::forge::{Failure, Forge};
+use crate::process::Signals;
+use crate::records::{MetricsRow, METRICS_HEADER, METRICS_PATH};
+use crate::repo::Repo;
+use crate::topology::Topology;
+use crate::{clock, git, worktree, Error};
+
+/// The shortest interval `--watch` looks for work at.
+pub const WATCH_FLOOR: Duration = Duration::from_secs(10);
+
+pub struct Runner<'r> {
+    pub repo: &'r Repo,
+    pub cfg: RunConfig,
+    pub state: StateTarget<'r>,
+    pub forge: Option<Box<dyn Forge + 'r>>,
+    pub signals: Option<Arc<Signals>>,
+    /// The environment agents' environments are picked from.
+    pub env: Vec<(String, String)>,
+    /// The remote and branches (the base is read from the remote, fetched).
+    pub topology: Topology,
+}
+
+/// A session being run.
+struct Slot<'s> {
+    job: Job,
+    started: Timestamp,
+    handle: std::thread::ScopedJoinHandle<'s, ()>,
+}
+
+/// What a claim attempt found.
+enum Claimed {
+    Job(Box<Job>),
+    /// Nothing to claim now, and why (said when a named thought was asked for).
+    Nothing(String),
+}
+
+/// Sessions counted for the run's summary.
+#[derive(Default)]
+struct Tally {
+    sessions: u32,
+    succeeded: u32,
+    failed: u32,
+}
+
+impl Tally {
+    fn add(&mut self, r: &SessionReport) {
+        self.sessions += 1;
+        self.succeeded += u32::from(r.outcome == Outcome::Success);
+        self.failed += u32::from(r.final_failure);
+    }
+
+    fn done(&self) -> RunExit {
+        RunExit::Done {
+            sessions: self.sessions,
+            succeeded: self.succeeded,
+            failed: self.failed,
+        }
+    }
+}
+
+impl<'r> Runner<'r> {
+    fn interrupted(&self) -> Option<i32> {
+        self.signals.as_ref().and_then(|s| s.last())
+    }
+
+    fn lease(&self) -> SignedDuration {
+        let s = &self.cfg.settings;
+        signed(self.cfg.session_timeout + s.verify_timeout + s.lease_margin)
+    }
+
+    /// Sessions this run may start in all.
+    fn budget(&self) -> u32 {
+        if self.cfg.thought.is_some() {
+            return 1;
+        }
+        match (self.cfg.max_sessions, self.cfg.mode) {
+            (Some(n), _) => n,
+            (None, Mode::Once) => self.cfg.parallel.max(1) as u32,
+            (None, _) => u32::MAX,
+        }
+    }
+
+    /// Run sessions as the mode says, up to `parallel` at once.
+    pub fn run(&self, sink: &mut dyn Sink) -> Result<RunExit, Error> {
+        worktree::ensure_excluded(self.repo)?;
+        let identity = git::committer_ident(self.repo.git());
+        let shared = executor::Shared {
+            repo: self.repo,
+            cfg: &self.cfg,
+            env: &self.env,
+            signals: self.signals.as_deref(),
+            identity: &identity,
+        };
+        std::thread::scope(|scope| self.dispatch(scope, &shared, sink))
+    }
+
+    fn dispatch<'s>(
+        &self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        shared: &'s executor::Shared<'s>,
+        sink: &mut dyn Sink,
+    ) -> Result<RunExit, Error> {
+        let k = self.cfg.parallel.max(1);
+        let budget = self.budget();
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let mut running: BTreeMap<String, Slot<'s>> = BTreeMap::new();
+        let mut tally = Tally::default();
+        let mut started = 0u32;
+        let mut claiming = true;
+        let mut idle_polls = 0u32;
+        loop {
+            let interrupted = self.interrupted();
+            if interrupted.is_some() {
+                claiming = false;
+            }
+            let mut nothing = None;
+            if claiming && running.len() < k {
+                self.retry_handovers(sink)?;
+            }
+            while claiming && running.len() < k && started < budget {
+                match self.claim(sink)? {
+                    Claimed::Job(job) => {
+                        started += 1;
+                        idle_polls = 0;
+                        let tx = tx.clone();
+                        let job = *job;
+                        let dir = job.entry.dir.clone();
+                        let handle = {
+                            let job_ref = Job {
+                                entry: job.entry.clone(),
+                                base_label: job.base_label.clone(),
+                                base: job.base.clone(),
+                            };
+                            scope.spawn(move || {
+                                let w = executor::run(shared, &job_ref, &tx);
+                                let _ = tx.send(Msg::Done(job_ref.entry.dir.clone(), Box::new(w)));
+                            })
+                        };
+                        running.insert(
+                            dir,
+                            Slot {
+                                job,
+                                started: clock::now(),
+                                handle,
+                            },
+                        );
+                        if self.cfg.thought.is_some() {
+                            claiming = false;
+                        }
+                    }
+                    Claimed::Nothing(why) => {
+                        nothing = Some(why);
+                        break;
+                    }
+                }
+            }
+            if started >= budget {
+                claiming = false;
+            }
+            if running.is_empty() {
+                if let Some(sig) = interrupted {
+                    return Ok(RunExit::Interrupted(sig));
+                }
+                if let (Some(why), Some(_), 0) = (&nothing, &self.cfg.thought, started) {
+                    return Ok(RunExit::NotClaimable(why.clone()));
+                }
+                if !claiming {
+                    return Ok(tally.done());
+                }
+                match self.cfg.mode {
+                    Mode::Once => return Ok(tally.done()),
+                    Mode::UntilEmpty => match self.next_retry()? {
+                        // A pinned clock (TGS_NOW) never reaches a retry delay.
+                        Some(_) if clock::is_pinned() => return Ok(tally.done()),
+                        Some(until) => {
+                            sink.event(&Event::Waiting { until });
+                            if !self.sleep_until(until) {
+                                continue;
+                            }
+                        }
+                        None => return Ok(tally.done()),
+                    },
+                    Mode::Watch(every) => {
+                        let wait = idle_wait(every, idle_polls);
+                        idle_polls = idle_polls.saturating_add(1);
+                        let until = after(clock::now(), wait).unwrap_or_else(clock::now);
+                        self.sleep_until(until);
+                    }
+                }
+                continue;
+            }
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Msg::Event(e)) => sink.event(&e),
+                Ok(Msg::Done(dir, w)) => {
+                    let Some(slot) = running.remove(&dir) else {
+                        continue;
+                    };
+                    let _ = slot.handle.join();
+                    let report = self.finish(&slot.job, slot.started, *w, sink)?;
+                    if report.outcome == Outcome::Cancelled {
+                        claiming = false;
+                    }
+                    tally.add(&report);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            }
+        }
+    }
+
+    /// The earliest retry delay among queued entries this worker may still take.
+    fn next_retry(&self) -> Result<Option<Timestamp>, Error> {
+        let b = self.state.read()?;
+        Ok(b.thoughts
+            .iter()
+            .filter(|e| matches!(e.status, Status::Queued | Status::HandoverPending))
+            .filter_map(|e| e.not_before)
+            .min())
+    }
+
+    /// Sleep until `until` (by the real clock), waking for signals. False if interrupted.
+    fn sleep_until(&self, until: Timestamp) -> bool {
+        loop {
+            if self.interrupted().is_some() {
+                return false;
+            }
+            let left = until.duration_since(clock::now());
+            if left <= SignedDuration::ZERO {
+                return true;
+            }
+            let step = left.min(SignedDuration::from_millis(200));
+            std::thread::sleep(step.try_into().unwrap_or(Duration::from_millis(200)));
+            if clock::is_pinned() {
+                // A pinned clock never moves: do not wait for it.
+                return true;
+            }
+        }
+    }
+
+    /// What `--dry-run` shows: the entry that would be claimed and the agent
+    /// command, or why nothing would be.
+    pub fn plan(&self) -> Result<Result<(Entry, SessionCommand), String>, Error> {
+        let mut b = self.state.read()?;
+        let now = clock::now();
+        b.recover_expired(now);
+        if let Some(why) = self.why_not(&b, now) {
+            return Ok(Err(why));
+        }
+        let Some(claim) = b.claim(
+            self.cfg.thought.as_deref(),
+            &self.cfg.worker_id,
+            now,
+            self.lease(),
+        )?
+        else {
+            return Ok(Err("nothing in the backlog can be claimed now".into()));
+        };
+        let name = super::name_of(&claim.entry.dir)?;
+        let wt = self
+            .repo
+            .root()
+            .join(worktree::WORKTREES_DIR)
+            .join(name.as_str());
+        let files = super::SessionFiles::of(self.repo, &name);
+        let spec = AgentSpec::resolve(&self.cfg.agent, &self.cfg.settings)?;
+        let inv = Invocation {
+            worktree: &wt,
+            prompt_file: &files.prompt,
+            context_list: &files.context,
+            context_files: &[],
+            thought_dir: &claim.entry.dir,
+            branch: &worktree::branch_for(&name),
+            attempt: claim.entry.attempts,
+            timeout_secs: self.cfg.session_timeout.as_secs(),
+            identity: None,
+        };
+        let cmd = spec.command(&[], &inv, "<the implementation prompt>");
+        Ok(Ok((claim.entry, cmd)))
+    }
+
+    /// Why nothing can be claimed for this run, when that is not the queue's
+    /// being empty: the agent is paused, or the named thought is not claimable.
+    fn why_not(&self, b: &Backlog, now: Timestamp) -> Option<String> {
+        if let Some(p) = b.paused(&self.cfg.agent, now) {
+            return Some(describe_pause(&self.cfg.agent, p));
+        }
+        let dir = self.cfg.thought.as_deref()?;
+        let e = b.get(dir)?;
+        if b.is_claimable(e, now) {
+            return None;
+        }
+        Some(why_not_claimable(b, e, now))
+    }
+
+    /// Claim the next session (one state change) and fetch the base it starts from.
+    fn claim(&self, sink: &mut dyn Sink) -> Result<Claimed, Error> {
+        let worker = self.cfg.worker_id.clone();
+        let only = self.cfg.thought.clone();
+        let lease = self.lease();
+        let now = clock::now();
+        let applied = self.state.update(&Default::default(), |b| {
+            let recovered = b.recover_expired(now);
+            let why = self.why_not(b, now);
+            let claim = match why {
+                Some(_) => None,
+                None => b.claim(only.as_deref(), &worker, now, lease)?,
+            };
+            let msg = match (&claim, recovered.len()) {
+                (Some(c), 0) => Some(format!("chore(tgs): claim {} for {worker}", c.entry.dir)),
+                (Some(c), n) => Some(format!(
+                    "chore(tgs): claim {} for {worker}; requeue {n} expired",
+                    c.entry.dir
+                )),
+                (None, 0) => None,
+                (None, n) => Some(format!("chore(tgs): requeue {n} expired claims")),
+            };
+            Ok(Change::maybe((claim, recovered, why), msg))
+        })?;
+        let (claim, recovered, why) = applied.value;
+        if !recovered.is_empty() {
+            sink.event(&Event::Recovered {
+                dirs: recovered,
+                at: now,
+            });
+        }
+        let Some(claim) = claim else {
+            sink.event(&Event::NoWork { at: now });
+            let why = why.unwrap_or_else(|| "nothing in the backlog can be claimed now".into());
+            return Ok(Claimed::Nothing(why));
+        };
+        let entry = claim.entry;
+        sink.event(&Event::Claimed {
+            dir: entry.dir.clone(),
+            title: entry.title.clone(),
+            worker,
+            attempt: entry.attempts,
+            lease_expires_at: entry.lease_expires_at,
+            at: now,
+            commit: applied.commit,
+        });
+        let tip = self.topology.fetch_base(self.repo)?;
+        let base = tip.commit.ok_or_else(|| Error::Setup {
+            message: format!("{} has no commits yet", tip.label),
+            hint: Some(format!("push {} first", tip.branch)),
+        })?;
+        Ok(Claimed::Job(Box::new(Job {
+            entry,
+            base_label: tip.label,
+            base,
+        })))
+    }
+
+    /// Hand a finished session's work over, record it, tell humans.
+    fn finish(
+        &self,
+        job: &Job,
+        started: Timestamp,
+        mut w: WorkResult,
+        sink: &mut dyn Sink,
+    ) -> Result<SessionReport, Error> {
+        let entry = &job.entry;
+        let mut pending = None;
+        let mut pr_url = None;
+        if w.outcome == Outcome::Success {
+            match self.hand_over(entry, &w, sink) {
+                Handover::Done { pr_url: url } => pr_url = url,
+                Handover::PushFailed(why) => {
+                    w.outcome = Outcome::Failed;
+                    w.reason = Some(why);
+                }
+                Handover::Rejected(why) => {
+                    w.outcome = Outcome::Rejected;
+                    w.reason = Some(why);
+                }
+                Handover::Pending(why) => pending = Some(why),
+            }
+        }
+        self.record(entry, started, w, pr_url, pending, sink)
+    }
+
+    /// Push the verified branch, then open its pull request.
+    fn hand_over(&self, entry: &Entry, w: &WorkResult, sink: &mut dyn Sink) -> Handover {
+        let (Some(branch), Some(head)) = (&w.branch, &w.head) else {
+            return Handover::Done { pr_url: None };
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            return Handover::Done { pr_url: None };
+        };
+        if let Err(why) = handover::push(self.repo, remote, branch, head) {
+            return Handover::PushFailed(why);
+        }
+        sink.event(&Event::BranchPushed {
+            dir: entry.dir.clone(),
+            branch: branch.clone(),
+        });
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return Handover::Done { pr_url: None };
+        };
+        let got = handover::open_pr(self.repo, forge, entry, branch, head, &self.pr_facts(w));
+        if let Handover::Done { pr_url: Some(url) } = &got {
+            sink.event(&Event::PrOpened {
+                dir: entry.dir.clone(),
+                url: url.clone(),
+            });
+        }
+        got
+    }
+
+    fn pr_facts<'a>(&'a self, w: &WorkResult) -> PrFacts<'a> {
+        let pr = &self.cfg.settings.pr;
+        PrFacts {
+            base_branch: &self.cfg.base_branch,
+            agent: &self.cfg.agent,
+            turns: w.stats.turns,
+            cost_usd: w.stats.cost_usd,
+            title_prefix: &pr.title_prefix,
+            draft: pr.draft,
+            labels: &pr.labels,
+            reviewers: &pr.reviewers,
+        }
+    }
+
+    /// Record the session's end in the state (one change: the entry, the
+    /// metrics row, the kept transcript, a pause), then tell humans and sinks.
+    fn record(
+        &self,
+        entry: &Entry,
+        started: Timestamp,
+        w: WorkResult,
+        pr_url: Option<String>,
+        pending: Option<String>,
+        sink: &mut dyn Sink,
+    ) -> Result<SessionReport, Error> {
+        let ended = clock::now();
+        let worker = self.cfg.worker_id.clone();
+        let dir = entry.dir.clone();
+        let settings = &self.cfg.settings;
+        let delay = outcome::retry_delay(
+            settings.retry_delay,
+            settings.retry_delay_max,
+            entry.attempts,
+        );
+        let not_before = after(ended, delay);
+        let reason_line = w
+            .reason
+            .as_deref()
+            .map(|r| format!("{}: {r}", w.outcome.as_str()));
+        let kept = w
+            .log
+            .as_deref()
+            .and_then(|p| self.kept_transcript(p, started));
+        let agent = self.cfg.agent.clone();
+        let row = MetricsRow {
+            thought: dir.clone(),
+            worker: worker.clone(),
+            agent: w.stats.agent.clone(),
+            started,
+            ended,
+            duration_s: ended.duration_since(started).as_secs_f64().max(0.0),
+            outcome: w.outcome.as_str().to_owned(),
+            attempt: entry.attempts,
+            exit_code: w.stats.exit_code,
+            turns: w.stats.turns,
+            cost_usd: w.stats.cost_usd,
+            input_tokens: w.stats.input_tokens,
+            output_tokens: w.stats.output_tokens,
+            pr_url: pr_url.clone(),
+        };
+        let max = settings.max_attempts;
+        let applied = self.state.update(&Default::default(), |b| {
+            // Only the claim's holder may record: a lease taken over by
+            // another session (of this worker or another) makes this stale.
+            if !b.holds_claim(&dir, &worker, entry.claim_id.as_deref()) {
+                return Ok(Change::none((Disposition::TakenOver, None, None)));
+            }
+            let (disposition, when, msg) = settle(
+                b,
+                entry,
+                &w,
+                pr_url.as_deref(),
+                pending.as_deref(),
+                reason_line.as_deref(),
+                (ended, not_before, max),
+                &agent,
+            )?;
+            let pause = w
+                .provider
+                .as_ref()
+                .and_then(|_| b.pauses.get(&agent).cloned());
+            let change = Change::with((disposition, when, pause), msg).append(Append {
+                path: METRICS_PATH,
+                header: Some(METRICS_HEADER),
+                line: row.to_csv(),
+            });
+            Ok(match &kept {
+                Some((path, gz)) => change.put(path.clone(), gz.clone()),
+                None => change,
+            })
+        })?;
+        let (disposition, when, pause) = applied.value;
+        if disposition == Disposition::TakenOver {
+            tracing::warn!(
+                "{dir} was taken over by another session; this session's result is not recorded"
+            );
+        }
+        if let (Some(c), Some(p)) = (&w.provider, &pause) {
+            sink.event(&Event::AgentPaused {
+                agent: agent.clone(),
+                kind: p.kind.clone(),
+                until: p.until,
+                reason: p.reason.clone(),
+            });
+            // One alert, when the pause begins, not one per refused session.
+            if c.kind == ProviderKind::Unavailable && p.strikes == 0 {
+                self.alert_unavailable(&agent, p);
+            }
+        }
+        let final_failure = disposition == Disposition::Failed;
+        self.alert(
+            &dir,
+            entry,
+            &w,
+            final_failure,
+            reason_line.as_deref(),
+            pr_url.as_deref(),
+            disposition,
+        );
+        sink.event(&Event::SessionEnded {
+            dir: dir.clone(),
+            worker,
+            attempt: entry.attempts,
+            outcome: w.outcome,
+            reason: w.reason.clone(),
+            started,
+            ended,
+            stats: w.stats.clone(),
+            pr_url: pr_url.clone(),
+            disposition,
+            not_before: when,
+            commit: applied.commit,
+        });
+        Ok(SessionReport {
+            dir,
+            outcome: w.outcome,
+            final_failure,
+            pr_url,
+            reason: w.reason,
+        })
+    }
+
+    /// Humans hear about final failures, and about their resolution. A
+    /// problem with the alert itself must not change the thought's fate.
+    #[allow(clippy::too_many_arguments)]
+    fn alert(
+        &self,
+        dir: &str,
+        entry: &Entry,
+        w: &WorkResult,
+        final_failure: bool,
+        reason_line: Option<&str>,
+        pr_url: Option<&str>,
+        disposition: Disposition,
+    ) {
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return;
+        };
+        let alerted = if final_failure {
+            forge
+                .alert_failure(&Failure {
+                    thought_dir: dir.to_owned(),
+                    title: entry.title.clone(),
+                    attempts: entry.attempts,
+                    last_error: reason_line.unwrap_or_default().to_owned(),
+                    log_tail: last_lines(&w.log_tail, 40),
+                })
+                .map(|_| ())
+        } else if disposition == Disposition::Completed {
+            forge.resolve_alert(dir, pr_url).map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = alerted {
+            tracing::warn!(
+                "could not update the failure alert of {dir} on {}: {e}",
+                forge.name()
+            );
+        }
+    }
+
+    /// One alert for an agent whose provider refused for good (credit,
+    /// credentials): sessions with it wait until a human resumes it.
+    fn alert_unavailable(&self, agent: &str, p: &Pause) {
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return;
+        };
+        let failure = Failure {
+            thought_dir: format!("agent {agent}"),
+            title: format!("the agent {agent} is unavailable"),
+            attempts: 0,
+            last_error: format!(
+                "{}: {}. No session starts with {agent} until `tgs server resume {agent}`.",
+                p.kind, p.reason
+            ),
+            log_tail: String::new(),
+        };
+        if let Err(e) = forge.alert_failure(&failure) {
+            tracing::warn!("could not alert about the agent {agent}: {e}");
+        }
+    }
+
+    /// Retry the hand-overs that are due: open the pull request of work that
+    /// was pushed earlier, with no agent session.
+    fn retry_handovers(&self, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            return Ok(());
+        };
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return Ok(());
+        };
+        let now = clock::now();
+        let due: Vec<Entry> = self
+            .state
+            .read()?
+            .handovers_due(now)
+            .into_iter()
+            .cloned()
+            .collect();
+        for e in due {
+            if self.interrupted().is_some() {
+                break;
+            }
+            let branch = e.branch.clone().unwrap_or_else(|| {
+                super::name_of(&e.dir)
+                    .map(|n| worktree::branch_for(&n))
+                    .unwrap_or_default()
+            });
+            let got = match (handover::fetch_branch(self.repo, remote, &branch), &e.head) {
+                (Some(head), _) => {
+                    let w = WorkResult::new(&self.cfg.agent, Outcome::Success, None);
+                    handover::open_pr(self.repo, forge, &e, &branch, &head, &self.pr_facts(&w))
+                }
+                (None, _) => Handover::Pending(format!("{branch} is not on {remote}")),
+            };
+            self.record_handover(&e, got, sink)?;
+        }
+        Ok(())
+    }
+
+    fn record_handover(&self, e: &Entry, got: Handover, sink: &mut dyn Sink) -> Result<(), Error> {
+        let now = clock::now();
+        let dir = e.dir.clone();
+        let tries = e.handover_tries;
+        let backoff = outcome::retry_delay(
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            tries.max(1),
+        );
+        let applied = self.state.update(&Default::default(), |b| {
+            if b.get(&dir).map(|x| x.status) != Some(Status::HandoverPending) {
+                return Ok(Change::none((Disposition::TakenOver, None)));
+            }
+            Ok(match &got {
+                Handover::Done { pr_url } => {
+                    b.complete(&dir, pr_url.as_deref(), now)?;
+                    Change::with(
+                        (Disposition::Completed, None),
+                        format!("chore(tgs): complete {dir} (hand-over)"),
+                    )
+                }
+                Handover::Rejected(why) => {
+                    b.fail(&dir, Some(&format!("rejected: {why}")))?;
+                    Change::with(
+                        (Disposition::Failed, Some(why.clone())),
+                        format!("chore(tgs): fail {dir} (hand-over refused)"),
+                    )
+                }
+                Handover::Pending(why) | Handover::PushFailed(why) => {
+                    b.handover_failed(&dir, why, after(now, backoff))?;
+                    Change::with(
+                        (Disposition::HandoverPending, Some(why.clone())),
+                        format!("chore(tgs): hand-over of {dir} failed again"),
+                    )
+                }
+            })
+        })?;
+        let (disposition, reason) = applied.value;
+        if disposition == Disposition::TakenOver {
+            return Ok(());
+        }
+        let pr_url = match &got {
+            Handover::Done { pr_url } => pr_url.clone(),
+            _ => None,
+        };
+        if let Some(forge) = self.forge.as_deref() {
+            let alerted = match disposition {
+                Disposition::Completed => forge.resolve_alert(&dir, pr_url.as_deref()).map(|_| ()),
+                Disposition::HandoverPending
+                    if tries + 1 == crate::report::status::HANDOVER_TRIES_BEFORE_ALERT =>
+                {
+                    forge
+                        .alert_failure(&Failure {
+                            thought_dir: dir.clone(),
+                            title: e.title.clone(),
+                            attempts: e.attempts,
+                            last_error: format!(
+                                "the work is pushed ({}), but its pull request could not be opened {} times: {}",
+                                e.branch.as_deref().unwrap_or_default(),
+                                tries + 1,
+                                reason.clone().unwrap_or_default()
+                            ),
+                            log_tail: String::new(),
+                        })
+                        .map(|_| ())
+                }
+                _ => Ok(()),
+            };
+            if let Err(err) = alerted {
+                tracing::warn!("could not update the alert of {dir}: {err}");
+            }
+        }
+        sink.event(&Event::HandoverRetried {
+            dir,
+            pr_url,
+            reason,
+            disposition,
+        });
+        Ok(())
+    }
+
+    /// The state path and compressed end of a session's transcript, to go
+    /// with its record (see `archive`); `None` if it cannot be read.
+    fn kept_transcript(
+        &self,
+        log: &std::path::Path,
+        started: Timestamp,
+    ) -> Option<(String, Vec<u8>)> {
+        let file = log.file_name()?.to_str()?.to_owned();
+        let when = crate::report::parse_transcript_name(&file).map_or(started, |(_, t, _)| t);
+        match crate::archive::pack(log, self.cfg.transcript_whole.as_deref()) {
+            Ok(gz) => Some((crate::archive::state_path(&file, when), gz)),
+            Err(e) => {
+                tracing::warn!("could not keep the transcript {}: {e}", log.display());
+                None
+            }
+        }
+    }
+}
+
+/// Apply a session's end to the backlog `b` (whose claim it holds): where
+/// the entry goes, when it may be claimed again, and the commit message.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    b: &mut Backlog,
+    entry: &Entry,
+    w: &WorkResult,
+    pr_url: Option<&str>,
+    pending: Option<&str>,
+    reason_line: Option<&str>,
+    (ended, not_before, max): (Timestamp, Option<Timestamp>, u32),
+    agent: &str,
+) -> Result<(Disposition, Option<Timestamp>, String), Error> {
+    let dir = entry.dir.as_str();
+    if w.outcome == Outcome::Success {
+        let (Some(branch), Some(head)) = (w.branch.as_deref(), w.head.as_deref()) else {
+            b.complete(dir, pr_url, ended)?;
+            return Ok((
+                Disposition::Completed,
+                None,
+                format!("chore(tgs): complete {dir}"),
+            ));
+        };
+        if let Some(why) = pending {
+            let next = after(ended, Duration::from_secs(60));
+            b.handover_pending(dir, branch, head, why, next)?;
+            return Ok((
+                Disposition::HandoverPending,
+                next,
+                format!("chore(tgs): {dir} pushed; its hand-over is pending"),
+            ));
+        }
+        b.complete(dir, pr_url, ended)?;
+        if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) {
+            e.branch = Some(branch.to_owned());
+            e.head = Some(head.to_owned());
+        }
+        return Ok((
+            Disposition::Completed,
+            None,
+            format!("chore(tgs): complete {dir}"),
+        ));
+    }
+    if let Some(c) = &w.provider {
+        let strikes = b.pauses.get(agent).map_or(0, |p| p.strikes + 1);
+        let until = match c.kind {
+            ProviderKind::RateLimited => after(ended, outcome::pause_length(c, strikes)),
+            ProviderKind::Unavailable => None,
+        };
+        b.pause(
+            agent,
+            Pause {
+                kind: w.outcome.as_str().to_owned(),
+                until,
+                reason: c.detail.clone(),
+                since: ended,
+                strikes: 0,
+                by: Some(entry.claimed_by.clone().unwrap_or_default()),
+            },
+        );
+        b.requeue(dir, reason_line, None, true)?;
+        return Ok((
+            Disposition::Released,
+            until,
+            format!(
+                "chore(tgs): release {dir}; pause {agent} ({})",
+                w.outcome.as_str()
+            ),
+        ));
+    }
+    if w.refund {
+        // Not the thought's doing: the attempt is given back. A session that
+        // could not start here waits a retry delay, or it would loop.
+        let when = (w.outcome != Outcome::Cancelled)
+            .then_some(not_before)
+            .flatten();
+        b.requeue(dir, reason_line, when, true)?;
+        let why = if w.outcome == Outcome::Cancelled {
+            "interrupted"
+        } else {
+            w.outcome.as_str()
+        };
+        return Ok((
+            Disposition::Released,
+            when,
+            format!("chore(tgs): release {dir} ({why})"),
+        ));
+    }
+    if w.outcome == Outcome::Cancelled {
+        b.requeue(dir, reason_line, None, true)?;
+        return Ok((
+            Disposition::Released,
+            None,
+            format!("chore(tgs): release {dir} (interrupted)"),
+        ));
+    }
+    let attempts = b.get(dir).map(|e| e.attempts).unwrap_or(0);
+    if w.final_failure || attempts >= max {
+        b.fail(dir, reason_line)?;
+        return Ok((
+            Disposition::Failed,
+            None,
+            format!("chore(tgs): fail {dir} after {attempts} attempts"),
+        ));
+    }
+    b.requeue(dir, reason_line, not_before, false)?;
+    Ok((
+        Disposition::Requeued,
+        not_before,
+        format!("chore(tgs): requeue {dir} after attempt {attempts}"),
+    ))
+}
+
+/// How long `--watch` waits after the `idle`-th poll in a row that found
+/// nothing: the interval (at least [`WATCH_FLOOR`]), doubling while idle up
+/// to eight times it.
+pub fn idle_wait(every: Duration, idle: u32) -> Duration {
+    let every = every.max(WATCH_FLOOR);
+    every.saturating_mul(1u32 << idle.min(3))
+}
+
+/// Why `e` cannot be claimed now, as the backlog commands would say it.
+pub fn why_not_claimable(b: &Backlog, e: &Entry, now: Timestamp) -> String {
+    let dir = &e.dir;
+    match e.status {
+        Status::Completed => format!(
+            "{dir} is completed{}",
+            e.pr_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default()
+        ),
+        Status::Failed => format!(
+            "{dir} failed for good{}; `tgs server backlog retry {dir}` queues it again",
+            e.last_error.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ),
+        Status::HandoverPending => format!(
+            "{dir} is done and pushed; only its hand-over is pending (retried by `tgs server run` and `sync-prs`)"
+        ),
+        Status::InProgress => format!(
+            "{dir} is in progress by {}{}",
+            e.claimed_by.as_deref().unwrap_or("another worker"),
+            lease_end(e).map(|t| format!(" (lease until {t})")).unwrap_or_default()
+        ),
+        Status::Queued => {
+            if let Some(t) = e.not_before.filter(|t| *t > now) {
+                return format!("{dir} waits for its retry delay until {t}");
+            }
+            let blocked: Vec<&str> = e
+                .depends_on
+                .iter()
+                .filter(|d| b.get(d).is_none_or(|x| x.status != Status::Completed))
+                .map(String::as_str)
+                .collect();
+            if blocked.is_empty() {
+                format!("{dir} cannot be claimed now")
+            } else {
+                format!("{dir} waits for {}", blocked.join(", "))
+            }
+        }
+    }
+}
+
+/// `the agent claude-code is paused until T: rate_limited: ...`.
+pub fn describe_pause(agent: &str, p: &Pause) -> String {
+    match p.until {
+        Some(t) => format!("the agent {agent} is paused until {t} ({}: {})", p.kind, p.reason),
+        None => format!(
+            "the agent {agent} is paused until a human resumes it with `tgs server resume {agent}` ({}: {})",
+            p.kind, p.reason
+        ),
+    }
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watching_has_a_floor_and_backs_off_while_idle() {
+        assert_eq!(idle_wait(Duration::ZERO, 0), WATCH_FLOOR);
+        assert_eq!(
+            idle_wait(Duration::from_secs(60), 0),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            idle_wait(Duration::from_secs(60), 1),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            idle_wait(Duration::from_secs(60), 9),
+            Duration::from_secs(480)
+        );
+    }
+
+    #[test]
+    fn reasons_a_thought_cannot_be_claimed() {
+        let now: Timestamp = "2026-01-15T12:00:00Z".parse().unwrap();
+        let mut b = Backlog::default();
+        b.add("tgs/thoughts/a-x", "A", 0, now);
+        b.add("tgs/thoughts/b-y", "B", 0, now);
+        b.thoughts[1].depends_on = vec!["tgs/thoughts/a-x".into()];
+        let e = b.thoughts[1].clone();
+        assert_eq!(
+            why_not_claimable(&b, &e, now),
+            "tgs/thoughts/b-y waits for tgs/thoughts/a-x"
+        );
+        b.thoughts[0].status = Status::Failed;
+        let e = b.thoughts[0].clone();
+        assert!(why_not_claimable(&b, &e, now).contains("backlog retry"));
+        b.thoughts[0].status = Status::Queued;
+        b.thoughts[0].not_before = Some("2026-01-15T13:00:00Z".parse().unwrap());
+        let e = b.thoughts[0].clone();
+        assert!(why_not_claimable(&b, &e, now).contains("retry delay until 2026-01-15T13:00:00Z"));
+    }
+}

@@ -1,0 +1,346 @@
+//! One agent session, from its worktree to its verdict. An executor does not
+//! touch the state, the remote or the forge: it gets a claimed entry and the
+//! base commit from the dispatcher, reports what it does as events on a
+//! channel, and returns a [`WorkResult`] for the dispatcher to hand over and
+//! record. Several run at once, each on a thread of its own.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use super::outcome::{self, AgentVerdict, ProviderCondition};
+use super::{RunConfig, SessionFiles};
+use crate::agent::driver::{AgentSpec, Invocation};
+use crate::backlog::Entry;
+use crate::events::{Event, Outcome, SessionStats};
+use crate::process::Signals;
+use crate::repo::Repo;
+use crate::session::{self, RunOptions};
+use crate::thought::{Thought, ThoughtIndex, ThoughtName};
+use crate::transcript::Redactor;
+use crate::worktree::{self, Worktree, LOGS_DIR};
+use crate::{clock, context, prompt, verify, Error};
+
+/// What every executor of a run shares (read only).
+pub(crate) struct Shared<'a> {
+    pub repo: &'a Repo,
+    pub cfg: &'a RunConfig,
+    /// The environment agents' environments are picked from.
+    pub env: &'a [(String, String)],
+    pub signals: Option<&'a Signals>,
+    /// tgs's own git identity (`Name <email>`), given to the agent to commit with.
+    pub identity: &'a str,
+}
+
+/// A claimed session to run.
+pub(crate) struct Job {
+    pub entry: Entry,
+    /// The base branch as the remote has it: `origin/main`, and its commit.
+    pub base_label: String,
+    pub base: String,
+}
+
+/// What an executor sends the dispatcher.
+pub(crate) enum Msg {
+    Event(Box<Event>),
+    Done(String, Box<WorkResult>),
+}
+
+/// What a session came to, before it is handed over and recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkResult {
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub stats: SessionStats,
+    /// The verified branch and its head (success only).
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    /// The end of the (redacted) transcript, for failure alerts.
+    pub log_tail: String,
+    /// The transcript file, once the agent ran.
+    pub log: Option<PathBuf>,
+    /// The model provider refused: pause the agent.
+    pub provider: Option<ProviderCondition>,
+    /// Not the thought's doing: the claim goes back without counting the attempt.
+    pub refund: bool,
+    /// No later attempt can help: the thought fails for good now.
+    pub final_failure: bool,
+}
+
+impl WorkResult {
+    pub fn new(agent: &str, outcome: Outcome, reason: Option<String>) -> WorkResult {
+        WorkResult {
+            outcome,
+            reason,
+            stats: SessionStats {
+                agent: agent.to_owned(),
+                ..Default::default()
+            },
+            branch: None,
+            head: None,
+            log_tail: String::new(),
+            log: None,
+            provider: None,
+            refund: false,
+            final_failure: false,
+        }
+    }
+
+    fn over(mut self, outcome: Outcome, reason: String) -> WorkResult {
+        self.outcome = outcome;
+        self.reason = Some(reason);
+        self
+    }
+
+    fn provider(mut self, c: ProviderCondition) -> WorkResult {
+        self.outcome = c.kind.outcome();
+        self.reason = Some(c.detail.clone());
+        self.refund = true;
+        self.provider = Some(c);
+        self
+    }
+}
+
+/// Run the session of `job`; never fails: what goes wrong is the result.
+pub(crate) fn run(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>) -> WorkResult {
+    let w = WorkResult::new(&sh.cfg.agent, Outcome::Failed, None);
+    match work(sh, job, tx, w.clone()) {
+        Ok(w) => w,
+        Err(e) => w.over(
+            Outcome::Failed,
+            format!("tgs could not run the session: {e}"),
+        ),
+    }
+}
+
+fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<WorkResult, Error> {
+    let entry = &job.entry;
+    let name = super::name_of(&entry.dir)?;
+    let index = ThoughtIndex::load_paths(sh.repo, Some(&job.base), &[entry.dir.as_str()])?;
+    let Some(thought) = index.find(&entry.dir).cloned() else {
+        let mut w = w.over(
+            Outcome::Rejected,
+            format!(
+                "{} is not on {} (committed but not pushed, or removed since it was queued)",
+                entry.dir, job.base_label
+            ),
+        );
+        w.final_failure = true;
+        return Ok(w);
+    };
+    let wt = match worktree::prepare(sh.repo, &name, &job.base) {
+        Ok(wt) => wt,
+        Err(e) => return Ok(worktree_problem(w, &name, e)),
+    };
+    let _ = tx.send(Msg::Event(Box::new(Event::WorktreeReady {
+        dir: entry.dir.clone(),
+        path: wt.path.clone(),
+        branch: wt.branch.clone(),
+        base: job.base.clone(),
+    })));
+    let result = agent_and_verify(sh, entry, &thought, &wt, w, tx);
+    worktree::discard(sh.repo, &wt.path);
+    result
+}
+
+/// A worktree that cannot be made: the branch checked out in a worktree of
+/// the user's own is this machine's problem, said plainly, and not held
+/// against the thought.
+fn worktree_problem(w: WorkResult, name: &ThoughtName, e: Error) -> WorkResult {
+    let text = e.to_string();
+    let branch = worktree::branch_for(name);
+    let elsewhere = [
+        "used by worktree at",
+        "checked out at",
+        "already used by worktree",
+    ]
+    .iter()
+    .find_map(|needle| text.split_once(needle).map(|(_, rest)| rest));
+    match elsewhere {
+        Some(rest) => {
+            let path = rest
+                .trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(['\'', '"']);
+            let mut w = w.over(
+                Outcome::Blocked,
+                format!(
+                    "the branch {branch} is checked out in the worktree at {path}, so tgs cannot use it; remove that worktree (git worktree remove {path}) or switch it to another branch"
+                ),
+            );
+            w.refund = true;
+            w
+        }
+        None => w.over(
+            Outcome::Failed,
+            format!("tgs could not prepare the worktree: {text}"),
+        ),
+    }
+}
+
+fn agent_and_verify(
+    sh: &Shared<'_>,
+    entry: &Entry,
+    thought: &Thought,
+    wt: &Worktree,
+    mut w: WorkResult,
+    tx: &Sender<Msg>,
+) -> Result<WorkResult, Error> {
+    let cfg = sh.cfg;
+    let name = super::name_of(&entry.dir)?;
+    let context = context::context_files(sh.repo, &wt.base, thought)?;
+    let template = match &cfg.settings.impl_prompt {
+        Some(p) => std::fs::read_to_string(sh.repo.root().join(p))
+            .map_err(|e| Error::invalid(format!("steps.impl_prompt {p}: {e}")))?,
+        None => prompt::BUILTIN.to_owned(),
+    };
+    let text = prompt::render(
+        &template,
+        &prompt::PromptVars {
+            thought,
+            title: &entry.title,
+            context_files: &context,
+            branch: &wt.branch,
+            attempt: entry.attempts,
+            last_error: entry.last_error.as_deref(),
+        },
+    );
+    let files = SessionFiles::of(sh.repo, &name);
+    std::fs::create_dir_all(&files.dir)?;
+    std::fs::write(&files.prompt, &text)?;
+    std::fs::write(&files.context, context.join("\n") + "\n")?;
+    let spec = AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
+    let inv = Invocation {
+        worktree: &wt.path,
+        prompt_file: &files.prompt,
+        context_list: &files.context,
+        context_files: &context,
+        thought_dir: &entry.dir,
+        branch: &wt.branch,
+        attempt: entry.attempts,
+        timeout_secs: cfg.session_timeout.as_secs(),
+        identity: Some(sh.identity),
+    };
+    let cmd = spec.command(sh.env, &inv, &text);
+    let redactor = Arc::new(Redactor::new(
+        Redactor::secret_env_values(sh.env.iter().cloned(), &cfg.settings.redact_env_keys),
+        &cfg.settings.redact_patterns,
+    )?);
+    let stamp = clock::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let log = super::unused_path(
+        &sh.repo.root().join(LOGS_DIR),
+        &format!("{name}-{stamp}"),
+        "log",
+    );
+    let _ = tx.send(Msg::Event(Box::new(Event::AgentStarted {
+        dir: entry.dir.clone(),
+        agent: cfg.agent.clone(),
+        command: cmd.display(),
+        log: log.clone(),
+        at: clock::now(),
+    })));
+    let dir = entry.dir.clone();
+    let red = redactor.clone();
+    let run = session::run_agent(
+        &cmd,
+        &RunOptions {
+            cwd: &wt.path,
+            prompt: &text,
+            log_path: &log,
+            redactor: redactor.clone(),
+            timeout: cfg.session_timeout,
+            grace: cfg.settings.kill_grace,
+            result_grace: cfg.settings.result_grace,
+            signals: sh.signals,
+            agent_name: &cfg.agent,
+        },
+        &mut |p| {
+            let _ = tx.send(Msg::Event(Box::new(Event::AgentProgress {
+                dir: dir.clone(),
+                action: p.action.map(|a| red.redact(&a)),
+                turns: p.turns,
+                cost_usd: p.cost_usd,
+            })));
+        },
+    )?;
+    w.log = Some(log.clone());
+    let run = match run {
+        Ok(r) => r,
+        Err(session::Missing(why)) => return Ok(w.over(Outcome::AgentMissing, why)),
+    };
+    w.stats = run.stats.clone();
+    w.log_tail = run.tail.clone();
+    let _ = tx.send(Msg::Event(Box::new(Event::AgentFinished {
+        dir: entry.dir.clone(),
+        ending: run.ending.describe(),
+        duration: run.duration,
+        stats: run.stats.clone(),
+    })));
+    match outcome::judge_agent(&run, cfg.session_timeout) {
+        AgentVerdict::Provider(c) => return Ok(w.provider(c)),
+        AgentVerdict::Over(o, why) => return Ok(w.over(o, why)),
+        AgentVerdict::Proceed => {}
+    }
+    if let Some(sig) = sh.signals.and_then(Signals::last) {
+        return Ok(w.over(Outcome::Cancelled, format!("interrupted by signal {sig}")));
+    }
+    verify_work(sh, entry, wt, &cmd.env, &log, redactor, &run, w, tx)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_work(
+    sh: &Shared<'_>,
+    entry: &Entry,
+    wt: &Worktree,
+    agent_env: &[(String, String)],
+    log: &Path,
+    redactor: Arc<Redactor>,
+    run: &session::AgentRun,
+    mut w: WorkResult,
+    tx: &Sender<Msg>,
+) -> Result<WorkResult, Error> {
+    // The verify command gets the agent's environment without its secrets.
+    let verify_env: Vec<(String, String)> = agent_env
+        .iter()
+        .filter(|(k, _)| !crate::transcript::name_looks_secret(k))
+        .cloned()
+        .collect();
+    let verdict = verify::verify(
+        sh.repo,
+        wt,
+        &entry.dir,
+        sh.cfg.settings.verify_command.as_deref(),
+        sh.cfg.settings.verify_timeout,
+        &verify_env,
+        log,
+        redactor,
+        sh.signals,
+    )?;
+    let _ = tx.send(Msg::Event(Box::new(Event::Verified {
+        dir: entry.dir.clone(),
+        ok: verdict.problems.is_empty(),
+        problems: verdict.problems.clone(),
+    })));
+    if let Some(sig) = sh.signals.and_then(Signals::last) {
+        return Ok(w.over(Outcome::Cancelled, format!("interrupted by signal {sig}")));
+    }
+    if verdict.changed.is_empty() {
+        // An agent that changed nothing and whose output ends in a
+        // provider's error (Gemini exits 0 on a 429) met the provider, not
+        // the plan.
+        let output = format!("{}\n{}", run.tail, run.stderr_tail);
+        if let Some(c) = outcome::provider_of_output(&output) {
+            return Ok(w.provider(c));
+        }
+    }
+    if !verdict.problems.is_empty() {
+        return Ok(w.over(Outcome::Rejected, verdict.problems.join("; ")));
+    }
+    w.outcome = Outcome::Success;
+    w.branch = Some(wt.branch.clone());
+    w.head = Some(verdict.head);
+    Ok(w)
+}

@@ -1,0 +1,178 @@
+//! Handing verified work over: push its branch, then open (or update) its
+//! pull request.
+//!
+//! The two halves fail differently. A push that fails leaves the work in
+//! this clone only: the session counts as failed. A pull request that cannot
+//! be opened after the push (rate limits, GitHub down, a token that lacks a
+//! permission) loses nothing: the entry waits as `handover_pending` with the
+//! pushed head, and a later `run` or `sync-prs` retries only this step, with
+//! no agent session. A forge that refuses the pull request because the
+//! branch has no commits over the base rejects the work itself.
+
+use crate::backlog::Entry;
+use crate::forge::{Forge, PullRequest};
+use crate::github;
+use crate::prompt;
+use crate::repo::Repo;
+use crate::thought::ThoughtIndex;
+use crate::{clock, Error, ForgeErrorKind};
+
+/// How a hand-over went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// Done: the pull request (when a forge was asked to open one).
+    Done { pr_url: Option<String> },
+    /// The branch could not be pushed: the work is in this clone only.
+    PushFailed(String),
+    /// Pushed; the pull request could not be opened now. Nothing is lost.
+    Pending(String),
+    /// The forge refused the pull request for a reason of the work.
+    Rejected(String),
+}
+
+/// What a pull request is made of, besides the entry.
+pub struct PrFacts<'a> {
+    pub base_branch: &'a str,
+    pub agent: &'a str,
+    pub turns: Option<u32>,
+    pub cost_usd: Option<f64>,
+    pub title_prefix: &'a str,
+    pub draft: bool,
+    pub labels: &'a [String],
+    pub reviewers: &'a [String],
+}
+
+/// Push `branch` (at `head`) to `remote`; the ref is forced because the
+/// branch is tgs's own, re-made by each attempt.
+pub fn push(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), String> {
+    let spec = format!("+{head}:refs/heads/{branch}");
+    let out = repo
+        .git()
+        .cmd([
+            "push",
+            "--quiet",
+            "--porcelain",
+            "--no-verify",
+            remote,
+            &spec,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.success {
+        Ok(())
+    } else {
+        Err(format!("could not push {branch}: {}", out.stderr.trim()))
+    }
+}
+
+/// Open (or update) the pull request of `entry`'s work at `head`.
+pub fn open_pr(
+    repo: &Repo,
+    forge: &dyn Forge,
+    entry: &Entry,
+    branch: &str,
+    head: &str,
+    facts: &PrFacts<'_>,
+) -> Handover {
+    let pr = match pull_request(repo, forge, entry, branch, head, facts) {
+        Ok(pr) => pr,
+        Err(e) => return Handover::Pending(format!("could not prepare the pull request: {e}")),
+    };
+    match forge.open_or_update_pr(&pr) {
+        Ok(opened) => {
+            crate::failpoint::hit("runner.pr-opened");
+            Handover::Done {
+                pr_url: Some(opened.url),
+            }
+        }
+        Err(Error::Forge {
+            kind: ForgeErrorKind::NoCommits,
+            message,
+        }) => Handover::Rejected(format!(
+            "{} has no commits over {}: {message}",
+            branch, facts.base_branch
+        )),
+        Err(e) => Handover::Pending(format!("could not open the pull request: {e}")),
+    }
+}
+
+/// The pull request for the work at `head`: its title from the entry, its
+/// body from the implementation summary the branch holds.
+fn pull_request(
+    repo: &Repo,
+    forge: &dyn Forge,
+    entry: &Entry,
+    branch: &str,
+    head: &str,
+    f: &PrFacts<'_>,
+) -> Result<PullRequest, Error> {
+    let index = ThoughtIndex::load_paths(repo, Some(head), &[entry.dir.as_str()])?;
+    let thought = index
+        .find(&entry.dir)
+        .ok_or_else(|| Error::Failed(format!("{} is not on {branch}", entry.dir)))?;
+    let summary = repo
+        .git()
+        .cmd([
+            "cat-file",
+            "blob",
+            &format!("{head}:{}", prompt::impl_file(thought)),
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.success)
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let body = github::pr_body(&github::PrBodyInput {
+        thought_dir: entry.dir.clone(),
+        title: entry.title.clone(),
+        implementation_summary: summary,
+        research_path: prompt::research_file(thought),
+        plan_path: prompt::plan_file(thought),
+        repo_web_url: forge.web_url(),
+        base_branch: f.base_branch.to_owned(),
+        agent: f.agent.to_owned(),
+        attempts: entry.attempts,
+        duration_secs: clock::now()
+            .duration_since(entry.claimed_at.unwrap_or_else(clock::now))
+            .as_secs()
+            .max(0) as u64,
+        turns: f.turns,
+        cost_usd: f.cost_usd,
+    });
+    Ok(PullRequest {
+        head: branch.to_owned(),
+        base: f.base_branch.to_owned(),
+        title: github::pr_title(f.title_prefix, &entry.title),
+        body,
+        draft: f.draft,
+        labels: f.labels.to_vec(),
+        reviewers: f.reviewers.to_vec(),
+    })
+}
+
+/// Bring the pushed branch of a pending hand-over into this clone (another
+/// worker may have pushed it): returns the head it has there, if any.
+pub fn fetch_branch(repo: &Repo, remote: &str, branch: &str) -> Option<String> {
+    let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
+    let out = repo
+        .git()
+        .cmd([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            remote,
+            &spec,
+        ])
+        .output()
+        .ok()?;
+    if !out.success {
+        return None;
+    }
+    repo.git()
+        .text([
+            "rev-parse",
+            &format!("refs/remotes/{remote}/{branch}^{{commit}}"),
+        ])
+        .ok()
+}

@@ -1,0 +1,190 @@
+//! `tgs server run`: claim thoughts, let agents implement them in worktrees
+//! of their own, verify the work, hand it over (push, pull request, record),
+//! and go on; up to K sessions at once.
+//!
+//! The shape follows nextest's runner. One dispatcher ([`Runner`], in
+//! `dispatcher.rs`) owns everything shared: the claims and the state target,
+//! the forge, the sinks, the pauses of agents whose provider refused, the
+//! hand-overs still pending. Executors (`executor.rs`) run one session each
+//! on a thread of their own, from worktree to verdict, and report typed
+//! events on a channel; they never touch the state, the remote or the forge.
+//! What happened is judged by pure functions (`outcome.rs`), the hand-over
+//! is its own step (`handover.rs`).
+//!
+//! Every state change goes through the [`StateTarget`]'s compare-and-swap,
+//! so racing workers on other machines stay consistent. A failed session is
+//! requeued after an exponential, capped, jittered delay until
+//! `max_attempts`, then failed; a session that was not the thought's doing
+//! (interrupted, the provider refused, the machine could not run it) gives
+//! its claim back without counting the attempt. A claim is recorded only by
+//! the session that holds it (its claim id), never by one whose lease was
+//! taken over.
+
+mod dispatcher;
+mod executor;
+mod handover;
+pub mod outcome;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::events::Outcome;
+use crate::repo::Repo;
+use crate::thought::ThoughtName;
+use crate::Error;
+
+pub use crate::backlog::target::StateTarget;
+pub use dispatcher::{describe_pause, idle_wait, why_not_claimable, Runner, WATCH_FLOOR};
+pub use handover::{fetch_branch, Handover};
+pub use outcome::retry_delay;
+
+/// How long to keep going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Fill the slots once (one session, or `--parallel K`), then stop: what
+    /// a 6-hour CI job wants.
+    Once,
+    /// Until nothing is left that this worker could claim, waiting out retry delays.
+    UntilEmpty,
+    /// For ever, looking for work every interval (longer while idle).
+    Watch(Duration),
+}
+
+/// A run's settings after resolution.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub settings: Settings,
+    pub agent: String,
+    pub worker_id: String,
+    pub mode: Mode,
+    pub thought: Option<String>,
+    pub session_timeout: Duration,
+    /// Push branches (and state, through the target).
+    pub push: bool,
+    pub open_pr: bool,
+    /// The branch worktrees start from and PRs target.
+    pub base_branch: String,
+    /// The remote, when there is one and pushing is on.
+    pub remote: Option<String>,
+    /// Where the whole transcript of a session of this run can be found
+    /// (e.g. the GitHub Actions artifact), said in the kept copy's first line.
+    pub transcript_whole: Option<String>,
+    /// Sessions at once (K, at least 1).
+    pub parallel: usize,
+    /// Sessions in all (N); `None`: the mode decides.
+    pub max_sessions: Option<u32>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunExit {
+    Done {
+        sessions: u32,
+        succeeded: u32,
+        /// Thoughts that failed for good in this run (out of attempts).
+        failed: u32,
+    },
+    /// Stopped by this signal; every claim was given back.
+    Interrupted(i32),
+    /// The thought asked for (`--thought`) cannot be claimed: why.
+    NotClaimable(String),
+}
+
+/// What one session came to.
+#[derive(Debug, Clone)]
+pub struct SessionReport {
+    pub dir: String,
+    pub outcome: Outcome,
+    /// The thought is now `failed`: out of attempts.
+    pub final_failure: bool,
+    pub pr_url: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Where a session's prompt and context list are written: in the git
+/// directory, so that nothing of tgs's ends up in the agent's commits.
+pub(crate) struct SessionFiles {
+    dir: PathBuf,
+    prompt: PathBuf,
+    context: PathBuf,
+}
+
+impl SessionFiles {
+    pub(crate) fn of(repo: &Repo, name: &ThoughtName) -> SessionFiles {
+        let dir = repo
+            .common_dir()
+            .join("tgs")
+            .join("sessions")
+            .join(name.as_str());
+        SessionFiles {
+            prompt: dir.join("prompt.md"),
+            context: dir.join("context.txt"),
+            dir,
+        }
+    }
+}
+
+/// The work branch of a thought directory (`tgs/<name>`), if it names one.
+pub fn branch_of(dir: &str) -> Option<String> {
+    name_of(dir).ok().map(|n| crate::worktree::branch_for(&n))
+}
+
+pub(crate) fn name_of(dir: &str) -> Result<ThoughtName, Error> {
+    dir.rsplit('/')
+        .next()
+        .and_then(ThoughtName::parse)
+        .ok_or_else(|| Error::invalid(format!("{dir} is not a thought directory")))
+}
+
+/// `dir/stem.ext`, or `dir/stem-2.ext`... if taken: a second attempt in the
+/// same second must not overwrite the first one's transcript.
+pub(crate) fn unused_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
+    let mut p = dir.join(format!("{stem}.{ext}"));
+    let mut n = 2;
+    while p.exists() {
+        p = dir.join(format!("{stem}-{n}.{ext}"));
+        n += 1;
+    }
+    p
+}
+
+/// `5h30m`, `90s`.
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
+fn signed(d: Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+}
+
+/// `now + d`, to the second.
+fn after(now: jiff::Timestamp, d: Duration) -> Option<jiff::Timestamp> {
+    now.saturating_add(signed(d))
+        .ok()
+        .and_then(|t| t.round(jiff::Unit::Second).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanized() {
+        assert_eq!(humanize(Duration::from_secs(5 * 3600 + 1800)), "5h30m");
+        assert_eq!(humanize(Duration::from_secs(90)), "1m30s");
+        assert_eq!(humanize(Duration::ZERO), "0s");
+    }
+}
