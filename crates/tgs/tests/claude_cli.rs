@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anthropic::{FakeAnthropic, Request, Turn, CWD};
 use common::{run, TestEnv, TestRepo};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const NAME: &str = "abcdef1-add-a-feature";
 const T: &str = "tgs/thoughts/abcdef1-add-a-feature";
@@ -318,15 +318,14 @@ fn api_error_session(turn: Turn) -> (Value, String, Vec<Request>) {
     );
     let e = entry(&repo);
     assert_eq!(e["status"], "queued", "{e}\n{err}");
-    assert_eq!(e["attempts"], 1, "{e}");
-    assert!(e["not_before"].is_string(), "{e}");
     assert!(
         !origin_has_branch(&repo),
         "a failed session pushed its branch"
     );
     let log = transcript(&repo);
     assert!(!log.contains(&key), "the API key is in the transcript");
-    (e, log, fake.model_requests())
+    let pauses = repo.remote_backlog()["pauses"].clone();
+    (json!({"entry": e, "pauses": pauses}), log, fake.model_requests())
 }
 
 fn origin_has_branch(repo: &TestRepo) -> bool {
@@ -349,9 +348,16 @@ fn an_overloaded_api_is_a_rate_limited_attempt() {
     if claude().is_none() {
         return;
     }
-    let (e, log, requests) = api_error_session(Turn::overloaded());
+    let (got, log, requests) = api_error_session(Turn::overloaded());
     // CLAUDE_CODE_MAX_RETRIES=0: one request, no retry.
     assert_eq!(requests.len(), 1, "{log}");
+    // The provider's condition, not the thought's: the attempt is not
+    // counted, and the agent is paused for every worker.
+    let e = &got["entry"];
+    assert_eq!(e.get("attempts"), None, "{e}");
+    let pause = &got["pauses"]["claude-code"];
+    assert_eq!(pause["kind"], "rate_limited", "{got}");
+    assert!(pause["until"].is_string(), "{got}");
     let last_error = e["last_error"].as_str().unwrap_or_default();
     eprintln!("last_error: {last_error}");
     assert!(last_error.starts_with("rate_limited:"), "{last_error}");
@@ -367,12 +373,16 @@ fn an_invalid_request_is_a_failed_attempt() {
     if claude().is_none() {
         return;
     }
-    let (e, log, requests) = api_error_session(Turn::error(
+    let (got, log, requests) = api_error_session(Turn::error(
         400,
         "invalid_request_error",
         "fake: model not served here",
     ));
     assert_eq!(requests.len(), 1, "{log}");
+    let e = &got["entry"];
+    assert_eq!(e["attempts"], 1, "{e}");
+    assert!(e["not_before"].is_string(), "{e}");
+    assert!(got["pauses"].is_null(), "{got}");
     let last_error = e["last_error"].as_str().unwrap_or_default();
     eprintln!("last_error: {last_error}");
     assert!(last_error.starts_with("failed:"), "{last_error}");
