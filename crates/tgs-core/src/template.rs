@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::git::blob_oid_sha1;
 use crate::repo::Repo;
-use crate::thought::{slugify, ThoughtName, TEMPLATES_DIR, THOUGHTS_DIR};
+use crate::thought::{slugify, ThoughtName, FALLBACK_SLUG, TEMPLATES_DIR, THOUGHTS_DIR};
 use crate::Error;
 
 /// The templates used when a repository has none of its own.
@@ -69,14 +69,18 @@ pub struct Scaffolded {
 }
 
 /// Create `tgs/thoughts/<short HEAD>-<slug>/` with the templates and a README.
+///
+/// The slug is the title transliterated to ASCII ([`slugify`]); a title that
+/// leaves nothing (only punctuation, say) gives `<short HEAD>-thought`. The
+/// title itself is kept as written, in the README's heading.
 pub fn scaffold(repo: &Repo, title: &str, spec: Option<&str>) -> Result<Scaffolded, Error> {
     let title = crate::thought::sanitize_title(title);
-    let slug = slugify(&title);
-    if slug.is_empty() {
-        return Err(Error::invalid(format!(
-            "the title {title:?} has no letters or digits to make a directory name from"
-        )));
+    if title.is_empty() {
+        return Err(Error::invalid("the title is empty"));
     }
+    let slug = Some(slugify(&title))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| FALLBACK_SLUG.to_owned());
     if repo.head()?.is_none() {
         return Err(Error::invalid(
             "the repository has no commits yet; a thought's base hash is the commit it starts from",

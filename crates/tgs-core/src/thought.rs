@@ -74,12 +74,18 @@ impl std::fmt::Display for ThoughtName {
     }
 }
 
-/// Turn a title into the kebab slug used in directory names: lowercase, runs
-/// of anything but `[a-z0-9]` become one `-`, trimmed, bounded to 60 bytes at
-/// a word boundary.
+/// The slug of a thought whose title gives none (`<hash>-thought`): a bare
+/// hash is not a thought name.
+pub const FALLBACK_SLUG: &str = "thought";
+
+/// Turn a title into the kebab slug used in directory names: transliterated
+/// to ASCII (`Café` → `cafe`, `日本語` → `ri-ben-yu`), lowercase, runs of
+/// anything but `[a-z0-9]` become one `-`, trimmed, bounded to 60 bytes at a
+/// word boundary. Empty when nothing is left (see [`FALLBACK_SLUG`]).
 pub fn slugify(title: &str) -> String {
+    let ascii = deunicode::deunicode_with_tofu(title, " ");
     let mut slug = String::new();
-    for ch in title.chars().flat_map(char::to_lowercase) {
+    for ch in ascii.chars().map(|c| c.to_ascii_lowercase()) {
         if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
             slug.push(ch);
         } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -586,10 +592,32 @@ mod tests {
     fn slugs() {
         assert_eq!(slugify("Add Dark Mode!"), "add-dark-mode");
         assert_eq!(slugify("  --Hello,  World--  "), "hello-world");
-        assert_eq!(slugify("Ünïcode wörds"), "n-code-w-rds");
         assert_eq!(slugify("!!!"), "");
-        assert_eq!(slugify("日本語"), "");
+        assert_eq!(slugify(""), "");
         let long = slugify(&"word ".repeat(40));
+        assert!(long.len() <= 60 && !long.ends_with('-'), "{long}");
+    }
+
+    #[test]
+    fn slugs_transliterate_to_ascii() {
+        assert_eq!(slugify("Ünïcode wörds"), "unicode-words");
+        assert_eq!(
+            slugify("Café crème: naïve résumé"),
+            "cafe-creme-naive-resume"
+        );
+        assert_eq!(slugify("日本語のタイトル"), "ri-ben-yu-notaitoru");
+        assert_eq!(slugify("Привет, мир"), "privet-mir");
+        assert_eq!(slugify("Straße ΑΒΓ"), "strasse-abg");
+        assert_eq!(slugify("Ship it 🚀"), "ship-it-rocket");
+        // Whatever the script, the result is a valid thought name.
+        for t in ["日本語のタイトル", "Café crème", "🚀🚀", "\u{10FFFF}x"] {
+            let slug = slugify(t);
+            assert!(
+                ThoughtName::parse(&format!("abc1234-{slug}")).is_some(),
+                "{t}: {slug}"
+            );
+        }
+        let long = slugify(&"日本語".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'), "{long}");
     }
 

@@ -105,17 +105,46 @@ fn new_uses_the_repository_templates_and_refuses_bad_titles() {
     let short = repo.git(&["rev-parse", "--short", "HEAD"]);
     // Templates of the repository are skeletons too.
     assert_eq!(stages(&repo)[0].1, "draft");
-    let (code, _, err) = run(repo
-        .tgs()
-        .args(["thought", "new", "--title", "!!! ??? 日本"]));
+    let (code, _, err) = run(repo.tgs().args(["thought", "new", "--title", " \t "]));
     assert_eq!(code, 2);
-    assert!(err.contains("no letters or digits"), "{err}");
+    assert!(err.contains("the title is empty"), "{err}");
     // A title cannot smuggle a path.
     let (code, out, _) = run(repo
         .tgs()
         .args(["thought", "new", "--title", "../../etc/passwd"]));
     assert_eq!(code, 0);
     assert_eq!(out.trim(), format!("tgs/thoughts/{short}-etc-passwd"));
+}
+
+#[test]
+fn new_transliterates_titles_into_ascii_slugs() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    let cases = [
+        ("日本語のタイトル", "ri-ben-yu-notaitoru"),
+        ("Café crème: naïve résumé", "cafe-creme-naive-resume"),
+        ("Ship it 🚀", "ship-it-rocket"),
+        // Nothing to make a slug from: the hash and `thought`.
+        ("!!! ???", "thought"),
+    ];
+    let mut expect = Vec::new();
+    for (title, slug) in cases {
+        let (code, out, err) = run(repo.tgs().args(["thought", "new", "--title", title]));
+        assert_eq!(code, 0, "{title}: {err}");
+        let dir = format!("tgs/thoughts/{short}-{slug}");
+        assert_eq!(out.trim(), dir, "{title}");
+        // The title keeps its own script.
+        assert!(
+            repo.read(&format!("{dir}/README.md"))
+                .starts_with(&format!("# {short} - {title}\n")),
+            "{title}"
+        );
+        expect.push((dir, "draft".to_owned(), title.to_owned()));
+    }
+    repo.commit_all("scaffold");
+    expect.sort();
+    assert_eq!(stages(&repo), expect);
 }
 
 #[test]
