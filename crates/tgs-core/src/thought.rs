@@ -19,6 +19,10 @@ pub const THOUGHTS_DIR: &str = "tgs/thoughts";
 /// The folder holding the templates a new thought is scaffolded from.
 pub const TEMPLATES_DIR: &str = "tgs/agentops/tgs";
 
+/// The naming rule of thought folders, as told to people whose folder breaks it.
+pub const NAME_RULE: &str =
+    "<hex hash>-<slug>, in ASCII letters, digits, '-', '_' and '.', e.g. 3f2a9c1-add-dark-mode";
+
 /// A validated thought directory name: `<hex>-<slug>`.
 ///
 /// This is untrusted input (it comes from the tree, files and the command
@@ -230,6 +234,7 @@ impl Thought {
 /// after some legacy thoughts) may still come: those wait until they are known.
 pub struct Indexer {
     thoughts: Vec<Thought>,
+    skipped: Vec<String>,
     skeletons: HashSet<String>,
     templates: Vec<String>,
     templates_final: bool,
@@ -241,6 +246,7 @@ impl Default for Indexer {
     fn default() -> Self {
         Indexer {
             thoughts: Vec::new(),
+            skipped: Vec::new(),
             skeletons: template::builtin_skeleton_oids(),
             templates: Vec::new(),
             templates_final: false,
@@ -285,6 +291,7 @@ impl Indexer {
         if !same {
             self.close(emit);
             let Some(tn) = ThoughtName::parse(name) else {
+                self.skip(parent, name);
                 return;
             };
             self.thoughts.push(Thought {
@@ -300,6 +307,19 @@ impl Indexer {
                 name: file.to_owned(),
                 oid: e.oid.to_owned(),
             });
+        }
+    }
+
+    /// Note a folder under `tgs/thoughts/` whose name is not a thought name
+    /// (once: its files are contiguous). Hidden folders are not thoughts, and
+    /// the legacy place `tgs/<name>` holds other folders of tgs too.
+    fn skip(&mut self, parent: &str, name: &str) {
+        if parent != THOUGHTS_DIR || name.starts_with('.') {
+            return;
+        }
+        let dir = format!("{parent}/{name}");
+        if self.skipped.last() != Some(&dir) {
+            self.skipped.push(dir);
         }
     }
 
@@ -329,6 +349,7 @@ impl Indexer {
         ThoughtIndex {
             thoughts: self.thoughts,
             skeletons: self.skeletons,
+            skipped: self.skipped,
         }
     }
 }
@@ -421,6 +442,9 @@ type TitleTicket = (usize, Role);
 pub struct ThoughtIndex {
     pub thoughts: Vec<Thought>,
     pub skeletons: HashSet<String>,
+    /// Folders under `tgs/thoughts/` passed over because their name breaks
+    /// the naming rule ([`NAME_RULE`]), for the caller to report.
+    pub skipped: Vec<String>,
 }
 
 impl ThoughtIndex {
@@ -511,6 +535,7 @@ impl ThoughtIndex {
         ThoughtIndex {
             thoughts: Vec::new(),
             skeletons: template::builtin_skeleton_oids(),
+            skipped: Vec::new(),
         }
     }
 
@@ -656,6 +681,47 @@ mod tests {
                 ("tgs/thoughts/bbbbbbb-numbered", Stage::Implemented, false),
                 ("tgs/thoughts/ccccccc-draft", Stage::Draft, false),
                 ("tgs/thoughts/ddddddd-skeleton-plan", Stage::Draft, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn folders_that_break_the_naming_rule_are_reported_once() {
+        let mut entries = vec![
+            blob("tgs/thoughts/My Idea/research.md", "1"),
+            blob("tgs/thoughts/My Idea/plan.md", "2"),
+            blob("tgs/thoughts/abc1234-ok/research.md", "3"),
+            blob("tgs/thoughts/abc1234-café/research.md", "4"),
+            blob("tgs/thoughts/ABC1234-upper/plan.md", "5"),
+            blob("tgs/thoughts/notes/a/b.md", "6"),
+            blob("tgs/thoughts/.hidden/x.md", "7"),
+            blob("tgs/thoughts/README.md", "8"),
+            blob("tgs/server/backlog.json", "9"),
+            blob("tgs/agentops/AGENTOPS.md", "a"),
+        ];
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut ix = Indexer::default();
+        let mut ignore = |_: &Thought, _: Stage| {};
+        for e in &entries {
+            ix.push(
+                TreeEntryRef {
+                    mode: &e.mode,
+                    kind: e.kind,
+                    oid: &e.oid,
+                    path: &e.path,
+                },
+                &mut ignore,
+            );
+        }
+        let index = ix.finish(&mut ignore);
+        assert_eq!(index.thoughts.len(), 1);
+        assert_eq!(
+            index.skipped,
+            [
+                "tgs/thoughts/ABC1234-upper",
+                "tgs/thoughts/My Idea",
+                "tgs/thoughts/abc1234-café",
+                "tgs/thoughts/notes",
             ]
         );
     }

@@ -271,6 +271,40 @@ fn list_reads_stages_from_head_across_layouts() {
 }
 
 #[test]
+fn folders_that_break_the_naming_rule_are_reported_not_skipped_silently() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("abcdef1-good", "Good");
+    for bad in ["My Idea", "日本語", "abcdef1-Café", "notes"] {
+        repo.thought(bad, &[("research.md", "r\n"), ("plan.md", "p\n")]);
+    }
+    // Hidden folders and loose files are not thought folders to begin with.
+    repo.write("tgs/thoughts/.obsidian/app.json", "{}\n");
+    repo.write("tgs/thoughts/README.md", "Thoughts live here.\n");
+    repo.commit_all("thoughts");
+    for args in [
+        &["thought", "list"][..],
+        &["thought", "list", "--json"],
+        &["server", "scan", "--dry-run"],
+        &["server", "backlog", "validate"],
+    ] {
+        let (code, out, err) = run(repo.tgs().args(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        if args[0] == "thought" || args[1] == "scan" {
+            assert!(out.contains("abcdef1-good"), "{args:?}: {out}");
+        }
+        for bad in ["My Idea", "日本語", "abcdef1-Café", "notes"] {
+            let line = format!(
+                "warning: tgs/thoughts/{bad}: not a thought folder name (<hex hash>-<slug>"
+            );
+            assert_eq!(err.matches(&line).count(), 1, "{args:?}: {err}");
+        }
+        assert_eq!(err.matches("warning:").count(), 4, "{args:?}: {err}");
+        assert!(!out.contains("warning"), "warnings stay off stdout: {out}");
+    }
+}
+
+#[test]
 fn global_flags_and_plumbing() {
     let env = TestEnv::new();
     let repo = env.repo("r");

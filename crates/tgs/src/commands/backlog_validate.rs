@@ -25,6 +25,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let store = ctx.target(&repo, &args.write)?;
     let head = repo.discovered_head();
     let index = ThoughtIndex::load(&repo, head)?;
+    super::warn_skipped(&index);
     let now = tgs_core::clock::now();
     let text = store.read_text()?;
     let mut problems = validate::check(text.as_deref(), &index, now);

@@ -33,7 +33,7 @@ use tgs_core::backlog::target::{StateTarget, TargetOptions};
 use tgs_core::backlog::Backlog;
 use tgs_core::config::{Config, Settings};
 use tgs_core::repo::Repo;
-use tgs_core::thought::{ThoughtName, THOUGHTS_DIR};
+use tgs_core::thought::{ThoughtIndex, ThoughtName, NAME_RULE, THOUGHTS_DIR};
 
 use crate::error::{CliError, CliResult};
 
@@ -327,9 +327,18 @@ pub fn parse_thought_arg(repo: &Repo, arg: &str) -> CliResult<ThoughtArg> {
     Ok(ThoughtArg::Dir(normal))
 }
 
+/// Warn about the folders under `tgs/thoughts/` that were passed over for their name.
+pub fn warn_skipped(index: &ThoughtIndex) {
+    for dir in &index.skipped {
+        crate::output::warn(format!(
+            "{dir}: not a thought folder name ({NAME_RULE}); skipped"
+        ));
+    }
+}
+
 fn bad_name(arg: &str, name: &str) -> CliError {
     CliError::usage(format!(
-        "{arg}: {name:?} is not a thought name of the form <hex hash>-<slug> (e.g. 3f2a9c1-add-dark-mode)"
+        "{arg}: {name:?} is not a thought name ({NAME_RULE})"
     ))
 }
 

@@ -36,6 +36,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let (index, mut titles) = ThoughtIndex::load_titled(&repo, head, &["tgs"], |t, stage| {
         stage == Stage::Approved && !known.contains(t.dir.as_str())
     })?;
+    super::warn_skipped(&index);
     let found: Vec<Found> = index
         .thoughts
         .iter()

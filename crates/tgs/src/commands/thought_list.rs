@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
         keep
     })?;
+    super::warn_skipped(&index);
     let stage_of: std::collections::HashMap<String, Stage> = stages.into_iter().collect();
     let rows: Vec<Row> = index
         .thoughts
