@@ -1,9 +1,11 @@
 //! Thoughts: their names, the two layouts and the legacy place, and their stage.
 //!
 //! A thought's stage is read from the committed tree of HEAD ("committed =
-//! approved"), never from the working tree. All of it is computed from one
-//! `git ls-tree` listing by pure functions; only README headings need blob
-//! contents, and those are fetched in one batch for the thoughts shown.
+//! approved"), never from the working tree. It is computed from one
+//! `git ls-tree` listing by pure functions; blob contents are read only for
+//! README headings (titles) and for the files that may be templates filled in
+//! by `thought new` (see `template`), both in one batch each, and only for the
+//! thoughts a command needs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -120,6 +122,8 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Draft, Stage::Approved, Stage::Implemented];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Draft => "draft",
@@ -186,7 +190,11 @@ impl Thought {
             .min_by_key(|f| f.name.starts_with(|c: char| c.is_ascii_digit()))
     }
 
-    /// The stage, given the blob ids that are known unfilled skeletons.
+    /// The stage, given the blob ids that are known skeletons.
+    ///
+    /// A file that is a template filled in by `thought new` is a skeleton too,
+    /// but only reading it tells (`ThoughtIndex` does): from blob ids alone
+    /// this is the highest stage the thought may have.
     pub fn stage(&self, skeletons: &HashSet<String>) -> Stage {
         let written = |role| self.file(role).is_some_and(|f| !skeletons.contains(&f.oid));
         if written(Role::Implementation) {
@@ -196,6 +204,17 @@ impl Thought {
         } else {
             Stage::Draft
         }
+    }
+
+    /// The files whose being written raised the thought to `stage`, and which
+    /// may yet turn out to be filled-in templates: none for a draft.
+    pub fn maybe_filled(&self, stage: Stage) -> Vec<&ThoughtFile> {
+        let roles: &[Role] = match stage {
+            Stage::Draft => &[],
+            Stage::Approved => &[Role::Research, Role::Plan],
+            Stage::Implemented => &[Role::Implementation, Role::Research, Role::Plan],
+        };
+        roles.iter().filter_map(|&r| self.file(r)).collect()
     }
 
     /// Repository-relative paths of the thought's files in reading order:
@@ -256,7 +275,7 @@ impl Default for Indexer {
     }
 }
 
-/// Called with each thought and its stage as soon as it is judged.
+/// Called with each thought and its stage (from blob ids) as soon as it is judged.
 pub type Emit<'a> = dyn FnMut(&Thought, Stage) + 'a;
 
 impl Indexer {
@@ -368,6 +387,7 @@ fn thought_path(path: &str) -> Option<(&str, &str, &str)> {
 
 /// Split a committed tree listing into thoughts (both layouts and the legacy
 /// place), sorted by directory, and the blob ids of the repository's templates.
+/// (No file is read: [`Thought::stage`] on these is judged by blob ids alone.)
 pub fn index_tree(entries: &[TreeEntry]) -> (Vec<Thought>, Vec<String>) {
     let mut sorted: Vec<&TreeEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -437,6 +457,69 @@ pub fn sanitize_title(title: &str) -> String {
 /// Which `cat-file` answer holds a title, and how to read it.
 type TitleTicket = (usize, Role);
 
+/// What is kept of a README: its first heading, and whether `thought new` wrote it.
+struct Readme {
+    heading: Option<String>,
+    scaffolded: bool,
+}
+
+fn read_readme(blob: &[u8]) -> Readme {
+    Readme {
+        heading: first_heading(blob),
+        scaffolded: template::readme_is_scaffolded(blob),
+    }
+}
+
+/// A thought whose stage is not settled by blob ids: some of its files may be
+/// templates filled in by `thought new`.
+struct Unsure {
+    dir: String,
+    /// The files that may be filled-in templates (blob ids).
+    files: Vec<String>,
+    /// The README's ticket: it tells whether `thought new` made the thought, and the title.
+    readme: usize,
+    fallback: String,
+}
+
+/// Which of `files` are templates filled in by `thought new`, by matching
+/// them against the built-in templates and the repository's (`templates`),
+/// read in one `cat-file` process; the templates come first and become
+/// patterns as they arrive.
+fn filled_templates(
+    repo: &Repo,
+    templates: &[String],
+    files: &[&str],
+) -> Result<HashSet<String>, Error> {
+    let n = templates.len();
+    let patterns = std::cell::RefCell::new(Vec::new());
+    let mut cat = git::CatFile::spawn(repo.git(), move |ticket, blob| {
+        if ticket < n {
+            patterns
+                .borrow_mut()
+                .extend(template::filled_skeleton_pattern(blob));
+            return false;
+        }
+        template::builtin_filled_patterns()
+            .iter()
+            .chain(patterns.borrow().iter())
+            .any(|p| p.is_match(blob))
+    })?;
+    for oid in templates
+        .iter()
+        .map(String::as_str)
+        .chain(files.iter().copied())
+    {
+        cat.request(oid);
+    }
+    let verdicts = cat.finish()?;
+    Ok(files
+        .iter()
+        .zip(verdicts.iter().skip(n))
+        .filter(|(_, v)| **v == Some(true))
+        .map(|(f, _)| f.to_string())
+        .collect())
+}
+
 /// The thoughts of a repository at a commit, with what is needed to judge them.
 #[derive(Debug, Clone, Default)]
 pub struct ThoughtIndex {
@@ -448,7 +531,8 @@ pub struct ThoughtIndex {
 }
 
 impl ThoughtIndex {
-    /// Read every thought committed at `rev` in one pass over the tree.
+    /// Read every thought committed at `rev` in one pass over the tree, with
+    /// exact stages (the files that may be filled-in templates are read).
     pub fn load(repo: &Repo, rev: Option<&str>) -> Result<ThoughtIndex, Error> {
         Self::load_paths(repo, rev, &["tgs"])
     }
@@ -459,12 +543,21 @@ impl ThoughtIndex {
         rev: Option<&str>,
         paths: &[&str],
     ) -> Result<ThoughtIndex, Error> {
-        Ok(Self::load_inner(repo, rev, paths, false, |_, _| false)?.0)
+        Ok(Self::load_inner(repo, rev, paths, false, |_, _| true)?.0)
     }
 
     /// Stream the listing and, for each thought `want` picks as it is judged,
     /// read its title in a `cat-file` process running alongside the listing.
     /// Returns the index and the titles of the wanted thoughts, by directory.
+    ///
+    /// `want` must be a plain predicate: it may be asked about a thought more
+    /// than once. When blob ids do not settle a thought's stage (it has a
+    /// README, and a file that raised its stage may be a template filled in
+    /// by `thought new`), `want` is first asked about each stage the thought
+    /// may have; only if it wants one of them is the README read (and, if
+    /// `thought new` made the thought, those files), and it is then asked
+    /// about the stage found. [`ThoughtIndex::stage`] is exact for every
+    /// thought that `want` wanted at some stage.
     pub fn load_titled(
         repo: &Repo,
         rev: Option<&str>,
@@ -489,46 +582,98 @@ impl ThoughtIndex {
             with_templates.push(TEMPLATES_DIR);
         }
         // Started before the listing so that both processes start up at once.
+        // Without titles it is started when a README is first needed.
         let mut cat = if titled {
             Some(git::CatFile::spawn(repo.git(), |_, blob| {
-                first_heading(blob)
+                read_readme(blob)
             })?)
         } else {
             None
         };
+        let mut failed: Option<Error> = None;
         // (dir, ticket of its title blob, fallback title)
         let mut wanted: Vec<(String, Option<TitleTicket>, String)> = Vec::new();
+        let mut unsure: Vec<Unsure> = Vec::new();
         let mut ix = Indexer::default();
-        {
+        let (index, templates) = {
             let mut emit = |t: &Thought, stage: Stage| {
-                if !want(t, stage) {
+                let files = t.maybe_filled(stage);
+                let readme = t.file(Role::Readme).filter(|_| !files.is_empty());
+                let Some(readme) = readme else {
+                    if want(t, stage) {
+                        let title = t
+                            .title_source()
+                            .and_then(|(f, role)| cat.as_mut().map(|c| (c.request(&f.oid), role)));
+                        wanted.push((t.dir.clone(), title, t.name.title_from_slug()));
+                    }
+                    return;
+                };
+                // Is any stage it may turn out to have of interest?
+                if !Stage::ALL
+                    .into_iter()
+                    .filter(|&s| s <= stage)
+                    .any(|s| want(t, s))
+                {
                     return;
                 }
-                let ticket = t
-                    .title_source()
-                    .and_then(|(f, role)| cat.as_mut().map(|c| (c.request(&f.oid), role)));
-                wanted.push((t.dir.clone(), ticket, t.name.title_from_slug()));
+                if cat.is_none() && failed.is_none() {
+                    match git::CatFile::spawn(repo.git(), |_, blob| read_readme(blob)) {
+                        Ok(c) => cat = Some(c),
+                        Err(e) => failed = Some(e.into()),
+                    }
+                }
+                let Some(c) = cat.as_mut() else {
+                    return;
+                };
+                unsure.push(Unsure {
+                    dir: t.dir.clone(),
+                    files: files.iter().map(|f| f.oid.clone()).collect(),
+                    readme: c.request(&readme.oid),
+                    fallback: t.name.title_from_slug(),
+                });
             };
             git::stream_ls_tree(repo.git(), rev, &with_templates, |e| ix.push(e, &mut emit))?;
-            let index = ix.finish(&mut emit);
-            let headings = match cat {
-                Some(c) => c.finish()?,
-                None => Vec::new(),
-            };
-            let titles = wanted
-                .into_iter()
-                .map(|(dir, ticket, fallback)| {
-                    let title = ticket
-                        .and_then(|(i, role)| {
-                            let heading = headings.get(i)?.as_ref()?.as_ref()?;
-                            title_from_heading(heading, role)
-                        })
-                        .unwrap_or(fallback);
-                    (dir, title)
-                })
-                .collect();
-            Ok((index, titles))
+            let templates = ix.templates.clone();
+            (ix.finish(&mut emit), templates)
+        };
+        if let Some(e) = failed {
+            return Err(e);
         }
+        let readmes = match cat {
+            Some(c) => c.finish()?,
+            None => Vec::new(),
+        };
+        let readme = |i: usize| readmes.get(i).and_then(Option::as_ref);
+        // Only the files of thoughts that `thought new` made can be its filled-in templates.
+        let mut index = index;
+        let suspects: Vec<&str> = unsure
+            .iter()
+            .filter(|u| readme(u.readme).is_some_and(|r| r.scaffolded))
+            .flat_map(|u| u.files.iter().map(String::as_str))
+            .filter(|oid| !index.skeletons.contains(*oid))
+            .collect();
+        if !suspects.is_empty() {
+            let filled = filled_templates(repo, &templates, &suspects)?;
+            index.skeletons.extend(filled);
+        }
+        for u in unsure {
+            let Some(t) = index.find(&u.dir) else {
+                continue;
+            };
+            if want(t, index.stage(t)) {
+                wanted.push((u.dir, Some((u.readme, Role::Readme)), u.fallback));
+            }
+        }
+        let titles = wanted
+            .into_iter()
+            .map(|(dir, ticket, fallback)| {
+                let title = ticket
+                    .and_then(|(i, role)| title_from_heading(readme(i)?.heading.as_ref()?, role))
+                    .unwrap_or(fallback);
+                (dir, title)
+            })
+            .collect();
+        Ok((index, titles))
     }
 
     fn default_with_builtins() -> ThoughtIndex {

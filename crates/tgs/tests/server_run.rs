@@ -370,6 +370,51 @@ fn verification_rejects_bad_work() {
 }
 
 #[test]
+fn an_implementation_template_filled_in_by_thought_new_is_not_a_summary() {
+    let env = TestEnv::new();
+    let repo = setup(
+        &env,
+        "echo 'pub fn f() {}' >> src/lib.rs\ngit commit -qam code\n",
+        "",
+    );
+    // A thought made by `thought new`: its implementation.md is the template
+    // with the title, date and hash filled in; the agent leaves it so.
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "Add another"]));
+    assert_eq!(code, 0, "{err}");
+    let dir = out.trim().to_owned();
+    assert!(repo
+        .read(&format!("{dir}/implementation.md"))
+        .starts_with("# Implementation: Add another\n"));
+    repo.write(&format!("{dir}/research.md"), "# Research\nFound it.\n");
+    repo.write(&format!("{dir}/plan.md"), "# Plan\n1. Do it.\n");
+    repo.publish("another approved thought");
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "approved", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&dir), "{out}");
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dir]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let (code, _, err) = tgs_run(&repo, &["--no-pr", "--thought", &dir]);
+    assert_eq!(code, 0, "{err}");
+    let b = repo.remote_backlog();
+    let e = b["thoughts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["dir"] == dir.as_str())
+        .unwrap();
+    let last = e["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last.starts_with("rejected: ") && last.contains("implementation summary"),
+        "{e}"
+    );
+}
+
+#[test]
 fn the_verify_command_decides() {
     let env = TestEnv::new();
     let repo = setup(

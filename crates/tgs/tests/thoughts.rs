@@ -88,9 +88,10 @@ fn new_uses_the_repository_templates_and_refuses_bad_titles() {
     assert_eq!(code, 0);
     let dir = out.trim().to_owned();
     assert_eq!(dir, format!("tgs/thoughts/{short}-numbered-one"));
+    // What tgs knows is filled in; the rest is the author's to write.
     assert_eq!(
         repo.read(&format!("{dir}/00_research.md")),
-        "# Research: <title>\n<findings>\n"
+        "# Research: Numbered one\n<findings>\n"
     );
     assert!(repo
         .read(&format!("{dir}/README.md"))
@@ -114,6 +115,97 @@ fn new_uses_the_repository_templates_and_refuses_bad_titles() {
         .args(["thought", "new", "--title", "../../etc/passwd"]));
     assert_eq!(code, 0);
     assert_eq!(out.trim(), format!("tgs/thoughts/{short}-etc-passwd"));
+}
+
+#[test]
+fn new_fills_in_title_date_and_hash_and_its_copies_stay_skeletons() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "Café <hash> 🚀"]));
+    assert_eq!(code, 0, "{err}");
+    let dir = out.trim().to_owned();
+    let research = repo.read(&format!("{dir}/research.md"));
+    assert!(
+        research.starts_with(&format!(
+            "# Research: Café <hash> 🚀\n\n- Date: 2026-01-15\n- Base Hash: {short}\n"
+        )),
+        "{research}"
+    );
+    assert!(repo
+        .read(&format!("{dir}/plan.md"))
+        .starts_with("# Plan: Café <hash> 🚀\n"));
+    for f in ["research.md", "plan.md", "implementation.md"] {
+        let body = repo.read(&format!("{dir}/{f}")).replace("Café <hash>", "");
+        for p in ["<Title>", "<YYYY-MM-DD>", "<hash>"] {
+            assert!(!body.contains(p), "{f} still has {p}:\n{body}");
+        }
+    }
+    // Committed as made, nothing is written in it: a draft, which scan leaves alone.
+    repo.commit_all("scaffold");
+    let stage = |repo: &common::TestRepo| stages(repo)[0].1.clone();
+    assert_eq!(stage(&repo), "draft");
+    let (code, out, err) = run(repo.tgs().args(["server", "scan", "--dry-run", "--json"]));
+    assert_eq!((code, out.trim()), (0, "[]"), "{err}");
+    // A heading changed by hand is still nothing written.
+    let retitled = research.replacen("Café <hash> 🚀", "A better title", 1);
+    repo.write(&format!("{dir}/research.md"), &retitled);
+    repo.write(
+        &format!("{dir}/plan.md"),
+        "# Plan: A better title\n\n1. Do it.\n",
+    );
+    repo.commit_all("retitle");
+    assert_eq!(stage(&repo), "draft");
+    // Research and plan written: approved, not implemented, though
+    // implementation.md is no longer byte for byte the template.
+    repo.write(
+        &format!("{dir}/research.md"),
+        &format!("{retitled}\nWe found out.\n"),
+    );
+    repo.commit_all("research");
+    assert_eq!(stage(&repo), "approved");
+    let (code, out, err) = run(repo.tgs().args(["server", "scan", "--dry-run", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&dir), "{out}");
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "implemented", "--json"]));
+    assert_eq!(out.trim(), "[]");
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "approved", "--json"]));
+    assert!(out.contains(&dir), "{out}");
+}
+
+/// Telling a filled-in template from written text takes reading files: only
+/// for the thoughts `thought new` made, and only those a command needs.
+#[test]
+fn files_are_read_only_for_thoughts_that_thought_new_made() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-by-hand", "By hand");
+    repo.commit_all("by hand");
+    let cat_files = |args: &[&str]| {
+        let (code, _, err) = run(repo.tgs().env("TGS_LOG", "tgs::git=debug").args(args));
+        assert_eq!(code, 0, "{err}");
+        err.matches("git cat-file --batch").count()
+    };
+    let scan = ["server", "scan", "--dry-run"];
+    assert_eq!(cat_files(&scan), 1, "titles only");
+    let (_, out, _) = run(repo.tgs().args(["thought", "new", "--title", "Made"]));
+    let dir = out.trim().to_owned();
+    repo.write(&format!("{dir}/research.md"), "# Research\nFound.\n");
+    repo.write(&format!("{dir}/plan.md"), "# Plan\n1. Do.\n");
+    repo.commit_all("made");
+    assert_eq!(cat_files(&scan), 2, "titles, then the made thought's files");
+    let (code, _, err) =
+        run(repo
+            .tgs()
+            .args(["server", "backlog", "add", "aaaaaaa-by-hand", &dir]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cat_files(&scan), 1, "nothing to judge once both are queued");
 }
 
 #[test]
