@@ -458,9 +458,21 @@ fn corrupt_and_newer_files_are_never_overwritten() {
         assert!(err.contains("line 4, column"), "{err}");
         assert_eq!(repo.read("tgs/server/backlog.json"), corrupt);
     }
-    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
-    assert_eq!(code, 1);
-    assert!(out.contains("line 4, column"), "{out}");
+    // validate says so as an error, with the place, and exits 3 like the rest.
+    for fix in [&[][..], &["--fix"]] {
+        let (code, out, err) = run(repo.tgs().args(["server", "backlog", "validate"]).args(fix));
+        assert_eq!(code, 3, "{fix:?}: {out}{err}");
+        assert!(
+            err.starts_with("error: tgs/server/backlog.json: cannot read the file: line 4, column"),
+            "{err}"
+        );
+        assert_eq!(out, "");
+        assert_eq!(repo.read("tgs/server/backlog.json"), corrupt);
+    }
+    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate", "--json"]));
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["problems"][0]["kind"], "unreadable");
 
     let bad_status = r#"{"version":"1","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","status":"done"},{"dir":7}]}"#;
     repo.write("tgs/server/backlog.json", bad_status);
