@@ -212,6 +212,71 @@ fn list_show_priority_remove() {
 }
 
 #[test]
+fn entries_are_named_by_a_unique_slug() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    repo.approved("ddddddd-third-thing", "Third thing again");
+    repo.approved("eeeeeee-third-thing", "Third thing once more");
+    repo.commit_all("more");
+    ok(&repo, &["server", "backlog", "add", A, B, C]);
+    // Every command that names an entry takes its slug alone.
+    ok(&repo, &["server", "backlog", "priority", "third", "5"]);
+    assert_eq!(repo.backlog()["thoughts"][2]["priority"], 5);
+    let shown: Value = serde_json::from_str(&ok(
+        &repo,
+        &["server", "backlog", "show", "second/", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(shown["dir"], B);
+    let next: Value = serde_json::from_str(&ok(
+        &repo,
+        &["server", "backlog", "next", "--thought", "first", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(next["dir"], A);
+    ok(&repo, &["server", "backlog", "fail", "first"]);
+    ok(&repo, &["server", "backlog", "retry", "first"]);
+    let (code, _, err) = run(repo.tgs().args(["server", "logs", "first"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{A} has no session transcript")),
+        "{err}"
+    );
+    ok(&repo, &["server", "backlog", "remove", "first"]);
+    assert_eq!(dirs(&repo.backlog()["thoughts"]), [B, C]);
+    // A slug two entries share names neither: exit 2, both listed.
+    ok(
+        &repo,
+        &[
+            "server",
+            "backlog",
+            "add",
+            "ddddddd-third-thing",
+            "eeeeeee-third-thing",
+        ],
+    );
+    let text = repo.read("tgs/server/backlog.json");
+    for cmd in [
+        &["priority", "third-thing", "1"][..],
+        &["remove", "third-thing"],
+    ] {
+        let (code, _, err) = run(repo.tgs().args(["server", "backlog"]).args(cmd));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("\"third-thing\" is the slug of 2 backlog entries: tgs/thoughts/ddddddd-third-thing, tgs/thoughts/eeeeeee-third-thing"),
+            "{err}"
+        );
+        assert_eq!(repo.read("tgs/server/backlog.json"), text);
+    }
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "show", "fourth"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no backlog entry has the directory, name or slug \"fourth\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn next_claims_in_order_with_a_lease_and_context() {
     let env = TestEnv::new();
     let repo = three(&env);
