@@ -433,6 +433,14 @@ fn global_flags_and_plumbing() {
     let (code, out, _) = run(env.tgs_cmd(env.path()).arg("--help"));
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes:"));
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 "] {
+        assert!(
+            out.contains(&format!("\n  {code}   ")),
+            "exit code {code}: {out}"
+        );
+    }
+    assert!(out.contains("\n  130  interrupted by SIGINT\n"), "{out}");
+    assert!(out.contains("\n  143  interrupted by SIGTERM\n"), "{out}");
 }
 
 #[test]

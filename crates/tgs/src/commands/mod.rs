@@ -45,9 +45,12 @@ Exit codes:
   3    the backlog file is corrupt, invalid or of a newer version (left untouched)
   4    another tgs held the backlog lock too long, or other workers kept
        winning the race for the state branch; try again
+  130  interrupted by SIGINT
+  143  interrupted by SIGTERM
 
 Environment:
-  TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`
+  TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`, shown
+             with levels and timings (without it: plain `warning:` lines)
   TGS_NOW    pin the clock (RFC 3339), for tests and reproducible runs
   TGS_LOCK_DIR
              where workers of one machine take turns on a state branch
