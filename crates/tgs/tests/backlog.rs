@@ -277,6 +277,44 @@ fn entries_are_named_by_a_unique_slug() {
 }
 
 #[test]
+fn list_columns_line_up_with_wide_titles() {
+    use unicode_width::UnicodeWidthStr;
+    let env = TestEnv::new();
+    let repo = env.local_repo("r");
+    repo.approved("aaaaaaa-cjk", "日本語のタイトル");
+    repo.approved("bbbbbbb-emoji", "Ship it 🚀 now");
+    repo.approved("ccccccc-plain", "Plain title");
+    repo.approved(
+        "ddddddd-long",
+        "日本語のとても長いタイトルはテーブルの列に収まらないので切られます",
+    );
+    repo.commit_all("thoughts");
+    ok(&repo, &["server", "scan"]);
+    let table = ok(&repo, &["server", "backlog", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    let status_at: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let i = l.find("STATUS").or_else(|| l.find("queued")).unwrap();
+            l[..i].width()
+        })
+        .collect();
+    assert!(
+        status_at.iter().all(|&w| w == status_at[0]),
+        "{status_at:?}\n{table}"
+    );
+    // The long title is clipped to the column's 40 terminal columns.
+    let long = lines.iter().find(|l| l.contains("ddddddd-long")).unwrap();
+    let title = long
+        .split("  ")
+        .map(str::trim)
+        .find(|c| c.ends_with('…'))
+        .unwrap();
+    assert!(title.width() <= 40 && title.width() >= 39, "{title}");
+}
+
+#[test]
 fn next_claims_in_order_with_a_lease_and_context() {
     let env = TestEnv::new();
     let repo = three(&env);
