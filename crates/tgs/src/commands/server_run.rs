@@ -32,7 +32,7 @@ pub struct Args {
     /// The agent to use (default: server.agent in tgs/tgs.yml, else claude-code).
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
-    /// Stop a session after this long (default: server.session_timeout, else 5h30m).
+    /// Stop a session after this long (default: server.session_timeout, else 5h).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Who this worker is, in claims (default: hostname/user).
