@@ -343,6 +343,65 @@ fn a_missing_agent_binary_is_told_apart() {
 }
 
 #[test]
+fn a_missing_builtin_agent_names_the_package_to_install() {
+    let env = TestEnv::new();
+    let repo = setup(&env, "", "");
+    // A PATH with git and nothing else, whatever this machine has installed.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let git = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git.trim(), bin.join("git")).unwrap();
+    for (agent, program, install) in [
+        (
+            "claude-code",
+            "claude",
+            "npm install -g @anthropic-ai/claude-code: the npm package @anthropic-ai/claude-code",
+        ),
+        (
+            "codex",
+            "codex",
+            "npm install -g @openai/codex: the npm package @openai/codex",
+        ),
+        (
+            "gemini",
+            "gemini",
+            "npm install -g @google/gemini-cli: the npm package @google/gemini-cli",
+        ),
+        (
+            "aider",
+            "aider",
+            "python3 -m pip install aider-chat: the PyPI package aider-chat",
+        ),
+    ] {
+        let (code, _, err) = run(repo
+            .tgs()
+            .env_remove("TGS_NOW")
+            .env("PATH", &bin)
+            .args(["server", "run", "--no-pr", "--agent", agent]));
+        assert_eq!(code, 2, "{agent}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the agent {agent}'s program `{program}` was not found"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(install), "{agent}: {err}");
+        assert!(
+            err.contains(&format!("set server.agents.{agent}.bin")),
+            "{err}"
+        );
+    }
+    assert_eq!(entry(&repo)["status"], "queued");
+}
+
+#[test]
 fn verification_rejects_bad_work() {
     for (agent, needle) in [
         ("exit 0\n", "the agent changed nothing"),

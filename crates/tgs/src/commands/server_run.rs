@@ -123,9 +123,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "the agent {}'s program `{program}` was not found",
             cfg.agent
         ));
-        let hint = match spec.driver {
-            tgs_core::agent::driver::Driver::ClaudeCode => "install Claude Code (npm install -g @anthropic-ai/claude-code), set server.agents.claude-code.bin, or pick another agent with --agent".to_owned(),
-            _ => format!("install it, or fix server.agents.{} in tgs/tgs.yml", cfg.agent),
+        let hint = match spec.driver.package() {
+            Some(p) => format!(
+                "install {} ({}: the {} package {}), set server.agents.{}.bin, or pick another agent with --agent",
+                p.product, p.install, p.registry, p.name, cfg.agent
+            ),
+            None => format!("install it, or fix server.agents.{} in tgs/tgs.yml", cfg.agent),
         };
         if !args.dry_run {
             return Err(err.hint(hint));
