@@ -199,7 +199,9 @@ impl Settings {
         redact_patterns.extend(config.telemetry.redact_rules.iter().cloned());
         Ok(Settings {
             agent: s.agent.clone().unwrap_or_else(|| "claude-code".into()),
-            session_timeout: dur(&s.session_timeout, "session_timeout", "5h30m")?,
+            // With verify_timeout (30m), installing tgs and the agent and
+            // handing over, one session fits a 6-hour GitHub Actions job.
+            session_timeout: dur(&s.session_timeout, "session_timeout", "5h")?,
             max_attempts: s.max_attempts.unwrap_or(3).max(1),
             retry_delay: dur(&s.retry_delay, "retry_delay", "5m")?,
             retry_delay_max: dur(&s.retry_delay_max, "retry_delay_max", "6h")?,
@@ -248,7 +250,16 @@ mod tests {
         let s = Settings::resolve(&Config::default()).unwrap();
         assert_eq!(s.agent, "claude-code");
         assert_eq!(s.max_attempts, 3);
-        assert!(s.session_timeout < Duration::from_secs(6 * 3600));
+        // A session and its verification leave at least 20 minutes of a
+        // GitHub Actions job's 360 for installing tgs and the agent, and for
+        // handing the work over.
+        let job = Duration::from_secs(360 * 60);
+        assert!(
+            s.session_timeout + s.verify_timeout + Duration::from_secs(20 * 60) <= job,
+            "{:?} + {:?}",
+            s.session_timeout,
+            s.verify_timeout
+        );
         let bad = Config::parse("server:\n  retry_delay: soon\n").unwrap();
         assert!(Settings::resolve(&bad)
             .unwrap_err()

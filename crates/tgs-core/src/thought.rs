@@ -1,9 +1,11 @@
 //! Thoughts: their names, the two layouts and the legacy place, and their stage.
 //!
 //! A thought's stage is read from the committed tree of HEAD ("committed =
-//! approved"), never from the working tree. All of it is computed from one
-//! `git ls-tree` listing by pure functions; only README headings need blob
-//! contents, and those are fetched in one batch for the thoughts shown.
+//! approved"), never from the working tree. It is computed from one
+//! `git ls-tree` listing by pure functions; blob contents are read only for
+//! README headings (titles) and for the files that may be templates filled in
+//! by `thought new` (see `template`), both in one batch each, and only for the
+//! thoughts a command needs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,6 +20,10 @@ use crate::Error;
 pub const THOUGHTS_DIR: &str = "tgs/thoughts";
 /// The folder holding the templates a new thought is scaffolded from.
 pub const TEMPLATES_DIR: &str = "tgs/agentops/tgs";
+
+/// The naming rule of thought folders, as told to people whose folder breaks it.
+pub const NAME_RULE: &str =
+    "<hex hash>-<slug>, in ASCII letters, digits, '-', '_' and '.', e.g. 3f2a9c1-add-dark-mode";
 
 /// A validated thought directory name: `<hex>-<slug>`.
 ///
@@ -74,12 +80,18 @@ impl std::fmt::Display for ThoughtName {
     }
 }
 
-/// Turn a title into the kebab slug used in directory names: lowercase, runs
-/// of anything but `[a-z0-9]` become one `-`, trimmed, bounded to 60 bytes at
-/// a word boundary.
+/// The slug of a thought whose title gives none (`<hash>-thought`): a bare
+/// hash is not a thought name.
+pub const FALLBACK_SLUG: &str = "thought";
+
+/// Turn a title into the kebab slug used in directory names: transliterated
+/// to ASCII (`Café` → `cafe`, `日本語` → `ri-ben-yu`), lowercase, runs of
+/// anything but `[a-z0-9]` become one `-`, trimmed, bounded to 60 bytes at a
+/// word boundary. Empty when nothing is left (see [`FALLBACK_SLUG`]).
 pub fn slugify(title: &str) -> String {
+    let ascii = deunicode::deunicode_with_tofu(title, " ");
     let mut slug = String::new();
-    for ch in title.chars().flat_map(char::to_lowercase) {
+    for ch in ascii.chars().map(|c| c.to_ascii_lowercase()) {
         if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
             slug.push(ch);
         } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -110,6 +122,8 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Draft, Stage::Approved, Stage::Implemented];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Draft => "draft",
@@ -176,7 +190,11 @@ impl Thought {
             .min_by_key(|f| f.name.starts_with(|c: char| c.is_ascii_digit()))
     }
 
-    /// The stage, given the blob ids that are known unfilled skeletons.
+    /// The stage, given the blob ids that are known skeletons.
+    ///
+    /// A file that is a template filled in by `thought new` is a skeleton too,
+    /// but only reading it tells (`ThoughtIndex` does): from blob ids alone
+    /// this is the highest stage the thought may have.
     pub fn stage(&self, skeletons: &HashSet<String>) -> Stage {
         let written = |role| self.file(role).is_some_and(|f| !skeletons.contains(&f.oid));
         if written(Role::Implementation) {
@@ -186,6 +204,17 @@ impl Thought {
         } else {
             Stage::Draft
         }
+    }
+
+    /// The files whose being written raised the thought to `stage`, and which
+    /// may yet turn out to be filled-in templates: none for a draft.
+    pub fn maybe_filled(&self, stage: Stage) -> Vec<&ThoughtFile> {
+        let roles: &[Role] = match stage {
+            Stage::Draft => &[],
+            Stage::Approved => &[Role::Research, Role::Plan],
+            Stage::Implemented => &[Role::Implementation, Role::Research, Role::Plan],
+        };
+        roles.iter().filter_map(|&r| self.file(r)).collect()
     }
 
     /// Repository-relative paths of the thought's files in reading order:
@@ -224,6 +253,7 @@ impl Thought {
 /// after some legacy thoughts) may still come: those wait until they are known.
 pub struct Indexer {
     thoughts: Vec<Thought>,
+    skipped: Vec<String>,
     skeletons: HashSet<String>,
     templates: Vec<String>,
     templates_final: bool,
@@ -235,6 +265,7 @@ impl Default for Indexer {
     fn default() -> Self {
         Indexer {
             thoughts: Vec::new(),
+            skipped: Vec::new(),
             skeletons: template::builtin_skeleton_oids(),
             templates: Vec::new(),
             templates_final: false,
@@ -244,7 +275,7 @@ impl Default for Indexer {
     }
 }
 
-/// Called with each thought and its stage as soon as it is judged.
+/// Called with each thought and its stage (from blob ids) as soon as it is judged.
 pub type Emit<'a> = dyn FnMut(&Thought, Stage) + 'a;
 
 impl Indexer {
@@ -279,6 +310,7 @@ impl Indexer {
         if !same {
             self.close(emit);
             let Some(tn) = ThoughtName::parse(name) else {
+                self.skip(parent, name);
                 return;
             };
             self.thoughts.push(Thought {
@@ -294,6 +326,19 @@ impl Indexer {
                 name: file.to_owned(),
                 oid: e.oid.to_owned(),
             });
+        }
+    }
+
+    /// Note a folder under `tgs/thoughts/` whose name is not a thought name
+    /// (once: its files are contiguous). Hidden folders are not thoughts, and
+    /// the legacy place `tgs/<name>` holds other folders of tgs too.
+    fn skip(&mut self, parent: &str, name: &str) {
+        if parent != THOUGHTS_DIR || name.starts_with('.') {
+            return;
+        }
+        let dir = format!("{parent}/{name}");
+        if self.skipped.last() != Some(&dir) {
+            self.skipped.push(dir);
         }
     }
 
@@ -323,6 +368,7 @@ impl Indexer {
         ThoughtIndex {
             thoughts: self.thoughts,
             skeletons: self.skeletons,
+            skipped: self.skipped,
         }
     }
 }
@@ -341,6 +387,7 @@ fn thought_path(path: &str) -> Option<(&str, &str, &str)> {
 
 /// Split a committed tree listing into thoughts (both layouts and the legacy
 /// place), sorted by directory, and the blob ids of the repository's templates.
+/// (No file is read: [`Thought::stage`] on these is judged by blob ids alone.)
 pub fn index_tree(entries: &[TreeEntry]) -> (Vec<Thought>, Vec<String>) {
     let mut sorted: Vec<&TreeEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -410,15 +457,82 @@ pub fn sanitize_title(title: &str) -> String {
 /// Which `cat-file` answer holds a title, and how to read it.
 type TitleTicket = (usize, Role);
 
+/// What is kept of a README: its first heading, and whether `thought new` wrote it.
+struct Readme {
+    heading: Option<String>,
+    scaffolded: bool,
+}
+
+fn read_readme(blob: &[u8]) -> Readme {
+    Readme {
+        heading: first_heading(blob),
+        scaffolded: template::readme_is_scaffolded(blob),
+    }
+}
+
+/// A thought whose stage is not settled by blob ids: some of its files may be
+/// templates filled in by `thought new`.
+struct Unsure {
+    dir: String,
+    /// The files that may be filled-in templates (blob ids).
+    files: Vec<String>,
+    /// The README's ticket: it tells whether `thought new` made the thought, and the title.
+    readme: usize,
+    fallback: String,
+}
+
+/// Which of `files` are templates filled in by `thought new`, by matching
+/// them against the built-in templates and the repository's (`templates`),
+/// read in one `cat-file` process; the templates come first and become
+/// patterns as they arrive.
+fn filled_templates(
+    repo: &Repo,
+    templates: &[String],
+    files: &[&str],
+) -> Result<HashSet<String>, Error> {
+    let n = templates.len();
+    let patterns = std::cell::RefCell::new(Vec::new());
+    let mut cat = git::CatFile::spawn(repo.git(), move |ticket, blob| {
+        if ticket < n {
+            patterns
+                .borrow_mut()
+                .extend(template::filled_skeleton_pattern(blob));
+            return false;
+        }
+        template::builtin_filled_patterns()
+            .iter()
+            .chain(patterns.borrow().iter())
+            .any(|p| p.is_match(blob))
+    })?;
+    for oid in templates
+        .iter()
+        .map(String::as_str)
+        .chain(files.iter().copied())
+    {
+        cat.request(oid);
+    }
+    let verdicts = cat.finish()?;
+    Ok(files
+        .iter()
+        .zip(verdicts.iter().skip(n))
+        .filter(|(_, v)| **v == Some(true))
+        .map(|(f, _)| f.to_string())
+        .collect())
+}
+
 /// The thoughts of a repository at a commit, with what is needed to judge them.
 #[derive(Debug, Clone, Default)]
 pub struct ThoughtIndex {
     pub thoughts: Vec<Thought>,
     pub skeletons: HashSet<String>,
+    /// Folders under `tgs/thoughts/` passed over because their name breaks
+    /// the naming rule ([`NAME_RULE`]), for the caller to report.
+    pub skipped: Vec<String>,
 }
 
 impl ThoughtIndex {
-    /// Read every thought committed at `rev` in one pass over the tree.
+    /// Read every thought committed at `rev` in one pass over the tree, with
+    /// exact stages (the files that may be filled-in templates are read).
     pub fn load(repo: &Repo, rev: Option<&str>) -> Result<ThoughtIndex, Error> {
         Self::load_paths(repo, rev, &["tgs"])
     }
@@ -429,12 +543,21 @@ impl ThoughtIndex {
         rev: Option<&str>,
         paths: &[&str],
     ) -> Result<ThoughtIndex, Error> {
-        Ok(Self::load_inner(repo, rev, paths, false, |_, _| false)?.0)
+        Ok(Self::load_inner(repo, rev, paths, false, |_, _| true)?.0)
     }
 
     /// Stream the listing and, for each thought `want` picks as it is judged,
     /// read its title in a `cat-file` process running alongside the listing.
     /// Returns the index and the titles of the wanted thoughts, by directory.
+    ///
+    /// `want` must be a plain predicate: it may be asked about a thought more
+    /// than once. When blob ids do not settle a thought's stage (it has a
+    /// README, and a file that raised its stage may be a template filled in
+    /// by `thought new`), `want` is first asked about each stage the thought
+    /// may have; only if it wants one of them is the README read (and, if
+    /// `thought new` made the thought, those files), and it is then asked
+    /// about the stage found. [`ThoughtIndex::stage`] is exact for every
+    /// thought that `want` wanted at some stage.
     pub fn load_titled(
         repo: &Repo,
         rev: Option<&str>,
@@ -459,52 +582,105 @@ impl ThoughtIndex {
             with_templates.push(TEMPLATES_DIR);
         }
         // Started before the listing so that both processes start up at once.
+        // Without titles it is started when a README is first needed.
         let mut cat = if titled {
             Some(git::CatFile::spawn(repo.git(), |_, blob| {
-                first_heading(blob)
+                read_readme(blob)
             })?)
         } else {
             None
         };
+        let mut failed: Option<Error> = None;
         // (dir, ticket of its title blob, fallback title)
         let mut wanted: Vec<(String, Option<TitleTicket>, String)> = Vec::new();
+        let mut unsure: Vec<Unsure> = Vec::new();
         let mut ix = Indexer::default();
-        {
+        let (index, templates) = {
             let mut emit = |t: &Thought, stage: Stage| {
-                if !want(t, stage) {
+                let files = t.maybe_filled(stage);
+                let readme = t.file(Role::Readme).filter(|_| !files.is_empty());
+                let Some(readme) = readme else {
+                    if want(t, stage) {
+                        let title = t
+                            .title_source()
+                            .and_then(|(f, role)| cat.as_mut().map(|c| (c.request(&f.oid), role)));
+                        wanted.push((t.dir.clone(), title, t.name.title_from_slug()));
+                    }
+                    return;
+                };
+                // Is any stage it may turn out to have of interest?
+                if !Stage::ALL
+                    .into_iter()
+                    .filter(|&s| s <= stage)
+                    .any(|s| want(t, s))
+                {
                     return;
                 }
-                let ticket = t
-                    .title_source()
-                    .and_then(|(f, role)| cat.as_mut().map(|c| (c.request(&f.oid), role)));
-                wanted.push((t.dir.clone(), ticket, t.name.title_from_slug()));
+                if cat.is_none() && failed.is_none() {
+                    match git::CatFile::spawn(repo.git(), |_, blob| read_readme(blob)) {
+                        Ok(c) => cat = Some(c),
+                        Err(e) => failed = Some(e.into()),
+                    }
+                }
+                let Some(c) = cat.as_mut() else {
+                    return;
+                };
+                unsure.push(Unsure {
+                    dir: t.dir.clone(),
+                    files: files.iter().map(|f| f.oid.clone()).collect(),
+                    readme: c.request(&readme.oid),
+                    fallback: t.name.title_from_slug(),
+                });
             };
             git::stream_ls_tree(repo.git(), rev, &with_templates, |e| ix.push(e, &mut emit))?;
-            let index = ix.finish(&mut emit);
-            let headings = match cat {
-                Some(c) => c.finish()?,
-                None => Vec::new(),
-            };
-            let titles = wanted
-                .into_iter()
-                .map(|(dir, ticket, fallback)| {
-                    let title = ticket
-                        .and_then(|(i, role)| {
-                            let heading = headings.get(i)?.as_ref()?.as_ref()?;
-                            title_from_heading(heading, role)
-                        })
-                        .unwrap_or(fallback);
-                    (dir, title)
-                })
-                .collect();
-            Ok((index, titles))
+            let templates = ix.templates.clone();
+            (ix.finish(&mut emit), templates)
+        };
+        if let Some(e) = failed {
+            return Err(e);
         }
+        let readmes = match cat {
+            Some(c) => c.finish()?,
+            None => Vec::new(),
+        };
+        let readme = |i: usize| readmes.get(i).and_then(Option::as_ref);
+        // Only the files of thoughts that `thought new` made can be its filled-in templates.
+        let mut index = index;
+        let suspects: Vec<&str> = unsure
+            .iter()
+            .filter(|u| readme(u.readme).is_some_and(|r| r.scaffolded))
+            .flat_map(|u| u.files.iter().map(String::as_str))
+            .filter(|oid| !index.skeletons.contains(*oid))
+            .collect();
+        if !suspects.is_empty() {
+            let filled = filled_templates(repo, &templates, &suspects)?;
+            index.skeletons.extend(filled);
+        }
+        for u in unsure {
+            let Some(t) = index.find(&u.dir) else {
+                continue;
+            };
+            if want(t, index.stage(t)) {
+                wanted.push((u.dir, Some((u.readme, Role::Readme)), u.fallback));
+            }
+        }
+        let titles = wanted
+            .into_iter()
+            .map(|(dir, ticket, fallback)| {
+                let title = ticket
+                    .and_then(|(i, role)| title_from_heading(readme(i)?.heading.as_ref()?, role))
+                    .unwrap_or(fallback);
+                (dir, title)
+            })
+            .collect();
+        Ok((index, titles))
     }
 
     fn default_with_builtins() -> ThoughtIndex {
         ThoughtIndex {
             thoughts: Vec::new(),
             skeletons: template::builtin_skeleton_oids(),
+            skipped: Vec::new(),
         }
     }
 
@@ -586,10 +762,32 @@ mod tests {
     fn slugs() {
         assert_eq!(slugify("Add Dark Mode!"), "add-dark-mode");
         assert_eq!(slugify("  --Hello,  World--  "), "hello-world");
-        assert_eq!(slugify("Ünïcode wörds"), "n-code-w-rds");
         assert_eq!(slugify("!!!"), "");
-        assert_eq!(slugify("日本語"), "");
+        assert_eq!(slugify(""), "");
         let long = slugify(&"word ".repeat(40));
+        assert!(long.len() <= 60 && !long.ends_with('-'), "{long}");
+    }
+
+    #[test]
+    fn slugs_transliterate_to_ascii() {
+        assert_eq!(slugify("Ünïcode wörds"), "unicode-words");
+        assert_eq!(
+            slugify("Café crème: naïve résumé"),
+            "cafe-creme-naive-resume"
+        );
+        assert_eq!(slugify("日本語のタイトル"), "ri-ben-yu-notaitoru");
+        assert_eq!(slugify("Привет, мир"), "privet-mir");
+        assert_eq!(slugify("Straße ΑΒΓ"), "strasse-abg");
+        assert_eq!(slugify("Ship it 🚀"), "ship-it-rocket");
+        // Whatever the script, the result is a valid thought name.
+        for t in ["日本語のタイトル", "Café crème", "🚀🚀", "\u{10FFFF}x"] {
+            let slug = slugify(t);
+            assert!(
+                ThoughtName::parse(&format!("abc1234-{slug}")).is_some(),
+                "{t}: {slug}"
+            );
+        }
+        let long = slugify(&"日本語".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'), "{long}");
     }
 
@@ -628,6 +826,47 @@ mod tests {
                 ("tgs/thoughts/bbbbbbb-numbered", Stage::Implemented, false),
                 ("tgs/thoughts/ccccccc-draft", Stage::Draft, false),
                 ("tgs/thoughts/ddddddd-skeleton-plan", Stage::Draft, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn folders_that_break_the_naming_rule_are_reported_once() {
+        let mut entries = vec![
+            blob("tgs/thoughts/My Idea/research.md", "1"),
+            blob("tgs/thoughts/My Idea/plan.md", "2"),
+            blob("tgs/thoughts/abc1234-ok/research.md", "3"),
+            blob("tgs/thoughts/abc1234-café/research.md", "4"),
+            blob("tgs/thoughts/ABC1234-upper/plan.md", "5"),
+            blob("tgs/thoughts/notes/a/b.md", "6"),
+            blob("tgs/thoughts/.hidden/x.md", "7"),
+            blob("tgs/thoughts/README.md", "8"),
+            blob("tgs/server/backlog.json", "9"),
+            blob("tgs/agentops/AGENTOPS.md", "a"),
+        ];
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut ix = Indexer::default();
+        let mut ignore = |_: &Thought, _: Stage| {};
+        for e in &entries {
+            ix.push(
+                TreeEntryRef {
+                    mode: &e.mode,
+                    kind: e.kind,
+                    oid: &e.oid,
+                    path: &e.path,
+                },
+                &mut ignore,
+            );
+        }
+        let index = ix.finish(&mut ignore);
+        assert_eq!(index.thoughts.len(), 1);
+        assert_eq!(
+            index.skipped,
+            [
+                "tgs/thoughts/ABC1234-upper",
+                "tgs/thoughts/My Idea",
+                "tgs/thoughts/abc1234-café",
+                "tgs/thoughts/notes",
             ]
         );
     }

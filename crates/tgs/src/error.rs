@@ -45,6 +45,14 @@ impl CliError {
         }
     }
 
+    /// The backlog file is corrupt, invalid or of a newer version.
+    pub fn state(message: impl Into<String>) -> Self {
+        CliError {
+            code: code::STATE,
+            ..CliError::usage(message)
+        }
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

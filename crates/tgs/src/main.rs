@@ -37,23 +37,65 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `TGS_LOG` takes a filter such as `debug` or `tgs::git=debug`.
+/// Logs go to stderr. Without `TGS_LOG`, warnings and errors are plain
+/// `warning: ...` / `error: ...` lines like the CLI's own; `TGS_LOG` takes a
+/// filter such as `debug` or `tgs::git=debug` and shows levels with timings.
 fn init_logging() {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let filter: Targets = std::env::var("TGS_LOG")
-        .ok()
-        .and_then(|s| s.parse().ok())
+    use tracing_subscriber::{Layer, Registry};
+    let detailed: Option<Targets> = std::env::var("TGS_LOG").ok().and_then(|s| s.parse().ok());
+    let filter = detailed
+        .clone()
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
     let color = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color);
+    let layer: Box<dyn Layer<Registry> + Send + Sync> = if detailed.is_some() {
+        layer
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_target(false)
+            .boxed()
+    } else {
+        layer.event_format(Plain).boxed()
+    };
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(color)
-                .with_timer(tracing_subscriber::fmt::time::uptime())
-                .with_target(false),
-        )
+        .with(layer)
         .with(filter)
         .init();
+}
+
+/// `warning: <message>`, as `output::warn` prints it: no time, no level column.
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use anstyle::{AnsiColor, Style};
+        use tracing::Level;
+        use tracing_subscriber::fmt::FormatFields as _;
+        let (word, color) = match *event.metadata().level() {
+            Level::ERROR => ("error", AnsiColor::Red),
+            Level::WARN => ("warning", AnsiColor::Yellow),
+            Level::INFO => ("info", AnsiColor::Cyan),
+            _ => ("debug", AnsiColor::Blue),
+        };
+        let style = if writer.has_ansi_escapes() {
+            Style::new().fg_color(Some(color.into())).bold()
+        } else {
+            Style::new()
+        };
+        write!(writer, "{style}{word}:{style:#} ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }

@@ -1,6 +1,7 @@
 //! Printing data: JSON on stdout, aligned tables, and notes on stderr.
 
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Print a value as 2-space JSON with a trailing newline.
 pub fn json<T: Serialize + ?Sized>(value: &T) {
@@ -27,47 +28,112 @@ pub fn warn(msg: impl std::fmt::Display) {
     anstream::eprintln!("{y}warning:{y:#} {msg}");
 }
 
-/// Shorten `s` to `max` characters with an ellipsis.
+/// The columns `s` takes in a terminal: wide CJK characters and emoji count two.
+pub fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+/// Shorten `s` to at most `max` terminal columns, ending it with an ellipsis.
 pub fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
+    if width(s) <= max {
+        return s.to_owned();
     }
+    let room = max.saturating_sub(1);
+    let mut t = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(1);
+        if used + w > room {
+            break;
+        }
+        t.push(c);
+        used += w;
+    }
+    t.push('…');
+    t
+}
+
+/// Rows under a header as lines, columns padded to their widest cell (in
+/// terminal columns); the last column is not padded.
+fn layout(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(width(c));
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(widths[i] - width(c) + 2));
+            }
+        }
+        s
+    };
+    std::iter::once(line(header.to_vec()))
+        .chain(
+            rows.iter()
+                .map(|r| line(r.iter().map(String::as_str).collect())),
+        )
+        .collect()
 }
 
 /// Print rows under a header, columns padded to their widest cell; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let bold = anstyle::Style::new().bold();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut s = String::new();
-        let cells: Vec<&str> = cells.collect();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(c);
-                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
-            }
-        }
-        s
-    };
     let mut out = String::new();
-    out.push_str(&format!(
-        "{bold}{}{bold:#}\n",
-        line(&mut header.iter().copied())
-    ));
-    for r in rows {
-        out.push_str(&line(&mut r.iter().map(String::as_str)));
-        out.push('\n');
+    for (i, l) in layout(header, rows).iter().enumerate() {
+        if i == 0 {
+            out.push_str(&format!("{bold}{l}{bold:#}\n"));
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
     }
     anstream::print!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_by_terminal_columns() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghij", 5), "abcd…");
+        // Each of these takes two columns.
+        assert_eq!(clip("日本語のタイトル", 16), "日本語のタイトル");
+        assert_eq!(clip("日本語のタイトル", 7), "日本語…");
+        assert_eq!(width(&clip("日本語のタイトル", 8)), 7);
+        assert_eq!(clip("Ship it 🚀🚀🚀", 10), "Ship it …");
+        assert!(width(&clip("🚀🚀🚀🚀", 5)) <= 5);
+    }
+
+    #[test]
+    fn columns_line_up_with_wide_characters() {
+        let rows = vec![
+            vec![
+                "a".to_owned(),
+                "日本語のタイトル".to_owned(),
+                "queued".to_owned(),
+            ],
+            vec!["b".to_owned(), "Ship it 🚀".to_owned(), "failed".to_owned()],
+            vec!["c".to_owned(), "Café".to_owned(), "completed".to_owned()],
+        ];
+        let lines = layout(&["DIR", "TITLE", "STATUS"], &rows);
+        let at: Vec<usize> = lines
+            .iter()
+            .map(|l| {
+                let i = ["STATUS", "queued", "failed", "completed"]
+                    .iter()
+                    .find_map(|w| l.find(w))
+                    .unwrap();
+                width(&l[..i])
+            })
+            .collect();
+        assert_eq!(at, [23, 23, 23, 23], "{lines:#?}");
+        assert!(lines.iter().all(|l| !l.ends_with(' ')));
+    }
 }

@@ -207,6 +207,109 @@ fn list_show_priority_remove() {
 }
 
 #[test]
+fn entries_are_named_by_a_unique_slug() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    repo.approved("ddddddd-third-thing", "Third thing again");
+    repo.approved("eeeeeee-third-thing", "Third thing once more");
+    repo.publish("more");
+    ok(&repo, &["server", "backlog", "add", A, B, C]);
+    // Every command that names an entry takes its slug alone.
+    ok(&repo, &["server", "backlog", "priority", "third", "5"]);
+    assert_eq!(repo.backlog()["thoughts"][2]["priority"], 5);
+    let shown: Value = serde_json::from_str(&ok(
+        &repo,
+        &["server", "backlog", "show", "second/", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(shown["dir"], B);
+    let next: Value = serde_json::from_str(&ok(
+        &repo,
+        &["server", "backlog", "next", "--thought", "first", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(next["dir"], A);
+    ok(&repo, &["server", "backlog", "fail", "first"]);
+    ok(&repo, &["server", "backlog", "retry", "first"]);
+    let (code, _, err) = run(repo.tgs().args(["server", "logs", "first"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{A} has no session transcript")),
+        "{err}"
+    );
+    ok(&repo, &["server", "backlog", "remove", "first"]);
+    assert_eq!(dirs(&repo.backlog()["thoughts"]), [B, C]);
+    // A slug two entries share names neither: exit 2, both listed.
+    ok(
+        &repo,
+        &[
+            "server",
+            "backlog",
+            "add",
+            "ddddddd-third-thing",
+            "eeeeeee-third-thing",
+        ],
+    );
+    let text = repo.state_file("tgs/server/backlog.json");
+    for cmd in [
+        &["priority", "third-thing", "1"][..],
+        &["remove", "third-thing"],
+    ] {
+        let (code, _, err) = run(repo.tgs().args(["server", "backlog"]).args(cmd));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("\"third-thing\" is the slug of 2 backlog entries: tgs/thoughts/ddddddd-third-thing, tgs/thoughts/eeeeeee-third-thing"),
+            "{err}"
+        );
+        assert_eq!(repo.state_file("tgs/server/backlog.json"), text);
+    }
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "show", "fourth"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no backlog entry has the directory, name or slug \"fourth\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_columns_line_up_with_wide_titles() {
+    use unicode_width::UnicodeWidthStr;
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-cjk", "日本語のタイトル");
+    repo.approved("bbbbbbb-emoji", "Ship it 🚀 now");
+    repo.approved("ccccccc-plain", "Plain title");
+    repo.approved(
+        "ddddddd-long",
+        "日本語のとても長いタイトルはテーブルの列に収まらないので切られます",
+    );
+    repo.publish("thoughts");
+    ok(&repo, &["server", "scan"]);
+    let table = ok(&repo, &["server", "backlog", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    let status_at: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let i = l.find("STATUS").or_else(|| l.find("queued")).unwrap();
+            l[..i].width()
+        })
+        .collect();
+    assert!(
+        status_at.iter().all(|&w| w == status_at[0]),
+        "{status_at:?}\n{table}"
+    );
+    // The long title is clipped to the column's 40 terminal columns.
+    let long = lines.iter().find(|l| l.contains("ddddddd-long")).unwrap();
+    let title = long
+        .split("  ")
+        .map(str::trim)
+        .find(|c| c.ends_with('…'))
+        .unwrap();
+    assert!(title.width() <= 40 && title.width() >= 39, "{title}");
+}
+
+#[test]
 fn next_claims_in_order_with_a_lease_and_context() {
     let env = TestEnv::new();
     let repo = three(&env);
@@ -459,9 +562,21 @@ fn corrupt_and_newer_files_are_never_overwritten() {
         assert!(err.contains("line 4, column"), "{err}");
         assert_eq!(repo.state_file("tgs/server/backlog.json").unwrap(), corrupt);
     }
-    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
-    assert_eq!(code, 1);
-    assert!(out.contains("line 4, column"), "{out}");
+    // validate says so as an error, with the place, and exits 3 like the rest.
+    for fix in [&[][..], &["--fix"]] {
+        let (code, out, err) = run(repo.tgs().args(["server", "backlog", "validate"]).args(fix));
+        assert_eq!(code, 3, "{fix:?}: {out}{err}");
+        assert!(
+            err.starts_with("error: tgs/server/backlog.json: cannot read the file: line 4, column"),
+            "{err}"
+        );
+        assert_eq!(out, "");
+        assert_eq!(repo.state_file("tgs/server/backlog.json").unwrap(), corrupt);
+    }
+    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate", "--json"]));
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["problems"][0]["kind"], "unreadable");
 
     let bad_status = r#"{"version":"1","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","status":"done"},{"dir":7}]}"#;
     repo.put_state(&[("tgs/server/backlog.json", bad_status)]);

@@ -325,7 +325,11 @@ fn api_error_session(turn: Turn) -> (Value, String, Vec<Request>) {
     let log = transcript(&repo);
     assert!(!log.contains(&key), "the API key is in the transcript");
     let pauses = repo.remote_backlog()["pauses"].clone();
-    (json!({"entry": e, "pauses": pauses}), log, fake.model_requests())
+    (
+        json!({"entry": e, "pauses": pauses}),
+        log,
+        fake.model_requests(),
+    )
 }
 
 fn origin_has_branch(repo: &TestRepo) -> bool {

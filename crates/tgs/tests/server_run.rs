@@ -349,6 +349,65 @@ fn a_missing_agent_binary_is_told_apart() {
 }
 
 #[test]
+fn a_missing_builtin_agent_names_the_package_to_install() {
+    let env = TestEnv::new();
+    let repo = setup(&env, "", "");
+    // A PATH with git and nothing else, whatever this machine has installed.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let git = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git.trim(), bin.join("git")).unwrap();
+    for (agent, program, install) in [
+        (
+            "claude-code",
+            "claude",
+            "npm install -g @anthropic-ai/claude-code: the npm package @anthropic-ai/claude-code",
+        ),
+        (
+            "codex",
+            "codex",
+            "npm install -g @openai/codex: the npm package @openai/codex",
+        ),
+        (
+            "gemini",
+            "gemini",
+            "npm install -g @google/gemini-cli: the npm package @google/gemini-cli",
+        ),
+        (
+            "aider",
+            "aider",
+            "python3 -m pip install aider-chat: the PyPI package aider-chat",
+        ),
+    ] {
+        let (code, _, err) = run(repo
+            .tgs()
+            .env_remove("TGS_NOW")
+            .env("PATH", &bin)
+            .args(["server", "run", "--no-pr", "--agent", agent]));
+        assert_eq!(code, 2, "{agent}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the agent {agent}'s program `{program}` was not found"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(install), "{agent}: {err}");
+        assert!(
+            err.contains(&format!("set server.agents.{agent}.bin")),
+            "{err}"
+        );
+    }
+    assert_eq!(entry(&repo)["status"], "queued");
+}
+
+#[test]
 fn verification_rejects_bad_work() {
     for (agent, needle) in [
         ("exit 0\n", "the agent changed nothing"),
@@ -373,6 +432,51 @@ fn verification_rejects_bad_work() {
         let branch = env.git_cmd(&repo.origin).args(["rev-parse", "--verify", "-q", "refs/heads/tgs/abcdef1-add-a-feature"]).output().unwrap();
         assert!(!branch.status.success(), "rejected work is not pushed");
     }
+}
+
+#[test]
+fn an_implementation_template_filled_in_by_thought_new_is_not_a_summary() {
+    let env = TestEnv::new();
+    let repo = setup(
+        &env,
+        "echo 'pub fn f() {}' >> src/lib.rs\ngit commit -qam code\n",
+        "",
+    );
+    // A thought made by `thought new`: its implementation.md is the template
+    // with the title, date and hash filled in; the agent leaves it so.
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "Add another"]));
+    assert_eq!(code, 0, "{err}");
+    let dir = out.trim().to_owned();
+    assert!(repo
+        .read(&format!("{dir}/implementation.md"))
+        .starts_with("# Implementation: Add another\n"));
+    repo.write(&format!("{dir}/research.md"), "# Research\nFound it.\n");
+    repo.write(&format!("{dir}/plan.md"), "# Plan\n1. Do it.\n");
+    repo.publish("another approved thought");
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "approved", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&dir), "{out}");
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dir]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let (code, _, err) = tgs_run(&repo, &["--no-pr", "--thought", &dir]);
+    assert_eq!(code, 0, "{err}");
+    let b = repo.remote_backlog();
+    let e = b["thoughts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["dir"] == dir.as_str())
+        .unwrap();
+    let last = e["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last.starts_with("rejected: ") && last.contains("implementation summary"),
+        "{e}"
+    );
 }
 
 #[test]

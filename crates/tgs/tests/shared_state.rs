@@ -308,6 +308,41 @@ fn a_diverged_checkout_is_left_alone_and_never_stuck() {
 }
 
 #[test]
+fn warnings_are_plain_lines_unless_tgs_log_asks_for_details() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 2);
+    // The state in main's tree, so that an unpushed commit makes a warning.
+    repo.write("tgs/tgs.yml", "server:\n  state_branch: main\n");
+    repo.publish("keep the state in main");
+    repo.write("local.txt", "an unpushed commit\n");
+    repo.commit_all("local work");
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dirs[0]]));
+    assert_eq!(code, 0, "{err}");
+    let line = err.lines().find(|l| l.contains("diverged")).unwrap_or("");
+    assert!(
+        line.starts_with("warning: the local branch main has diverged from origin/main"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("WARN"),
+        "no log format without TGS_LOG: {err}"
+    );
+    // With TGS_LOG the detailed format: time since start, level.
+    let (code, _, err) = run(repo
+        .tgs()
+        .env("TGS_LOG", "warn")
+        .args(["server", "backlog", "add", &dirs[1]]));
+    assert_eq!(code, 0, "{err}");
+    let line = err.lines().find(|l| l.contains("diverged")).unwrap_or("");
+    let (time, rest) = line.trim_start().split_once(' ').unwrap_or_default();
+    assert!(
+        time.ends_with('s') && time[..time.len() - 1].parse::<f64>().is_ok(),
+        "{err}"
+    );
+    assert!(rest.trim_start().starts_with("WARN "), "{err}");
+}
+
+#[test]
 fn no_push_keeps_the_change_local() {
     let env = TestEnv::new();
     let (repo, dirs) = published(&env, 1);

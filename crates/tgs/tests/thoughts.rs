@@ -88,9 +88,10 @@ fn new_uses_the_repository_templates_and_refuses_bad_titles() {
     assert_eq!(code, 0);
     let dir = out.trim().to_owned();
     assert_eq!(dir, format!("tgs/thoughts/{short}-numbered-one"));
+    // What tgs knows is filled in; the rest is the author's to write.
     assert_eq!(
         repo.read(&format!("{dir}/00_research.md")),
-        "# Research: <title>\n<findings>\n"
+        "# Research: Numbered one\n<findings>\n"
     );
     assert!(repo
         .read(&format!("{dir}/README.md"))
@@ -105,17 +106,137 @@ fn new_uses_the_repository_templates_and_refuses_bad_titles() {
     let short = repo.git(&["rev-parse", "--short", "HEAD"]);
     // Templates of the repository are skeletons too.
     assert_eq!(stages(&repo)[0].1, "draft");
-    let (code, _, err) = run(repo
-        .tgs()
-        .args(["thought", "new", "--title", "!!! ??? 日本"]));
+    let (code, _, err) = run(repo.tgs().args(["thought", "new", "--title", " \t "]));
     assert_eq!(code, 2);
-    assert!(err.contains("no letters or digits"), "{err}");
+    assert!(err.contains("the title is empty"), "{err}");
     // A title cannot smuggle a path.
     let (code, out, _) = run(repo
         .tgs()
         .args(["thought", "new", "--title", "../../etc/passwd"]));
     assert_eq!(code, 0);
     assert_eq!(out.trim(), format!("tgs/thoughts/{short}-etc-passwd"));
+}
+
+#[test]
+fn new_fills_in_title_date_and_hash_and_its_copies_stay_skeletons() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["thought", "new", "--title", "Café <hash> 🚀"]));
+    assert_eq!(code, 0, "{err}");
+    let dir = out.trim().to_owned();
+    let research = repo.read(&format!("{dir}/research.md"));
+    assert!(
+        research.starts_with(&format!(
+            "# Research: Café <hash> 🚀\n\n- Date: 2026-01-15\n- Base Hash: {short}\n"
+        )),
+        "{research}"
+    );
+    assert!(repo
+        .read(&format!("{dir}/plan.md"))
+        .starts_with("# Plan: Café <hash> 🚀\n"));
+    for f in ["research.md", "plan.md", "implementation.md"] {
+        let body = repo.read(&format!("{dir}/{f}")).replace("Café <hash>", "");
+        for p in ["<Title>", "<YYYY-MM-DD>", "<hash>"] {
+            assert!(!body.contains(p), "{f} still has {p}:\n{body}");
+        }
+    }
+    // Committed as made, nothing is written in it: a draft, which scan leaves alone.
+    repo.publish("scaffold");
+    let stage = |repo: &common::TestRepo| stages(repo)[0].1.clone();
+    assert_eq!(stage(&repo), "draft");
+    let (code, out, err) = run(repo.tgs().args(["server", "scan", "--dry-run", "--json"]));
+    assert_eq!((code, out.trim()), (0, "[]"), "{err}");
+    // A heading changed by hand is still nothing written.
+    let retitled = research.replacen("Café <hash> 🚀", "A better title", 1);
+    repo.write(&format!("{dir}/research.md"), &retitled);
+    repo.write(
+        &format!("{dir}/plan.md"),
+        "# Plan: A better title\n\n1. Do it.\n",
+    );
+    repo.publish("retitle");
+    assert_eq!(stage(&repo), "draft");
+    // Research and plan written: approved, not implemented, though
+    // implementation.md is no longer byte for byte the template.
+    repo.write(
+        &format!("{dir}/research.md"),
+        &format!("{retitled}\nWe found out.\n"),
+    );
+    repo.publish("research");
+    assert_eq!(stage(&repo), "approved");
+    let (code, out, err) = run(repo.tgs().args(["server", "scan", "--dry-run", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&dir), "{out}");
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "implemented", "--json"]));
+    assert_eq!(out.trim(), "[]");
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["thought", "list", "--stage", "approved", "--json"]));
+    assert!(out.contains(&dir), "{out}");
+}
+
+/// Telling a filled-in template from written text takes reading files: only
+/// for the thoughts `thought new` made, and only those a command needs.
+#[test]
+fn files_are_read_only_for_thoughts_that_thought_new_made() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-by-hand", "By hand");
+    repo.publish("by hand");
+    let cat_files = |args: &[&str]| {
+        let (code, _, err) = run(repo.tgs().env("TGS_LOG", "tgs::git=debug").args(args));
+        assert_eq!(code, 0, "{err}");
+        err.matches("git cat-file --batch").count()
+    };
+    let scan = ["server", "scan", "--dry-run"];
+    assert_eq!(cat_files(&scan), 1, "titles only");
+    let (_, out, _) = run(repo.tgs().args(["thought", "new", "--title", "Made"]));
+    let dir = out.trim().to_owned();
+    repo.write(&format!("{dir}/research.md"), "# Research\nFound.\n");
+    repo.write(&format!("{dir}/plan.md"), "# Plan\n1. Do.\n");
+    repo.publish("made");
+    assert_eq!(cat_files(&scan), 2, "titles, then the made thought's files");
+    let (code, _, err) =
+        run(repo
+            .tgs()
+            .args(["server", "backlog", "add", "aaaaaaa-by-hand", &dir]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cat_files(&scan), 1, "nothing to judge once both are queued");
+}
+
+#[test]
+fn new_transliterates_titles_into_ascii_slugs() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let short = repo.git(&["rev-parse", "--short", "HEAD"]);
+    let cases = [
+        ("日本語のタイトル", "ri-ben-yu-notaitoru"),
+        ("Café crème: naïve résumé", "cafe-creme-naive-resume"),
+        ("Ship it 🚀", "ship-it-rocket"),
+        // Nothing to make a slug from: the hash and `thought`.
+        ("!!! ???", "thought"),
+    ];
+    let mut expect = Vec::new();
+    for (title, slug) in cases {
+        let (code, out, err) = run(repo.tgs().args(["thought", "new", "--title", title]));
+        assert_eq!(code, 0, "{title}: {err}");
+        let dir = format!("tgs/thoughts/{short}-{slug}");
+        assert_eq!(out.trim(), dir, "{title}");
+        // The title keeps its own script.
+        assert!(
+            repo.read(&format!("{dir}/README.md"))
+                .starts_with(&format!("# {short} - {title}\n")),
+            "{title}"
+        );
+        expect.push((dir, "draft".to_owned(), title.to_owned()));
+    }
+    repo.commit_all("scaffold");
+    expect.sort();
+    assert_eq!(stages(&repo), expect);
 }
 
 #[test]
@@ -242,6 +363,40 @@ fn list_reads_stages_from_head_across_layouts() {
 }
 
 #[test]
+fn folders_that_break_the_naming_rule_are_reported_not_skipped_silently() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("abcdef1-good", "Good");
+    for bad in ["My Idea", "日本語", "abcdef1-Café", "notes"] {
+        repo.thought(bad, &[("research.md", "r\n"), ("plan.md", "p\n")]);
+    }
+    // Hidden folders and loose files are not thought folders to begin with.
+    repo.write("tgs/thoughts/.obsidian/app.json", "{}\n");
+    repo.write("tgs/thoughts/README.md", "Thoughts live here.\n");
+    repo.publish("thoughts");
+    for args in [
+        &["thought", "list"][..],
+        &["thought", "list", "--json"],
+        &["server", "scan", "--dry-run"],
+        &["server", "backlog", "validate"],
+    ] {
+        let (code, out, err) = run(repo.tgs().args(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        if args[0] == "thought" || args[1] == "scan" {
+            assert!(out.contains("abcdef1-good"), "{args:?}: {out}");
+        }
+        for bad in ["My Idea", "日本語", "abcdef1-Café", "notes"] {
+            let line = format!(
+                "warning: tgs/thoughts/{bad}: not a thought folder name (<hex hash>-<slug>"
+            );
+            assert_eq!(err.matches(&line).count(), 1, "{args:?}: {err}");
+        }
+        assert_eq!(err.matches("warning:").count(), 4, "{args:?}: {err}");
+        assert!(!out.contains("warning"), "warnings stay off stdout: {out}");
+    }
+}
+
+#[test]
 fn global_flags_and_plumbing() {
     let env = TestEnv::new();
     let repo = env.repo("r");
@@ -278,6 +433,14 @@ fn global_flags_and_plumbing() {
     let (code, out, _) = run(env.tgs_cmd(env.path()).arg("--help"));
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes:"));
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 "] {
+        assert!(
+            out.contains(&format!("\n  {code}   ")),
+            "exit code {code}: {out}"
+        );
+    }
+    assert!(out.contains("\n  130  interrupted by SIGINT\n"), "{out}");
+    assert!(out.contains("\n  143  interrupted by SIGTERM\n"), "{out}");
 }
 
 #[test]

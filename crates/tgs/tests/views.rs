@@ -186,6 +186,47 @@ fn status_of_an_empty_repository() {
     assert!(text.contains("backlog: 0 thought(s)"), "{text}");
 }
 
+/// Agents that report no cost (a `command` agent, say): the cost is unknown, not $0.00.
+#[test]
+fn a_cost_no_agent_reported_is_unknown() {
+    let env = TestEnv::new();
+    let repo = fixture(&env);
+    let no_cost: String = METRICS
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            if f[0] != "thought" {
+                f[10] = "";
+            }
+            f.join(",") + "\n"
+        })
+        .collect();
+    repo.put_state(&[("tgs/server/metrics.csv", &no_cost)]);
+    let m = ok_json(&repo, &["server", "metrics"]);
+    assert_eq!(
+        (&m["cost_usd"], &m["sessions_with_cost"]),
+        (&json!(0.0), &json!(0))
+    );
+    let text = ok(&repo, &["server", "metrics"]);
+    assert!(
+        text.contains("cost        unknown: no agent reported a cost"),
+        "{text}"
+    );
+    assert!(!text.contains("$0.00"), "{text}");
+    let out_dir = env.path().join("site");
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "dashboard", "--out"])
+        .arg(&out_dir));
+    assert_eq!(code, 0, "{err}");
+    let index = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    assert!(
+        index.contains("id=\"m-total-cost\" title=\"no agent reported a cost\">unknown<"),
+        "{index}"
+    );
+    assert!(index.contains("2026-01-13: unknown (no agent reported a cost)"));
+}
+
 #[test]
 fn metrics_have_exact_figures() {
     let env = TestEnv::new();
@@ -212,15 +253,15 @@ fn metrics_have_exact_figures() {
     assert_eq!(
         m["per_day"],
         json!([
-            {"date": "2026-01-13", "sessions": 2, "completed": 0, "success_rate": 0.0, "cost_usd": 0.375},
-            {"date": "2026-01-14", "sessions": 3, "completed": 2, "success_rate": 0.6667, "cost_usd": 1.0},
-            {"date": "2026-01-15", "sessions": 1, "completed": 0, "success_rate": 0.0, "cost_usd": 0.0625}
+            {"date": "2026-01-13", "sessions": 2, "completed": 0, "success_rate": 0.0, "cost_usd": 0.375, "sessions_with_cost": 2},
+            {"date": "2026-01-14", "sessions": 3, "completed": 2, "success_rate": 0.6667, "cost_usd": 1.0, "sessions_with_cost": 2},
+            {"date": "2026-01-15", "sessions": 1, "completed": 0, "success_rate": 0.0, "cost_usd": 0.0625, "sessions_with_cost": 1}
         ])
     );
     assert_eq!(
         m["per_thought"][1],
         json!({"thought": C, "sessions": 3, "succeeded": 0, "first_try_success": false,
-               "retries": 2, "cost_usd": 0.1875, "duration_s": 5700.0})
+               "retries": 2, "cost_usd": 0.1875, "sessions_with_cost": 2, "duration_s": 5700.0})
     );
     assert_eq!(m["per_thought"][2]["first_try_success"], true);
 
@@ -250,6 +291,17 @@ fn metrics_have_exact_figures() {
         "{text}"
     );
     assert!(text.contains("median 17m30s, p90 1h00m"), "{text}");
+    // One session (a timeout) reported no cost: the total says what it covers.
+    assert!(
+        text.contains(
+            "cost        $1.44: the total covers the 5 of 6 sessions whose agent reported a cost"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("$0.19 (2 of 3 sessions)"),
+        "per thought: {text}"
+    );
     assert!(text.contains("$1.44"), "{text}");
     assert!(
         text.contains("2026-01-14  2          3         66.7%    $1.00"),
@@ -568,7 +620,9 @@ fn dashboard_writes_an_escaped_self_contained_site() {
     assert!(index.contains("href=\"https://github.com/o/r/pull/1\""));
     assert!(index.contains("<span class=\"badge failed\">failed</span>"));
     assert!(index.contains("id=\"m-success-rate\">33.3% (2 of 6)<"));
-    assert!(index.contains("id=\"m-total-cost\">$1.44<"));
+    assert!(index.contains(
+        "id=\"m-total-cost\" title=\"the total covers the 5 of 6 sessions whose agent reported a cost\">$1.44 (5 of 6 sessions)<"
+    ));
     for chart in [
         "chart-throughput",
         "chart-success",

@@ -80,6 +80,58 @@ pub enum Driver {
     Adapter(PathBuf),
 }
 
+/// Where a built-in driver's program comes from, for telling people what to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    /// What people call the program.
+    pub product: &'static str,
+    /// `npm` or `PyPI`.
+    pub registry: &'static str,
+    pub name: &'static str,
+    /// The usual command that installs it.
+    pub install: &'static str,
+}
+
+impl Driver {
+    /// The package that provides a built-in driver's program (none for a
+    /// `command` or an `adapter`, which are the repository's own).
+    pub fn package(&self) -> Option<Package> {
+        let (product, registry, name, install) = match self {
+            Driver::ClaudeCode => (
+                "Claude Code",
+                "npm",
+                "@anthropic-ai/claude-code",
+                "npm install -g @anthropic-ai/claude-code",
+            ),
+            Driver::Codex => (
+                "the Codex CLI",
+                "npm",
+                "@openai/codex",
+                "npm install -g @openai/codex",
+            ),
+            Driver::Gemini => (
+                "the Gemini CLI",
+                "npm",
+                "@google/gemini-cli",
+                "npm install -g @google/gemini-cli",
+            ),
+            Driver::Aider => (
+                "aider",
+                "PyPI",
+                "aider-chat",
+                "python3 -m pip install aider-chat",
+            ),
+            Driver::Command(_) | Driver::Adapter(_) => return None,
+        };
+        Some(Package {
+            product,
+            registry,
+            name,
+            install,
+        })
+    }
+}
+
 /// How to read the agent's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -434,6 +486,36 @@ mod tests {
             timeout_secs: 60,
             identity: Some("Tgs Bot <tgs@example.com>"),
         }
+    }
+
+    #[test]
+    fn every_builtin_driver_names_its_package() {
+        let s = settings("server: {}\n");
+        let names: Vec<&str> = BUILTIN
+            .iter()
+            .map(|n| {
+                AgentSpec::resolve(n, &s)
+                    .unwrap()
+                    .driver
+                    .package()
+                    .unwrap()
+                    .name
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "@anthropic-ai/claude-code",
+                "@openai/codex",
+                "@google/gemini-cli",
+                "aider-chat"
+            ]
+        );
+        let own = settings("server:\n  agents:\n    mine: { command: ./agent.sh }\n");
+        assert_eq!(
+            AgentSpec::resolve("mine", &own).unwrap().driver.package(),
+            None
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct DayFigures {
     pub completed: usize,
     pub success_rate: Option<f64>,
     pub cost_usd: f64,
+    /// Sessions that reported a cost.
+    pub sessions_with_cost: usize,
 }
 
 /// Figures for one thought (within the window).
@@ -41,7 +43,64 @@ pub struct ThoughtFigures {
     pub first_try_success: bool,
     pub retries: usize,
     pub cost_usd: f64,
+    /// Sessions that reported a cost.
+    pub sessions_with_cost: usize,
     pub duration_s: f64,
+}
+
+/// How far a cost figure goes: a sum over the sessions whose agent reported
+/// a cost, which may be none of them (then the cost is unknown, not zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostCoverage {
+    /// Sessions there were, and none reported a cost.
+    Unknown,
+    /// `reported` of `sessions` reported a cost.
+    Partial { reported: usize, sessions: usize },
+    /// Every session reported a cost (or there was none).
+    Complete,
+}
+
+impl CostCoverage {
+    pub fn of(reported: usize, sessions: usize) -> CostCoverage {
+        if reported >= sessions {
+            CostCoverage::Complete
+        } else if reported == 0 {
+            CostCoverage::Unknown
+        } else {
+            CostCoverage::Partial { reported, sessions }
+        }
+    }
+
+    /// The figure in short: `$1.44`, `$1.44 (5 of 6 sessions)` or `unknown`.
+    pub fn label(self, usd: f64) -> String {
+        match self {
+            CostCoverage::Complete => format!("${usd:.2}"),
+            CostCoverage::Partial { reported, sessions } => {
+                format!("${usd:.2} ({reported} of {sessions} sessions)")
+            }
+            CostCoverage::Unknown => "unknown".into(),
+        }
+    }
+
+    /// What a reader of the figure should know, if anything.
+    pub fn note(self) -> Option<String> {
+        match self {
+            CostCoverage::Complete => None,
+            CostCoverage::Partial { reported, sessions } => Some(format!(
+                "the total covers the {reported} of {sessions} sessions whose agent reported a cost"
+            )),
+            CostCoverage::Unknown => Some("no agent reported a cost".into()),
+        }
+    }
+
+    /// The figure with its note: `$1.44`, `$1.44: the total covers ...`, `unknown: no agent ...`.
+    pub fn describe(self, usd: f64) -> String {
+        match (self, self.note()) {
+            (CostCoverage::Unknown, Some(n)) => format!("unknown: {n}"),
+            (_, Some(n)) => format!("${usd:.2}: {n}"),
+            (_, None) => format!("${usd:.2}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,8 +134,9 @@ pub struct MetricsSummary {
     pub outcomes: BTreeMap<String, usize>,
     pub duration: Option<DurationStats>,
     pub duration_buckets: Vec<Bucket>,
+    /// The sum of the costs reported: see [`MetricsSummary::cost_coverage`].
     pub cost_usd: f64,
-    /// Sessions that reported a cost (the others count as 0).
+    /// Sessions that reported a cost.
     pub sessions_with_cost: usize,
     /// Every day from the first to the last session in the window, gaps included.
     pub per_day: Vec<DayFigures>,
@@ -93,6 +153,24 @@ const BUCKETS: [(&str, f64, Option<f64>); 7] = [
     ("2–4h", 7200.0, Some(14400.0)),
     ("≥4h", 14400.0, None),
 ];
+
+impl MetricsSummary {
+    pub fn cost_coverage(&self) -> CostCoverage {
+        CostCoverage::of(self.sessions_with_cost, self.sessions)
+    }
+}
+
+impl DayFigures {
+    pub fn cost_coverage(&self) -> CostCoverage {
+        CostCoverage::of(self.sessions_with_cost, self.sessions)
+    }
+}
+
+impl ThoughtFigures {
+    pub fn cost_coverage(&self) -> CostCoverage {
+        CostCoverage::of(self.sessions_with_cost, self.sessions)
+    }
+}
 
 /// The longest run of days `per_day` fills in.
 const MAX_FILLED_DAYS: i32 = 1000;
@@ -148,7 +226,8 @@ pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSumma
         .collect();
 
     let mut outcomes = BTreeMap::new();
-    let mut by_day: BTreeMap<Date, (usize, usize, f64)> = BTreeMap::new();
+    // (sessions, completed, cost, sessions with a cost)
+    let mut by_day: BTreeMap<Date, (usize, usize, f64, usize)> = BTreeMap::new();
     let mut by_thought: BTreeMap<&str, ThoughtFigures> = BTreeMap::new();
     let mut durations = Vec::with_capacity(window.len());
     let mut buckets: Vec<Bucket> = BUCKETS
@@ -168,10 +247,11 @@ pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSumma
         cost += c;
         with_cost += usize::from(r.cost_usd.is_some());
         *outcomes.entry(r.outcome.clone()).or_insert(0) += 1;
-        let d = by_day.entry(day_of(r)).or_insert((0, 0, 0.0));
+        let d = by_day.entry(day_of(r)).or_insert((0, 0, 0.0, 0));
         d.0 += 1;
         d.1 += usize::from(success);
         d.2 += c;
+        d.3 += usize::from(r.cost_usd.is_some());
         durations.push(r.duration_s);
         if let Some(b) = buckets.iter_mut().rev().find(|b| r.duration_s >= b.min_s) {
             b.sessions += 1;
@@ -186,12 +266,14 @@ pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSumma
                 first_try_success: succeeded(&rows[first[r.thought.as_str()]]),
                 retries: 0,
                 cost_usd: 0.0,
+                sessions_with_cost: 0,
                 duration_s: 0.0,
             });
         t.sessions += 1;
         t.succeeded += usize::from(success);
         t.retries += usize::from(!is_first);
         t.cost_usd += c;
+        t.sessions_with_cost += usize::from(r.cost_usd.is_some());
         t.duration_s += r.duration_s;
     }
     durations.sort_by(f64::total_cmp);
@@ -217,13 +299,15 @@ pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSumma
     let per_day: Vec<DayFigures> = days
         .into_iter()
         .map(|date| {
-            let (sessions, completed, c) = by_day.get(&date).copied().unwrap_or((0, 0, 0.0));
+            let (sessions, completed, c, with_cost) =
+                by_day.get(&date).copied().unwrap_or((0, 0, 0.0, 0));
             DayFigures {
                 date,
                 sessions,
                 completed,
                 success_rate: rate(completed, sessions),
                 cost_usd: round(c, 4),
+                sessions_with_cost: with_cost,
             }
         })
         .collect();
@@ -357,6 +441,50 @@ mod tests {
         assert_eq!(
             m.duration.as_ref().map(|d| (d.median_s, d.p90_s)),
             Some((1200.0, 3600.0))
+        );
+    }
+
+    #[test]
+    fn cost_is_unknown_when_no_session_reported_one() {
+        let (rows, _) = parse_metrics(&csv());
+        let m = compute_metrics(&rows, None);
+        // C's timeout reported no cost: the total covers 5 of 6 sessions.
+        assert_eq!(
+            m.cost_coverage(),
+            CostCoverage::Partial {
+                reported: 5,
+                sessions: 6
+            }
+        );
+        assert_eq!(
+            m.cost_coverage().label(m.cost_usd),
+            "$1.94 (5 of 6 sessions)"
+        );
+        assert_eq!(
+            m.cost_coverage().describe(m.cost_usd),
+            "$1.94: the total covers the 5 of 6 sessions whose agent reported a cost"
+        );
+        // The 12th had only that session: its cost is unknown, not $0.00.
+        assert_eq!(m.per_day[3].cost_coverage(), CostCoverage::Unknown);
+        assert_eq!(m.per_day[3].cost_coverage().label(0.0), "unknown");
+        // A day without sessions cost nothing.
+        assert_eq!(m.per_day[1].cost_coverage(), CostCoverage::Complete);
+        assert_eq!(m.per_thought[0].cost_coverage().label(0.75), "$0.75");
+        let none: Vec<_> = rows
+            .into_iter()
+            .map(|mut r| {
+                r.cost_usd = None;
+                r
+            })
+            .collect();
+        let m = compute_metrics(&none, None);
+        assert_eq!(
+            (m.cost_usd, m.cost_coverage()),
+            (0.0, CostCoverage::Unknown)
+        );
+        assert_eq!(
+            m.cost_coverage().describe(m.cost_usd),
+            "unknown: no agent reported a cost"
         );
     }
 

@@ -584,7 +584,7 @@ fn render_metrics(b: &mut String, m: &MetricsSummary) {
         ("retries", m.retries.to_string()),
         ("median-duration", dur(|d| d.median_s)),
         ("p90-duration", dur(|d| d.p90_s)),
-        ("total-cost", format!("${:.2}", m.cost_usd)),
+        ("total-cost", m.cost_coverage().label(m.cost_usd)),
     ];
     let labels = [
         "Sessions",
@@ -597,7 +597,16 @@ fn render_metrics(b: &mut String, m: &MetricsSummary) {
     ];
     b.push_str("<dl class=\"facts\">\n");
     for ((id, v), label) in facts.iter().zip(labels) {
-        let _ = writeln!(b, "<dt>{label}</dt><dd id=\"m-{id}\">{}</dd>", esc(v));
+        // A cost that is not the whole story says why on hover.
+        let title = match (*id, m.cost_coverage().note()) {
+            ("total-cost", Some(note)) => format!(" title=\"{}\"", esc(&note)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            b,
+            "<dt>{label}</dt><dd id=\"m-{id}\"{title}>{}</dd>",
+            esc(v)
+        );
     }
     b.push_str("</dl>\n<div class=\"charts\">\n");
     let days = &m.per_day[m.per_day.len().saturating_sub(CHART_DAYS)..];
@@ -638,7 +647,14 @@ fn render_metrics(b: &mut String, m: &MetricsSummary) {
         .map(|d| Bar {
             label: day_label(&d.date),
             value: d.cost_usd,
-            tip: format!("{}: ${:.2}", d.date, d.cost_usd),
+            tip: match d.cost_coverage().note() {
+                Some(note) => format!(
+                    "{}: {} ({note})",
+                    d.date,
+                    d.cost_coverage().label(d.cost_usd)
+                ),
+                None => format!("{}: ${:.2}", d.date, d.cost_usd),
+            },
         })
         .collect();
     // Counts label whole numbers only (an axis up to 1 has no "0.25" session).

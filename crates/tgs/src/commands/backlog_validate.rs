@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use tgs_core::backlog::store::Change;
-use tgs_core::backlog::validate;
+use tgs_core::backlog::validate::{self, ProblemKind};
 use tgs_core::thought::ThoughtIndex;
 
 use super::{Ctx, WriteArgs};
-use crate::error::{code, CliResult};
+use crate::error::{code, CliError, CliResult};
 use crate::output;
 
 #[derive(Debug, clap::Args)]
@@ -28,9 +28,20 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     // local commit not pushed yet must not make a teammate's entry vanish.
     let (base, commit) = super::base_commit(&repo, &topo)?;
     let index = ThoughtIndex::load(&repo, Some(&commit))?;
+    super::warn_skipped(&index);
     let now = tgs_core::clock::now();
     let text = store.read_text()?;
     let mut problems = validate::check(text.as_deref(), &index, &base, now);
+    // A file that cannot be read at all is an error (exit 3), not a list of problems.
+    if let Some(p) = problems.iter().find(|p| p.kind == ProblemKind::Unreadable) {
+        if ctx.json {
+            output::json(&json!({ "ok": false, "problems": problems, "fixed": [] }));
+        }
+        return Err(
+            CliError::state(format!("{}: {p}", tgs_core::backlog::store::BACKLOG_PATH))
+                .hint("fix the file by hand; it was left as it was"),
+        );
+    }
     let mut fixed = Vec::new();
     if args.fix && problems.iter().any(|p| p.fixable) {
         let applied = store.update(&args.write.options(), |b| {

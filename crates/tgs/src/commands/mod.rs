@@ -34,7 +34,7 @@ use tgs_core::backlog::target::{StateTarget, TargetOptions};
 use tgs_core::backlog::Backlog;
 use tgs_core::config::{Config, Settings};
 use tgs_core::repo::Repo;
-use tgs_core::thought::{Stage, ThoughtIndex, ThoughtName, THOUGHTS_DIR};
+use tgs_core::thought::{Stage, ThoughtIndex, ThoughtName, NAME_RULE, THOUGHTS_DIR};
 use tgs_core::topology::{Request, Topology};
 
 use crate::error::{CliError, CliResult};
@@ -47,9 +47,12 @@ Exit codes:
   3    the backlog file is corrupt, invalid or of a newer version (left untouched)
   4    another tgs held the backlog lock too long, or other workers kept
        winning the race for the state branch; try again
+  130  interrupted by SIGINT
+  143  interrupted by SIGTERM
 
 Environment:
-  TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`
+  TGS_LOG    log filter for stderr, e.g. `debug` or `tgs::git=debug`, shown
+             with levels and timings (without it: plain `warning:` lines)
   TGS_NOW    pin the clock (RFC 3339), for tests and reproducible runs
   TGS_LOCK_DIR
              where workers of one machine take turns on a state branch
@@ -392,9 +395,18 @@ pub fn parse_thought_arg(repo: &Repo, arg: &str) -> CliResult<ThoughtArg> {
     Ok(ThoughtArg::Dir(normal))
 }
 
+/// Warn about the folders under `tgs/thoughts/` that were passed over for their name.
+pub fn warn_skipped(index: &ThoughtIndex) {
+    for dir in &index.skipped {
+        crate::output::warn(format!(
+            "{dir}: not a thought folder name ({NAME_RULE}); skipped"
+        ));
+    }
+}
+
 fn bad_name(arg: &str, name: &str) -> CliError {
     CliError::usage(format!(
-        "{arg}: {name:?} is not a thought name of the form <hex hash>-<slug> (e.g. 3f2a9c1-add-dark-mode)"
+        "{arg}: {name:?} is not a thought name ({NAME_RULE})"
     ))
 }
 
@@ -453,17 +465,69 @@ pub fn approved_only_here(
         .collect())
 }
 
-/// Find the backlog entry a command-line argument names.
+/// Find the backlog entry a command-line argument names: by its directory or
+/// name (see [`parse_thought_arg`]), or by its slug alone (`third-thing` for
+/// `tgs/thoughts/ccccccc-third-thing`) when one entry has it.
 pub fn find_entry(repo: &Repo, backlog: &Backlog, arg: &str) -> CliResult<String> {
-    let parsed = parse_thought_arg(repo, arg)?;
-    parsed
-        .candidates()
-        .into_iter()
-        .find(|d| backlog.get(d).is_some())
-        .ok_or_else(|| {
-            CliError::usage(format!("{} is not in the backlog", parsed.candidates()[0]))
-                .hint("`tgs server backlog list` shows what is")
+    if let Some(dir) = lookup_entry(repo, backlog, arg)? {
+        return Ok(dir);
+    }
+    let not_in = |dir: &str| {
+        CliError::usage(format!("{dir} is not in the backlog"))
+            .hint("`tgs server backlog list` shows what is")
+    };
+    match parse_thought_arg(repo, arg) {
+        Ok(parsed) => Err(not_in(&parsed.candidates()[0])),
+        Err(_) if slug_arg(arg).is_some() => Err(CliError::usage(format!(
+            "no backlog entry has the directory, name or slug {arg:?}"
+        ))
+        .hint("`tgs server backlog list` shows what is")),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`find_entry`], with `None` when nothing in the backlog answers to `arg`.
+/// A slug that more than one entry has is an error naming them.
+pub fn lookup_entry(repo: &Repo, backlog: &Backlog, arg: &str) -> CliResult<Option<String>> {
+    if let Ok(parsed) = parse_thought_arg(repo, arg) {
+        if let Some(dir) = parsed
+            .candidates()
+            .into_iter()
+            .find(|d| backlog.get(d).is_some())
+        {
+            return Ok(Some(dir));
+        }
+    }
+    let Some(slug) = slug_arg(arg) else {
+        return Ok(None);
+    };
+    let mut found: Vec<&str> = backlog
+        .thoughts
+        .iter()
+        .map(|e| e.dir.as_str())
+        .filter(|d| {
+            let name = d.rsplit('/').next().unwrap_or(d);
+            ThoughtName::parse(name).is_some_and(|n| n.slug() == slug)
         })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.to_string())),
+        many => Err(CliError::usage(format!(
+            "{arg:?} is the slug of {} backlog entries: {}",
+            many.len(),
+            many.join(", ")
+        ))
+        .hint("name one by its directory or <hash>-<slug>")),
+    }
+}
+
+/// The slug a bare argument may be (`third-thing`, `third-thing/`).
+fn slug_arg(arg: &str) -> Option<&str> {
+    let s = arg.trim_end_matches('/');
+    (!s.contains('/') && ThoughtName::parse(&format!("0000000-{s}")).is_some()).then_some(s)
 }
 
 #[cfg(test)]

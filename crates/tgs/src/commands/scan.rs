@@ -40,6 +40,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         ThoughtIndex::load_titled(&repo, Some(&base.1), &["tgs"], |t, stage| {
             stage == Stage::Approved && !known.contains(t.dir.as_str())
         })?;
+    super::warn_skipped(&index);
     let found: Vec<Found> = index
         .thoughts
         .iter()

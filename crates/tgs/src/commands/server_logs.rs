@@ -13,7 +13,7 @@ use tgs_core::backlog::{Backlog, Status};
 use tgs_core::process::Signals;
 use tgs_core::report::{kept_text, list_transcripts, thought_name};
 
-use super::{parse_thought_arg, Ctx};
+use super::{lookup_entry, parse_thought_arg, Ctx};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -64,10 +64,18 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     let repo = ctx.repo()?;
     let target = ctx.reader(&repo)?;
-    let candidates = parse_thought_arg(&repo, &args.dir)?.candidates();
-    // The backlog only tells whether the session still runs; a thought removed
-    // from it (or an unreadable backlog) still has its transcripts.
+    // The backlog only tells whether the session still runs (and what a bare
+    // slug names); a thought removed from it (or an unreadable backlog) still
+    // has its transcripts.
     let backlog = target.read().ok();
+    let entry = match &backlog {
+        Some(b) => lookup_entry(&repo, b, &args.dir)?,
+        None => None,
+    };
+    let candidates = match entry {
+        Some(dir) => vec![dir],
+        None => parse_thought_arg(&repo, &args.dir)?.candidates(),
+    };
     let in_backlog = backlog
         .as_ref()
         .and_then(|b| candidates.iter().find(|d| b.get(d).is_some()))

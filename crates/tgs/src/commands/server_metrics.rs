@@ -75,13 +75,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             ),
         ));
     }
-    lines.push((
-        "cost",
-        format!(
-            "${:.2} ({} of {} sessions reported a cost)",
-            m.cost_usd, m.sessions_with_cost, m.sessions
-        ),
-    ));
+    lines.push(("cost", m.cost_coverage().describe(m.cost_usd)));
     let outcomes: Vec<String> = m.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
     lines.push(("outcomes", outcomes.join(", ")));
     for (k, v) in &lines {
@@ -98,7 +92,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 d.completed.to_string(),
                 d.sessions.to_string(),
                 pct(d.success_rate),
-                format!("${:.2}", d.cost_usd),
+                d.cost_coverage().label(d.cost_usd),
             ]
         })
         .collect();
@@ -119,7 +113,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 if t.first_try_success { "yes" } else { "no" }.into(),
                 t.retries.to_string(),
                 secs(t.duration_s),
-                format!("${:.2}", t.cost_usd),
+                t.cost_coverage().label(t.cost_usd),
             ]
         })
         .collect();

@@ -318,9 +318,12 @@ fn check_program(spec: &AgentSpec, agent: &str, root: &std::path::Path) -> Resul
         ))
         .hint(format!("chmod +x {}", p.display())));
     }
-    let hint = match spec.driver {
-        Driver::ClaudeCode => "install Claude Code (npm install -g @anthropic-ai/claude-code), set server.agents.claude-code.bin, or pick another agent with --agent".to_owned(),
-        _ => format!("install it, or fix server.agents.{agent} in tgs/tgs.yml"),
+    let hint = match spec.driver.package() {
+        Some(p) => format!(
+            "install {} ({}: the {} package {}), set server.agents.{agent}.bin, or pick another agent with --agent",
+            p.product, p.install, p.registry, p.name
+        ),
+        None => format!("install it, or fix server.agents.{agent} in tgs/tgs.yml"),
     };
     Err(CliError::usage(format!(
         "the agent {agent}'s program `{program}` was not found"

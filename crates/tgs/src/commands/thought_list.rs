@@ -1,7 +1,7 @@
 //! `tgs thought list`: every thought and its stage, read from HEAD.
 
 use serde::Serialize;
-use tgs_core::thought::{Stage, ThoughtIndex};
+use tgs_core::thought::ThoughtIndex;
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -25,15 +25,10 @@ struct Row<'a> {
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let head = repo.discovered_head();
-    let mut stages = Vec::new();
-    let (index, mut titles) = ThoughtIndex::load_titled(&repo, head, &["tgs"], |t, stage| {
-        let keep = args.stage.as_deref().is_none_or(|s| stage.as_str() == s);
-        if keep {
-            stages.push((t.dir.clone(), stage));
-        }
-        keep
+    let (index, mut titles) = ThoughtIndex::load_titled(&repo, head, &["tgs"], |_, stage| {
+        args.stage.as_deref().is_none_or(|s| stage.as_str() == s)
     })?;
-    let stage_of: std::collections::HashMap<String, Stage> = stages.into_iter().collect();
+    super::warn_skipped(&index);
     let rows: Vec<Row> = index
         .thoughts
         .iter()
@@ -41,7 +36,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             Some(Row {
                 dir: &t.dir,
                 title: titles.remove(&t.dir)?,
-                stage: stage_of.get(&t.dir)?.as_str(),
+                stage: index.stage(t).as_str(),
                 legacy: t.legacy,
             })
         })
