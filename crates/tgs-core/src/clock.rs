@@ -18,6 +18,14 @@ pub fn now() -> Timestamp {
         .unwrap_or_else(|_| Timestamp::now())
 }
 
+/// Sleep for `d`, unless the clock is pinned (`TGS_NOW`): a pinned clock
+/// never moves, so waiting for it would only slow tests down.
+pub fn sleep(d: std::time::Duration) {
+    if !is_pinned() {
+        std::thread::sleep(d);
+    }
+}
+
 /// Whether `TGS_NOW` pins the clock.
 pub fn is_pinned() -> bool {
     std::env::var_os("TGS_NOW").is_some()

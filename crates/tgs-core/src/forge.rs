@@ -50,6 +50,15 @@ pub trait Forge {
     fn alert_failure(&self, _failure: &Failure) -> Result<Option<String>, Error> {
         Ok(None)
     }
+    /// Tell humans an agent cannot start sessions until they act (its
+    /// provider refused: credit, credentials). Returns where, if anywhere.
+    fn alert_agent(&self, _agent: &str, _detail: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+    /// The agent was resumed: close its alert. Returns what was closed.
+    fn resolve_agent_alert(&self, _agent: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
     /// A thought succeeded after an alert: close the alert. Returns what was closed.
     fn resolve_alert(
         &self,

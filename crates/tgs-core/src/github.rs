@@ -77,7 +77,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
             max_total_wait: Duration::from_secs(120),
-            sleep: Arc::new(std::thread::sleep),
+            sleep: Arc::new(crate::clock::sleep),
         }
     }
 }
@@ -202,6 +202,56 @@ impl GitHub {
             ))
             .map_err(|e| self.error(e))?;
         Ok(pr_state_of(&pr))
+    }
+
+    /// Tell humans that `agent` cannot start sessions (its provider refused:
+    /// credit, credentials): one issue labeled [`FAILED_LABEL`] per agent,
+    /// commented on while it stays open. Returns its URL.
+    pub fn alert_agent(&self, agent: &str, detail: &str) -> Result<String, Error> {
+        let marker = agent_marker(agent);
+        let open = self.open_marked(&marker).map_err(|e| self.error(e))?;
+        let text = content::agent_alert_text(agent, detail);
+        if let Some((number, url)) = open.into_iter().next() {
+            self.comment(number, &text, "commenting on the agent's issue")
+                .map_err(|e| self.error(e))?;
+            return Ok(url);
+        }
+        let mut call = Call::post(
+            format!("{}/issues", self.repo_path()),
+            json!({
+                "title": content::agent_alert_title(agent),
+                "body": format!("{marker}\n{text}"),
+                "labels": [FAILED_LABEL],
+            }),
+            "opening the agent's issue".to_owned(),
+            "issues: write",
+        );
+        call.retry_failures = false;
+        let issue = self.call(&call).map_err(|e| self.error(e))?;
+        Ok(html_url(&issue))
+    }
+
+    /// Close the open issue about `agent`, if any (it was resumed).
+    pub fn resolve_agent_alert(&self, agent: &str) -> Result<Option<String>, Error> {
+        let open = self
+            .open_marked(&agent_marker(agent))
+            .map_err(|e| self.error(e))?;
+        for (number, _) in &open {
+            self.comment(
+                *number,
+                &format!("Resumed: sessions with {} start again.\n", code_span(agent)),
+                "commenting on the agent's issue",
+            )
+            .map_err(|e| self.error(e))?;
+            self.call(&Call::patch(
+                format!("{}/issues/{number}", self.repo_path()),
+                json!({ "state": "closed", "state_reason": "completed" }),
+                format!("closing the agent's issue #{number}"),
+                "issues: write",
+            ))
+            .map_err(|e| self.error(e))?;
+        }
+        Ok(open.into_iter().next().map(|(_, url)| url))
     }
 
     /// Report a failed thought: open an issue labeled [`FAILED_LABEL`], or
@@ -404,7 +454,11 @@ impl GitHub {
 
     /// Open alert issues for `thought_dir`, lowest number first.
     fn open_alerts(&self, thought_dir: &str) -> Result<Vec<(u64, String)>, ApiError> {
-        let marker = thought_marker(thought_dir);
+        self.open_marked(&thought_marker(thought_dir))
+    }
+
+    /// Open issues labeled [`FAILED_LABEL`] whose body carries `marker` on a line of its own.
+    fn open_marked(&self, marker: &str) -> Result<Vec<(u64, String)>, ApiError> {
         let mut found = Vec::new();
         for page in 1..=MAX_ISSUE_PAGES {
             let list = self.call(&Call::get(
@@ -634,6 +688,19 @@ impl Forge for GitHub {
     ) -> Result<Option<String>, Error> {
         GitHub::resolve_alert(self, thought_dir, pr_url)
     }
+
+    fn alert_agent(&self, agent: &str, detail: &str) -> Result<Option<String>, Error> {
+        GitHub::alert_agent(self, agent, detail).map(Some)
+    }
+
+    fn resolve_agent_alert(&self, agent: &str) -> Result<Option<String>, Error> {
+        GitHub::resolve_agent_alert(self, agent)
+    }
+}
+
+/// The marker of the issue about an agent.
+fn agent_marker(agent: &str) -> String {
+    format!("<!-- tgs-agent: {} -->", content::encode_path(agent))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -148,6 +148,24 @@ pub struct FailureAlert {
 }
 
 /// The alert issue's title: `tgs: <thought title> failed`.
+/// The title of the issue about an agent that cannot start sessions.
+pub fn agent_alert_title(agent: &str) -> String {
+    neutralize_mentions(&format!(
+        "tgs: the agent {} cannot start sessions",
+        one_line(agent, 80)
+    ))
+}
+
+/// What the issue about an agent says: why, and how to resume it.
+pub fn agent_alert_text(agent: &str, detail: &str) -> String {
+    let agent = one_line(agent, 80);
+    bound(format!(
+        "The model provider of {a} refused in a way that lasts until a human acts (credit, credentials, permissions), so no worker starts sessions with it. No thought's attempt was counted.\n\n### What the provider said\n\n{d}\n\nWhen it is fixed: `tgs server resume {agent}` (this issue is then closed).\n",
+        a = code_span(&agent),
+        d = fenced(&clean_block(detail), "text"),
+    ))
+}
+
 pub fn alert_title(title: &str) -> String {
     let t = non_empty(&one_line(title, MAX_TITLE_CHARS), "untitled thought");
     neutralize_mentions(&format!("tgs: {t} failed"))
@@ -307,7 +325,7 @@ fn blob_url(web: Option<&str>, branch: &str, path: &str) -> String {
 }
 
 /// Percent-encode a repository path, dropping empty, `.` and `..` segments.
-fn encode_path(path: &str) -> String {
+pub(crate) fn encode_path(path: &str) -> String {
     path.split(['/', '\\'])
         .filter(|seg| !seg.is_empty() && *seg != "." && *seg != "..")
         .map(|seg| {

@@ -111,6 +111,18 @@ pub struct StatusReport {
     pub next: Vec<NextUp>,
     pub waiting: Vec<Waiting>,
     pub needs_human: Vec<Attention>,
+    /// Agents no session starts with now (their provider refused).
+    pub paused: Vec<PausedAgent>,
+}
+
+/// An agent paused for every worker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PausedAgent {
+    pub agent: String,
+    pub kind: String,
+    /// `None`: until `tgs server resume`.
+    pub until: Option<Timestamp>,
+    pub reason: String,
 }
 
 /// Whether the entry's PR was closed unmerged (`pr_state`, set by
@@ -216,8 +228,20 @@ pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
         }
     }
     needs_human.sort_by_key(|a| a.reason);
+    let paused = backlog
+        .pauses
+        .iter()
+        .filter(|(a, _)| backlog.paused(a, now).is_some())
+        .map(|(a, p)| PausedAgent {
+            agent: a.clone(),
+            kind: p.kind.clone(),
+            until: p.until,
+            reason: p.reason.clone(),
+        })
+        .collect();
     StatusReport {
         now,
+        paused,
         counts,
         running,
         next,

@@ -619,17 +619,7 @@ impl<'r> Runner<'r> {
         let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
             return;
         };
-        let failure = Failure {
-            thought_dir: format!("agent {agent}"),
-            title: format!("the agent {agent} is unavailable"),
-            attempts: 0,
-            last_error: format!(
-                "{}: {}. No session starts with {agent} until `tgs server resume {agent}`.",
-                p.kind, p.reason
-            ),
-            log_tail: String::new(),
-        };
-        if let Err(e) = forge.alert_failure(&failure) {
+        if let Err(e) = forge.alert_agent(agent, &p.reason) {
             tracing::warn!("could not alert about the agent {agent}: {e}");
         }
     }
@@ -643,113 +633,16 @@ impl<'r> Runner<'r> {
         let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
             return Ok(());
         };
-        let now = clock::now();
-        let due: Vec<Entry> = self
-            .state
-            .read()?
-            .handovers_due(now)
-            .into_iter()
-            .cloned()
-            .collect();
-        for e in due {
-            if self.interrupted().is_some() {
-                break;
-            }
-            let branch = e.branch.clone().unwrap_or_else(|| {
-                super::name_of(&e.dir)
-                    .map(|n| worktree::branch_for(&n))
-                    .unwrap_or_default()
-            });
-            let got = match (handover::fetch_branch(self.repo, remote, &branch), &e.head) {
-                (Some(head), _) => {
-                    let w = WorkResult::new(&self.cfg.agent, Outcome::Success, None);
-                    handover::open_pr(self.repo, forge, &e, &branch, &head, &self.pr_facts(&w))
-                }
-                (None, _) => Handover::Pending(format!("{branch} is not on {remote}")),
-            };
-            self.record_handover(&e, got, sink)?;
+        handover::Pending {
+            repo: self.repo,
+            state: &self.state,
+            forge,
+            remote,
+            pr: &self.cfg.settings.pr,
+            base_branch: &self.cfg.base_branch,
+            agent: &self.cfg.agent,
         }
-        Ok(())
-    }
-
-    fn record_handover(&self, e: &Entry, got: Handover, sink: &mut dyn Sink) -> Result<(), Error> {
-        let now = clock::now();
-        let dir = e.dir.clone();
-        let tries = e.handover_tries;
-        let backoff = outcome::retry_delay(
-            Duration::from_secs(60),
-            Duration::from_secs(3600),
-            tries.max(1),
-        );
-        let applied = self.state.update(&Default::default(), |b| {
-            if b.get(&dir).map(|x| x.status) != Some(Status::HandoverPending) {
-                return Ok(Change::none((Disposition::TakenOver, None)));
-            }
-            Ok(match &got {
-                Handover::Done { pr_url } => {
-                    b.complete(&dir, pr_url.as_deref(), now)?;
-                    Change::with(
-                        (Disposition::Completed, None),
-                        format!("chore(tgs): complete {dir} (hand-over)"),
-                    )
-                }
-                Handover::Rejected(why) => {
-                    b.fail(&dir, Some(&format!("rejected: {why}")))?;
-                    Change::with(
-                        (Disposition::Failed, Some(why.clone())),
-                        format!("chore(tgs): fail {dir} (hand-over refused)"),
-                    )
-                }
-                Handover::Pending(why) | Handover::PushFailed(why) => {
-                    b.handover_failed(&dir, why, after(now, backoff))?;
-                    Change::with(
-                        (Disposition::HandoverPending, Some(why.clone())),
-                        format!("chore(tgs): hand-over of {dir} failed again"),
-                    )
-                }
-            })
-        })?;
-        let (disposition, reason) = applied.value;
-        if disposition == Disposition::TakenOver {
-            return Ok(());
-        }
-        let pr_url = match &got {
-            Handover::Done { pr_url } => pr_url.clone(),
-            _ => None,
-        };
-        if let Some(forge) = self.forge.as_deref() {
-            let alerted = match disposition {
-                Disposition::Completed => forge.resolve_alert(&dir, pr_url.as_deref()).map(|_| ()),
-                Disposition::HandoverPending
-                    if tries + 1 == crate::report::status::HANDOVER_TRIES_BEFORE_ALERT =>
-                {
-                    forge
-                        .alert_failure(&Failure {
-                            thought_dir: dir.clone(),
-                            title: e.title.clone(),
-                            attempts: e.attempts,
-                            last_error: format!(
-                                "the work is pushed ({}), but its pull request could not be opened {} times: {}",
-                                e.branch.as_deref().unwrap_or_default(),
-                                tries + 1,
-                                reason.clone().unwrap_or_default()
-                            ),
-                            log_tail: String::new(),
-                        })
-                        .map(|_| ())
-                }
-                _ => Ok(()),
-            };
-            if let Err(err) = alerted {
-                tracing::warn!("could not update the alert of {dir}: {err}");
-            }
-        }
-        sink.event(&Event::HandoverRetried {
-            dir,
-            pr_url,
-            reason,
-            disposition,
-        });
+        .retry_due(sink, &|| self.interrupted().is_some())?;
         Ok(())
     }
 

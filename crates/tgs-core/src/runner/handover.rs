@@ -9,8 +9,14 @@
 //! no agent session. A forge that refuses the pull request because the
 //! branch has no commits over the base rejects the work itself.
 
-use crate::backlog::Entry;
-use crate::forge::{Forge, PullRequest};
+use std::time::Duration;
+
+use crate::backlog::store::Change;
+use crate::backlog::target::StateTarget;
+use crate::backlog::{Entry, Status};
+use crate::config::PrConfig;
+use crate::events::{Disposition, Event, Sink};
+use crate::forge::{Failure, Forge, PullRequest};
 use crate::github;
 use crate::prompt;
 use crate::repo::Repo;
@@ -175,4 +181,141 @@ pub fn fetch_branch(repo: &Repo, remote: &str, branch: &str) -> Option<String> {
             &format!("refs/remotes/{remote}/{branch}^{{commit}}"),
         ])
         .ok()
+}
+
+/// The pending hand-overs of a state, and what retrying them needs.
+pub struct Pending<'a, 'r> {
+    pub repo: &'a Repo,
+    pub state: &'a StateTarget<'r>,
+    pub forge: &'a dyn Forge,
+    pub remote: &'a str,
+    pub pr: &'a PrConfig,
+    pub base_branch: &'a str,
+    pub agent: &'a str,
+}
+
+impl Pending<'_, '_> {
+    /// Retry every hand-over that is due (until `stop` says so); each one
+    /// ends in one state change. Returns how many were tried.
+    pub fn retry_due(&self, sink: &mut dyn Sink, stop: &dyn Fn() -> bool) -> Result<u32, Error> {
+        let now = clock::now();
+        let due: Vec<Entry> = self
+            .state
+            .read()?
+            .handovers_due(now)
+            .into_iter()
+            .cloned()
+            .collect();
+        let mut tried = 0;
+        for e in due {
+            if stop() {
+                break;
+            }
+            let branch = e
+                .branch
+                .clone()
+                .or_else(|| super::branch_of(&e.dir))
+                .unwrap_or_default();
+            let got = match fetch_branch(self.repo, self.remote, &branch) {
+                Some(head) => {
+                    let facts = PrFacts {
+                        base_branch: self.base_branch,
+                        agent: self.agent,
+                        turns: None,
+                        cost_usd: None,
+                        title_prefix: &self.pr.title_prefix,
+                        draft: self.pr.draft,
+                        labels: &self.pr.labels,
+                        reviewers: &self.pr.reviewers,
+                    };
+                    open_pr(self.repo, self.forge, &e, &branch, &head, &facts)
+                }
+                None => Handover::Pending(format!("{branch} is not on {}", self.remote)),
+            };
+            self.record(&e, got, sink)?;
+            tried += 1;
+        }
+        Ok(tried)
+    }
+
+    /// Record how a retried hand-over went: completed, failed (refused), or
+    /// still pending with a growing delay; humans hear at the third failure.
+    fn record(&self, e: &Entry, got: Handover, sink: &mut dyn Sink) -> Result<(), Error> {
+        let now = clock::now();
+        let dir = e.dir.clone();
+        let tries = e.handover_tries;
+        let backoff = super::outcome::retry_delay(
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            tries.max(1),
+        );
+        let applied = self.state.update(&Default::default(), |b| {
+            if b.get(&dir).map(|x| x.status) != Some(Status::HandoverPending) {
+                return Ok(Change::none((Disposition::TakenOver, None)));
+            }
+            Ok(match &got {
+                Handover::Done { pr_url } => {
+                    b.complete(&dir, pr_url.as_deref(), now)?;
+                    Change::with(
+                        (Disposition::Completed, None),
+                        format!("chore(tgs): complete {dir} (hand-over)"),
+                    )
+                }
+                Handover::Rejected(why) => {
+                    b.fail(&dir, Some(&format!("rejected: {why}")))?;
+                    Change::with(
+                        (Disposition::Failed, Some(why.clone())),
+                        format!("chore(tgs): fail {dir} (hand-over refused)"),
+                    )
+                }
+                Handover::Pending(why) | Handover::PushFailed(why) => {
+                    b.handover_failed(&dir, why, super::after(now, backoff))?;
+                    Change::with(
+                        (Disposition::HandoverPending, Some(why.clone())),
+                        format!("chore(tgs): hand-over of {dir} failed again"),
+                    )
+                }
+            })
+        })?;
+        let (disposition, reason) = applied.value;
+        if disposition == Disposition::TakenOver {
+            return Ok(());
+        }
+        let pr_url = match &got {
+            Handover::Done { pr_url } => pr_url.clone(),
+            _ => None,
+        };
+        let alerted = match disposition {
+            Disposition::Completed => self.forge.resolve_alert(&dir, pr_url.as_deref()).map(|_| ()),
+            Disposition::HandoverPending
+                if tries + 1 == crate::report::status::HANDOVER_TRIES_BEFORE_ALERT =>
+            {
+                self.forge
+                    .alert_failure(&Failure {
+                        thought_dir: dir.clone(),
+                        title: e.title.clone(),
+                        attempts: e.attempts,
+                        last_error: format!(
+                            "the work is pushed ({}), but its pull request could not be opened {} times: {}",
+                            e.branch.as_deref().unwrap_or_default(),
+                            tries + 1,
+                            reason.clone().unwrap_or_default()
+                        ),
+                        log_tail: String::new(),
+                    })
+                    .map(|_| ())
+            }
+            _ => Ok(()),
+        };
+        if let Err(err) = alerted {
+            tracing::warn!("could not update the alert of {dir}: {err}");
+        }
+        sink.event(&Event::HandoverRetried {
+            dir,
+            pr_url,
+            reason,
+            disposition,
+        });
+        Ok(())
+    }
 }

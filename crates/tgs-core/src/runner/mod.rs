@@ -36,7 +36,7 @@ use crate::Error;
 
 pub use crate::backlog::target::StateTarget;
 pub use dispatcher::{describe_pause, idle_wait, why_not_claimable, Runner, WATCH_FLOOR};
-pub use handover::{fetch_branch, Handover};
+pub use handover::{fetch_branch, Handover, Pending};
 pub use outcome::retry_delay;
 
 /// How long to keep going.

@@ -52,7 +52,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 e.added_at
                     .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
                     .unwrap_or_default(),
-                e.claimed_by.clone().unwrap_or_default(),
+                // Who holds it now: a requeued or finished entry keeps its
+                // last claimer in the file, but nobody holds it.
+                if e.status == Status::InProgress {
+                    e.claimed_by.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                },
                 match (&e.pr_url, &e.pr_state) {
                     (Some(u), Some(s)) => format!("{u} ({s})"),
                     (Some(u), None) => u.clone(),

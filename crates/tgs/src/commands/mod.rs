@@ -19,6 +19,7 @@ pub mod server_init;
 pub mod server_logs;
 pub mod server_metrics;
 pub mod server_recover;
+pub mod server_resume;
 pub mod server_run;
 pub mod server_state;
 pub mod server_status;
@@ -114,6 +115,8 @@ pub enum ServerCommand {
     Run(server_run::Args),
     /// Give claims whose lease expired back to the queue.
     Recover(server_recover::Args),
+    /// Let workers start sessions with an agent again (its provider had refused).
+    Resume(server_resume::Args),
     /// Record whether completed entries' pull requests are open, merged or closed.
     SyncPrs(server_sync_prs::Args),
     /// What runs now, what runs next, and what needs a human.
@@ -277,6 +280,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Server(ServerCommand::Scan(a)) => scan::run(&ctx, a),
         Command::Server(ServerCommand::Run(a)) => server_run::run(&ctx, a),
         Command::Server(ServerCommand::Recover(a)) => server_recover::run(&ctx, a),
+        Command::Server(ServerCommand::Resume(a)) => server_resume::run(&ctx, a),
         Command::Server(ServerCommand::SyncPrs(a)) => server_sync_prs::run(&ctx, a),
         Command::Server(ServerCommand::Status(a)) => server_status::run(&ctx, a),
         Command::Server(ServerCommand::Metrics(a)) => server_metrics::run(&ctx, a),

@@ -98,6 +98,16 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             .unwrap_or_default();
         anstream::println!("  {}  {}{detail}{pr}", a.dir, a.reason.as_str());
     }
+    if !report.paused.is_empty() {
+        heading("paused agents", report.paused.len());
+        for p in &report.paused {
+            let until = p
+                .until
+                .map(|t| format!("until {t}"))
+                .unwrap_or_else(|| format!("until `tgs server resume {}`", p.agent));
+            anstream::println!("  {}  {}: {}  {until}", p.agent, p.kind, p.reason);
+        }
+    }
     super::ok()
 }
 

@@ -1,5 +1,6 @@
 //! `tgs server sync-prs`: record on completed entries whether their pull
-//! request is open, merged or closed unmerged.
+//! request is open, merged or closed unmerged, and retry the hand-overs that
+//! are pending (work pushed, its pull request not opened yet).
 
 use std::collections::BTreeMap;
 
@@ -30,7 +31,22 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         CliError::usage("no GitHub token: set TGS_GITHUB_TOKEN, GITHUB_TOKEN or GH_TOKEN")
             .hint("the token needs read access to pull requests")
     })?;
-    let state = ctx.target(&repo, &args.write)?;
+    let topo = ctx.topology(&repo, &args.write, true)?;
+    let state = ctx.state(&repo, &topo, &args.write, None)?;
+    let mut handed = HandedOver::default();
+    if let Some(remote) = topo.remote() {
+        let base_branch = topo.base_branch_name(&repo)?;
+        tgs_core::runner::Pending {
+            repo: &repo,
+            state: &state,
+            forge: &gh,
+            remote: &remote.name,
+            pr: &settings.pr,
+            base_branch: &base_branch,
+            agent: &settings.agent,
+        }
+        .retry_due(&mut handed, &|| false)?;
+    }
     let backlog = state.read()?;
     // Ask GitHub first, outside the state transaction: it may be slow.
     let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();
@@ -74,9 +90,18 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             &seen
                 .iter()
                 .map(|(d, s)| json!({"dir": d, "pr_state": s}))
+                .chain(handed.0.iter().map(|(d, disposition, url)| {
+                    json!({"dir": d, "handover": disposition, "pr_url": url})
+                }))
                 .collect::<Vec<_>>(),
         );
     } else {
+        for (d, disposition, url) in &handed.0 {
+            match url {
+                Some(u) => anstream::println!("handed over {d}: {u}"),
+                None => anstream::println!("hand-over {} {d}", disposition.as_str()),
+            }
+        }
         for (d, s) in &seen {
             anstream::println!("{s:7} {d}");
         }
@@ -87,4 +112,25 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         ));
     }
     super::ok()
+}
+
+/// The pending hand-overs retried, as they went.
+#[derive(Default)]
+struct HandedOver(Vec<(String, tgs_core::events::Disposition, Option<String>)>);
+
+impl tgs_core::events::Sink for HandedOver {
+    fn event(&mut self, e: &tgs_core::events::Event) {
+        if let tgs_core::events::Event::HandoverRetried {
+            dir,
+            pr_url,
+            disposition,
+            reason,
+        } = e
+        {
+            if let Some(r) = reason {
+                output::warn(format!("{dir}: the hand-over is still pending: {r}"));
+            }
+            self.0.push((dir.clone(), *disposition, pr_url.clone()));
+        }
+    }
 }
