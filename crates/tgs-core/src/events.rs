@@ -115,6 +115,8 @@ pub enum Event {
     /// Nothing can be claimed now.
     NoWork {
         at: Timestamp,
+        /// Why, when it is not that the queue has nothing ready (a paused agent).
+        reason: Option<String>,
     },
     /// Waiting for a retry delay to pass.
     Waiting {

@@ -116,9 +116,12 @@ impl Sink for Console {
                     "claimed {dir} ({title}) for {worker}, attempt {attempt}"
                 ));
             }
-            Event::NoWork { .. } => {
-                self.line("no work: nothing in the backlog can be claimed now".into())
-            }
+            Event::NoWork { reason, .. } => self.line(format!(
+                "no work: {}",
+                reason
+                    .as_deref()
+                    .unwrap_or("nothing in the backlog can be claimed now")
+            )),
             Event::Waiting { until } => {
                 self.line(format!("waiting for a retry delay, until {until}"))
             }

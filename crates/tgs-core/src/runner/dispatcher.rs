@@ -350,7 +350,10 @@ impl<'r> Runner<'r> {
             });
         }
         let Some(claim) = claim else {
-            sink.event(&Event::NoWork { at: now });
+            sink.event(&Event::NoWork {
+                at: now,
+                reason: why.clone(),
+            });
             let why = why.unwrap_or_else(|| "nothing in the backlog can be claimed now".into());
             return Ok(Claimed::Nothing(why));
         };
