@@ -162,7 +162,7 @@ fn an_agent_alive_after_its_result_is_stopped_and_judged_on_it() {
 
 // ---- 2. Hand-over failures keep the work ---------------------------------
 
-fn gh_step<'a>(repo: &'a TestRepo, gh: &FakeGitHub, args: &[&str]) -> assert_cmd::Command {
+fn gh_step(repo: &TestRepo, gh: &FakeGitHub, args: &[&str]) -> assert_cmd::Command {
     let mut c = repo.tgs();
     c.env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_REPOSITORY", "octo/demo")
@@ -328,7 +328,7 @@ fn credit_and_credentials_pause_the_agent_until_a_human_resumes_it() {
     );
     let gh = FakeGitHub::start("octo", "demo", TOKEN);
     let (code, _, err) =
-        run(&mut gh_step(&repo, &gh, &["server", "run", "--until-empty"]).env_remove("TGS_NOW"));
+        run(gh_step(&repo, &gh, &["server", "run", "--until-empty"]).env_remove("TGS_NOW"));
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo, A);
     assert_eq!(e["status"], "queued", "{e}");
@@ -353,7 +353,7 @@ fn credit_and_credentials_pause_the_agent_until_a_human_resumes_it() {
     assert_eq!(issues.len(), 1, "one alert: {issues:?}");
     assert!(issues[0].title.contains("claude-code"), "{issues:?}");
     // Later runs start nothing and say why; no second alert.
-    let (code, _, err) = run(&mut gh_step(&repo, &gh, &["server", "run"]).env_remove("TGS_NOW"));
+    let (code, _, err) = run(gh_step(&repo, &gh, &["server", "run"]).env_remove("TGS_NOW"));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("paused until a human resumes it"), "{err}");
     assert_eq!(sessions(&env), 1);
