@@ -1,6 +1,9 @@
-//! The console sink of the runner's events: one live line per session on a
-//! terminal, updated in place; plain lines elsewhere (CI logs).
+//! The console sink of the runner's events. On a terminal, one live line per
+//! running session at the bottom, redrawn in place below the log lines;
+//! elsewhere (CI logs), plain lines only. With several sessions at once,
+//! each session's lines name its thought.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -10,31 +13,37 @@ use tgs_core::runner::humanize;
 pub struct Console {
     tty: bool,
     quiet: bool,
-    live: Option<Live>,
-    last_plain: Option<Instant>,
-    last_action: Option<String>,
+    /// Running sessions, by thought directory.
+    live: BTreeMap<String, Live>,
+    /// Live lines drawn below the log, to erase before the next draw (the
+    /// cursor is left at the end of the last one).
+    drawn_lines: usize,
+    last_draw: Option<Instant>,
     released: u32,
+    /// Several sessions run at once: prefix lines with the thought.
+    parallel: bool,
 }
 
 struct Live {
-    dir: String,
     attempt: u32,
     started: Instant,
     action: Option<String>,
     turns: Option<u32>,
     cost: Option<f64>,
-    drawn: Option<Instant>,
+    /// Plain output: the last action printed, and when.
+    printed: Option<(String, Instant)>,
 }
 
 impl Console {
-    pub fn new(quiet: bool) -> Console {
+    pub fn new(quiet: bool, parallel: bool) -> Console {
         Console {
             tty: std::io::stderr().is_terminal(),
             quiet,
-            live: None,
-            last_plain: None,
-            last_action: None,
+            live: BTreeMap::new(),
+            drawn_lines: 0,
+            last_draw: None,
             released: 0,
+            parallel,
         }
     }
 
@@ -43,51 +52,117 @@ impl Console {
         self.released
     }
 
+    /// A log line, above the live lines.
     fn line(&mut self, text: String) {
         if self.quiet {
             return;
         }
-        if self.tty && self.live.is_some() {
-            anstream::eprint!("\r\x1b[2K");
-        }
+        self.erase();
         anstream::eprintln!("{text}");
-        if let Some(l) = &mut self.live {
-            l.drawn = None;
-        }
-        self.redraw(true);
+        self.draw(true);
     }
 
-    fn redraw(&mut self, force: bool) {
-        if self.quiet || !self.tty {
+    /// A line about one session: `  text`, or `  name: text` when several run.
+    fn session_line(&mut self, dir: &str, text: &str) {
+        let line = if self.parallel {
+            format!("  {}: {text}", short(dir))
+        } else {
+            format!("  {text}")
+        };
+        self.line(line);
+    }
+
+    fn erase(&mut self) {
+        if self.tty && self.drawn_lines > 0 {
+            // Clear the last line, then climb over the others, clearing each.
+            anstream::eprint!("\r\x1b[2K{}", "\x1b[1A\x1b[2K".repeat(self.drawn_lines - 1));
+            self.drawn_lines = 0;
+        }
+    }
+
+    fn draw(&mut self, force: bool) {
+        if self.quiet || !self.tty || self.live.is_empty() {
             return;
         }
-        let Some(l) = &mut self.live else { return };
         if !force
-            && l.drawn
+            && self
+                .last_draw
                 .is_some_and(|d| d.elapsed() < Duration::from_millis(100))
         {
             return;
         }
-        l.drawn = Some(Instant::now());
-        let mut s = format!(
-            "  ⠿ {} · {} · attempt {}",
-            l.dir,
-            humanize(Duration::from_secs(l.started.elapsed().as_secs())),
-            l.attempt
-        );
-        if let Some(a) = &l.action {
-            s.push_str(&format!(" · {a}"));
-        }
-        if let Some(t) = l.turns {
-            s.push_str(&format!(" · {t} turns"));
-        }
-        if let Some(c) = l.cost {
-            s.push_str(&format!(" · ${c:.2}"));
-        }
+        self.erase();
+        self.last_draw = Some(Instant::now());
         let width = terminal_width();
-        let s: String = s.chars().take(width.saturating_sub(1)).collect();
-        anstream::eprint!("\r\x1b[2K{s}");
+        let lines: Vec<String> = self
+            .live
+            .iter()
+            .map(|(dir, l)| {
+                let s = live_text(dir, l);
+                s.chars().take(width.saturating_sub(1)).collect()
+            })
+            .collect();
+        anstream::eprint!("{}", lines.join("\n"));
+        self.drawn_lines = lines.len();
     }
+
+    fn progress(
+        &mut self,
+        dir: &str,
+        action: Option<&String>,
+        turns: Option<u32>,
+        cost: Option<f64>,
+    ) {
+        let Some(l) = self.live.get_mut(dir) else {
+            return;
+        };
+        if let Some(a) = action {
+            l.action = Some(a.clone());
+        }
+        l.turns = turns.or(l.turns);
+        l.cost = cost.or(l.cost);
+        if self.tty {
+            self.draw(false);
+            return;
+        }
+        // Plain output: each new action once, at most one line a second per session.
+        let (Some(a), false) = (action, self.quiet) else {
+            return;
+        };
+        let due = l
+            .printed
+            .as_ref()
+            .is_none_or(|(p, t)| p != a && t.elapsed() >= Duration::from_secs(1));
+        if due {
+            l.printed = Some((a.clone(), Instant::now()));
+            let text = format!("· {a}");
+            self.session_line(dir, &text);
+        }
+    }
+}
+
+/// `  ⠿ dir · 3m · attempt 2 · Edit src/lib.rs · 12 turns · $0.40`.
+fn live_text(dir: &str, l: &Live) -> String {
+    let mut s = format!(
+        "  ⠿ {dir} · {} · attempt {}",
+        humanize(Duration::from_secs(l.started.elapsed().as_secs())),
+        l.attempt
+    );
+    if let Some(a) = &l.action {
+        s.push_str(&format!(" · {a}"));
+    }
+    if let Some(t) = l.turns {
+        s.push_str(&format!(" · {t} turns"));
+    }
+    if let Some(c) = l.cost {
+        s.push_str(&format!(" · ${c:.2}"));
+    }
+    s
+}
+
+/// The thought's name, for line prefixes.
+fn short(dir: &str) -> &str {
+    dir.rsplit('/').next().unwrap_or(dir)
 }
 
 fn terminal_width() -> usize {
@@ -112,6 +187,17 @@ impl Sink for Console {
                 attempt,
                 ..
             } => {
+                self.live.insert(
+                    dir.clone(),
+                    Live {
+                        attempt: *attempt,
+                        started: Instant::now(),
+                        action: None,
+                        turns: None,
+                        cost: None,
+                        printed: None,
+                    },
+                );
                 self.line(format!(
                     "claimed {dir} ({title}) for {worker}, attempt {attempt}"
                 ));
@@ -125,61 +211,33 @@ impl Sink for Console {
             Event::Waiting { until } => {
                 self.line(format!("waiting for a retry delay, until {until}"))
             }
-            Event::WorktreeReady { path, branch, .. } => {
-                self.line(format!("  worktree {} on {branch}", path.display()))
+            Event::WorktreeReady { dir, path, branch, .. } => {
+                let t = format!("worktree {} on {branch}", path.display());
+                self.session_line(dir, &t)
             }
             Event::AgentStarted {
                 dir, agent, log, ..
             } => {
-                self.line(format!(
-                    "  agent {agent} started; transcript: {}",
-                    log.display()
-                ));
-                self.live = Some(Live {
-                    dir: dir.clone(),
-                    attempt: 0,
-                    started: Instant::now(),
-                    action: None,
-                    turns: None,
-                    cost: None,
-                    drawn: None,
-                });
-                self.last_action = None;
-                self.redraw(true);
+                if let Some(l) = self.live.get_mut(dir) {
+                    l.started = Instant::now();
+                }
+                let t = format!("agent {agent} started; transcript: {}", log.display());
+                self.session_line(dir, &t);
             }
             Event::AgentProgress {
+                dir,
                 action,
                 turns,
                 cost_usd,
-                ..
-            } => {
-                if let Some(l) = &mut self.live {
-                    l.action = action.clone().or(l.action.take());
-                    l.turns = turns.or(l.turns);
-                    l.cost = cost_usd.or(l.cost);
-                }
-                if self.tty {
-                    self.redraw(false);
-                } else if action.is_some() && *action != self.last_action && !self.quiet {
-                    // Plain output: each new action once, at most one line a second.
-                    if self
-                        .last_plain
-                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                    {
-                        anstream::eprintln!("  · {}", action.as_deref().unwrap_or_default());
-                        self.last_plain = Some(Instant::now());
-                    }
-                    self.last_action = action.clone();
-                }
-            }
+            } => self.progress(dir, action.as_ref(), *turns, *cost_usd),
             Event::AgentFinished {
+                dir,
                 ending,
                 duration,
                 stats,
-                ..
             } => {
                 let mut s = format!(
-                    "  agent {ending} after {}",
+                    "agent {ending} after {}",
                     humanize(Duration::from_secs(duration.as_secs()))
                 );
                 if let Some(t) = stats.turns {
@@ -188,23 +246,26 @@ impl Sink for Console {
                 if let Some(c) = stats.cost_usd {
                     s.push_str(&format!(", ${c:.2}"));
                 }
-                if self.tty {
-                    anstream::eprint!("\r\x1b[2K");
-                }
-                self.live = None;
-                self.line(s);
+                self.session_line(dir, &s);
             }
-            Event::Verified { ok, problems, .. } => {
+            Event::Verified { dir, ok, problems } => {
                 if *ok {
-                    self.line("  verified".into());
+                    self.session_line(dir, "verified");
                 } else {
                     for p in problems {
-                        self.line(format!("  rejected: {p}"));
+                        let t = format!("rejected: {p}");
+                        self.session_line(dir, &t);
                     }
                 }
             }
-            Event::BranchPushed { branch, .. } => self.line(format!("  pushed {branch}")),
-            Event::PrOpened { url, .. } => self.line(format!("  pull request: {url}")),
+            Event::BranchPushed { dir, branch } => {
+                let t = format!("pushed {branch}");
+                self.session_line(dir, &t)
+            }
+            Event::PrOpened { dir, url } => {
+                let t = format!("pull request: {url}");
+                self.session_line(dir, &t)
+            }
             Event::HandoverRetried {
                 dir,
                 pr_url,
@@ -237,40 +298,50 @@ impl Sink for Console {
                 not_before,
                 ..
             } => {
-                let mut s = match outcome {
-                    Outcome::Success => format!("{dir}: completed"),
-                    o => format!("{dir}: {}", o.as_str()),
-                };
-                if let Some(r) = reason {
-                    s.push_str(&format!(": {r}"));
-                }
-                match (disposition, not_before) {
-                    (Disposition::Requeued, Some(t)) => {
-                        s.push_str(&format!(" (requeued; next attempt after {t})"))
-                    }
-                    (Disposition::Released, Some(t)) => s.push_str(&format!(
-                        " (claim given back, the attempt not counted; claimable after {t})"
-                    )),
-                    (Disposition::Released, None) | (Disposition::Requeued, None) => {
-                        s.push_str(" (claim given back)")
-                    }
-                    (Disposition::HandoverPending, _) => s.push_str(
-                        " (pushed; the pull request will be opened by a later run or sync-prs)",
-                    ),
-                    (Disposition::Failed, _) => {
-                        s.push_str(" (failed for good: a human should look)")
-                    }
-                    (Disposition::TakenOver, _) => {
-                        s.push_str(" (taken over by another session: not recorded)")
-                    }
-                    (Disposition::Completed, _) => {}
-                }
+                self.live.remove(dir);
                 if *disposition == Disposition::Released {
                     self.released += 1;
                 }
-                self.live = None;
-                self.line(s);
+                self.line(ended_line(dir, *outcome, reason.as_deref(), *disposition, *not_before));
             }
         }
     }
+}
+
+/// `dir: outcome: reason (where the entry went)`.
+fn ended_line(
+    dir: &str,
+    outcome: Outcome,
+    reason: Option<&str>,
+    disposition: Disposition,
+    not_before: Option<jiff::Timestamp>,
+) -> String {
+    let mut s = match outcome {
+        Outcome::Success => format!("{dir}: completed"),
+        o => format!("{dir}: {}", o.as_str()),
+    };
+    if let Some(r) = reason {
+        s.push_str(&format!(": {r}"));
+    }
+    s.push_str(match (disposition, not_before) {
+        (Disposition::Requeued, Some(_)) => "",
+        (Disposition::Released, Some(_)) => "",
+        (Disposition::Released, None) | (Disposition::Requeued, None) => " (claim given back)",
+        (Disposition::HandoverPending, _) => {
+            " (pushed; the pull request will be opened by a later run or sync-prs)"
+        }
+        (Disposition::Failed, _) => " (failed for good: a human should look)",
+        (Disposition::TakenOver, _) => " (taken over by another session: not recorded)",
+        (Disposition::Completed, _) => "",
+    });
+    match (disposition, not_before) {
+        (Disposition::Requeued, Some(t)) => {
+            s.push_str(&format!(" (requeued; next attempt after {t})"))
+        }
+        (Disposition::Released, Some(t)) => s.push_str(&format!(
+            " (claim given back, the attempt not counted; claimable after {t})"
+        )),
+        _ => {}
+    }
+    s
 }

@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if args.dry_run {
         return dry_run(ctx, &runner);
     }
-    let mut console = Console::new(args.quiet);
+    let mut console = Console::new(args.quiet, args.parallel > 1);
     let mut actions = crate::actions::Actions::new();
     let mut lines = JsonLines::default();
     let mut sinks = Fanout::default();
