@@ -51,12 +51,29 @@ pub fn ensure_excluded(repo: &Repo) -> Result<(), Error> {
     Ok(())
 }
 
+/// Git's worktree records (`.git/worktrees/`) are changed one tgs at a time
+/// per repository: a `prune` run while another session's `worktree add` is
+/// still initializing would remove that worktree's record under it. An
+/// advisory lock in the git directory, freed by the kernel if tgs dies.
+fn records_lock(repo: &Repo) -> Result<std::fs::File, Error> {
+    let dir = repo.common_dir().join("tgs");
+    std::fs::create_dir_all(&dir)?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("worktrees.lock"))?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// Create (or re-create) the worktree for a thought at `base`.
 pub fn prepare(repo: &Repo, name: &ThoughtName, base: &str) -> Result<Worktree, Error> {
+    let _records = records_lock(repo)?;
     ensure_excluded(repo)?;
     let path = repo.root().join(WORKTREES_DIR).join(name.as_str());
     let branch = branch_for(name);
-    discard(repo, &path);
+    remove(repo, &path);
     std::fs::create_dir_all(path.parent().expect("has parent"))?;
     // -B resets a branch left by an earlier attempt; --force takes it even if
     // a stale worktree record still names it.
@@ -81,6 +98,11 @@ pub fn prepare(repo: &Repo, name: &ThoughtName, base: &str) -> Result<Worktree, 
 
 /// Remove a worktree directory and git's record of it; errors are not fatal.
 pub fn discard(repo: &Repo, path: &Path) {
+    let _records = records_lock(repo);
+    remove(repo, path);
+}
+
+fn remove(repo: &Repo, path: &Path) {
     if path.exists() {
         if let Some(p) = path.to_str() {
             let _ = repo

@@ -84,7 +84,10 @@ fn add_normalizes_and_commits_only_the_backlog() {
         "1"
     );
     let files = repo.git(&["ls-tree", "-r", "--name-only", &r]);
-    assert_eq!(files, "tgs/server/audit.jsonl\ntgs/server/backlog.json");
+    assert_eq!(
+        files,
+        "tgs/server/audit/2026-01.jsonl\ntgs/server/backlog.json"
+    );
     assert_eq!(repo.state_subjects(1), [format!("chore(tgs): add {C}")]);
     assert_eq!(
         repo.git(&["branch", "--list", common::STATE]),
@@ -659,11 +662,16 @@ fn validate_reports_and_fixes() {
         5,
         "{out}"
     );
-    let b = repo.backlog();
-    assert_eq!(dirs(&b["thoughts"]), [A, "tgs/thoughts/ddddddd-done", B, C]);
-    assert_eq!(b["thoughts"][1]["status"], "completed");
+    // The implemented thought, completed with no pull request, is finished:
+    // it moves from the live file to the archive.
+    let b = repo.live_backlog();
+    assert_eq!(dirs(&b["thoughts"]), [A, B, C]);
+    assert_eq!(b["thoughts"][1]["status"], "queued");
     assert_eq!(b["thoughts"][2]["status"], "queued");
-    assert_eq!(b["thoughts"][3]["status"], "queued");
+    let archived = repo.archived();
+    assert_eq!(archived.len(), 1);
+    assert_eq!(archived[0]["dir"], "tgs/thoughts/ddddddd-done");
+    assert_eq!(archived[0]["status"], "completed");
     assert_eq!(
         repo.state_subjects(1),
         ["chore(tgs): repair the backlog (5 fixes)"]

@@ -210,8 +210,8 @@ fn sigkill_at_any_point_leaves_a_usable_working_tree_backlog() {
         // At most the backlog file (written, not yet committed) or a dead writer's temp file.
         let status = repo.git(&["status", "--porcelain", "--untracked-files=all"]);
         let expected = |l: &str| {
-            (l.ends_with("tgs/server/backlog.json") || l.ends_with("tgs/server/audit.jsonl"))
-                || (l.contains("tgs/server/.backlog.") && l.ends_with(".tmp"))
+            (l.ends_with("tgs/server/backlog.json") || l.contains("tgs/server/audit/"))
+                || (l.contains("/.backlog.") && l.ends_with(".tmp"))
         };
         assert!(status.lines().all(expected), "kill {i}: {status}");
         assert!(
@@ -236,16 +236,20 @@ fn sigkill_at_any_point_leaves_a_usable_working_tree_backlog() {
         24
     );
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
-    let mut leftovers: Vec<String> = std::fs::read_dir(repo.path("tgs/server"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    leftovers.sort();
+    let list = |d: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(repo.path(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
     assert_eq!(
-        leftovers,
-        ["audit.jsonl", "backlog.json"],
+        list("tgs/server"),
+        ["audit", "backlog.json"],
         "temp files of killed writers are swept"
     );
+    assert_eq!(list("tgs/server/audit"), ["2026-01.jsonl"]);
 }
 
 /// The steps named in tgs-core's `failpoint::BACKLOG_STEPS`.

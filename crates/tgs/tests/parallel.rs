@@ -258,9 +258,14 @@ fn two_parallel_workers_with_one_identity_complete_each_thought_once() {
         );
     }
     let st = statuses(&repo);
+    let requeues: Vec<Value> = repo
+        .audit()
+        .into_iter()
+        .filter(|r| r["action"] == "requeue")
+        .collect();
     for d in &dirs {
         assert_eq!(st[d]["status"], "completed", "{d}: {}", st[d]);
-        assert_eq!(st[d]["attempts"], 1, "{d}: {}", st[d]);
+        assert_eq!(st[d]["attempts"], 1, "{d}: {}\n{requeues:?}", st[d]);
     }
     let metrics = repo.metrics_csv();
     let rows: Vec<&str> = metrics.lines().skip(1).collect();

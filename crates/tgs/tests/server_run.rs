@@ -55,9 +55,8 @@ fn remote_file(repo: &TestRepo, path: &str) -> String {
 
 /// (action, from, to) of each audit line about the thought.
 fn audit(repo: &TestRepo) -> Vec<(String, String, String)> {
-    remote_file(repo, "tgs/server/audit.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    repo.audit()
+        .into_iter()
         .filter(|r| r["thought"] == T)
         .map(|r| {
             let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
@@ -68,7 +67,7 @@ fn audit(repo: &TestRepo) -> Vec<(String, String, String)> {
 
 /// The outcome column of each metrics row.
 fn outcomes(repo: &TestRepo) -> Vec<String> {
-    let text = remote_file(repo, "tgs/server/metrics.csv");
+    let text = repo.metrics_csv();
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
@@ -753,15 +752,9 @@ fn racing_workers_complete_each_thought_once() {
     assert_eq!(branches.lines().count(), n);
     // Records re-applied like every state change: no row lost, none doubled.
     assert_eq!(outcomes(&repo), vec!["success"; n]);
-    let audit_lines = remote_file(&repo, "tgs/server/audit.jsonl");
-    let claims = audit_lines
-        .lines()
-        .filter(|l| l.contains("\"action\":\"claim\""))
-        .count();
-    let completes = audit_lines
-        .lines()
-        .filter(|l| l.contains("\"action\":\"complete\""))
-        .count();
+    let audit = repo.audit();
+    let claims = audit.iter().filter(|r| r["action"] == "claim").count();
+    let completes = audit.iter().filter(|r| r["action"] == "complete").count();
     assert_eq!((claims, completes), (n, n));
 }
 

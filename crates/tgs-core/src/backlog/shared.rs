@@ -20,13 +20,8 @@ use std::time::Duration;
 use super::store::{self, Applied, Change, BACKLOG_PATH};
 use super::Backlog;
 use crate::git::{self, Git};
-use crate::records::{AUDIT_PATH, METRICS_PATH};
-
-/// The record files written with the state.
-const RECORD_PATHS: [&str; 2] = [AUDIT_PATH, METRICS_PATH];
-
 /// The record files' texts at a tip, by path (a missing file is absent).
-type RecordTexts = std::collections::HashMap<&'static str, String>;
+type RecordTexts = std::collections::HashMap<String, String>;
 use crate::repo::Repo;
 use crate::Error;
 
@@ -245,18 +240,9 @@ impl<'r> SharedState<'r> {
     /// Fetch, then read the tip, the backlog file at it and the local
     /// branch's tip, in one process.
     fn fetch_state(&self) -> Result<(Option<String>, Option<String>), Error> {
-        let (tip, text, _) = self.fetch_state_with(false)?;
-        Ok((tip, text))
-    }
-
-    /// With `records`, the record files are read in the same session, for the
-    /// change being built on this tip.
-    fn fetch_state_with(
-        &self,
-        records: bool,
-    ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
         let reader = self.reader()?;
-        self.fetch_state_using(reader, records)
+        let (tip, text, _) = self.fetch_state_using(reader, &[])?;
+        Ok((tip, text))
     }
 
     fn objects(&self) -> Option<&crate::objects::Objects> {
@@ -281,26 +267,26 @@ impl<'r> SharedState<'r> {
         })
     }
 
+    /// Fetch, then read at the tip the backlog and the `records` files (this
+    /// month's, for a change being built on this tip) in one session.
     fn fetch_state_using(
         &self,
         reader: Reader<'_>,
-        records: bool,
+        records: &[String],
     ) -> Result<(Option<String>, Option<String>, RecordTexts), Error> {
         let r = self.fetch_ref()?;
         let local = self.local_ref();
         let mut paths = vec![BACKLOG_PATH];
-        if records {
-            paths.extend(RECORD_PATHS);
-        }
+        paths.extend(records.iter().map(String::as_str));
         let (tip, mut blobs, local_tip) = match reader {
             Reader::InProcess(o) => o.read(&r, &paths, Some(&local))?,
             Reader::Process(p) => p.read(&r, &paths, Some(&local))?,
         };
         *self.local_tip.lock().unwrap_or_else(|p| p.into_inner()) = local_tip;
-        let record_texts: RecordTexts = RECORD_PATHS
+        let record_texts: RecordTexts = records
             .iter()
             .zip(blobs.drain(1..))
-            .filter_map(|(p, b)| b.map(|b| (*p, String::from_utf8_lossy(&b).into_owned())))
+            .filter_map(|(p, b)| b.map(|b| (p.clone(), String::from_utf8_lossy(&b).into_owned())))
             .collect();
         let text = match blobs.pop().flatten() {
             Some(b) => Some(String::from_utf8(b).map_err(|_| Error::Corrupt {
@@ -365,6 +351,41 @@ impl<'r> SharedState<'r> {
         Ok(git::parse_ls_tree_long(&out))
     }
 
+    /// The history files of these kinds at the freshly fetched tip (path,
+    /// text), oldest first: one `ls-tree` and one `cat-file` session.
+    pub fn read_history(
+        &self,
+        kinds: &[super::store::Record],
+    ) -> Result<Vec<(String, String)>, Error> {
+        let (tip, _) = self.fetch_state()?;
+        let Some(tip) = tip else {
+            return Ok(Vec::new());
+        };
+        let mut args = vec!["ls-tree", "-r", "-l", "-z", "--full-tree", &tip, "--"];
+        let roots = crate::history::roots(kinds);
+        args.extend(roots.iter().copied());
+        let listing = git::parse_ls_tree_long(&self.git().cmd(&args).run()?);
+        let wanted: Vec<(String, String)> = listing
+            .into_iter()
+            .filter(|(p, _, _)| crate::history::kind_of(p).is_some_and(|k| kinds.contains(&k)))
+            .map(|(p, oid, _)| (p, oid))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cat =
+            git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
+        let tickets: Vec<usize> = wanted.iter().map(|(_, oid)| cat.request(oid)).collect();
+        let texts = cat.finish()?;
+        let mut out: Vec<(String, String)> = wanted
+            .into_iter()
+            .zip(tickets)
+            .filter_map(|((p, _), t)| texts.get(t).cloned().flatten().map(|text| (p, text)))
+            .collect();
+        crate::history::sort_oldest_first(&mut out);
+        Ok(out)
+    }
+
     /// The raw file at the freshly fetched tip, `None` if there is none.
     pub fn read_text(&self) -> Result<Option<String>, Error> {
         Ok(self.fetch_state()?.1)
@@ -386,7 +407,11 @@ impl<'r> SharedState<'r> {
             let reader = self.reader()?;
             let writer = self.writer()?;
             let turn = self.take_turn();
-            let (tip, current, record_texts) = self.fetch_state_using(reader, true)?;
+            // One clock reading per attempt: the month files read are the
+            // ones written.
+            let now = crate::clock::now();
+            let month_files = crate::history::current_files(now);
+            let (tip, current, record_texts) = self.fetch_state_using(reader, &month_files)?;
             let before = parse_or_empty(current.as_deref())?;
             store::check_writable(&before, std::path::Path::new(BACKLOG_PATH))?;
             let mut after = before.clone();
@@ -400,19 +425,19 @@ impl<'r> SharedState<'r> {
                     changed: false,
                 });
             };
-            let text = store::to_json(&after);
-            let now = crate::clock::now();
-            let records = store::record_lines(
+            let written = store::change_files(
                 &before,
-                &after,
+                &mut after,
                 &change.appends,
                 &self.actor,
                 now,
                 tip.as_deref(),
+                |p| record_texts.get(p).cloned(),
             );
-            let record_files = store::apply_appends(&records, |p| record_texts.get(p).cloned());
-            let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
-            files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
+            let mut files: Vec<(&str, &[u8])> = written
+                .iter()
+                .map(|(p, d)| (p.as_str(), d.as_slice()))
+                .collect();
             files.extend(change.puts.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
             let commit = self.commit_on(writer, tip.as_deref(), &files, &message)?;
             crate::failpoint::hit("shared.committed");

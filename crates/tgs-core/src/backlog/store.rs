@@ -86,10 +86,31 @@ impl Default for WriteOptions {
 /// A line to append to a record file in the same commit as the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Append {
-    pub path: &'static str,
+    /// What the line records; the file is this month's (see `history`).
+    pub kind: Record,
     /// Written first when the file is new (a CSV header).
     pub header: Option<&'static str>,
     pub line: String,
+}
+
+/// The kinds of record files a change appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Audit,
+    Metrics,
+    Archive,
+}
+
+impl Record {
+    /// This month's file of this kind, for a change at `now`.
+    pub fn path(self, now: jiff::Timestamp) -> String {
+        let [audit, metrics, archive] = crate::history::current_files(now);
+        match self {
+            Record::Audit => audit,
+            Record::Metrics => metrics,
+            Record::Archive => archive,
+        }
+    }
 }
 
 /// What a change function decided.
@@ -130,50 +151,48 @@ impl<T> Change<T> {
     }
 }
 
-/// The record lines a change writes: its audit lines, then the caller's.
-pub fn record_lines(
+/// The files a change writes, with their content: the live backlog (the
+/// entries nothing more can happen to moved to the archive, see `history`),
+/// then this month's record files with the change's lines appended (its
+/// audit lines, the caller's, the archived entries). `current` gives a record
+/// file's text as it stands. `after` is left as written.
+pub fn change_files(
     before: &Backlog,
-    after: &Backlog,
+    after: &mut Backlog,
     appends: &[Append],
     actor: &str,
     now: jiff::Timestamp,
     commit: Option<&str>,
-) -> Vec<Append> {
-    let mut out: Vec<Append> = crate::records::audit_diff(before, after, actor, now, commit)
+    current: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut lines: Vec<Append> = crate::records::audit_diff(before, after, actor, now, commit)
         .into_iter()
         .map(|r| Append {
-            path: crate::records::AUDIT_PATH,
+            kind: Record::Audit,
             header: None,
             line: serde_json::to_string(&r).expect("an audit record serializes"),
         })
         .collect();
-    out.extend(appends.iter().cloned());
-    out
-}
-
-/// Apply appends to the current texts of their files; returns (path, new text).
-pub fn apply_appends(
-    appends: &[Append],
-    current: impl Fn(&str) -> Option<String>,
-) -> Vec<(&'static str, String)> {
-    let mut paths: Vec<&'static str> = appends.iter().map(|a| a.path).collect();
-    paths.sort_unstable();
-    paths.dedup();
-    paths
-        .into_iter()
-        .map(|p| {
-            let lines: Vec<String> = appends
-                .iter()
-                .filter(|a| a.path == p)
-                .map(|a| a.line.clone())
-                .collect();
-            let header = appends.iter().find(|a| a.path == p).and_then(|a| a.header);
-            (
-                p,
-                crate::records::append(current(p).as_deref(), header, &lines),
-            )
-        })
-        .collect()
+    lines.extend(appends.iter().cloned());
+    lines.extend(
+        crate::history::take_archivable(after)
+            .iter()
+            .map(|e| Append {
+                kind: Record::Archive,
+                header: None,
+                line: serde_json::to_string(e).expect("an entry serializes"),
+            }),
+    );
+    let mut files = vec![(BACKLOG_PATH.to_owned(), to_json(after).into_bytes())];
+    for kind in [Record::Audit, Record::Metrics, Record::Archive] {
+        let mine: Vec<&Append> = lines.iter().filter(|a| a.kind == kind).collect();
+        let Some(first) = mine.first() else { continue };
+        let path = kind.path(now);
+        let text: Vec<String> = mine.iter().map(|a| a.line.clone()).collect();
+        let body = crate::records::append(current(&path).as_deref(), first.header, &text);
+        files.push((path, body.into_bytes()));
+    }
+    files
 }
 
 /// What an applied change left behind.
@@ -216,16 +235,17 @@ impl<'r> Store<'r> {
         self
     }
 
-    /// The working-tree files of the state: the backlog and the records, where present.
-    fn state_files(&self) -> Vec<(&'static str, Vec<u8>)> {
-        [
-            BACKLOG_PATH,
-            crate::records::AUDIT_PATH,
-            crate::records::METRICS_PATH,
-        ]
-        .into_iter()
-        .filter_map(|p| std::fs::read(self.repo.root().join(p)).ok().map(|d| (p, d)))
-        .collect()
+    /// The working-tree files of the state a change may have left written but
+    /// not committed: the backlog and this month's records, where present.
+    fn state_files(&self) -> Vec<(String, Vec<u8>)> {
+        std::iter::once(BACKLOG_PATH.to_owned())
+            .chain(crate::history::current_files(crate::clock::now()))
+            .filter_map(|p| {
+                std::fs::read(self.repo.root().join(&p))
+                    .ok()
+                    .map(|d| (p, d))
+            })
+            .collect()
     }
 
     /// The raw text of the file, or `None` when there is no backlog yet.
@@ -275,8 +295,10 @@ impl<'r> Store<'r> {
         let Some(message) = change.message.filter(|_| after != before) else {
             let commit = if opts.commit && current.is_some() {
                 let files = self.state_files();
-                let refs: Vec<(&str, &[u8])> =
-                    files.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+                let refs: Vec<(&str, &[u8])> = files
+                    .iter()
+                    .map(|(p, d)| (p.as_str(), d.as_slice()))
+                    .collect();
                 commit_files(
                     self.repo,
                     &refs,
@@ -292,25 +314,33 @@ impl<'r> Store<'r> {
             });
         };
         let now = crate::clock::now();
-        let records = record_lines(
+        let root = self.repo.root();
+        let files = change_files(
             &before,
-            &after,
+            &mut after,
             &change.appends,
             &self.actor,
             now,
             self.repo.discovered_head(),
+            |p| std::fs::read_to_string(root.join(p)).ok(),
         );
-        let root = self.repo.root();
-        let record_files = apply_appends(&records, |p| std::fs::read_to_string(root.join(p)).ok());
-        let text = to_json(&after);
-        write_atomic(&self.path, text.as_bytes())?;
-        for (p, t) in &record_files {
-            write_atomic(&root.join(p), t.as_bytes())?;
+        // The backlog last: a crash in between leaves records that the
+        // backlog does not yet reflect, never the other way round... and the
+        // next change commits whatever was written.
+        for (p, data) in files.iter().skip(1) {
+            let path = root.join(p);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_atomic(&path, data)?;
         }
+        write_atomic(&self.path, &files[0].1)?;
         let commit = if opts.commit {
-            let mut files: Vec<(&str, &[u8])> = vec![(BACKLOG_PATH, text.as_bytes())];
-            files.extend(record_files.iter().map(|(p, t)| (*p, t.as_bytes())));
-            commit_files(self.repo, &files, &message)?
+            let refs: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(p, d)| (p.as_str(), d.as_slice()))
+                .collect();
+            commit_files(self.repo, &refs, &message)?
         } else {
             None
         };
@@ -350,10 +380,19 @@ impl<'r> Store<'r> {
 /// under the lock, so no live writer can own one.
 fn remove_stale_temp_files(path: &Path) {
     let Some(dir) = path.parent() else { return };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
+    // Beside the backlog, and beside the records of each month.
+    let dirs = [
+        dir.to_owned(),
+        dir.join("audit"),
+        dir.join("metrics"),
+        dir.join("archive"),
+    ];
+    for e in dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+    {
         let name = e.file_name();
         let name = name.to_string_lossy();
         if name.starts_with(".backlog.") && name.ends_with(".tmp") {

@@ -2,7 +2,7 @@
 //! remote (shared by every worker), or this working tree (local only).
 
 use super::shared::SharedState;
-use super::store::{Applied, Change, Store, WriteOptions};
+use super::store::{Applied, Change, Record, Store, WriteOptions};
 use super::Backlog;
 use crate::repo::Repo;
 use crate::topology::Topology;
@@ -121,14 +121,37 @@ impl<'r> StateTarget<'r> {
         }
     }
 
-    /// The records (audit log and metrics) of this state.
+    /// The history files of these kinds (path, text), oldest first.
+    pub fn read_history(&self, kinds: &[Record]) -> Result<Vec<(String, String)>, Error> {
+        match self {
+            StateTarget::Local(s) => Ok(crate::history::working_tree_files(s.root(), kinds)),
+            StateTarget::Shared(s) => s.read_history(kinds),
+        }
+    }
+
+    /// The records (audit log and metrics) of this state, every month.
     pub fn read_records(&self) -> Result<crate::report::Records, Error> {
-        use crate::records::{AUDIT_PATH, METRICS_PATH};
-        let texts = self.read_files(&[AUDIT_PATH, METRICS_PATH])?;
-        Ok(crate::report::load_records_with(|p| {
-            let i = if p == AUDIT_PATH { 0 } else { 1 };
-            texts.get(i).cloned().flatten()
-        }))
+        let files = self.read_history(&[Record::Audit, Record::Metrics])?;
+        Ok(crate::report::Records::from_files(&files))
+    }
+
+    /// The archived entries (finished, moved out of the live backlog), oldest first.
+    pub fn read_archive(&self) -> Result<Vec<super::Entry>, Error> {
+        let files = self.read_history(&[Record::Archive])?;
+        Ok(files
+            .iter()
+            .flat_map(|(_, t)| crate::history::parse_archive(t).0)
+            .collect())
+    }
+
+    /// The live backlog with the archived entries after it: every entry the
+    /// state knows, for views and for "is it known" checks.
+    pub fn read_all(&self) -> Result<Backlog, Error> {
+        let mut b = self.read()?;
+        let mut archived = self.read_archive()?;
+        archived.retain(|e| b.get(&e.dir).is_none());
+        b.thoughts.append(&mut archived);
+        Ok(b)
     }
 
     pub fn update<T>(

@@ -78,7 +78,14 @@ impl std::fmt::Display for Problem {
 /// Check the file's text. Schema problems are reported per entry; the
 /// semantic checks run only on a file that parses.
 /// `base` names the tree `index` was read from, for messages (`origin/main`).
-pub fn check(text: Option<&str>, index: &ThoughtIndex, base: &str, now: Timestamp) -> Vec<Problem> {
+/// `archived`: the directories of archived entries (known, for dependencies).
+pub fn check(
+    text: Option<&str>,
+    index: &ThoughtIndex,
+    base: &str,
+    archived: &std::collections::HashSet<String>,
+    now: Timestamp,
+) -> Vec<Problem> {
     let Some(text) = text else {
         return Vec::new();
     };
@@ -96,7 +103,7 @@ pub fn check(text: Option<&str>, index: &ThoughtIndex, base: &str, now: Timestam
                     None,
                 ));
             }
-            problems.extend(semantic(&b, index, base, now));
+            problems.extend(semantic(&b, index, base, archived, now));
             problems
         }
         Err(strict) => schema(text, &strict),
@@ -152,7 +159,13 @@ fn schema(text: &str, strict: &serde_json::Error) -> Vec<Problem> {
     problems
 }
 
-fn semantic(b: &Backlog, index: &ThoughtIndex, base: &str, now: Timestamp) -> Vec<Problem> {
+fn semantic(
+    b: &Backlog,
+    index: &ThoughtIndex,
+    base: &str,
+    archived: &std::collections::HashSet<String>,
+    now: Timestamp,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, e) in b.thoughts.iter().enumerate() {
@@ -216,7 +229,7 @@ fn semantic(b: &Backlog, index: &ThoughtIndex, base: &str, now: Timestamp) -> Ve
             }
         }
         for d in &e.depends_on {
-            if b.get(d).is_none() {
+            if b.get(d).is_none() && !archived.contains(d) {
                 problems.push(Problem::new(
                     ProblemKind::UnknownDependency,
                     dir,
@@ -230,8 +243,14 @@ fn semantic(b: &Backlog, index: &ThoughtIndex, base: &str, now: Timestamp) -> Ve
 }
 
 /// Apply the safe repairs to a parsed backlog; returns one line per repair.
-pub fn repair(b: &mut Backlog, index: &ThoughtIndex, base: &str, now: Timestamp) -> Vec<String> {
-    let problems = semantic(b, index, base, now);
+pub fn repair(
+    b: &mut Backlog,
+    index: &ThoughtIndex,
+    base: &str,
+    archived: &std::collections::HashSet<String>,
+    now: Timestamp,
+) -> Vec<String> {
+    let problems = semantic(b, index, base, archived, now);
     let mut done = Vec::new();
     // Drop duplicates from the end so earlier positions stay valid.
     let mut drops: Vec<usize> = problems

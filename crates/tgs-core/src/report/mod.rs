@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::backlog::store::Record;
 use crate::records::{self, AuditRecord, MetricsRow};
 use crate::worktree::LOGS_DIR;
 
@@ -33,23 +34,33 @@ pub struct Records {
     pub skipped: usize,
 }
 
-/// Read the records under `root`. They belong to the state branch; for now
-/// they are read from the working tree, and only here, so that switching the
-/// source later touches one function. A missing or unreadable file means no
-/// records: the views must work on a fresh repository.
+/// Read the records under `root` (a working tree's files), every month.
 pub fn load_records(root: &Path) -> Records {
-    load_records_with(|rel| std::fs::read_to_string(root.join(rel)).ok())
+    let files = crate::history::working_tree_files(root, &[Record::Audit, Record::Metrics]);
+    Records::from_files(&files)
 }
 
-/// The records as `read` finds them (e.g. at the tip of the state branch).
-pub fn load_records_with(read: impl Fn(&str) -> Option<String>) -> Records {
-    let read = |rel: &str| read(rel).unwrap_or_default();
-    let (audit, bad_audit) = records::parse_audit(&read(records::AUDIT_PATH));
-    let (metrics, bad_metrics) = records::parse_metrics(&read(records::METRICS_PATH));
-    Records {
-        audit,
-        metrics,
-        skipped: bad_audit + bad_metrics,
+impl Records {
+    /// The records of the history files `files` (path, text), oldest first:
+    /// audit and metrics files, of months or of the layout before the split.
+    pub fn from_files(files: &[(String, String)]) -> Records {
+        let mut r = Records::default();
+        for (path, text) in files {
+            match crate::history::kind_of(path) {
+                Some(Record::Audit) => {
+                    let (mut a, bad) = records::parse_audit(text);
+                    r.audit.append(&mut a);
+                    r.skipped += bad;
+                }
+                Some(Record::Metrics) => {
+                    let (mut m, bad) = records::parse_metrics(text);
+                    r.metrics.append(&mut m);
+                    r.skipped += bad;
+                }
+                _ => {}
+            }
+        }
+        r
     }
 }
 

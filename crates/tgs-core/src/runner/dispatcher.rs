@@ -21,13 +21,14 @@ use super::handover::{self, Handover, PrFacts};
 use super::outcome::{self, ProviderKind};
 use super::{after, signed, Mode, RunConfig, RunExit, SessionReport};
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
+use crate::backlog::store::Record;
 use crate::backlog::store::{Append, Change};
 use crate::backlog::target::StateTarget;
 use crate::backlog::{lease_end, Backlog, Entry, Pause, Status};
 use crate::events::{Disposition, Event, Outcome, Sink};
 use crate::forge::{Failure, Forge};
 use crate::process::Signals;
-use crate::records::{MetricsRow, METRICS_HEADER, METRICS_PATH};
+use crate::records::{MetricsRow, METRICS_HEADER};
 use crate::repo::Repo;
 use crate::topology::Topology;
 use crate::{clock, git, worktree, Error};
@@ -517,7 +518,7 @@ impl<'r> Runner<'r> {
                 .as_ref()
                 .and_then(|_| b.pauses.get(&agent).cloned());
             let change = Change::with((disposition, when, pause), msg).append(Append {
-                path: METRICS_PATH,
+                kind: Record::Metrics,
                 header: Some(METRICS_HEADER),
                 line: row.to_csv(),
             });

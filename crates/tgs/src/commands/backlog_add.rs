@@ -57,11 +57,19 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
 
     let store = ctx.state(&repo, &topo, &args.write, None)?;
+    // Finished entries live in the archive: they are known, not added again.
+    let archived: std::collections::HashSet<String> =
+        store.read_archive()?.into_iter().map(|e| e.dir).collect();
     let now = tgs_core::clock::now();
     let applied = store.update(&args.write.options(), |b| {
         let mut outcomes = Vec::new();
         for (t, title) in found.iter().zip(&titles) {
-            outcomes.push((t.dir.clone(), b.add(&t.dir, title, args.priority, now)));
+            let outcome = if archived.contains(&t.dir) {
+                AddOutcome::AlreadyPresent(tgs_core::backlog::Status::Completed)
+            } else {
+                b.add(&t.dir, title, args.priority, now)
+            };
+            outcomes.push((t.dir.clone(), outcome));
         }
         let added: Vec<&String> = outcomes
             .iter()

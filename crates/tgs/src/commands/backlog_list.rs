@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         })?),
     };
     let repo = ctx.repo()?;
-    let backlog = ctx.reader(&repo)?.read()?;
+    let backlog = ctx.reader(&repo)?.read_all()?;
     let entries: Vec<&Entry> = backlog
         .claim_order()
         .into_iter()

@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let store = ctx.reader(&repo)?;
-    let backlog = store.read()?;
+    let backlog = store.read_all()?;
     let dir = find_entry(&repo, &backlog, &args.dir)?;
     // Print the object exactly as the file has it, unknown fields and all.
     let raw: Value =

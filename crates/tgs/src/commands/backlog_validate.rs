@@ -31,7 +31,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::warn_skipped(&index);
     let now = tgs_core::clock::now();
     let text = store.read_text()?;
-    let mut problems = validate::check(text.as_deref(), &index, &base, now);
+    let archived: std::collections::HashSet<String> =
+        store.read_archive()?.into_iter().map(|e| e.dir).collect();
+    let mut problems = validate::check(text.as_deref(), &index, &base, &archived, now);
     // A file that cannot be read at all is an error (exit 3), not a list of problems.
     if let Some(p) = problems.iter().find(|p| p.kind == ProblemKind::Unreadable) {
         if ctx.json {
@@ -45,13 +47,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let mut fixed = Vec::new();
     if args.fix && problems.iter().any(|p| p.fixable) {
         let applied = store.update(&args.write.options(), |b| {
-            let done = validate::repair(b, &index, &base, now);
+            let done = validate::repair(b, &index, &base, &archived, now);
             let msg = (!done.is_empty())
                 .then(|| format!("chore(tgs): repair the backlog ({} fixes)", done.len()));
             Ok(Change::maybe(done, msg))
         })?;
         fixed = applied.value;
-        problems = validate::check(store.read_text()?.as_deref(), &index, &base, now);
+        problems = validate::check(store.read_text()?.as_deref(), &index, &base, &archived, now);
     }
     if ctx.json {
         output::json(&json!({ "ok": problems.is_empty(), "problems": problems, "fixed": fixed }));

@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     // What is approved is what the remote's base branch holds, fetched:
     // a thought committed here and not pushed is not work for anyone yet.
     let base = super::base_commit(&repo, &topo)?;
-    let backlog = store.read()?;
+    let backlog = store.read_all()?;
     let known: HashSet<&str> = backlog.thoughts.iter().map(|e| e.dir.as_str()).collect();
     // Titles are read while the tree is still being listed.
     let (index, mut titles) =

@@ -38,7 +38,7 @@ struct Written<'a> {
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let state = ctx.reader(&repo)?;
-    let backlog = state.read()?;
+    let backlog = state.read_all()?;
     let records = state.read_records()?;
     let project = repo
         .root()

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     // The backlog only tells whether the session still runs (and what a bare
     // slug names); a thought removed from it (or an unreadable backlog) still
     // has its transcripts.
-    let backlog = target.read().ok();
+    let backlog = target.read_all().ok();
     let entry = match &backlog {
         Some(b) => lookup_entry(&repo, b, &args.dir)?,
         None => None,

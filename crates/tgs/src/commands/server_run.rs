@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tgs_core::agent::driver::{AgentSpec, Driver};
+use tgs_core::backlog::Status;
 use tgs_core::events::{Event, Fanout, Sink};
 use tgs_core::process::Signals;
 use tgs_core::runner::{Mode, RunConfig, RunExit, Runner};
@@ -95,7 +96,19 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let base_branch = topo.base_branch_name(&repo)?;
     let origin = topo.remote().map(|r| r.url.clone());
     let thought = match &args.thought {
-        Some(a) => Some(super::find_entry(&repo, &state.read()?, a)?),
+        Some(a) => {
+            let all = state.read_all()?;
+            let dir = super::find_entry(&repo, &all, a)?;
+            // A finished thought is archived, out of the live backlog: say so.
+            if let Some(e) = all.get(&dir).filter(|e| e.status == Status::Completed) {
+                return Err(CliError::usage(tgs_core::runner::why_not_claimable(
+                    &all,
+                    e,
+                    tgs_core::clock::now(),
+                )));
+            }
+            Some(dir)
+        }
         None => None,
     };
     let mode = if args.until_empty {

@@ -13,7 +13,7 @@ pub struct Args {}
 
 pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let backlog = ctx.reader(&repo)?.read()?;
+    let backlog = ctx.reader(&repo)?.read_all()?;
     let report = compute_status(&backlog, tgs_core::clock::now());
     if ctx.json {
         output::json(&report);

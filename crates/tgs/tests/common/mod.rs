@@ -193,8 +193,22 @@ impl<'e> TestRepo<'e> {
         self.env.tgs_cmd(&self.root)
     }
 
-    /// The backlog the shared state holds (see [`TestRepo::state_file`]).
+    /// Every entry the shared state holds (see [`TestRepo::state_file`]): the
+    /// live backlog, with the archived entries (finished ones) after it.
     pub fn backlog(&self) -> serde_json::Value {
+        let mut b = self.live_backlog();
+        let archived = self.archived();
+        let list = b["thoughts"].as_array_mut().unwrap();
+        for a in archived {
+            if !list.iter().any(|e| e["dir"] == a["dir"]) {
+                list.push(a);
+            }
+        }
+        b
+    }
+
+    /// The live backlog file of the shared state, without the archive.
+    pub fn live_backlog(&self) -> serde_json::Value {
         let text = self
             .state_file("tgs/server/backlog.json")
             .expect("the state branch holds a backlog");
@@ -238,19 +252,59 @@ impl<'e> TestRepo<'e> {
             .success()
     }
 
-    /// Every audit record of the shared state, oldest first.
-    pub fn audit(&self) -> Vec<serde_json::Value> {
-        self.state_file("tgs/server/audit.jsonl")
-            .unwrap_or_default()
+    /// The files of the shared state under `dir` (path, text), in path order.
+    pub fn state_files_under(&self, dir: &str) -> Vec<(String, String)> {
+        let r = self.state_ref();
+        let listing = self.git_out(&["ls-tree", "-r", "--name-only", &r, dir]);
+        String::from_utf8_lossy(&listing.stdout)
             .lines()
+            .filter_map(|p| self.state_file(p).map(|t| (p.to_owned(), t)))
+            .collect()
+    }
+
+    /// Every audit record of the shared state, oldest first (the file of
+    /// the layout before the split, then the months).
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let mut text = self
+            .state_file("tgs/server/audit.jsonl")
+            .unwrap_or_default();
+        for (_, t) in self.state_files_under("tgs/server/audit") {
+            text.push_str(&t);
+        }
+        text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
 
-    /// The session metrics of the shared state (CSV text, header first).
+    /// The session metrics of the shared state as one CSV text: the header,
+    /// then every month's rows, oldest first.
     pub fn metrics_csv(&self) -> String {
-        self.state_file("tgs/server/metrics.csv")
-            .unwrap_or_default()
+        let mut out = String::new();
+        for (_, t) in self.state_files_under("tgs/server/metrics") {
+            let mut lines = t.lines();
+            let header = lines.next().unwrap_or_default();
+            if out.is_empty() {
+                out.push_str(header);
+                out.push('\n');
+            }
+            for l in lines {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The entries archived on the shared state (finished, out of the live backlog).
+    pub fn archived(&self) -> Vec<serde_json::Value> {
+        self.state_files_under("tgs/server/archive")
+            .iter()
+            .flat_map(|(_, t)| {
+                t.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// The subjects of the state branch's commits, newest first.
@@ -373,20 +427,11 @@ impl<'e> TestRepo<'e> {
         })
     }
 
-    /// The backlog at the tip of origin's state branch.
+    /// Every entry of origin's state branch, the archived ones after the
+    /// live ones (fetched first).
     pub fn remote_backlog(&self) -> serde_json::Value {
-        let out = self
-            .env
-            .git_cmd(&self.origin)
-            .args(["show", &format!("{STATE}:tgs/server/backlog.json")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        assert!(self.has_origin(), "no origin");
+        self.backlog()
     }
 
     /// Lock files left in the git directory (`index.lock`, `*.lock` refs).
