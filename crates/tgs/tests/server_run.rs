@@ -42,17 +42,6 @@ git commit -qm "Add a feature"
 echo "did the work"
 "#;
 
-/// A file at the tip of origin's state branch.
-fn remote_file(repo: &TestRepo, path: &str) -> String {
-    let out = repo
-        .env
-        .git_cmd(&repo.origin)
-        .args(["show", &format!("{}:{path}", common::STATE)])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// (action, from, to) of each audit line about the thought.
 fn audit(repo: &TestRepo) -> Vec<(String, String, String)> {
     repo.audit()
