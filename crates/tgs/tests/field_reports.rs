@@ -554,18 +554,13 @@ fn run_thought_says_why_it_cannot_run_and_fails() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("{A} is completed")), "{err}");
     // Waiting out a retry delay: the agent fails B once.
+    // (At the pinned clock, which the delay never passes.)
     std::fs::write(env.path().join("agent.sh"), "#!/bin/bash\nexit 3\n").unwrap();
-    let (code, _, err) =
-        run(repo
-            .tgs()
-            .env_remove("TGS_NOW")
-            .args(["server", "run", "--no-pr", "--thought", B]));
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", B]));
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) =
-        run(repo
-            .tgs()
-            .env_remove("TGS_NOW")
-            .args(["server", "run", "--thought", B]));
+    let (code, _, err) = run(repo.tgs().args(["server", "run", "--thought", B]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("waits for its retry delay until"), "{err}");
 }
