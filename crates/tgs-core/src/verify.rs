@@ -201,6 +201,44 @@ fn run_verify_command(
     })
 }
 
+/// Check a branch again without running anything of it: the paths it
+/// changes from `base` to `head`, and the implementation summary at `head`.
+/// For work that arrives from elsewhere (a hand-over artifact), which is
+/// trusted no more than the job that made it.
+pub fn recheck_branch(
+    repo: &Repo,
+    base: &str,
+    head: &str,
+    thought_dir: &str,
+) -> Result<Vec<String>, Error> {
+    let descends = repo
+        .git()
+        .cmd(["merge-base", "--is-ancestor", base, head])
+        .output()?
+        .success;
+    if !descends {
+        return Ok(vec![format!(
+            "the work ({head}) does not start from its base ({base})"
+        )]);
+    }
+    let changed = parse_name_list(
+        &repo
+            .git()
+            .cmd(["diff", "--name-only", "-z", base, head])
+            .run()?,
+    );
+    let mut problems = check_paths(&changed, thought_dir);
+    let index = ThoughtIndex::load_paths(repo, Some(head), &[thought_dir])?;
+    match index.find(thought_dir) {
+        Some(t) if index.stage(t) == Stage::Implemented => {}
+        Some(_) => problems.push(format!(
+            "the implementation summary of {thought_dir} was not written (missing, or still the template)"
+        )),
+        None => problems.push(format!("{thought_dir} is gone from the branch")),
+    }
+    Ok(problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

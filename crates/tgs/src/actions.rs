@@ -70,6 +70,13 @@ pub fn authenticate_git() {
     std::env::set_var("GIT_CONFIG_COUNT", (n + 1).to_string());
 }
 
+/// Write a step output (`$GITHUB_OUTPUT`) when tgs runs in GitHub Actions.
+pub fn set_output(name: &str, value: &str) {
+    if active() {
+        Actions::new().output(name, value);
+    }
+}
+
 /// Where a run's whole transcripts are in GitHub Actions: the artifact the
 /// run workflow uploads (`tgs-server-logs-<run id>-<attempt>`) of this run.
 pub fn artifact_hint() -> Option<String> {
@@ -78,6 +85,11 @@ pub fn artifact_hint() -> Option<String> {
     }
     let run = std::env::var("GITHUB_RUN_ID").ok()?;
     let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
+    // The workflow names the artifact when a run uploads several (a matrix).
+    let name = std::env::var("TGS_LOGS_ARTIFACT")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("tgs-server-logs-{run}-{attempt}"));
     let url = match (
         std::env::var("GITHUB_SERVER_URL"),
         std::env::var("GITHUB_REPOSITORY"),
@@ -85,7 +97,7 @@ pub fn artifact_hint() -> Option<String> {
         (Ok(s), Ok(r)) => format!(" of {}/{r}/actions/runs/{run}", s.trim_end_matches('/')),
         _ => String::new(),
     };
-    Some(format!("the artifact tgs-server-logs-{run}-{attempt}{url}"))
+    Some(format!("the artifact {name}{url}"))
 }
 
 /// A token variable's value, trimmed; empty counts as unset.

@@ -145,36 +145,79 @@ fn a_fresh_repository_gets_every_file() {
                 "{wf}: {u} is not pinned to a commit"
             );
         }
-        let checkout: Vec<&Value> = steps(&v)
-            .into_iter()
-            .filter(|s| {
-                s["uses"]
-                    .as_str()
-                    .is_some_and(|u| u.starts_with("actions/checkout@"))
-            })
-            .collect();
-        assert_eq!(checkout.len(), 1, "{wf}");
-        assert_eq!(checkout[0]["with"]["persist-credentials"], false, "{wf}");
-        assert!(v["concurrency"]["group"].is_string(), "{wf}");
-        // Runs and scans push state: full history, never cancelled mid-push.
-        // The dashboard only reads, and a newer build replaces an older one.
-        let writes = wf != DASH_WF;
-        if writes {
-            assert_eq!(checkout[0]["with"]["fetch-depth"], 0, "{wf}");
+        // Every job checks out without leaving credentials behind.
+        for (name, job) in v["jobs"].as_object().unwrap() {
+            let checkout: Vec<&Value> = job["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| {
+                    s["uses"]
+                        .as_str()
+                        .is_some_and(|u| u.starts_with("actions/checkout@"))
+                })
+                .collect();
+            if checkout.is_empty() {
+                continue;
+            }
+            assert_eq!(checkout.len(), 1, "{wf} {name}");
+            assert_eq!(
+                checkout[0]["with"]["persist-credentials"], false,
+                "{wf} {name}"
+            );
+            // Jobs that push state need the history.
+            if job["permissions"]["contents"] == "write" {
+                assert_eq!(checkout[0]["with"]["fetch-depth"], 0, "{wf} {name}");
+            }
         }
+        assert!(v["concurrency"]["group"].is_string(), "{wf}");
+        // Runs and scans push state: never cancelled mid-push. The dashboard
+        // only reads, and a newer build replaces an older one.
+        let writes = wf != DASH_WF;
         assert_eq!(v["concurrency"]["cancel-in-progress"], !writes, "{wf}");
     }
 
+    // The run: claim, implement (a matrix, read access, no token), hand over.
     let run_wf = yaml(&repo, RUN_WF);
-    let job = &run_wf["jobs"]["run"];
-    assert_eq!(job["timeout-minutes"], 360);
+    let jobs = &run_wf["jobs"];
     assert_eq!(
-        job["permissions"],
+        jobs["claim"]["permissions"],
+        serde_json::json!({"contents": "write"})
+    );
+    let implement = &jobs["implement"];
+    assert_eq!(
+        implement["permissions"],
+        serde_json::json!({"contents": "read"})
+    );
+    assert_eq!(implement["timeout-minutes"], 360);
+    assert_eq!(implement["needs"], "claim");
+    assert_eq!(implement["strategy"]["fail-fast"], false);
+    assert!(implement["strategy"]["max-parallel"].is_number());
+    assert_eq!(
+        implement["strategy"]["matrix"],
+        "${{ fromJSON(needs.claim.outputs.matrix) }}"
+    );
+    let implement_text = serde_json::to_string(implement).unwrap();
+    for forbidden in [
+        "GITHUB_TOKEN",
+        "github.token",
+        "app-token",
+        "TGS_APP_PRIVATE_KEY",
+    ] {
+        assert!(
+            !implement_text.contains(forbidden),
+            "the agent's job holds no GitHub token: {forbidden}"
+        );
+    }
+    assert!(implement_text.contains("ANTHROPIC_API_KEY"));
+    let handover = &jobs["handover"];
+    assert_eq!(
+        handover["permissions"],
         serde_json::json!({"contents": "write", "pull-requests": "write", "issues": "write"})
     );
+    assert!(handover["if"].as_str().unwrap().contains("always()"));
     let inputs = &run_wf["on"]["workflow_dispatch"]["inputs"];
     assert_eq!(inputs["max"]["default"], 1);
-    assert_eq!(inputs["thought"]["required"], false);
     assert_eq!(inputs["agent"]["required"], false);
     let text = repo.read(RUN_WF);
     assert!(text.contains(&format!(
@@ -200,16 +243,21 @@ fn a_fresh_repository_gets_every_file() {
         text.contains("    # environment: "),
         "the approval gate too"
     );
-    let upload = steps(&run_wf)
-        .into_iter()
-        .find(|s| {
+    let uploads: Vec<&Value> = implement["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
             s["uses"]
                 .as_str()
                 .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
         })
-        .expect("the transcripts are uploaded");
-    assert_eq!(upload["if"], "always()");
-    assert_eq!(upload["with"]["path"], "tgs/server/logs/");
+        .collect();
+    assert_eq!(uploads.len(), 2, "the work and the transcript");
+    for u in &uploads {
+        assert_eq!(u["if"], "always()");
+    }
+    assert_eq!(uploads[1]["with"]["path"], "tgs/server/logs/");
 
     let scan_wf = yaml(&repo, SCAN_WF);
     assert_eq!(

@@ -91,7 +91,7 @@ impl<'r> Runner<'r> {
         self.signals.as_ref().and_then(|s| s.last())
     }
 
-    fn lease(&self) -> SignedDuration {
+    pub(super) fn lease(&self) -> SignedDuration {
         let s = &self.cfg.settings;
         signed(self.cfg.session_timeout + s.verify_timeout + s.lease_margin)
     }
@@ -307,7 +307,7 @@ impl<'r> Runner<'r> {
 
     /// Why nothing can be claimed for this run, when that is not the queue's
     /// being empty: the agent is paused, or the named thought is not claimable.
-    fn why_not(&self, b: &Backlog, now: Timestamp) -> Option<String> {
+    pub(super) fn why_not(&self, b: &Backlog, now: Timestamp) -> Option<String> {
         if let Some(p) = b.paused(&self.cfg.agent, now) {
             return Some(describe_pause(&self.cfg.agent, p));
         }
@@ -381,7 +381,7 @@ impl<'r> Runner<'r> {
     }
 
     /// Hand a finished session's work over, record it, tell humans.
-    fn finish(
+    pub(super) fn finish(
         &self,
         job: &Job,
         started: Timestamp,
@@ -462,7 +462,12 @@ impl<'r> Runner<'r> {
         sink: &mut dyn Sink,
     ) -> Result<SessionReport, Error> {
         let ended = clock::now();
-        let worker = self.cfg.worker_id.clone();
+        // The claim's holder: this worker, or (for a hand-over artifact) the
+        // worker that claimed it in another job.
+        let worker = entry
+            .claimed_by
+            .clone()
+            .unwrap_or_else(|| self.cfg.worker_id.clone());
         let dir = entry.dir.clone();
         let settings = &self.cfg.settings;
         let delay = outcome::retry_delay(
@@ -475,10 +480,7 @@ impl<'r> Runner<'r> {
             .reason
             .as_deref()
             .map(|r| format!("{}: {r}", w.outcome.as_str()));
-        let kept = w
-            .log
-            .as_deref()
-            .and_then(|p| self.kept_transcript(p, started));
+        let kept = self.kept_transcript(&w, started);
         let agent = self.cfg.agent.clone();
         let row = MetricsRow {
             thought: dir.clone(),
@@ -652,13 +654,13 @@ impl<'r> Runner<'r> {
 
     /// The state path and compressed end of a session's transcript, to go
     /// with its record (see `archive`); `None` if it cannot be read.
-    fn kept_transcript(
-        &self,
-        log: &std::path::Path,
-        started: Timestamp,
-    ) -> Option<(String, Vec<u8>)> {
+    fn kept_transcript(&self, w: &WorkResult, started: Timestamp) -> Option<(String, Vec<u8>)> {
+        let log = w.log.as_deref()?;
         let file = log.file_name()?.to_str()?.to_owned();
         let when = crate::report::parse_transcript_name(&file).map_or(started, |(_, t, _)| t);
+        if let Some(gz) = &w.kept_gz {
+            return Some((crate::archive::state_path(&file, when), gz.clone()));
+        }
         match crate::archive::pack(log, self.cfg.transcript_whole.as_deref()) {
             Ok(gz) => Some((crate::archive::state_path(&file, when), gz)),
             Err(e) => {
@@ -755,6 +757,15 @@ fn settle(
             Disposition::Released,
             when,
             format!("chore(tgs): release {dir} ({why})"),
+        ));
+    }
+    if w.requeue_now {
+        // Counted, but claimable at once (its job vanished: no delay helps).
+        b.requeue(dir, reason_line, None, false)?;
+        return Ok((
+            Disposition::Requeued,
+            None,
+            format!("chore(tgs): requeue {dir} (no artifact)"),
         ));
     }
     if w.outcome == Outcome::Cancelled {

@@ -59,12 +59,16 @@ pub(crate) struct WorkResult {
     pub log_tail: String,
     /// The transcript file, once the agent ran.
     pub log: Option<PathBuf>,
+    /// The kept end of the transcript, already packed (a hand-over artifact's).
+    pub kept_gz: Option<Vec<u8>>,
     /// The model provider refused: pause the agent.
     pub provider: Option<ProviderCondition>,
     /// Not the thought's doing: the claim goes back without counting the attempt.
     pub refund: bool,
     /// No later attempt can help: the thought fails for good now.
     pub final_failure: bool,
+    /// Requeue without a retry delay (the session's job vanished).
+    pub requeue_now: bool,
 }
 
 impl WorkResult {
@@ -80,9 +84,11 @@ impl WorkResult {
             head: None,
             log_tail: String::new(),
             log: None,
+            kept_gz: None,
             provider: None,
             refund: false,
             final_failure: false,
+            requeue_now: false,
         }
     }
 

@@ -20,10 +20,12 @@
 //! the session that holds it (its claim id), never by one whose lease was
 //! taken over.
 
+pub mod artifact;
 mod dispatcher;
 mod executor;
 mod handover;
 pub mod outcome;
+mod safe;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +37,7 @@ use crate::thought::ThoughtName;
 use crate::Error;
 
 pub use crate::backlog::target::StateTarget;
+pub use artifact::{ClaimTicket, SessionRecord};
 pub use dispatcher::{describe_pause, idle_wait, why_not_claimable, Runner, WATCH_FLOOR};
 pub use handover::{fetch_branch, Handover, Pending};
 pub use outcome::retry_delay;

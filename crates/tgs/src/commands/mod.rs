@@ -15,8 +15,10 @@ pub mod completions;
 pub mod demo;
 pub mod scan;
 pub mod server_dashboard;
+pub mod server_handover;
 pub mod server_init;
 pub mod server_logs;
+pub mod server_matrix;
 pub mod server_metrics;
 pub mod server_recover;
 pub mod server_resume;
@@ -113,6 +115,10 @@ pub enum ServerCommand {
     Scan(scan::Args),
     /// Claim thoughts and have a coding agent implement them.
     Run(server_run::Args),
+    /// Claim up to N thoughts at once and print them as a GitHub Actions job matrix.
+    Matrix(server_matrix::Args),
+    /// Check the artifacts of sessions run without write access, and hand them over.
+    Handover(server_handover::Args),
     /// Give claims whose lease expired back to the queue.
     Recover(server_recover::Args),
     /// Let workers start sessions with an agent again (its provider had refused).
@@ -279,6 +285,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Thought(ThoughtCommand::List(a)) => thought_list::run(&ctx, a),
         Command::Server(ServerCommand::Scan(a)) => scan::run(&ctx, a),
         Command::Server(ServerCommand::Run(a)) => server_run::run(&ctx, a),
+        Command::Server(ServerCommand::Matrix(a)) => server_matrix::run(&ctx, a),
+        Command::Server(ServerCommand::Handover(a)) => server_handover::run(&ctx, a),
         Command::Server(ServerCommand::Recover(a)) => server_recover::run(&ctx, a),
         Command::Server(ServerCommand::Resume(a)) => server_resume::run(&ctx, a),
         Command::Server(ServerCommand::SyncPrs(a)) => server_sync_prs::run(&ctx, a),

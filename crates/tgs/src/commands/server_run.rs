@@ -58,6 +58,21 @@ pub struct Args {
     /// Only errors and the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the session of a thought claimed elsewhere (`tgs server matrix`),
+    /// from the checkout as it is, changing nothing shared: the work is left
+    /// in --handover-out for `tgs server handover`.
+    #[arg(long, value_name = "DIR", requires_all = ["handover_out", "claim_id", "attempt"], conflicts_with_all = ["thought", "until_empty", "watch", "parallel", "dry_run"])]
+    pub claimed: Option<String>,
+    /// The claim's id (from the matrix), with --claimed.
+    #[arg(long, value_name = "ID", requires = "claimed")]
+    pub claim_id: Option<String>,
+    /// The claim's attempt number (from the matrix), with --claimed.
+    #[arg(long, value_name = "N", requires = "claimed")]
+    pub attempt: Option<u32>,
+    /// Where --claimed leaves its work: the session record, a bundle of the
+    /// branch, the end of the transcript.
+    #[arg(long, value_name = "DIR", requires = "claimed")]
+    pub handover_out: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -79,6 +94,9 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    if args.claimed.is_some() {
+        return run_claimed(ctx, args);
+    }
     let repo = ctx.repo()?;
     let settings = ctx.settings(&repo)?;
     if args.write.no_commit {
@@ -392,5 +410,73 @@ fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {
             );
         }
     }
+    super::ok()
+}
+
+/// `--claimed`: one session of a thought claimed by `tgs server matrix`, run
+/// without reading or changing the state (the job has no write token).
+fn run_claimed(ctx: &Ctx, args: Args) -> CliResult {
+    let repo = ctx.repo()?;
+    let settings = ctx.settings(&repo)?;
+    let dir = args.claimed.clone().unwrap_or_default();
+    let dir = match super::parse_thought_arg(&repo, &dir)? {
+        super::ThoughtArg::Dir(d) => d,
+        super::ThoughtArg::Name(n) => format!("{}/{n}", tgs_core::thought::THOUGHTS_DIR),
+    };
+    let worker_id = args
+        .worker_id
+        .clone()
+        .unwrap_or_else(tgs_core::clock::default_worker_id);
+    let ticket = tgs_core::runner::ClaimTicket {
+        thought: dir,
+        attempt: args.attempt.unwrap_or(1),
+        claim_id: args.claim_id.clone().unwrap_or_default(),
+        worker: worker_id.clone(),
+    };
+    // No remote is used: nothing is fetched, pushed or recorded here.
+    let write = WriteArgs {
+        no_push: true,
+        ..Default::default()
+    };
+    let topo = ctx.topology(&repo, &write, false)?;
+    let state = ctx.state(&repo, &topo, &write, Some(worker_id.clone()))?;
+    let cfg = RunConfig {
+        agent: args.agent.clone().unwrap_or_else(|| settings.agent.clone()),
+        session_timeout: args.timeout.unwrap_or(settings.session_timeout),
+        settings,
+        worker_id,
+        mode: Mode::Once,
+        thought: None,
+        push: false,
+        open_pr: false,
+        remote: None,
+        base_branch: String::new(),
+        transcript_whole: crate::actions::artifact_hint(),
+        parallel: 1,
+        max_sessions: None,
+    };
+    let spec = AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
+    check_program(&spec, &cfg.agent, repo.root())?;
+    let runner = Runner {
+        repo: &repo,
+        cfg,
+        state,
+        forge: None,
+        signals: Some(Signals::install()?),
+        env: std::env::vars().collect(),
+        topology: topo,
+    };
+    let out = args.handover_out.clone().unwrap_or_default();
+    let mut console = Console::new(args.quiet, false);
+    let mut sinks = Fanout::default();
+    sinks.push(&mut console);
+    let report = runner.run_claimed(&ticket, &out, &mut sinks)?;
+    output::note(format!(
+        "{}: {}{}; the work is in {} for `tgs server handover`",
+        report.dir,
+        report.outcome.as_str(),
+        report.reason.map(|r| format!(": {r}")).unwrap_or_default(),
+        out.display()
+    ));
     super::ok()
 }

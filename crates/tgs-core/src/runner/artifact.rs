@@ -1,0 +1,225 @@
+//! The hand-over artifact of a session run without write access (GitHub's
+//! "safe outputs"): the agent's job has no token and changes nothing shared;
+//! it leaves what it did in a folder that a separate job, which holds the
+//! token, checks again and hands over.
+//!
+//! The folder holds `session.json` (the claim it ran under and how the
+//! session went: outcome, reason, figures, the branch's head), `work.bundle`
+//! (a git bundle of the work branch from its base, when the session
+//! succeeded) and `transcript.log.gz` (the end of the redacted transcript,
+//! as the state branch keeps it). Nothing in it is trusted by the job that
+//! reads it: the claim is checked against the state, the bundle's head
+//! against the record, and the work against the rules, again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::executor::WorkResult;
+use super::outcome::{ProviderCondition, ProviderKind};
+use crate::events::{Outcome, SessionStats};
+use crate::repo::Repo;
+use crate::Error;
+
+pub const RECORD_FILE: &str = "session.json";
+pub const BUNDLE_FILE: &str = "work.bundle";
+pub const TRANSCRIPT_FILE: &str = "transcript.log.gz";
+/// The largest `session.json` read (a record is a few KiB).
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// One claim handed out by `tgs server matrix`: what the agent's job needs
+/// to run the session and the hand-over job needs to record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimTicket {
+    pub thought: String,
+    pub attempt: u32,
+    pub claim_id: String,
+    /// Who holds the claim (the worker that made it).
+    pub worker: String,
+}
+
+/// What a session run without write access did, as `session.json` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub ticket: ClaimTicket,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub stats: SessionStats,
+    pub started: jiff::Timestamp,
+    pub ended: jiff::Timestamp,
+    /// The base commit the work started from.
+    pub base: String,
+    /// The verified branch and head (success only).
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    pub refund: bool,
+    pub final_failure: bool,
+    /// The provider's condition (`rate_limited`/`unavailable`), its text and wait.
+    pub provider: Option<(String, String, Option<u64>)>,
+    /// The transcript's file name where the session ran.
+    pub transcript: Option<String>,
+}
+
+impl SessionRecord {
+    pub(crate) fn of(
+        ticket: &ClaimTicket,
+        w: &WorkResult,
+        base: &str,
+        started: jiff::Timestamp,
+        ended: jiff::Timestamp,
+    ) -> SessionRecord {
+        SessionRecord {
+            ticket: ticket.clone(),
+            outcome: w.outcome,
+            reason: w.reason.clone(),
+            stats: w.stats.clone(),
+            started,
+            ended,
+            base: base.to_owned(),
+            branch: w.branch.clone(),
+            head: w.head.clone(),
+            refund: w.refund,
+            final_failure: w.final_failure,
+            provider: w.provider.as_ref().map(|c| {
+                let kind = match c.kind {
+                    ProviderKind::RateLimited => "rate_limited",
+                    ProviderKind::Unavailable => "unavailable",
+                };
+                (
+                    kind.to_owned(),
+                    c.detail.clone(),
+                    c.retry_after.map(|d| d.as_secs()),
+                )
+            }),
+            transcript: w
+                .log
+                .as_deref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// The result to record, as the dispatcher records any session; the
+    /// work is not trusted: the caller checks it again first.
+    pub(crate) fn work_result(&self, log: Option<PathBuf>) -> WorkResult {
+        let mut w = WorkResult::new(&self.stats.agent, self.outcome, self.reason.clone());
+        w.stats = self.stats.clone();
+        w.branch = self.branch.clone();
+        w.head = self.head.clone();
+        w.refund = self.refund;
+        w.final_failure = self.final_failure;
+        w.log = log;
+        w.provider = self
+            .provider
+            .as_ref()
+            .map(|(kind, detail, wait)| ProviderCondition {
+                kind: if kind == "unavailable" {
+                    ProviderKind::Unavailable
+                } else {
+                    ProviderKind::RateLimited
+                },
+                detail: detail.clone(),
+                retry_after: wait.map(Duration::from_secs),
+            });
+        w
+    }
+}
+
+/// Write the artifact of a session into `dir` (created).
+pub fn write(
+    repo: &Repo,
+    dir: &Path,
+    record: &SessionRecord,
+    log: Option<&Path>,
+    whole: Option<&str>,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(dir)?;
+    if let (Some(branch), Some(head)) = (&record.branch, &record.head) {
+        // The branch from its base: the hand-over job has the base.
+        let bundle = dir.join(BUNDLE_FILE);
+        let range = format!("{}..{branch}", record.base);
+        let out = repo
+            .git()
+            .cmd(["bundle", "create", "--quiet", path_str(&bundle)?, &range])
+            .output()?;
+        if !out.success {
+            return Err(Error::Failed(format!(
+                "could not bundle {branch} ({head}): {}",
+                out.stderr.trim()
+            )));
+        }
+    }
+    if let Some(log) = log {
+        std::fs::write(dir.join(TRANSCRIPT_FILE), crate::archive::pack(log, whole)?)?;
+    }
+    let text = serde_json::to_string_pretty(record).expect("a record serializes");
+    std::fs::write(dir.join(RECORD_FILE), text + "\n")?;
+    Ok(())
+}
+
+/// Read `session.json` of an artifact folder.
+pub fn read(dir: &Path) -> Result<SessionRecord, Error> {
+    let path = dir.join(RECORD_FILE);
+    let meta =
+        std::fs::metadata(&path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
+    if meta.len() > MAX_RECORD_BYTES {
+        return Err(Error::Failed(format!(
+            "{} is too large to be a session record",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Failed(format!("{} is not a session record: {e}", path.display())))
+}
+
+/// Bring the bundled work into the repository under a ref of tgs's own and
+/// return the head it holds; the bundle is checked first (`git bundle
+/// verify`: its base is here, it is whole).
+pub fn unbundle(repo: &Repo, dir: &Path, branch: &str) -> Result<String, Error> {
+    let bundle = dir.join(BUNDLE_FILE);
+    if !bundle.is_file() {
+        return Err(Error::Failed(
+            "the artifact holds no bundle of the work".into(),
+        ));
+    }
+    let b = path_str(&bundle)?;
+    let check = repo
+        .git()
+        .cmd(["bundle", "verify", "--quiet", b])
+        .output()?;
+    if !check.success {
+        return Err(Error::Failed(format!(
+            "the artifact's bundle is unreadable: {}",
+            check.stderr.trim()
+        )));
+    }
+    let target = format!("refs/tgs/handover/{branch}");
+    let spec = format!("+refs/heads/{branch}:{target}");
+    let out = repo
+        .git()
+        .cmd([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            b,
+            &spec,
+        ])
+        .output()?;
+    if !out.success {
+        return Err(Error::Failed(format!(
+            "the artifact's bundle does not hold {branch}: {}",
+            out.stderr.trim()
+        )));
+    }
+    Ok(repo
+        .git()
+        .text(["rev-parse", &format!("{target}^{{commit}}")])?)
+}
+
+fn path_str(p: &Path) -> Result<&str, Error> {
+    p.to_str()
+        .ok_or_else(|| Error::Failed(format!("{} is not valid UTF-8", p.display())))
+}

@@ -1,0 +1,291 @@
+//! The three steps of a run whose agent holds no write token (GitHub's
+//! "safe outputs"), as the GitHub Actions matrix runs them, each in a job of
+//! its own:
+//!
+//! 1. [`Runner::claim_batch`] (write access to the state): up to N claims
+//!    in one state change, each a [`ClaimTicket`].
+//! 2. [`Runner::run_claimed`] (read access only, no GitHub token): the
+//!    session of one ticket, from the checkout as it is; the work is left
+//!    in an artifact folder (see `artifact`), nothing shared is changed.
+//! 3. [`Runner::hand_over_artifacts`] (write access): each artifact checked
+//!    again (the claim against the state, the bundle against the record,
+//!    the work against the rules), then handed over and recorded like any
+//!    session; a ticket whose artifact is missing (its job was cancelled,
+//!    timed out or crashed) is recorded as such and requeued at once.
+
+use std::path::{Path, PathBuf};
+
+use super::artifact::{self, ClaimTicket, SessionRecord};
+use super::executor::{self, Job, Msg, WorkResult};
+use super::{Runner, SessionReport};
+use crate::backlog::store::Change;
+use crate::backlog::{Backlog, Entry};
+use crate::events::{Event, Outcome, Sink};
+use crate::{clock, git, verify, Error};
+
+impl Runner<'_> {
+    /// Claim up to `n` sessions in one state change (expired claims are
+    /// requeued on the way; a paused agent claims nothing).
+    pub fn claim_batch(&self, n: u32, sink: &mut dyn Sink) -> Result<Vec<ClaimTicket>, Error> {
+        let worker = self.cfg.worker_id.clone();
+        let now = clock::now();
+        let lease = self.lease();
+        let applied = self.state.update(&Default::default(), |b| {
+            let recovered = b.recover_expired(now);
+            let mut tickets = Vec::new();
+            let why = self.why_not(b, now);
+            while why.is_none() && (tickets.len() as u32) < n {
+                let Some(c) = b.claim(None, &worker, now, lease)? else {
+                    break;
+                };
+                tickets.push(ClaimTicket {
+                    thought: c.entry.dir.clone(),
+                    attempt: c.entry.attempts,
+                    claim_id: c.entry.claim_id.clone().unwrap_or_default(),
+                    worker: worker.clone(),
+                });
+            }
+            let msg = (!tickets.is_empty() || !recovered.is_empty()).then(|| {
+                format!(
+                    "chore(tgs): claim {} for {worker}{}",
+                    tickets.len(),
+                    if recovered.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; requeue {} expired", recovered.len())
+                    }
+                )
+            });
+            Ok(Change::maybe((tickets, why), msg))
+        })?;
+        let (tickets, why) = applied.value;
+        if tickets.is_empty() {
+            sink.event(&Event::NoWork {
+                at: now,
+                reason: why,
+            });
+        }
+        for t in &tickets {
+            sink.event(&Event::Claimed {
+                dir: t.thought.clone(),
+                title: String::new(),
+                worker: worker.clone(),
+                attempt: t.attempt,
+                lease_expires_at: None,
+                at: now,
+                commit: applied.commit.clone(),
+            });
+        }
+        Ok(tickets)
+    }
+
+    /// Run the session of `ticket` from the checkout as it is (its HEAD is the
+    /// base), without reading or changing the state, and leave the work in
+    /// the artifact folder `out`.
+    pub fn run_claimed(
+        &self,
+        ticket: &ClaimTicket,
+        out: &Path,
+        sink: &mut dyn Sink,
+    ) -> Result<SessionReport, Error> {
+        let base = self
+            .repo
+            .head()?
+            .ok_or_else(|| Error::invalid("the checkout has no commits"))?;
+        let now = clock::now();
+        let title =
+            crate::thought::ThoughtIndex::load_paths(self.repo, Some(&base), &[&ticket.thought])
+                .ok()
+                .and_then(|i| {
+                    let t = i.find(&ticket.thought)?.clone();
+                    i.titles(self.repo, &[&t]).ok()?.pop()
+                })
+                .unwrap_or_default();
+        let mut entry = Entry::new(ticket.thought.clone(), title, 0, now);
+        entry.attempts = ticket.attempt;
+        entry.claim_id = Some(ticket.claim_id.clone());
+        entry.claimed_by = Some(ticket.worker.clone());
+        entry.claimed_at = Some(now);
+        let job = Job {
+            entry,
+            base_label: "HEAD".into(),
+            base: base.clone(),
+        };
+        let w = self.run_one(&job, sink)?;
+        let ended = clock::now();
+        let record = SessionRecord::of(ticket, &w, &base, now, ended);
+        artifact::write(
+            self.repo,
+            out,
+            &record,
+            w.log.as_deref(),
+            self.cfg.transcript_whole.as_deref(),
+        )?;
+        Ok(SessionReport {
+            dir: ticket.thought.clone(),
+            outcome: w.outcome,
+            final_failure: false,
+            pr_url: None,
+            reason: w.reason,
+        })
+    }
+
+    /// One session on an executor thread, its events forwarded to `sink`.
+    fn run_one(&self, job: &Job, sink: &mut dyn Sink) -> Result<WorkResult, Error> {
+        crate::worktree::ensure_excluded(self.repo)?;
+        let identity = git::committer_ident(self.repo.git());
+        let shared = executor::Shared {
+            repo: self.repo,
+            cfg: &self.cfg,
+            env: &self.env,
+            signals: self.signals.as_deref(),
+            identity: &identity,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        std::thread::scope(|scope| {
+            let shared = &shared;
+            scope.spawn(move || {
+                let w = executor::run(shared, job, &tx);
+                let _ = tx.send(Msg::Done(job.entry.dir.clone(), Box::new(w)));
+            });
+            for m in rx.iter() {
+                match m {
+                    Msg::Event(e) => sink.event(&e),
+                    Msg::Done(_, w) => return Ok(*w),
+                }
+            }
+            Err(Error::Failed("the session ended without a result".into()))
+        })
+    }
+
+    /// Check, hand over and record the artifacts in `dirs` for the `tickets`
+    /// claimed; a ticket without an artifact is recorded as a crashed
+    /// session and requeued at once.
+    pub fn hand_over_artifacts(
+        &self,
+        tickets: &[ClaimTicket],
+        dirs: &[PathBuf],
+        sink: &mut dyn Sink,
+    ) -> Result<Vec<SessionReport>, Error> {
+        let mut records: Vec<(PathBuf, SessionRecord)> = Vec::new();
+        for d in dirs {
+            match artifact::read(d) {
+                Ok(r) => records.push((d.clone(), r)),
+                Err(e) => tracing::warn!("{}: {e}", d.display()),
+            }
+        }
+        let state = self.state.read()?;
+        let mut reports = Vec::new();
+        for t in tickets {
+            let found = records
+                .iter()
+                .find(|(_, r)| r.ticket.thought == t.thought && r.ticket.claim_id == t.claim_id);
+            let Some(entry) = held(&state, t) else {
+                tracing::warn!(
+                    "{}: the claim is no longer held; its artifact is not handed over",
+                    t.thought
+                );
+                continue;
+            };
+            let report = match found {
+                Some((dir, record)) => self.hand_over_one(&entry, dir, record, sink)?,
+                None => self.record_missing(&entry, sink)?,
+            };
+            reports.push(report);
+        }
+        for (d, r) in &records {
+            if !tickets
+                .iter()
+                .any(|t| t.thought == r.ticket.thought && t.claim_id == r.ticket.claim_id)
+            {
+                tracing::warn!(
+                    "{}: no ticket of this run names it; left alone",
+                    d.display()
+                );
+            }
+        }
+        Ok(reports)
+    }
+
+    fn hand_over_one(
+        &self,
+        entry: &Entry,
+        dir: &Path,
+        record: &SessionRecord,
+        sink: &mut dyn Sink,
+    ) -> Result<SessionReport, Error> {
+        let log = record.transcript.as_ref().map(PathBuf::from);
+        let mut w = record.work_result(log);
+        w.kept_gz = std::fs::read(dir.join(artifact::TRANSCRIPT_FILE)).ok();
+        if w.outcome == Outcome::Success {
+            if let Err(why) = self.recheck(entry, dir, record) {
+                w.outcome = Outcome::Rejected;
+                w.reason = Some(why);
+                w.branch = None;
+                w.head = None;
+            }
+        }
+        let job = Job {
+            entry: entry.clone(),
+            base_label: "the artifact's base".into(),
+            base: record.base.clone(),
+        };
+        self.finish(&job, record.started, w, sink)
+    }
+
+    /// The work of a successful record, checked again: the bundle must hold
+    /// the recorded head, start from the recorded base, and pass the rules.
+    fn recheck(&self, entry: &Entry, dir: &Path, record: &SessionRecord) -> Result<(), String> {
+        let (Some(branch), Some(head)) = (&record.branch, &record.head) else {
+            return Err("the record says success but names no branch".into());
+        };
+        let expected = super::branch_of(&entry.dir).unwrap_or_default();
+        if *branch != expected {
+            return Err(format!(
+                "the record names the branch {branch}, not {expected}"
+            ));
+        }
+        let got = artifact::unbundle(self.repo, dir, branch).map_err(|e| e.to_string())?;
+        if got != *head {
+            return Err(format!(
+                "the bundle's {branch} is at {got}, not at the recorded {head}: the artifact was altered"
+            ));
+        }
+        let problems = verify::recheck_branch(self.repo, &record.base, head, &entry.dir)
+            .map_err(|e| e.to_string())?;
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        // The hand-over pushes the branch ref: make it point at the work.
+        self.repo
+            .git()
+            .cmd(["update-ref", &format!("refs/heads/{branch}"), head])
+            .run()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// A claimed session whose artifact never came: its job was cancelled,
+    /// timed out or crashed. Recorded as crashed, requeued now.
+    fn record_missing(&self, entry: &Entry, sink: &mut dyn Sink) -> Result<SessionReport, Error> {
+        let mut w = WorkResult::new(
+            &self.cfg.agent,
+            Outcome::Crashed,
+            Some("the session's job left no artifact (cancelled, timed out or crashed)".into()),
+        );
+        w.requeue_now = true;
+        let job = Job {
+            entry: entry.clone(),
+            base_label: String::new(),
+            base: String::new(),
+        };
+        self.finish(&job, entry.claimed_at.unwrap_or_else(clock::now), w, sink)
+    }
+}
+
+/// The entry of `t`'s claim, if the claim still holds it.
+fn held(b: &Backlog, t: &ClaimTicket) -> Option<Entry> {
+    b.holds_claim(&t.thought, &t.worker, Some(&t.claim_id))
+        .then(|| b.get(&t.thought).cloned())
+        .flatten()
+}

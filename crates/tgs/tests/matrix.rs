@@ -1,0 +1,283 @@
+//! The three steps of a run whose agent holds no write token, as the GitHub
+//! Actions matrix runs them, here against a local bare remote: `server
+//! matrix` claims, `server run --claimed` works in a clone that cannot reach
+//! the remote, `server handover` checks the artifacts and hands them over.
+//! Missing and tampered artifacts included.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{run, script, TestEnv, TestRepo};
+use serde_json::Value;
+
+const WORK: &str = "echo \"pub fn f_$(basename \"$TGS_THOUGHT_DIR\" | tr - _)() {}\" >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm work\n";
+
+fn queue<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) {
+    let repo = env.repo("r");
+    let dirs: Vec<String> = (0..n)
+        .map(|i| {
+            repo.approved(
+                &format!("{:07x}-thought-{i}", 0xb000000 + i),
+                &format!("Thought {i}"),
+            )
+        })
+        .collect();
+    // The agent fails thought-1, does the work for the others.
+    let agent = env.path().join("agent.sh");
+    script(
+        &agent,
+        &format!("#!/bin/bash\ncase \"$TGS_THOUGHT_DIR\" in *thought-1) echo cannot >&2; exit 4;; esac\nset -e\n{WORK}"),
+    );
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: test\n  kill_grace: 1s\n  agents:\n    test: {{ command: \"{}\" }}\n",
+            agent.display()
+        ),
+    );
+    repo.publish("thoughts");
+    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{err}");
+    (repo, dirs)
+}
+
+fn entry(repo: &TestRepo, dir: &str) -> Value {
+    repo.remote_backlog()["thoughts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["dir"] == dir)
+        .cloned()
+        .unwrap()
+}
+
+/// The implement job: a fresh clone whose remote is out of reach (no token).
+fn implement(env: &TestEnv, repo: &TestRepo, ticket: &Value, out: &Path) -> (i32, String) {
+    let name = format!("job-{}", ticket["claim_id"].as_str().unwrap());
+    let job = repo.clone_as(&name);
+    job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let (code, _, err) = run(job
+        .tgs()
+        .env_remove("TGS_NOW")
+        .args(["server", "run", "--claimed"])
+        .arg(ticket["thought"].as_str().unwrap())
+        .args(["--claim-id", ticket["claim_id"].as_str().unwrap()])
+        .args(["--attempt", &ticket["attempt"].to_string()])
+        .args(["--worker-id", ticket["worker"].as_str().unwrap()])
+        .arg("--handover-out")
+        .arg(out));
+    let _ = env;
+    (code, err)
+}
+
+#[test]
+fn claim_implement_and_hand_over_without_a_token_in_the_agents_job() {
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 5);
+    let (code, out, err) = run(repo.tgs().args([
+        "server",
+        "matrix",
+        "--max",
+        "4",
+        "--worker-id",
+        "actions/77",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let matrix: Value = serde_json::from_str(out.trim()).unwrap();
+    let tickets = matrix["include"].as_array().unwrap().clone();
+    assert_eq!(tickets.len(), 4);
+    for (t, d) in tickets.iter().zip(&dirs) {
+        assert_eq!(t["thought"], d.as_str());
+        assert_eq!(t["attempt"], 1);
+        assert_eq!(t["worker"], "actions/77");
+        assert_eq!(entry(&repo, d)["status"], "in_progress");
+    }
+    assert_eq!(entry(&repo, &dirs[4])["status"], "queued", "--max 4");
+    assert_eq!(
+        repo.state_subjects(1),
+        ["chore(tgs): claim 4 for actions/77"],
+        "one state change for the four claims"
+    );
+    let state_before = repo.state_commit_count();
+
+    let arts = env.path().join("artifacts");
+    let art = |i: usize| -> PathBuf { arts.join(format!("session-{i}")) };
+    // 0: works. 1: the agent fails. 2: its job dies, no artifact. 3: works,
+    // then its artifact is altered.
+    for i in [0, 1, 3] {
+        let (code, err) = implement(&env, &repo, &tickets[i], &art(i));
+        assert_eq!(code, 0, "{i}: {err}");
+    }
+    assert_eq!(
+        repo.state_commit_count(),
+        state_before,
+        "the implement jobs change nothing shared"
+    );
+    let branches = repo.git(&["ls-remote", "--heads", "origin", "tgs/*"]);
+    assert_eq!(branches, "", "and push nothing");
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(art(0).join("session.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["outcome"], "success");
+    assert!(art(0).join("work.bundle").is_file());
+    assert!(art(0).join("transcript.log.gz").is_file());
+    assert!(
+        !art(1).join("work.bundle").exists(),
+        "no bundle of failed work"
+    );
+    // Tamper: another commit on top of what was recorded.
+    tamper(&env, &repo, &art(3));
+
+    let (code, out, err) = run(repo
+        .tgs()
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(art(0))
+        .arg(art(1))
+        .arg(art(2))
+        .arg(art(3)));
+    assert_eq!(code, 0, "{out}{err}");
+    let e0 = entry(&repo, &dirs[0]);
+    assert_eq!(e0["status"], "completed", "{e0}");
+    let pushed = repo.git(&["ls-remote", "origin", "refs/heads/tgs/b000000-thought-0"]);
+    assert!(pushed.starts_with(e0["head"].as_str().unwrap()), "{pushed}");
+    let e1 = entry(&repo, &dirs[1]);
+    assert_eq!(e1["status"], "queued");
+    assert!(
+        e1["last_error"].as_str().unwrap().starts_with("failed: "),
+        "{e1}"
+    );
+    let e2 = entry(&repo, &dirs[2]);
+    assert_eq!(e2["status"], "queued");
+    assert_eq!(e2["attempts"], 1);
+    assert!(
+        e2["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("left no artifact"),
+        "{e2}"
+    );
+    assert!(
+        e2.get("not_before").is_none(),
+        "requeued now, not at lease expiry: {e2}"
+    );
+    let e3 = entry(&repo, &dirs[3]);
+    assert_eq!(e3["status"], "queued");
+    let last = e3["last_error"].as_str().unwrap();
+    assert!(
+        last.starts_with("rejected: ") && last.contains("altered"),
+        "{last}"
+    );
+    let tampered = repo.git(&["ls-remote", "origin", "refs/heads/tgs/b000003-thought-3"]);
+    assert_eq!(tampered, "", "altered work is not pushed");
+    // The records: one metrics row per session (the missing one included), the transcripts kept.
+    let metrics = repo.metrics_csv();
+    assert_eq!(metrics.lines().count(), 5, "{metrics}");
+    let kept = repo.state_files_under("tgs/server/transcripts");
+    assert_eq!(
+        kept.len(),
+        3,
+        "{:?}",
+        kept.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    // Handing over again changes nothing: the claims are no longer held.
+    let count = repo.state_commit_count();
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(art(0)));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("no longer held"), "{err}");
+    assert_eq!(repo.state_commit_count(), count);
+}
+
+/// Re-make the artifact's bundle with a commit the session record does not name.
+fn tamper(env: &TestEnv, repo: &TestRepo, art: &Path) {
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(art.join("session.json")).unwrap()).unwrap();
+    let branch = record["branch"].as_str().unwrap();
+    let base = record["base"].as_str().unwrap();
+    let evil = repo.clone_as("evil");
+    let out = evil.git_out(&[
+        "fetch",
+        "-q",
+        art.join("work.bundle").to_str().unwrap(),
+        &format!("+refs/heads/{branch}:refs/heads/{branch}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    evil.git(&["checkout", "-q", branch]);
+    evil.write(".github/workflows/evil.yml", "on: push\n");
+    evil.commit_all("sneak a workflow in");
+    std::fs::remove_file(art.join("work.bundle")).unwrap();
+    evil.git(&[
+        "bundle",
+        "create",
+        "-q",
+        art.join("work.bundle").to_str().unwrap(),
+        &format!("{base}..{branch}"),
+    ]);
+    let _ = env;
+}
+
+#[test]
+fn a_corrupt_bundle_is_rejected_and_nothing_is_pushed() {
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 1);
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["server", "matrix", "--max", "1", "--worker-id", "w"]));
+    let matrix: Value = serde_json::from_str(out.trim()).unwrap();
+    let art = env.path().join("a0");
+    let (code, err) = implement(&env, &repo, &matrix["include"][0], &art);
+    assert_eq!(code, 0, "{err}");
+    let bundle = art.join("work.bundle");
+    let len = std::fs::metadata(&bundle).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bundle)
+        .unwrap();
+    f.set_len(len / 2).unwrap();
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo, &dirs[0]);
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.starts_with("rejected: ") && last.contains("bundle"),
+        "{last}"
+    );
+    assert_eq!(repo.git(&["ls-remote", "--heads", "origin", "tgs/*"]), "");
+}
+
+#[test]
+fn no_work_is_an_empty_matrix() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let (code, out, err) = run(repo.tgs().args(["server", "matrix", "--max", "3"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "{\"include\":[]}");
+    // In Actions the matrix and its size are step outputs.
+    let output = env.path().join("gh-output");
+    let (code, _, err) = run(repo
+        .tgs()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .args(["server", "matrix", "--max", "3"]));
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        text.contains("\n{\"include\":[]}\n") && text.starts_with("matrix<<"),
+        "{text}"
+    );
+    assert!(text.contains("count<<") && text.contains("\n0\n"), "{text}");
+}
