@@ -70,6 +70,22 @@ pub struct ServerSection {
     pub agents: BTreeMap<String, AgentConfig>,
     #[serde(default)]
     pub pr: PrConfig,
+    /// The most queued entries the backlog holds: scan and add refuse beyond it.
+    pub max_queue_depth: Option<usize>,
+    #[serde(default)]
+    pub budgets: Budgets,
+}
+
+/// `server.budgets`: what runs may spend. Days are UTC days.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Budgets {
+    /// Sessions started per day, by all workers together.
+    pub daily_sessions: Option<u32>,
+    /// Cost reported by agents per day, all workers together (USD).
+    pub daily_cost_usd: Option<f64>,
+    /// Cost of one thought over all its attempts (USD): past it, the
+    /// thought fails for good.
+    pub thought_cost_usd: Option<f64>,
 }
 
 /// `server.pr`: how pull requests are opened.
@@ -125,6 +141,8 @@ pub struct AgentConfig {
     /// Environment variables passed through to the agent, beyond its model key.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Sessions of this agent at once, counted across every worker.
+    pub max_concurrent: Option<u32>,
 }
 
 impl Config {
@@ -182,6 +200,8 @@ pub struct Settings {
     pub lease_margin: Duration,
     pub agents: BTreeMap<String, AgentConfig>,
     pub pr: PrConfig,
+    pub max_queue_depth: Option<usize>,
+    pub budgets: Budgets,
     pub redact_env_keys: Vec<String>,
     pub redact_patterns: Vec<String>,
     pub impl_prompt: Option<String>,
@@ -215,6 +235,8 @@ impl Settings {
             lease_margin: dur(&s.lease_margin, "lease_margin", "15m")?,
             agents: s.agents.clone(),
             pr: s.pr.clone(),
+            max_queue_depth: s.max_queue_depth,
+            budgets: s.budgets.clone(),
             redact_env_keys: config.ai.redact_env_keys.clone(),
             redact_patterns,
             impl_prompt: config.steps.impl_prompt.clone(),

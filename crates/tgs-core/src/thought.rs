@@ -421,6 +421,43 @@ pub fn first_heading(blob: &[u8]) -> Option<String> {
     Some(line.trim_start_matches('#').trim().to_owned())
 }
 
+/// The thoughts a README declares this one depends on: lines
+/// `- Depends on: <dir>[, <dir>...]` in its header list (before the first
+/// `## ` section), each a thought directory (`tgs/thoughts/x`) or name (`x`),
+/// as `tgs/thoughts/<name>`. Anything that is not a thought name is skipped.
+pub fn declared_dependencies(readme: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in readme.lines().take_while(|l| !l.starts_with("## ")) {
+        let l = line.trim();
+        let Some(rest) = l
+            .strip_prefix("- ")
+            .or_else(|| l.strip_prefix("* "))
+            .map(str::trim)
+        else {
+            continue;
+        };
+        let Some((key, value)) = rest.split_once(':') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("depends on") {
+            continue;
+        }
+        for item in value
+            .split([',', ' '])
+            .map(|v| v.trim().trim_matches('`').trim_end_matches('/'))
+        {
+            let name = item.rsplit('/').next().unwrap_or(item);
+            if let Some(n) = ThoughtName::parse(name) {
+                let dir = format!("{THOUGHTS_DIR}/{n}");
+                if !out.contains(&dir) {
+                    out.push(dir);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The title a heading gives, for a file of this role.
 pub fn title_from_heading(heading: &str, role: Role) -> Option<String> {
     let title = match role {
@@ -756,6 +793,20 @@ mod tests {
         let n = ThoughtName::parse("abc1234-add-dark_mode").unwrap();
         assert_eq!(n.hash(), "abc1234");
         assert_eq!(n.title_from_slug(), "Add dark mode");
+    }
+
+    #[test]
+    fn declared_dependencies_in_the_header_list() {
+        let readme = "# abc1234 - X\n\n- Base Hash: `abc1234`\n- Depends on: tgs/thoughts/1111111-a, `2222222-b`\n* depends on: 3333333-c/\n- Depends on: not a name\n\n## Idea Spec\n- Depends on: 4444444-d\n";
+        assert_eq!(
+            declared_dependencies(readme),
+            [
+                "tgs/thoughts/1111111-a",
+                "tgs/thoughts/2222222-b",
+                "tgs/thoughts/3333333-c"
+            ]
+        );
+        assert!(declared_dependencies("# x\n").is_empty());
     }
 
     #[test]

@@ -62,12 +62,51 @@ impl Backlog {
         v
     }
 
-    /// Whether every dependency of `e` is completed.
-    fn dependencies_done(&self, e: &Entry) -> bool {
-        e.depends_on.iter().all(|d| {
-            self.get(d)
-                .is_some_and(|dep| dep.status == Status::Completed)
-        })
+    /// Whether every dependency of `e` is done: completed with its pull
+    /// request merged (or without one). A dependency that is done leaves
+    /// `depends_on` when it is archived (see `history`), so one still
+    /// listed and no longer live is not done (closed unmerged, or unknown).
+    pub fn dependencies_done(&self, e: &Entry) -> bool {
+        self.waits_for(e).is_empty()
+    }
+
+    /// The dependencies of `e` that are not done yet.
+    pub fn waits_for<'a>(&self, e: &'a Entry) -> Vec<&'a str> {
+        e.depends_on
+            .iter()
+            .filter(|d| {
+                !self
+                    .get(d)
+                    .is_some_and(crate::history::satisfies_dependents)
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// A cycle the dependencies of `dir` would close, named in order
+    /// (`a → b → a`), if `dir` depended on `deps`.
+    pub fn cycle_through(&self, dir: &str, deps: &[String]) -> Option<Vec<String>> {
+        fn walk(b: &Backlog, at: &str, target: &str, path: &mut Vec<String>) -> bool {
+            if path.len() > b.thoughts.len() + 1 {
+                return false;
+            }
+            let Some(e) = b.get(at) else { return false };
+            for d in &e.depends_on {
+                path.push(d.clone());
+                if d == target || walk(b, d, target, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        for d in deps {
+            let mut path = vec![dir.to_owned(), d.clone()];
+            if d == dir || walk(self, d, dir, &mut path) {
+                return Some(path);
+            }
+        }
+        None
     }
 
     /// Whether `e` may be claimed now: queued and past any retry delay, or in

@@ -35,6 +35,9 @@ pub struct Backlog {
     /// every worker through the state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pauses: BTreeMap<String, Pause>,
+    /// What today's sessions used, for the daily budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
     /// Fields this build does not know, kept as they were.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -46,9 +49,21 @@ impl Default for Backlog {
             version: VERSION.into(),
             thoughts: Vec::new(),
             pauses: BTreeMap::new(),
+            usage: None,
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// Sessions started and cost reported on one UTC day, by every worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// `2026-11-30`.
+    pub day: String,
+    #[serde(default)]
+    pub sessions: u32,
+    #[serde(default)]
+    pub cost_usd: f64,
 }
 
 /// Why and until when an agent is paused.
@@ -138,6 +153,12 @@ pub struct Entry {
     pub claimed_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<Timestamp>,
+    /// The agent the current (or last) claim was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The cost agents reported over all attempts (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// The identity of the current claim: only the session that holds it may
     /// record its end (a lease taken over by another session changes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +214,8 @@ impl Entry {
             claimed_by: None,
             claimed_at: None,
             lease_expires_at: None,
+            agent: None,
+            cost_usd: None,
             claim_id: None,
             attempts: 0,
             not_before: None,

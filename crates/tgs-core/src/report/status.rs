@@ -188,11 +188,10 @@ pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
             dir: e.dir.clone(),
             title: e.title.clone(),
             not_before: e.not_before.filter(|t| *t > now),
-            blocked_by: e
-                .depends_on
-                .iter()
-                .filter(|d| backlog.get(d).is_none_or(|x| x.status != Status::Completed))
-                .cloned()
+            blocked_by: backlog
+                .waits_for(e)
+                .into_iter()
+                .map(str::to_owned)
                 .collect(),
         })
         .collect();

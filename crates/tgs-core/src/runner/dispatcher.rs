@@ -311,12 +311,55 @@ impl<'r> Runner<'r> {
         if let Some(p) = b.paused(&self.cfg.agent, now) {
             return Some(describe_pause(&self.cfg.agent, p));
         }
+        if let Some(why) = self.over_limits(b, now) {
+            return Some(why);
+        }
         let dir = self.cfg.thought.as_deref()?;
         let e = b.get(dir)?;
         if b.is_claimable(e, now) {
             return None;
         }
         Some(why_not_claimable(b, e, now))
+    }
+
+    /// A limit that stops new sessions now: a daily budget spent, or the
+    /// agent's sessions at once (`max_concurrent`, counted over every worker).
+    fn over_limits(&self, b: &Backlog, now: Timestamp) -> Option<String> {
+        let budgets = &self.cfg.settings.budgets;
+        let today = day(now);
+        if let Some(u) = b.usage.as_ref().filter(|u| u.day == today) {
+            if let Some(max) = budgets.daily_sessions.filter(|m| u.sessions >= *m) {
+                return Some(format!(
+                    "the daily budget of {max} session(s) is spent ({} today); it renews at 00:00 UTC",
+                    u.sessions
+                ));
+            }
+            if let Some(max) = budgets.daily_cost_usd.filter(|m| u.cost_usd >= *m) {
+                return Some(format!(
+                    "the daily budget of ${max:.2} is spent (${:.2} today); it renews at 00:00 UTC",
+                    u.cost_usd
+                ));
+            }
+        }
+        let agent = &self.cfg.agent;
+        let max = self
+            .cfg
+            .settings
+            .agents
+            .get(agent)
+            .and_then(|a| a.max_concurrent)?;
+        let running = b
+            .thoughts
+            .iter()
+            .filter(|e| {
+                e.status == Status::InProgress
+                    && e.agent.as_deref() == Some(agent)
+                    && !crate::backlog::lease_expired(e, now)
+            })
+            .count() as u32;
+        (running >= max).then(|| {
+            format!("the agent {agent} runs {running} session(s), its most at once (max_concurrent {max})")
+        })
     }
 
     /// Claim the next session (one state change) and fetch the base it starts from.
@@ -332,6 +375,9 @@ impl<'r> Runner<'r> {
                 Some(_) => None,
                 None => b.claim(only.as_deref(), &worker, now, lease)?,
             };
+            if let Some(c) = &claim {
+                note_claim(b, &c.entry.dir, &self.cfg.agent, now);
+            }
             let msg = match (&claim, recovered.len()) {
                 (Some(c), 0) => Some(format!("chore(tgs): claim {} for {worker}", c.entry.dir)),
                 (Some(c), n) => Some(format!(
@@ -503,7 +549,7 @@ impl<'r> Runner<'r> {
             // Only the claim's holder may record: a lease taken over by
             // another session (of this worker or another) makes this stale.
             if !b.holds_claim(&dir, &worker, entry.claim_id.as_deref()) {
-                return Ok(Change::none((Disposition::TakenOver, None, None)));
+                return Ok(Change::none((Disposition::TakenOver, None, None, None)));
             }
             let (disposition, when, msg) = settle(
                 b,
@@ -514,12 +560,15 @@ impl<'r> Runner<'r> {
                 reason_line.as_deref(),
                 (ended, not_before, max),
                 &agent,
+                settings.budgets.thought_cost_usd,
             )?;
             let pause = w
                 .provider
                 .as_ref()
                 .and_then(|_| b.pauses.get(&agent).cloned());
-            let change = Change::with((disposition, when, pause), msg).append(Append {
+            // What the entry now says went wrong (a budget, say), for the alert.
+            let said = b.get(&dir).and_then(|e| e.last_error.clone());
+            let change = Change::with((disposition, when, pause, said), msg).append(Append {
                 kind: Record::Metrics,
                 header: Some(METRICS_HEADER),
                 line: row.to_csv(),
@@ -529,7 +578,7 @@ impl<'r> Runner<'r> {
                 None => change,
             })
         })?;
-        let (disposition, when, pause) = applied.value;
+        let (disposition, when, pause, said) = applied.value;
         if disposition == Disposition::TakenOver {
             tracing::warn!(
                 "{dir} was taken over by another session; this session's result is not recorded"
@@ -553,7 +602,7 @@ impl<'r> Runner<'r> {
             entry,
             &w,
             final_failure,
-            reason_line.as_deref(),
+            said.as_deref().or(reason_line.as_deref()),
             pr_url.as_deref(),
             disposition,
         );
@@ -683,8 +732,10 @@ fn settle(
     reason_line: Option<&str>,
     (ended, not_before, max): (Timestamp, Option<Timestamp>, u32),
     agent: &str,
+    thought_budget: Option<f64>,
 ) -> Result<(Disposition, Option<Timestamp>, String), Error> {
     let dir = entry.dir.as_str();
+    let spent = note_cost(b, dir, w.stats.cost_usd, ended);
     if w.outcome == Outcome::Success {
         let (Some(branch), Some(head)) = (w.branch.as_deref(), w.head.as_deref()) else {
             b.complete(dir, pr_url, ended)?;
@@ -777,6 +828,18 @@ fn settle(
         ));
     }
     let attempts = b.get(dir).map(|e| e.attempts).unwrap_or(0);
+    if let Some(cap) = thought_budget.filter(|cap| spent >= *cap) {
+        let why = format!(
+            "budget: its {attempts} attempt(s) cost ${spent:.2}, which reaches server.budgets.thought_cost_usd (${cap:.2}){}",
+            reason_line.map(|r| format!("; the last one {r}")).unwrap_or_default()
+        );
+        b.fail(dir, Some(&why))?;
+        return Ok((
+            Disposition::Failed,
+            None,
+            format!("chore(tgs): fail {dir} (over its budget)"),
+        ));
+    }
     if w.final_failure || attempts >= max {
         b.fail(dir, reason_line)?;
         return Ok((
@@ -791,6 +854,59 @@ fn settle(
         not_before,
         format!("chore(tgs): requeue {dir} after attempt {attempts}"),
     ))
+}
+
+/// `2026-11-30`, the UTC day budgets count in.
+fn day(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
+}
+
+/// Record on the state that a session starts: its agent on the entry, one
+/// more session in today's usage.
+pub(super) fn note_claim(b: &mut Backlog, dir: &str, agent: &str, now: Timestamp) {
+    if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) {
+        e.agent = Some(agent.to_owned());
+    }
+    let today = day(now);
+    let u = b.usage.get_or_insert_with(|| crate::backlog::Usage {
+        day: today.clone(),
+        sessions: 0,
+        cost_usd: 0.0,
+    });
+    if u.day != today {
+        *u = crate::backlog::Usage {
+            day: today,
+            sessions: 0,
+            cost_usd: 0.0,
+        };
+    }
+    u.sessions += 1;
+}
+
+/// Add a session's reported cost to its entry and to today's usage; returns
+/// the entry's cost over all its attempts.
+fn note_cost(b: &mut Backlog, dir: &str, cost: Option<f64>, now: Timestamp) -> f64 {
+    let cost = cost.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0);
+    let today = day(now);
+    if cost > 0.0 {
+        match b.usage.as_mut() {
+            Some(u) if u.day == today => u.cost_usd += cost,
+            _ => {
+                b.usage = Some(crate::backlog::Usage {
+                    day: today,
+                    sessions: 0,
+                    cost_usd: cost,
+                })
+            }
+        }
+    }
+    let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) else {
+        return cost;
+    };
+    if cost > 0.0 {
+        e.cost_usd = Some(e.cost_usd.unwrap_or(0.0) + cost);
+    }
+    e.cost_usd.unwrap_or(0.0)
 }
 
 /// How long `--watch` waits after the `idle`-th poll in a row that found
@@ -825,12 +941,7 @@ pub fn why_not_claimable(b: &Backlog, e: &Entry, now: Timestamp) -> String {
             if let Some(t) = e.not_before.filter(|t| *t > now) {
                 return format!("{dir} waits for its retry delay until {t}");
             }
-            let blocked: Vec<&str> = e
-                .depends_on
-                .iter()
-                .filter(|d| b.get(d).is_none_or(|x| x.status != Status::Completed))
-                .map(String::as_str)
-                .collect();
+            let blocked = b.waits_for(e);
             if blocked.is_empty() {
                 format!("{dir} cannot be claimed now")
             } else {

@@ -33,17 +33,20 @@ impl Runner<'_> {
         let applied = self.state.update(&Default::default(), |b| {
             let recovered = b.recover_expired(now);
             let mut tickets = Vec::new();
-            let why = self.why_not(b, now);
+            let mut why = self.why_not(b, now);
             while why.is_none() && (tickets.len() as u32) < n {
                 let Some(c) = b.claim(None, &worker, now, lease)? else {
                     break;
                 };
+                super::dispatcher::note_claim(b, &c.entry.dir, &self.cfg.agent, now);
                 tickets.push(ClaimTicket {
                     thought: c.entry.dir.clone(),
                     attempt: c.entry.attempts,
                     claim_id: c.entry.claim_id.clone().unwrap_or_default(),
                     worker: worker.clone(),
                 });
+                // The budgets and limits count each claim of the batch.
+                why = self.why_not(b, now);
             }
             let msg = (!tickets.is_empty() || !recovered.is_empty()).then(|| {
                 format!(

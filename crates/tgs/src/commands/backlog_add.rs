@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use tgs_core::backlog::store::Change;
-use tgs_core::backlog::AddOutcome;
+use tgs_core::backlog::{AddOutcome, Backlog, Entry, Status};
 use tgs_core::thought::{Stage, ThoughtIndex};
 
 use super::{parse_thought_arg, Ctx, WriteArgs};
@@ -17,6 +17,10 @@ pub struct Args {
     /// Priority (higher runs first).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i64,
+    /// Start these only once OTHER is done (completed, its pull request
+    /// merged); repeatable. OTHER must be in the backlog.
+    #[arg(long, value_name = "OTHER")]
+    pub after: Vec<String>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -58,8 +62,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
 
     let store = ctx.state(&repo, &topo, &args.write, None)?;
     // Finished entries live in the archive: they are known, not added again.
+    let archive = store.read_archive()?;
     let archived: std::collections::HashSet<String> =
-        store.read_archive()?.into_iter().map(|e| e.dir).collect();
+        archive.iter().map(|e| e.dir.clone()).collect();
+    let after = dependencies(&repo, &store.read()?, &archive, &args.after)?;
+    let max_depth = ctx.settings(&repo)?.max_queue_depth;
     let now = tgs_core::clock::now();
     let applied = store.update(&args.write.options(), |b| {
         let mut outcomes = Vec::new();
@@ -69,7 +76,30 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             } else {
                 b.add(&t.dir, title, args.priority, now)
             };
+            if !after.is_empty() && outcome != AddOutcome::AlreadyPresent(Status::Completed) {
+                if let Some(cycle) = b.cycle_through(&t.dir, &after) {
+                    return Err(tgs_core::Error::invalid(format!(
+                        "the dependencies would make a cycle: {}",
+                        cycle.join(" → ")
+                    )));
+                }
+                if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == t.dir) {
+                    for d in &after {
+                        if !e.depends_on.contains(d) {
+                            e.depends_on.push(d.clone());
+                        }
+                    }
+                }
+            }
             outcomes.push((t.dir.clone(), outcome));
+        }
+        if let Some(max) = max_depth {
+            let queued = b.thoughts.iter().filter(|e| e.status == Status::Queued).count();
+            if queued > max {
+                return Err(tgs_core::Error::invalid(format!(
+                    "the queue would hold {queued} thoughts, more than server.max_queue_depth ({max}); nothing was added"
+                )));
+            }
         }
         let added: Vec<&String> = outcomes
             .iter()
@@ -77,6 +107,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             .map(|(d, _)| d)
             .collect();
         let message = match added.as_slice() {
+            [] if !after.is_empty() => Some("chore(tgs): set dependencies".to_owned()),
             [] => None,
             [one] => Some(format!("chore(tgs): add {one}")),
             many => Some(format!(
@@ -135,4 +166,36 @@ fn not_on_base(
         }
         None => CliError::usage(format!("{arg}: {dir} does not exist on {base}")),
     })
+}
+
+/// The directories `--after` names, checked: each must be in the backlog
+/// (live, or archived). One that is archived and done is no dependency.
+fn dependencies(
+    repo: &tgs_core::repo::Repo,
+    live: &Backlog,
+    archive: &[Entry],
+    after: &[String],
+) -> CliResult<Vec<String>> {
+    let mut out = Vec::new();
+    for arg in after {
+        let candidates = parse_thought_arg(repo, arg)?.candidates();
+        if let Some(d) = candidates.iter().find(|d| live.get(d).is_some()) {
+            out.push(d.clone());
+            continue;
+        }
+        match archive.iter().find(|e| candidates.contains(&e.dir)) {
+            Some(e) if tgs_core::history::satisfies_dependents(e) => {
+                output::note(format!("{} is done already: no need to wait for it", e.dir));
+            }
+            Some(e) => out.push(e.dir.clone()),
+            None => {
+                return Err(CliError::usage(format!(
+                    "--after {arg}: {} is not in the backlog",
+                    candidates[0]
+                ))
+                .hint("add it first: a thought can only wait for one the backlog knows"))
+            }
+        }
+    }
+    Ok(out)
 }

@@ -23,6 +23,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     };
     let repo = ctx.repo()?;
     let backlog = ctx.reader(&repo)?.read_all()?;
+    let now = tgs_core::clock::now();
     let entries: Vec<&Entry> = backlog
         .claim_order()
         .into_iter()
@@ -64,6 +65,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                     (Some(u), None) => u.clone(),
                     _ => String::new(),
                 },
+                waits(&backlog, e, now),
             ]
         })
         .collect();
@@ -77,8 +79,24 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "ADDED",
             "CLAIMED BY",
             "PR",
+            "WAITS FOR",
         ],
         &rows,
     );
     super::ok()
+}
+
+/// Why a queued entry cannot be claimed yet: its dependencies, its retry delay.
+fn waits(b: &tgs_core::backlog::Backlog, e: &Entry, now: jiff::Timestamp) -> String {
+    if e.status != Status::Queued {
+        return String::new();
+    }
+    let deps = b.waits_for(e);
+    if !deps.is_empty() {
+        return deps.join(", ");
+    }
+    match e.not_before.filter(|t| *t > now) {
+        Some(t) => format!("retry delay until {}", t.strftime("%Y-%m-%d %H:%M:%S")),
+        None => String::new(),
+    }
 }

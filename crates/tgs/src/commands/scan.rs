@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use tgs_core::backlog::store::Change;
-use tgs_core::backlog::AddOutcome;
+use tgs_core::backlog::{AddOutcome, Backlog, Status};
 use tgs_core::thought::{Stage, ThoughtIndex};
 
 use super::{Ctx, WriteArgs};
@@ -24,6 +24,9 @@ pub struct Args {
 struct Found {
     dir: String,
     title: String,
+    /// What its README says it waits for (`- Depends on:`), still to be done.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<String>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
@@ -49,9 +52,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             Some(Found {
                 dir: t.dir.clone(),
                 title,
+                depends_on: Vec::new(),
             })
         })
         .collect();
+    let found = with_dependencies(&repo, &index, found, &backlog)?;
     for dir in super::approved_only_here(&repo, &index, &base.1)? {
         if !known.contains(dir.as_str()) {
             output::warn(format!(
@@ -61,26 +66,59 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
     }
 
+    let max_depth = ctx.settings(&repo)?.max_queue_depth;
+    let mut full = Vec::new();
     let added = if args.dry_run || found.is_empty() {
         found
     } else {
         let now = tgs_core::clock::now();
-        store
-            .update(&args.write.options(), |b| {
-                // Re-check against the state under the lock: another writer may have added some.
-                let added: Vec<Found> = found
+        let applied = store.update(&args.write.options(), |b| {
+            full.clear();
+            // Re-check against the state under the lock: another writer may have added some.
+            let mut added: Vec<Found> = Vec::new();
+            for f in &found {
+                let queued = b
+                    .thoughts
                     .iter()
-                    .filter(|f| b.add(&f.dir, &f.title, 0, now) == AddOutcome::Added)
-                    .cloned()
-                    .collect();
-                let msg = (!added.is_empty()).then(|| match added.as_slice() {
-                    [one] => format!("chore(tgs): scan added {}", one.dir),
-                    many => format!("chore(tgs): scan added {} thoughts", many.len()),
-                });
-                Ok(Change::maybe(added, msg))
-            })?
-            .value
+                    .filter(|e| e.status == Status::Queued)
+                    .count();
+                if max_depth.is_some_and(|max| queued >= max) {
+                    full.push(f.dir.clone());
+                    continue;
+                }
+                if b.add(&f.dir, &f.title, 0, now) != AddOutcome::Added {
+                    continue;
+                }
+                if let Some(cycle) = b.cycle_through(&f.dir, &f.depends_on) {
+                    output::warn(format!(
+                        "{}: not queued: its dependencies make a cycle: {}",
+                        f.dir,
+                        cycle.join(" → ")
+                    ));
+                    b.remove(&f.dir)?;
+                    continue;
+                }
+                if let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == f.dir) {
+                    e.depends_on = f.depends_on.clone();
+                }
+                added.push(f.clone());
+            }
+            let msg = (!added.is_empty()).then(|| match added.as_slice() {
+                [one] => format!("chore(tgs): scan added {}", one.dir),
+                many => format!("chore(tgs): scan added {} thoughts", many.len()),
+            });
+            Ok(Change::maybe(added, msg))
+        })?;
+        applied.value
     };
+    if !full.is_empty() {
+        output::warn(format!(
+            "{} approved thought(s) not queued: the queue is full (server.max_queue_depth {}): {}",
+            full.len(),
+            max_depth.unwrap_or_default(),
+            full.join(", ")
+        ));
+    }
     if ctx.json {
         output::json(&added);
     } else {
@@ -98,4 +136,66 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         ));
     }
     super::ok()
+}
+
+/// Read the README of each found thought for its `- Depends on:` lines (one
+/// `cat-file` for all). A dependency that is done already is dropped; one
+/// the backlog does not know and this scan does not add keeps its thought
+/// out of the queue, said once.
+fn with_dependencies(
+    repo: &tgs_core::repo::Repo,
+    index: &ThoughtIndex,
+    found: Vec<Found>,
+    known: &Backlog,
+) -> CliResult<Vec<Found>> {
+    let readmes: Vec<Option<String>> = found
+        .iter()
+        .map(|f| {
+            index.find(&f.dir).and_then(|t| {
+                t.files
+                    .iter()
+                    .find(|x| x.name.eq_ignore_ascii_case("README.md"))
+                    .map(|x| x.oid.clone())
+            })
+        })
+        .collect();
+    if readmes.iter().all(Option::is_none) {
+        return Ok(found);
+    }
+    let mut cat = tgs_core::git::CatFile::spawn(repo.git(), |_, b| {
+        String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned()
+    })?;
+    let tickets: Vec<Option<usize>> = readmes
+        .iter()
+        .map(|o| o.as_deref().map(|o| cat.request(o)))
+        .collect();
+    let texts = cat.finish()?;
+    let coming: HashSet<String> = found.iter().map(|f| f.dir.clone()).collect();
+    let mut out = Vec::new();
+    for (mut f, t) in found.into_iter().zip(tickets) {
+        let text = t
+            .and_then(|i| texts.get(i).cloned().flatten())
+            .unwrap_or_default();
+        let mut deps = Vec::new();
+        let mut unknown = Vec::new();
+        for d in tgs_core::thought::declared_dependencies(&text) {
+            match known.get(&d) {
+                Some(e) if tgs_core::history::satisfies_dependents(e) => {}
+                Some(_) => deps.push(d),
+                None if coming.contains(&d) => deps.push(d),
+                None => unknown.push(d),
+            }
+        }
+        if !unknown.is_empty() {
+            output::warn(format!(
+                "{}: not queued: it depends on {}, which the backlog does not know (queue it first)",
+                f.dir,
+                unknown.join(", ")
+            ));
+            continue;
+        }
+        f.depends_on = deps;
+        out.push(f);
+    }
+    Ok(out)
 }
