@@ -498,13 +498,26 @@ type TitleTicket = (usize, Role);
 struct Readme {
     heading: Option<String>,
     scaffolded: bool,
+    /// Its `- Depends on:` lines (see [`declared_dependencies`]).
+    depends_on: Vec<String>,
 }
 
 fn read_readme(blob: &[u8]) -> Readme {
     Readme {
         heading: first_heading(blob),
         scaffolded: template::readme_is_scaffolded(blob),
+        depends_on: declared_dependencies(&String::from_utf8_lossy(
+            &blob[..blob.len().min(64 * 1024)],
+        )),
     }
+}
+
+/// What `load_titled` reads of a wanted thought.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Titled {
+    pub title: String,
+    /// The thoughts its README says it depends on.
+    pub depends_on: Vec<String>,
 }
 
 /// A thought whose stage is not settled by blob ids: some of its files may be
@@ -600,7 +613,7 @@ impl ThoughtIndex {
         rev: Option<&str>,
         paths: &[&str],
         want: impl FnMut(&Thought, Stage) -> bool,
-    ) -> Result<(ThoughtIndex, HashMap<String, String>), Error> {
+    ) -> Result<(ThoughtIndex, HashMap<String, Titled>), Error> {
         Self::load_inner(repo, rev, paths, true, want)
     }
 
@@ -610,7 +623,7 @@ impl ThoughtIndex {
         paths: &[&str],
         titled: bool,
         mut want: impl FnMut(&Thought, Stage) -> bool,
-    ) -> Result<(ThoughtIndex, HashMap<String, String>), Error> {
+    ) -> Result<(ThoughtIndex, HashMap<String, Titled>), Error> {
         let Some(rev) = rev else {
             return Ok((ThoughtIndex::default_with_builtins(), HashMap::new()));
         };
@@ -704,10 +717,15 @@ impl ThoughtIndex {
         let titles = wanted
             .into_iter()
             .map(|(dir, ticket, fallback)| {
-                let title = ticket
-                    .and_then(|(i, role)| title_from_heading(readme(i)?.heading.as_ref()?, role))
+                let read = ticket.and_then(|(i, role)| Some((readme(i)?, role)));
+                let title = read
+                    .and_then(|(r, role)| title_from_heading(r.heading.as_ref()?, role))
                     .unwrap_or(fallback);
-                (dir, title)
+                let depends_on = read
+                    .filter(|(_, role)| *role == Role::Readme)
+                    .map(|(r, _)| r.depends_on.clone())
+                    .unwrap_or_default();
+                (dir, Titled { title, depends_on })
             })
             .collect();
         Ok((index, titles))

@@ -48,15 +48,15 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .thoughts
         .iter()
         .filter_map(|t| {
-            let title = titles.remove(&t.dir)?;
+            let read = titles.remove(&t.dir)?;
             Some(Found {
                 dir: t.dir.clone(),
-                title,
-                depends_on: Vec::new(),
+                title: read.title,
+                depends_on: read.depends_on,
             })
         })
         .collect();
-    let found = with_dependencies(&repo, &index, found, &backlog)?;
+    let found = with_dependencies(found, &backlog);
     for dir in super::approved_only_here(&repo, &index, &base.1)? {
         if !known.contains(dir.as_str()) {
             output::warn(format!(
@@ -138,47 +138,16 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::ok()
 }
 
-/// Read the README of each found thought for its `- Depends on:` lines (one
-/// `cat-file` for all). A dependency that is done already is dropped; one
-/// the backlog does not know and this scan does not add keeps its thought
-/// out of the queue, said once.
-fn with_dependencies(
-    repo: &tgs_core::repo::Repo,
-    index: &ThoughtIndex,
-    found: Vec<Found>,
-    known: &Backlog,
-) -> CliResult<Vec<Found>> {
-    let readmes: Vec<Option<String>> = found
-        .iter()
-        .map(|f| {
-            index.find(&f.dir).and_then(|t| {
-                t.files
-                    .iter()
-                    .find(|x| x.name.eq_ignore_ascii_case("README.md"))
-                    .map(|x| x.oid.clone())
-            })
-        })
-        .collect();
-    if readmes.iter().all(Option::is_none) {
-        return Ok(found);
-    }
-    let mut cat = tgs_core::git::CatFile::spawn(repo.git(), |_, b| {
-        String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned()
-    })?;
-    let tickets: Vec<Option<usize>> = readmes
-        .iter()
-        .map(|o| o.as_deref().map(|o| cat.request(o)))
-        .collect();
-    let texts = cat.finish()?;
+/// Keep of each found thought's declared dependencies (its README's
+/// `- Depends on:`) those still to be done. A dependency the backlog does not
+/// know and this scan does not add keeps its thought out of the queue, said.
+fn with_dependencies(found: Vec<Found>, known: &Backlog) -> Vec<Found> {
     let coming: HashSet<String> = found.iter().map(|f| f.dir.clone()).collect();
     let mut out = Vec::new();
-    for (mut f, t) in found.into_iter().zip(tickets) {
-        let text = t
-            .and_then(|i| texts.get(i).cloned().flatten())
-            .unwrap_or_default();
+    for mut f in found {
         let mut deps = Vec::new();
         let mut unknown = Vec::new();
-        for d in tgs_core::thought::declared_dependencies(&text) {
+        for d in std::mem::take(&mut f.depends_on) {
             match known.get(&d) {
                 Some(e) if tgs_core::history::satisfies_dependents(e) => {}
                 Some(_) => deps.push(d),
@@ -197,5 +166,5 @@ fn with_dependencies(
         f.depends_on = deps;
         out.push(f);
     }
-    Ok(out)
+    out
 }

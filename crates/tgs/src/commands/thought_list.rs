@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .filter_map(|t| {
             Some(Row {
                 dir: &t.dir,
-                title: titles.remove(&t.dir)?,
+                title: titles.remove(&t.dir)?.title,
                 stage: index.stage(t).as_str(),
                 legacy: t.legacy,
             })
@@ -58,6 +58,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             .map(|r| vec![r.stage.to_owned(), r.dir.to_owned(), r.title.clone()])
             .collect();
         output::table(&["STAGE", "DIR", "TITLE"], &table);
+        output::note(
+            "(this clone's view: stages as committed at HEAD; the server reads the remote's base branch)",
+        );
     }
     super::ok()
 }
