@@ -446,8 +446,11 @@ mod tests {
         );
         assert_eq!(b.get("a").unwrap().attempts, 2);
         b.complete("a", Some("https://x/pr/1"), t(200)).unwrap();
+        // Completed with its pull request still open: not done yet.
+        assert_eq!(b.claim(None, "w", t(201), HOUR).unwrap(), None);
+        b.thoughts[0].pr_state = Some("merged".into());
         assert_eq!(
-            b.claim(None, "w", t(201), HOUR).unwrap().unwrap().entry.dir,
+            b.claim(None, "w", t(202), HOUR).unwrap().unwrap().entry.dir,
             "b"
         );
     }
