@@ -798,9 +798,46 @@ impl Drop for FastImport {
     }
 }
 
+/// What a remote's hooks said, from `git push` stderr: its `remote: ` lines,
+/// joined, without control characters, at most 400 characters (the text is
+/// the remote's, shown to humans and kept in `last_error`). `None` if it
+/// said nothing.
+pub fn remote_message(stderr: &str) -> Option<String> {
+    let said: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("remote:"))
+        .map(|l| l.chars().filter(|c| !c.is_control()).collect::<String>())
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty() && !l.starts_with("error: hook declined"))
+        .collect();
+    if said.is_empty() {
+        return None;
+    }
+    let text = said.join(" / ");
+    Some(match text.char_indices().nth(400) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_messages() {
+        let err = "remote: pushes are frozen\x1b[31m\nremote: \nremote: until noon\nTo /tmp/o.git\n ! [remote rejected] x -> x (pre-receive hook declined)\n";
+        assert_eq!(
+            super::remote_message(err).as_deref(),
+            Some("pushes are frozen[31m / until noon")
+        );
+        assert_eq!(super::remote_message("To x\n ! [rejected]\n"), None);
+        assert!(
+            super::remote_message(&format!("remote: {}", "y".repeat(1000)))
+                .unwrap()
+                .ends_with("y...")
+        );
+    }
 
     #[test]
     fn ls_tree_long_records() {

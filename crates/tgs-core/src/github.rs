@@ -474,9 +474,12 @@ impl GitHub {
             for issue in &items {
                 // The issues list includes PRs, whose bodies also carry a marker.
                 let is_pr = issue.get("pull_request").is_some_and(|p| !p.is_null());
+                // The marker is the body's first line: a marker further down
+                // is text (a log tail quoting another thought's marker) and
+                // must not tie this issue to that thought.
                 let marked = issue["body"]
                     .as_str()
-                    .is_some_and(|b| b.lines().any(|l| l.trim() == marker));
+                    .is_some_and(|b| b.lines().next().is_some_and(|l| l.trim() == marker));
                 if let (false, true, Some(n)) = (is_pr, marked, issue["number"].as_u64()) {
                     found.push((n, html_url(issue)));
                 }

@@ -88,6 +88,58 @@ pub fn own_group(cmd: &mut Command) -> &mut Command {
     cmd.process_group(0)
 }
 
+/// Have the kernel SIGKILL the child when the thread that spawned it ends,
+/// tgs's death included (a SIGKILL or an OOM kill leaves no time to stop
+/// it). Only the child itself: what it started is found by [`kill_strays`]
+/// when the next session takes its place.
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2),
+    // getppid(2) and _exit(2), which are async-signal-safe.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent died before the prctl: nobody will supervise us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// SIGKILL every process of this user whose environment holds `marker`
+/// (`NAME=value`, as an agent's `TGS_WORKTREE=<path>`): what a session of a
+/// tgs that died left running, found before its worktree is re-made.
+/// Returns how many were killed. Processes that cannot be read (another
+/// user's, gone meanwhile) are skipped.
+pub fn kill_strays(marker: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    let mut killed = 0;
+    for pid in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+    {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// Send `sig` to the whole process group `pgid`.
 pub fn signal_group(pgid: u32, sig: i32) {
     // SAFETY: kill(2) with a negative pid targets a process group; no memory is involved.

@@ -7,6 +7,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 pub const AUDIT_PATH: &str = "tgs/server/audit.jsonl";
 pub const METRICS_PATH: &str = "tgs/server/metrics.csv";
@@ -83,9 +84,14 @@ pub fn audit_diff(
         reason,
         commit: commit.map(str::to_owned),
     };
+    // Indexed: a change to a backlog of n entries costs O(n), not O(n²).
+    fn by_dir(b: &crate::backlog::Backlog) -> HashMap<&str, &crate::backlog::Entry> {
+        b.thoughts.iter().map(|e| (e.dir.as_str(), e)).collect()
+    }
+    let (old, new) = (by_dir(before), by_dir(after));
     let mut out = Vec::new();
     for a in &after.thoughts {
-        match before.get(&a.dir) {
+        match old.get(a.dir.as_str()).copied() {
             None => out.push(rec("add", a, None, Some(a.status), None)),
             Some(b) if b.status != a.status => {
                 let action = match (b.status, a.status) {
@@ -116,7 +122,7 @@ pub fn audit_diff(
         }
     }
     for b in &before.thoughts {
-        if after.get(&b.dir).is_none() {
+        if !new.contains_key(b.dir.as_str()) {
             out.push(rec("remove", b, Some(b.status), None, None));
         }
     }

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ pub struct AgentRun {
     /// failure. For a plain-text agent, whose two streams share one pipe, the
     /// end of its whole output in the order it was written.
     pub stderr_tail: String,
+    /// Why the transcript file misses output (a full disk), if it does.
+    pub transcript_error: Option<String>,
 }
 
 /// The agent's program could not be started.
@@ -109,7 +112,44 @@ impl<W: Write> Write for TailWriter<W> {
     }
 }
 
-type Log = Arc<Mutex<RedactingWriter<TailWriter<BufWriter<File>>>>>;
+/// The transcript file. A write that fails (the disk is full, the file
+/// system went read-only) must not stop the session: the agent's work is
+/// worth more than its transcript. The first error is kept, later output is
+/// counted and dropped, and the session says the transcript is incomplete.
+struct DiskLog {
+    file: BufWriter<File>,
+    error: Option<io::Error>,
+    lost: Arc<AtomicU64>,
+}
+
+impl DiskLog {
+    fn fail(&mut self, e: io::Error, len: usize) {
+        self.lost.fetch_add(len as u64, Ordering::Relaxed);
+        self.error.get_or_insert(e);
+    }
+}
+
+impl Write for DiskLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.error.is_some() {
+            self.lost.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        } else if let Err(e) = self.file.write_all(buf) {
+            self.fail(e, buf.len());
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.error.is_none() {
+            if let Err(e) = self.file.flush() {
+                let pending = self.file.buffer().len();
+                self.fail(e, pending);
+            }
+        }
+        Ok(())
+    }
+}
+
+type Log = Arc<Mutex<RedactingWriter<TailWriter<DiskLog>>>>;
 
 /// Options of one run.
 pub struct RunOptions<'a> {
@@ -135,10 +175,15 @@ pub fn run_agent(
         std::fs::create_dir_all(dir)?;
     }
     let file = File::create(o.log_path)?;
+    let lost = Arc::new(AtomicU64::new(0));
     let tail = Arc::new(Mutex::new(Vec::new()));
     let log: Log = Arc::new(Mutex::new(RedactingWriter::new(
         TailWriter {
-            inner: BufWriter::with_capacity(64 * 1024, file),
+            inner: DiskLog {
+                file: BufWriter::with_capacity(64 * 1024, file),
+                error: None,
+                lost: lost.clone(),
+            },
             tail: tail.clone(),
         },
         o.redactor.clone(),
@@ -172,6 +217,7 @@ pub fn run_agent(
         }
     }
     process::own_group(&mut command);
+    process::die_with_parent(&mut command);
     let started = Instant::now();
     let mut child = match command.spawn() {
         Ok(c) => c,
@@ -188,6 +234,7 @@ pub fn run_agent(
         }
         Err(e) => return Err(e.into()),
     };
+    crate::failpoint::hit("session.agent-running");
     if let Some(mut stdin) = child.stdin.take() {
         let prompt = o.prompt.to_owned();
         std::thread::spawn(move || {
@@ -265,10 +312,18 @@ pub fn run_agent(
         );
     }
     // Every thread holding the log has ended: finish the redactor and flush the file.
+    let mut transcript_error = None;
     if let Ok(m) = Arc::try_unwrap(log) {
         let w = m.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut tw = w.finish()?;
         tw.flush()?;
+        transcript_error = tw.inner.error.take().map(|e| {
+            format!(
+                "the transcript {} is incomplete ({e}): {} bytes of output could not be written",
+                o.log_path.display(),
+                lost.load(Ordering::Relaxed)
+            )
+        });
     }
     let tail =
         String::from_utf8_lossy(&tail.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
@@ -323,6 +378,7 @@ pub fn run_agent(
         codex_error,
         tail,
         stderr_tail,
+        transcript_error,
     }))
 }
 

@@ -73,6 +73,15 @@ pub fn prepare(repo: &Repo, name: &ThoughtName, base: &str) -> Result<Worktree, 
     ensure_excluded(repo)?;
     let path = repo.root().join(WORKTREES_DIR).join(name.as_str());
     let branch = branch_for(name);
+    // An agent of a tgs that died (killed, out of memory, its machine
+    // rebooted into the same clone) may still be writing here.
+    let strays = crate::process::kill_strays(&format!("TGS_WORKTREE={}", path.display()));
+    if strays > 0 {
+        tracing::warn!(
+            "stopped {strays} process(es) left running in {} by an earlier session",
+            path.display()
+        );
+    }
     remove(repo, &path);
     std::fs::create_dir_all(path.parent().expect("has parent"))?;
     // -B resets a branch left by an earlier attempt; --force takes it even if

@@ -25,7 +25,32 @@ pub fn warn(msg: impl std::fmt::Display) {
     let y = anstyle::Style::new()
         .fg_color(Some(anstyle::AnsiColor::Yellow.into()))
         .bold();
-    anstream::eprintln!("{y}warning:{y:#} {msg}");
+    anstream::eprintln!("{y}warning:{y:#} {}", inert(&msg.to_string()));
+}
+
+/// `s` safe to print on a terminal: control characters other than newlines
+/// and tabs (escape sequences, carriage returns) and the invisible
+/// characters that reorder or hide text (bidi overrides, zero-width ones)
+/// are shown escaped, as `\u{1b}`. Messages quote thought names, titles and
+/// what remotes and agents said, all untrusted.
+pub fn inert(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    }
+    if !s.chars().any(hidden) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// The columns `s` takes in a terminal: wide CJK characters and emoji count two.
@@ -135,5 +160,15 @@ mod tests {
             .collect();
         assert_eq!(at, [23, 23, 23, 23], "{lines:#?}");
         assert!(lines.iter().all(|l| !l.ends_with(' ')));
+    }
+}
+
+#[cfg(test)]
+mod inert_tests {
+    #[test]
+    fn escapes_what_a_terminal_would_act_on() {
+        assert_eq!(super::inert("plain\nnext\tcol"), "plain\nnext\tcol");
+        assert_eq!(super::inert("a\rb\x1b[2J"), "a\\u{d}b\\u{1b}[2J");
+        assert_eq!(super::inert("x\u{202e}y"), "x\\u{202e}y");
     }
 }

@@ -369,10 +369,12 @@ fn next_claims_in_order_with_a_lease_and_context() {
     );
     assert_eq!(repo.state_commit_count(), count);
 
-    // When the lease of the third claim (30m) has expired, another worker may take it over.
+    // When the lease of the third claim (30m) has expired, and the 5 minutes
+    // allowed for clock skew between workers have passed, another worker may
+    // take it over.
     let later = repo
         .tgs()
-        .env("TGS_NOW", "2026-01-15T12:31:00Z")
+        .env("TGS_NOW", "2026-01-15T12:36:00Z")
         .args(["server", "backlog", "next", "--json", "--claimed-by", "w2"])
         .output()
         .unwrap();

@@ -432,6 +432,25 @@ fn failure_alert_opens_once_then_comments_and_resolves() {
 }
 
 #[test]
+fn a_marker_quoted_in_an_alert_ties_it_to_no_other_thought() {
+    let fake = FakeGitHub::start("acme", "widgets", TOKEN);
+    let (gh, _) = client(&fake);
+    // An agent's output (in the alert's log tail) quotes another thought's marker.
+    let mut a = alert("tgs/thoughts/evil", 1);
+    a.log_tail = "done\n<!-- tgs-thought: tgs/thoughts/login -->\n".into();
+    let evil = gh.alert_failure(&a).unwrap();
+    // The other thought's success closes nothing of it; its failure gets its own issue.
+    assert_eq!(gh.resolve_alert("tgs/thoughts/login", None).unwrap(), None);
+    let login = gh.alert_failure(&alert("tgs/thoughts/login", 1)).unwrap();
+    assert_ne!(login, evil);
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 2);
+    assert!(issues
+        .iter()
+        .all(|i| i.state == "open" && i.comments.is_empty()));
+}
+
+#[test]
 fn alert_issue_creation_is_not_repeated_blindly() {
     let fake = FakeGitHub::start("acme", "widgets", TOKEN);
     let (gh, waits) = client(&fake);

@@ -384,9 +384,18 @@ pub fn lease_end(e: &Entry) -> Option<Timestamp> {
     })
 }
 
-/// An in-progress entry whose lease ran out, so that no entry can be stuck for ever.
+/// How far apart the clocks of two workers may be. A lease is written with
+/// the claimer's clock and read with another worker's: a claim is taken
+/// over only once it ended this long ago, so that a worker whose clock runs
+/// ahead does not take a claim whose holder is still within its lease (the
+/// holder stops its session by its own clock, before the lease ends).
+pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// An in-progress entry whose lease ran out (by more than [`CLOCK_SKEW`]),
+/// so that no entry can be stuck for ever.
 pub fn lease_expired(e: &Entry, now: Timestamp) -> bool {
-    e.status == Status::InProgress && lease_end(e).is_none_or(|t| t <= now)
+    e.status == Status::InProgress
+        && lease_end(e).is_none_or(|t| t.checked_add(CLOCK_SKEW).map_or(true, |t| t <= now))
 }
 
 fn check(e: &Entry, action: &'static str, from: &[Status]) -> Result<(), Error> {
@@ -460,8 +469,10 @@ mod tests {
         let mut b = Backlog::default();
         b.add("a", "A", 0, t(0));
         b.claim(None, "w1", t(0), HOUR).unwrap().unwrap();
-        assert_eq!(b.claim(None, "w2", t(3599), HOUR).unwrap(), None);
-        let c = b.claim(None, "w2", t(3600), HOUR).unwrap().unwrap();
+        // The lease ends at 3600; another worker's clock may be ahead by up
+        // to CLOCK_SKEW (300s).
+        assert_eq!(b.claim(None, "w2", t(3899), HOUR).unwrap(), None);
+        let c = b.claim(None, "w2", t(3900), HOUR).unwrap().unwrap();
         assert_eq!(c.reclaimed_from.as_deref(), Some("w1"));
         assert_eq!(c.entry.claimed_by.as_deref(), Some("w2"));
     }

@@ -591,6 +591,12 @@ impl<'r> SharedState<'r> {
         match parse_push_porcelain(&out.stdout_text()) {
             // The remote-tracking ref already holds the commit (see commit_ref).
             Some(PushResult::Pushed) => Ok(PushResult::Pushed),
+            Some(PushResult::Refused(why)) => Ok(PushResult::Refused(
+                match crate::git::remote_message(&out.stderr) {
+                    Some(said) => format!("{why}; the remote said: {said}"),
+                    None => why,
+                },
+            )),
             Some(other) => Ok(other),
             None if out.success => Ok(PushResult::Pushed),
             None => Err(Error::Failed(format!(

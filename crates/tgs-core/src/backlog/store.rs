@@ -25,10 +25,16 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Parse a backlog file strictly. Errors carry the line and column.
 pub fn parse(text: &str, path: &Path) -> Result<Backlog, Error> {
-    serde_json::from_str::<Backlog>(text).map_err(|e| Error::Corrupt {
+    serde_json::from_str::<Backlog>(without_bom(text)).map_err(|e| Error::Corrupt {
         path: path.to_owned(),
         message: describe_json_error(&e),
     })
+}
+
+/// `text` without a leading byte order mark, which editors on Windows
+/// write and JSON forbids; the file is written back without it.
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// `line L, column C: message`, as a person looking for the mistake wants it.

@@ -149,7 +149,9 @@ impl<'r> StateTarget<'r> {
     pub fn read_all(&self) -> Result<Backlog, Error> {
         let mut b = self.read()?;
         let mut archived = self.read_archive()?;
-        archived.retain(|e| b.get(&e.dir).is_none());
+        let live: std::collections::HashSet<&str> =
+            b.thoughts.iter().map(|e| e.dir.as_str()).collect();
+        archived.retain(|e| !live.contains(e.dir.as_str()));
         b.thoughts.append(&mut archived);
         Ok(b)
     }

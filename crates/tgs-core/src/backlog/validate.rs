@@ -89,7 +89,7 @@ pub fn check(
     let Some(text) = text else {
         return Vec::new();
     };
-    match serde_json::from_str::<Backlog>(text) {
+    match serde_json::from_str::<Backlog>(super::store::without_bom(text)) {
         Ok(b) => {
             let mut problems = Vec::new();
             if b.version != super::VERSION {

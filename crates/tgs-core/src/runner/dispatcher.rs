@@ -465,6 +465,7 @@ impl<'r> Runner<'r> {
         if let Err(why) = handover::push(self.repo, remote, branch, head) {
             return Handover::PushFailed(why);
         }
+        crate::failpoint::hit("runner.branch-pushed");
         sink.event(&Event::BranchPushed {
             dir: entry.dir.clone(),
             branch: branch.clone(),

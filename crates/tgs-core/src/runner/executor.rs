@@ -279,6 +279,9 @@ fn agent_and_verify(
     };
     w.stats = run.stats.clone();
     w.log_tail = run.tail.clone();
+    if let Some(why) = &run.transcript_error {
+        tracing::warn!("{}: {why}", entry.dir);
+    }
     let _ = tx.send(Msg::Event(Box::new(Event::AgentFinished {
         dir: entry.dir.clone(),
         ending: run.ending.describe(),

@@ -84,6 +84,7 @@ pub fn open_pr(
         Ok(pr) => pr,
         Err(e) => return Handover::Pending(format!("could not prepare the pull request: {e}")),
     };
+    crate::failpoint::hit("runner.pr-requesting");
     match forge.open_or_update_pr(&pr) {
         Ok(opened) => {
             crate::failpoint::hit("runner.pr-opened");

@@ -171,6 +171,11 @@ impl FakeGitHub {
         self.lock().faults.push_back(fault);
     }
 
+    /// Forget the faults not yet answered: GitHub is back.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// The next `n` open-pull lists answer `[]`, as if the PR had been
     /// opened by someone else just after tgs looked.
     pub fn hide_open_pulls(&self, n: usize) {

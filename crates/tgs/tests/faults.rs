@@ -1,0 +1,505 @@
+//! Crashes and injected faults: tgs killed (SIGKILL) at every step of a
+//! session, the remote gone or refusing, GitHub failing, the disk full, the
+//! clocks of two workers apart. Each ends with a clear outcome, a state that
+//! validates, and, once the fault is gone, exactly one pull request per
+//! thought.
+
+mod common;
+#[path = "support/github.rs"]
+mod github;
+#[path = "support/loopback.rs"]
+mod loopback;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{run, script, TestEnv, TestRepo};
+use github::{FakeGitHub, Fault};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "ghs_faults_token_0123456789";
+const A: &str = "tgs/thoughts/aaaaaaa-first";
+/// Past every lease taken at `common::NOW` (5h session + 30m verify + 15m margin).
+const LATER: &str = "2026-01-16T12:00:00Z";
+
+/// The crash points of a session, in order (`tgs_core::failpoint::SESSION_STEPS`).
+const SESSION_STEPS: &[&str] = &[
+    "shared.committed#1",
+    "shared.pushed#1",
+    "session.agent-running",
+    "runner.branch-pushed",
+    "runner.pr-requesting",
+    "runner.pr-opened",
+    "shared.committed#2",
+    "shared.pushed#2",
+];
+
+struct Lab<'e> {
+    env: &'e TestEnv,
+    repo: TestRepo<'e>,
+    gh: FakeGitHub,
+}
+
+/// One approved thought; the agent appends a function, writes the summary and
+/// commits, after running `before` (a shell snippet).
+fn lab<'e>(env: &'e TestEnv, before: &str) -> Lab<'e> {
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-first", "First");
+    let agent = env.path().join("agent.sh");
+    script(
+        &agent,
+        &format!(
+            "#!/bin/bash\nset -e\n{before}\necho \"pub fn f_$TGS_ATTEMPT() {{}}\" >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm work\n"
+        ),
+    );
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: test\n  kill_grace: 1s\n  agents:\n    test: {{ command: \"{}\" }}\n",
+            agent.display()
+        ),
+    );
+    repo.publish("thoughts");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    Lab { env, repo, gh }
+}
+
+impl Lab<'_> {
+    /// `tgs` as a workflow step runs it, against the fake GitHub.
+    fn step(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = self.repo.tgs();
+        c.env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_REPOSITORY", "octo/demo")
+            .env("GITHUB_API_URL", self.gh.api_url())
+            .args(args);
+        c
+    }
+
+    /// The same, as a process to start and kill.
+    fn spawnable(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tgs"));
+        c.current_dir(&self.repo.root);
+        self.env.pin(&mut c);
+        c.env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_REPOSITORY", "octo/demo")
+            .env("GITHUB_API_URL", self.gh.api_url())
+            .args(args);
+        c
+    }
+
+    fn entry(&self, dir: &str) -> Value {
+        self.repo.remote_backlog()["thoughts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["dir"] == dir)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    fn worktree(&self) -> PathBuf {
+        self.repo.path(".tgs/worktrees/aaaaaaa-first")
+    }
+
+    /// The run that recovers: later than any lease, until nothing is left.
+    fn recover(&self) -> (i32, String, String) {
+        run(self
+            .step(&["server", "run", "--until-empty"])
+            .env("TGS_NOW", LATER))
+    }
+
+    /// What must hold once a fault is gone and a run has recovered: one PR
+    /// for the thought, its entry completed and naming it, the branch on
+    /// the remote at the recorded head, a backlog that validates, no
+    /// worktree, lock or agent left behind.
+    fn assert_whole(&self, ctx: &str) {
+        let pulls = self.gh.pulls();
+        let mine: Vec<_> = pulls
+            .iter()
+            .filter(|p| p.head == "tgs/aaaaaaa-first")
+            .collect();
+        assert_eq!(mine.len(), 1, "{ctx}: one PR: {pulls:?}");
+        let e = self.entry(A);
+        assert_eq!(e["status"], "completed", "{ctx}: {e}");
+        assert_eq!(
+            e["pr_url"],
+            format!("https://github.example/octo/demo/pull/{}", mine[0].number),
+            "{ctx}"
+        );
+        let remote_head = self
+            .repo
+            .git(&["ls-remote", "origin", "refs/heads/tgs/aaaaaaa-first"]);
+        assert!(
+            remote_head.starts_with(e["head"].as_str().unwrap_or("-")),
+            "{ctx}: the recorded head is the pushed one: {remote_head} {e}"
+        );
+        let (code, out, err) = run(&mut self.step(&["server", "backlog", "validate"]));
+        assert_eq!(code, 0, "{ctx}: validate: {out}{err}");
+        let worktrees = self.repo.git(&["worktree", "list", "--porcelain"]);
+        assert_eq!(
+            worktrees.matches("worktree ").count(),
+            1,
+            "{ctx}: no worktree left: {worktrees}"
+        );
+        let locks: Vec<_> = self
+            .repo
+            .git_locks()
+            .into_iter()
+            .filter(|l| !l.contains("/.git/tgs/"))
+            .collect();
+        assert!(locks.is_empty(), "{ctx}: {locks:?}");
+        let strays = agents_in(&self.worktree());
+        assert!(strays.is_empty(), "{ctx}: agents still running: {strays:?}");
+    }
+}
+
+/// Processes whose environment says they are an agent working in `wt`.
+fn agents_in(wt: &Path) -> Vec<u32> {
+    let marker = format!("TGS_WORKTREE={}", wt.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            // A zombie has no environment left: it runs nothing.
+            env.split(|b| *b == 0).any(|v| v == marker.as_bytes())
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn killed_at_every_step_of_a_session_then_one_pull_request() {
+    for step in SESSION_STEPS {
+        let env = TestEnv::new();
+        let lab = lab(&env, "");
+        run(&mut lab.step(&["server", "scan"]));
+        let out = lab
+            .step(&["server", "run", "--thought", A])
+            .env("TGS_FAILPOINT", step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (code, _, err) = lab.recover();
+        assert_eq!(code, 0, "{step}: {err}");
+        lab.assert_whole(step);
+        // The record is true: every attempt that started is in the audit log,
+        // and no more than one completion.
+        let completions = lab
+            .repo
+            .audit()
+            .iter()
+            .filter(|r| r["action"] == "complete")
+            .count();
+        assert_eq!(completions, 1, "{step}");
+    }
+}
+
+#[test]
+fn killed_while_a_handover_is_pending_then_one_pull_request() {
+    for step in [
+        "runner.pr-requesting",
+        "runner.pr-opened",
+        "shared.committed#1",
+        "shared.pushed#1",
+    ] {
+        let env = TestEnv::new();
+        let lab = lab(&env, "");
+        run(&mut lab.step(&["server", "scan"]));
+        // GitHub down for longer than the client retries: the work waits.
+        lab.gh.fault(
+            Fault::new(
+                "POST /repos/octo/demo/pulls",
+                502,
+                json!({"message": "Bad Gateway"}),
+            )
+            .times(10),
+        );
+        let (code, _, err) = run(&mut lab.step(&["server", "run", "--thought", A]));
+        assert_eq!(code, 0, "{step}: {err}");
+        assert_eq!(lab.entry(A)["status"], "handover_pending", "{step}");
+        lab.gh.clear_faults();
+        let out = lab
+            .step(&["server", "sync-prs"])
+            .env("TGS_NOW", LATER)
+            .env("TGS_FAILPOINT", step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (code, _, err) = run(lab
+            .step(&["server", "sync-prs"])
+            .env("TGS_NOW", "2026-01-17T12:00:00Z"));
+        assert_eq!(code, 0, "{step}: {err}");
+        lab.assert_whole(step);
+        assert_eq!(
+            lab.entry(A)["attempts"],
+            1,
+            "{step}: a hand-over is no attempt"
+        );
+    }
+}
+
+#[test]
+fn an_agent_outlives_no_killed_tgs() {
+    let env = TestEnv::new();
+    let stray = env.path().join("stray.pid");
+    let started = env.path().join("started");
+    // The first attempt leaves a process of its own in the background, then
+    // works slowly; tgs is killed meanwhile.
+    let lab = lab(
+        &env,
+        &format!(
+            "if [ \"$TGS_ATTEMPT\" = 1 ]; then sleep 300 & echo \"$$ $!\" > {stray}; touch {started}; sleep 300; fi",
+            stray = stray.display(),
+            started = started.display()
+        ),
+    );
+    run(&mut lab.step(&["server", "scan"]));
+    let mut tgs = lab
+        .spawnable(&["server", "run", "--thought", A])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the agent", Duration::from_secs(30), || started.exists());
+    let pids: Vec<u32> = std::fs::read_to_string(&stray)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let (agent, background) = (pids[0], pids[1]);
+    tgs.kill().unwrap();
+    tgs.wait().unwrap();
+    // The agent itself dies with tgs; what it started is still there, still
+    // in the worktree.
+    wait_for("the agent to die with tgs", Duration::from_secs(10), || {
+        !agents_in(&lab.worktree()).contains(&agent)
+    });
+    assert!(agents_in(&lab.worktree()).contains(&background));
+    // The next session of the thought stops it before re-making the worktree.
+    let (code, _, err) = lab.recover();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("process(es) left running"), "{err}");
+    lab.assert_whole("killed with its agent running");
+}
+
+#[test]
+fn the_remote_gone_during_a_session_then_back() {
+    let env = TestEnv::new();
+    // The agent works, then the remote goes away (the network, the host).
+    let origin = env.path().join("r.git");
+    let away = env.path().join("r.git.away");
+    let lab = lab(
+        &env,
+        &format!(
+            "if [ \"$TGS_ATTEMPT\" = 1 ]; then mv {} {}; fi",
+            origin.display(),
+            away.display()
+        ),
+    );
+    run(&mut lab.step(&["server", "scan"]));
+    let (code, out, err) = run(&mut lab.step(&["server", "run", "--thought", A]));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("error:"), "a clear error: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Nothing was handed over; the claim stands until its lease ends.
+    assert!(lab.gh.pulls().is_empty());
+    std::fs::rename(&away, &origin).unwrap();
+    assert_eq!(lab.entry(A)["status"], "in_progress");
+    let (code, _, err) = lab.recover();
+    assert_eq!(code, 0, "{err}");
+    lab.assert_whole("the remote gone");
+}
+
+#[test]
+fn a_remote_refusing_pushes_for_a_while() {
+    let env = TestEnv::new();
+    let lab = lab(&env, "");
+    run(&mut lab.step(&["server", "scan"]));
+    // A hook that declines every push until it is removed: not a race, so
+    // no endless retry, and a message that says what the remote said.
+    let hook = lab.repo.origin.join("hooks/pre-receive");
+    script(
+        &hook,
+        "#!/bin/sh\necho 'pushes are frozen for maintenance' >&2\nexit 1\n",
+    );
+    let start = Instant::now();
+    let (code, _, err) = run(&mut lab.step(&["server", "run", "--thought", A]));
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "no endless retry"
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("pushes are frozen"), "{err}");
+    assert_eq!(lab.entry(A)["status"], "queued", "nothing was claimed");
+    assert!(lab.gh.pulls().is_empty());
+    // Pushes accepted again: the claim is made and the work handed over.
+    std::fs::remove_file(&hook).unwrap();
+    let (code, _, err) = lab.recover();
+    assert_eq!(code, 0, "{err}");
+    lab.assert_whole("a refusing remote");
+}
+
+#[test]
+fn a_work_branch_refused_then_accepted() {
+    let env = TestEnv::new();
+    let lab = lab(&env, "");
+    run(&mut lab.step(&["server", "scan"]));
+    // The remote refuses the work branches (a rule on tgs/*), not the state.
+    let hook = lab.repo.origin.join("hooks/pre-receive");
+    script(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do case $ref in refs/heads/tgs/*) echo \"$ref: branch rule\" >&2; exit 1;; esac; done\n",
+    );
+    let (code, _, err) = run(&mut lab.step(&["server", "run", "--thought", A]));
+    assert_eq!(code, 0, "{err}");
+    let e = lab.entry(A);
+    assert_eq!(e["status"], "queued", "{e}");
+    assert!(
+        e["last_error"].as_str().unwrap().contains("branch rule"),
+        "{e}"
+    );
+    assert!(lab.gh.pulls().is_empty());
+    std::fs::remove_file(&hook).unwrap();
+    let (code, _, err) = lab.recover();
+    assert_eq!(code, 0, "{err}");
+    lab.assert_whole("a refused work branch");
+}
+
+#[test]
+fn github_failing_in_each_way_loses_nothing() {
+    // (status, headers, message, what the record says): a 5xx outage, the
+    // primary rate limit spent, a validation error.
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let faults: [(u16, Headers, &str, &str); 3] = [
+        (503, &[], "Service Unavailable", "HTTP 503"),
+        (
+            403,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")],
+            "API rate limit exceeded",
+            "rate limit",
+        ),
+        (422, &[], "Validation Failed", "Validation Failed"),
+    ];
+    for (status, headers, message, says) in faults {
+        let env = TestEnv::new();
+        let lab = lab(&env, "");
+        run(&mut lab.step(&["server", "scan"]));
+        let mut f = Fault::new(
+            "POST /repos/octo/demo/pulls",
+            status,
+            json!({ "message": message }),
+        )
+        .times(10);
+        for (k, v) in headers {
+            f = f.header(k, v);
+        }
+        lab.gh.fault(f);
+        let (code, _, err) = run(&mut lab.step(&["server", "run", "--thought", A]));
+        assert_eq!(code, 0, "{status}: {err}");
+        let e = lab.entry(A);
+        assert_eq!(e["status"], "handover_pending", "{status}: {e}");
+        assert!(
+            e["last_error"].as_str().unwrap().contains(says),
+            "{status}: {e}"
+        );
+        lab.gh.clear_faults();
+        let (code, _, err) = run(lab.step(&["server", "sync-prs"]).env("TGS_NOW", LATER));
+        assert_eq!(code, 0, "{status}: {err}");
+        lab.assert_whole(&format!("GitHub {status}"));
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_transcript_keeps_the_work() {
+    let env = TestEnv::new();
+    // An agent whose output floods the transcript, then does its work.
+    let lab = lab(&env, "head -c 2000000 /dev/zero | tr '\\0' x; echo");
+    run(&mut lab.step(&["server", "scan"]));
+    let logs = lab.repo.path("tgs/server/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "tgs-test-full",
+            logs.to_str().unwrap(),
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(logs.clone());
+    let (code, _, err) = run(&mut lab.step(&["server", "run", "--thought", A]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("is incomplete") && err.contains("No space left on device"),
+        "{err}"
+    );
+    lab.assert_whole("a full disk");
+}
+
+#[test]
+fn a_worker_whose_clock_runs_ahead_does_not_take_a_live_claim() {
+    let env = TestEnv::new();
+    let lab = lab(&env, "");
+    run(&mut lab.step(&["server", "scan"]));
+    // A claims at NOW with a lease of 5h45m, and is still working.
+    let (code, out, err) = run(&mut lab.step(&[
+        "server",
+        "backlog",
+        "next",
+        "--claimed-by",
+        "a",
+        "--lease",
+        "1h",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(A), "{out}");
+    // B's clock is 3 minutes ahead of A's, just past the lease by its own
+    // clock: the claim is not taken (the margin absorbs the skew).
+    let (code, out, err) = run(lab
+        .step(&["server", "backlog", "next", "--claimed-by", "b", "--json"])
+        .env("TGS_NOW", "2026-01-15T13:03:00Z"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "null", "{out}");
+    assert_eq!(lab.entry(A)["claimed_by"], "a");
+    // Well past the lease and the margin, it is taken over.
+    let (code, out, err) = run(lab
+        .step(&["server", "backlog", "next", "--claimed-by", "b", "--json"])
+        .env("TGS_NOW", "2026-01-15T13:10:00Z"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(A), "{out}");
+    assert_eq!(lab.entry(A)["claimed_by"], "b");
+}
