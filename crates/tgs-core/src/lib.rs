@@ -25,6 +25,7 @@ pub mod records;
 pub mod repo;
 pub mod report;
 pub mod runner;
+pub mod secrets;
 pub mod session;
 pub mod template;
 pub mod thought;

@@ -308,10 +308,13 @@ fn verify_work(
         .filter(|(k, _)| !crate::transcript::name_looks_secret(k))
         .cloned()
         .collect();
+    let scanner =
+        crate::secrets::Scanner::from_env(sh.env.iter().cloned(), &sh.cfg.settings.redact_env_keys);
     let verdict = verify::verify(
         sh.repo,
         wt,
         &entry.dir,
+        &verify::BranchRules { secrets: &scanner },
         sh.cfg.settings.verify_command.as_deref(),
         sh.cfg.settings.verify_timeout,
         &verify_env,
