@@ -75,7 +75,6 @@ fn entry(repo: &TestRepo, dir: &str) -> Value {
 }
 
 /// Every transcript of the run, concatenated.
-#[allow(dead_code)]
 fn transcripts(repo: &TestRepo) -> String {
     let mut all = String::new();
     if let Ok(dir) = std::fs::read_dir(repo.path("tgs/server/logs")) {
@@ -211,4 +210,45 @@ fn a_token_in_the_pull_request_title_is_refused_before_it_is_sent() {
         last.starts_with("rejected: secret: the pull request's title:1: github-pat"),
         "{last}"
     );
+}
+
+#[test]
+fn a_key_streamed_in_two_text_deltas_is_not_in_the_transcript() {
+    let env = TestEnv::new();
+    // Claude's stream-json with partial messages: the key's first 30
+    // characters end one text_delta, the rest begins the next.
+    let delta = |text: &str| {
+        format!(
+            "echo '{{\"type\":\"stream_event\",\"event\":{{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"'\"{text}\"'\"}}}},\"session_id\":\"s1\"}}'"
+        )
+    };
+    let events = format!(
+        "k=\"$ANTHROPIC_API_KEY\"\n{}\n{}\n{}",
+        delta("The key is ${k:0:30}"),
+        delta("${k:30} and that is all."),
+        // And whole, in one event.
+        delta("again: $k."),
+    );
+    let repo = lab(&env, WORK, &events, "");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    let (code, _, err) = server_run(&repo, &gh, &["--thought", A, "--no-pr"]);
+    assert_no_key(&err, "stderr");
+    assert_eq!(code, 0);
+    let log = transcripts(&repo);
+    assert!(
+        log.contains("text_delta"),
+        "the transcript holds the events"
+    );
+    assert!(log.contains("and that is all."), "the text around is kept");
+    assert_no_key(&log, "the transcript");
+    assert!(
+        !log.contains(&KEY[..30]),
+        "the key's first 30 characters are in the transcript"
+    );
+    assert!(
+        !log.contains(&KEY[30..]),
+        "the rest of the key is in the transcript"
+    );
+    assert!(log.contains("[REDACTED]"));
+    assert_eq!(entry(&repo, A)["status"], "completed");
 }

@@ -225,7 +225,7 @@ fn agent_and_verify(
         identity: Some(sh.identity),
     };
     let cmd = spec.command(sh.env, &inv, &text);
-    let redactor = Arc::new(Redactor::new(
+    let redactor = Arc::new(Redactor::for_secrets(
         Redactor::secret_env_values(sh.env.iter().cloned(), &cfg.settings.redact_env_keys),
         &cfg.settings.redact_patterns,
     )?);
