@@ -17,6 +17,7 @@ pub mod failpoint;
 pub mod forge;
 pub mod git;
 pub mod github;
+pub mod guardrails;
 pub mod init;
 pub mod objects;
 pub mod process;

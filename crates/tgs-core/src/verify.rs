@@ -3,7 +3,8 @@
 //! Success needs all of: the agent exited 0 without reporting an error; the
 //! branch changes something beyond the base, in the code rather than only
 //! under `tgs/`; the thought's implementation summary is written (not the
-//! skeleton); nothing under `tgs/server/` changed; nothing secret is in
+//! skeleton); nothing under `tgs/server/` changed; the branch keeps to
+//! `server.guardrails` (see [`crate::guardrails`]); nothing secret is in
 //! what pushing the branch would send (every commit's added lines, paths and
 //! message, the implementation summary: see [`crate::secrets`]); and the
 //! configured `verify_command`, if any, passes in the worktree.
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use crate::backlog::store::commit_tree;
 use crate::git::Git;
+use crate::guardrails::{self, Guardrails};
 use crate::process::{self, Ending, Signals};
 use crate::prompt;
 use crate::repo::Repo;
@@ -100,6 +102,8 @@ pub struct Verdict {
 
 /// What a branch is checked against besides the fixed rules.
 pub struct BranchRules<'a> {
+    /// `server.guardrails`: what the branch may change.
+    pub guardrails: &'a Guardrails,
     /// The secrets that must not leave, and the credential shapes.
     pub secrets: &'a Scanner,
 }
@@ -126,6 +130,12 @@ pub fn verify(
             .run()?,
     );
     let mut problems = check_paths(&changed, thought_dir);
+    problems.extend(guardrails::check_branch(
+        &git,
+        &wt.base,
+        &head,
+        rules.guardrails,
+    )?);
     let index = ThoughtIndex::load_paths(repo, Some(&head), &[thought_dir])?;
     let summary = index.find(thought_dir).map(prompt::impl_file);
     match index.find(thought_dir) {

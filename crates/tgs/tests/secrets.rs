@@ -2,8 +2,9 @@
 //! its model key into a file, into the implementation summary or into its
 //! streamed output gets nothing pushed, no pull request, and a transcript
 //! without the key; the rejection names the file, the line and the rule,
-//! never the value. Scripted stand-ins for the agent CLIs and a loopback
-//! GitHub, as in field_reports.rs.
+//! never the value. And nothing unreviewed lands: `server.guardrails`.
+//! Scripted stand-ins for the agent CLIs and a loopback GitHub, as in
+//! field_reports.rs.
 
 mod common;
 #[path = "support/github.rs"]
@@ -251,4 +252,40 @@ fn a_key_streamed_in_two_text_deltas_is_not_in_the_transcript() {
     );
     assert!(log.contains("[REDACTED]"));
     assert_eq!(entry(&repo, A)["status"], "completed");
+}
+
+#[test]
+fn guardrails_reject_workflows_executables_links_out_and_size() {
+    let env = TestEnv::new();
+    let work = format!(
+        "{WORK}mkdir -p .github/workflows scripts docs\necho 'on: push' > .github/workflows/ci.yml\n\
+         printf '#!/bin/sh\\necho hi\\n' > scripts/run.sh && chmod +x scripts/run.sh\n\
+         printf '#!/bin/sh\\n' > tool.sh && chmod +x tool.sh\n\
+         ln -s /etc/passwd docs/passwd\nln -s ../../outside docs/up\n\
+         for i in 1 2 3 4 5 6 7; do echo $i > docs/n$i.md; done\n\
+         git add -A && git commit -qm more\n"
+    );
+    let repo = lab(
+        &env,
+        &work,
+        "",
+        "  guardrails:\n    allow_paths: ['src/**', 'tgs/thoughts/**', 'scripts/**', '.github/**', 'tool.sh']\n    executable_paths: ['scripts/**']\n    max_changed_files: 10\n",
+    );
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    let (code, _, err) = server_run(&repo, &gh, &["--thought", A]);
+    assert_eq!(code, 1, "{err}");
+    let last = entry(&repo, A)["last_error"].as_str().unwrap().to_owned();
+    assert!(last.starts_with("rejected: "), "{last}");
+    for expected in [
+        "guardrail deny_paths: the branch changes .github/workflows/ci.yml (denied: .github/workflows/**, tgs/server/**, .gitmodules)",
+        "guardrail allow_paths: the branch changes docs/n1.md, docs/n2.md, docs/n3.md, docs/n4.md, docs/n5.md and 4 more, outside the allowed paths",
+        "guardrail max_changed_files: the branch changes 14 files (at most 10)",
+        "guardrail symlinks: docs/passwd (an absolute target), docs/up (its target climbs above the root) point out of the repository",
+        "guardrail executable_paths: the branch makes tool.sh executable (allowed only under scripts/**)",
+    ] {
+        assert!(last.contains(expected), "{expected}\nnot in: {last}");
+    }
+    let pushed = repo.git(&["ls-remote", "origin", "refs/heads/tgs/aaaaaaa-first"]);
+    assert!(pushed.is_empty(), "the branch was pushed: {pushed}");
+    assert!(gh.pulls().is_empty());
 }

@@ -314,7 +314,10 @@ fn verify_work(
         sh.repo,
         wt,
         &entry.dir,
-        &verify::BranchRules { secrets: &scanner },
+        &verify::BranchRules {
+            guardrails: &sh.cfg.settings.guardrails,
+            secrets: &scanner,
+        },
         sh.cfg.settings.verify_command.as_deref(),
         sh.cfg.settings.verify_timeout,
         &verify_env,
