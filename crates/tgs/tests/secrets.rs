@@ -289,3 +289,81 @@ fn guardrails_reject_workflows_executables_links_out_and_size() {
     assert!(pushed.is_empty(), "the branch was pushed: {pushed}");
     assert!(gh.pulls().is_empty());
 }
+
+/// The agent runs as the same user as tgs: it must not read tgs's
+/// environment (`/proc/<pid>/environ`), where the GitHub token is. Its
+/// script walks every ancestor (`PPid` in `/proc/<pid>/status`) and reads
+/// each one's environment. Root reads any process's, so as root (CI) the
+/// whole `tgs` run is started as the unprivileged uid 65534 (`nobody`; no
+/// user needs to be created) with `setpriv` (util-linux, in Debian's base
+/// system), the test's directory handed to that uid for the run and back to
+/// root after it. Skipped, saying so, only when running as root without
+/// `setpriv`.
+#[test]
+fn the_agent_cannot_read_the_token_from_its_ancestors_environment() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if root && setpriv.is_none() {
+        eprintln!("skipped: running as root without setpriv, so the agent could read any process");
+        return;
+    }
+    let env = TestEnv::new();
+    let report = env.path().join("environ-report");
+    let work = format!(
+        "{WORK}p=$$\nwhile [ \"$p\" -gt 1 ]; do\n  comm=$(cat /proc/$p/comm 2>/dev/null)\n  \
+         if ! cat /proc/$p/environ > /dev/null 2>&1; then echo \"unreadable $p $comm\" >> {r}\n  \
+         elif tr '\\0' '\\n' < /proc/$p/environ | grep -qF '{TOKEN}'; then echo \"FOUND $p $comm\" >> {r}\n  \
+         else echo \"clean $p $comm\" >> {r}; fi\n  \
+         p=$(awk '/^PPid:/ {{print $2}}' /proc/$p/status)\ndone\n",
+        r = report.display()
+    );
+    let repo = lab(&env, &work, "", "");
+    let chown = |owner: &str| {
+        let ok = std::process::Command::new("chown")
+            .args(["-R", owner])
+            .arg(env.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown -R {owner}");
+    };
+    let mut cmd = match setpriv.filter(|_| root) {
+        Some(setpriv) => {
+            chown("65534:65534");
+            let mut c = std::process::Command::new(setpriv);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(env!("CARGO_BIN_EXE_tgs"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_tgs")),
+    };
+    cmd.current_dir(&repo.root);
+    env.pin(&mut cmd);
+    let out = cmd
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("TGS_GITHUB_TOKEN", TOKEN)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .args(["server", "run", "--no-pr", "--thought", A])
+        .output()
+        .unwrap();
+    if root {
+        chown("0:0");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report = std::fs::read_to_string(&report).expect("the agent ran and wrote its report");
+    assert!(
+        !report.contains("FOUND"),
+        "the agent read the token in an ancestor's environment:\n{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("unreadable ") && l.ends_with(" tgs")),
+        "tgs is the agent's parent and its environment is not readable:\n{report}"
+    );
+    assert_eq!(entry(&repo, A)["status"], "completed");
+}
