@@ -693,8 +693,12 @@ impl Joiner {
                     if d.cuts.is_empty() {
                         r.emit_line(&h.line, h.newline, out);
                     } else {
+                        // Written anew, the event passes the literal search
+                        // again: its JSON around the text is new bytes.
                         let line = d.rewritten();
-                        r.emit_line(&line, h.newline, out);
+                        let mut clean = Vec::with_capacity(line.len());
+                        r.redact_literals(&line, &mut 0, true, &mut clean);
+                        r.emit_line(&clean, h.newline, out);
                     }
                 }
             }
@@ -1200,6 +1204,22 @@ mod tests {
             assert!(joined.ends_with("[REDACTED] done"), "{size}");
             assert!(String::from_utf8_lossy(&out).contains("\"ping\""));
         }
+    }
+
+    #[test]
+    fn an_event_written_anew_is_searched_again() {
+        // The session id is \u-escaped in the agent's line, which a literal
+        // search of the bytes cannot see; writing the event anew (its text
+        // holds half of another secret) spells it out, and it is caught.
+        let r = Redactor::for_secrets([KEY.to_owned(), "hunter2-other".to_owned()], &[]).unwrap();
+        let (a, b) = KEY.split_at(25);
+        let first = delta_line(&format!("x {a}"));
+        let second = format!(
+            "{{\"type\":\"stream_event\",\"event\":{{\"delta\":{{\"type\":\"text_delta\",\"text\":\"{b} y\"}}}},\"session_id\":\"\\u0068unter2-other\"}}\n"
+        );
+        let out = r.redact_bytes(format!("{first}{second}").as_bytes());
+        assert_no_piece(&out, &[a, b, "hunter2-other"]);
+        assert!(contains(&out, b"\"session_id\":\"[REDACTED]\""));
     }
 
     #[test]
