@@ -143,6 +143,8 @@ pub struct Change {
     /// Lines added and deleted (0 for a binary file).
     pub added: u64,
     pub deleted: u64,
+    /// The blob the branch leaves at the path (git's id; zeros if deleted).
+    pub new_oid: String,
     /// What a symbolic link the branch leaves points to.
     pub link_target: Option<String>,
 }
@@ -277,7 +279,8 @@ pub fn link_escapes(path: &str, target: &str) -> Option<&'static str> {
 
 /// The changes of `head` over `base`: `git diff --raw` and `--numstat` (no
 /// rename detection: a rename is a deletion and an addition, both checked),
-/// and one `git cat-file --batch` for the targets of symbolic links.
+/// and one `git cat-file --batch` for the targets of symbolic links (by
+/// blob id, so that no path needs quoting).
 pub fn changes(git: &Git, base: &str, head: &str) -> Result<Vec<Change>, Error> {
     let raw = git
         .cmd([
@@ -316,7 +319,7 @@ pub fn changes(git: &Git, base: &str, head: &str) -> Result<Vec<Change>, Error> 
     if !links.is_empty() {
         let mut input = String::new();
         for &i in &links {
-            let _ = writeln!(input, "{head}:{}", out[i].path);
+            let _ = writeln!(input, "{}", out[i].new_oid);
         }
         let batch = git.cmd(["cat-file", "--batch"]).stdin(input).run()?;
         let mut rest = &batch[..];
@@ -352,10 +355,12 @@ pub fn parse_raw(out: &[u8]) -> Vec<Change> {
         let mode = |s: Option<&str>| s.and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0);
         let old_mode = mode(parts.next());
         let new_mode = mode(parts.next());
+        let new_oid = parts.nth(1).unwrap_or_default().to_owned();
         changes.push(Change {
             path: String::from_utf8_lossy(path).into_owned(),
             old_mode,
             new_mode,
+            new_oid,
             added: 0,
             deleted: 0,
             link_target: None,
@@ -399,6 +404,7 @@ mod tests {
             new_mode: 0o100644,
             added: 1,
             deleted: 0,
+            new_oid: String::new(),
             link_target: None,
         }
     }
@@ -536,6 +542,7 @@ mod tests {
         assert_eq!((c[0].old_mode, c[0].new_mode), (0, EXECUTABLE));
         assert_eq!(c[1].path, "old name.txt");
         assert_eq!(c[2].new_mode, SYMLINK);
+        assert_eq!(c[2].new_oid, "3333");
         assert_eq!(
             parse_numstat(b"3\t1\ta.rs\0-\t-\tlogo.png\0"),
             [("a.rs".to_owned(), 3, 1), ("logo.png".to_owned(), 0, 0)]
