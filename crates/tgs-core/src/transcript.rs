@@ -482,7 +482,7 @@ fn feed_lines(
     while !data.is_empty() {
         let room = MAX_LINE - partial.len();
         let window = &data[..data.len().min(room)];
-        let (take, newline) = match window.iter().position(|&b| b == b'\n') {
+        let (take, newline) = match memchr::memchr(b'\n', window) {
             Some(i) => (i, true),
             // A full line goes as a piece. If its newline comes next, the
             // piece was the whole line and the output is the same.
@@ -572,6 +572,10 @@ struct Delta {
 
 /// The text of a stream-json delta event, and where it is.
 fn delta_of(line: &[u8]) -> Option<Delta> {
+    // Most lines are not events: a cheap look first.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
     memchr::memmem::find(line, b"_delta\"")?;
     let event: serde_json::Value = serde_json::from_slice(line).ok()?;
     let pointer = find_delta(&event, String::new(), 0)?;
