@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::guardrails::{Guardrails, GuardrailsConfig};
 use crate::Error;
 
 /// Where the configuration lives in a repository.
@@ -74,6 +75,9 @@ pub struct ServerSection {
     pub max_queue_depth: Option<usize>,
     #[serde(default)]
     pub budgets: Budgets,
+    /// What a branch may change (see [`crate::guardrails`]).
+    #[serde(default)]
+    pub guardrails: GuardrailsConfig,
 }
 
 /// `server.budgets`: what runs may spend. Days are UTC days.
@@ -205,6 +209,7 @@ pub struct Settings {
     pub redact_env_keys: Vec<String>,
     pub redact_patterns: Vec<String>,
     pub impl_prompt: Option<String>,
+    pub guardrails: Guardrails,
 }
 
 impl Settings {
@@ -240,6 +245,7 @@ impl Settings {
             redact_env_keys: config.ai.redact_env_keys.clone(),
             redact_patterns,
             impl_prompt: config.steps.impl_prompt.clone(),
+            guardrails: Guardrails::resolve(&s.guardrails)?,
         })
     }
 }
@@ -290,5 +296,32 @@ mod tests {
         assert!(Config::parse("server: [").is_err());
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h 5m").unwrap(), Duration::from_secs(3900));
+    }
+
+    #[test]
+    fn guardrails_are_read_from_the_server_section() {
+        let s = Settings::resolve(&Config::default()).unwrap();
+        assert!(s.guardrails.deny_paths.matches(".github/workflows/ci.yml"));
+        assert!(s.guardrails.allow_paths.is_none());
+        let c = Config::parse(
+            "server:\n  guardrails:\n    allow_paths: ['src/**']\n    max_changed_files: 5\n    max_diff_lines: 100\n    executable_paths: ['bin/*']\n",
+        )
+        .unwrap();
+        let g = Settings::resolve(&c).unwrap().guardrails;
+        assert!(g.allow_paths.unwrap().matches("src/a/b.rs"));
+        assert_eq!(
+            (g.max_changed_files, g.max_diff_lines),
+            (Some(5), Some(100))
+        );
+        assert!(g.executable_paths.matches("bin/tool"));
+        assert!(
+            g.deny_paths.matches(".gitmodules"),
+            "the default deny list stays"
+        );
+        let bad = Config::parse("server:\n  guardrails:\n    allow_paths: ['[']\n").unwrap();
+        assert!(Settings::resolve(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("server.guardrails.allow_paths"));
     }
 }

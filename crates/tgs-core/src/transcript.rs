@@ -16,9 +16,17 @@
 //!    `max_secret_len - 1` bytes are held back until later bytes show whether
 //!    a secret starts there. Occurrences that overlap are merged into one
 //!    redacted span, so no fragment of either secret survives.
-//! 2. Patterns run on the result one line at a time (a line ends at `\n`,
+//! 2. Lines that are stream-json delta events (an agent streaming its text
+//!    in pieces) are joined: a secret split across consecutive events is
+//!    found in the concatenation of their texts and redacted in each (see
+//!    `Joiner` for how and why).
+//! 3. Patterns run on the result one line at a time (a line ends at `\n`,
 //!    which is not part of what the patterns see), so the unfinished line is
 //!    held back until its newline arrives.
+//!
+//! [`Redactor::for_secrets`] adds each secret's encodings (base64 at each
+//! alignment, URL-encoded, JSON- and XML-escaped, each line of a multi-line
+//! value) to the literals, as the GitHub Actions runner's masker does.
 //!
 //! If no line is longer than [`MAX_LINE`], the streamed output is exactly
 //! [`Redactor::redact_bytes`] of the whole input, however the writes split it.
@@ -62,6 +70,8 @@ pub struct Redactor {
     /// prefers earlier branches among matches at the same start, so the
     /// longest secret starting at a position wins.
     literals: Option<Regex>,
+    /// The literal values, longest first (never printed).
+    values: Vec<String>,
     secret_count: usize,
     max_len: usize,
     patterns: Vec<Regex>,
@@ -131,10 +141,28 @@ impl Redactor {
         Ok(Redactor {
             literals,
             secret_count: values.len(),
+            values,
             max_len,
             patterns: compiled,
             pattern_set,
         })
+    }
+
+    /// A redactor for secret values in every form a leak takes (see
+    /// [`crate::secrets::encodings`]: raw, each line of a multi-line value,
+    /// base64 at each alignment, URL-encoded, JSON- and XML-escaped: what the
+    /// GitHub Actions runner's masker hides, and more), and patterns. This is
+    /// the one transcripts use.
+    pub fn for_secrets(
+        values: impl IntoIterator<Item = String>,
+        patterns: &[String],
+    ) -> Result<Redactor, Error> {
+        let forms = values
+            .into_iter()
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .flat_map(|v| crate::secrets::encodings(&v).into_iter().map(|(_, f)| f))
+            .collect::<Vec<_>>();
+        Redactor::new(forms, patterns)
     }
 
     /// The values of environment variables whose names look secret: ending in
@@ -167,17 +195,39 @@ impl Redactor {
     pub fn redact_bytes(&self, text: &[u8]) -> Vec<u8> {
         let mut without_literals = Vec::with_capacity(text.len());
         self.redact_literals(text, &mut 0, true, &mut without_literals);
-        if self.patterns.is_empty() {
+        if !self.by_lines() {
             return without_literals;
         }
+        let mut joiner = Joiner::default();
         let mut out = Vec::with_capacity(without_literals.len());
-        for (i, line) in without_literals.split(|&b| b == b'\n').enumerate() {
-            if i > 0 {
-                out.push(b'\n');
+        let mut lines = without_literals.split(|&b| b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            let newline = lines.peek().is_some();
+            if !newline && line.is_empty() {
+                break;
             }
-            self.redact_patterns(line, &mut out);
+            joiner.line(self, line, newline, line.len() <= MAX_LINE, &mut out);
         }
+        joiner.finish(self, &mut out);
         out
+    }
+
+    /// Whether output goes through the line stage: for patterns, and for
+    /// secrets split across stream-json events.
+    fn by_lines(&self) -> bool {
+        self.literals.is_some() || !self.patterns.is_empty()
+    }
+
+    /// Write a line that left the joiner: patterns, then its newline.
+    fn emit_line(&self, line: &[u8], newline: bool, out: &mut Vec<u8>) {
+        if self.patterns.is_empty() {
+            out.extend_from_slice(line);
+        } else {
+            self.redact_patterns(line, out);
+        }
+        if newline {
+            out.push(b'\n');
+        }
     }
 
     /// The longest literal secret, in bytes (0 if none).
@@ -313,6 +363,8 @@ struct Stages {
     covered: usize,
     /// The unfinished line, waiting for its newline before patterns run.
     line: Vec<u8>,
+    /// Events held back while a secret may be split across them.
+    joiner: Joiner,
     /// Output of the literal stage. Reused so that writes do not allocate.
     scratch: Vec<u8>,
     /// Output of the pattern stage. Reused too.
@@ -328,6 +380,7 @@ impl<W: Write> RedactingWriter<W> {
                 held: Vec::new(),
                 covered: 0,
                 line: Vec::new(),
+                joiner: Joiner::default(),
                 scratch: Vec::new(),
                 out: Vec::new(),
             },
@@ -346,7 +399,7 @@ impl<W: Write> RedactingWriter<W> {
     /// How many bytes are held back.
     #[cfg(test)]
     fn buffered_len(&self) -> usize {
-        self.stages.held.len() + self.stages.line.len()
+        self.stages.held.len() + self.stages.line.len() + self.stages.joiner.held_bytes()
     }
 }
 
@@ -392,14 +445,25 @@ impl Stages {
             self.redactor
                 .redact_literals(&self.held, &mut self.covered, last, &mut self.scratch);
         self.held.drain(..done);
-        if self.redactor.patterns.is_empty() {
+        if !self.redactor.by_lines() {
             return inner.write_all(&self.scratch);
         }
         self.out.clear();
-        feed_lines(&self.redactor, &mut self.line, &self.scratch, &mut self.out);
-        if last && !self.line.is_empty() {
-            self.redactor.redact_patterns(&self.line, &mut self.out);
-            self.line.clear();
+        feed_lines(
+            &self.redactor,
+            &mut self.joiner,
+            &mut self.line,
+            &self.scratch,
+            &mut self.out,
+        );
+        if last {
+            if !self.line.is_empty() {
+                let whole = self.line.len() <= MAX_LINE;
+                self.joiner
+                    .line(&self.redactor, &self.line, false, whole, &mut self.out);
+                self.line.clear();
+            }
+            self.joiner.finish(&self.redactor, &mut self.out);
         }
         inner.write_all(&self.out)
     }
@@ -408,11 +472,17 @@ impl Stages {
 /// Passes `data`, which has no literal secrets left, to the patterns one line at
 /// a time. `partial` is the unfinished line from earlier data. Over-long lines
 /// go in pieces of `MAX_LINE` bytes.
-fn feed_lines(r: &Redactor, partial: &mut Vec<u8>, mut data: &[u8], out: &mut Vec<u8>) {
+fn feed_lines(
+    r: &Redactor,
+    joiner: &mut Joiner,
+    partial: &mut Vec<u8>,
+    mut data: &[u8],
+    out: &mut Vec<u8>,
+) {
     while !data.is_empty() {
         let room = MAX_LINE - partial.len();
         let window = &data[..data.len().min(room)];
-        let (take, newline) = match window.iter().position(|&b| b == b'\n') {
+        let (take, newline) = match memchr::memchr(b'\n', window) {
             Some(i) => (i, true),
             // A full line goes as a piece. If its newline comes next, the
             // piece was the whole line and the output is the same.
@@ -423,18 +493,268 @@ fn feed_lines(r: &Redactor, partial: &mut Vec<u8>, mut data: &[u8], out: &mut Ve
             }
         };
         if partial.is_empty() {
-            r.redact_patterns(&data[..take], out);
+            joiner.line(r, &data[..take], newline, newline, out);
         } else {
             partial.extend_from_slice(&data[..take]);
-            r.redact_patterns(partial, out);
+            joiner.line(r, partial, newline, newline, out);
             partial.clear();
         }
         if newline {
-            out.push(b'\n');
             data = &data[take + 1..];
         } else {
             data = &data[take..];
         }
+    }
+}
+
+/// How many bytes of lines the joiner holds back at most, whatever comes
+/// between two events of a split secret; past this it lets the oldest go.
+const JOIN_HOLD: usize = 4 * MAX_LINE;
+
+/// Secrets split across stream-json events.
+///
+/// An agent streaming its answer (Claude's `--include-partial-messages`)
+/// writes it as many events, one JSON line each, whose `delta` carries a
+/// piece of the text: `{"type":"stream_event","event":{"type":
+/// "content_block_delta","index":0,"delta":{"type":"text_delta","text":
+/// "The key is sk-ant-api03-abc"}}}` and then `..."text":"def..."}}}`. In
+/// the byte stream the secret is cut by the JSON between the two pieces, so
+/// a literal search never sees it whole.
+///
+/// The joiner reads each line that is such an event (`text_delta`,
+/// `thinking_delta`, `input_json_delta`: a `delta` object with a string
+/// `text`, `thinking` or `partial_json`), and searches the secrets in the
+/// concatenation of the pieces of consecutive events, as the reader of the
+/// stream would see the text. A match that spans events is redacted in each
+/// event it touches (the piece of the text it covers becomes `[REDACTED]`,
+/// and the event is written again as JSON). To do so, an event is held back
+/// until the text that follows it is at least `max_secret_len - 1` bytes
+/// long: no secret starting in it can still be completed. Lines that are
+/// not events wait behind the held ones, so the transcript keeps its order.
+///
+/// This was chosen over redacting fragments of secrets at event boundaries
+/// (the end of an event's text that is a prefix of a secret, the start of
+/// the next that is a suffix): streaming models cut text at tokens, a few
+/// characters each, so a key comes as many short pieces, each too short to
+/// be told from ordinary text; the concatenation finds it whatever the
+/// cuts. Fragment redaction is kept only as the fallback for the one case
+/// the joiner cannot wait out: when more than [`JOIN_HOLD`] bytes come
+/// between two events, the oldest event is let go with the end of its text
+/// redacted if it is the start of a secret; the released text is still
+/// searched with what follows (`carry`), so the rest of the secret is
+/// caught in the next event.
+///
+/// Patterns (token shapes) see each line alone, as before: they have no
+/// maximum length to wait for.
+#[derive(Default)]
+struct Joiner {
+    queue: std::collections::VecDeque<Held>,
+    queued_bytes: usize,
+    /// The end of the text of events already let go (`max_secret_len - 1`
+    /// bytes at most): a secret that started there is found in what follows.
+    carry: Vec<u8>,
+}
+
+struct Held {
+    line: Vec<u8>,
+    newline: bool,
+    delta: Option<Delta>,
+}
+
+struct Delta {
+    event: serde_json::Value,
+    /// Where the text is in `event` (a JSON pointer).
+    pointer: String,
+    text: Vec<u8>,
+    /// Spans of `text` to redact.
+    cuts: Vec<(usize, usize)>,
+}
+
+/// The text of a stream-json delta event, and where it is.
+fn delta_of(line: &[u8]) -> Option<Delta> {
+    // Most lines are not events: a cheap look first.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    memchr::memmem::find(line, b"_delta\"")?;
+    let event: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let pointer = find_delta(&event, String::new(), 0)?;
+    let text = event.pointer(&pointer)?.as_str()?.as_bytes().to_vec();
+    Some(Delta {
+        event,
+        pointer,
+        text,
+        cuts: Vec::new(),
+    })
+}
+
+fn find_delta(v: &serde_json::Value, at: String, depth: usize) -> Option<String> {
+    let obj = v.as_object()?;
+    if obj
+        .get("type")
+        .and_then(|t| t.as_str())
+        .is_some_and(|t| t.ends_with("_delta"))
+    {
+        for field in ["text", "thinking", "partial_json"] {
+            if obj.get(field).is_some_and(|t| t.is_string()) {
+                return Some(format!("{at}/{field}"));
+            }
+        }
+    }
+    if depth >= 4 {
+        return None;
+    }
+    obj.iter().find_map(|(k, v)| {
+        let k = k.replace('~', "~0").replace('/', "~1");
+        find_delta(v, format!("{at}/{k}"), depth + 1)
+    })
+}
+
+impl Joiner {
+    /// Take a line (or a piece of an over-long one: `whole` false) and write
+    /// what can go to `out`.
+    fn line(&mut self, r: &Redactor, line: &[u8], newline: bool, whole: bool, out: &mut Vec<u8>) {
+        let delta = if r.literals.is_some() && whole {
+            delta_of(line)
+        } else {
+            None
+        };
+        if delta.is_none() && self.queue.is_empty() {
+            r.emit_line(line, newline, out);
+            return;
+        }
+        let is_delta = delta.is_some();
+        self.queued_bytes += line.len();
+        self.queue.push_back(Held {
+            line: line.to_vec(),
+            newline,
+            delta,
+        });
+        if is_delta {
+            self.search(r);
+        }
+        self.release(r, false, out);
+    }
+
+    /// Find the secrets in the text of the held events (after the carry).
+    fn search(&mut self, r: &Redactor) {
+        let Some(re) = &r.literals else { return };
+        let mut joined = self.carry.clone();
+        let mut spans = Vec::new();
+        for (i, h) in self.queue.iter().enumerate() {
+            if let Some(d) = &h.delta {
+                spans.push((i, joined.len(), joined.len() + d.text.len()));
+                joined.extend_from_slice(&d.text);
+            }
+        }
+        let mut at = 0;
+        while let Some(m) = re.find_at(&joined, at) {
+            for &(i, a, b) in &spans {
+                let (s, e) = (m.start().max(a), m.end().min(b));
+                if s < e {
+                    if let Some(d) = &mut self.queue[i].delta {
+                        d.cuts.push((s - a, e - a));
+                    }
+                }
+            }
+            at = m.start() + 1;
+        }
+    }
+
+    /// Let go what is decided (everything when `all`).
+    fn release(&mut self, r: &Redactor, all: bool, out: &mut Vec<u8>) {
+        let need = r.max_len.saturating_sub(1);
+        while let Some(front) = self.queue.front() {
+            let decided = match &front.delta {
+                None => true,
+                Some(_) => {
+                    let after: usize = self
+                        .queue
+                        .iter()
+                        .skip(1)
+                        .filter_map(|h| h.delta.as_ref().map(|d| d.text.len()))
+                        .sum();
+                    after >= need
+                }
+            };
+            let forced = !decided && !all && self.queued_bytes > JOIN_HOLD;
+            if !(decided || all || forced) {
+                break;
+            }
+            let mut h = self.queue.pop_front().expect("a front");
+            self.queued_bytes -= h.line.len();
+            match &mut h.delta {
+                None => r.emit_line(&h.line, h.newline, out),
+                Some(d) => {
+                    if forced {
+                        if let Some(n) = r.secret_prefix_at_end(&d.text) {
+                            d.cuts.push((d.text.len() - n, d.text.len()));
+                        }
+                    }
+                    self.carry.extend_from_slice(&d.text);
+                    let cut = self.carry.len().saturating_sub(need);
+                    self.carry.drain(..cut);
+                    if d.cuts.is_empty() {
+                        r.emit_line(&h.line, h.newline, out);
+                    } else {
+                        // Written anew, the event passes the literal search
+                        // again: its JSON around the text is new bytes.
+                        let line = d.rewritten();
+                        let mut clean = Vec::with_capacity(line.len());
+                        r.redact_literals(&line, &mut 0, true, &mut clean);
+                        r.emit_line(&clean, h.newline, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, r: &Redactor, out: &mut Vec<u8>) {
+        self.release(r, true, out);
+        self.carry.clear();
+    }
+
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+}
+
+impl Delta {
+    /// The event again, with the cut spans of its text redacted.
+    fn rewritten(&mut self) -> Vec<u8> {
+        self.cuts.sort_unstable();
+        let mut text = Vec::with_capacity(self.text.len());
+        let mut pos = 0;
+        for &(s, e) in &self.cuts {
+            if s < pos {
+                pos = pos.max(e);
+            } else {
+                text.extend_from_slice(&self.text[pos..s]);
+                text.extend_from_slice(REDACTED.as_bytes());
+                pos = e;
+            }
+        }
+        text.extend_from_slice(&self.text[pos..]);
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if let Some(t) = self.event.pointer_mut(&self.pointer) {
+            *t = serde_json::Value::String(text);
+        }
+        serde_json::to_vec(&self.event).unwrap_or_else(|_| REDACTED.as_bytes().to_vec())
+    }
+}
+
+impl Redactor {
+    /// The length of the longest end of `text` that begins a secret (at
+    /// least 3 bytes, or the whole text), if any.
+    fn secret_prefix_at_end(&self, text: &[u8]) -> Option<usize> {
+        let longest = self.values.iter().filter_map(|v| {
+            let v = v.as_bytes();
+            (1..v.len().min(text.len() + 1))
+                .rev()
+                .find(|&n| text.ends_with(&v[..n]) && (n >= 3 || n == text.len()))
+        });
+        longest.max()
     }
 }
 
@@ -812,6 +1132,157 @@ mod tests {
         assert_eq!(Redactor::secret_env_values(vars(), &[]).len(), 8);
     }
 
+    const KEY: &str = "sk-ant-test-Zq7Lr2Vx9Wm4Np8Ks3Jd6Hf1Gb5Tc0YaQe";
+
+    fn delta_line(text: &str) -> String {
+        serde_json::json!({
+            "type": "stream_event",
+            "event": {"type": "content_block_delta", "index": 0,
+                      "delta": {"type": "text_delta", "text": text}},
+            "session_id": "s1"
+        })
+        .to_string()
+            + "\n"
+    }
+
+    /// The text the events of `out` carry, joined.
+    fn joined_text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["event"]["delta"]["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn assert_no_piece(out: &[u8], pieces: &[&str]) {
+        for p in pieces {
+            assert!(!contains(out, p.as_bytes()), "a piece of the key survived");
+        }
+    }
+
+    #[test]
+    fn a_secret_split_across_two_text_deltas_is_redacted_in_both() {
+        let r = Arc::new(Redactor::for_secrets([KEY.to_owned()], &[]).unwrap());
+        let (a, b) = KEY.split_at(30);
+        let text = format!(
+            "{{\"type\":\"system\"}}\n{}{}{}",
+            delta_line(&format!("The key is {a}")),
+            delta_line(&format!("{b} and that is all.")),
+            delta_line("Bye."),
+        );
+        let whole = r.redact_bytes(text.as_bytes());
+        assert_no_piece(&whole, &[a, b]);
+        assert_eq!(
+            joined_text(&whole),
+            "The key is [REDACTED][REDACTED] and that is all.Bye."
+        );
+        for chunks in [&[1usize][..], &[7, 3], &[64], &[1000]] {
+            assert_eq!(stream(&r, text.as_bytes(), chunks), whole);
+        }
+        // Each output line is still a JSON event.
+        for l in String::from_utf8(whole).unwrap().lines() {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON");
+        }
+    }
+
+    #[test]
+    fn a_secret_streamed_a_few_characters_an_event_is_redacted() {
+        let r = Arc::new(Redactor::for_secrets([KEY.to_owned()], &[GHP.to_owned()]).unwrap());
+        for size in 1..6 {
+            let mut text = delta_line("Here: ");
+            let pieces: Vec<&str> = KEY
+                .as_bytes()
+                .chunks(size)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            for p in &pieces {
+                text.push_str(&delta_line(p));
+            }
+            text.push_str("{\"type\":\"ping\"}\n");
+            text.push_str(&delta_line(" done"));
+            let out = stream(&r, text.as_bytes(), &[13, 5]);
+            assert_eq!(out, r.redact_bytes(text.as_bytes()));
+            let joined = joined_text(&out);
+            assert!(!joined.contains(KEY));
+            assert!(joined.starts_with("Here: [REDACTED]"), "{size}");
+            assert!(joined.ends_with("[REDACTED] done"), "{size}");
+            assert!(String::from_utf8_lossy(&out).contains("\"ping\""));
+        }
+    }
+
+    #[test]
+    fn an_event_written_anew_is_searched_again() {
+        // The session id is \u-escaped in the agent's line, which a literal
+        // search of the bytes cannot see; writing the event anew (its text
+        // holds half of another secret) spells it out, and it is caught.
+        let r = Redactor::for_secrets([KEY.to_owned(), "hunter2-other".to_owned()], &[]).unwrap();
+        let (a, b) = KEY.split_at(25);
+        let first = delta_line(&format!("x {a}"));
+        let second = format!(
+            "{{\"type\":\"stream_event\",\"event\":{{\"delta\":{{\"type\":\"text_delta\",\"text\":\"{b} y\"}}}},\"session_id\":\"\\u0068unter2-other\"}}\n"
+        );
+        let out = r.redact_bytes(format!("{first}{second}").as_bytes());
+        assert_no_piece(&out, &[a, b, "hunter2-other"]);
+        assert!(contains(&out, b"\"session_id\":\"[REDACTED]\""));
+    }
+
+    #[test]
+    fn thinking_and_tool_input_deltas_are_joined_too() {
+        let r = Redactor::for_secrets([KEY.to_owned()], &[]).unwrap();
+        let (a, b) = KEY.split_at(11);
+        let text = format!(
+            "{}\n{}\n",
+            serde_json::json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":format!("{{\"cmd\":\"echo {a}")}}),
+            serde_json::json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":format!("{b}\"}}")}}),
+        );
+        let out = r.redact_bytes(text.as_bytes());
+        assert_no_piece(&out, &[a, b]);
+    }
+
+    #[test]
+    fn a_flood_between_the_halves_lets_the_first_go_without_its_fragment() {
+        let r = Arc::new(Redactor::for_secrets([KEY.to_owned()], &[]).unwrap());
+        let (a, b) = KEY.split_at(20);
+        let mut text = delta_line(&format!("start {a}"));
+        let noise = format!("{}\n", "x".repeat(1000));
+        while text.len() < 2 * JOIN_HOLD {
+            text.push_str(&noise);
+        }
+        text.push_str(&delta_line(&format!("{b} end")));
+        let mut w = RedactingWriter::new(Vec::new(), r.clone());
+        let mut peak = 0;
+        for c in text.as_bytes().chunks(4096) {
+            w.write_all(c).unwrap();
+            peak = peak.max(w.buffered_len());
+        }
+        assert!(peak <= JOIN_HOLD + 2 * MAX_LINE, "held {peak}");
+        let out = w.finish().unwrap();
+        assert_no_piece(&out, &[a, b]);
+        assert_eq!(joined_text(&out), "start [REDACTED][REDACTED] end");
+    }
+
+    #[test]
+    fn encodings_of_secrets_are_redacted() {
+        use base64::Engine;
+        let r = Redactor::for_secrets(["hunter2-secret-value".to_owned()], &[]).unwrap();
+        for blob in [
+            "hunter2-secret-value",
+            "xhunter2-secret-value!",
+            "Basic xyhunter2-secret-value",
+        ] {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+            let out = r.redact(&format!("auth {b64} end"));
+            assert!(out.contains(REDACTED), "{blob}");
+        }
+        assert_eq!(r.redact("p=hunter2%2Dsecret"), "p=hunter2%2Dsecret");
+        let r = Redactor::for_secrets(["pa ss/w\"rd".to_owned()], &[]).unwrap();
+        assert_eq!(r.redact("u=pa%20ss%2Fw%22rd"), "u=[REDACTED]");
+        assert_eq!(
+            r.redact("{\"p\":\"pa ss/w\\\"rd\"}"),
+            "{\"p\":\"[REDACTED]\"}"
+        );
+    }
+
     #[derive(Debug, Clone)]
     enum Piece {
         Secret(prop::sample::Index),
@@ -848,6 +1319,35 @@ mod tests {
     }
 
     proptest! {
+        /// A secret cut anywhere into stream-json text deltas, the lines
+        /// written in any chunks: no piece of it survives, and the stream
+        /// gives what redacting the whole text gives.
+        #[test]
+        fn secrets_split_across_deltas_never_survive(
+            cuts in prop::collection::vec(1usize..47, 0..6),
+            chunks in prop::collection::vec(1usize..200, 1..6),
+            before in "[a-z ]{0,10}",
+        ) {
+            let r = Arc::new(Redactor::for_secrets([KEY.to_owned()], &[]).expect("redactor"));
+            let mut cuts = cuts.clone();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut text = delta_line(&before);
+            let mut pos = 0;
+            for c in cuts.iter().copied().chain([KEY.len()]) {
+                if c > pos {
+                    text.push_str(&delta_line(&KEY[pos..c]));
+                    pos = c;
+                }
+            }
+            text.push_str(&delta_line(" after"));
+            let whole = r.redact_bytes(text.as_bytes());
+            prop_assert_eq!(&stream(&r, text.as_bytes(), &chunks), &whole);
+            let joined = joined_text(&whole);
+            prop_assert!(!joined.contains(KEY));
+            prop_assert!(joined.ends_with("[REDACTED] after"));
+        }
+
         /// Literal secrets, split across writes anywhere: the stream gives what
         /// redacting the whole text gives, and no secret survives.
         #[test]

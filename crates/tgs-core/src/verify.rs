@@ -3,8 +3,11 @@
 //! Success needs all of: the agent exited 0 without reporting an error; the
 //! branch changes something beyond the base, in the code rather than only
 //! under `tgs/`; the thought's implementation summary is written (not the
-//! skeleton); nothing under `tgs/server/` changed; and the configured
-//! `verify_command`, if any, passes in the worktree.
+//! skeleton); nothing under `tgs/server/` changed; the branch keeps to
+//! `server.guardrails` (see [`crate::guardrails`]); nothing secret is in
+//! what pushing the branch would send (every commit's added lines, paths and
+//! message, the implementation summary: see [`crate::secrets`]); and the
+//! configured `verify_command`, if any, passes in the worktree.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -13,8 +16,11 @@ use std::time::Duration;
 
 use crate::backlog::store::commit_tree;
 use crate::git::Git;
+use crate::guardrails::{self, Guardrails};
 use crate::process::{self, Ending, Signals};
+use crate::prompt;
 use crate::repo::Repo;
+use crate::secrets::{self, Scanner};
 use crate::thought::{Stage, ThoughtIndex};
 use crate::transcript::{RedactingWriter, Redactor};
 use crate::worktree::Worktree;
@@ -94,12 +100,21 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
+/// What a branch is checked against besides the fixed rules.
+pub struct BranchRules<'a> {
+    /// `server.guardrails`: what the branch may change.
+    pub guardrails: &'a Guardrails,
+    /// The secrets that must not leave, and the credential shapes.
+    pub secrets: &'a Scanner,
+}
+
 /// Check the branch in `wt` against the rules, then run the verify command.
 #[allow(clippy::too_many_arguments)]
 pub fn verify(
     repo: &Repo,
     wt: &Worktree,
     thought_dir: &str,
+    rules: &BranchRules<'_>,
     verify_command: Option<&str>,
     verify_timeout: Duration,
     env: &[(String, String)],
@@ -115,13 +130,24 @@ pub fn verify(
             .run()?,
     );
     let mut problems = check_paths(&changed, thought_dir);
+    problems.extend(guardrails::check_branch(
+        &git,
+        &wt.base,
+        &head,
+        rules.guardrails,
+    )?);
     let index = ThoughtIndex::load_paths(repo, Some(&head), &[thought_dir])?;
+    let summary = index.find(thought_dir).map(prompt::impl_file);
     match index.find(thought_dir) {
         Some(t) if index.stage(t) == Stage::Implemented => {}
         Some(_) => problems.push(format!(
             "the implementation summary of {thought_dir} was not written (missing, or still the template)"
         )),
         None => problems.push(format!("{thought_dir} is gone from the branch")),
+    }
+    if let Some(p) = secrets::problem(&scan_branch(&git, &wt.base, &head, summary, rules.secrets)?)
+    {
+        problems.push(p);
     }
     if problems.is_empty() {
         if let Some(cmd) = verify_command {
@@ -137,6 +163,36 @@ pub fn verify(
         changed,
         problems,
     })
+}
+
+/// What pushing `head` would send beyond `base` that holds a secret: every
+/// commit's added lines, added paths, message and identities, and the
+/// implementation summary at `summary` (the pull request's body).
+pub fn scan_branch(
+    git: &Git,
+    base: &str,
+    head: &str,
+    summary: Option<String>,
+    scanner: &Scanner,
+) -> Result<Vec<secrets::Finding>, Error> {
+    let mut findings = scanner.scan_history(git, base, head)?;
+    if let Some(path) = summary {
+        let text = git
+            .cmd(["cat-file", "blob", &format!("{head}:{path}")])
+            .output()?;
+        if text.success {
+            for f in scanner.scan_text(&path, &String::from_utf8_lossy(&text.stdout)) {
+                // Named once: the commit that added it is the better place.
+                if !findings
+                    .iter()
+                    .any(|g| g.place == f.place && g.rule == f.rule)
+                {
+                    findings.push(f);
+                }
+            }
+        }
+    }
+    Ok(findings)
 }
 
 /// Run `sh -c <cmd>` in the worktree (the command comes from the repository's
@@ -210,6 +266,7 @@ pub fn recheck_branch(
     base: &str,
     head: &str,
     thought_dir: &str,
+    rules: &BranchRules<'_>,
 ) -> Result<Vec<String>, Error> {
     let descends = repo
         .git()
@@ -228,7 +285,14 @@ pub fn recheck_branch(
             .run()?,
     );
     let mut problems = check_paths(&changed, thought_dir);
+    problems.extend(guardrails::check_branch(
+        repo.git(),
+        base,
+        head,
+        rules.guardrails,
+    )?);
     let index = ThoughtIndex::load_paths(repo, Some(head), &[thought_dir])?;
+    let summary = index.find(thought_dir).map(prompt::impl_file);
     match index.find(thought_dir) {
         Some(t) if index.stage(t) == Stage::Implemented => {}
         Some(_) => problems.push(format!(
@@ -236,6 +300,8 @@ pub fn recheck_branch(
         )),
         None => problems.push(format!("{thought_dir} is gone from the branch")),
     }
+    let found = scan_branch(repo.git(), base, head, summary, rules.secrets)?;
+    problems.extend(secrets::problem(&found));
     Ok(problems)
 }
 

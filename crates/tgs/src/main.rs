@@ -17,6 +17,7 @@ use clap::Parser;
 use crate::commands::Cli;
 
 fn main() -> ExitCode {
+    not_dumpable();
     init_logging();
     let args = commands::agent_exec::go_style_flags(std::env::args_os().collect::<Vec<OsString>>());
     let cli = match Cli::try_parse_from(args) {
@@ -34,6 +35,21 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => e.report(),
+    }
+}
+
+/// Agents run as the same user as tgs, and a process of the same user may
+/// read another's `/proc/<pid>/environ` and memory, where the GitHub token
+/// tgs pushes with is. A process that is not dumpable has its `/proc` files
+/// owned by root and cannot be ptraced by its peers; the flag is reset by
+/// `execve`, so git, the agent and the verify command are unaffected. Set
+/// for every command (those that hold no token lose nothing but core dumps).
+fn not_dumpable() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integers and changes only
+    // this process's dumpable flag; its failure leaves things as they were.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 

@@ -227,6 +227,70 @@ fn tamper(env: &TestEnv, repo: &TestRepo, art: &Path) {
 }
 
 #[test]
+fn a_forged_artifact_is_checked_again_as_a_session_would_be() {
+    const TOKEN: &str = "ghs_handover_token_0123456789abcdef";
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 1);
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["server", "matrix", "--max", "1", "--worker-id", "w"]));
+    let matrix: Value = serde_json::from_str(out.trim()).unwrap();
+    let art = env.path().join("a0");
+    let (code, err) = implement(&env, &repo, &matrix["include"][0], &art);
+    assert_eq!(code, 0, "{err}");
+    // Whoever controls the implement job re-makes the bundle with a workflow
+    // and the hand-over job's token in it, and a record that matches.
+    tamper(&env, &repo, &art);
+    let evil = env.path().join("evil");
+    std::fs::write(evil.join("leak.txt"), format!("token={TOKEN}\n")).unwrap();
+    let g = |args: &[&str]| {
+        let out = env.git_cmd(&evil).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    g(&["add", "-A"]);
+    g(&["commit", "-qm", "more"]);
+    let mut record: Value =
+        serde_json::from_str(&std::fs::read_to_string(art.join("session.json")).unwrap()).unwrap();
+    let branch = record["branch"].as_str().unwrap().to_owned();
+    let base = record["base"].as_str().unwrap().to_owned();
+    record["head"] = g(&["rev-parse", "HEAD"]).into();
+    std::fs::write(art.join("session.json"), record.to_string()).unwrap();
+    std::fs::remove_file(art.join("work.bundle")).unwrap();
+    g(&[
+        "bundle",
+        "create",
+        "-q",
+        art.join("work.bundle").to_str().unwrap(),
+        &format!("{base}..{branch}"),
+    ]);
+    let (code, _, err) = run(repo
+        .tgs()
+        .env("GITHUB_TOKEN", TOKEN)
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo, &dirs[0]);
+    let last = e["last_error"].as_str().unwrap();
+    assert!(last.starts_with("rejected: "), "{last}");
+    assert!(
+        last.contains(".github/workflows/evil.yml"),
+        "guardrails: {last}"
+    );
+    assert!(
+        last.contains("leak.txt") && last.contains("GITHUB_TOKEN"),
+        "secrets: {last}"
+    );
+    assert!(!last.contains(TOKEN), "{last}");
+    assert_eq!(repo.git(&["ls-remote", "--heads", "origin", "tgs/*"]), "");
+}
+
+#[test]
 fn a_corrupt_bundle_is_rejected_and_nothing_is_pushed() {
     let env = TestEnv::new();
     let (repo, dirs) = queue(&env, 1);

@@ -231,7 +231,7 @@ fn agent_and_verify(
         identity: Some(sh.identity),
     };
     let cmd = spec.command(sh.env, &inv, &text);
-    let redactor = Arc::new(Redactor::new(
+    let redactor = Arc::new(Redactor::for_secrets(
         Redactor::secret_env_values(sh.env.iter().cloned(), &cfg.settings.redact_env_keys),
         &cfg.settings.redact_patterns,
     )?);
@@ -317,10 +317,16 @@ fn verify_work(
         .filter(|(k, _)| !crate::transcript::name_looks_secret(k))
         .cloned()
         .collect();
+    let scanner =
+        crate::secrets::Scanner::from_env(sh.env.iter().cloned(), &sh.cfg.settings.redact_env_keys);
     let verdict = verify::verify(
         sh.repo,
         wt,
         &entry.dir,
+        &verify::BranchRules {
+            guardrails: &sh.cfg.settings.guardrails,
+            secrets: &scanner,
+        },
         sh.cfg.settings.verify_command.as_deref(),
         sh.cfg.settings.verify_timeout,
         &verify_env,

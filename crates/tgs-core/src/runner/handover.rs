@@ -32,7 +32,8 @@ pub enum Handover {
     PushFailed(String),
     /// Pushed; the pull request could not be opened now. Nothing is lost.
     Pending(String),
-    /// The forge refused the pull request for a reason of the work.
+    /// The pull request was refused for a reason of the work: by the forge,
+    /// or by tgs (a secret in its title or body).
     Rejected(String),
 }
 
@@ -84,6 +85,9 @@ pub fn open_pr(
         Ok(pr) => pr,
         Err(e) => return Handover::Pending(format!("could not prepare the pull request: {e}")),
     };
+    if let Some(why) = crate::secrets::refuse_pull_request(repo, &pr.title, &pr.body) {
+        return Handover::Rejected(why);
+    }
     crate::failpoint::hit("runner.pr-requesting");
     match forge.open_or_update_pr(&pr) {
         Ok(opened) => {

@@ -254,7 +254,15 @@ impl Runner<'_> {
                 "the bundle's {branch} is at {got}, not at the recorded {head}: the artifact was altered"
             ));
         }
-        let problems = verify::recheck_branch(self.repo, &record.base, head, &entry.dir)
+        // The same rules as the session's own checks, with the secrets this
+        // job holds (its tokens) and the credential shapes.
+        let scanner =
+            crate::secrets::Scanner::from_env(std::env::vars(), &self.cfg.settings.redact_env_keys);
+        let rules = verify::BranchRules {
+            guardrails: &self.cfg.settings.guardrails,
+            secrets: &scanner,
+        };
+        let problems = verify::recheck_branch(self.repo, &record.base, head, &entry.dir, &rules)
             .map_err(|e| e.to_string())?;
         if !problems.is_empty() {
             return Err(problems.join("; "));
