@@ -435,7 +435,22 @@ impl<'e> TestRepo<'e> {
     }
 
     /// Lock files left in the git directory (`index.lock`, `*.lock` refs).
+    /// Lock files under `.git` that stay: a git process a killed tgs started
+    /// (auto-maintenance after a fetch or a commit) may still hold one for a
+    /// moment and then release it; only a lock still there after 10 s would
+    /// leave the clone stuck.
     pub fn git_locks(&self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let locks = self.git_locks_now();
+            if locks.is_empty() || std::time::Instant::now() > deadline {
+                return locks;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn git_locks_now(&self) -> Vec<String> {
         fn walk(dir: &Path, out: &mut Vec<String>) {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let p = e.path();
