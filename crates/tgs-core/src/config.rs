@@ -78,6 +78,30 @@ pub struct ServerSection {
     /// What a branch may change (see [`crate::guardrails`]).
     #[serde(default)]
     pub guardrails: GuardrailsConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
+}
+
+/// `server.review`: the review loop (see [`crate::review`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReviewConfig {
+    /// Revisions one pull request gets before it goes to a human.
+    pub max_revisions: u32,
+    /// The word a comment starts with to ask tgs for a revision.
+    pub trigger: String,
+    /// Revisions are claimed before new thoughts.
+    pub revisions_first: bool,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            max_revisions: 3,
+            trigger: "/tgs".into(),
+            revisions_first: true,
+        }
+    }
 }
 
 /// `server.budgets`: what runs may spend. Days are UTC days.
@@ -210,6 +234,7 @@ pub struct Settings {
     pub redact_patterns: Vec<String>,
     pub impl_prompt: Option<String>,
     pub guardrails: Guardrails,
+    pub review: ReviewConfig,
 }
 
 impl Settings {
@@ -246,8 +271,23 @@ impl Settings {
             redact_patterns,
             impl_prompt: config.steps.impl_prompt.clone(),
             guardrails: Guardrails::resolve(&s.guardrails)?,
+            review: review_config(&s.review)?,
         })
     }
+}
+
+/// A trigger word is one word that cannot occur by chance at a comment's start.
+fn review_config(r: &ReviewConfig) -> Result<ReviewConfig, Error> {
+    let t = r.trigger.trim();
+    if t.len() < 2 || t.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(format!(
+            "{CONFIG_PATH}: server.review.trigger must be one word of two or more characters, such as /tgs"
+        )));
+    }
+    Ok(ReviewConfig {
+        trigger: t.to_owned(),
+        ..r.clone()
+    })
 }
 
 #[cfg(test)]

@@ -59,6 +59,16 @@ pub trait Forge {
     fn resolve_agent_alert(&self, _agent: &str) -> Result<Option<String>, Error> {
         Ok(None)
     }
+    /// Answer on the pull request at `pr_url` (a comment: what a revision
+    /// changed). Returns the comment's URL, if any.
+    fn reply_on_pr(&self, _pr_url: &str, _body: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+    /// Hand the pull request at `pr_url` back to humans: the label
+    /// `tgs:needs-human` and one comment saying `why`.
+    fn hand_to_human(&self, _pr_url: &str, _why: &str) -> Result<(), Error> {
+        Ok(())
+    }
     /// A thought succeeded after an alert: close the alert. Returns what was closed.
     fn resolve_alert(
         &self,

@@ -14,6 +14,7 @@
 
 mod content;
 mod remote;
+mod reviews;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,13 +28,14 @@ use crate::{Error, ForgeErrorKind};
 
 pub use content::{
     alert_body, alert_comment, alert_title, code_span, fenced, inline, neutralize_mentions,
-    one_line, pr_body, pr_title, resolve_comment, thought_marker, FailureAlert, PrBodyInput,
-    MAX_BODY_LEN, MAX_TITLE_CHARS,
+    one_line, pr_body, pr_title, resolve_comment, revision_reply, thought_marker, FailureAlert,
+    PrBodyInput, RevisionReply, MAX_BODY_LEN, MAX_TITLE_CHARS,
 };
 pub use remote::{
     parse_remote_url, parse_slug, pick_token, redact_url, Config, RemoteRepo, DEFAULT_API_URL,
     TOKEN_VARS,
 };
+pub use reviews::{parse_event, parse_pr_info, PrInfo, NEEDS_HUMAN_LABEL};
 
 /// The label of failure-alert issues (GitHub creates it on first use).
 pub const FAILED_LABEL: &str = "tgs:failed";
@@ -698,6 +700,18 @@ impl Forge for GitHub {
 
     fn resolve_agent_alert(&self, agent: &str) -> Result<Option<String>, Error> {
         GitHub::resolve_agent_alert(self, agent)
+    }
+
+    fn reply_on_pr(&self, pr_url: &str, body: &str) -> Result<Option<String>, Error> {
+        let n = parse_pr_ref(pr_url, &self.cfg.owner, &self.cfg.name)?;
+        self.comment_on_pr(n, body).map(Some)
+    }
+
+    fn hand_to_human(&self, pr_url: &str, why: &str) -> Result<(), Error> {
+        let n = parse_pr_ref(pr_url, &self.cfg.owner, &self.cfg.name)?;
+        self.label_pr(n, NEEDS_HUMAN_LABEL)?;
+        self.comment_on_pr(n, &content::needs_human_comment(why))?;
+        Ok(())
     }
 }
 

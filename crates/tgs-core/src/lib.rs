@@ -26,6 +26,7 @@ pub mod prompt;
 pub mod records;
 pub mod repo;
 pub mod report;
+pub mod review;
 pub mod runner;
 pub mod secrets;
 pub mod session;

@@ -101,6 +101,7 @@ pub fn audit_diff(
                     (_, Status::Failed) => "fail",
                     (Status::InProgress, Status::Queued) if a.attempts < b.attempts => "release",
                     (Status::InProgress, Status::Queued) => "requeue",
+                    (Status::Completed, Status::Queued) => "revise",
                     (_, Status::Queued) => "retry",
                 };
                 let reason = (a.last_error != b.last_error)
@@ -121,6 +122,12 @@ pub fn audit_diff(
             Some(_) => {}
         }
     }
+    for a in &after.thoughts {
+        let b = old.get(a.dir.as_str()).and_then(|b| b.review.as_ref());
+        for (action, reason) in review_changes(b, a.review.as_ref()) {
+            out.push(rec(&action, a, None, None, Some(reason)));
+        }
+    }
     for b in &before.thoughts {
         if !new.contains_key(b.dir.as_str()) {
             out.push(rec("remove", b, Some(b.status), None, None));
@@ -128,6 +135,52 @@ pub fn audit_diff(
     }
     out.extend(pause_records(before, after, actor, now, commit));
     out
+}
+
+/// What changed in a review loop, as (action, reason): revisions queued
+/// and ended, the pull request handed to a human.
+fn review_changes(
+    before: Option<&crate::backlog::ReviewLoop>,
+    after: Option<&crate::backlog::ReviewLoop>,
+) -> Vec<(String, String)> {
+    let Some(a) = after else { return Vec::new() };
+    let empty = crate::backlog::ReviewLoop::default();
+    let b = before.unwrap_or(&empty);
+    let mut out = Vec::new();
+    let known = |id: u64, kind| {
+        b.queue.iter().any(|r| r.id == id && r.kind == kind)
+            || b.done.iter().any(|r| r.id == id && r.kind == kind)
+    };
+    for r in a.queue.iter().filter(|r| !known(r.id, r.kind)) {
+        out.push((
+            "revision_queued".to_owned(),
+            describe(r.kind, &r.author, &r.url),
+        ));
+    }
+    for d in a.done.iter().skip(b.done.len()) {
+        out.push((
+            format!("revision_{}", d.outcome),
+            describe(d.kind, &d.author, &d.url),
+        ));
+    }
+    if let (None, Some(why)) = (&b.needs_human, &a.needs_human) {
+        out.push(("needs_human".to_owned(), why.clone()));
+    }
+    out
+}
+
+fn describe(kind: crate::backlog::RevisionKind, author: &str, url: &str) -> String {
+    use crate::backlog::RevisionKind as K;
+    let what = match kind {
+        K::ChangesRequested => format!("changes requested by @{author}"),
+        K::Command => format!("/tgs comment by @{author}"),
+        K::Update => "the base moved: the pull request conflicts".to_owned(),
+    };
+    if url.is_empty() {
+        what
+    } else {
+        format!("{what}: {url}")
+    }
 }
 
 /// The audit records of agents paused or resumed.

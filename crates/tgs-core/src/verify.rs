@@ -65,6 +65,23 @@ pub fn check_paths(changed: &[String], thought_dir: &str) -> Vec<String> {
     problems
 }
 
+/// Conflict markers the branch adds (`git diff --check` names them): a
+/// merge resolved in name only.
+fn conflict_markers(git: &Git, base: &str, head: &str) -> Result<Vec<String>, Error> {
+    let out = git.cmd(["diff", "--check", base, head]).output()?;
+    let text = out.stdout_text();
+    let places: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("leftover conflict marker"))
+        .filter_map(|l| l.rsplit_once(':').map(|(place, _)| place))
+        .take(5)
+        .collect();
+    Ok((!places.is_empty())
+        .then(|| format!("conflict markers are left in {}", places.join(", ")))
+        .into_iter()
+        .collect())
+}
+
 /// Parse `git diff --name-only -z`.
 pub fn parse_name_list(out: &[u8]) -> Vec<String> {
     out.split(|b| *b == 0)
@@ -82,13 +99,24 @@ pub fn commit_leftovers(wt: &Worktree) -> Result<bool, Error> {
     }
     let tree = git.text(["write-tree"])?;
     let head = git.text(["rev-parse", "HEAD"])?;
+    // A merge the agent left unconcluded is concluded with both parents.
+    let merging = git
+        .cmd(["rev-parse", "-q", "--verify", "MERGE_HEAD^{commit}"])
+        .output()?;
+    let other = merging.success.then(|| merging.stdout_text());
+    let mut parents = vec![head.as_str()];
+    parents.extend(other.as_deref());
     let commit = commit_tree(
         &git,
         &tree,
-        &[&head],
+        &parents,
         "tgs: commit work the agent left uncommitted",
     )?;
     git.cmd(["update-ref", "HEAD", &commit, &head]).run()?;
+    if other.is_some() {
+        // Conclude the merge for git too, or the worktree stays "merging".
+        let _ = git.cmd(["merge", "--quit"]).output();
+    }
     Ok(true)
 }
 
@@ -130,6 +158,7 @@ pub fn verify(
             .run()?,
     );
     let mut problems = check_paths(&changed, thought_dir);
+    problems.extend(conflict_markers(&git, &wt.base, &head)?);
     problems.extend(guardrails::check_branch(
         &git,
         &wt.base,
@@ -285,6 +314,7 @@ pub fn recheck_branch(
             .run()?,
     );
     let mut problems = check_paths(&changed, thought_dir);
+    problems.extend(conflict_markers(repo.git(), base, head)?);
     problems.extend(guardrails::check_branch(
         repo.git(),
         base,

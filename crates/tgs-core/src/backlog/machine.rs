@@ -20,6 +20,22 @@ pub enum AddOutcome {
     AlreadyPresent(Status),
 }
 
+/// How entries are ordered for claiming, besides priority and age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// Revisions of open pull requests go before new thoughts
+    /// (`server.review.revisions_first`, default true).
+    pub revisions_first: bool,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order {
+            revisions_first: true,
+        }
+    }
+}
+
 /// A successful claim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
@@ -48,17 +64,26 @@ impl Backlog {
         self.thoughts.iter().find(|e| e.dir == dir)
     }
 
-    fn get_mut(&mut self, dir: &str) -> Result<&mut Entry, Error> {
+    pub(super) fn get_mut(&mut self, dir: &str) -> Result<&mut Entry, Error> {
         self.thoughts
             .iter_mut()
             .find(|e| e.dir == dir)
             .ok_or_else(|| Error::invalid(format!("{dir} is not in the backlog")))
     }
 
-    /// Entries in claim order: priority high to low, then in order of addition (file order).
+    /// Entries in claim order: revisions of open pull requests first, then
+    /// priority high to low, then in order of addition (file order).
     pub fn claim_order(&self) -> Vec<&Entry> {
+        self.claim_order_by(Order::default())
+    }
+
+    /// Entries in claim order, revisions first or not as `order` says.
+    pub fn claim_order_by(&self, order: Order) -> Vec<&Entry> {
         let mut v: Vec<&Entry> = self.thoughts.iter().collect();
-        v.sort_by_key(|e| std::cmp::Reverse(e.priority));
+        v.sort_by_key(|e| {
+            let revision = order.revisions_first && e.revision().is_some();
+            (std::cmp::Reverse(revision), std::cmp::Reverse(e.priority))
+        });
         v
     }
 
@@ -151,6 +176,18 @@ impl Backlog {
         now: Timestamp,
         lease: SignedDuration,
     ) -> Result<Option<Claim>, Error> {
+        self.claim_in(Order::default(), only, claimer, now, lease)
+    }
+
+    /// [`Backlog::claim`] in the claim order `order`.
+    pub fn claim_in(
+        &mut self,
+        order: Order,
+        only: Option<&str>,
+        claimer: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<Option<Claim>, Error> {
         let dir = match only {
             Some(dir) => {
                 let e = self
@@ -162,7 +199,7 @@ impl Backlog {
                 dir.to_owned()
             }
             None => match self
-                .claim_order()
+                .claim_order_by(order)
                 .into_iter()
                 .find(|e| self.is_claimable(e, now))
             {
@@ -228,12 +265,15 @@ impl Backlog {
         if let Some(url) = pr_url {
             e.pr_url = Some(url.to_owned());
         }
+        super::revision::end_revision(e, now);
         Ok(())
     }
 
     pub fn fail(&mut self, dir: &str, reason: Option<&str>) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
         check(e, "fail", &[Status::InProgress, Status::HandoverPending])?;
+        // A failed entry runs nothing more: revisions waiting are cancelled.
+        super::revision::cancel_queue(e, crate::clock::now());
         e.status = Status::Failed;
         e.lease_expires_at = None;
         e.not_before = None;
@@ -512,6 +552,8 @@ mod tests {
         Claim(u8),
         ClaimAny,
         Complete(u8),
+        Revise(u8),
+        ReviseDone(u8, bool),
         Fail(u8),
         Retry(u8),
         Requeue(u8, bool),
@@ -527,6 +569,8 @@ mod tests {
             d.clone().prop_map(Op::Claim),
             Just(Op::ClaimAny),
             d.clone().prop_map(Op::Complete),
+            d.clone().prop_map(Op::Revise),
+            (d.clone(), any::<bool>()).prop_map(|(a, ok)| Op::ReviseDone(a, ok)),
             d.clone().prop_map(Op::Fail),
             d.clone().prop_map(Op::Retry),
             (d.clone(), any::<bool>()).prop_map(|(a, r)| Op::Requeue(a, r)),
@@ -558,7 +602,28 @@ mod tests {
                         prop_assert_eq!(claimable, c.is_some());
                         Ok(())
                     }
-                    Op::Complete(i) => b.complete(&name(i), None, now),
+                    Op::Complete(i) => b.complete(&name(i), Some("https://github.example/pull/1"), now),
+                    Op::Revise(i) => {
+                        let rev = super::super::Revision {
+                            kind: super::super::RevisionKind::Command,
+                            id: u64::from(i),
+                            url: String::new(),
+                            author: "a".into(),
+                            at: now,
+                            text: String::new(),
+                            notes: Vec::new(),
+                        };
+                        let r = b.queue_revision(&name(i), rev);
+                        // The one way a completed entry moves: a reviewer asks for more.
+                        if r.is_ok() { continue; }
+                        r
+                    }
+                    Op::ReviseDone(i, ok) => {
+                        let revising = b.get(&name(i)).is_some_and(|e| e.revision().is_some());
+                        let r = if ok { b.revision_done(&name(i), "abc", now) } else { b.revision_given_up(&name(i), "x", now) };
+                        if revising && r.is_ok() { continue; }
+                        r
+                    }
                     Op::Fail(i) => b.fail(&name(i), Some("x")),
                     Op::Retry(i) => b.retry(&name(i)),
                     Op::Requeue(i, r) => b.requeue(&name(i), None, Some(now), r),
@@ -581,6 +646,11 @@ mod tests {
                 for e in &b.thoughts {
                     if e.status == Status::InProgress {
                         prop_assert!(e.claimed_by.is_some() && e.lease_expires_at.is_some());
+                    }
+                    // Revisions wait only on an entry that will run them.
+                    if e.review.as_ref().is_some_and(|r| !r.queue.is_empty()) {
+                        prop_assert!(matches!(e.status, Status::Queued | Status::InProgress), "{:?}", e);
+                        prop_assert!(e.pr_url.is_some());
                     }
                 }
                 for c in completed_before {

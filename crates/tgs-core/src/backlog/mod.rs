@@ -6,6 +6,7 @@
 
 mod machine;
 pub mod migrate;
+mod revision;
 pub mod shared;
 pub mod store;
 pub mod target;
@@ -18,7 +19,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-pub use machine::{lease_end, lease_expired, AddOutcome, Claim, DEFAULT_LEASE};
+pub use machine::{
+    allowed_actions, lease_end, lease_expired, AddOutcome, Claim, Order, DEFAULT_LEASE,
+};
+pub use revision::{InlineNote, ReviewLoop, Revision, RevisionDone, RevisionKind, Seen};
 
 /// The schema version this build reads and writes.
 pub const VERSION: &str = "1";
@@ -196,6 +200,9 @@ pub struct Entry {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub depends_on: Vec<String>,
+    /// The review loop of its open pull request: revisions asked for and done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewLoop>,
     /// Fields this build does not know, kept as they were.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -226,6 +233,7 @@ impl Entry {
             pr_url: None,
             pr_state: None,
             depends_on: Vec::new(),
+            review: None,
             extra: BTreeMap::new(),
         }
     }

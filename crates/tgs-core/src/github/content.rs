@@ -207,6 +207,76 @@ pub fn resolve_comment(thought_dir: &str, pr_url: Option<&str>) -> String {
     s
 }
 
+/// The comment that hands a pull request back to humans.
+pub fn needs_human_comment(why: &str) -> String {
+    format!(
+        "tgs stops revising this pull request; it needs a human now.\n\n{}",
+        fenced(&bound_head(&clean_block(why), MAX_ERROR_LEN), "text")
+    )
+}
+
+/// What a revision changed, for the reply on its pull request.
+#[derive(Debug, Clone, Default)]
+pub struct RevisionReply {
+    /// This revision's number and the most a pull request gets.
+    pub number: usize,
+    pub max: u32,
+    /// What it answers: "the review by @alice that requested changes".
+    pub answers: String,
+    /// Where that review or comment is (linked when an http(s) URL).
+    pub url: String,
+    pub from: String,
+    pub to: String,
+    /// The new commits, oldest first: short id and subject.
+    pub commits: Vec<(String, String)>,
+    pub files: Vec<String>,
+}
+
+/// The reply a revision leaves on its pull request. Commit subjects and
+/// paths come from the agent: shown as code, mentions broken, bounded.
+pub fn revision_reply(r: &RevisionReply) -> String {
+    let url = one_line(&r.url, 500);
+    let answers = one_line(&r.answers, 200);
+    let what = if is_http_url(&url) {
+        format!("[{answers}]({url})")
+    } else {
+        answers
+    };
+    let short = |c: &str| code_span(&c.chars().take(12).collect::<String>());
+    let mut s = format!(
+        "tgs revised this pull request (revision {} of at most {}), answering {what}: {}..{}.\n",
+        r.number,
+        r.max,
+        short(&r.from),
+        short(&r.to)
+    );
+    if !r.commits.is_empty() {
+        s.push_str("\nCommits:\n");
+        for (id, subject) in r.commits.iter().take(50) {
+            s.push_str(&format!(
+                "- {} {}\n",
+                short(id),
+                code_span(&neutralize_mentions(&one_line(subject, 200)))
+            ));
+        }
+    }
+    if !r.files.is_empty() {
+        let shown: Vec<String> = r
+            .files
+            .iter()
+            .take(100)
+            .map(|f| code_span(&one_line(f, 300)))
+            .collect();
+        let more = r.files.len().saturating_sub(shown.len());
+        s.push_str(&format!("\nFiles changed: {}", shown.join(", ")));
+        if more > 0 {
+            s.push_str(&format!(" and {more} more"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
 fn failure_details(a: &FailureAlert, used: usize) -> String {
     let err = bound_head(&clean_block(&a.last_error), MAX_ERROR_LEN);
     let mut out = String::from("### Last error\n\n");

@@ -96,6 +96,13 @@ impl<'r> Runner<'r> {
         signed(self.cfg.session_timeout + s.verify_timeout + s.lease_margin)
     }
 
+    /// The claim order the configuration asks for.
+    pub(super) fn order(&self) -> crate::backlog::Order {
+        crate::backlog::Order {
+            revisions_first: self.cfg.settings.review.revisions_first,
+        }
+    }
+
     /// Sessions this run may start in all.
     fn budget(&self) -> u32 {
         if self.cfg.thought.is_some() {
@@ -158,6 +165,7 @@ impl<'r> Runner<'r> {
                                 entry: job.entry.clone(),
                                 base_label: job.base_label.clone(),
                                 base: job.base.clone(),
+                                tip: job.tip.clone(),
                             };
                             scope.spawn(move || {
                                 let w = executor::run(shared, &job_ref, &tx);
@@ -373,7 +381,7 @@ impl<'r> Runner<'r> {
             let why = self.why_not(b, now);
             let claim = match why {
                 Some(_) => None,
-                None => b.claim(only.as_deref(), &worker, now, lease)?,
+                None => b.claim_in(self.order(), only.as_deref(), &worker, now, lease)?,
             };
             if let Some(c) = &claim {
                 note_claim(b, &c.entry.dir, &self.cfg.agent, now);
@@ -419,10 +427,20 @@ impl<'r> Runner<'r> {
             message: format!("{} has no commits yet", tip.label),
             hint: Some(format!("push {} first", tip.branch)),
         })?;
+        // A revision starts from its pull request's branch as the remote has it.
+        let pr_tip = match (entry.revision(), self.cfg.remote.as_deref()) {
+            (Some(_), Some(remote)) => entry
+                .branch
+                .clone()
+                .or_else(|| super::branch_of(&entry.dir))
+                .and_then(|b| handover::fetch_branch(self.repo, remote, &b)),
+            _ => None,
+        };
         Ok(Claimed::Job(Box::new(Job {
             entry,
             base_label: tip.label,
             base,
+            tip: pr_tip,
         })))
     }
 
@@ -438,7 +456,11 @@ impl<'r> Runner<'r> {
         let mut pending = None;
         let mut pr_url = None;
         if w.outcome == Outcome::Success {
-            match self.hand_over(entry, &w, sink) {
+            let handed = match entry.revision() {
+                Some(_) => self.hand_over_revision(job, &w, sink),
+                None => self.hand_over(entry, &w, sink),
+            };
+            match handed {
                 Handover::Done { pr_url: url } => pr_url = url,
                 Handover::PushFailed(why) => {
                     w.outcome = Outcome::Failed;
@@ -481,6 +503,47 @@ impl<'r> Runner<'r> {
             });
         }
         got
+    }
+
+    /// Push a revision onto its pull request's branch (forward only: a
+    /// branch that moved meanwhile refuses it) and answer on the PR.
+    fn hand_over_revision(&self, job: &Job, w: &WorkResult, sink: &mut dyn Sink) -> Handover {
+        let entry = &job.entry;
+        let (Some(branch), Some(head)) = (&w.branch, &w.head) else {
+            return Handover::Done { pr_url: None };
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            return Handover::Done { pr_url: None };
+        };
+        if let Err(why) = handover::push_forward(self.repo, remote, branch, head) {
+            return Handover::PushFailed(why);
+        }
+        sink.event(&Event::BranchPushed {
+            dir: entry.dir.clone(),
+            branch: branch.clone(),
+        });
+        let (Some(forge), Some(pr_url), Some(rev)) = (
+            self.forge.as_deref().filter(|_| self.cfg.open_pr),
+            entry.pr_url.as_deref(),
+            entry.revision(),
+        ) else {
+            return Handover::Done { pr_url: None };
+        };
+        let tip = job.tip.as_deref().unwrap_or(head);
+        let reply = handover::revision_reply(
+            self.repo,
+            entry,
+            rev,
+            tip,
+            head,
+            self.cfg.settings.review.max_revisions,
+        );
+        if let Some(why) = crate::secrets::refuse_pull_request(self.repo, "", &reply) {
+            tracing::warn!("{}: the reply was not posted: {why}", entry.dir);
+        } else if let Err(e) = forge.reply_on_pr(pr_url, &reply) {
+            tracing::warn!("{}: could not answer on {pr_url}: {e}", entry.dir);
+        }
+        Handover::Done { pr_url: None }
     }
 
     fn pr_facts<'a>(&'a self, w: &WorkResult) -> PrFacts<'a> {
@@ -646,7 +709,12 @@ impl<'r> Runner<'r> {
         let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
             return;
         };
-        let alerted = if final_failure {
+        let alerted = if final_failure && entry.revision().is_some() {
+            match entry.pr_url.as_deref() {
+                Some(url) => forge.hand_to_human(url, reason_line.unwrap_or("the revision failed")),
+                None => Ok(()),
+            }
+        } else if final_failure {
             forge
                 .alert_failure(&Failure {
                     thought_dir: dir.to_owned(),
@@ -737,6 +805,14 @@ fn settle(
 ) -> Result<(Disposition, Option<Timestamp>, String), Error> {
     let dir = entry.dir.as_str();
     let spent = note_cost(b, dir, w.stats.cost_usd, ended);
+    if w.outcome == Outcome::Success && entry.revision().is_some() {
+        b.revision_done(dir, w.head.as_deref().unwrap_or_default(), ended)?;
+        return Ok((
+            Disposition::Completed,
+            None,
+            format!("chore(tgs): revise {dir}"),
+        ));
+    }
     if w.outcome == Outcome::Success {
         let (Some(branch), Some(head)) = (w.branch.as_deref(), w.head.as_deref()) else {
             b.complete(dir, pr_url, ended)?;
@@ -834,7 +910,7 @@ fn settle(
             "budget: its {attempts} attempt(s) cost ${spent:.2}, which reaches server.budgets.thought_cost_usd (${cap:.2}){}",
             reason_line.map(|r| format!("; the last one {r}")).unwrap_or_default()
         );
-        b.fail(dir, Some(&why))?;
+        give_up(b, entry, Some(&why), ended)?;
         return Ok((
             Disposition::Failed,
             None,
@@ -842,7 +918,7 @@ fn settle(
         ));
     }
     if w.final_failure || attempts >= max {
-        b.fail(dir, reason_line)?;
+        give_up(b, entry, reason_line, ended)?;
         return Ok((
             Disposition::Failed,
             None,
@@ -855,6 +931,16 @@ fn settle(
         not_before,
         format!("chore(tgs): requeue {dir} after attempt {attempts}"),
     ))
+}
+
+/// A session failed for good: the thought fails, or (a revision) its pull
+/// request goes to a human and stays open.
+fn give_up(b: &mut Backlog, entry: &Entry, why: Option<&str>, now: Timestamp) -> Result<(), Error> {
+    if entry.revision().is_some() {
+        let why = why.unwrap_or("the revision failed");
+        return b.revision_given_up(&entry.dir, why, now);
+    }
+    b.fail(&entry.dir, why)
 }
 
 /// `2026-11-30`, the UTC day budgets count in.

@@ -38,6 +38,9 @@ pub(crate) struct Job {
     /// The base branch as the remote has it: `origin/main`, and its commit.
     pub base_label: String,
     pub base: String,
+    /// A revision's start: the tip of the pull request's branch as the
+    /// remote has it (a human may have pushed to it).
+    pub tip: Option<String>,
 }
 
 /// What an executor sends the dispatcher.
@@ -134,7 +137,8 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
         w.final_failure = true;
         return Ok(w);
     };
-    let wt = match worktree::prepare(sh.repo, &name, &job.base) {
+    let start = job.tip.as_deref().unwrap_or(&job.base);
+    let wt = match worktree::prepare(sh.repo, &name, start) {
         Ok(wt) => wt,
         Err(e) => return Ok(worktree_problem(w, &name, e)),
     };
@@ -144,7 +148,10 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
         branch: wt.branch.clone(),
         base: job.base.clone(),
     })));
-    let result = agent_and_verify(sh, entry, &thought, &wt, w, tx);
+    let result = match entry.revision() {
+        Some(rev) => super::revise::revise(sh, job, rev, &thought, &wt, w, tx),
+        None => first_session(sh, entry, &thought, &wt, w, tx),
+    };
     worktree::discard(sh.repo, &wt.path);
     result
 }
@@ -187,16 +194,16 @@ fn worktree_problem(w: WorkResult, name: &ThoughtName, e: Error) -> WorkResult {
     }
 }
 
-fn agent_and_verify(
+/// A thought's first session: the implementation prompt, the agent, the checks.
+fn first_session(
     sh: &Shared<'_>,
     entry: &Entry,
     thought: &Thought,
     wt: &Worktree,
-    mut w: WorkResult,
+    w: WorkResult,
     tx: &Sender<Msg>,
 ) -> Result<WorkResult, Error> {
     let cfg = sh.cfg;
-    let name = super::name_of(&entry.dir)?;
     let context = context::context_files(sh.repo, &wt.base, thought)?;
     let template = match &cfg.settings.impl_prompt {
         Some(p) => std::fs::read_to_string(sh.repo.root().join(p))
@@ -214,23 +221,41 @@ fn agent_and_verify(
             last_error: entry.last_error.as_deref(),
         },
     );
+    agent_and_verify(sh, entry, wt, &wt.base, &text, &context, w, tx)
+}
+
+/// Run the agent on `text` in `wt`, then check the branch: its rules from
+/// `rules_base` (the worktree's base, or the base branch for a merge).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn agent_and_verify(
+    sh: &Shared<'_>,
+    entry: &Entry,
+    wt: &Worktree,
+    rules_base: &str,
+    text: &str,
+    context: &[String],
+    mut w: WorkResult,
+    tx: &Sender<Msg>,
+) -> Result<WorkResult, Error> {
+    let cfg = sh.cfg;
+    let name = super::name_of(&entry.dir)?;
     let files = SessionFiles::of(sh.repo, &name);
     std::fs::create_dir_all(&files.dir)?;
-    std::fs::write(&files.prompt, &text)?;
+    std::fs::write(&files.prompt, text)?;
     std::fs::write(&files.context, context.join("\n") + "\n")?;
     let spec = AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
     let inv = Invocation {
         worktree: &wt.path,
         prompt_file: &files.prompt,
         context_list: &files.context,
-        context_files: &context,
+        context_files: context,
         thought_dir: &entry.dir,
         branch: &wt.branch,
         attempt: entry.attempts,
         timeout_secs: cfg.session_timeout.as_secs(),
         identity: Some(sh.identity),
     };
-    let cmd = spec.command(sh.env, &inv, &text);
+    let cmd = spec.command(sh.env, &inv, text);
     let redactor = Arc::new(Redactor::for_secrets(
         Redactor::secret_env_values(sh.env.iter().cloned(), &cfg.settings.redact_env_keys),
         &cfg.settings.redact_patterns,
@@ -254,7 +279,7 @@ fn agent_and_verify(
         &cmd,
         &RunOptions {
             cwd: &wt.path,
-            prompt: &text,
+            prompt: text,
             log_path: &log,
             redactor: redactor.clone(),
             timeout: cfg.session_timeout,
@@ -296,7 +321,12 @@ fn agent_and_verify(
     if let Some(sig) = sh.signals.and_then(Signals::last) {
         return Ok(w.over(Outcome::Cancelled, format!("interrupted by signal {sig}")));
     }
-    verify_work(sh, entry, wt, &cmd.env, &log, redactor, &run, w, tx)
+    let checked = Worktree {
+        path: wt.path.clone(),
+        branch: wt.branch.clone(),
+        base: rules_base.to_owned(),
+    };
+    verify_work(sh, entry, &checked, &cmd.env, &log, redactor, &run, w, tx)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -72,6 +72,80 @@ pub fn push(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), S
     }
 }
 
+/// Push `head` onto `branch` on `remote` without forcing: a branch that
+/// moved meanwhile (someone pushed to the pull request) refuses it, and
+/// nothing of theirs is lost.
+pub fn push_forward(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), String> {
+    let spec = format!("{head}:refs/heads/{branch}");
+    let out = repo
+        .git()
+        .cmd([
+            "push",
+            "--quiet",
+            "--porcelain",
+            "--no-verify",
+            remote,
+            &spec,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.success {
+        return Ok(());
+    }
+    let moved = out.stdout_text().contains("[rejected]") || out.stderr.contains("non-fast-forward");
+    Err(if moved {
+        format!("{branch} moved on {remote} while the revision ran (someone pushed to it); the revision was not pushed")
+    } else {
+        format!("could not push {branch}: {}", out.stderr.trim())
+    })
+}
+
+/// The reply on a pull request for revision `rev`, which moved its branch
+/// from `tip` to `head`.
+pub fn revision_reply(
+    repo: &Repo,
+    entry: &Entry,
+    rev: &crate::backlog::Revision,
+    tip: &str,
+    head: &str,
+    max: u32,
+) -> String {
+    use crate::backlog::RevisionKind;
+    let range = format!("{tip}..{head}");
+    let commits = repo
+        .git()
+        .text(["log", "--reverse", "--format=%h%x09%s", &range])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(id, s)| (id.to_owned(), s.to_owned()))
+        .collect();
+    let files = repo
+        .git()
+        .cmd(["diff", "--name-only", "-z", tip, head])
+        .run()
+        .map(|o| crate::verify::parse_name_list(&o))
+        .unwrap_or_default();
+    let answers = match rev.kind {
+        RevisionKind::ChangesRequested => {
+            format!("the review by @{} that requested changes", rev.author)
+        }
+        RevisionKind::Command => format!("the /tgs comment by @{}", rev.author),
+        RevisionKind::Update => "the conflict with the base branch".to_owned(),
+    };
+    let number = entry.review.as_ref().map_or(0, |r| r.spent()) + 1;
+    github::revision_reply(&github::RevisionReply {
+        number,
+        max,
+        answers,
+        url: rev.url.clone(),
+        from: tip.to_owned(),
+        to: head.to_owned(),
+        commits,
+        files,
+    })
+}
+
 /// Open (or update) the pull request of `entry`'s work at `head`.
 pub fn open_pr(
     repo: &Repo,

@@ -25,6 +25,7 @@ mod dispatcher;
 mod executor;
 mod handover;
 pub mod outcome;
+mod revise;
 mod safe;
 
 use std::path::{Path, PathBuf};

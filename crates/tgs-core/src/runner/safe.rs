@@ -35,7 +35,7 @@ impl Runner<'_> {
             let mut tickets = Vec::new();
             let mut why = self.why_not(b, now);
             while why.is_none() && (tickets.len() as u32) < n {
-                let Some(c) = b.claim(None, &worker, now, lease)? else {
+                let Some(c) = b.claim_in(self.order(), None, &worker, now, lease)? else {
                     break;
                 };
                 super::dispatcher::note_claim(b, &c.entry.dir, &self.cfg.agent, now);
@@ -113,6 +113,7 @@ impl Runner<'_> {
             entry,
             base_label: "HEAD".into(),
             base: base.clone(),
+            tip: None,
         };
         let w = self.run_one(&job, sink)?;
         let ended = clock::now();
@@ -232,6 +233,7 @@ impl Runner<'_> {
             entry: entry.clone(),
             base_label: "the artifact's base".into(),
             base: record.base.clone(),
+            tip: None,
         };
         self.finish(&job, record.started, w, sink)
     }
@@ -289,6 +291,7 @@ impl Runner<'_> {
             entry: entry.clone(),
             base_label: String::new(),
             base: String::new(),
+            tip: None,
         };
         self.finish(&job, entry.claimed_at.unwrap_or_else(clock::now), w, sink)
     }

@@ -2,12 +2,8 @@
 //! request is open, merged or closed unmerged, and retry the hand-overs that
 //! are pending (work pushed, its pull request not opened yet).
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
-use tgs_core::backlog::store::Change;
-use tgs_core::backlog::Status;
-use tgs_core::github::{GitHub, PrState};
+use tgs_core::github::GitHub;
 
 use super::{Ctx, WriteArgs};
 use crate::error::{CliError, CliResult};
@@ -15,6 +11,9 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Only this pull request (its number), as the review workflow does.
+    #[arg(long, value_name = "NUMBER")]
+    pub pr: Option<u64>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -47,54 +46,26 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
         .retry_due(&mut handed, &|| false)?;
     }
-    let backlog = state.read()?;
-    // Ask GitHub first, outside the state transaction: it may be slow.
-    let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();
-    for e in backlog
-        .thoughts
-        .iter()
-        .filter(|e| e.status == Status::Completed)
-    {
-        let Some(url) = &e.pr_url else { continue };
-        let s = match gh.pr_state(url) {
-            Ok(PrState::Open) => "open",
-            Ok(PrState::Merged) => "merged",
-            Ok(PrState::ClosedUnmerged) => "closed",
-            Err(err) => {
-                output::warn(format!("{}: {err}", e.dir));
-                continue;
-            }
-        };
-        seen.insert(e.dir.clone(), s);
+    let review = &settings.review;
+    let synced = tgs_core::review::sync::sync(
+        &gh,
+        &state,
+        review,
+        args.pr,
+        &tgs_core::clock::default_worker_id(),
+    )?;
+    for (dir, problem) in &synced.problems {
+        output::warn(format!("{dir}: {problem}"));
     }
-    let applied = state.update(&args.write.options(), |b| {
-        let mut changed = Vec::new();
-        for e in b.thoughts.iter_mut() {
-            if let Some(s) = seen.get(&e.dir) {
-                if e.pr_state.as_deref() != Some(*s) {
-                    e.pr_state = Some((*s).to_owned());
-                    changed.push((e.dir.clone(), *s));
-                }
-            }
-        }
-        let msg = (!changed.is_empty()).then(|| {
-            format!(
-                "chore(tgs): sync the state of {} pull request(s)",
-                changed.len()
-            )
-        });
-        Ok(Change::maybe(changed, msg))
-    })?;
     if ctx.json {
-        output::json(
-            &seen
-                .iter()
-                .map(|(d, s)| json!({"dir": d, "pr_state": s}))
-                .chain(handed.0.iter().map(|(d, disposition, url)| {
-                    json!({"dir": d, "handover": disposition, "pr_url": url})
-                }))
-                .collect::<Vec<_>>(),
-        );
+        output::json(&json!({
+            "pull_requests": synced.pr_states.iter().map(|(d, s)| json!({"dir": d, "pr_state": s})).collect::<Vec<_>>(),
+            "handovers": handed.0.iter().map(|(d, disposition, url)| json!({"dir": d, "handover": disposition, "pr_url": url})).collect::<Vec<_>>(),
+            "revisions_queued": synced.queued.iter().map(|(d, w)| json!({"dir": d, "what": w})).collect::<Vec<_>>(),
+            "ignored": synced.ignored.iter().map(|(d, w)| json!({"dir": d, "what": w})).collect::<Vec<_>>(),
+            "cancelled": synced.cancelled.iter().map(|(d, n)| json!({"dir": d, "revisions": n})).collect::<Vec<_>>(),
+            "needs_human": synced.to_human.iter().map(|(d, u, w)| json!({"dir": d, "pr_url": u, "why": w})).collect::<Vec<_>>(),
+        }));
     } else {
         for (d, disposition, url) in &handed.0 {
             match url {
@@ -102,13 +73,26 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 None => anstream::println!("hand-over {} {d}", disposition.as_str()),
             }
         }
-        for (d, s) in &seen {
+        for (d, s) in &synced.pr_states {
             anstream::println!("{s:7} {d}");
         }
+        for (d, w) in &synced.queued {
+            anstream::println!("revision queued for {d}: {w}");
+        }
+        for (d, n) in &synced.cancelled {
+            anstream::println!("{n} revision(s) of {d} cancelled: its pull request is closed");
+        }
+        for (d, w) in &synced.ignored {
+            anstream::println!("ignored on {d}: {w}");
+        }
+        for (d, u, w) in &synced.to_human {
+            anstream::println!("{u} ({d}) needs a human: {w}");
+        }
         output::note(format!(
-            "{} pull request(s) checked, {} changed",
-            seen.len(),
-            applied.value.len()
+            "{} pull request(s) checked, {} changed, {} revision(s) queued",
+            synced.pr_states.len(),
+            synced.changed,
+            synced.queued.len()
         ));
     }
     super::ok()

@@ -434,8 +434,7 @@ impl<'e> TestRepo<'e> {
         self.backlog()
     }
 
-    /// Lock files left in the git directory (`index.lock`, `*.lock` refs).
-    /// Lock files under `.git` that stay: a git process a killed tgs started
+    /// Lock files under `.git` (`index.lock`, `*.lock` refs) that stay: a git process a killed tgs started
     /// (auto-maintenance after a fetch or a commit) may still hold one for a
     /// moment and then release it; only a lock still there after 10 s would
     /// leave the clone stuck.

@@ -2,8 +2,10 @@
 //! against a real HTTP server (`GITHUB_API_URL=http://127.0.0.1:PORT`).
 //!
 //! It keeps pull requests and issues in memory for one repository and serves
-//! what tgs uses: pulls list/create/update/get, requested reviewers, issue
-//! labels, issues list/create/update and comments. Every request is recorded.
+//! what tgs uses: pulls list/create/update/get (with `mergeable` and the
+//! head's sha), requested reviewers, reviews and inline review comments,
+//! issue labels, issues list/create/update, conversation comments (on issues
+//! and pull requests) and collaborator permissions. Every request is recorded.
 //! Tests script failures ([`Fault`]: any status, headers and body, for the
 //! next matching requests) and the "opened meanwhile" race
 //! ([`FakeGitHub::hide_open_pulls`]).
@@ -90,7 +92,7 @@ impl Fault {
 }
 
 /// A pull request as the fake keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pull {
     pub number: u64,
     pub head: String,
@@ -103,6 +105,15 @@ pub struct Pull {
     pub labels: Vec<String>,
     pub reviewers: Vec<String>,
     pub team_reviewers: Vec<String>,
+    /// `None`: GitHub has not computed it yet.
+    pub mergeable: Option<bool>,
+    pub head_sha: String,
+    /// The head is in another repository.
+    pub from_fork: bool,
+    /// Reviews, conversation comments and inline comments, as GitHub lists them.
+    pub reviews: Vec<Value>,
+    pub comments: Vec<Value>,
+    pub inline: Vec<Value>,
 }
 
 /// An issue as the fake keeps it.
@@ -131,6 +142,10 @@ struct Shared {
     /// Heads for which POST /pulls answers "No commits between".
     no_commits: Vec<String>,
     requests: Vec<Request>,
+    /// Collaborator permissions by login (others: `read`).
+    permissions: Vec<(String, String)>,
+    /// Ids of reviews and comments, growing as GitHub's do.
+    next_id: u64,
 }
 
 /// A running fake; it stops when dropped.
@@ -153,6 +168,8 @@ impl FakeGitHub {
             hidden_lists: 0,
             no_commits: Vec::new(),
             requests: Vec::new(),
+            permissions: Vec::new(),
+            next_id: 1000,
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
         FakeGitHub {
@@ -203,8 +220,73 @@ impl FakeGitHub {
             labels: Vec::new(),
             reviewers: Vec::new(),
             team_reviewers: Vec::new(),
+            ..Pull::default()
         });
         number
+    }
+
+    /// `login` has `permission` (admin, write, read, none) on the repository.
+    pub fn set_permission(&self, login: &str, permission: &str) {
+        self.lock()
+            .permissions
+            .push((login.to_owned(), permission.to_owned()));
+    }
+
+    /// A review on PR `number`: `state` CHANGES_REQUESTED, APPROVED or
+    /// COMMENTED, with inline comments `(path, line, body)`. Returns its id.
+    pub fn add_review(
+        &self,
+        number: u64,
+        login: &str,
+        association: &str,
+        state: &str,
+        body: &str,
+        inline: &[(&str, u64, &str)],
+    ) -> u64 {
+        let mut s = self.lock();
+        let id = s.take_id();
+        let url = format!("{}#pullrequestreview-{id}", s.pull_url(number));
+        let review = json!({
+            "id": id, "user": {"login": login, "type": "User"}, "author_association": association,
+            "body": body, "state": state, "html_url": url,
+            "submitted_at": "2099-01-01T00:00:00Z", "commit_id": "abc",
+        });
+        let mut notes = Vec::new();
+        for (path, line, text) in inline {
+            let cid = s.take_id();
+            notes.push(json!({
+                "id": cid, "pull_request_review_id": id, "user": {"login": login},
+                "author_association": association, "body": text, "path": path, "line": line,
+                "diff_hunk": "@@ -1,2 +1,2 @@\n-old\n+new", "created_at": "2099-01-01T00:00:00Z",
+                "html_url": format!("{}#discussion_r{cid}", s.pull_url(number)),
+            }));
+        }
+        let p = s.pull_mut(number);
+        p.reviews.push(review);
+        p.inline.extend(notes);
+        id
+    }
+
+    /// A conversation comment on PR `number`; returns its id.
+    pub fn add_comment(&self, number: u64, login: &str, association: &str, body: &str) -> u64 {
+        let mut s = self.lock();
+        let id = s.take_id();
+        let url = format!("{}#issuecomment-{id}", s.pull_url(number));
+        s.pull_mut(number).comments.push(json!({
+            "id": id, "user": {"login": login, "type": "User"}, "author_association": association,
+            "body": body, "html_url": url, "created_at": "2099-01-01T00:00:00Z",
+        }));
+        id
+    }
+
+    /// The bodies of the conversation comments on PR `number`, oldest first.
+    pub fn pull_comments(&self, number: u64) -> Vec<String> {
+        let mut s = self.lock();
+        s.pull_mut(number)
+            .comments
+            .iter()
+            .map(|c| c["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Close a PR, merged or not.
@@ -254,6 +336,22 @@ impl FakeGitHub {
 }
 
 impl Shared {
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn pull_url(&self, number: u64) -> String {
+        format!("{WEB}/{}/{}/pull/{number}", self.owner, self.repo)
+    }
+
+    fn pull_mut(&mut self, number: u64) -> &mut Pull {
+        self.pulls
+            .iter_mut()
+            .find(|p| p.number == number)
+            .expect("a pull")
+    }
+
     fn take_number(&mut self) -> u64 {
         let n = self.next_number;
         self.next_number += 1;
@@ -270,8 +368,12 @@ impl Shared {
             "draft": p.draft,
             "merged": p.merged,
             "merged_at": if p.merged { json!("2024-05-01T12:00:00Z") } else { Value::Null },
-            "head": { "ref": p.head, "label": format!("{}:{}", self.owner, p.head) },
-            "base": { "ref": p.base },
+            "head": {
+                "ref": p.head, "label": format!("{}:{}", self.owner, p.head), "sha": p.head_sha,
+                "repo": { "full_name": if p.from_fork { "fork/demo".to_owned() } else { format!("{}/{}", self.owner, self.repo) } },
+            },
+            "base": { "ref": p.base, "repo": { "full_name": format!("{}/{}", self.owner, self.repo) } },
+            "mergeable": p.mergeable,
             "labels": names(&p.labels),
             "requested_reviewers": p.reviewers.iter().map(|r| json!({ "login": r })).collect::<Vec<_>>(),
         })
@@ -486,6 +588,9 @@ async fn handle(
                 labels: Vec::new(),
                 reviewers: Vec::new(),
                 team_reviewers: Vec::new(),
+                mergeable: Some(true),
+                head_sha: format!("sha-{number}"),
+                ..Pull::default()
             };
             let v = s.pull_json(&pull);
             s.pulls.push(pull);
@@ -610,6 +715,53 @@ async fn handle(
             }
             let i = i.clone();
             reply(200, s.issue_json(&i))
+        }
+        ("POST", ["issues", n, "comments"])
+            if s.pulls.iter().any(|p| p.number.to_string() == *n) =>
+        {
+            let n: u64 = n.parse().unwrap_or(0);
+            let id = s.take_id();
+            let url = format!("{}#issuecomment-{id}", s.pull_url(n));
+            let c = json!({
+                "id": id, "user": {"login": "tgs-bot[bot]", "type": "Bot"}, "author_association": "NONE",
+                "body": text("body"), "html_url": url, "created_at": "2099-01-01T00:00:00Z",
+            });
+            s.pull_mut(n).comments.push(c.clone());
+            reply(201, c)
+        }
+        ("GET", ["pulls", n, list @ ("reviews" | "comments")])
+        | ("GET", [list @ "issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let per_page: usize = param("per_page").and_then(|v| v.parse().ok()).unwrap_or(30);
+            let page: usize = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let Some(p) = s.pulls.iter().find(|p| p.number == n) else {
+                return not_found();
+            };
+            let all = match *list {
+                "reviews" => &p.reviews,
+                "comments" => &p.inline,
+                _ => &p.comments,
+            };
+            let page: Vec<Value> = all
+                .iter()
+                .skip((page.max(1) - 1) * per_page)
+                .take(per_page)
+                .cloned()
+                .collect();
+            reply(200, Value::Array(page))
+        }
+        ("GET", ["collaborators", login, "permission"]) => {
+            let perm = s
+                .permissions
+                .iter()
+                .rev()
+                .find(|(l, _)| l == login)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| "read".into());
+            reply(
+                200,
+                json!({ "permission": perm, "role_name": perm, "user": { "login": login } }),
+            )
         }
         ("POST", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);

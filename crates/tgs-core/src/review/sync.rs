@@ -1,0 +1,309 @@
+//! Noticing: one pass of `tgs server sync-prs` over the pull requests tgs
+//! opened. GitHub is asked first, outside the state transaction (it may be
+//! slow); then one state change records what became of each PR, cancels the
+//! revisions of merged or closed ones, and queues the revisions reviewers
+//! asked for, re-checked against the freshest state's watermarks so that a
+//! review is acted on once however many workers look at it.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+
+use super::{decide, mark, Findings, PrEvent, Source};
+use crate::backlog::store::{Append, Change, Record};
+use crate::backlog::target::StateTarget;
+use crate::backlog::{Backlog, Entry, Revision, RevisionKind, Status};
+use crate::config::ReviewConfig;
+use crate::github::{parse_pr_ref, GitHub, PrState};
+use crate::records::AuditRecord;
+use crate::{clock, Error};
+
+/// What GitHub said about one entry's pull request.
+#[derive(Debug, Clone)]
+struct Look {
+    dir: String,
+    pr_url: String,
+    state: PrState,
+    findings: Findings,
+    /// The PR conflicts with its base at this head.
+    conflict_at: Option<String>,
+}
+
+/// What a sync did, per thought.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// `(dir, "open" | "merged" | "closed")` of every PR looked at.
+    pub pr_states: Vec<(String, &'static str)>,
+    /// PR states that changed.
+    pub changed: usize,
+    /// `(dir, what)` of every revision queued.
+    pub queued: Vec<(String, String)>,
+    /// `(dir, what)` of events ignored (untrusted authors).
+    pub ignored: Vec<(String, String)>,
+    /// `(dir, n)` revisions cancelled because the PR was merged or closed.
+    pub cancelled: Vec<(String, usize)>,
+    /// `(dir, pr_url, why)` of PRs handed to a human by this sync.
+    pub to_human: Vec<(String, String, String)>,
+    /// `(dir, problem)` of PRs that could not be read.
+    pub problems: Vec<(String, String)>,
+}
+
+/// Look at every pull request of `state`'s entries (or only `only_pr`),
+/// record what changed, and hand PRs over the revision limit to humans.
+pub fn sync(
+    gh: &GitHub,
+    state: &StateTarget<'_>,
+    review: &ReviewConfig,
+    only_pr: Option<u64>,
+    worker: &str,
+) -> Result<SyncReport, Error> {
+    let backlog = state.read()?;
+    let mut report = SyncReport::default();
+    let mut looks = Vec::new();
+    let mut writers: HashMap<String, bool> = HashMap::new();
+    for e in backlog.thoughts.iter().filter(|e| watched(e)) {
+        let url = e.pr_url.clone().unwrap_or_default();
+        let n = match parse_pr_ref(&url, &gh.config().owner, &gh.config().name) {
+            Ok(n) => n,
+            Err(err) => {
+                report.problems.push((e.dir.clone(), err.to_string()));
+                continue;
+            }
+        };
+        if only_pr.is_some_and(|o| o != n) {
+            continue;
+        }
+        match look(gh, e, n, &url, review, &mut writers) {
+            Ok(l) => looks.push(l),
+            Err(err) => report.problems.push((e.dir.clone(), err.to_string())),
+        }
+    }
+    let now = clock::now();
+    let applied = state.update(&Default::default(), |b| {
+        let mut r = SyncReport::default();
+        let mut audit = Vec::new();
+        for l in &looks {
+            apply(b, l, review, now, &mut r, &mut audit, worker)?;
+        }
+        let msg = (r.changed + r.queued.len() + r.cancelled.len() + r.to_human.len() + audit.len()
+            > 0)
+        .then(|| {
+            format!(
+                "chore(tgs): sync {} pull request(s); {} revision(s) queued",
+                looks.len(),
+                r.queued.len()
+            )
+        });
+        let mut change = Change::maybe(r, msg);
+        for line in audit {
+            change = change.append(line);
+        }
+        Ok(change)
+    })?;
+    let mut done = applied.value;
+    for (dir, url, why) in &done.to_human {
+        if let Err(e) = crate::forge::Forge::hand_to_human(gh, url, why) {
+            done.problems
+                .push((dir.clone(), format!("could not label {url}: {e}")));
+        }
+    }
+    done.pr_states = looks
+        .iter()
+        .map(|l| (l.dir.clone(), state_name(l.state)))
+        .collect();
+    done.problems.extend(report.problems);
+    Ok(done)
+}
+
+/// Entries whose pull request tgs follows: opened and not finished with.
+fn watched(e: &Entry) -> bool {
+    e.pr_url.is_some()
+        && matches!(
+            e.status,
+            Status::Completed | Status::Queued | Status::InProgress
+        )
+}
+
+fn state_name(s: PrState) -> &'static str {
+    match s {
+        PrState::Open => "open",
+        PrState::Merged => "merged",
+        PrState::ClosedUnmerged => "closed",
+    }
+}
+
+/// Ask GitHub about entry `e`'s PR `n`.
+fn look(
+    gh: &GitHub,
+    e: &Entry,
+    n: u64,
+    url: &str,
+    review: &ReviewConfig,
+    writers: &mut HashMap<String, bool>,
+) -> Result<Look, Error> {
+    let info = gh.pr_info(n)?;
+    let mut l = Look {
+        dir: e.dir.clone(),
+        pr_url: url.to_owned(),
+        state: info.state,
+        findings: Findings::default(),
+        conflict_at: None,
+    };
+    let with_human = e.review.as_ref().is_some_and(|r| r.needs_human.is_some());
+    // A PR from a fork is not tgs's: nothing on it steers tgs.
+    if info.state != PrState::Open || info.from_fork || with_human {
+        return Ok(l);
+    }
+    let activity = gh.pr_activity(n)?;
+    let mut trusted = |ev: &PrEvent| -> bool {
+        if let Some(known) = writers.get(&ev.author) {
+            return *known;
+        }
+        let may = match gh.can_write(&ev.author) {
+            Ok(Some(w)) => w,
+            // The token may not ask: the association GitHub shows decides.
+            Ok(None) | Err(_) => super::trusted_association(&ev.association),
+        };
+        writers.insert(ev.author.clone(), may);
+        may
+    };
+    l.findings = decide(
+        &activity,
+        e.review.as_ref(),
+        &review.trigger,
+        e.completed_at,
+        &mut trusted,
+    );
+    if info.mergeable == Some(false) {
+        l.conflict_at = Some(info.head_sha);
+    }
+    Ok(l)
+}
+
+/// Apply one look to the freshest state `b`.
+fn apply(
+    b: &mut Backlog,
+    l: &Look,
+    review: &ReviewConfig,
+    now: Timestamp,
+    r: &mut SyncReport,
+    audit: &mut Vec<Append>,
+    worker: &str,
+) -> Result<(), Error> {
+    let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == l.dir) else {
+        return Ok(());
+    };
+    let name = state_name(l.state);
+    if e.pr_state.as_deref() != Some(name) {
+        e.pr_state = Some(name.to_owned());
+        r.changed += 1;
+    }
+    if l.state != PrState::Open {
+        let n = b.cancel_revisions(&l.dir, now)?;
+        if n > 0 {
+            r.cancelled.push((l.dir.clone(), n));
+        }
+        return Ok(());
+    }
+    let fresh = e.review.clone().unwrap_or_default();
+    if fresh.needs_human.is_some() {
+        return Ok(());
+    }
+    // Only what no one has looked at yet (another worker may have).
+    let new = |s: Source, id: u64| id > mark(&fresh.seen, s);
+    for ig in l.findings.ignored.iter().filter(|i| new(i.source, i.id)) {
+        r.ignored
+            .push((l.dir.clone(), format!("{} ({})", ig.url, ig.why)));
+        audit.push(audit_line(
+            worker,
+            now,
+            &l.dir,
+            "review_ignored",
+            &format!("{}: {}", ig.url, ig.why),
+        ));
+    }
+    let mut wanted: Vec<Revision> = l
+        .findings
+        .queue
+        .iter()
+        .filter(|(s, rev)| new(*s, rev.id))
+        .map(|(_, rev)| rev.clone())
+        .collect();
+    let conflict_new = l
+        .conflict_at
+        .as_ref()
+        .is_some_and(|h| fresh.conflict_head.as_ref() != Some(h))
+        && !fresh.queue.iter().any(|q| q.kind == RevisionKind::Update);
+    if conflict_new {
+        wanted.push(update_revision(&l.pr_url, now));
+    }
+    {
+        let rl = e.review.get_or_insert_with(Default::default);
+        rl.seen.review = rl.seen.review.max(l.findings.seen.review);
+        rl.seen.comment = rl.seen.comment.max(l.findings.seen.comment);
+        rl.seen.inline = rl.seen.inline.max(l.findings.seen.inline);
+        if conflict_new {
+            rl.conflict_head = l.conflict_at.clone();
+        }
+    }
+    for rev in wanted {
+        let rl = b
+            .get(&l.dir)
+            .and_then(|e| e.review.clone())
+            .unwrap_or_default();
+        if rl.spent() + rl.queue.len() >= review.max_revisions as usize {
+            let why = format!(
+                "it reached server.review.max_revisions ({}); {} asked for more",
+                review.max_revisions,
+                describe(&rev)
+            );
+            b.needs_human(&l.dir, &why)?;
+            r.to_human.push((l.dir.clone(), l.pr_url.clone(), why));
+            break;
+        }
+        r.queued.push((l.dir.clone(), describe(&rev)));
+        b.queue_revision(&l.dir, rev)?;
+    }
+    Ok(())
+}
+
+fn update_revision(url: &str, now: Timestamp) -> Revision {
+    Revision {
+        kind: RevisionKind::Update,
+        id: 0,
+        url: url.to_owned(),
+        author: String::new(),
+        at: now,
+        text: String::new(),
+        notes: Vec::new(),
+    }
+}
+
+fn describe(r: &Revision) -> String {
+    match r.kind {
+        RevisionKind::ChangesRequested => {
+            format!("a review by @{} requesting changes ({})", r.author, r.url)
+        }
+        RevisionKind::Command => format!("a /tgs comment by @{} ({})", r.author, r.url),
+        RevisionKind::Update => "an update: the pull request conflicts with its base".to_owned(),
+    }
+}
+
+fn audit_line(worker: &str, now: Timestamp, dir: &str, action: &str, reason: &str) -> Append {
+    let rec = AuditRecord {
+        time: now,
+        worker: worker.to_owned(),
+        action: action.to_owned(),
+        thought: Some(dir.to_owned()),
+        from: None,
+        to: None,
+        attempt: None,
+        reason: Some(reason.to_owned()),
+        commit: None,
+    };
+    Append {
+        kind: Record::Audit,
+        header: None,
+        line: serde_json::to_string(&rec).expect("an audit record serializes"),
+    }
+}
