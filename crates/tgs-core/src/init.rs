@@ -25,6 +25,7 @@ pub const TGS_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const RUN_WORKFLOW: &str = ".github/workflows/tgs-server-run.yml";
 pub const SCAN_WORKFLOW: &str = ".github/workflows/tgs-server-scan.yml";
 pub const DASHBOARD_WORKFLOW: &str = ".github/workflows/tgs-server-dashboard.yml";
+pub const REVIEW_WORKFLOW: &str = ".github/workflows/tgs-server-review.yml";
 /// The agent CLI the run workflow installs, pinned by a lockfile (`npm ci`):
 /// an unpinned `npm install -g` would run whatever was published last.
 pub const AGENT_CLI_PACKAGE: &str = ".github/tgs-agent-cli/package.json";
@@ -41,6 +42,7 @@ const BRANCH_MARK: &str = "@DEFAULT_BRANCH@";
 const RUN_TEMPLATE: &str = include_str!("init/tgs-server-run.yml");
 const SCAN_TEMPLATE: &str = include_str!("init/tgs-server-scan.yml");
 const DASHBOARD_TEMPLATE: &str = include_str!("init/tgs-server-dashboard.yml");
+const REVIEW_TEMPLATE: &str = include_str!("init/tgs-server-review.yml");
 const AGENT_CLI_PACKAGE_TEMPLATE: &str = include_str!("init/agent-cli-package.json");
 const AGENT_CLI_LOCK_TEMPLATE: &str = include_str!("init/agent-cli-package-lock.json");
 const ADAPTER_TEMPLATE: &str = include_str!("init/adapter.sh");
@@ -281,11 +283,15 @@ fn generated(default_branch: &str) -> Vec<Generated> {
 }
 
 /// The workflow templates as tgs wrote them before, still recognised as ours.
-const EARLIER_RUN: &[&str] = &[include_str!("init/earlier/tgs-server-run.v0.1.0-a.yml")];
+const EARLIER_RUN: &[&str] = &[
+    include_str!("init/earlier/tgs-server-run.v0.1.0-a.yml"),
+    include_str!("init/earlier/tgs-server-run.v0.1.0-b.yml"),
+];
 const EARLIER_SCAN: &[&str] = &[include_str!("init/earlier/tgs-server-scan.v0.1.0-a.yml")];
-const EARLIER_DASHBOARD: &[&str] = &[include_str!(
-    "init/earlier/tgs-server-dashboard.v0.1.0-a.yml"
-)];
+const EARLIER_DASHBOARD: &[&str] = &[
+    include_str!("init/earlier/tgs-server-dashboard.v0.1.0-a.yml"),
+    include_str!("init/earlier/tgs-server-dashboard.v0.1.0-b.yml"),
+];
 
 fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generated> {
     let workflow = |t: &str| {
@@ -321,6 +327,13 @@ fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generate
             template: workflow(SCAN_TEMPLATE).replace(BRANCH_MARK, &branch),
             pattern: Some(SCAN_TEMPLATE.replace(BRANCH_MARK, &branch)),
             earlier: earlier(EARLIER_SCAN, &branch),
+            executable: false,
+        },
+        Generated {
+            path: REVIEW_WORKFLOW,
+            template: workflow(REVIEW_TEMPLATE),
+            pattern: Some(REVIEW_TEMPLATE.to_owned()),
+            earlier: Vec::new(),
             executable: false,
         },
         Generated {

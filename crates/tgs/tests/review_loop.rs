@@ -372,3 +372,71 @@ fn a_conflicting_pull_request_is_updated_by_a_clean_merge_or_an_agent() {
     );
     assert_eq!(w.entry()["status"], "completed");
 }
+
+#[test]
+fn a_revision_runs_through_the_matrix_with_no_token_in_the_agents_job() {
+    let env = TestEnv::new();
+    let w = world(&env, "");
+    let first_tip = w.remote_tip();
+    w.gh.set_permission("alice", "write");
+    w.gh.add_review(
+        1,
+        "alice",
+        "MEMBER",
+        "CHANGES_REQUESTED",
+        "rename first",
+        &[],
+    );
+    w.ok(&["server", "sync-prs"]);
+    let out = w.ok(&[
+        "server",
+        "matrix",
+        "--max",
+        "2",
+        "--worker-id",
+        "actions/9",
+        "--json",
+    ]);
+    let matrix: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let tickets = matrix["include"].as_array().unwrap();
+    assert_eq!(tickets.len(), 1, "{matrix}");
+    let t = &tickets[0];
+    assert_eq!(t["tip"], first_tip.as_str(), "{t}");
+
+    // The implement job: a fresh checkout of every branch, no remote, no token.
+    let job = w.repo.clone_as("job");
+    job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let art = env.path().join("artifact");
+    let (code, out, err) = run(job
+        .tgs()
+        .env_remove("GITHUB_TOKEN")
+        .args(["server", "run", "--claimed", DIR])
+        .args(["--claim-id", t["claim_id"].as_str().unwrap()])
+        .args(["--attempt", &t["attempt"].to_string()])
+        .args(["--worker-id", "actions/9"])
+        .args(["--tip", t["tip"].as_str().unwrap()])
+        .arg("--handover-out")
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.remote_tip(), first_tip, "the agent's job pushes nothing");
+    assert!(w.prompts().last().unwrap().contains("rename first"));
+
+    let (code, out, err) = run(w
+        .step(&["server", "handover", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    let tip = w.remote_tip();
+    assert_ne!(tip, first_tip);
+    assert!(w.ancestor(&first_tip, &tip));
+    let replies = w.gh.pull_comments(1);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        replies[0].contains("revision 1 of at most 3"),
+        "{}",
+        replies[0]
+    );
+    let e = w.entry();
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["review"]["done"][0]["outcome"], "done", "{e}");
+}

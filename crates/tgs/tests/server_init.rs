@@ -12,15 +12,17 @@ use serde_json::Value;
 const RUN_WF: &str = ".github/workflows/tgs-server-run.yml";
 const SCAN_WF: &str = ".github/workflows/tgs-server-scan.yml";
 const DASH_WF: &str = ".github/workflows/tgs-server-dashboard.yml";
+const REVIEW_WF: &str = ".github/workflows/tgs-server-review.yml";
 const CLI_PACKAGE: &str = ".github/tgs-agent-cli/package.json";
 const CLI_LOCK: &str = ".github/tgs-agent-cli/package-lock.json";
 const CONFIG: &str = "tgs/tgs.yml";
 const PROMPT: &str = "tgs/agentops/prompts/impl.md";
 const ADAPTERS: [&str; 2] = ["tgs/adapters/claude-code.sh", "tgs/adapters/gemini-code.sh"];
 /// In the order init reports them.
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     RUN_WF,
     SCAN_WF,
+    REVIEW_WF,
     DASH_WF,
     CLI_PACKAGE,
     CLI_LOCK,
@@ -87,7 +89,8 @@ fn steps(wf: &Value) -> Vec<&Value> {
         .as_object()
         .unwrap()
         .values()
-        .flat_map(|j| j["steps"].as_array().unwrap())
+        // A job that calls a reusable workflow has no steps.
+        .flat_map(|j| j["steps"].as_array().into_iter().flatten())
         .collect()
 }
 
@@ -125,7 +128,7 @@ fn a_fresh_repository_gets_every_file() {
     assert_eq!(config.server.agent.as_deref(), Some("claude-code"));
     assert_eq!(config.steps.impl_prompt.as_deref(), Some(PROMPT));
 
-    for wf in [RUN_WF, SCAN_WF, DASH_WF] {
+    for wf in [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF] {
         let v = yaml(&repo, wf);
         // Least privilege: nothing at the top, each job asks for what it needs.
         assert_eq!(v["permissions"], serde_json::json!({}), "{wf}");
@@ -138,7 +141,8 @@ fn a_fresh_repository_gets_every_file() {
         let mut uses = Vec::new();
         collect(&v, "uses", &mut uses);
         assert!(!uses.is_empty());
-        for u in &uses {
+        // A workflow of the repository itself comes at the same commit.
+        for u in uses.iter().filter(|u| !u.starts_with("$/")) {
             let (_, sha) = u.split_once('@').unwrap();
             assert!(
                 sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -149,8 +153,8 @@ fn a_fresh_repository_gets_every_file() {
         for (name, job) in v["jobs"].as_object().unwrap() {
             let checkout: Vec<&Value> = job["steps"]
                 .as_array()
-                .unwrap()
-                .iter()
+                .into_iter()
+                .flatten()
                 .filter(|s| {
                     s["uses"]
                         .as_str()
@@ -524,7 +528,7 @@ fn install_from_a_git_repository_pinned_to_a_commit() {
         REV,
     ];
     init(&repo, &pinned);
-    for wf in [RUN_WF, SCAN_WF, DASH_WF] {
+    for wf in [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF] {
         let text = repo.read(wf);
         assert!(
             text.contains(&format!(
@@ -588,7 +592,7 @@ fn install_from_a_git_repository_pinned_to_a_commit() {
         ],
     );
     assert_eq!(status_of(&report, DASH_WF), "overwritten");
-    for wf in [RUN_WF, SCAN_WF, DASH_WF] {
+    for wf in [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF] {
         assert!(repo.read(wf).contains(&format!("--rev {REV} tgs")), "{wf}");
     }
     // Nothing that could become shell or an expression gets in.
@@ -625,7 +629,7 @@ fn tokens_that_trigger_ci_reach_tgs_only() {
     let env = TestEnv::new();
     let repo = env.repo("r");
     init(&repo, &[]);
-    for wf in [RUN_WF, SCAN_WF] {
+    for wf in [RUN_WF, SCAN_WF, REVIEW_WF] {
         let v = yaml(&repo, wf);
         let all = steps(&v);
         let app = all
@@ -667,7 +671,7 @@ fn tokens_that_trigger_ci_reach_tgs_only() {
     assert!(dash["on"]["push"].is_null(), "{}", dash["on"]);
     assert_eq!(
         dash["on"]["workflow_run"]["workflows"],
-        serde_json::json!(["tgs server run", "tgs server scan"])
+        serde_json::json!(["tgs server run", "tgs server scan", "tgs server review"])
     );
     assert!(dash["on"]["schedule"].is_array());
     let dash_text = repo.read(DASH_WF);
@@ -730,4 +734,60 @@ fn the_workflow_token_fallback_is_warned_about() {
             .all(|l| l == "::add-mask::ghs_apptoken5678"),
         "{err}"
     );
+}
+
+/// The review loop's workflow: it notices with a token that may write the
+/// state, then runs the run workflow's jobs (the agent's job reads only);
+/// nothing of the event but the PR's number reaches a script.
+#[test]
+fn the_review_workflow_notices_then_revises_through_the_run_jobs() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let v = yaml(&repo, REVIEW_WF);
+    assert_eq!(
+        v["on"]["pull_request_review"]["types"],
+        serde_json::json!(["submitted"])
+    );
+    assert_eq!(
+        v["on"]["issue_comment"]["types"],
+        serde_json::json!(["created"])
+    );
+    let notice = &v["jobs"]["notice"];
+    let cond = notice["if"].as_str().unwrap();
+    assert!(
+        cond.contains("github.event.pull_request.head.repo.full_name == github.repository"),
+        "{cond}"
+    );
+    assert!(
+        cond.contains("startsWith(github.event.pull_request.head.ref, 'tgs/')"),
+        "{cond}"
+    );
+    assert_eq!(
+        notice["permissions"],
+        serde_json::json!({"contents": "write", "pull-requests": "write", "issues": "write"})
+    );
+    let steps = notice["steps"].as_array().unwrap();
+    let sync = steps.iter().find(|s| s["id"] == "notice").unwrap();
+    assert_eq!(sync["run"], "tgs server sync-prs --pr \"$TGS_PR\"");
+    assert_eq!(
+        sync["env"]["TGS_PR"],
+        "${{ github.event.pull_request.number || github.event.issue.number }}"
+    );
+    let text = repo.read(REVIEW_WF);
+    for field in ["comment.body }}", "review.body }}", "head.ref }}"] {
+        assert!(
+            !text.contains(field),
+            "event text in an expression that reaches a step: {field}"
+        );
+    }
+    let revise = &v["jobs"]["revise"];
+    assert_eq!(revise["uses"], "$/.github/workflows/tgs-server-run.yml");
+    assert_eq!(revise["needs"], "notice");
+    assert_eq!(revise["if"], "needs.notice.outputs.queued != '0'");
+    assert!(revise["secrets"]["ANTHROPIC_API_KEY"].is_string());
+    // The run workflow can be called so.
+    let run_wf = yaml(&repo, RUN_WF);
+    assert!(run_wf["on"]["workflow_call"]["inputs"]["max"].is_object());
+    assert!(run_wf["on"]["workflow_call"]["secrets"]["ANTHROPIC_API_KEY"].is_object());
 }

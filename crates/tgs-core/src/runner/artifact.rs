@@ -37,6 +37,10 @@ pub struct ClaimTicket {
     pub claim_id: String,
     /// Who holds the claim (the worker that made it).
     pub worker: String,
+    /// A revision's start: the tip of its pull request's branch when it was
+    /// claimed (the implement job's checkout must hold it: fetch-depth 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip: Option<String>,
 }
 
 /// What a session run without write access did, as `session.json` says.
@@ -50,6 +54,9 @@ pub struct SessionRecord {
     pub ended: jiff::Timestamp,
     /// The base commit the work started from.
     pub base: String,
+    /// A revision's start (the pull request branch's tip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip: Option<String>,
     /// The verified branch and head (success only).
     pub branch: Option<String>,
     pub head: Option<String>,
@@ -77,6 +84,7 @@ impl SessionRecord {
             started,
             ended,
             base: base.to_owned(),
+            tip: ticket.tip.clone(),
             branch: w.branch.clone(),
             head: w.head.clone(),
             refund: w.refund,

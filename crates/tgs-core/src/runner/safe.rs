@@ -44,6 +44,7 @@ impl Runner<'_> {
                     attempt: c.entry.attempts,
                     claim_id: c.entry.claim_id.clone().unwrap_or_default(),
                     worker: worker.clone(),
+                    tip: c.entry.revision().map(|_| String::new()),
                 });
                 // The budgets and limits count each claim of the batch.
                 why = self.why_not(b, now);
@@ -61,7 +62,16 @@ impl Runner<'_> {
             });
             Ok(Change::maybe((tickets, why), msg))
         })?;
-        let (tickets, why) = applied.value;
+        let (mut tickets, why) = applied.value;
+        // A revision's job starts from its PR branch as the remote has it now.
+        for t in tickets.iter_mut().filter(|t| t.tip.is_some()) {
+            let branch = super::branch_of(&t.thought).unwrap_or_default();
+            t.tip = self
+                .cfg
+                .remote
+                .as_deref()
+                .and_then(|r| super::handover::fetch_branch(self.repo, r, &branch));
+        }
         if tickets.is_empty() {
             sink.event(&Event::NoWork {
                 at: now,
@@ -104,7 +114,11 @@ impl Runner<'_> {
                     i.titles(self.repo, &[&t]).ok()?.pop()
                 })
                 .unwrap_or_default();
-        let mut entry = Entry::new(ticket.thought.clone(), title, 0, now);
+        let mut entry = match &ticket.tip {
+            Some(_) => self.claimed_revision(ticket)?,
+            None => Entry::new(ticket.thought.clone(), title.clone(), 0, now),
+        };
+        entry.title = title;
         entry.attempts = ticket.attempt;
         entry.claim_id = Some(ticket.claim_id.clone());
         entry.claimed_by = Some(ticket.worker.clone());
@@ -113,7 +127,7 @@ impl Runner<'_> {
             entry,
             base_label: "HEAD".into(),
             base: base.clone(),
-            tip: None,
+            tip: ticket.tip.clone().filter(|t| self.has_commit(t)),
         };
         let w = self.run_one(&job, sink)?;
         let ended = clock::now();
@@ -132,6 +146,54 @@ impl Runner<'_> {
             pr_url: None,
             reason: w.reason,
         })
+    }
+
+    /// The claimed revision's entry, as the state branch in this checkout
+    /// has it (the claim job recorded it before this job checked out: the
+    /// claim's id must match). Read locally: this job holds no token.
+    fn claimed_revision(&self, ticket: &ClaimTicket) -> Result<Entry, Error> {
+        let branch = self.topology.state_branch();
+        let refs = [
+            format!("refs/remotes/{}/{branch}", self.cfg.settings.remote),
+            format!("refs/heads/{branch}"),
+        ];
+        for r in &refs {
+            let out = self
+                .repo
+                .git()
+                .cmd([
+                    "cat-file",
+                    "blob",
+                    &format!("{r}:{}", crate::backlog::store::BACKLOG_PATH),
+                ])
+                .output()?;
+            if !out.success {
+                continue;
+            }
+            let b = crate::backlog::store::parse(&out.stdout_text(), std::path::Path::new(r))?;
+            if let Some(e) = b.get(&ticket.thought).filter(|e| {
+                e.claim_id.as_deref() == Some(ticket.claim_id.as_str()) && e.revision().is_some()
+            }) {
+                return Ok(e.clone());
+            }
+        }
+        Err(Error::Setup {
+            message: format!(
+                "the claimed revision of {} is not in this checkout's state branch ({branch})",
+                ticket.thought
+            ),
+            hint: Some("check out with fetch-depth: 0, after the claim job".into()),
+        })
+    }
+
+    fn has_commit(&self, sha: &str) -> bool {
+        !sha.is_empty()
+            && self
+                .repo
+                .git()
+                .cmd(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+                .output()
+                .is_ok_and(|o| o.success)
     }
 
     /// One session on an executor thread, its events forwarded to `sink`.
@@ -233,7 +295,7 @@ impl Runner<'_> {
             entry: entry.clone(),
             base_label: "the artifact's base".into(),
             base: record.base.clone(),
-            tip: None,
+            tip: record.tip.clone(),
         };
         self.finish(&job, record.started, w, sink)
     }
@@ -264,7 +326,13 @@ impl Runner<'_> {
             guardrails: &self.cfg.settings.guardrails,
             secrets: &scanner,
         };
-        let problems = verify::recheck_branch(self.repo, &record.base, head, &entry.dir, &rules)
+        // A revision adds to its PR branch's tip (an update merges the base:
+        // then the PR as a whole is checked against the base).
+        let rules_base = match entry.revision().map(|r| r.kind) {
+            Some(crate::backlog::RevisionKind::Update) | None => &record.base,
+            Some(_) => record.tip.as_ref().unwrap_or(&record.base),
+        };
+        let problems = verify::recheck_branch(self.repo, rules_base, head, &entry.dir, &rules)
             .map_err(|e| e.to_string())?;
         if !problems.is_empty() {
             return Err(problems.join("; "));

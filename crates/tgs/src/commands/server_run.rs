@@ -69,6 +69,9 @@ pub struct Args {
     /// The claim's attempt number (from the matrix), with --claimed.
     #[arg(long, value_name = "N", requires = "claimed")]
     pub attempt: Option<u32>,
+    /// A claimed revision's start, the tip of its pull request's branch (from the matrix), with --claimed.
+    #[arg(long, value_name = "COMMIT", requires = "claimed")]
+    pub tip: Option<String>,
     /// Where --claimed leaves its work: the session record, a bundle of the
     /// branch, the end of the transcript.
     #[arg(long, value_name = "DIR", requires = "claimed")]
@@ -432,6 +435,7 @@ fn run_claimed(ctx: &Ctx, args: Args) -> CliResult {
         attempt: args.attempt.unwrap_or(1),
         claim_id: args.claim_id.clone().unwrap_or_default(),
         worker: worker_id.clone(),
+        tip: args.tip.clone().filter(|t| !t.is_empty()),
     };
     // No remote is used: nothing is fetched, pushed or recorded here.
     let write = WriteArgs {

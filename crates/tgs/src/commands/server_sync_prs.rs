@@ -54,6 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         args.pr,
         &tgs_core::clock::default_worker_id(),
     )?;
+    crate::actions::set_output("queued", &synced.queued.len().to_string());
     for (dir, problem) in &synced.problems {
         output::warn(format!("{dir}: {problem}"));
     }
