@@ -169,6 +169,17 @@ fn a_review_requesting_changes_leads_to_one_revision_commit_and_one_reply() {
     assert_eq!(e["status"], "queued", "{e}");
     assert_eq!(e["review"]["queue"].as_array().unwrap().len(), 1, "{e}");
     assert_eq!(w.audit_actions("revision_queued"), 1);
+    let list = w.ok(&["server", "backlog", "list"]);
+    assert!(
+        list.contains("REVIEW") && list.contains("revision queued: changes"),
+        "{list}"
+    );
+    let status = w.ok(&["server", "status"]);
+    assert!(status.contains("review loop"), "{status}");
+    assert!(
+        status.contains(&format!("pullrequestreview-{review}")),
+        "{status}"
+    );
 
     // A human pushes to the PR's branch before the revision runs.
     let human = w.repo.clone_as("human");
@@ -225,6 +236,11 @@ fn a_review_requesting_changes_leads_to_one_revision_commit_and_one_reply() {
     assert_eq!(w.prompts().len(), 2);
     assert_eq!(w.gh.pull_comments(1).len(), 1);
     assert_eq!(w.audit_actions("revision_done"), 1);
+    let status = w.ok(&["server", "status"]);
+    assert!(
+        status.contains("1 done") && status.contains("changes_requested (done)"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -298,6 +314,8 @@ fn past_max_revisions_the_pull_request_goes_to_a_human_once() {
     w.ok(&["server", "run"]);
     assert_eq!(w.prompts().len(), 2, "no session past the limit");
     assert_eq!(w.audit_actions("needs_human"), 1);
+    let status = w.ok(&["server", "status"]);
+    assert!(status.contains("review loop stopped"), "{status}");
 }
 
 #[test]

@@ -79,6 +79,8 @@ pub enum AttentionReason {
     PrClosed,
     /// The work is pushed, but opening its pull request keeps failing.
     HandoverFailing,
+    /// The review loop handed its pull request back (`tgs:needs-human`).
+    ReviewStopped,
 }
 
 impl AttentionReason {
@@ -88,6 +90,7 @@ impl AttentionReason {
             AttentionReason::LeaseExpired => "lease expired",
             AttentionReason::PrClosed => "PR closed unmerged",
             AttentionReason::HandoverFailing => "hand-over failing",
+            AttentionReason::ReviewStopped => "review loop stopped",
         }
     }
 }
@@ -113,6 +116,20 @@ pub struct StatusReport {
     pub needs_human: Vec<Attention>,
     /// Agents no session starts with now (their provider refused).
     pub paused: Vec<PausedAgent>,
+    /// Thoughts whose pull request has revisions queued, running or done.
+    pub revisions: Vec<Revisions>,
+}
+
+/// The review loop of one thought, for the status view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Revisions {
+    pub dir: String,
+    pub title: String,
+    pub pr_url: Option<String>,
+    /// One line: what runs or waits, how many are done (see `review::summary`).
+    pub summary: String,
+    /// `(what, url)` of the reviews and comments answered or to answer, oldest first.
+    pub answers: Vec<(String, String)>,
 }
 
 /// An agent paused for every worker.
@@ -133,6 +150,27 @@ pub fn pr_closed(e: &Entry) -> bool {
         .as_deref()
         .or_else(|| e.extra.get("pr_state").and_then(|v| v.as_str()))
         .is_some_and(|s| s.eq_ignore_ascii_case("closed"))
+}
+
+/// The review loop of `e`, if it has one worth showing.
+fn revisions_of(e: &Entry) -> Option<Revisions> {
+    let summary = crate::review::summary(e)?;
+    let r = e.review.as_ref()?;
+    let done = r.done.iter().map(|d| {
+        let what = format!("{} ({})", d.kind.as_str(), d.outcome);
+        (what, d.url.clone())
+    });
+    let queued = r
+        .queue
+        .iter()
+        .map(|q| (crate::review::what(q), q.url.clone()));
+    Some(Revisions {
+        dir: e.dir.clone(),
+        title: e.title.clone(),
+        pr_url: e.pr_url.clone(),
+        summary,
+        answers: done.chain(queued).collect(),
+    })
 }
 
 /// Failed hand-overs after which a human is told (the tries go on).
@@ -225,6 +263,9 @@ pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
         if pr_closed(e) {
             needs_human.push(attention(AttentionReason::PrClosed, None));
         }
+        if let Some(why) = e.review.as_ref().and_then(|r| r.needs_human.clone()) {
+            needs_human.push(attention(AttentionReason::ReviewStopped, Some(why)));
+        }
     }
     needs_human.sort_by_key(|a| a.reason);
     let paused = backlog
@@ -238,8 +279,10 @@ pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
             reason: p.reason.clone(),
         })
         .collect();
+    let revisions = backlog.thoughts.iter().filter_map(revisions_of).collect();
     StatusReport {
         now,
+        revisions,
         paused,
         counts,
         running,

@@ -272,6 +272,42 @@ fn notes_of(inline: &[PrEvent], id: u64) -> Vec<InlineNote> {
         .collect()
 }
 
+/// One line on an entry's review loop, for listings: the revision running
+/// or queued, how many are done, a PR handed to a human. `None`: none yet.
+pub fn summary(e: &crate::backlog::Entry) -> Option<String> {
+    let r = e.review.as_ref()?;
+    let mut parts = Vec::new();
+    if let Some(cur) = e.revision() {
+        let state = if e.status == crate::backlog::Status::InProgress {
+            "running"
+        } else {
+            "queued"
+        };
+        parts.push(format!("revision {state}: {}", what(cur)));
+        let more = r.queue.len() - 1;
+        if more > 0 {
+            parts.push(format!("{more} more queued"));
+        }
+    }
+    let done = r.done.iter().filter(|d| d.outcome == "done").count();
+    if done > 0 {
+        parts.push(format!("{done} done"));
+    }
+    if let Some(why) = &r.needs_human {
+        parts.push(format!("needs a human: {why}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// What a revision answers, in a few words.
+pub fn what(r: &Revision) -> String {
+    match r.kind {
+        RevisionKind::ChangesRequested => format!("changes requested by @{}", r.author),
+        RevisionKind::Command => format!("/tgs by @{}", r.author),
+        RevisionKind::Update => "update from the base".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                     _ => String::new(),
                 },
                 waits(&backlog, e, now),
+                tgs_core::review::summary(e)
+                    .map(|s| output::clip(&s, 60))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -80,6 +83,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "CLAIMED BY",
             "PR",
             "WAITS FOR",
+            "REVIEW",
         ],
         &rows,
     );

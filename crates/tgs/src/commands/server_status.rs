@@ -98,6 +98,20 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             .unwrap_or_default();
         anstream::println!("  {}  {}{detail}{pr}", a.dir, a.reason.as_str());
     }
+    if !report.revisions.is_empty() {
+        heading("review loop", report.revisions.len());
+        for r in &report.revisions {
+            let pr = r
+                .pr_url
+                .as_deref()
+                .map(|u| format!(" ({u})"))
+                .unwrap_or_default();
+            anstream::println!("  {}  {}{pr}", r.dir, output::clip(&r.summary, 100));
+            for (what, url) in &r.answers {
+                anstream::println!("    {what}: {url}");
+            }
+        }
+    }
     if !report.paused.is_empty() {
         heading("paused agents", report.paused.len());
         for p in &report.paused {
