@@ -458,3 +458,56 @@ fn a_revision_runs_through_the_matrix_with_no_token_in_the_agents_job() {
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["review"]["done"][0]["outcome"], "done", "{e}");
 }
+
+#[test]
+fn workers_noticing_at_once_queue_a_review_once_and_forks_steer_nothing() {
+    let env = TestEnv::new();
+    let w = world(&env, "");
+    w.gh.set_permission("alice", "write");
+    w.gh.add_review(
+        1,
+        "alice",
+        "MEMBER",
+        "CHANGES_REQUESTED",
+        "rename first",
+        &[],
+    );
+    let clones: Vec<TestRepo> = (0..4).map(|i| w.repo.clone_as(&format!("w{i}"))).collect();
+    let children: Vec<_> = clones
+        .iter()
+        .map(|c| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tgs"));
+            cmd.current_dir(&c.root);
+            env.pin(&mut cmd);
+            cmd.env("GITHUB_TOKEN", TOKEN)
+                .env("GITHUB_REPOSITORY", "octo/demo")
+                .env("GITHUB_API_URL", w.gh.api_url())
+                .args(["server", "sync-prs"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let e = w.entry();
+    assert_eq!(e["review"]["queue"].as_array().unwrap().len(), 1, "{e}");
+    assert_eq!(w.audit_actions("revision_queued"), 1);
+
+    // A pull request whose head is in a fork is not tgs's: nothing on it counts.
+    let env = TestEnv::new();
+    let w = world(&env, "");
+    w.gh.set_permission("bob", "write");
+    w.gh.edit_pull(1, |p| p.from_fork = true);
+    w.gh.add_comment(1, "bob", "COLLABORATOR", "/tgs do it");
+    w.ok(&["server", "sync-prs"]);
+    assert_eq!(w.entry()["status"], "completed");
+    assert!(w.entry()["review"].is_null() || w.entry()["review"]["queue"].is_null());
+}
