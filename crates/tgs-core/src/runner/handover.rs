@@ -52,19 +52,7 @@ pub struct PrFacts<'a> {
 /// Push `branch` (at `head`) to `remote`; the ref is forced because the
 /// branch is tgs's own, re-made by each attempt.
 pub fn push(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), String> {
-    let spec = format!("+{head}:refs/heads/{branch}");
-    let out = repo
-        .git()
-        .cmd([
-            "push",
-            "--quiet",
-            "--porcelain",
-            "--no-verify",
-            remote,
-            &spec,
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let out = push_spec(repo, remote, &format!("+{head}:refs/heads/{branch}"))?;
     if out.success {
         Ok(())
     } else {
@@ -76,19 +64,7 @@ pub fn push(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), S
 /// moved meanwhile (someone pushed to the pull request) refuses it, and
 /// nothing of theirs is lost.
 pub fn push_forward(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), String> {
-    let spec = format!("{head}:refs/heads/{branch}");
-    let out = repo
-        .git()
-        .cmd([
-            "push",
-            "--quiet",
-            "--porcelain",
-            "--no-verify",
-            remote,
-            &spec,
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let out = push_spec(repo, remote, &format!("{head}:refs/heads/{branch}"))?;
     if out.success {
         return Ok(());
     }
@@ -98,6 +74,21 @@ pub fn push_forward(repo: &Repo, remote: &str, branch: &str, head: &str) -> Resu
     } else {
         format!("could not push {branch}: {}", out.stderr.trim())
     })
+}
+
+/// `git push` of one refspec, hooks skipped (tgs checked the work itself).
+fn push_spec(repo: &Repo, remote: &str, spec: &str) -> Result<crate::git::GitOutput, String> {
+    repo.git()
+        .cmd([
+            "push",
+            "--quiet",
+            "--porcelain",
+            "--no-verify",
+            remote,
+            spec,
+        ])
+        .output()
+        .map_err(|e| e.to_string())
 }
 
 /// The reply on a pull request for revision `rev`, which moved its branch
