@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Fixtures for the large-history benchmarks: a repository with a bare origin
 whose state branch (tgs-state) holds ENTRIES backlog entries, of which LIVE are
-queued in the live backlog and the rest finished and archived by month, and
-AUDIT audit lines (with one metrics row per ten) spread over 24 months, as tgs
-writes them. The approved thoughts of the live entries are on main.
+queued in the live backlog and the rest finished and archived by day, and
+AUDIT audit lines (with one metrics row per ten) spread over the days of 24
+months (28 a month), as tgs writes them (`<kind>/<YYYY-MM>/<DD>.<ext>`). The approved thoughts of the live entries are on main.
 
 usage: history-fixtures.py DIR ENTRIES AUDIT LIVE
 Prints the state commit; DIR/clone is a clone ready to claim from, and
@@ -49,24 +49,31 @@ def main():
     files = {}
     backlog = {"version": "1", "thoughts": [entry(i, "queued") for i in range(live)]}
     files["tgs/server/backlog.json"] = json.dumps(backlog, indent=2) + "\n"
+    days = ["%s/%02d" % (m, d) for m in months for d in range(1, 29)]
     archived = [entry(i, "completed") for i in range(live, entries)]
-    for k, m in enumerate(months):
-        part = archived[k::len(months)]
+    for k, day in enumerate(days):
+        part = archived[k::len(days)]
         if part:
-            files["tgs/server/archive/%s.jsonl" % m] = "".join(json.dumps(e) + "\n" for e in part)
+            files["tgs/server/archive/%s.jsonl" % day] = "".join(json.dumps(e) + "\n" for e in part)
     header = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url\n"
-    for k, m in enumerate(months):
-        n = audit // len(months)
+    n = audit // len(days)
+    extra = audit - n * len(days)
+    done = 0
+    for k, day in enumerate(days):
+        count = n + (1 if k < extra else 0)
+        stamp = day.replace("/", "-")
         lines, rows = [], [header]
-        for j in range(n):
-            d = dirs[(k * n + j) % entries]
-            lines.append(json.dumps({"time": "%s-15T12:00:00Z" % m, "worker": "w/bench", "action": ["claim", "complete", "add"][j % 3],
+        for j in range(count):
+            d = dirs[(done + j) % entries]
+            lines.append(json.dumps({"time": "%sT12:00:00Z" % stamp, "worker": "w/bench", "action": ["claim", "complete", "add"][j % 3],
                                      "thought": d, "from": "queued", "to": "in_progress", "attempt": 1,
-                                     "commit": "%040x" % (k * n + j)}) + "\n")
-            if j % 10 == 0:
-                rows.append("%s,w/bench,claude-code,%s-15T12:00:00Z,%s-15T12:30:00Z,1800.0,success,1,0,12,0.4200,1000,500,\n" % (d, m, m))
-        files["tgs/server/audit/%s.jsonl" % m] = "".join(lines)
-        files["tgs/server/metrics/%s.csv" % m] = "".join(rows)
+                                     "commit": "%040x" % (done + j)}) + "\n")
+            if (done + j) % 10 == 0:
+                rows.append("%s,w/bench,claude-code,%sT12:00:00Z,%sT12:30:00Z,1800.0,success,1,0,12,0.4200,1000,500,\n" % (d, stamp, stamp))
+        done += count
+        files["tgs/server/audit/%s.jsonl" % day] = "".join(lines)
+        if len(rows) > 1:
+            files["tgs/server/metrics/%s.csv" % day] = "".join(rows)
     # One commit on tgs-state, written with fast-import.
     stream = ["commit refs/heads/tgs-state", "committer bench <bench@example.com> 1700000000 +0000", "data 12", "bench state"]
     body = "\n".join(stream) + "\n"

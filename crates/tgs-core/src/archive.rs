@@ -5,8 +5,10 @@
 //! the GitHub Actions artifact of the run). What goes to the state branch,
 //! in the same commit as the session's record, is its end: at most
 //! [`KEEP_BYTES`] of the (already redacted) text, gzip-compressed, under
-//! `tgs/server/transcripts/<YYYY-MM>/<file>.gz`. One folder per month keeps
-//! every tree that a state change rewrites small, however long the history.
+//! `tgs/server/transcripts/<YYYY-MM>/<DD>/<file>.gz`. A folder per month and
+//! per day keeps every tree that a state change rewrites small, however long
+//! the history and however busy the month (copies kept by earlier versions
+//! directly in the month folder are read as well).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -22,16 +24,22 @@ pub const KEEP_BYTES: u64 = 1 << 20;
 /// The state path of transcript `file` (`<name>-<stamp>.log`) of a session
 /// that started at `started`.
 pub fn state_path(file: &str, started: Timestamp) -> String {
-    let month = started.strftime("%Y-%m");
-    format!("{TRANSCRIPTS_DIR}/{month}/{file}.gz")
+    let day = started.strftime("%Y-%m/%d");
+    format!("{TRANSCRIPTS_DIR}/{day}/{file}.gz")
 }
 
 /// The transcript file name a kept copy at `path` stands for (`None` for
-/// anything else under the folder).
+/// anything else under the folder): `<YYYY-MM>/<DD>/<file>.gz`, or
+/// `<YYYY-MM>/<file>.gz` as earlier versions kept them.
 pub fn file_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(TRANSCRIPTS_DIR)?.strip_prefix('/')?;
-    let (month, file) = rest.split_once('/')?;
+    let (month, rest) = rest.split_once('/')?;
     let ok_month = month.len() == 7 && month.as_bytes()[4] == b'-';
+    let file = match rest.split_once('/') {
+        Some((day, file)) if day.len() == 2 && day.bytes().all(|b| b.is_ascii_digit()) => file,
+        Some(_) => return None,
+        None => rest,
+    };
     (ok_month && !file.contains('/'))
         .then(|| file.strip_suffix(".gz"))
         .flatten()
@@ -89,11 +97,17 @@ mod tests {
         let p = state_path("abc1234-x-20260115T120000Z.log", t);
         assert_eq!(
             p,
-            "tgs/server/transcripts/2026-01/abc1234-x-20260115T120000Z.log.gz"
+            "tgs/server/transcripts/2026-01/15/abc1234-x-20260115T120000Z.log.gz"
         );
         assert_eq!(file_of(&p), Some("abc1234-x-20260115T120000Z.log"));
+        assert_eq!(
+            file_of("tgs/server/transcripts/2026-01/abc1234-x-20260115T120000Z.log.gz"),
+            Some("abc1234-x-20260115T120000Z.log"),
+            "as earlier versions kept them"
+        );
         assert_eq!(file_of("tgs/server/transcripts/x.gz"), None);
         assert_eq!(file_of("tgs/server/transcripts/2026-01/a/b.gz"), None);
+        assert_eq!(file_of("tgs/server/transcripts/2026-01/15/a/b.gz"), None);
         assert_eq!(file_of("tgs/server/audit.jsonl"), None);
     }
 

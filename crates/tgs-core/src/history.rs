@@ -1,13 +1,17 @@
-//! The state's history, split by month, so that a state change costs the
-//! same after years of history as on the first day.
+//! The state's history, split by day, so that a state change costs the
+//! same after years of history, and in a busy month, as on the first day.
 //!
-//! A state change reads and rewrites the live backlog and appends to this
-//! month's files only: the audit log `tgs/server/audit/<YYYY-MM>.jsonl`,
-//! the session metrics `tgs/server/metrics/<YYYY-MM>.csv`, and the archive
-//! `tgs/server/archive/<YYYY-MM>.jsonl`, where entries go once nothing more
-//! can happen to them (completed, and their pull request merged or closed,
-//! or there was none). Views read every month (and the files of the layout
-//! before the split, `audit.jsonl` and `metrics.csv`, as the oldest history).
+//! A state change reads and rewrites the live backlog and appends to
+//! today's files only: the audit log `tgs/server/audit/<YYYY-MM>/<DD>.jsonl`,
+//! the session metrics `tgs/server/metrics/<YYYY-MM>/<DD>.csv`, and the
+//! archive `tgs/server/archive/<YYYY-MM>/<DD>.jsonl`, where entries go once
+//! nothing more can happen to them (completed, and their pull request merged
+//! or closed, or there was none). A change thus rewrites (and pushes) one
+//! day's lines and a month folder of at most 31 names, never a file that
+//! grows with the history. Views read every file, oldest first (the month
+//! files `<YYYY-MM>.<ext>` of the layout before, then the single
+//! `audit.jsonl` and `metrics.csv` of the one before that, are read as older
+//! history; their names sort before the day files of the same month).
 //!
 //! Moving an entry to the archive resolves the dependencies on it: a thought
 //! that waited for it no longer does (its `depends_on` loses that entry), so
@@ -28,27 +32,25 @@ pub const LEGACY_AUDIT: &str = "tgs/server/audit.jsonl";
 /// The metrics of the layout before the split, read as the oldest history.
 pub const LEGACY_METRICS: &str = "tgs/server/metrics.csv";
 
-/// `2026-11`, the month a change at `t` writes to (UTC).
+/// `2026-11`, the month of `t` (UTC).
 pub fn month(t: Timestamp) -> String {
     t.strftime("%Y-%m").to_string()
 }
 
-pub fn audit_path(month: &str) -> String {
-    format!("{AUDIT_DIR}/{month}.jsonl")
-}
-
-pub fn metrics_path(month: &str) -> String {
-    format!("{METRICS_DIR}/{month}.csv")
-}
-
-pub fn archive_path(month: &str) -> String {
-    format!("{ARCHIVE_DIR}/{month}.jsonl")
+/// `2026-11/30`, the day file a change at `t` writes to (UTC), without its
+/// folder and extension.
+pub fn day(t: Timestamp) -> String {
+    t.strftime("%Y-%m/%d").to_string()
 }
 
 /// The record files a change at `now` appends to: audit, metrics, archive.
 pub fn current_files(now: Timestamp) -> [String; 3] {
-    let m = month(now);
-    [audit_path(&m), metrics_path(&m), archive_path(&m)]
+    let d = day(now);
+    [
+        format!("{AUDIT_DIR}/{d}.jsonl"),
+        format!("{METRICS_DIR}/{d}.csv"),
+        format!("{ARCHIVE_DIR}/{d}.jsonl"),
+    ]
 }
 
 /// Whether nothing more can happen to `e`: completed, and its pull request
@@ -132,7 +134,8 @@ pub fn roots(kinds: &[Record]) -> Vec<&'static str> {
 }
 
 /// Order history files oldest first: the files before the split, then the
-/// months in order (their names sort by date).
+/// months and days in order (their names sort by date, a month file of the
+/// layout before before the day files of its month: `.` sorts before `/`).
 pub fn sort_oldest_first(files: &mut [(String, String)]) {
     files.sort_by(|(a, _), (b, _)| {
         let legacy = |p: &str| p != LEGACY_AUDIT && p != LEGACY_METRICS;
@@ -151,36 +154,56 @@ pub fn working_tree_files(root: &Path, kinds: &[Record]) -> Vec<(String, String)
             }
             continue;
         }
-        for d in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-            let Ok(name) = d.file_name().into_string() else {
-                continue;
-            };
-            let rel = format!("{r}/{name}");
-            if kind_of(&rel).is_some_and(|k| kinds.contains(&k)) {
-                if let Ok(t) = std::fs::read_to_string(d.path()) {
-                    out.push((rel, t));
-                }
-            }
-        }
+        collect_files(&path, r, kinds, 2, &mut out);
     }
     sort_oldest_first(&mut out);
     out
 }
 
-/// Whether `path` is a month file of `dir` (`<dir>/<YYYY-MM>.<ext>`), for
-/// telling history files from anything else under the folder.
+/// The history files of `kinds` under `dir` (named `rel`), down `depth`
+/// levels (a month folder and its day files).
+fn collect_files(
+    dir: &Path,
+    rel: &str,
+    kinds: &[Record],
+    depth: u32,
+    out: &mut Vec<(String, String)>,
+) {
+    for d in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(name) = d.file_name().into_string() else {
+            continue;
+        };
+        let path = format!("{rel}/{name}");
+        if d.file_type().is_ok_and(|t| t.is_dir()) && depth > 1 {
+            collect_files(&d.path(), &path, kinds, depth - 1, out);
+        } else if kind_of(&path).is_some_and(|k| kinds.contains(&k)) {
+            if let Ok(t) = std::fs::read_to_string(d.path()) {
+                out.push((path, t));
+            }
+        }
+    }
+}
+
+/// Whether `path` is a history file of `dir`: a day file
+/// (`<dir>/<YYYY-MM>/<DD>.<ext>`) or a month file of the layout before
+/// (`<dir>/<YYYY-MM>.<ext>`), for telling history from anything else there.
 pub fn is_month_file(path: &str, dir: &str, ext: &str) -> bool {
-    path.strip_prefix(dir)
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let is_month = |m: &str| {
+        m.len() == 7 && m.as_bytes()[4] == b'-' && digits(&m[..4], 4) && digits(&m[5..], 2)
+    };
+    let Some(stem) = path
+        .strip_prefix(dir)
         .and_then(|r| r.strip_prefix('/'))
         .and_then(|r| r.strip_suffix(ext))
         .and_then(|r| r.strip_suffix('.'))
-        .is_some_and(|m| {
-            m.len() == 7
-                && m.as_bytes()[4] == b'-'
-                && m.bytes()
-                    .enumerate()
-                    .all(|(i, b)| i == 4 || b.is_ascii_digit())
-        })
+    else {
+        return false;
+    };
+    match stem.split_once('/') {
+        Some((m, d)) => is_month(m) && digits(d, 2),
+        None => is_month(stem),
+    }
 }
 
 #[cfg(test)]
@@ -197,9 +220,39 @@ mod tests {
         assert_eq!(
             current_files(now),
             [
+                "tgs/server/audit/2026-11/30.jsonl",
+                "tgs/server/metrics/2026-11/30.csv",
+                "tgs/server/archive/2026-11/30.jsonl"
+            ]
+        );
+        assert!(is_month_file(
+            "tgs/server/audit/2026-11/30.jsonl",
+            AUDIT_DIR,
+            "jsonl"
+        ));
+        assert!(!is_month_file(
+            "tgs/server/audit/2026-11/3.jsonl",
+            AUDIT_DIR,
+            "jsonl"
+        ));
+        let mut files: Vec<(String, String)> = [
+            "tgs/server/audit/2026-12/01.jsonl",
+            "tgs/server/audit/2026-11/30.jsonl",
+            "tgs/server/audit/2026-11.jsonl",
+            "tgs/server/audit.jsonl",
+        ]
+        .iter()
+        .map(|p| (p.to_string(), String::new()))
+        .collect();
+        sort_oldest_first(&mut files);
+        let order: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "tgs/server/audit.jsonl",
                 "tgs/server/audit/2026-11.jsonl",
-                "tgs/server/metrics/2026-11.csv",
-                "tgs/server/archive/2026-11.jsonl"
+                "tgs/server/audit/2026-11/30.jsonl",
+                "tgs/server/audit/2026-12/01.jsonl"
             ]
         );
         assert!(is_month_file(

@@ -95,6 +95,8 @@ fn layout(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
                 s.push_str(&" ".repeat(widths[i] - width(c) + 2));
             }
         }
+        // Empty cells at the end leave no trailing blanks.
+        s.truncate(s.trim_end().len());
         s
     };
     std::iter::once(line(header.to_vec()))

@@ -86,7 +86,7 @@ fn add_normalizes_and_commits_only_the_backlog() {
     let files = repo.git(&["ls-tree", "-r", "--name-only", &r]);
     assert_eq!(
         files,
-        "tgs/server/audit/2026-01.jsonl\ntgs/server/backlog.json"
+        "tgs/server/audit/2026-01/15.jsonl\ntgs/server/backlog.json"
     );
     assert_eq!(repo.state_subjects(1), [format!("chore(tgs): add {C}")]);
     assert_eq!(
