@@ -398,3 +398,66 @@ fn a_state_branch_of_another_name() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("collides with the work branches"), "{err}");
 }
+
+/// Years of history in every layout tgs has written (the single files, the
+/// month files, the day files) are all read by the views, and a change
+/// writes the live backlog and today's file only.
+#[test]
+fn a_long_history_in_every_layout_is_read_and_a_change_writes_today_only() {
+    let env = TestEnv::new();
+    let (repo, dirs) = published(&env, 2);
+    ok(&repo, &["server", "backlog", "add", &dirs[0]]);
+    let header = tgs_core::records::METRICS_HEADER;
+    let row = |day: &str| {
+        format!("tgs/thoughts/old-{day},w,claude-code,{day}T10:00:00Z,{day}T10:30:00Z,1800,success,1,0,3,0.5,10,10,\n")
+    };
+    let audit = |day: &str| {
+        format!("{{\"time\":\"{day}T10:00:00Z\",\"worker\":\"w\",\"action\":\"complete\",\"thought\":\"tgs/thoughts/old-{day}\"}}\n")
+    };
+    let archived = "{\"dir\":\"tgs/thoughts/eeeeeee-archived\",\"title\":\"Archived\",\"priority\":0,\"status\":\"completed\",\"added_at\":null,\"started_at\":null,\"completed_at\":null}\n";
+    let files = [
+        ("tgs/server/audit.jsonl", audit("2025-06-01")),
+        (
+            "tgs/server/metrics.csv",
+            format!("{header}\n{}", row("2025-06-01")),
+        ),
+        ("tgs/server/audit/2025-12.jsonl", audit("2025-12-10")),
+        (
+            "tgs/server/metrics/2025-12.csv",
+            format!("{header}\n{}", row("2025-12-10")),
+        ),
+        ("tgs/server/archive/2025-12.jsonl", archived.to_owned()),
+        (
+            "tgs/server/metrics/2026-01/14.csv",
+            format!("{header}\n{}", row("2026-01-14")),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    repo.put_state(&files);
+    let before = remote_state_tip(&repo);
+    ok(&repo, &["server", "backlog", "add", &dirs[1]]);
+    let after = remote_state_tip(&repo);
+    assert_eq!(
+        repo.git(&["diff", "--name-only", &before, &after]),
+        "tgs/server/audit/2026-01/15.jsonl\ntgs/server/backlog.json",
+        "a change touches the live backlog and today's file only"
+    );
+    let m: Value = serde_json::from_str(&ok(&repo, &["--json", "server", "metrics"])).unwrap();
+    let text = m.to_string();
+    for day in ["2025-06-01", "2025-12-10", "2026-01-14"] {
+        assert!(text.contains(day), "{day} missing from the metrics: {text}");
+    }
+    let all = ok(&repo, &["--json", "server", "backlog", "list"]);
+    assert!(all.contains("eeeeeee-archived"), "{all}");
+    let actions: Vec<String> = repo
+        .audit()
+        .iter()
+        .map(|a| a["time"].as_str().unwrap_or_default()[..10].to_owned())
+        .collect();
+    assert_eq!(
+        actions.first().map(String::as_str),
+        Some("2025-06-01"),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"2025-12-10".to_owned()), "{actions:?}");
+}
