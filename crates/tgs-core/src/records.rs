@@ -36,7 +36,8 @@ pub struct AuditRecord {
 }
 
 /// The columns of `metrics.csv`, in order.
-pub const METRICS_HEADER: &str = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url";
+/// Files written before `revision` existed have one column less; they read the same.
+pub const METRICS_HEADER: &str = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url,revision";
 
 /// One row of the metrics: one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,10 @@ pub struct MetricsRow {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub pr_url: Option<String>,
+    /// What a revision session answered (`changes_requested`, `command`,
+    /// `update`); empty for a thought's own sessions.
+    #[serde(default)]
+    pub revision: Option<String>,
 }
 
 /// The audit records of a change: one per entry added, removed, moved to
@@ -255,6 +260,7 @@ impl MetricsRow {
             opt(self.input_tokens.map(|t| t.to_string())),
             opt(self.output_tokens.map(|t| t.to_string())),
             csv_field(self.pr_url.as_deref().unwrap_or_default()),
+            csv_field(self.revision.as_deref().unwrap_or_default()),
         ]
         .join(",")
     }
@@ -306,6 +312,7 @@ pub fn parse_metrics(text: &str) -> (Vec<MetricsRow>, usize) {
                 input_tokens: opt(11).and_then(|s| s.parse().ok()),
                 output_tokens: opt(12).and_then(|s| s.parse().ok()),
                 pr_url: opt(13).map(str::to_owned),
+                revision: opt(14).map(str::to_owned),
             })
         })();
         match row {
@@ -367,6 +374,7 @@ mod tests {
             input_tokens: Some(1000),
             output_tokens: Some(200),
             pr_url: Some("https://github.com/o/r/pull/1".into()),
+            revision: None,
         }
     }
 

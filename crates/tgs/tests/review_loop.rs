@@ -230,6 +230,13 @@ fn a_review_requesting_changes_leads_to_one_revision_commit_and_one_reply() {
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["review"]["done"][0]["outcome"], "done", "{e}");
     assert_eq!(e["head"], tip.as_str());
+    let csv = w.repo.metrics_csv();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows[1].ends_with(",changes_requested") && !rows[0].ends_with("requested"),
+        "{csv}"
+    );
     // Nothing more to do: no second revision, no second reply.
     w.ok(&["server", "sync-prs"]);
     w.ok(&["server", "run"]);
