@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-pub use machine::{lease_end, lease_expired, AddOutcome, Claim, DEFAULT_LEASE};
+pub use machine::{lease_end, lease_expired, ready_to_claim, AddOutcome, Claim, DEFAULT_LEASE};
 
 /// The schema version this build reads and writes.
 pub const VERSION: &str = "1";
