@@ -24,7 +24,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use super::index::{EventView, HistoryIndex};
+use super::index::{EventView, HistoryIndex, SessionView};
 use super::metrics::MetricsSummary;
 use super::status::pr_closed;
 use super::{escape_html as esc, escape_html_into as esc_into, human_duration, safe_http_url};
@@ -846,23 +846,43 @@ fn render_sessions(b: &mut String, data: &SiteData, dir: &str) {
     }
     b.push_str(&latest_note(sessions.rows.len(), sessions.total));
     b.push_str("<table>\n<tr><th class=\"num\">Attempt</th><th>Started</th><th class=\"num\">Duration</th><th>Outcome</th><th>Agent</th><th>Worker</th><th class=\"num\">Turns</th><th class=\"num\">Cost</th><th>PR</th></tr>\n");
-    for r in sessions.rows {
-        let _ = writeln!(
-            b,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            r.attempt,
-            ts(r.started),
-            human_duration(r.duration_s.round() as i64),
-            if r.outcome == "success" { "completed" } else { "failed" },
-            esc(r.outcome),
-            esc(r.agent),
-            esc(r.worker),
-            r.turns.map(|t| t.to_string()).unwrap_or_default(),
-            r.cost_usd.map(|c| format!("${c:.2}")).unwrap_or_default(),
-            pr_link(r.pr_url)
-        );
+    for r in &sessions.rows {
+        session_row(b, r);
     }
     b.push_str("</table>\n");
+}
+
+/// One row of a thought's sessions, written in place (a site has one per
+/// session recorded).
+fn session_row(b: &mut String, r: &SessionView) {
+    let _ = write!(b, "<tr><td class=\"num\">{}</td><td>", r.attempt);
+    write_ts(b, r.started);
+    let class = if r.outcome == "success" {
+        "completed"
+    } else {
+        "failed"
+    };
+    let _ = write!(
+        b,
+        "</td><td class=\"num\">{}</td><td><span class=\"badge {class}\">",
+        human_duration(r.duration_s.round() as i64)
+    );
+    esc_into(b, r.outcome);
+    b.push_str("</span></td><td>");
+    esc_into(b, r.agent);
+    b.push_str("</td><td>");
+    esc_into(b, r.worker);
+    b.push_str("</td><td class=\"num\">");
+    if let Some(t) = r.turns {
+        let _ = write!(b, "{t}");
+    }
+    b.push_str("</td><td class=\"num\">");
+    if let Some(c) = r.cost_usd {
+        let _ = write!(b, "${c:.2}");
+    }
+    b.push_str("</td><td>");
+    b.push_str(&pr_link(r.pr_url));
+    b.push_str("</td></tr>\n");
 }
 
 fn render_history(b: &mut String, data: &SiteData, dir: &str) {

@@ -82,6 +82,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         CliError::failed(format!("cannot write the site to {}", args.out.display()))
             .cause(e.to_string())
     })?;
+    // The process ends here: freeing every entry and record one by one
+    // would only cost time.
+    std::mem::forget(data);
     let index = args.out.join("index.html");
     if ctx.json {
         output::json(&Written {
