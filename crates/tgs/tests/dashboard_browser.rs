@@ -445,5 +445,8 @@ fn an_index_of_ten_thousand_thoughts_renders_paged() {
         dom.contains("<summary>2026-12 · 333 completed"),
         "newest month first"
     );
+    // What runs next is named for the first 50 only.
+    assert!(dom.contains("<h2>Next up (1800)</h2>"));
+    assert!(dom.contains("And 1750 more: the backlog below lists every open thought."));
     assert_eq!(foreign_requests(&requests), Vec::<String>::new());
 }

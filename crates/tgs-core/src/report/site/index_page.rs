@@ -141,7 +141,7 @@ fn render_next(b: &mut String, site: &Site, status: &StatusReport) {
         b.push_str("<p class=\"muted\">Nothing can be claimed now.</p>\n");
     } else {
         b.push_str("<ol>\n");
-        for n in &status.next {
+        for n in status.next.iter().take(LIST_MAX) {
             let shown = if n.title.trim().is_empty() {
                 &n.dir
             } else {
@@ -157,6 +157,7 @@ fn render_next(b: &mut String, site: &Site, status: &StatusReport) {
             );
         }
         b.push_str("</ol>\n");
+        more(b, status.next.len());
     }
     if !status.waiting.is_empty() {
         let _ = writeln!(
@@ -165,7 +166,7 @@ fn render_next(b: &mut String, site: &Site, status: &StatusReport) {
             status.waiting.len()
         );
         b.push_str("<ul>\n");
-        for w in &status.waiting {
+        for w in status.waiting.iter().take(LIST_MAX) {
             let mut why = Vec::new();
             if let Some(t) = w.not_before {
                 why.push(format!("retry after {}", ts(t)));
@@ -186,8 +187,24 @@ fn render_next(b: &mut String, site: &Site, status: &StatusReport) {
             );
         }
         b.push_str("</ul>\n");
+        more(b, status.waiting.len());
     }
     b.push_str("</section>\n");
+}
+
+/// How many of the thoughts next up (and of those waiting) the index names:
+/// the backlog table below has them all.
+const LIST_MAX: usize = 50;
+
+/// Say how many of `n` a list left out, if it left any out.
+fn more(b: &mut String, n: usize) {
+    if n > LIST_MAX {
+        let _ = writeln!(
+            b,
+            "<p class=\"muted\">And {} more: the backlog below lists every open thought.</p>",
+            n - LIST_MAX
+        );
+    }
 }
 
 /// Styles of the index page only (the thought pages do without them).
