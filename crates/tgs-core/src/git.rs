@@ -470,6 +470,65 @@ pub fn parse_ls_tree_record(rec: &[u8]) -> Result<Option<TreeEntryRef<'_>>, Stri
     }))
 }
 
+/// The lines of blobs `oids`, in order, streamed from one `git cat-file
+/// --batch`: `each(i, line)` sees every line of blob `i` (without its `\n`),
+/// so no blob is ever held whole. Missing blobs have no lines.
+pub fn each_blob_line(
+    git: &Git,
+    oids: &[String],
+    mut each: impl FnMut(usize, &[u8]),
+) -> Result<(), GitError> {
+    let mut child = git
+        .cmd(["cat-file", "--batch"])
+        .spawn_session(Stdio::piped(), Stdio::null())?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut requests = Vec::with_capacity(oids.len() * 41);
+    for o in oids {
+        requests.extend_from_slice(o.as_bytes());
+        requests.push(b'\n');
+    }
+    // Written from a thread: git answers while it reads, and its answers
+    // fill the stdout pipe until they are read here.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&requests);
+    });
+    let mut reader = BufReader::with_capacity(1 << 16, child.stdout.take().expect("piped stdout"));
+    let read = read_blob_lines(&mut reader, oids.len(), &mut each);
+    drop(reader);
+    let _ = writer.join();
+    let _ = child.wait();
+    read
+}
+
+fn read_blob_lines(
+    reader: &mut impl BufRead,
+    blobs: usize,
+    each: &mut impl FnMut(usize, &[u8]),
+) -> Result<(), GitError> {
+    let io = |source| GitError::Spawn { source };
+    let (mut header, mut line) = (String::new(), Vec::new());
+    for i in 0..blobs {
+        header.clear();
+        reader.read_line(&mut header).map_err(io)?;
+        let size = parse_batch_header(header.trim_end()).ok_or_else(|| GitError::Parse {
+            args: "cat-file --batch".into(),
+            detail: format!("bad header {header:?}"),
+        })?;
+        let Some(size) = size else { continue };
+        let mut blob = (&mut *reader).take(size as u64);
+        loop {
+            line.clear();
+            if blob.read_until(b'\n', &mut line).map_err(io)? == 0 {
+                break;
+            }
+            each(i, line.strip_suffix(b"\n").unwrap_or(&line));
+        }
+        // The blob ends with a newline of the protocol's.
+        reader.read_exact(&mut [0u8]).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Parse a `cat-file --batch` header: `Some(Some(size))` for an object,
 /// `Some(None)` for `<oid> missing`, `None` when unparseable.
 pub fn parse_batch_header(line: &str) -> Option<Option<usize>> {

@@ -16,9 +16,15 @@
 //! Moving an entry to the archive resolves the dependencies on it: a thought
 //! that waited for it no longer does (its `depends_on` loses that entry), so
 //! claims never need to read the archive.
+//!
+//! Views read the history as a stream of [`HistoryLine`]s, oldest file first,
+//! one line at a time ([`each_working_tree_line`] here, the state branch's
+//! through one `git cat-file`), so what they hold is what they show, never a
+//! whole file; a [`Months`] range leaves out the months a view does not need.
 
 use jiff::Timestamp;
 
+use std::io::BufRead;
 use std::path::Path;
 
 use crate::backlog::store::Record;
@@ -43,14 +49,25 @@ pub fn day(t: Timestamp) -> String {
     t.strftime("%Y-%m/%d").to_string()
 }
 
+/// The audit file of `period`: a day (`2026-11/30`) or a month of the layout before (`2026-11`).
+pub fn audit_path(period: &str) -> String {
+    format!("{AUDIT_DIR}/{period}.jsonl")
+}
+
+/// The metrics file of `period` (a day or a month, as for [`audit_path`]).
+pub fn metrics_path(period: &str) -> String {
+    format!("{METRICS_DIR}/{period}.csv")
+}
+
+/// The archive file of `period` (a day or a month, as for [`audit_path`]).
+pub fn archive_path(period: &str) -> String {
+    format!("{ARCHIVE_DIR}/{period}.jsonl")
+}
+
 /// The record files a change at `now` appends to: audit, metrics, archive.
 pub fn current_files(now: Timestamp) -> [String; 3] {
     let d = day(now);
-    [
-        format!("{AUDIT_DIR}/{d}.jsonl"),
-        format!("{METRICS_DIR}/{d}.csv"),
-        format!("{ARCHIVE_DIR}/{d}.jsonl"),
-    ]
+    [audit_path(&d), metrics_path(&d), archive_path(&d)]
 }
 
 /// Whether nothing more can happen to `e`: completed, and its pull request
@@ -95,15 +112,21 @@ pub fn parse_archive(text: &str) -> (Vec<Entry>, usize) {
     let entries = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| match serde_json::from_str::<Entry>(l) {
-            Ok(e) => Some(e),
-            Err(_) => {
-                bad += 1;
-                None
-            }
+        .filter_map(|l| {
+            let e = parse_archive_line(l);
+            bad += usize::from(e.is_none());
+            e
         })
         .collect();
     (entries, bad)
+}
+
+/// One line of an archive file (`None`: blank or unreadable).
+pub fn parse_archive_line(line: &str) -> Option<Entry> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    serde_json::from_str(line).ok()
 }
 
 /// The kind of history file `path` is, if it is one (a month file, or a
@@ -133,53 +156,197 @@ pub fn roots(kinds: &[Record]) -> Vec<&'static str> {
     out
 }
 
-/// Order history files oldest first: the files before the split, then the
-/// months and days in order (their names sort by date, a month file of the
-/// layout before before the day files of its month: `.` sorts before `/`).
-pub fn sort_oldest_first(files: &mut [(String, String)]) {
-    files.sort_by(|(a, _), (b, _)| {
-        let legacy = |p: &str| p != LEGACY_AUDIT && p != LEGACY_METRICS;
-        (legacy(a), a).cmp(&(legacy(b), b))
+/// Order history files (path, anything) oldest first: the files before the
+/// split, then the months and days in order (their names sort by date, a
+/// month file of the layout before before the day files of its month: `.`
+/// sorts before `/`).
+pub fn sort_oldest_first<T>(files: &mut [(String, T)]) {
+    files.sort_by(|(a, _), (b, _)| oldest_first(a, b));
+}
+
+fn oldest_first(a: &str, b: &str) -> std::cmp::Ordering {
+    let month = |p: &str| p != LEGACY_AUDIT && p != LEGACY_METRICS;
+    (month(a), a).cmp(&(month(b), b))
+}
+
+/// Which months of history a view reads: `[from, until)`, either end open
+/// (`YYYY-MM`). The files of the layout before the split hold any month, so
+/// they are read unless `legacy` is false.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Months {
+    pub from: Option<String>,
+    pub until: Option<String>,
+    pub legacy: bool,
+}
+
+impl Months {
+    /// Every month, and the files before the split.
+    pub fn all() -> Months {
+        Months {
+            from: None,
+            until: None,
+            legacy: true,
+        }
+    }
+
+    /// The month `m` (`YYYY-MM`) and the ones after it, and the files before the split.
+    pub fn from_month(m: &str) -> Months {
+        Months {
+            from: Some(m.to_owned()),
+            ..Months::all()
+        }
+    }
+
+    /// Only the months before `m` (`YYYY-MM`).
+    pub fn before_month(m: &str) -> Months {
+        Months {
+            from: None,
+            until: Some(m.to_owned()),
+            legacy: false,
+        }
+    }
+
+    /// Whether the history file `path` is in the range.
+    pub fn wants(&self, path: &str) -> bool {
+        match month_of(path) {
+            None => self.legacy,
+            Some(m) => {
+                self.from.as_deref().is_none_or(|f| m >= f)
+                    && self.until.as_deref().is_none_or(|u| m < u)
+            }
+        }
+    }
+}
+
+/// The month (`YYYY-MM`) of a month or day file of the history, `None` for
+/// the files of the layout before the split.
+pub fn month_of(path: &str) -> Option<&str> {
+    if kind_of(path).is_none() || path == LEGACY_AUDIT || path == LEGACY_METRICS {
+        return None;
+    }
+    // `<dir>/2026-11.jsonl` (a month file) or `<dir>/2026-11/30.jsonl` (a day file).
+    let mut parts = path.rsplit('/');
+    let name = parts.next()?;
+    let month = name.split('.').next()?;
+    if month.len() == 7 {
+        Some(month)
+    } else {
+        parts.next()
+    }
+}
+
+/// Where history file `path` stands in time, as a number that orders files
+/// oldest first: `YYYYMMDD` for a day file, `YYYYMM00` for a month file of
+/// the layout before (before the days of its month), 0 for the files before
+/// the split.
+pub fn period_order(path: &str) -> u64 {
+    let Some(month) = month_of(path) else {
+        return 0;
+    };
+    let m: u64 = month.replace('-', "").parse().unwrap_or(0);
+    let day = path
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.split('.').next())
+        .filter(|d| d.len() == 2)
+        .and_then(|d| d.parse::<u64>().ok())
+        .unwrap_or(0);
+    m * 100 + day
+}
+
+/// One line of a history file, as the views read them.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLine<'a> {
+    pub kind: Record,
+    /// The file (`tgs/server/audit/2026-11.jsonl`, or a file before the split).
+    pub path: &'a str,
+    /// The line's index in its file (0: the first, a CSV file's header).
+    pub number: usize,
+    /// The text, without its line ending; invalid UTF-8 replaced.
+    pub text: &'a str,
+}
+
+/// Hand `each` the line `bytes` of history file `path` (line `number`), as
+/// `str::lines` would give it: without a final `\r`, invalid UTF-8 replaced.
+pub fn visit_line(
+    kind: Record,
+    path: &str,
+    number: usize,
+    bytes: &[u8],
+    each: &mut dyn FnMut(&HistoryLine),
+) {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    // Checking is much faster than replacing, and lines are nearly always valid.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    each(&HistoryLine {
+        kind,
+        path,
+        number,
+        text: &text,
     });
 }
 
-/// The history files of these kinds in a working tree (`root`), oldest first.
-pub fn working_tree_files(root: &Path, kinds: &[Record]) -> Vec<(String, String)> {
+/// The paths of the history files of these kinds in a working tree
+/// (`root`) that `months` wants, oldest first.
+pub fn working_tree_paths(root: &Path, kinds: &[Record], months: &Months) -> Vec<String> {
     let mut out = Vec::new();
     for r in roots(kinds) {
-        let path = root.join(r);
-        if path.is_file() {
-            if let Ok(t) = std::fs::read_to_string(&path) {
-                out.push((r.to_owned(), t));
-            }
+        if root.join(r).is_file() {
+            out.push(r.to_owned());
             continue;
         }
-        collect_files(&path, r, kinds, 2, &mut out);
+        collect_paths(&root.join(r), r, kinds, 2, &mut out);
     }
-    sort_oldest_first(&mut out);
+    out.retain(|p| months.wants(p));
+    out.sort_by(|a, b| oldest_first(a, b));
     out
 }
 
 /// The history files of `kinds` under `dir` (named `rel`), down `depth`
 /// levels (a month folder and its day files).
-fn collect_files(
-    dir: &Path,
-    rel: &str,
-    kinds: &[Record],
-    depth: u32,
-    out: &mut Vec<(String, String)>,
-) {
+fn collect_paths(dir: &Path, rel: &str, kinds: &[Record], depth: u32, out: &mut Vec<String>) {
     for d in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let Ok(name) = d.file_name().into_string() else {
             continue;
         };
         let path = format!("{rel}/{name}");
         if d.file_type().is_ok_and(|t| t.is_dir()) && depth > 1 {
-            collect_files(&d.path(), &path, kinds, depth - 1, out);
+            collect_paths(&d.path(), &path, kinds, depth - 1, out);
         } else if kind_of(&path).is_some_and(|k| kinds.contains(&k)) {
-            if let Ok(t) = std::fs::read_to_string(d.path()) {
-                out.push((path, t));
+            out.push(path);
+        }
+    }
+}
+
+/// Every line of the history files of these kinds in a working tree that
+/// `months` wants, oldest file first, read line by line (unreadable files
+/// are left out).
+pub fn each_working_tree_line(
+    root: &Path,
+    kinds: &[Record],
+    months: &Months,
+    each: &mut dyn FnMut(&HistoryLine),
+) {
+    let mut buf = Vec::new();
+    for path in working_tree_paths(root, kinds, months) {
+        let Some(kind) = kind_of(&path) else { continue };
+        let Ok(f) = std::fs::File::open(root.join(&path)) else {
+            continue;
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+        let mut number = 0;
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            visit_line(kind, &path, number, line, each);
+            number += 1;
         }
     }
 }
@@ -255,6 +422,16 @@ mod tests {
                 "tgs/server/audit/2026-12/01.jsonl"
             ]
         );
+        assert_eq!(
+            month_of("tgs/server/audit/2026-11/30.jsonl"),
+            Some("2026-11")
+        );
+        assert_eq!(period_order("tgs/server/audit/2026-11/30.jsonl"), 20261130);
+        assert_eq!(period_order("tgs/server/audit/2026-11.jsonl"), 20261100);
+        assert_eq!(period_order("tgs/server/audit.jsonl"), 0);
+        assert_eq!(month_of("tgs/server/metrics/2026-10.csv"), Some("2026-10"));
+        assert!(Months::from_month("2026-11").wants("tgs/server/audit/2026-11/01.jsonl"));
+        assert!(!Months::from_month("2026-12").wants("tgs/server/audit/2026-11/30.jsonl"));
         assert!(is_month_file(
             "tgs/server/audit/2026-11.jsonl",
             AUDIT_DIR,
@@ -271,6 +448,58 @@ mod tests {
             AUDIT_DIR,
             "jsonl"
         ));
+    }
+
+    #[test]
+    fn views_read_the_months_they_ask_for_line_by_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let put = |rel: &str, text: &[u8]| {
+            let p = tmp.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put(LEGACY_AUDIT, b"old\r\n");
+        put(&audit_path("2026-02"), b"feb 1\nfeb \xff2");
+        put(&audit_path("2026-01"), b"jan\n\n");
+        put(&metrics_path("2026-01"), b"header\nrow\n");
+        put(&format!("{AUDIT_DIR}/notes.txt"), b"not history\n");
+        let lines = |kinds: &[Record], months: &Months| {
+            let mut out = Vec::new();
+            each_working_tree_line(tmp.path(), kinds, months, &mut |l| {
+                out.push(format!("{} {} {}", l.path, l.number, l.text));
+            });
+            out
+        };
+        assert_eq!(
+            lines(&[Record::Audit], &Months::all()),
+            [
+                "tgs/server/audit.jsonl 0 old",
+                "tgs/server/audit/2026-01.jsonl 0 jan",
+                "tgs/server/audit/2026-01.jsonl 1 ",
+                "tgs/server/audit/2026-02.jsonl 0 feb 1",
+                "tgs/server/audit/2026-02.jsonl 1 feb \u{FFFD}2",
+            ]
+        );
+        assert_eq!(
+            lines(
+                &[Record::Audit, Record::Metrics],
+                &Months::from_month("2026-02")
+            ),
+            [
+                "tgs/server/audit.jsonl 0 old",
+                "tgs/server/audit/2026-02.jsonl 0 feb 1",
+                "tgs/server/audit/2026-02.jsonl 1 feb \u{FFFD}2",
+            ]
+        );
+        assert_eq!(
+            lines(&[Record::Metrics], &Months::before_month("2026-02")),
+            [
+                "tgs/server/metrics/2026-01.csv 0 header",
+                "tgs/server/metrics/2026-01.csv 1 row"
+            ]
+        );
+        assert_eq!(month_of("tgs/server/metrics/2026-01.csv"), Some("2026-01"));
+        assert_eq!(month_of(LEGACY_METRICS), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub const AUDIT_PATH: &str = "tgs/server/audit.jsonl";
@@ -293,29 +294,7 @@ pub fn parse_metrics(text: &str) -> (Vec<MetricsRow>, usize) {
     let mut rows = Vec::new();
     let mut bad = 0;
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let f = split_csv_line(line);
-        let get = |i: usize| f.get(i).map(String::as_str).unwrap_or("");
-        let opt = |i: usize| Some(get(i)).filter(|s| !s.is_empty());
-        let row = (|| {
-            Some(MetricsRow {
-                thought: get(0).to_owned(),
-                worker: get(1).to_owned(),
-                agent: get(2).to_owned(),
-                started: get(3).parse().ok()?,
-                ended: get(4).parse().ok()?,
-                duration_s: get(5).parse().ok()?,
-                outcome: get(6).to_owned(),
-                attempt: get(7).parse().ok()?,
-                exit_code: opt(8).and_then(|s| s.parse().ok()),
-                turns: opt(9).and_then(|s| s.parse().ok()),
-                cost_usd: opt(10).and_then(|s| s.parse().ok()),
-                input_tokens: opt(11).and_then(|s| s.parse().ok()),
-                output_tokens: opt(12).and_then(|s| s.parse().ok()),
-                pr_url: opt(13).map(str::to_owned),
-                revision: opt(14).map(str::to_owned),
-            })
-        })();
-        match row {
+        match parse_metrics_line(line) {
             Some(r) => rows.push(r),
             None => bad += 1,
         }
@@ -323,17 +302,93 @@ pub fn parse_metrics(text: &str) -> (Vec<MetricsRow>, usize) {
     (rows, bad)
 }
 
+/// One row of `metrics.csv` (not the header, not a blank line).
+pub fn parse_metrics_line(line: &str) -> Option<MetricsRow> {
+    // Without quotes, a comma ends every field: split in place.
+    let quoted;
+    let f: Vec<&str> = if line.contains('"') {
+        quoted = split_csv_line(line);
+        quoted.iter().map(String::as_str).collect()
+    } else {
+        line.split(',').collect()
+    };
+    let get = |i: usize| f.get(i).copied().unwrap_or("");
+    let opt = |i: usize| Some(get(i)).filter(|s| !s.is_empty());
+    Some(MetricsRow {
+        thought: get(0).to_owned(),
+        worker: get(1).to_owned(),
+        agent: get(2).to_owned(),
+        started: get(3).parse().ok()?,
+        ended: get(4).parse().ok()?,
+        duration_s: get(5).parse().ok()?,
+        outcome: get(6).to_owned(),
+        attempt: get(7).parse().ok()?,
+        exit_code: opt(8).and_then(|s| s.parse().ok()),
+        turns: opt(9).and_then(|s| s.parse().ok()),
+        cost_usd: opt(10).and_then(|s| s.parse().ok()),
+        input_tokens: opt(11).and_then(|s| s.parse().ok()),
+        output_tokens: opt(12).and_then(|s| s.parse().ok()),
+        pr_url: opt(13).map(str::to_owned),
+        revision: opt(14).map(str::to_owned),
+    })
+}
+
+/// The thought of a metrics row (its first field) without parsing the rest,
+/// for passes that look at a few thoughts' rows only.
+pub fn metrics_line_thought(line: &str) -> std::borrow::Cow<'_, str> {
+    match line.split_once(',') {
+        Some((first, _)) if !first.starts_with('"') => first.into(),
+        None if !line.starts_with('"') => line.into(),
+        _ => split_csv_line(line).swap_remove(0).into(),
+    }
+}
+
 /// Parse `audit.jsonl`; lines that do not parse are skipped (and counted).
 pub fn parse_audit(text: &str) -> (Vec<AuditRecord>, usize) {
     let mut out = Vec::new();
     let mut bad = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str(line) {
-            Ok(r) => out.push(r),
-            Err(_) => bad += 1,
+        match parse_audit_line(line) {
+            Some(r) => out.push(r),
+            None => bad += 1,
         }
     }
     (out, bad)
+}
+
+/// One line of `audit.jsonl` (not a blank one).
+pub fn parse_audit_line(line: &str) -> Option<AuditRecord> {
+    serde_json::from_str(line).ok()
+}
+
+/// An audit line read in place: [`AuditRecord`]'s fields, borrowed from the
+/// line where it has no escapes, for views that read every line and keep
+/// little of each. A line parses as this exactly when it parses as an
+/// [`AuditRecord`].
+#[derive(Debug, Deserialize)]
+pub struct AuditRef<'a> {
+    pub time: Timestamp,
+    #[serde(borrow)]
+    pub worker: Cow<'a, str>,
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub thought: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub to: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub attempt: Option<u32>,
+    #[serde(default, borrow)]
+    pub reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub commit: Option<Cow<'a, str>>,
+}
+
+/// One line of `audit.jsonl`, read in place (see [`AuditRef`]).
+pub fn parse_audit_ref(line: &str) -> Option<AuditRef<'_>> {
+    serde_json::from_str(line).ok()
 }
 
 /// Append lines to a file's text (adding the header to a new CSV).
@@ -438,6 +493,28 @@ mod tests {
             ("release", Some("boom"))
         );
         assert!(audit_diff(&later, &later, "me", t(3), None).is_empty());
+    }
+
+    #[test]
+    fn audit_lines_read_in_place_parse_as_the_records_do() {
+        for line in [
+            r#"{"time":"2026-01-15T12:00:00Z","worker":"w","action":"claim","thought":"t","commit":"abc"}"#,
+            r#"{"time":"2026-01-15T12:00:00Z","worker":"w\"q","action":"x","reason":"a\nb","thought":null}"#,
+            r#"{"time":"2026-01-15T12:00:00Z","worker":"w","action":"x","attempt":"1"}"#,
+            r#"{"time":"2026-01-15T12:00:00Z","worker":"w","action":"x","commit":7}"#,
+            r#"{"time":"2026-01-15T12:00:00Z","action":"x"}"#,
+            r#"{"time":"yesterday","worker":"w","action":"x","extra":[1]}"#,
+        ] {
+            let owned = parse_audit_line(line);
+            let borrowed = parse_audit_ref(line);
+            assert_eq!(owned.is_some(), borrowed.is_some(), "{line}");
+            if let (Some(o), Some(b)) = (owned, borrowed) {
+                assert_eq!(
+                    (o.worker.as_str(), o.reason.as_deref(), o.thought.as_deref()),
+                    (&*b.worker, b.reason.as_deref(), b.thought.as_deref())
+                );
+            }
+        }
     }
 
     #[test]

@@ -317,7 +317,14 @@ fn dashboard_renders_in_chromium_without_network_requests() {
     // The hostile title became text: no element was created from it.
     assert!(dom
         .contains("&lt;script&gt;alert(1)&lt;/script&gt;\"&gt;&lt;img src=x onerror=alert(2)&gt;"));
-    assert!(!dom.contains("<script") && !dom.contains("<img"), "{dom}");
+    // The one script is tgs's own, and it ran.
+    assert_eq!(dom.matches("<script").count(), 1, "{dom}");
+    assert!(dom.contains(&format!(
+        "<script>{}</script>",
+        tgs_core::report::site::SCRIPT
+    )));
+    assert!(dom.contains("data-tgs-paged=\"ok\""), "{dom}");
+    assert!(!dom.contains("<img"), "{dom}");
     assert!(!dom.contains("href=\"javascript:"));
     assert_eq!(foreign_requests(&requests), Vec::<String>::new());
 
@@ -367,4 +374,79 @@ fn the_request_check_catches_a_page_that_loads_something() {
     let mut netlog = requests.netlog.clone();
     netlog.sort();
     assert_eq!(netlog, found, "the net log alone sees both");
+}
+
+/// A site of 10,000 thoughts (2,000 open, 8,000 completed over 24 months):
+/// the index page renders in Chromium, its script runs to its end and pages
+/// the open thoughts (100 rows show), the completed ones are collapsed by
+/// month, and nothing is requested. The state is written directly.
+#[test]
+fn an_index_of_ten_thousand_thoughts_renders_paged() {
+    let Some(bin) = chromium() else { return };
+    let env = TestEnv::new();
+    let repo = env.local_repo("big");
+    let dir = |i: usize| format!("tgs/thoughts/{:07x}-thought-{i}", 0xa00_0000 + i);
+    let open: Vec<Value> = (0..2000)
+        .map(|i| {
+            let status = if i % 10 == 0 { "failed" } else { "queued" };
+            json!({"dir": dir(i), "title": format!("Open thought {i}"), "priority": i % 3, "status": status})
+        })
+        .collect();
+    let mut files = vec![(
+        "tgs/server/backlog.json".to_owned(),
+        json!({"version": "1", "thoughts": open}).to_string(),
+    )];
+    for m in 0..24 {
+        let month = format!("{}-{:02}", 2025 + m / 12, m % 12 + 1);
+        let lines: String = (2000 + m..10_000)
+            .step_by(24)
+            .map(|i| {
+                json!({"dir": dir(i), "title": format!("Done thought {i}"), "status": "completed",
+                       "completed_at": format!("{month}-20T10:00:00Z")})
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        files.push((format!("tgs/server/archive/{month}.jsonl"), lines));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    repo.put_state(&refs);
+    let site = env.path().join("site");
+    let started = Instant::now();
+    let (code, _, err) = run(repo.tgs().args(["server", "dashboard", "--out"]).arg(&site));
+    assert_eq!(code, 0, "{err}");
+    eprintln!("dashboard of 10,000 thoughts: {:?}", started.elapsed());
+    assert_eq!(
+        std::fs::read_dir(site.join("thoughts")).unwrap().count(),
+        10_000
+    );
+
+    let tmp = env.path().join("chromium");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut browser = Browser { bin, tmp, runs: 0 };
+    let started = Instant::now();
+    let (dom, requests) = browser.dump_dom(&site.join("index.html"));
+    eprintln!("chromium on the index: {:?}", started.elapsed());
+    assert!(
+        dom.contains("data-tgs-paged=\"ok\""),
+        "the script ran to its end"
+    );
+    assert!(dom.contains("page 1 of 20 · 2000 open"), "paged");
+    assert!(dom.contains("<h3>Open (2000)</h3>"));
+    assert!(dom.contains("<h3>Completed (8000), by month</h3>"));
+    // 1,900 open rows hidden by the script; the months are collapsed, not hidden.
+    assert_eq!(dom.matches("<tr hidden=\"\">").count(), 1900);
+    assert_eq!(dom.matches("<details class=\"month\"").count(), 24);
+    assert!(!dom.contains("<details class=\"month\" open"));
+    assert!(
+        dom.contains("<summary>2026-12 · 333 completed"),
+        "newest month first"
+    );
+    // What runs next is named for the first 50 only.
+    assert!(dom.contains("<h2>Next up (1800)</h2>"));
+    assert!(dom.contains("And 1750 more: the backlog below lists every open thought."));
+    assert_eq!(foreign_requests(&requests), Vec::<String>::new());
 }

@@ -587,6 +587,26 @@ fn references(html: &str) -> Vec<(&'static str, String)> {
     refs
 }
 
+/// `html` without tgs's own script: the index page has it once, exactly as
+/// tgs wrote it, with a policy that lets only it run (by its hash); no other
+/// page has a script or lets one run.
+fn without_own_script(page: &str, html: &str) -> String {
+    use tgs_core::report::site::{script_hash, SCRIPT};
+    let own = format!("<script>{SCRIPT}</script>");
+    if page == "index.html" {
+        assert_eq!(html.matches("<script").count(), 1, "{page}");
+        assert_eq!(html.matches(&own).count(), 1, "{page}");
+        let policy = format!(
+            "content=\"default-src 'none'; script-src '{}'; style-src",
+            script_hash()
+        );
+        assert!(html.contains(&policy), "{page}");
+    } else {
+        assert!(!html.contains("script-src"), "{page}");
+    }
+    html.replace(&own, "")
+}
+
 #[test]
 fn dashboard_writes_an_escaped_self_contained_site() {
     let env = TestEnv::new();
@@ -674,7 +694,7 @@ fn dashboard_writes_an_escaped_self_contained_site() {
     for page in std::iter::once("index.html".to_owned())
         .chain(pages.iter().map(|p| format!("thoughts/{p}")))
     {
-        let html = read(&page);
+        let html = without_own_script(&page, &read(&page));
         let lower = html.to_ascii_lowercase();
         for bad in [
             "<script", "<img", "<iframe", "<link", "<object", "<embed", "url(", "@import",
@@ -730,4 +750,230 @@ fn dashboard_writes_an_escaped_self_contained_site() {
     assert_eq!(j["removed"], json!(["thoughts/eeeeeee-fifth.html"]));
     assert!(read("index.html").contains("No longer in the backlog"));
     assert!(out_dir.join("thoughts/aaaaaaa-first.html").exists());
+}
+
+// A history split by month, with the files of the layout before the split
+// as its oldest part and finished entries in the archive: the views give the
+// figures tgs gave when it read every file whole (set TGS_TEST_REFERENCE_BIN
+// to an older tgs to compare the outputs with it as well).
+const T1: &str = "tgs/thoughts/a000001-merged";
+const T2: &str = "tgs/thoughts/a000002-closed";
+const T3: &str = "tgs/thoughts/a000003-retried";
+const L1: &str = "tgs/thoughts/b000001-after-merged";
+const L2: &str = "tgs/thoughts/b000002-after-closed";
+const L3: &str = "tgs/thoughts/b000003-running";
+
+fn monthly_fixture(env: &TestEnv) -> TestRepo<'_> {
+    let repo = env.local_repo("m");
+    let live = json!({"version": "1", "thoughts": [
+        {"dir": L1, "title": "After merged", "priority": 1, "status": "queued", "depends_on": [T1]},
+        {"dir": L2, "title": "After closed", "priority": 2, "status": "queued", "depends_on": [T2]},
+        {"dir": L3, "title": "Running", "status": "in_progress", "claimed_by": "w1",
+         "claimed_at": "2026-01-15T11:00:00Z", "lease_expires_at": "2026-01-15T13:00:00Z", "attempts": 1},
+        {"dir": T3, "title": "Retried, live again", "status": "failed", "attempts": 2, "last_error": "boom"}
+    ]});
+    let entry = |dir: &str, pr: &str| {
+        json!({"dir": dir, "title": dir, "status": "completed", "completed_at": "2025-12-20T10:00:00Z",
+               "pr_url": "https://github.com/o/r/pull/9", "pr_state": pr})
+        .to_string()
+    };
+    let h = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url\n";
+    let row = |t: &str, day: &str, dur: u32, outcome: &str, attempt: u32, cost: &str| {
+        format!("{t},w1,claude-code,{day}T10:00:00Z,{day}T11:00:00Z,{dur}.0,{outcome},{attempt},0,3,{cost},1,1,\n")
+    };
+    let audit = |t: &str, day: &str, action: &str| {
+        format!("{{\"time\":\"{day}T10:00:00Z\",\"worker\":\"w1\",\"action\":\"{action}\",\"thought\":\"{t}\",\"to\":\"queued\"}}\n")
+    };
+    let legacy_metrics = format!("{h}{}", row(T1, "2025-11-02", 600, "failed", 1, "0.2500"));
+    let dec = format!(
+        "{h}{}{}{}not,a,row\n",
+        row(T1, "2025-12-03", 1200, "success", 2, "0.5000"),
+        row(T2, "2025-12-04", 300, "success", 1, ""),
+        row(T3, "2025-12-05", 900, "failed", 1, "0.1250"),
+    );
+    let jan = format!(
+        "{h}{}{}{}",
+        row(T3, "2026-01-06", 1800, "success", 2, "1.0000"),
+        row(T1, "2026-01-07", 60, "success", 1, "0.0625"),
+        row(L3, "2026-01-08", 3600, "timeout", 1, ""),
+    );
+    repo.put_state(&[
+        ("tgs/server/backlog.json", &live.to_string()),
+        (
+            "tgs/server/archive/2025-12.jsonl",
+            &format!("{}\n{}\n", entry(T1, "merged"), entry(T2, "closed")),
+        ),
+        (
+            "tgs/server/archive/2026-01.jsonl",
+            &format!("{}\nnot json\n", entry(T3, "merged")),
+        ),
+        ("tgs/server/metrics.csv", &legacy_metrics),
+        ("tgs/server/metrics/2025-12.csv", &dec),
+        ("tgs/server/metrics/2026-01.csv", &jan),
+        ("tgs/server/audit.jsonl", &audit(T1, "2025-11-01", "add")),
+        (
+            "tgs/server/audit/2025-12.jsonl",
+            &format!(
+                "{}{}",
+                audit(T2, "2025-12-01", "add"),
+                audit(T1, "2025-12-03", "complete")
+            ),
+        ),
+        (
+            "tgs/server/audit/2026-01.jsonl",
+            &format!("{}{{bad\n", audit(T3, "2026-01-06", "complete")),
+        ),
+    ]);
+    repo
+}
+
+#[test]
+fn views_of_a_history_by_month_give_the_same_figures() {
+    let env = TestEnv::new();
+    let repo = monthly_fixture(&env);
+    let m = ok_json(&repo, &["server", "metrics"]);
+    assert_eq!(
+        (
+            &m["sessions"],
+            &m["succeeded"],
+            &m["thoughts"],
+            &m["retries"]
+        ),
+        (&json!(7), &json!(4), &json!(4), &json!(3))
+    );
+    // T1 failed first (before the split), T2 succeeded at once, T3 failed
+    // first; L3 timed out: one first-try success of four.
+    assert_eq!(m["first_try_successes"], 1);
+    assert_eq!(m["cost_usd"], 1.9375);
+    assert_eq!(
+        m["duration"],
+        json!({"median_s": 900.0, "p90_s": 3600.0, "max_s": 3600.0})
+    );
+    assert_eq!(m["per_day"].as_array().unwrap().len(), 68);
+
+    // January only: T1's success on the 7th and T3's on the 6th are
+    // retries, known from the months before the window.
+    let s = ok_json(&repo, &["server", "metrics", "--since", "2026-01-01"]);
+    assert_eq!(
+        (
+            &s["sessions"],
+            &s["succeeded"],
+            &s["thoughts"],
+            &s["retries"]
+        ),
+        (&json!(3), &json!(2), &json!(3), &json!(2))
+    );
+    assert_eq!(
+        (&s["first_try_successes"], &s["cost_usd"]),
+        (&json!(0), &json!(1.0625))
+    );
+    let firsts: Vec<(&str, bool, u64)> = s["per_thought"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["thought"].as_str().unwrap(),
+                t["first_try_success"].as_bool().unwrap(),
+                t["retries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(firsts, [(T1, false, 1), (T3, false, 1), (L3, false, 0)]);
+
+    let st = ok_json(&repo, &["server", "status"]);
+    assert_eq!(
+        st["counts"],
+        json!({"queued": 2, "in_progress": 1, "handover_pending": 0, "completed": 2, "failed": 1, "total": 6})
+    );
+    // L1's dependency is archived and merged; L2's was closed unmerged.
+    assert_eq!(dirs(&st["next"]), [L1]);
+    assert_eq!(dirs(&st["waiting"]), [L2]);
+    assert_eq!(st["waiting"][0]["blocked_by"], json!([T2]));
+    let human: Vec<(&str, &str)> = st["needs_human"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["dir"].as_str().unwrap(), a["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(human, [(T3, "failed"), (T2, "pr_closed")]);
+
+    let site = env.path().join("site");
+    let j = ok_json(
+        &repo,
+        &["server", "dashboard", "--out", site.to_str().unwrap()],
+    );
+    assert_eq!(j["files"], 7);
+    let read = |rel: &str| std::fs::read_to_string(site.join(rel)).unwrap();
+    let t1 = read("thoughts/a000001-merged.html");
+    assert!(
+        t1.contains("<h2>Sessions (3)</h2>") && t1.contains("<h2>History (2)</h2>"),
+        "{t1}"
+    );
+    let t3 = read("thoughts/a000003-retried.html");
+    assert!(
+        t3.contains("<span class=\"badge failed\">failed</span>"),
+        "the live entry"
+    );
+    let index = read("index.html");
+    assert!(
+        index.contains("id=\"m-success-rate\">57.1% (4 of 7)<"),
+        "{index}"
+    );
+    assert!(index.contains("id=\"count-completed\">2<"));
+    assert!(index
+        .contains("<details class=\"month\" id=\"done-2025-12\"><summary>2025-12 · 2 completed"));
+
+    if let Some(reference) = std::env::var_os("TGS_TEST_REFERENCE_BIN") {
+        same_as_reference(&env, &repo, Path::new(&reference), &site);
+    }
+}
+
+/// The outputs of `reference` (an older tgs) on the same state: the same
+/// JSON, the same thought pages, and the index the same up to its backlog.
+fn same_as_reference(env: &TestEnv, repo: &TestRepo, reference: &Path, site: &Path) {
+    let run_ref = |args: &[&str]| {
+        let mut c = Command::new(reference);
+        c.current_dir(&repo.root);
+        env.pin(&mut c);
+        let out = c.args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for args in [
+        &["--json", "server", "metrics"][..],
+        &["--json", "server", "metrics", "--since", "2026-01-01"],
+        &["--json", "server", "metrics", "--since", "2025-12-04"],
+        &["--json", "server", "status"],
+    ] {
+        let ours: Value = serde_json::from_str(&ok(repo, args)).unwrap();
+        let theirs: Value = serde_json::from_str(&run_ref(args)).unwrap();
+        assert_eq!(ours, theirs, "{args:?}");
+    }
+    let old = env.path().join("site-reference");
+    run_ref(&["server", "dashboard", "--out", old.to_str().unwrap()]);
+    let pages = |dir: &Path| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(dir.join("thoughts"))
+            .unwrap()
+            .map(|d| d.unwrap().path())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(p).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(pages(site), pages(&old));
+    let upto_backlog = |dir: &Path| {
+        let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+        let main = html.split("<main>").nth(1).unwrap().to_owned();
+        main.split("<section id=\"backlog\">")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(upto_backlog(site), upto_backlog(&old));
 }

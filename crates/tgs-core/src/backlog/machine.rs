@@ -137,12 +137,7 @@ impl Backlog {
     /// Whether `e` may be claimed now: queued and past any retry delay, or in
     /// progress with an expired lease; and its dependencies are done.
     pub fn is_claimable(&self, e: &Entry, now: Timestamp) -> bool {
-        let ready = match e.status {
-            Status::Queued => e.not_before.is_none_or(|t| t <= now),
-            Status::InProgress => lease_expired(e, now),
-            _ => false,
-        };
-        ready && self.dependencies_done(e)
+        ready_to_claim(e, now) && self.dependencies_done(e)
     }
 
     pub fn add(&mut self, dir: &str, title: &str, priority: i64, now: Timestamp) -> AddOutcome {
@@ -430,6 +425,16 @@ pub fn lease_end(e: &Entry) -> Option<Timestamp> {
 /// ahead does not take a claim whose holder is still within its lease (the
 /// holder stops its session by its own clock, before the lease ends).
 pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// Whether `e` could be claimed now but for its dependencies: queued and
+/// past any retry delay, or in progress with an expired lease.
+pub fn ready_to_claim(e: &Entry, now: Timestamp) -> bool {
+    match e.status {
+        Status::Queued => e.not_before.is_none_or(|t| t <= now),
+        Status::InProgress => lease_expired(e, now),
+        _ => false,
+    }
+}
 
 /// An in-progress entry whose lease ran out (by more than [`CLOCK_SKEW`]),
 /// so that no entry can be stuck for ever.

@@ -20,7 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 pub use machine::{
-    allowed_actions, lease_end, lease_expired, AddOutcome, Claim, Order, DEFAULT_LEASE,
+    allowed_actions, lease_end, lease_expired, ready_to_claim, AddOutcome, Claim, Order,
+    DEFAULT_LEASE,
 };
 pub use revision::{InlineNote, ReviewLoop, Revision, RevisionDone, RevisionKind, Seen};
 

@@ -351,39 +351,48 @@ impl<'r> SharedState<'r> {
         Ok(git::parse_ls_tree_long(&out))
     }
 
-    /// The history files of these kinds at the freshly fetched tip (path,
-    /// text), oldest first: one `ls-tree` and one `cat-file` session.
-    pub fn read_history(
+    /// Every line of the history files of these kinds that `months` wants,
+    /// at the freshly fetched tip, oldest file first: one `ls-tree` and one
+    /// `cat-file` whose output is read line by line (see
+    /// [`crate::history::HistoryLine`]).
+    pub fn each_history_line(
         &self,
         kinds: &[super::store::Record],
-    ) -> Result<Vec<(String, String)>, Error> {
+        months: &crate::history::Months,
+        each: &mut dyn FnMut(&crate::history::HistoryLine),
+    ) -> Result<(), Error> {
         let (tip, _) = self.fetch_state()?;
         let Some(tip) = tip else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let mut args = vec!["ls-tree", "-r", "-l", "-z", "--full-tree", &tip, "--"];
         let roots = crate::history::roots(kinds);
         args.extend(roots.iter().copied());
-        let listing = git::parse_ls_tree_long(&self.git().cmd(&args).run()?);
-        let wanted: Vec<(String, String)> = listing
-            .into_iter()
-            .filter(|(p, _, _)| crate::history::kind_of(p).is_some_and(|k| kinds.contains(&k)))
-            .map(|(p, oid, _)| (p, oid))
+        let mut wanted: Vec<(String, String)> =
+            git::parse_ls_tree_long(&self.git().cmd(&args).run()?)
+                .into_iter()
+                .filter(|(p, _, _)| {
+                    crate::history::kind_of(p).is_some_and(|k| kinds.contains(&k))
+                        && months.wants(p)
+                })
+                .map(|(p, oid, _)| (p, oid))
+                .collect();
+        crate::history::sort_oldest_first(&mut wanted);
+        let oids: Vec<String> = wanted.iter().map(|(_, oid)| oid.clone()).collect();
+        let kinds: Vec<_> = wanted
+            .iter()
+            .map(|(p, _)| crate::history::kind_of(p).expect("a history file"))
             .collect();
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cat =
-            git::CatFile::spawn(self.git(), |_, b| String::from_utf8_lossy(b).into_owned())?;
-        let tickets: Vec<usize> = wanted.iter().map(|(_, oid)| cat.request(oid)).collect();
-        let texts = cat.finish()?;
-        let mut out: Vec<(String, String)> = wanted
-            .into_iter()
-            .zip(tickets)
-            .filter_map(|((p, _), t)| texts.get(t).cloned().flatten().map(|text| (p, text)))
-            .collect();
-        crate::history::sort_oldest_first(&mut out);
-        Ok(out)
+        let mut number = (usize::MAX, 0);
+        git::each_blob_line(self.git(), &oids, |i, line| {
+            number = if number.0 == i {
+                (i, number.1 + 1)
+            } else {
+                (i, 0)
+            };
+            crate::history::visit_line(kinds[i], &wanted[i].0, number.1, line, each);
+        })?;
+        Ok(())
     }
 
     /// The raw file at the freshly fetched tip, `None` if there is none.

@@ -121,37 +121,60 @@ impl<'r> StateTarget<'r> {
         }
     }
 
-    /// The history files of these kinds (path, text), oldest first.
-    pub fn read_history(&self, kinds: &[Record]) -> Result<Vec<(String, String)>, Error> {
+    /// Every line of the history files of these kinds that `months` wants,
+    /// oldest file first, streamed (see [`crate::history::HistoryLine`]).
+    pub fn each_history_line(
+        &self,
+        kinds: &[Record],
+        months: &crate::history::Months,
+        each: &mut dyn FnMut(&crate::history::HistoryLine),
+    ) -> Result<(), Error> {
         match self {
-            StateTarget::Local(s) => Ok(crate::history::working_tree_files(s.root(), kinds)),
-            StateTarget::Shared(s) => s.read_history(kinds),
+            StateTarget::Local(s) => {
+                crate::history::each_working_tree_line(s.root(), kinds, months, each);
+                Ok(())
+            }
+            StateTarget::Shared(s) => s.each_history_line(kinds, months, each),
         }
     }
 
-    /// The records (audit log and metrics) of this state, every month.
-    pub fn read_records(&self) -> Result<crate::report::Records, Error> {
-        let files = self.read_history(&[Record::Audit, Record::Metrics])?;
-        Ok(crate::report::Records::from_files(&files))
+    /// Every archived entry (finished, moved out of the live backlog),
+    /// oldest first, parsed one line at a time; unreadable lines are skipped.
+    pub fn each_archived(&self, each: &mut dyn FnMut(super::Entry)) -> Result<(), Error> {
+        let all = crate::history::Months::all();
+        self.each_history_line(&[Record::Archive], &all, &mut |l| {
+            if let Some(e) = crate::history::parse_archive_line(l.text) {
+                each(e);
+            }
+        })
     }
 
     /// The archived entries (finished, moved out of the live backlog), oldest first.
     pub fn read_archive(&self) -> Result<Vec<super::Entry>, Error> {
-        let files = self.read_history(&[Record::Archive])?;
-        Ok(files
-            .iter()
-            .flat_map(|(_, t)| crate::history::parse_archive(t).0)
-            .collect())
+        let mut out = Vec::new();
+        self.each_archived(&mut |e| out.push(e))?;
+        Ok(out)
     }
 
     /// The live backlog with the archived entries after it: every entry the
     /// state knows, for views and for "is it known" checks.
     pub fn read_all(&self) -> Result<Backlog, Error> {
+        self.read_all_where(|_| true)
+    }
+
+    /// The live backlog with the archived entries that `keep` keeps after
+    /// it (an entry live and archived is the live one), reading the archive
+    /// a line at a time so that only the kept entries are held.
+    pub fn read_all_where(&self, keep: impl Fn(&super::Entry) -> bool) -> Result<Backlog, Error> {
         let mut b = self.read()?;
-        let mut archived = self.read_archive()?;
-        let live: std::collections::HashSet<&str> =
-            b.thoughts.iter().map(|e| e.dir.as_str()).collect();
-        archived.retain(|e| !live.contains(e.dir.as_str()));
+        let live: std::collections::HashSet<String> =
+            b.thoughts.iter().map(|e| e.dir.clone()).collect();
+        let mut archived = Vec::new();
+        self.each_archived(&mut |e| {
+            if !live.contains(&e.dir) && keep(&e) {
+                archived.push(e);
+            }
+        })?;
         b.thoughts.append(&mut archived);
         Ok(b)
     }

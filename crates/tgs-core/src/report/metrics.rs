@@ -12,10 +12,11 @@
 //! - the median of an even count is the mean of the middle two; p90 is the
 //!   nearest-rank value (the smallest duration with >= 90% at or below it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use jiff::ToSpan;
 use serde::Serialize;
 
@@ -211,81 +212,203 @@ fn percentile(sorted: &[f64], p: usize) -> f64 {
 
 /// Compute the figures over the sessions that ended on or after `since`.
 pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSummary {
-    // The first try of each thought, over all rows: earliest start, then lowest attempt.
-    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        let e = first.entry(r.thought.as_str()).or_insert(i);
-        if (r.started, r.attempt) < (rows[*e].started, rows[*e].attempt) {
-            *e = i;
+    let mut acc = MetricsAcc::new(since);
+    for r in rows {
+        acc.push(r);
+    }
+    acc.summary()
+}
+
+/// A thought's first try so far: the least (started, attempt), ties going
+/// to the row that comes first in the history (`order`).
+#[derive(Debug, Clone, Copy)]
+struct FirstTry {
+    key: (Timestamp, u32, u64),
+    success: bool,
+    in_window: bool,
+}
+
+/// One day's (sessions, succeeded, cost, sessions with a cost).
+type DayAcc = (usize, usize, f64, usize);
+
+/// The figures of [`compute_metrics`], taken in one row at a time, so a
+/// view streams the history through it and keeps only these aggregates:
+/// per day, per thought, and one duration (8 bytes) per session in the window.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAcc {
+    since: Option<Date>,
+    /// Every thought seen, in the window or not (first tries are over all rows).
+    first: HashMap<String, FirstTry>,
+    /// The thoughts with a session in the window; `retries` and
+    /// `first_try_success` are filled in by [`MetricsAcc::summary`].
+    by_thought: BTreeMap<String, ThoughtFigures>,
+    outcomes: BTreeMap<String, usize>,
+    by_day: BTreeMap<Date, DayAcc>,
+    durations: Vec<f64>,
+    buckets: [usize; BUCKETS.len()],
+    cost: f64,
+    with_cost: usize,
+    ok: usize,
+    next_order: u64,
+}
+
+impl MetricsAcc {
+    /// Figures over the sessions that ended on or after `since` (UTC day).
+    pub fn new(since: Option<Date>) -> MetricsAcc {
+        MetricsAcc {
+            since,
+            ..MetricsAcc::default()
         }
     }
-    let window: Vec<(usize, &MetricsRow)> = rows
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| since.is_none_or(|d| day_of(r) >= d))
-        .collect();
 
-    let mut outcomes = BTreeMap::new();
-    // (sessions, completed, cost, sessions with a cost)
-    let mut by_day: BTreeMap<Date, (usize, usize, f64, usize)> = BTreeMap::new();
-    let mut by_thought: BTreeMap<&str, ThoughtFigures> = BTreeMap::new();
-    let mut durations = Vec::with_capacity(window.len());
-    let mut buckets: Vec<Bucket> = BUCKETS
-        .iter()
-        .map(|&(label, min_s, max_s)| Bucket {
-            label,
-            min_s,
-            max_s,
-            sessions: 0,
-        })
-        .collect();
-    let (mut cost, mut with_cost, mut ok) = (0.0, 0, 0);
-    for &(i, r) in &window {
+    /// Take in the next row of the history, in file order.
+    pub fn push(&mut self, r: &MetricsRow) {
+        let order = self.next_order;
+        self.push_at(r, order);
+    }
+
+    /// Take in a row whose place in the whole history is `order` (rows read
+    /// out of order, e.g. earlier months after the window, keep their place).
+    pub fn push_at(&mut self, r: &MetricsRow, order: u64) {
+        self.next_order = self.next_order.max(order + 1);
+        let in_window = self.since.is_none_or(|d| day_of(r) >= d);
+        let key = (r.started, r.attempt, order);
+        let first = FirstTry {
+            key,
+            success: succeeded(r),
+            in_window,
+        };
+        match self.first.get_mut(r.thought.as_str()) {
+            Some(f) if key < f.key => *f = first,
+            Some(_) => {}
+            None => {
+                self.first.insert(r.thought.clone(), first);
+            }
+        }
+        if in_window {
+            self.add_to_window(r);
+        }
+    }
+
+    /// Whether rows of `thought` from before the window still matter: only
+    /// for the first try of a thought with a session in the window.
+    pub fn wants_earlier(&self, thought: &str) -> bool {
+        self.by_thought.contains_key(thought)
+    }
+
+    fn add_to_window(&mut self, r: &MetricsRow) {
         let success = succeeded(r);
         let c = r.cost_usd.unwrap_or(0.0);
-        ok += usize::from(success);
-        cost += c;
-        with_cost += usize::from(r.cost_usd.is_some());
-        *outcomes.entry(r.outcome.clone()).or_insert(0) += 1;
-        let d = by_day.entry(day_of(r)).or_insert((0, 0, 0.0, 0));
+        let has_cost = usize::from(r.cost_usd.is_some());
+        self.ok += usize::from(success);
+        self.cost += c;
+        self.with_cost += has_cost;
+        *self.outcomes.entry(r.outcome.clone()).or_insert(0) += 1;
+        let d = self.by_day.entry(day_of(r)).or_insert((0, 0, 0.0, 0));
         d.0 += 1;
         d.1 += usize::from(success);
         d.2 += c;
-        d.3 += usize::from(r.cost_usd.is_some());
-        durations.push(r.duration_s);
-        if let Some(b) = buckets.iter_mut().rev().find(|b| r.duration_s >= b.min_s) {
-            b.sessions += 1;
+        d.3 += has_cost;
+        self.durations.push(r.duration_s);
+        if let Some(i) = BUCKETS.iter().rposition(|b| r.duration_s >= b.1) {
+            self.buckets[i] += 1;
         }
-        let is_first = first.get(r.thought.as_str()) == Some(&i);
-        let t = by_thought
-            .entry(r.thought.as_str())
-            .or_insert_with(|| ThoughtFigures {
-                thought: r.thought.clone(),
-                sessions: 0,
-                succeeded: 0,
-                first_try_success: succeeded(&rows[first[r.thought.as_str()]]),
-                retries: 0,
-                cost_usd: 0.0,
-                sessions_with_cost: 0,
-                duration_s: 0.0,
-            });
+        if !self.by_thought.contains_key(r.thought.as_str()) {
+            self.by_thought
+                .insert(r.thought.clone(), ThoughtFigures::empty(&r.thought));
+        }
+        let t = self
+            .by_thought
+            .get_mut(r.thought.as_str())
+            .expect("inserted");
         t.sessions += 1;
         t.succeeded += usize::from(success);
-        t.retries += usize::from(!is_first);
         t.cost_usd += c;
-        t.sessions_with_cost += usize::from(r.cost_usd.is_some());
+        t.sessions_with_cost += has_cost;
         t.duration_s += r.duration_s;
     }
-    durations.sort_by(f64::total_cmp);
-    let duration = (!durations.is_empty()).then(|| DurationStats {
-        median_s: round(median(&durations), 1),
-        p90_s: round(percentile(&durations, 90), 1),
-        max_s: round(*durations.last().expect("not empty"), 1),
-    });
 
-    // Every day from the first to the last, so charts show idle days; only
-    // the days with sessions when a stray date (a row from year 1) would make
-    // that thousands of empty rows.
+    /// The figures of the rows taken in so far.
+    pub fn summary(&self) -> MetricsSummary {
+        let sessions = self.durations.len();
+        let per_thought: Vec<ThoughtFigures> = self
+            .by_thought
+            .values()
+            .map(|t| {
+                let first = self.first[t.thought.as_str()];
+                ThoughtFigures {
+                    first_try_success: first.success,
+                    retries: t.sessions - usize::from(first.in_window),
+                    cost_usd: round(t.cost_usd, 4),
+                    duration_s: round(t.duration_s, 1),
+                    ..t.clone()
+                }
+            })
+            .collect();
+        let thoughts = per_thought.len();
+        let first_ok = per_thought.iter().filter(|t| t.first_try_success).count();
+        MetricsSummary {
+            since: self.since,
+            sessions,
+            succeeded: self.ok,
+            success_rate: rate(self.ok, sessions),
+            thoughts,
+            first_try_successes: first_ok,
+            first_try_success_rate: rate(first_ok, thoughts),
+            retries: per_thought.iter().map(|t| t.retries).sum(),
+            outcomes: self.outcomes.clone(),
+            duration: duration_stats(&self.durations),
+            duration_buckets: self.buckets(),
+            cost_usd: round(self.cost, 4),
+            sessions_with_cost: self.with_cost,
+            per_day: per_day(&self.by_day),
+            per_thought,
+        }
+    }
+
+    fn buckets(&self) -> Vec<Bucket> {
+        BUCKETS
+            .iter()
+            .zip(self.buckets)
+            .map(|(&(label, min_s, max_s), sessions)| Bucket {
+                label,
+                min_s,
+                max_s,
+                sessions,
+            })
+            .collect()
+    }
+}
+
+impl ThoughtFigures {
+    fn empty(thought: &str) -> ThoughtFigures {
+        ThoughtFigures {
+            thought: thought.to_owned(),
+            sessions: 0,
+            succeeded: 0,
+            first_try_success: false,
+            retries: 0,
+            cost_usd: 0.0,
+            sessions_with_cost: 0,
+            duration_s: 0.0,
+        }
+    }
+}
+
+fn duration_stats(durations: &[f64]) -> Option<DurationStats> {
+    let mut sorted = durations.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (!sorted.is_empty()).then(|| DurationStats {
+        median_s: round(median(&sorted), 1),
+        p90_s: round(percentile(&sorted, 90), 1),
+        max_s: round(*sorted.last().expect("not empty"), 1),
+    })
+}
+
+/// Every day from the first to the last, so charts show idle days; only the
+/// days with sessions when a stray date (a row from year 1) would make that
+/// thousands of empty rows.
+fn per_day(by_day: &BTreeMap<Date, DayAcc>) -> Vec<DayFigures> {
     let days: Vec<Date> = match (by_day.keys().next(), by_day.keys().next_back()) {
         (Some(&start), Some(&end))
             if start
@@ -296,8 +419,7 @@ pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSumma
         }
         _ => by_day.keys().copied().collect(),
     };
-    let per_day: Vec<DayFigures> = days
-        .into_iter()
+    days.into_iter()
         .map(|date| {
             let (sessions, completed, c, with_cost) =
                 by_day.get(&date).copied().unwrap_or((0, 0, 0.0, 0));
@@ -310,35 +432,7 @@ pub fn compute_metrics(rows: &[MetricsRow], since: Option<Date>) -> MetricsSumma
                 sessions_with_cost: with_cost,
             }
         })
-        .collect();
-
-    let per_thought: Vec<ThoughtFigures> = by_thought
-        .into_values()
-        .map(|mut t| {
-            t.cost_usd = round(t.cost_usd, 4);
-            t.duration_s = round(t.duration_s, 1);
-            t
-        })
-        .collect();
-    let thoughts = per_thought.len();
-    let first_ok = per_thought.iter().filter(|t| t.first_try_success).count();
-    MetricsSummary {
-        since,
-        sessions: window.len(),
-        succeeded: ok,
-        success_rate: rate(ok, window.len()),
-        thoughts,
-        first_try_successes: first_ok,
-        first_try_success_rate: rate(first_ok, thoughts),
-        retries: per_thought.iter().map(|t| t.retries).sum(),
-        outcomes,
-        duration,
-        duration_buckets: buckets,
-        cost_usd: round(cost, 4),
-        sessions_with_cost: with_cost,
-        per_day,
-        per_thought,
-    }
+        .collect()
 }
 
 #[cfg(test)]
@@ -442,6 +536,29 @@ mod tests {
             m.duration.as_ref().map(|d| (d.median_s, d.p90_s)),
             Some((1200.0, 3600.0))
         );
+    }
+
+    #[test]
+    fn rows_read_out_of_order_keep_their_place() {
+        // The window first, then the rows before it (as `--since` reads
+        // them), gives the figures of reading them all in order.
+        let (rows, _) = parse_metrics(&csv());
+        let since = Some(date("2026-01-11"));
+        let mut acc = MetricsAcc::new(since);
+        for (i, r) in rows.iter().enumerate().skip(1) {
+            acc.push_at(r, i as u64);
+        }
+        assert!(acc.wants_earlier("tgs/thoughts/aaaaaaa-a"));
+        assert!(!acc.wants_earlier("tgs/thoughts/zzzzzzz-z"));
+        acc.push_at(&rows[0], 0);
+        assert_eq!(acc.summary(), compute_metrics(&rows, since));
+        // A tie on (start, attempt) goes to the row that comes first.
+        let mut twice = rows[1].clone();
+        twice.outcome = "failed".into();
+        let mut acc = MetricsAcc::new(None);
+        acc.push_at(&twice, 9);
+        acc.push_at(&rows[1], 1);
+        assert!(acc.summary().per_thought[0].first_try_success);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! and [`list_transcripts`] return, so the CLI commands and the site show the
 //! same figures and tests can check them without a repository.
 
+pub mod index;
 pub mod metrics;
 pub mod site;
 pub mod status;
@@ -19,11 +20,14 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::backlog::store::Record;
+use crate::backlog::target::StateTarget;
+use crate::history::{HistoryLine, Months};
 use crate::records::{self, AuditRecord, MetricsRow};
 use crate::worktree::LOGS_DIR;
 
-pub use metrics::{compute_metrics, MetricsSummary};
-pub use status::{compute_status, StatusReport};
+pub use index::HistoryIndex;
+pub use metrics::{compute_metrics, MetricsAcc, MetricsSummary};
+pub use status::{compute_status, StatusBuilder, StatusReport};
 
 /// The server's records: the audit log and the per-session metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,52 +40,120 @@ pub struct Records {
 
 /// Read the records under `root` (a working tree's files), every month.
 pub fn load_records(root: &Path) -> Records {
-    let files = crate::history::working_tree_files(root, &[Record::Audit, Record::Metrics]);
-    Records::from_files(&files)
+    let mut r = Records::default();
+    let kinds = [Record::Audit, Record::Metrics];
+    crate::history::each_working_tree_line(root, &kinds, &Months::all(), &mut |l| r.push_line(l));
+    r
 }
 
 impl Records {
-    /// The records of the history files `files` (path, text), oldest first:
-    /// audit and metrics files, of months or of the layout before the split.
-    pub fn from_files(files: &[(String, String)]) -> Records {
-        let mut r = Records::default();
-        for (path, text) in files {
-            match crate::history::kind_of(path) {
-                Some(Record::Audit) => {
-                    let (mut a, bad) = records::parse_audit(text);
-                    r.audit.append(&mut a);
-                    r.skipped += bad;
-                }
-                Some(Record::Metrics) => {
-                    let (mut m, bad) = records::parse_metrics(text);
-                    r.metrics.append(&mut m);
-                    r.skipped += bad;
-                }
-                _ => {}
-            }
+    /// Take in one line of an audit or metrics file (read oldest first);
+    /// blank lines and the CSV header are passed over, unreadable lines counted.
+    pub fn push_line(&mut self, l: &HistoryLine) {
+        match parsed(l) {
+            Parsed::Audit(a) => self.audit.push(a),
+            Parsed::Metrics(m) => self.metrics.push(m),
+            Parsed::Bad => self.skipped += 1,
+            Parsed::Nothing => {}
         }
-        r
     }
+}
+
+/// What one history line holds, for the views.
+#[derive(Debug)]
+pub enum Parsed {
+    Audit(AuditRecord),
+    Metrics(MetricsRow),
+    /// An audit or metrics line that does not parse (skipped, and counted).
+    Bad,
+    /// A blank line, a CSV header, or a file of another kind.
+    Nothing,
+}
+
+/// Parse one line of an audit or metrics file.
+pub fn parsed(l: &HistoryLine) -> Parsed {
+    let row = match l.kind {
+        _ if l.text.trim().is_empty() => return Parsed::Nothing,
+        Record::Audit => records::parse_audit_line(l.text).map(Parsed::Audit),
+        Record::Metrics if l.number == 0 => return Parsed::Nothing,
+        Record::Metrics => records::parse_metrics_line(l.text).map(Parsed::Metrics),
+        Record::Archive => return Parsed::Nothing,
+    };
+    row.unwrap_or(Parsed::Bad)
+}
+
+/// The metrics of a state's history over the sessions that ended on or
+/// after `since` (UTC day), and how many lines read did not parse. Only the
+/// metrics files are read, a line at a time. With `since`, the months from
+/// its own on hold every session of the window (a row is written when its
+/// session ends, so to a month no earlier than the one it ended in); the
+/// months before are read only for the first tries of the thoughts with a
+/// session in the window (see [`metrics`]), and of their lines only those
+/// thoughts' are parsed.
+pub fn read_metrics(
+    state: &StateTarget,
+    since: Option<jiff::civil::Date>,
+) -> Result<(MetricsSummary, usize), crate::Error> {
+    let mut acc = MetricsAcc::new(since);
+    let mut skipped = 0;
+    let kinds = [Record::Metrics];
+    let month = since.map(|d| d.strftime("%Y-%m").to_string());
+    let window = month
+        .as_deref()
+        .map_or_else(Months::all, Months::from_month);
+    state.each_history_line(&kinds, &window, &mut |l| match parsed(l) {
+        Parsed::Metrics(r) => acc.push_at(&r, history_order(l)),
+        Parsed::Bad => skipped += 1,
+        _ => {}
+    })?;
+    if let Some(m) = &month {
+        state.each_history_line(&kinds, &Months::before_month(m), &mut |l| {
+            if l.number == 0 || !acc.wants_earlier(&records::metrics_line_thought(l.text)) {
+                return;
+            }
+            if let Parsed::Metrics(r) = parsed(l) {
+                acc.push_at(&r, history_order(l));
+            }
+        })?;
+    }
+    Ok((acc.summary(), skipped))
+}
+
+/// A line's place in the whole history, whatever order the files are read
+/// in: the files before the split first, then the months and days, then the line.
+fn history_order(l: &HistoryLine) -> u64 {
+    (crate::history::period_order(l.path) << 32) | (l.number as u64 & 0xffff_ffff)
 }
 
 /// Escape text for HTML element content and quoted attribute values.
 /// Every piece of thought text (titles, errors, logs) goes through this.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
+    escape_html_into(&mut out, s);
+    out
+}
+
+/// [`escape_html`], appended to `out`.
+pub fn escape_html_into(out: &mut String, s: &str) {
+    // Runs of plain text are copied whole: pages are mostly such runs.
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let with = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&#39;",
             // Control characters other than tab/newline have no business in a
             // page and NUL is a parse error; make them visible instead.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
+            c if c.is_control() && c != '\n' && c != '\t' => "\u{FFFD}",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        out.push_str(with);
+        plain = i + c.len_utf8();
     }
-    out
+    out.push_str(&s[plain..]);
 }
 
 /// `url` if it is a plain http(s) link, for an `href`; `None` otherwise

@@ -1,25 +1,37 @@
 //! The static dashboard: `index.html` and one `thoughts/<name>.html` per
 //! thought, for GitHub Pages or a plain `file://` open.
 //!
-//! The pages are self-contained: inline CSS, charts as inline SVG, no script,
-//! no font, image or stylesheet from anywhere, and a Content-Security-Policy
-//! that forbids loading anything should a future change slip one in. The
-//! only external URLs are pull-request links (`<a href>`, navigation, never
-//! loaded), and only http(s) ones. All thought text goes through
-//! [`escape_html`]. [`render_site`] is pure and sorts everything, so the same
-//! state and clock give byte-identical files.
+//! The pages are self-contained: inline CSS, charts as inline SVG, no font,
+//! image or stylesheet from anywhere, and a Content-Security-Policy that
+//! forbids loading anything should a future change slip one in. The one
+//! script is tgs's own, inline in the index page (paging and filtering the
+//! backlog; the page reads the same without it), and the policy lets only
+//! that script run, by its hash. The only external URLs are pull-request
+//! links (`<a href>`, navigation, never loaded), and only http(s) ones. All
+//! thought text goes through [`escape_html`]. [`render_each`] is pure and
+//! sorts everything, so the same state and clock give byte-identical files.
+//!
+//! The pages come from the backlog and a [`HistoryIndex`] made in one pass
+//! over the history, and are handed out one at a time ([`render_each`],
+//! [`SiteWriter`]), so a site of many thousands of thoughts is never whole
+//! in memory and each page costs what it shows.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod index_page;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
 use jiff::Timestamp;
 
-use super::metrics::{compute_metrics, MetricsSummary};
-use super::status::{compute_status, pr_closed, StatusReport};
-use super::{escape_html as esc, human_duration, safe_http_url, thought_name, Records, Transcript};
+use super::index::{EventView, HistoryIndex, SessionView};
+use super::metrics::MetricsSummary;
+use super::status::pr_closed;
+use super::{escape_html as esc, escape_html_into as esc_into, human_duration, safe_http_url};
+use super::{thought_name, Transcript};
 use crate::backlog::{Backlog, Entry, Status};
-use crate::records::{AuditRecord, MetricsRow};
+
+pub use index_page::{script_hash, SCRIPT};
 
 /// How many lines of each transcript a thought page shows.
 pub const EXCERPT_LINES: usize = 40;
@@ -41,8 +53,10 @@ pub struct SiteData {
     /// Shown in the page titles (the repository's folder name).
     pub project: String,
     pub now: Timestamp,
+    /// Every entry: the live backlog, then the archived ones.
     pub backlog: Backlog,
-    pub records: Records,
+    /// The history, indexed per thought in one pass.
+    pub history: HistoryIndex,
     /// Transcript excerpts per thought name, oldest first.
     pub excerpts: BTreeMap<String, Vec<Excerpt>>,
     /// Excerpts and error texts were left out on purpose (`--no-excerpts`).
@@ -55,12 +69,12 @@ impl SiteData {
     pub fn load(
         project: &str,
         backlog: Backlog,
-        records: Records,
+        history: HistoryIndex,
         now: Timestamp,
         transcripts: Vec<Transcript>,
         tail: impl Fn(&Transcript) -> std::io::Result<Vec<String>>,
     ) -> SiteData {
-        let names: BTreeSet<String> = thought_dirs(&backlog, &records)
+        let names: BTreeSet<String> = thought_dirs(&backlog, &history)
             .iter()
             .map(|d| thought_name(d).to_owned())
             .collect();
@@ -83,7 +97,7 @@ impl SiteData {
             project: project.to_owned(),
             now,
             backlog,
-            records,
+            history,
             excerpts,
             excerpts_left_out: false,
         }
@@ -98,9 +112,7 @@ impl SiteData {
         for e in &mut self.backlog.thoughts {
             e.last_error = None;
         }
-        for a in &mut self.records.audit {
-            a.reason = None;
-        }
+        self.history.forget_reasons();
         self
     }
 }
@@ -127,7 +139,7 @@ pub struct SiteFile {
 
 /// Every thought the site has a page for: the backlog's, then those that
 /// only the records still mention (removed from the backlog), sorted.
-fn thought_dirs(backlog: &Backlog, records: &Records) -> Vec<String> {
+fn thought_dirs(backlog: &Backlog, history: &HistoryIndex) -> Vec<String> {
     let mut seen = BTreeSet::new();
     // A hand-edited backlog may list a directory twice: one page for it.
     let mut dirs: Vec<String> = backlog
@@ -137,11 +149,8 @@ fn thought_dirs(backlog: &Backlog, records: &Records) -> Vec<String> {
         .map(|e| e.dir.clone())
         .collect();
     let known: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
-    let others: BTreeSet<String> = records
-        .metrics
-        .iter()
-        .map(|r| r.thought.as_str())
-        .chain(records.audit.iter().filter_map(|a| a.thought.as_deref()))
+    let others: BTreeSet<String> = history
+        .dirs()
         .filter(|d| !d.is_empty() && !known.contains(d))
         .map(str::to_owned)
         .collect();
@@ -183,24 +192,59 @@ fn page_names(dirs: &[String]) -> BTreeMap<String, String> {
     out
 }
 
-/// Render every page of the site.
-pub fn render_site(data: &SiteData) -> Vec<SiteFile> {
-    let dirs = thought_dirs(&data.backlog, &data.records);
+/// Hand every page of the site to `each`, one at a time, in path order:
+/// `index.html`, then `thoughts/<name>.html`. Stops at the first error.
+pub fn render_each<E>(
+    data: &SiteData,
+    mut each: impl FnMut(SiteFile) -> Result<(), E>,
+) -> Result<(), E> {
+    let dirs = thought_dirs(&data.backlog, &data.history);
     let pages = page_names(&dirs);
-    let status = compute_status(&data.backlog, data.now);
-    let metrics = compute_metrics(&data.records.metrics, None);
-    let mut files = vec![SiteFile {
-        path: "index.html".into(),
-        content: render_index(data, &status, &metrics, &dirs, &pages),
-    }];
-    for dir in &dirs {
-        files.push(SiteFile {
-            path: format!("thoughts/{}", pages[dir]),
-            content: render_thought(data, dir),
-        });
+    // The first entry of each directory, as `Backlog::get` finds it.
+    let mut entries: HashMap<&str, &Entry> = HashMap::with_capacity(data.backlog.thoughts.len());
+    for e in &data.backlog.thoughts {
+        entries.entry(e.dir.as_str()).or_insert(e);
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let site = Site {
+        data,
+        dirs: &dirs,
+        pages: &pages,
+        entries: &entries,
+    };
+    each(SiteFile {
+        path: "index.html".into(),
+        content: index_page::render(&site),
+    })?;
+    let mut by_page: Vec<(&String, &String)> = pages.iter().map(|(d, p)| (p, d)).collect();
+    by_page.sort();
+    for (page, dir) in by_page {
+        each(SiteFile {
+            path: format!("thoughts/{page}"),
+            content: render_thought(&site, dir),
+        })?;
+    }
+    Ok(())
+}
+
+/// Every page of the site, in path order (see [`render_each`]).
+pub fn render_site(data: &SiteData) -> Vec<SiteFile> {
+    let mut files = Vec::new();
+    let _ = render_each(data, |f| {
+        files.push(f);
+        Ok::<(), ()>(())
+    });
     files
+}
+
+/// What a page is rendered from: the data, and the lookups made once.
+struct Site<'a> {
+    data: &'a SiteData,
+    /// Every thought with a page (see [`thought_dirs`]).
+    dirs: &'a [String],
+    /// Each thought's page file name.
+    pages: &'a BTreeMap<String, String>,
+    /// Each directory's entry in the backlog.
+    entries: &'a HashMap<&'a str, &'a Entry>,
 }
 
 /// What [`write_site`] did.
@@ -218,39 +262,71 @@ pub struct WriteReport {
 /// (that folder belongs to the site). A `.nojekyll` marker tells GitHub Pages
 /// to serve the files as they are.
 pub fn write_site(out: &Path, files: &[SiteFile]) -> std::io::Result<WriteReport> {
-    let mut report = WriteReport::default();
-    std::fs::create_dir_all(out.join("thoughts"))?;
-    let marker = SiteFile {
-        path: ".nojekyll".into(),
-        content: String::new(),
-    };
-    for f in files.iter().chain([&marker]) {
-        let path = out.join(&f.path);
+    let mut w = SiteWriter::new(out)?;
+    for f in files {
+        w.write(f)?;
+    }
+    w.finish()
+}
+
+/// [`write_site`] one file at a time, for pages rendered one at a time.
+pub struct SiteWriter {
+    out: std::path::PathBuf,
+    report: WriteReport,
+    /// The paths written or unchanged, for telling stale pages.
+    keep: BTreeSet<String>,
+}
+
+impl SiteWriter {
+    /// Start a site under `out` (its `thoughts/` folder is created).
+    pub fn new(out: &Path) -> std::io::Result<SiteWriter> {
+        std::fs::create_dir_all(out.join("thoughts"))?;
+        Ok(SiteWriter {
+            out: out.to_owned(),
+            report: WriteReport::default(),
+            keep: BTreeSet::new(),
+        })
+    }
+
+    /// Write `f` unless the file already holds it.
+    pub fn write(&mut self, f: &SiteFile) -> std::io::Result<()> {
+        self.keep.insert(f.path.clone());
+        let path = self.out.join(&f.path);
         if std::fs::read(&path).is_ok_and(|old| old == f.content.as_bytes()) {
-            report.unchanged += 1;
-            continue;
+            self.report.unchanged += 1;
+            return Ok(());
         }
-        if let Some(parent) = path.parent() {
+        // `thoughts/` is made once, in `new`: no syscall per page for it.
+        if let Some(parent) = path.parent().filter(|p| *p != self.out.join("thoughts")) {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&path, &f.content)?;
-        report.written.push(f.path.clone());
+        self.report.written.push(f.path.clone());
+        Ok(())
     }
-    let keep: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let mut stale = Vec::new();
-    for d in std::fs::read_dir(out.join("thoughts"))?.filter_map(Result::ok) {
-        let name = d.file_name().to_string_lossy().into_owned();
-        let rel = format!("thoughts/{name}");
-        if name.ends_with(".html") && !keep.contains(rel.as_str()) && d.path().is_file() {
-            stale.push((rel, d.path()));
+
+    /// Write the `.nojekyll` marker and remove the pages the site no longer has.
+    pub fn finish(mut self) -> std::io::Result<WriteReport> {
+        let pages = std::mem::take(&mut self.keep);
+        self.write(&SiteFile {
+            path: ".nojekyll".into(),
+            content: String::new(),
+        })?;
+        let mut stale = Vec::new();
+        for d in std::fs::read_dir(self.out.join("thoughts"))?.filter_map(Result::ok) {
+            let name = d.file_name().to_string_lossy().into_owned();
+            let rel = format!("thoughts/{name}");
+            if name.ends_with(".html") && !pages.contains(rel.as_str()) && d.path().is_file() {
+                stale.push((rel, d.path()));
+            }
         }
+        stale.sort();
+        for (rel, path) in stale {
+            std::fs::remove_file(path)?;
+            self.report.removed.push(rel);
+        }
+        Ok(self.report)
     }
-    stale.sort();
-    for (rel, path) in stale {
-        std::fs::remove_file(path)?;
-        report.removed.push(rel);
-    }
-    Ok(report)
 }
 
 const CSS: &str = "\
@@ -285,18 +361,53 @@ svg .bar{fill:#54aeff}svg .bar.ok{fill:#4ac26b}svg .bar.cost{fill:#c297ff}svg .a
 
 /// A whole HTML document around `body`.
 fn document(title: &str, body: &str) -> String {
+    page(title, body, "", None)
+}
+
+/// A whole HTML document around `body`, with `css` after the common styles
+/// and `script` (tgs's own code, inline, and the policy source that allows
+/// it by its hash and nothing else) at the end of the body.
+fn page(title: &str, body: &str, css: &str, script: Option<(&str, &str)>) -> String {
+    let (policy, tag) = match script {
+        Some((code, hash)) => (
+            format!(" script-src '{hash}';"),
+            format!("<script>{code}</script>\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'\">\n\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none';{policy} style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'\">\n\
 <meta name=\"referrer\" content=\"no-referrer\">\n\
-<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+<title>{}</title>\n<style>\n{CSS}{css}</style>\n</head>\n<body>\n<main>\n{body}</main>\n{tag}</body>\n</html>\n",
         esc(title)
     )
 }
 
 fn ts(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+    let mut s = String::with_capacity(20);
+    write_ts(&mut s, t);
+    s
+}
+
+/// `2026-01-15 12:00 UTC`, as `strftime("%Y-%m-%d %H:%M UTC")` writes it,
+/// without its cost for the many thousands of rows of a site.
+fn write_ts(b: &mut String, t: Timestamp) {
+    let dt = jiff::tz::Offset::UTC.to_datetime(t);
+    if (0..=9999).contains(&dt.year()) {
+        let _ = write!(
+            b,
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute()
+        );
+    } else {
+        let _ = write!(b, "{}", t.strftime("%Y-%m-%d %H:%M UTC"));
+    }
 }
 
 fn opt_ts(t: Option<Timestamp>) -> String {
@@ -337,7 +448,7 @@ fn percent(r: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -355,198 +466,6 @@ fn thought_link(dir: &str, title: &str, pages: &BTreeMap<String, String>) -> Str
         esc(shown),
         esc(dir)
     )
-}
-
-fn render_index(
-    data: &SiteData,
-    status: &StatusReport,
-    metrics: &MetricsSummary,
-    dirs: &[String],
-    pages: &BTreeMap<String, String>,
-) -> String {
-    let mut b = String::new();
-    let c = &status.counts;
-    let _ = write!(
-        b,
-        "<header>\n<h1>{} · tgs server</h1>\n<p class=\"muted\">Generated {} · <span id=\"total\">{}</span> thoughts in the backlog</p>\n</header>\n",
-        esc(&data.project),
-        ts(data.now),
-        c.total
-    );
-    b.push_str("<section class=\"cards\" id=\"counts\">\n");
-    for s in Status::ALL {
-        let _ = writeln!(
-            b,
-            "<div class=\"card\"><div class=\"n\" id=\"count-{0}\">{1}</div>{2}</div>",
-            s.as_str(),
-            c.get(s),
-            badge(s)
-        );
-    }
-    let _ = writeln!(
-        b,
-        "<div class=\"card\"><div class=\"n\" id=\"count-needs-human\">{}</div><span class=\"badge attention\">needs a human</span></div>\n</section>",
-        status.needs_human.len()
-    );
-
-    // What needs a human.
-    let _ = writeln!(
-        b,
-        "<section id=\"needs-human\">\n<h2>Needs a human ({})</h2>",
-        status.needs_human.len()
-    );
-    if status.needs_human.is_empty() {
-        b.push_str("<p class=\"muted\">Nothing.</p>\n");
-    } else {
-        b.push_str("<table>\n<tr><th>Thought</th><th>Why</th><th>Detail</th><th>PR</th></tr>\n");
-        for a in &status.needs_human {
-            let _ = writeln!(
-                b,
-                "<tr><td>{}</td><td><span class=\"badge attention\">{}</span></td><td>{}</td><td>{}</td></tr>",
-                thought_link(&a.dir, &a.title, pages),
-                a.reason.as_str(),
-                esc(&clip(a.detail.as_deref().unwrap_or_default(), 300)),
-                pr_link(a.pr_url.as_deref())
-            );
-        }
-        b.push_str("</table>\n");
-    }
-    b.push_str("</section>\n");
-
-    // Running sessions.
-    let _ = writeln!(
-        b,
-        "<section id=\"running\">\n<h2>Running ({})</h2>",
-        status.running.len()
-    );
-    if status.running.is_empty() {
-        b.push_str("<p class=\"muted\">No session is running.</p>\n");
-    } else {
-        b.push_str("<table>\n<tr><th>Thought</th><th>Worker</th><th class=\"num\">Attempt</th><th>Claimed</th><th class=\"num\">Elapsed</th><th class=\"num\">Lease left</th></tr>\n");
-        for r in &status.running {
-            let _ = writeln!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                thought_link(&r.dir, &r.title, pages),
-                esc(r.worker.as_deref().unwrap_or_default()),
-                r.attempt,
-                opt_ts(r.claimed_at),
-                r.elapsed_s.map(human_duration).unwrap_or_default(),
-                r.lease_left_s.map(human_duration).unwrap_or_default()
-            );
-        }
-        b.push_str("</table>\n");
-    }
-    b.push_str("</section>\n");
-
-    // Next up.
-    let _ = writeln!(
-        b,
-        "<section id=\"next\">\n<h2>Next up ({})</h2>",
-        status.next.len()
-    );
-    if status.next.is_empty() {
-        b.push_str("<p class=\"muted\">Nothing can be claimed now.</p>\n");
-    } else {
-        b.push_str("<ol>\n");
-        for n in &status.next {
-            let shown = if n.title.trim().is_empty() {
-                &n.dir
-            } else {
-                &n.title
-            };
-            let _ = writeln!(
-                b,
-                "<li><a href=\"thoughts/{}\">{}</a> <span class=\"muted\">priority {}{}</span></li>",
-                esc(&pages[&n.dir]),
-                esc(shown),
-                n.priority,
-                if n.reclaim { ", lease expired: will be reclaimed" } else { "" }
-            );
-        }
-        b.push_str("</ol>\n");
-    }
-    if !status.waiting.is_empty() {
-        let _ = writeln!(
-            b,
-            "<p class=\"muted\">Waiting: {}</p>",
-            status.waiting.len()
-        );
-        b.push_str("<ul>\n");
-        for w in &status.waiting {
-            let mut why = Vec::new();
-            if let Some(t) = w.not_before {
-                why.push(format!("retry after {}", ts(t)));
-            }
-            if !w.blocked_by.is_empty() {
-                why.push(format!("waits for {}", w.blocked_by.join(", ")));
-            }
-            let _ = writeln!(
-                b,
-                "<li><a href=\"thoughts/{}\">{}</a> <span class=\"muted\">{}</span></li>",
-                esc(&pages[&w.dir]),
-                esc(if w.title.trim().is_empty() {
-                    &w.dir
-                } else {
-                    &w.title
-                }),
-                esc(&why.join("; "))
-            );
-        }
-        b.push_str("</ul>\n");
-    }
-    b.push_str("</section>\n");
-
-    render_metrics(&mut b, metrics);
-
-    // The whole backlog, in claim order.
-    let _ = writeln!(
-        b,
-        "<section id=\"backlog\">\n<h2>Backlog ({})</h2>",
-        data.backlog.thoughts.len()
-    );
-    if data.backlog.thoughts.is_empty() {
-        b.push_str("<p class=\"muted\">The backlog is empty.</p>\n");
-    } else {
-        b.push_str("<table>\n<tr><th>Thought</th><th>Status</th><th class=\"num\">Priority</th><th class=\"num\">Attempts</th><th>PR</th><th>Last error</th></tr>\n");
-        for e in data.backlog.claim_order() {
-            let closed = if pr_closed(e) {
-                " <span class=\"badge attention\">closed</span>"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}{}</td><td>{}</td></tr>",
-                thought_link(&e.dir, &e.title, pages),
-                badge(e.status),
-                e.priority,
-                e.attempts,
-                pr_link(e.pr_url.as_deref()),
-                closed,
-                esc(&clip(e.last_error.as_deref().unwrap_or_default(), 160))
-            );
-        }
-        b.push_str("</table>\n");
-    }
-    let gone: Vec<&String> = dirs
-        .iter()
-        .filter(|d| data.backlog.get(d).is_none())
-        .collect();
-    if !gone.is_empty() {
-        b.push_str("<h3>No longer in the backlog</h3>\n<ul>\n");
-        for d in gone {
-            let _ = writeln!(
-                b,
-                "<li><a href=\"thoughts/{}\">{}</a></li>",
-                esc(&pages[d]),
-                esc(d)
-            );
-        }
-        b.push_str("</ul>\n");
-    }
-    b.push_str("</section>\n");
-    document(&format!("{} · tgs server", data.project), &b)
 }
 
 fn render_metrics(b: &mut String, m: &MetricsSummary) {
@@ -816,8 +735,9 @@ fn fact(b: &mut String, label: &str, value_html: &str) {
     }
 }
 
-fn render_thought(data: &SiteData, dir: &str) -> String {
-    let entry: Option<&Entry> = data.backlog.get(dir);
+fn render_thought(site: &Site, dir: &str) -> String {
+    let data = site.data;
+    let entry: Option<&Entry> = site.entries.get(dir).copied();
     let title = entry
         .map(|e| e.title.as_str())
         .filter(|t| !t.trim().is_empty())
@@ -868,69 +788,8 @@ fn render_thought(data: &SiteData, dir: &str) -> String {
         }
     }
 
-    let mut sessions: Vec<&MetricsRow> = data
-        .records
-        .metrics
-        .iter()
-        .filter(|r| r.thought == dir)
-        .collect();
-    sessions.sort_by_key(|r| (r.started, r.attempt));
-    let _ = writeln!(b, "<h2>Sessions ({})</h2>", sessions.len());
-    if sessions.is_empty() {
-        b.push_str("<p class=\"muted\">No session recorded.</p>\n");
-    } else {
-        b.push_str("<table>\n<tr><th class=\"num\">Attempt</th><th>Started</th><th class=\"num\">Duration</th><th>Outcome</th><th>Agent</th><th>Worker</th><th class=\"num\">Turns</th><th class=\"num\">Cost</th><th>PR</th></tr>\n");
-        for r in sessions {
-            let _ = writeln!(
-                b,
-                "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                r.attempt,
-                ts(r.started),
-                human_duration(r.duration_s.round() as i64),
-                if r.outcome == "success" { "completed" } else { "failed" },
-                esc(&r.outcome),
-                esc(&r.agent),
-                esc(&r.worker),
-                r.turns.map(|t| t.to_string()).unwrap_or_default(),
-                r.cost_usd.map(|c| format!("${c:.2}")).unwrap_or_default(),
-                pr_link(r.pr_url.as_deref())
-            );
-        }
-        b.push_str("</table>\n");
-    }
-
-    let mut history: Vec<&AuditRecord> = data
-        .records
-        .audit
-        .iter()
-        .filter(|a| a.thought.as_deref() == Some(dir))
-        .collect();
-    history.sort_by_key(|a| a.time);
-    let _ = writeln!(b, "<h2>History ({})</h2>", history.len());
-    if history.is_empty() {
-        b.push_str("<p class=\"muted\">No audit record.</p>\n");
-    } else {
-        b.push_str("<table>\n<tr><th>Time</th><th>Action</th><th>Change</th><th class=\"num\">Attempt</th><th>Worker</th><th>Reason</th></tr>\n");
-        for a in history {
-            let change = match (&a.from, &a.to) {
-                (Some(f), Some(t)) => format!("{f} → {t}"),
-                (None, Some(t)) => format!("→ {t}"),
-                (Some(f), None) => format!("{f} →"),
-                (None, None) => String::new(),
-            };
-            let _ = writeln!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                ts(a.time),
-                esc(&a.action),
-                esc(&change),
-                a.attempt.map(|n| n.to_string()).unwrap_or_default(),
-                esc(&a.worker),
-                esc(&clip(a.reason.as_deref().unwrap_or_default(), 300))
-            );
-        }
-        b.push_str("</table>\n");
-    }
+    render_sessions(&mut b, data, dir);
+    render_history(&mut b, data, dir);
 
     let excerpts = data
         .excerpts
@@ -969,10 +828,118 @@ fn render_thought(data: &SiteData, dir: &str) -> String {
     document(&format!("{title} · {}", data.project), &b)
 }
 
+/// "the latest 200 of 250" when a page shows only the latest rows.
+fn latest_note(shown: usize, total: usize) -> String {
+    if shown < total {
+        format!("<p class=\"muted\">The latest {shown} of {total}.</p>\n")
+    } else {
+        String::new()
+    }
+}
+
+fn render_sessions(b: &mut String, data: &SiteData, dir: &str) {
+    let sessions = data.history.sessions(dir);
+    let _ = writeln!(b, "<h2>Sessions ({})</h2>", sessions.total);
+    if sessions.rows.is_empty() {
+        b.push_str("<p class=\"muted\">No session recorded.</p>\n");
+        return;
+    }
+    b.push_str(&latest_note(sessions.rows.len(), sessions.total));
+    b.push_str("<table>\n<tr><th class=\"num\">Attempt</th><th>Started</th><th class=\"num\">Duration</th><th>Outcome</th><th>Agent</th><th>Worker</th><th class=\"num\">Turns</th><th class=\"num\">Cost</th><th>PR</th></tr>\n");
+    for r in &sessions.rows {
+        session_row(b, r);
+    }
+    b.push_str("</table>\n");
+}
+
+/// One row of a thought's sessions, written in place (a site has one per
+/// session recorded).
+fn session_row(b: &mut String, r: &SessionView) {
+    let _ = write!(b, "<tr><td class=\"num\">{}</td><td>", r.attempt);
+    write_ts(b, r.started);
+    let class = if r.outcome == "success" {
+        "completed"
+    } else {
+        "failed"
+    };
+    let _ = write!(
+        b,
+        "</td><td class=\"num\">{}</td><td><span class=\"badge {class}\">",
+        human_duration(r.duration_s.round() as i64)
+    );
+    esc_into(b, r.outcome);
+    b.push_str("</span></td><td>");
+    esc_into(b, r.agent);
+    b.push_str("</td><td>");
+    esc_into(b, r.worker);
+    b.push_str("</td><td class=\"num\">");
+    if let Some(t) = r.turns {
+        let _ = write!(b, "{t}");
+    }
+    b.push_str("</td><td class=\"num\">");
+    if let Some(c) = r.cost_usd {
+        let _ = write!(b, "${c:.2}");
+    }
+    b.push_str("</td><td>");
+    b.push_str(&pr_link(r.pr_url));
+    b.push_str("</td></tr>\n");
+}
+
+fn render_history(b: &mut String, data: &SiteData, dir: &str) {
+    let history = data.history.history(dir);
+    let _ = writeln!(b, "<h2>History ({})</h2>", history.total);
+    if history.rows.is_empty() {
+        b.push_str("<p class=\"muted\">No audit record.</p>\n");
+        return;
+    }
+    b.push_str(&latest_note(history.rows.len(), history.total));
+    b.push_str("<table>\n<tr><th>Time</th><th>Action</th><th>Change</th><th class=\"num\">Attempt</th><th>Worker</th><th>Reason</th></tr>\n");
+    for a in &history.rows {
+        history_row(b, a);
+    }
+    b.push_str("</table>\n");
+}
+
+/// One row of a thought's history, written in place: a site has as many as
+/// the audit log has lines.
+fn history_row(b: &mut String, a: &EventView) {
+    b.push_str("<tr><td>");
+    write_ts(b, a.time);
+    b.push_str("</td><td>");
+    esc_into(b, a.action);
+    b.push_str("</td><td>");
+    match (a.from, a.to) {
+        (Some(f), Some(t)) => {
+            esc_into(b, f);
+            b.push_str(" → ");
+            esc_into(b, t);
+        }
+        (None, Some(t)) => {
+            b.push_str("→ ");
+            esc_into(b, t);
+        }
+        (Some(f), None) => {
+            esc_into(b, f);
+            b.push_str(" →");
+        }
+        (None, None) => {}
+    }
+    b.push_str("</td><td class=\"num\">");
+    if let Some(n) = a.attempt {
+        let _ = write!(b, "{n}");
+    }
+    b.push_str("</td><td>");
+    esc_into(b, a.worker);
+    b.push_str("</td><td>");
+    esc_into(b, a.reason.unwrap_or_default());
+    b.push_str("</td></tr>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::records::{parse_audit, parse_metrics, METRICS_HEADER};
+    use crate::report::Records;
 
     const HOSTILE: &str = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>";
 
@@ -1006,11 +973,11 @@ mod tests {
             project: "proj<&>".into(),
             now,
             backlog,
-            records: Records {
+            history: HistoryIndex::from_records(&Records {
                 audit: parse_audit(audit).0,
                 metrics: parse_metrics(&csv).0,
                 skipped: 0,
-            },
+            }),
             excerpts: BTreeMap::from([(
                 "aaaaaaa-evil".into(),
                 vec![Excerpt {
@@ -1047,6 +1014,32 @@ mod tests {
         assert!(page.content.contains("are left out of this site"));
     }
 
+    /// The page without tgs's own script: the index has it once, as it is,
+    /// with a policy that lets only it run; no other page has a script.
+    fn without_own_script(f: &SiteFile) -> String {
+        let own = format!("<script>{SCRIPT}</script>");
+        let policy = format!("default-src 'none'; script-src '{}';", script_hash());
+        if f.path == "index.html" {
+            assert_eq!(f.content.matches("<script").count(), 1);
+            assert_eq!(f.content.matches(&own).count(), 1);
+            assert!(f.content.contains(&policy), "{}", f.content);
+        } else {
+            assert!(!f.content.contains("script-src"), "{}", f.path);
+        }
+        f.content.replace(&own, "")
+    }
+
+    #[test]
+    fn the_script_is_allowed_by_its_hash() {
+        // `echo -n "$script" | openssl dgst -sha256 -binary | base64` gives the same.
+        let h = script_hash();
+        assert!(h.starts_with("sha256-") && h.len() == 7 + 44, "{h}");
+        assert!(
+            !SCRIPT.contains("</") && !SCRIPT.contains('<'),
+            "nothing that could end the element"
+        );
+    }
+
     #[test]
     fn pages_are_escaped_and_self_contained() {
         let files = render_site(&data());
@@ -1062,7 +1055,7 @@ mod tests {
             ]
         );
         for f in &files {
-            let html = &f.content;
+            let html = &without_own_script(f);
             assert!(!html.contains("<script"), "{}", f.path);
             assert!(!html.contains("<img"), "{}", f.path);
             assert!(!html.contains("javascript:alert(3)\""), "{}", f.path);
@@ -1150,6 +1143,20 @@ mod tests {
             "error: x done"
         );
         assert_eq!(strip_ansi("plain [31m text"), "plain [31m text");
+    }
+
+    #[test]
+    fn times_are_written_as_strftime_writes_them() {
+        for t in [
+            "2026-01-15T12:00:59Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-30T00:00:00Z",
+            "-000001-06-01T00:00:00Z",
+            "2024-02-29T07:05:00.999Z",
+        ] {
+            let t: Timestamp = t.parse().unwrap();
+            assert_eq!(ts(t), t.strftime("%Y-%m-%d %H:%M UTC").to_string());
+        }
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! What the server is doing now, from the backlog alone: counts per status,
-//! running sessions, what runs next, and what needs a human.
+//! running sessions, what runs next, and what needs a human. The archive of
+//! finished entries is streamed through [`StatusBuilder`], which keeps only
+//! what the view shows of it.
+
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -116,7 +120,7 @@ pub struct StatusReport {
     pub needs_human: Vec<Attention>,
     /// Agents no session starts with now (their provider refused).
     pub paused: Vec<PausedAgent>,
-    /// Thoughts whose pull request has revisions queued, running or done.
+    /// Live thoughts whose pull request has revisions queued, running or done.
     pub revisions: Vec<Revisions>,
 }
 
@@ -130,26 +134,6 @@ pub struct Revisions {
     pub summary: String,
     /// `(what, url)` of the reviews and comments answered or to answer, oldest first.
     pub answers: Vec<(String, String)>,
-}
-
-/// An agent paused for every worker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PausedAgent {
-    pub agent: String,
-    pub kind: String,
-    /// `None`: until `tgs server resume`.
-    pub until: Option<Timestamp>,
-    pub reason: String,
-}
-
-/// Whether the entry's PR was closed unmerged (`pr_state`, set by
-/// `sync-prs`; also read from unknown fields, where files written before the
-/// field existed keep it).
-pub fn pr_closed(e: &Entry) -> bool {
-    e.pr_state
-        .as_deref()
-        .or_else(|| e.extra.get("pr_state").and_then(|v| v.as_str()))
-        .is_some_and(|s| s.eq_ignore_ascii_case("closed"))
 }
 
 /// The review loop of `e`, if it has one worth showing.
@@ -173,123 +157,236 @@ fn revisions_of(e: &Entry) -> Option<Revisions> {
     })
 }
 
+/// An agent paused for every worker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PausedAgent {
+    pub agent: String,
+    pub kind: String,
+    /// `None`: until `tgs server resume`.
+    pub until: Option<Timestamp>,
+    pub reason: String,
+}
+
+/// Whether the entry's PR was closed unmerged (`pr_state`, set by
+/// `sync-prs`; also read from unknown fields, where files written before the
+/// field existed keep it).
+pub fn pr_closed(e: &Entry) -> bool {
+    e.pr_state
+        .as_deref()
+        .or_else(|| e.extra.get("pr_state").and_then(|v| v.as_str()))
+        .is_some_and(|s| s.eq_ignore_ascii_case("closed"))
+}
+
 /// Failed hand-overs after which a human is told (the tries go on).
 pub const HANDOVER_TRIES_BEFORE_ALERT: u32 = 3;
 
 /// Compute the status view of `backlog` at `now`.
 pub fn compute_status(backlog: &Backlog, now: Timestamp) -> StatusReport {
-    let mut counts = Counts::default();
-    for e in &backlog.thoughts {
-        match e.status {
-            Status::Queued => counts.queued += 1,
-            Status::InProgress => counts.in_progress += 1,
-            Status::HandoverPending => counts.handover_pending += 1,
-            Status::Completed => counts.completed += 1,
-            Status::Failed => counts.failed += 1,
+    StatusBuilder::new(backlog, now).finish()
+}
+
+/// The status view of a live backlog and the archived entries read after
+/// it, one at a time. A finished entry only adds to the counts, to what
+/// needs a human (a pull request closed unmerged) and to the answer for a
+/// dependency on it, so that is all that is kept of the archive; the result
+/// is [`compute_status`] of the live backlog with the archive appended.
+pub struct StatusBuilder<'a> {
+    live: &'a Backlog,
+    now: Timestamp,
+    /// The first live entry of each directory (what `Backlog::get` finds).
+    by_dir: HashMap<&'a str, &'a Entry>,
+    counts: Counts,
+    needs_human: Vec<Attention>,
+    /// Whether each dependency of a live entry, not live itself, is done:
+    /// its first archived entry says so (`None`: not seen yet).
+    archived_deps: HashMap<&'a str, Option<bool>>,
+    /// Archived entries that are not completed (a hand-edited archive): kept
+    /// whole, as they may be running, next or waiting.
+    unfinished: Vec<Entry>,
+}
+
+impl<'a> StatusBuilder<'a> {
+    pub fn new(live: &'a Backlog, now: Timestamp) -> StatusBuilder<'a> {
+        let mut by_dir = HashMap::with_capacity(live.thoughts.len());
+        for e in &live.thoughts {
+            by_dir.entry(e.dir.as_str()).or_insert(e);
         }
-        counts.total += 1;
+        let archived_deps = live
+            .thoughts
+            .iter()
+            .flat_map(|e| &e.depends_on)
+            .filter(|d| !by_dir.contains_key(d.as_str()))
+            .map(|d| (d.as_str(), None))
+            .collect();
+        let mut b = StatusBuilder {
+            live,
+            now,
+            by_dir,
+            counts: Counts::default(),
+            needs_human: Vec::new(),
+            archived_deps,
+            unfinished: Vec::new(),
+        };
+        for e in &live.thoughts {
+            b.take_in(e);
+        }
+        b
     }
-    let secs = |a: Timestamp, b: Timestamp| a.as_second() - b.as_second();
-    let order = backlog.claim_order();
-    let running = order
-        .iter()
-        .filter(|e| e.status == Status::InProgress && !lease_expired(e, now))
-        .map(|e| {
-            let lease = lease_end(e);
-            Running {
+
+    /// Take in the next archived entry (one that is also live is skipped).
+    pub fn archived(&mut self, e: Entry) {
+        if self.by_dir.contains_key(e.dir.as_str()) {
+            return;
+        }
+        self.take_in(&e);
+        if let Some(slot @ None) = self.archived_deps.get_mut(e.dir.as_str()) {
+            *slot = Some(crate::history::satisfies_dependents(&e));
+        }
+        if e.status != Status::Completed {
+            self.unfinished.push(e);
+        }
+    }
+
+    fn take_in(&mut self, e: &Entry) {
+        self.counts.add(e.status);
+        self.needs_human.extend(attentions(e, self.now));
+    }
+
+    /// The dependencies of `e` that are not done yet (`Backlog::waits_for`
+    /// over the live entries, then the archived ones).
+    fn waits_for(&self, e: &Entry) -> Vec<String> {
+        let done = |d: &str| match self.by_dir.get(d) {
+            Some(live) => crate::history::satisfies_dependents(live),
+            None => self.archived_deps.get(d).copied().flatten() == Some(true),
+        };
+        e.depends_on.iter().filter(|d| !done(d)).cloned().collect()
+    }
+
+    fn claimable(&self, e: &Entry) -> bool {
+        crate::backlog::ready_to_claim(e, self.now) && self.waits_for(e).is_empty()
+    }
+
+    pub fn finish(mut self) -> StatusReport {
+        let now = self.now;
+        let mut order: Vec<&Entry> = self.live.thoughts.iter().chain(&self.unfinished).collect();
+        order.sort_by_key(|e| std::cmp::Reverse(e.priority));
+        let running = order
+            .iter()
+            .filter(|e| e.status == Status::InProgress && !lease_expired(e, now))
+            .map(|e| running(e, now))
+            .collect();
+        let next = order
+            .iter()
+            .filter(|e| self.claimable(e))
+            .map(|e| NextUp {
                 dir: e.dir.clone(),
                 title: e.title.clone(),
-                worker: e.claimed_by.clone(),
-                attempt: e.attempts,
-                claimed_at: e.claimed_at,
-                elapsed_s: e.claimed_at.map(|c| secs(now, c)),
-                lease_expires_at: lease,
-                lease_left_s: lease.map(|l| secs(l, now)),
-            }
-        })
-        .collect();
-    let next = order
-        .iter()
-        .filter(|e| backlog.is_claimable(e, now))
-        .map(|e| NextUp {
-            dir: e.dir.clone(),
-            title: e.title.clone(),
-            priority: e.priority,
-            attempts: e.attempts,
-            reclaim: e.status == Status::InProgress,
-        })
-        .collect();
-    let waiting = order
-        .iter()
-        .filter(|e| e.status == Status::Queued && !backlog.is_claimable(e, now))
-        .map(|e| Waiting {
-            dir: e.dir.clone(),
-            title: e.title.clone(),
-            not_before: e.not_before.filter(|t| *t > now),
-            blocked_by: backlog
-                .waits_for(e)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-        })
-        .collect();
-    let mut needs_human = Vec::new();
-    // File order within each reason, so a person reads the list the same way each time.
-    for e in &backlog.thoughts {
-        let attention = |reason, detail: Option<String>| Attention {
-            dir: e.dir.clone(),
-            title: e.title.clone(),
-            reason,
-            detail,
-            pr_url: e.pr_url.clone(),
-        };
-        if e.status == Status::Failed {
-            needs_human.push(attention(AttentionReason::Failed, e.last_error.clone()));
-        }
-        if e.status == Status::HandoverPending && e.handover_tries >= HANDOVER_TRIES_BEFORE_ALERT {
-            needs_human.push(attention(
-                AttentionReason::HandoverFailing,
-                e.last_error.clone(),
-            ));
-        }
-        if lease_expired(e, now) {
-            let who = e.claimed_by.as_deref().unwrap_or("an unknown worker");
-            let since = lease_end(e).map(|t| format!(" at {t}")).unwrap_or_default();
-            needs_human.push(attention(
-                AttentionReason::LeaseExpired,
-                Some(format!("the claim by {who} expired{since}")),
-            ));
-        }
-        if pr_closed(e) {
-            needs_human.push(attention(AttentionReason::PrClosed, None));
-        }
-        if let Some(why) = e.review.as_ref().and_then(|r| r.needs_human.clone()) {
-            needs_human.push(attention(AttentionReason::ReviewStopped, Some(why)));
+                priority: e.priority,
+                attempts: e.attempts,
+                reclaim: e.status == Status::InProgress,
+            })
+            .collect();
+        let waiting = order
+            .iter()
+            .filter(|e| e.status == Status::Queued && !self.claimable(e))
+            .map(|e| Waiting {
+                dir: e.dir.clone(),
+                title: e.title.clone(),
+                not_before: e.not_before.filter(|t| *t > now),
+                blocked_by: self.waits_for(e),
+            })
+            .collect();
+        // File order within each reason, so a person reads the list the same way each time.
+        self.needs_human.sort_by_key(|a| a.reason);
+        let live = self.live;
+        let paused = live
+            .pauses
+            .iter()
+            .filter(|(a, _)| live.paused(a, now).is_some())
+            .map(|(a, p)| PausedAgent {
+                agent: a.clone(),
+                kind: p.kind.clone(),
+                until: p.until,
+                reason: p.reason.clone(),
+            })
+            .collect();
+        // The loop is on open pull requests, which are live entries.
+        let revisions = live.thoughts.iter().filter_map(revisions_of).collect();
+        StatusReport {
+            now,
+            paused,
+            revisions,
+            counts: self.counts,
+            running,
+            next,
+            waiting,
+            needs_human: self.needs_human,
         }
     }
-    needs_human.sort_by_key(|a| a.reason);
-    let paused = backlog
-        .pauses
-        .iter()
-        .filter(|(a, _)| backlog.paused(a, now).is_some())
-        .map(|(a, p)| PausedAgent {
-            agent: a.clone(),
-            kind: p.kind.clone(),
-            until: p.until,
-            reason: p.reason.clone(),
-        })
-        .collect();
-    let revisions = backlog.thoughts.iter().filter_map(revisions_of).collect();
-    StatusReport {
-        now,
-        revisions,
-        paused,
-        counts,
-        running,
-        next,
-        waiting,
-        needs_human,
+}
+
+impl Counts {
+    fn add(&mut self, s: Status) {
+        match s {
+            Status::Queued => self.queued += 1,
+            Status::InProgress => self.in_progress += 1,
+            Status::HandoverPending => self.handover_pending += 1,
+            Status::Completed => self.completed += 1,
+            Status::Failed => self.failed += 1,
+        }
+        self.total += 1;
     }
+}
+
+fn running(e: &Entry, now: Timestamp) -> Running {
+    let secs = |a: Timestamp, b: Timestamp| a.as_second() - b.as_second();
+    let lease = lease_end(e);
+    Running {
+        dir: e.dir.clone(),
+        title: e.title.clone(),
+        worker: e.claimed_by.clone(),
+        attempt: e.attempts,
+        claimed_at: e.claimed_at,
+        elapsed_s: e.claimed_at.map(|c| secs(now, c)),
+        lease_expires_at: lease,
+        lease_left_s: lease.map(|l| secs(l, now)),
+    }
+}
+
+/// Why `e` needs a human, if it does (in the order the view lists them).
+fn attentions(e: &Entry, now: Timestamp) -> Vec<Attention> {
+    let attention = |reason, detail: Option<String>| Attention {
+        dir: e.dir.clone(),
+        title: e.title.clone(),
+        reason,
+        detail,
+        pr_url: e.pr_url.clone(),
+    };
+    let mut out = Vec::new();
+    if e.status == Status::Failed {
+        out.push(attention(AttentionReason::Failed, e.last_error.clone()));
+    }
+    if e.status == Status::HandoverPending && e.handover_tries >= HANDOVER_TRIES_BEFORE_ALERT {
+        out.push(attention(
+            AttentionReason::HandoverFailing,
+            e.last_error.clone(),
+        ));
+    }
+    if lease_expired(e, now) {
+        let who = e.claimed_by.as_deref().unwrap_or("an unknown worker");
+        let since = lease_end(e).map(|t| format!(" at {t}")).unwrap_or_default();
+        out.push(attention(
+            AttentionReason::LeaseExpired,
+            Some(format!("the claim by {who} expired{since}")),
+        ));
+    }
+    if pr_closed(e) {
+        out.push(attention(AttentionReason::PrClosed, None));
+    }
+    if let Some(why) = e.review.as_ref().and_then(|r| r.needs_human.clone()) {
+        out.push(attention(AttentionReason::ReviewStopped, Some(why)));
+    }
+    out
 }
 
 #[cfg(test)]

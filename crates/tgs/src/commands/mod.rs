@@ -536,6 +536,23 @@ pub fn lookup_entry(repo: &Repo, backlog: &Backlog, arg: &str) -> CliResult<Opti
     }
 }
 
+/// Whether `e` is one that [`lookup_entry`] could answer `arg` with: its
+/// directory is one `arg` names, or its slug is `arg`. For reading only those
+/// entries of a long archive.
+pub fn may_answer(repo: &Repo, arg: &str) -> impl Fn(&tgs_core::backlog::Entry) -> bool {
+    let dirs = parse_thought_arg(repo, arg)
+        .map(|p| p.candidates())
+        .unwrap_or_default();
+    let slug = slug_arg(arg).map(str::to_owned);
+    move |e| {
+        let name = e.dir.rsplit('/').next().unwrap_or(&e.dir);
+        dirs.contains(&e.dir)
+            || slug
+                .as_deref()
+                .is_some_and(|s| ThoughtName::parse(name).is_some_and(|n| n.slug() == s))
+    }
+}
+
 /// The slug a bare argument may be (`third-thing`, `third-thing/`).
 fn slug_arg(arg: &str) -> Option<&str> {
     let s = arg.trim_end_matches('/');

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use tgs_core::archive::TRANSCRIPTS_DIR;
-use tgs_core::report::site::{render_site, write_site, SiteData, EXCERPT_LINES};
-use tgs_core::report::{kept_text, list_all_transcripts, tail_lines, tail_lines_of};
+use tgs_core::backlog::store::Record;
+use tgs_core::history::Months;
+use tgs_core::report::site::{render_each, SiteData, SiteWriter, WriteReport, EXCERPT_LINES};
+use tgs_core::report::{kept_text, list_all_transcripts, tail_lines, tail_lines_of, HistoryIndex};
 
 use super::Ctx;
 use crate::error::{CliError, CliResult};
@@ -39,7 +41,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let state = ctx.reader(&repo)?;
     let backlog = state.read_all()?;
-    let records = state.read_records()?;
+    // One pass over the history, indexed per thought as it streams by.
+    let mut history = HistoryIndex::new();
+    let kinds = [Record::Audit, Record::Metrics];
+    state.each_history_line(&kinds, &Months::all(), &mut |l| history.push_line(l))?;
     let project = repo
         .root()
         .file_name()
@@ -53,7 +58,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let data = SiteData::load(
         &project,
         backlog,
-        records,
+        history,
         tgs_core::clock::now(),
         transcripts,
         |t| match (&t.path, &t.kept) {
@@ -67,23 +72,25 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     } else {
         data
     };
-    if data.records.skipped > 0 {
+    if data.history.skipped > 0 {
         output::warn(format!(
             "skipped {} unreadable line(s) of the server records",
-            data.records.skipped
+            data.history.skipped
         ));
     }
-    let files = render_site(&data);
-    let report = write_site(&args.out, &files).map_err(|e| {
+    let (files, report) = write(&args.out, &data).map_err(|e| {
         CliError::failed(format!("cannot write the site to {}", args.out.display()))
             .cause(e.to_string())
     })?;
+    // The process ends here: freeing every entry and record one by one
+    // would only cost time.
+    std::mem::forget(data);
     let index = args.out.join("index.html");
     if ctx.json {
         output::json(&Written {
             out: &args.out,
             index,
-            files: files.len(),
+            files,
             written: &report.written,
             unchanged: report.unchanged,
             removed: &report.removed,
@@ -93,10 +100,22 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     anstream::println!("{}", index.display());
     output::note(format!(
         "{} page(s); {} file(s) written, {} unchanged, {} stale page(s) removed",
-        files.len(),
+        files,
         report.written.len(),
         report.unchanged,
         report.removed.len()
     ));
     super::ok()
+}
+
+/// Render the pages one at a time and write each at once: the site is never
+/// whole in memory. Returns how many files the site has.
+fn write(out: &std::path::Path, data: &SiteData) -> std::io::Result<(usize, WriteReport)> {
+    let mut writer = SiteWriter::new(out)?;
+    let mut files = 0;
+    render_each(data, |f| {
+        files += 1;
+        writer.write(&f)
+    })?;
+    Ok((files, writer.finish()?))
 }

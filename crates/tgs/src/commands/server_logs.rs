@@ -13,7 +13,7 @@ use tgs_core::backlog::{Backlog, Status};
 use tgs_core::process::Signals;
 use tgs_core::report::{kept_text, list_transcripts, thought_name};
 
-use super::{lookup_entry, parse_thought_arg, Ctx};
+use super::{lookup_entry, may_answer, parse_thought_arg, Ctx};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -66,8 +66,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let target = ctx.reader(&repo)?;
     // The backlog only tells whether the session still runs (and what a bare
     // slug names); a thought removed from it (or an unreadable backlog) still
-    // has its transcripts.
-    let backlog = target.read_all().ok();
+    // has its transcripts. Of the archive, only the entries the argument may
+    // name are kept.
+    let backlog = target.read_all_where(may_answer(&repo, &args.dir)).ok();
     let entry = match &backlog {
         Some(b) => lookup_entry(&repo, b, &args.dir)?,
         None => None,

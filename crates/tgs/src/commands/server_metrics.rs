@@ -1,8 +1,9 @@
 //! `tgs server metrics`: throughput, success rates, durations, cost and
-//! retries from `tgs/server/metrics.csv` (definitions in `tgs_core::report::metrics`).
+//! retries from the metrics files of the history (definitions in
+//! `tgs_core::report::metrics`; with `--since`, see `tgs_core::report::read_metrics`).
 
 use jiff::civil::Date;
-use tgs_core::report::{compute_metrics, human_duration};
+use tgs_core::report::{human_duration, read_metrics};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -22,14 +23,12 @@ fn parse_date(s: &str) -> Result<Date, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let records = ctx.reader(&repo)?.read_records()?;
-    if records.skipped > 0 {
+    let (m, skipped) = read_metrics(&ctx.reader(&repo)?, args.since)?;
+    if skipped > 0 {
         output::warn(format!(
-            "skipped {} unreadable line(s) of the server records",
-            records.skipped
+            "skipped {skipped} unreadable line(s) of the server records"
         ));
     }
-    let m = compute_metrics(&records.metrics, args.since);
     if ctx.json {
         output::json(&m);
         return super::ok();

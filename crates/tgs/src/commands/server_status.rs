@@ -2,7 +2,7 @@
 //! running sessions, what runs next, and what needs a human.
 
 use tgs_core::backlog::Status;
-use tgs_core::report::{compute_status, human_duration};
+use tgs_core::report::{human_duration, StatusBuilder};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -13,8 +13,12 @@ pub struct Args {}
 
 pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let backlog = ctx.reader(&repo)?.read_all()?;
-    let report = compute_status(&backlog, tgs_core::clock::now());
+    let state = ctx.reader(&repo)?;
+    let live = state.read()?;
+    // The archive is streamed: only its counts and what needs a human stay.
+    let mut status = StatusBuilder::new(&live, tgs_core::clock::now());
+    state.each_archived(&mut |e| status.archived(e))?;
+    let report = status.finish();
     if ctx.json {
         output::json(&report);
         return super::ok();
