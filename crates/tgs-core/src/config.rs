@@ -84,7 +84,7 @@ pub struct ServerSection {
 
 /// `server.review`: the review loop (see [`crate::review`]).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReviewConfig {
     /// Revisions one pull request gets before it goes to a human.
     pub max_revisions: u32,
@@ -279,9 +279,10 @@ impl Settings {
 /// A trigger word is one word that cannot occur by chance at a comment's start.
 fn review_config(r: &ReviewConfig) -> Result<ReviewConfig, Error> {
     let t = r.trigger.trim();
-    if t.len() < 2 || t.chars().any(char::is_whitespace) {
+    let shown = crate::review::visible(t);
+    if t.len() < 2 || t.chars().any(char::is_whitespace) || shown != t || t.starts_with('<') {
         return Err(Error::invalid(format!(
-            "{CONFIG_PATH}: server.review.trigger must be one word of two or more characters, such as /tgs"
+            "{CONFIG_PATH}: server.review.trigger must be one visible word of two or more characters, such as /tgs"
         )));
     }
     Ok(ReviewConfig {
@@ -311,6 +312,27 @@ mod tests {
             Some("./scripts/agent.sh --fast")
         );
         assert_eq!(s.redact_env_keys, ["MY_SERVICE_CRED"]);
+    }
+
+    #[test]
+    fn the_review_section_is_checked() {
+        let s = Settings::resolve(&Config::default()).unwrap();
+        assert_eq!(
+            (s.review.max_revisions, s.review.trigger.as_str()),
+            (3, "/tgs")
+        );
+        for bad in [
+            "server:\n  review: { max_revison: 1 }\n",
+            "server:\n  review: { trigger: \"/tgs run\" }\n",
+            "server:\n  review: { trigger: \"/tgs\\u200b\" }\n",
+            "server:\n  review: { trigger: \"<!--\" }\n",
+        ] {
+            let parsed = Config::parse(bad);
+            assert!(
+                parsed.is_err() || Settings::resolve(&parsed.unwrap()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

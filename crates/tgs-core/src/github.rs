@@ -29,7 +29,7 @@ use crate::{Error, ForgeErrorKind};
 pub use content::{
     alert_body, alert_comment, alert_title, code_span, fenced, inline, neutralize_mentions,
     one_line, pr_body, pr_title, resolve_comment, revision_reply, thought_marker, FailureAlert,
-    PrBodyInput, RevisionReply, MAX_BODY_LEN, MAX_TITLE_CHARS,
+    PrBodyInput, RevisionReply, MAX_BODY_LEN, MAX_TITLE_CHARS, REPLY_MARKER,
 };
 pub use remote::{
     parse_remote_url, parse_slug, pick_token, redact_url, Config, RemoteRepo, DEFAULT_API_URL,

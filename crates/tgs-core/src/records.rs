@@ -179,7 +179,7 @@ fn describe(kind: crate::backlog::RevisionKind, author: &str, url: &str) -> Stri
     use crate::backlog::RevisionKind as K;
     let what = match kind {
         K::ChangesRequested => format!("changes requested by @{author}"),
-        K::Command => format!("/tgs comment by @{author}"),
+        K::Command => format!("a comment by @{author} asking for a revision"),
         K::Update => "the base moved: the pull request conflicts".to_owned(),
     };
     if url.is_empty() {

@@ -284,10 +284,14 @@ fn a_tgs_comment_from_a_writer_is_acted_on_and_others_are_not() {
     let replies = w.gh.pull_comments(1);
     let mine: Vec<&String> = replies
         .iter()
-        .filter(|c| c.starts_with("tgs revised"))
+        .filter(|c| c.contains("tgs revised"))
         .collect();
     assert_eq!(mine.len(), 1, "{replies:?}");
-    assert!(mine[0].contains("/tgs comment by @bob"), "{}", mine[0]);
+    assert!(
+        mine[0].contains("the comment by @bob asking for it"),
+        "{}",
+        mine[0]
+    );
 }
 
 #[test]
@@ -345,6 +349,22 @@ fn a_merged_pull_request_cancels_its_pending_revision() {
         "{e}"
     );
     assert_eq!(e["review"]["done"][0]["outcome"], "cancelled", "{e}");
+
+    // Merged and its branch deleted before the next sync: the revision finds
+    // nothing to revise, and the branch is not made again.
+    let env = TestEnv::new();
+    let w = world(&env, "");
+    w.gh.set_permission("alice", "write");
+    w.gh.add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", "rename it", &[]);
+    w.ok(&["server", "sync-prs"]);
+    w.repo.git(&["push", "-q", "origin", "--delete", BRANCH]);
+    w.ok(&["server", "run"]);
+    assert_eq!(w.prompts().len(), 1, "no revision ran");
+    assert_eq!(w.remote_tip(), "", "the deleted branch stays deleted");
+    let e = w.entry();
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["review"]["done"][0]["outcome"], "cancelled", "{e}");
+    assert!(w.gh.pull_comments(1).is_empty(), "nothing said on the PR");
 }
 
 #[test]

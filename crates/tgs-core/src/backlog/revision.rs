@@ -110,6 +110,10 @@ pub struct Seen {
 pub struct ReviewLoop {
     #[serde(default)]
     pub seen: Seen,
+    /// When tgs first pushed the work: what reviewers wrote before is not
+    /// acted on (kept, since later pushes move `completed_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
     /// Revisions waiting, oldest first; the first is the one claimed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<Revision>,
@@ -125,11 +129,20 @@ pub struct ReviewLoop {
 }
 
 impl ReviewLoop {
-    /// Revisions that ran to the end (done or failed), for `max_revisions`.
+    /// Revisions reviewers asked for that ran to the end (done or failed),
+    /// for `max_revisions`; updates from the base do not count.
     pub fn spent(&self) -> usize {
         self.done
             .iter()
-            .filter(|d| d.outcome != "cancelled")
+            .filter(|d| d.outcome != "cancelled" && d.kind != RevisionKind::Update)
+            .count()
+    }
+
+    /// Revisions reviewers asked for that wait (updates do not count).
+    pub fn waiting(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|r| r.kind != RevisionKind::Update)
             .count()
     }
 }
@@ -210,6 +223,23 @@ impl Backlog {
         self.complete(dir, None, now)?;
         self.get_mut(dir)?.last_error = Some(why.to_owned());
         Ok(())
+    }
+
+    /// The revision being worked on has nothing left to revise (its branch
+    /// is gone): it and the ones waiting are cancelled, and the entry is
+    /// completed as it was.
+    pub fn revision_cancelled(&mut self, dir: &str, now: Timestamp) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        if e.status != Status::InProgress {
+            return Err(Error::Transition {
+                action: "cancel a revision of",
+                dir: dir.to_owned(),
+                status: e.status.to_string(),
+                allowed: super::allowed_actions(e.status),
+            });
+        }
+        cancel_queue(e, now);
+        self.complete(dir, None, now)
     }
 
     /// The PR was merged or closed: revisions not yet started are cancelled

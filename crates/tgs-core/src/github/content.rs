@@ -210,10 +210,14 @@ pub fn resolve_comment(thought_dir: &str, pr_url: Option<&str>) -> String {
 /// The comment that hands a pull request back to humans.
 pub fn needs_human_comment(why: &str) -> String {
     format!(
-        "tgs stops revising this pull request; it needs a human now.\n\n{}",
+        "{REPLY_MARKER}\ntgs stops revising this pull request; it needs a human now.\n\n{}",
         fenced(&bound_head(&clean_block(why), MAX_ERROR_LEN), "text")
     )
 }
+
+/// The first line of every comment tgs leaves on a pull request: the review
+/// loop never reads one as a request, whatever the trigger word.
+pub const REPLY_MARKER: &str = "<!-- tgs:reply -->";
 
 /// What a revision changed, for the reply on its pull request.
 #[derive(Debug, Clone, Default)]
@@ -244,7 +248,7 @@ pub fn revision_reply(r: &RevisionReply) -> String {
     };
     let short = |c: &str| code_span(&c.chars().take(12).collect::<String>());
     let mut s = format!(
-        "tgs revised this pull request (revision {} of at most {}), answering {what}: {}..{}.\n",
+        "{REPLY_MARKER}\ntgs revised this pull request (revision {} of at most {}), answering {what}: {}..{}.\n",
         r.number,
         r.max,
         short(&r.from),

@@ -27,6 +27,8 @@ struct Look {
     findings: Findings,
     /// The PR conflicts with its base at this head.
     conflict_at: Option<String>,
+    /// When tgs first pushed the work (what came before is not acted on).
+    since: Option<Timestamp>,
 }
 
 /// What a sync did, per thought.
@@ -66,7 +68,9 @@ pub fn sync(
         let n = match parse_pr_ref(&url, &gh.config().owner, &gh.config().name) {
             Ok(n) => n,
             Err(err) => {
-                report.problems.push((e.dir.clone(), err.to_string()));
+                if only_pr.is_none() {
+                    report.problems.push((e.dir.clone(), err.to_string()));
+                }
                 continue;
             }
         };
@@ -148,6 +152,7 @@ fn look(
         state: info.state,
         findings: Findings::default(),
         conflict_at: None,
+        since: e.review.as_ref().and_then(|r| r.since).or(e.completed_at),
     };
     let with_human = e.review.as_ref().is_some_and(|r| r.needs_human.is_some());
     // A PR from a fork is not tgs's: nothing on it steers tgs.
@@ -171,7 +176,7 @@ fn look(
         &activity,
         e.review.as_ref(),
         &review.trigger,
-        e.completed_at,
+        l.since,
         &mut trusted,
     );
     if info.mergeable == Some(false) {
@@ -239,6 +244,9 @@ fn apply(
     }
     {
         let rl = e.review.get_or_insert_with(Default::default);
+        if rl.since.is_none() {
+            rl.since = l.since;
+        }
         rl.seen.review = rl.seen.review.max(l.findings.seen.review);
         rl.seen.comment = rl.seen.comment.max(l.findings.seen.comment);
         rl.seen.inline = rl.seen.inline.max(l.findings.seen.inline);
@@ -251,7 +259,8 @@ fn apply(
             .get(&l.dir)
             .and_then(|e| e.review.clone())
             .unwrap_or_default();
-        if rl.spent() + rl.queue.len() >= review.max_revisions as usize {
+        let counted = rev.kind != RevisionKind::Update;
+        if counted && rl.spent() + rl.waiting() >= review.max_revisions as usize {
             let why = format!(
                 "it reached server.review.max_revisions ({}); {} asked for more",
                 review.max_revisions,
@@ -284,7 +293,10 @@ fn describe(r: &Revision) -> String {
         RevisionKind::ChangesRequested => {
             format!("a review by @{} requesting changes ({})", r.author, r.url)
         }
-        RevisionKind::Command => format!("a /tgs comment by @{} ({})", r.author, r.url),
+        RevisionKind::Command => format!(
+            "a comment by @{} asking for a revision ({})",
+            r.author, r.url
+        ),
         RevisionKind::Update => "an update: the pull request conflicts with its base".to_owned(),
     }
 }

@@ -466,6 +466,11 @@ impl<'r> Runner<'r> {
                     w.outcome = Outcome::Failed;
                     w.reason = Some(why);
                 }
+                Handover::Moved(why) => {
+                    w.outcome = Outcome::Failed;
+                    w.reason = Some(why);
+                    w.refund = true;
+                }
                 Handover::Rejected(why) => {
                     w.outcome = Outcome::Rejected;
                     w.reason = Some(why);
@@ -515,8 +520,13 @@ impl<'r> Runner<'r> {
         let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
             return Handover::Done { pr_url: None };
         };
-        if let Err(why) = handover::push_forward(self.repo, remote, branch, head) {
-            return Handover::PushFailed(why);
+        let tip = job.tip.as_deref().unwrap_or(head);
+        match handover::push_forward(self.repo, remote, branch, tip, head) {
+            Ok(()) => {}
+            // Not the revision's fault: it runs again on what the branch is now
+            // (or is cancelled by the next sync if the PR is gone).
+            Err(handover::ForwardError::Moved(why)) => return Handover::Moved(why),
+            Err(handover::ForwardError::Failed(why)) => return Handover::PushFailed(why),
         }
         sink.event(&Event::BranchPushed {
             dir: entry.dir.clone(),
@@ -529,7 +539,6 @@ impl<'r> Runner<'r> {
         ) else {
             return Handover::Done { pr_url: None };
         };
-        let tip = job.tip.as_deref().unwrap_or(head);
         let reply = handover::revision_reply(
             self.repo,
             entry,
@@ -806,6 +815,14 @@ fn settle(
 ) -> Result<(Disposition, Option<Timestamp>, String), Error> {
     let dir = entry.dir.as_str();
     let spent = note_cost(b, dir, w.stats.cost_usd, ended);
+    if w.branch_gone && entry.revision().is_some() {
+        b.revision_cancelled(dir, ended)?;
+        return Ok((
+            Disposition::Completed,
+            None,
+            format!("chore(tgs): cancel a revision of {dir} (its branch is gone)"),
+        ));
+    }
     if w.outcome == Outcome::Success && entry.revision().is_some() {
         b.revision_done(dir, w.head.as_deref().unwrap_or_default(), ended)?;
         return Ok((

@@ -72,6 +72,9 @@ pub(crate) struct WorkResult {
     pub final_failure: bool,
     /// Requeue without a retry delay (the session's job vanished).
     pub requeue_now: bool,
+    /// A revision whose pull request branch is gone from the remote (merged
+    /// or closed and deleted): there is nothing left to revise.
+    pub branch_gone: bool,
 }
 
 impl WorkResult {
@@ -92,6 +95,7 @@ impl WorkResult {
             refund: false,
             final_failure: false,
             requeue_now: false,
+            branch_gone: false,
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Handover {
     Done { pr_url: Option<String> },
     /// The branch could not be pushed: the work is in this clone only.
     PushFailed(String),
+    /// A revision's branch moved (or went) on the remote while it ran.
+    Moved(String),
     /// Pushed; the pull request could not be opened now. Nothing is lost.
     Pending(String),
     /// The pull request was refused for a reason of the work: by the forge,
@@ -60,20 +62,57 @@ pub fn push(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), S
     }
 }
 
-/// Push `head` onto `branch` on `remote` without forcing: a branch that
-/// moved meanwhile (someone pushed to the pull request) refuses it, and
-/// nothing of theirs is lost.
-pub fn push_forward(repo: &Repo, remote: &str, branch: &str, head: &str) -> Result<(), String> {
-    let out = push_spec(repo, remote, &format!("{head}:refs/heads/{branch}"))?;
+/// How pushing a revision went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The branch is no longer at `tip` on the remote: someone pushed to it,
+    /// or it was deleted (its PR merged or closed).
+    Moved(String),
+    Failed(String),
+}
+
+/// Push `head` onto `branch` on `remote` only if the remote still has it at
+/// `tip` (the commit the revision started from): a branch that moved or was
+/// deleted meanwhile refuses it, nothing of anyone's is lost, and no deleted
+/// branch comes back.
+pub fn push_forward(
+    repo: &Repo,
+    remote: &str,
+    branch: &str,
+    tip: &str,
+    head: &str,
+) -> Result<(), ForwardError> {
+    let lease = format!("--force-with-lease=refs/heads/{branch}:{tip}");
+    let spec = format!("{head}:refs/heads/{branch}");
+    let out = repo
+        .git()
+        .cmd([
+            "push",
+            "--quiet",
+            "--porcelain",
+            "--no-verify",
+            &lease,
+            remote,
+            &spec,
+        ])
+        .output()
+        .map_err(|e| ForwardError::Failed(e.to_string()))?;
     if out.success {
         return Ok(());
     }
-    let moved = out.stdout_text().contains("[rejected]") || out.stderr.contains("non-fast-forward");
-    Err(if moved {
-        format!("{branch} moved on {remote} while the revision ran (someone pushed to it); the revision was not pushed")
-    } else {
-        format!("could not push {branch}: {}", out.stderr.trim())
-    })
+    let text = format!("{}\n{}", out.stdout_text(), out.stderr);
+    if text.contains("[rejected]")
+        || text.contains("stale info")
+        || text.contains("non-fast-forward")
+    {
+        return Err(ForwardError::Moved(format!(
+            "{branch} moved on {remote} while the revision ran (pushed to, or deleted); the revision was not pushed"
+        )));
+    }
+    Err(ForwardError::Failed(format!(
+        "could not push {branch}: {}",
+        out.stderr.trim()
+    )))
 }
 
 /// `git push` of one refspec, hooks skipped (tgs checked the work itself).
@@ -103,28 +142,38 @@ pub fn revision_reply(
 ) -> String {
     use crate::backlog::RevisionKind;
     let range = format!("{tip}..{head}");
+    let update = rev.kind == RevisionKind::Update;
+    // An update's merge brings the base's commits: name only the branch's own.
+    let mut log = vec!["log", "--reverse", "--format=%h%x09%s"];
+    if update {
+        log.push("--first-parent");
+    }
+    log.push(&range);
     let commits = repo
         .git()
-        .text(["log", "--reverse", "--format=%h%x09%s", &range])
+        .text(log)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(id, s)| (id.to_owned(), s.to_owned()))
         .collect();
-    let files = repo
-        .git()
-        .cmd(["diff", "--name-only", "-z", tip, head])
-        .run()
-        .map(|o| crate::verify::parse_name_list(&o))
-        .unwrap_or_default();
+    let files = if update {
+        Vec::new()
+    } else {
+        repo.git()
+            .cmd(["diff", "--name-only", "-z", tip, head])
+            .run()
+            .map(|o| crate::verify::parse_name_list(&o))
+            .unwrap_or_default()
+    };
     let answers = match rev.kind {
         RevisionKind::ChangesRequested => {
             format!("the review by @{} that requested changes", rev.author)
         }
-        RevisionKind::Command => format!("the /tgs comment by @{}", rev.author),
+        RevisionKind::Command => format!("the comment by @{} asking for it", rev.author),
         RevisionKind::Update => "the conflict with the base branch".to_owned(),
     };
-    let number = entry.review.as_ref().map_or(0, |r| r.spent()) + 1;
+    let number = entry.review.as_ref().map_or(0, |r| r.spent()) + usize::from(!update);
     github::revision_reply(&github::RevisionReply {
         number,
         max,
@@ -338,7 +387,7 @@ impl Pending<'_, '_> {
                         format!("chore(tgs): fail {dir} (hand-over refused)"),
                     )
                 }
-                Handover::Pending(why) | Handover::PushFailed(why) => {
+                Handover::Pending(why) | Handover::PushFailed(why) | Handover::Moved(why) => {
                     b.handover_failed(&dir, why, super::after(now, backoff))?;
                     Change::with(
                         (Disposition::HandoverPending, Some(why.clone())),

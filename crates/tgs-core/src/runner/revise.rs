@@ -32,12 +32,12 @@ pub(super) fn revise(
 ) -> Result<WorkResult, Error> {
     let entry = &job.entry;
     if job.tip.is_none() {
-        w.outcome = Outcome::Failed;
+        w.outcome = Outcome::Rejected;
         w.reason = Some(format!(
-            "the branch of {}'s pull request is not on the remote",
+            "the branch of {}'s pull request is gone from the remote (merged or closed): nothing to revise",
             entry.dir
         ));
-        w.final_failure = true;
+        w.branch_gone = true;
         return Ok(w);
     }
     let git = Git::new(&wt.path);

@@ -96,6 +96,21 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             synced.queued.len()
         ));
     }
+    if let (Some(n), true) = (
+        args.pr,
+        synced.pr_states.is_empty() && synced.problems.is_empty(),
+    ) {
+        return Err(CliError::usage(format!(
+            "no thought in the backlog has pull request #{n}"
+        ))
+        .hint("the review loop follows the pull requests tgs opened; `tgs server backlog list` shows them"));
+    }
+    if !synced.problems.is_empty() {
+        return Err(CliError::failed(format!(
+            "{} pull request(s) could not be read; what could be was recorded",
+            synced.problems.len()
+        )));
+    }
     super::ok()
 }
 
