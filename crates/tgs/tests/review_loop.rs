@@ -248,6 +248,32 @@ fn a_review_requesting_changes_leads_to_one_revision_commit_and_one_reply() {
         status.contains("1 done") && status.contains("changes_requested (done)"),
         "{status}"
     );
+    // The dashboard's page of the thought shows the loop, linked to the review.
+    let site = env.path().join("site");
+    w.ok(&["server", "dashboard", "--out", site.to_str().unwrap()]);
+    let page = walk(&site)
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .find(|t| t.contains("<h2>Review loop</h2>"))
+        .expect("a page with the review loop");
+    assert!(
+        page.contains(&format!("pullrequestreview-{review}")),
+        "{page}"
+    );
+    assert!(page.contains("<td>done</td>"), "{page}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "html") {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

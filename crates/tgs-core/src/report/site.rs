@@ -735,6 +735,57 @@ fn fact(b: &mut String, label: &str, value_html: &str) {
     }
 }
 
+/// The review loop of `e`'s pull request: revisions pending, running and
+/// done, each linked to the review or comment it answers.
+fn render_review_loop(b: &mut String, e: &Entry) {
+    let Some(summary) = crate::review::summary(e) else {
+        return;
+    };
+    let r = e.review.as_ref().expect("a summary has a loop");
+    let _ = writeln!(
+        b,
+        "<h2>Review loop</h2>\n<p>{}</p>\n<table><thead><tr><th>Revision</th><th>State</th><th>Answers</th></tr></thead><tbody>",
+        esc(&summary)
+    );
+    let link = |url: &str, text: &str| match safe_http_url(url) {
+        Some(ok) => format!(
+            "<a href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
+            esc(ok),
+            esc(text)
+        ),
+        None => esc(text),
+    };
+    for d in &r.done {
+        let who = if d.author.is_empty() {
+            String::new()
+        } else {
+            format!(" by @{}", d.author)
+        };
+        let _ = writeln!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(d.kind.as_str()),
+            esc(&d.outcome),
+            link(&d.url, &format!("{}{who}", d.kind.as_str()))
+        );
+    }
+    let running = e.status == crate::backlog::Status::InProgress;
+    for (i, q) in r.queue.iter().enumerate() {
+        let state = if i == 0 && running {
+            "running"
+        } else {
+            "queued"
+        };
+        let _ = writeln!(
+            b,
+            "<tr><td>{}</td><td>{state}</td><td>{}</td></tr>",
+            esc(q.kind.as_str()),
+            link(&q.url, &crate::review::what(q))
+        );
+    }
+    b.push_str("</tbody></table>\n");
+}
+
 fn render_thought(site: &Site, dir: &str) -> String {
     let data = site.data;
     let entry: Option<&Entry> = site.entries.get(dir).copied();
@@ -779,6 +830,7 @@ fn render_thought(site: &Site, dir: &str) -> String {
         fact(&mut b, "Pull request", &pr);
         fact(&mut b, "Depends on", &esc(&e.depends_on.join(", ")));
         b.push_str("</dl>\n");
+        render_review_loop(&mut b, e);
         if let Some(err) = &e.last_error {
             let _ = writeln!(
                 b,
