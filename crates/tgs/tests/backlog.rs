@@ -674,6 +674,19 @@ fn validate_reports_and_fixes() {
     assert_eq!(archived.len(), 1);
     assert_eq!(archived[0]["dir"], "tgs/thoughts/ddddddd-done");
     assert_eq!(archived[0]["status"], "completed");
+    // Archived, it is still shown.
+    let shown = ok(
+        &repo,
+        &[
+            "--json",
+            "server",
+            "backlog",
+            "show",
+            "tgs/thoughts/ddddddd-done",
+        ],
+    );
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["status"], "completed", "{shown}");
     assert_eq!(
         repo.state_subjects(1),
         ["chore(tgs): repair the backlog (5 fixes)"]

@@ -29,6 +29,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 .find(|e| e.get("dir").and_then(Value::as_str) == Some(&dir))
         })
         .cloned()
+        // Not in the live file: an archived entry, as the archive keeps it.
+        .or_else(|| backlog.get(&dir).and_then(|e| serde_json::to_value(e).ok()))
         .unwrap_or(Value::Null);
     if ctx.json {
         output::json(&stored);
