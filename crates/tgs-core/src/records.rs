@@ -169,8 +169,13 @@ fn review_changes(
             describe(d.kind, &d.author, &d.url),
         ));
     }
-    if let (None, Some(why)) = (&b.needs_human, &a.needs_human) {
-        out.push(("needs_human".to_owned(), why.clone()));
+    match (&b.needs_human, &a.needs_human) {
+        (None, Some(why)) => out.push(("needs_human".to_owned(), why.clone())),
+        (Some(_), None) => out.push((
+            "review_resumed".to_owned(),
+            "the review loop resumes".to_owned(),
+        )),
+        _ => {}
     }
     out
 }

@@ -353,6 +353,17 @@ fn past_max_revisions_the_pull_request_goes_to_a_human_once() {
     assert_eq!(w.audit_actions("needs_human"), 1);
     let status = w.ok(&["server", "status"]);
     assert!(status.contains("review loop stopped"), "{status}");
+    // A human resumes the loop: the next review is acted on again.
+    w.ok(&["server", "backlog", "retry", DIR]);
+    assert!(w.entry()["review"]["needs_human"].is_null());
+    assert_eq!(w.audit_actions("review_resumed"), 1);
+    w.gh.add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", "three", &[]);
+    w.ok(&["server", "sync-prs"]);
+    let e = w.entry();
+    assert_eq!(e["status"], "queued", "a fresh allowance: {e}");
+    w.ok(&["server", "run"]);
+    assert_eq!(w.prompts().len(), 3);
+    assert!(w.prompts()[2].contains("three"));
 }
 
 #[test]

@@ -279,9 +279,18 @@ impl Backlog {
         Ok(())
     }
 
-    /// Put a failed entry back in the queue with a fresh budget of attempts.
+    /// Put a failed entry back in the queue with a fresh budget of attempts;
+    /// for a completed one whose pull request was handed to a human, resume
+    /// its review loop.
     pub fn retry(&mut self, dir: &str) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
+        if e.status == Status::Completed {
+            if let Some(r) = e.review.as_mut().filter(|r| r.needs_human.is_some()) {
+                r.resume();
+                e.last_error = None;
+                return Ok(());
+            }
+        }
         check(e, "retry", &[Status::Failed, Status::HandoverPending])?;
         e.status = Status::Queued;
         e.attempts = 0;
@@ -630,7 +639,16 @@ mod tests {
                         r
                     }
                     Op::Fail(i) => b.fail(&name(i), Some("x")),
-                    Op::Retry(i) => b.retry(&name(i)),
+                    Op::Retry(i) => {
+                        let with_human = b.get(&name(i)).is_some_and(|e| e.status == Status::Completed);
+                        let r = b.retry(&name(i));
+                        // A completed entry's review loop may resume: the entry stays completed.
+                        if with_human && r.is_ok() {
+                            prop_assert_eq!(b.get(&name(i)).map(|e| e.status), Some(Status::Completed));
+                            continue;
+                        }
+                        r
+                    }
                     Op::Requeue(i, r) => b.requeue(&name(i), None, Some(now), r),
                     Op::Remove(i) => {
                         let was_completed = b.get(&name(i)).map(|e| e.status == Status::Completed);

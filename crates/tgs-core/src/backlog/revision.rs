@@ -122,6 +122,10 @@ pub struct ReviewLoop {
     /// The PR head whose conflict with the base was last queued as an update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict_head: Option<String>,
+    /// Revisions spent before a human last resumed the loop: the limit
+    /// counts from there.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spent_before: usize,
     /// Why the PR was handed to a human (`tgs:needs-human`): nothing more is
     /// queued for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,10 +136,21 @@ impl ReviewLoop {
     /// Revisions reviewers asked for that ran to the end (done or failed),
     /// for `max_revisions`; updates from the base do not count.
     pub fn spent(&self) -> usize {
+        self.spent_ever().saturating_sub(self.spent_before)
+    }
+
+    fn spent_ever(&self) -> usize {
         self.done
             .iter()
             .filter(|d| d.outcome != "cancelled" && d.kind != RevisionKind::Update)
             .count()
+    }
+
+    /// A human resumes the loop: it takes requests again, with a fresh
+    /// allowance of `max_revisions`.
+    pub fn resume(&mut self) {
+        self.needs_human = None;
+        self.spent_before = self.spent_ever();
     }
 
     /// Revisions reviewers asked for that wait (updates do not count).
@@ -268,6 +283,10 @@ impl Backlog {
         e.review.get_or_insert_with(Default::default).needs_human = Some(why.to_owned());
         Ok(())
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn ended(r: &Revision, outcome: &str, commit: Option<&str>, at: Timestamp) -> RevisionDone {
