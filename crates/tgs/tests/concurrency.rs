@@ -249,7 +249,8 @@ fn sigkill_at_any_point_leaves_a_usable_working_tree_backlog() {
         ["audit", "backlog.json"],
         "temp files of killed writers are swept"
     );
-    assert_eq!(list("tgs/server/audit"), ["2026-01.jsonl"]);
+    assert_eq!(list("tgs/server/audit"), ["2026-01"]);
+    assert_eq!(list("tgs/server/audit/2026-01"), ["15.jsonl"]);
 }
 
 /// The steps named in tgs-core's `failpoint::BACKLOG_STEPS`.

@@ -386,13 +386,25 @@ impl<'r> Store<'r> {
 /// under the lock, so no live writer can own one.
 fn remove_stale_temp_files(path: &Path) {
     let Some(dir) = path.parent() else { return };
-    // Beside the backlog, and beside the records of each month.
-    let dirs = [
-        dir.to_owned(),
-        dir.join("audit"),
-        dir.join("metrics"),
-        dir.join("archive"),
-    ];
+    let Some(root) = dir.parent().and_then(Path::parent) else {
+        return;
+    };
+    // Beside the backlog, and beside the record files a change writes: today's,
+    // and yesterday's (a writer killed at midnight).
+    let now = crate::clock::now();
+    let yesterday = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let mut dirs = vec![dir.to_owned()];
+    for t in [now, yesterday] {
+        for f in crate::history::current_files(t) {
+            if let Some(parent) = root.join(f).parent() {
+                if !dirs.iter().any(|d| d == parent) {
+                    dirs.push(parent.to_owned());
+                }
+            }
+        }
+    }
     for e in dirs
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
