@@ -160,13 +160,13 @@ fn review_changes(
     for r in a.queue.iter().filter(|r| !known(r.id, r.kind)) {
         out.push((
             "revision_queued".to_owned(),
-            describe(r.kind, &r.author, &r.url),
+            crate::review::describe(r.kind, &r.author, &r.url),
         ));
     }
     for d in a.done.iter().skip(b.done.len()) {
         out.push((
             format!("revision_{}", d.outcome),
-            describe(d.kind, &d.author, &d.url),
+            crate::review::describe(d.kind, &d.author, &d.url),
         ));
     }
     match (&b.needs_human, &a.needs_human) {
@@ -178,20 +178,6 @@ fn review_changes(
         _ => {}
     }
     out
-}
-
-fn describe(kind: crate::backlog::RevisionKind, author: &str, url: &str) -> String {
-    use crate::backlog::RevisionKind as K;
-    let what = match kind {
-        K::ChangesRequested => format!("changes requested by @{author}"),
-        K::Command => format!("a comment by @{author} asking for a revision"),
-        K::Update => "the base moved: the pull request conflicts".to_owned(),
-    };
-    if url.is_empty() {
-        what
-    } else {
-        format!("{what}: {url}")
-    }
 }
 
 /// The audit records of agents paused or resumed.

@@ -452,7 +452,7 @@ pub fn lease_expired(e: &Entry, now: Timestamp) -> bool {
         && lease_end(e).is_none_or(|t| t.checked_add(CLOCK_SKEW).map_or(true, |t| t <= now))
 }
 
-fn check(e: &Entry, action: &'static str, from: &[Status]) -> Result<(), Error> {
+pub(super) fn check(e: &Entry, action: &'static str, from: &[Status]) -> Result<(), Error> {
     if from.contains(&e.status) {
         Ok(())
     } else {

@@ -222,14 +222,7 @@ impl Backlog {
     /// (`why`), and nothing else queued for it runs.
     pub fn revision_given_up(&mut self, dir: &str, why: &str, now: Timestamp) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        if e.status != Status::InProgress {
-            return Err(Error::Transition {
-                action: "give up on",
-                dir: dir.to_owned(),
-                status: e.status.to_string(),
-                allowed: super::allowed_actions(e.status),
-            });
-        }
+        super::machine::check(e, "give up on", &[Status::InProgress])?;
         end_current(e, "failed", None, now);
         cancel_queue(e, now);
         if let Some(r) = e.review.as_mut() {
@@ -245,14 +238,7 @@ impl Backlog {
     /// completed as it was.
     pub fn revision_cancelled(&mut self, dir: &str, now: Timestamp) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        if e.status != Status::InProgress {
-            return Err(Error::Transition {
-                action: "cancel a revision of",
-                dir: dir.to_owned(),
-                status: e.status.to_string(),
-                allowed: super::allowed_actions(e.status),
-            });
-        }
+        super::machine::check(e, "cancel a revision of", &[Status::InProgress])?;
         cancel_queue(e, now);
         self.complete(dir, None, now)
     }

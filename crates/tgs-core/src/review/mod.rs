@@ -327,6 +327,21 @@ pub fn summary(e: &crate::backlog::Entry) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// What a revision answers, with where it was asked (`url`), for the audit
+/// and the report of `sync-prs`.
+pub fn describe(kind: RevisionKind, author: &str, url: &str) -> String {
+    let what = match kind {
+        RevisionKind::ChangesRequested => format!("changes requested by @{author}"),
+        RevisionKind::Command => format!("a comment by @{author} asking for a revision"),
+        RevisionKind::Update => "an update: the pull request conflicts with its base".to_owned(),
+    };
+    if url.is_empty() {
+        what
+    } else {
+        format!("{what}: {url}")
+    }
+}
+
 /// What a revision answers, in a few words.
 pub fn what(r: &Revision) -> String {
     match r.kind {

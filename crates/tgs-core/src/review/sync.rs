@@ -289,16 +289,7 @@ fn update_revision(url: &str, now: Timestamp) -> Revision {
 }
 
 fn describe(r: &Revision) -> String {
-    match r.kind {
-        RevisionKind::ChangesRequested => {
-            format!("a review by @{} requesting changes ({})", r.author, r.url)
-        }
-        RevisionKind::Command => format!(
-            "a comment by @{} asking for a revision ({})",
-            r.author, r.url
-        ),
-        RevisionKind::Update => "an update: the pull request conflicts with its base".to_owned(),
-    }
+    super::describe(r.kind, &r.author, &r.url)
 }
 
 fn audit_line(worker: &str, now: Timestamp, dir: &str, action: &str, reason: &str) -> Append {
