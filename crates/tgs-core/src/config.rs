@@ -1,5 +1,7 @@
-//! `tgs/tgs.yml`: the parts tgs reads. Other sections are kept by the file
-//! and ignored here, never rejected.
+//! `tgs/tgs.yml`: the parts tgs reads. Other tools' sections and keys are
+//! kept by the file and ignored here; a key under `server:` that tgs does
+//! not know, or a near miss of a known name anywhere, is an error (see
+//! [`keys`]).
 //!
 //! Settings resolve in one place: command-line flags (passed in by the CLI)
 //! over the repository's `server:` section over the built-in defaults.
@@ -12,6 +14,10 @@ use serde::Deserialize;
 
 use crate::guardrails::{Guardrails, GuardrailsConfig};
 use crate::Error;
+
+mod keys;
+
+pub use keys::nearest;
 
 /// Where the configuration lives in a repository.
 pub const CONFIG_PATH: &str = "tgs/tgs.yml";
@@ -53,6 +59,7 @@ pub struct StepsSection {
 
 /// The `server:` section. Every field is optional; see [`Settings`] for defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSection {
     pub agent: Option<String>,
     pub session_timeout: Option<String>,
@@ -106,6 +113,7 @@ impl Default for ReviewConfig {
 
 /// `server.budgets`: what runs may spend. Days are UTC days.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Budgets {
     /// Sessions started per day, by all workers together.
     pub daily_sessions: Option<u32>,
@@ -118,6 +126,7 @@ pub struct Budgets {
 
 /// `server.pr`: how pull requests are opened.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PrConfig {
     /// The conventional prefix of PR titles.
     #[serde(default = "default_prefix")]
@@ -151,6 +160,7 @@ impl Default for PrConfig {
 
 /// One entry of `server.agents`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// A command line (split like a shell would, but never run by one).
     pub command: Option<String>,
@@ -185,11 +195,17 @@ impl Config {
         Self::parse(&text)
     }
 
+    /// Parse the file's text. Errors: YAML that does not parse, a value of
+    /// the wrong type, a key under `server:` tgs does not know, or a near
+    /// miss of a known key elsewhere (each with its line and column).
     pub fn parse(text: &str) -> Result<Config, Error> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        yaml_serde::from_str(text).map_err(|e| Error::invalid(format!("{CONFIG_PATH}: {e}")))
+        let value: yaml_serde::Value = yaml_serde::from_str(text)
+            .map_err(|e| Error::invalid(format!("{CONFIG_PATH}: {e}")))?;
+        keys::check_shared(text, &value)?;
+        yaml_serde::from_str(text).map_err(|e| keys::explain(&e))
     }
 }
 
@@ -245,8 +261,7 @@ impl Settings {
             parse_duration(v.as_deref().unwrap_or(default))
                 .map_err(|e| Error::invalid(format!("{CONFIG_PATH}: server.{name}: {e}")))
         };
-        let mut redact_patterns = config.ai.redact_patterns.clone();
-        redact_patterns.extend(config.telemetry.redact_rules.iter().cloned());
+        let redact_patterns = redaction_patterns(config)?;
         Ok(Settings {
             agent: s.agent.clone().unwrap_or_else(|| "claude-code".into()),
             // With verify_timeout (30m), installing tgs and the agent and
@@ -274,6 +289,31 @@ impl Settings {
             review: review_config(&s.review)?,
         })
     }
+}
+
+/// `ai.redact_patterns` and `telemetry.redact_rules`, each compiled once
+/// here so that a pattern that cannot compile is a configuration error
+/// naming it, before any session starts (and never a panic later).
+fn redaction_patterns(config: &Config) -> Result<Vec<String>, Error> {
+    let named = (config.ai.redact_patterns.iter().enumerate())
+        .map(|(i, p)| (format!("ai.redact_patterns[{i}]"), p))
+        .chain(
+            (config.telemetry.redact_rules.iter().enumerate())
+                .map(|(i, p)| (format!("telemetry.redact_rules[{i}]"), p)),
+        );
+    let mut out = Vec::new();
+    for (key, pattern) in named {
+        if let Err(e) = regex::bytes::Regex::new(pattern) {
+            return Err(Error::Setup {
+                message: format!("{CONFIG_PATH}: {key}: the pattern {pattern:?} does not compile"),
+                hint: Some(format!(
+                    "fix or remove it (regular expressions in Rust's `regex` syntax): {e}"
+                )),
+            });
+        }
+        out.push(pattern.clone());
+    }
+    Ok(out)
 }
 
 /// A trigger word is one word that cannot occur by chance at a comment's start.
@@ -333,6 +373,78 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn typos_are_errors_with_their_place_and_the_nearest_name() {
+        for (yaml, place, near) in [
+            (
+                "server:\n  verfy_command: make test\n",
+                "tgs.yml:2:3",
+                "verify_command",
+            ),
+            (
+                "server:\n  agents:\n    claude-code:\n      modle: opus\n",
+                "tgs.yml:4:7",
+                "model",
+            ),
+            (
+                "server:\n  agents:\n    claude-code: { max_turn: 3 }\n",
+                "tgs.yml:3:",
+                "max_turns",
+            ),
+            ("sever:\n  agent: x\n", "tgs.yml:1:1", "server"),
+            (
+                "ai:\n  provider: anthropic\n  modle: opus\n",
+                "tgs.yml:3:3",
+                "model",
+            ),
+            (
+                "server:\n  pr: { title_prefx: x }\n",
+                "tgs.yml:2:",
+                "title_prefix",
+            ),
+            (
+                "server:\n  budgets: { daily_sesions: 3 }\n",
+                "tgs.yml:2:",
+                "daily_sessions",
+            ),
+        ] {
+            let e = Config::parse(yaml).unwrap_err();
+            let said = e.to_string();
+            assert!(said.contains(place), "{yaml}: {said}");
+            assert!(
+                said.contains(&format!("did you mean `{near}`")),
+                "{yaml}: {said}"
+            );
+            let Error::Setup { hint: Some(h), .. } = e else {
+                panic!("{yaml}: no hint");
+            };
+            assert!(h.contains(&format!("`{near}`")), "{h}");
+        }
+        // Unknown under server, even far from any known name.
+        let said = Config::parse("server:\n  zzz_unrelated: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            said.contains("unknown key `zzz_unrelated` in `server`"),
+            "{said}"
+        );
+        // Other tools' keys and sections stay allowed.
+        Config::parse("workflows: {x: 1}\ntriggers: {on: push}\nagents: [{name: a}]\nai:\n  temperature: 0.2\ncontext:\n  thoughts_dir: tgs\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn redaction_patterns_that_do_not_compile_are_configuration_errors() {
+        let c = Config::parse("ai:\n  redact_patterns: ['(?i)token-[a-z]+', 'ok']\ntelemetry:\n  redact_rules: ['(unclosed']\n").unwrap();
+        let e = Settings::resolve(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("telemetry.redact_rules[0]") && e.contains("(unclosed"),
+            "{e}"
+        );
+        let c = Config::parse("ai:\n  redact_patterns: ['\\p{Greek}+', '(?i)straße']\n").unwrap();
+        assert_eq!(Settings::resolve(&c).unwrap().redact_patterns.len(), 2);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod report;
 pub mod review;
 pub mod runner;
 pub mod secrets;
+pub mod selfcheck;
 pub mod session;
 pub mod template;
 pub mod thought;

@@ -124,6 +124,12 @@ pub fn filled_skeleton_pattern(template: &[u8]) -> Option<regex::bytes::Regex> {
         .ok()
 }
 
+/// Whether `text` has a placeholder that [`filled_skeleton_pattern`] turns
+/// into a wildcard (so that it gives a pattern).
+pub fn has_filled_placeholder(text: &str) -> bool {
+    segments(text).iter().any(Result::is_err)
+}
+
 /// The line of a README written by `thought new` that gives its date.
 const DATE_LINE: &str = "- Date: ";
 

@@ -119,7 +119,7 @@ impl SiteData {
 
 /// Remove terminal escape sequences (colors, titles) that agents print: in a
 /// page they would only show as noise.
-fn strip_ansi(line: &str) -> String {
+pub(crate) fn strip_ansi(line: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(

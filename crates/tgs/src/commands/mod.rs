@@ -12,6 +12,7 @@ pub mod backlog_show;
 pub mod backlog_transition;
 pub mod backlog_validate;
 pub mod completions;
+pub mod debug;
 pub mod demo;
 pub mod scan;
 pub mod server_dashboard;
@@ -96,6 +97,15 @@ pub enum Command {
     /// The demo's scripted agent (used by `tgs demo`).
     #[command(hide = true)]
     DemoAgent,
+    /// Checks of this binary as it was built.
+    #[command(hide = true, subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Compile every built-in pattern (exit 1 naming any that fails).
+    SelfCheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +324,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Completions(a) => completions::run(a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent => demo::agent(),
+        Command::Debug(DebugCommand::SelfCheck) => debug::self_check(),
     }
 }
 
