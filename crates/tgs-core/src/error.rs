@@ -53,6 +53,9 @@ pub enum Error {
     /// Anything else that failed, with context.
     #[error("{0}")]
     Failed(String),
+    /// A bug in tgs (a panic) stopped the work; every claim was given back.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What kind of failure a forge request met, for the caller to decide

@@ -55,6 +55,11 @@ pub trait Forge {
     fn alert_agent(&self, _agent: &str, _detail: &str) -> Result<Option<String>, Error> {
         Ok(None)
     }
+    /// Tell humans once that a bug of tgs's (a panic) ended a session: an
+    /// issue, opened only when none is open. Returns where, if anywhere.
+    fn alert_internal(&self, _detail: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
     /// The agent was resumed: close its alert. Returns what was closed.
     fn resolve_agent_alert(&self, _agent: &str) -> Result<Option<String>, Error> {
         Ok(None)

@@ -233,6 +233,31 @@ impl GitHub {
         Ok(html_url(&issue))
     }
 
+    /// Tell humans that a bug of tgs's ended a session: one issue labeled
+    /// [`FAILED_LABEL`], opened only when none is open (said once, not per
+    /// session). Returns its URL when it was opened now.
+    pub fn alert_internal(&self, detail: &str) -> Result<Option<String>, Error> {
+        let open = self
+            .open_marked(INTERNAL_MARKER)
+            .map_err(|e| self.error(e))?;
+        if !open.is_empty() {
+            return Ok(None);
+        }
+        let mut call = Call::post(
+            format!("{}/issues", self.repo_path()),
+            json!({
+                "title": "tgs: a session ended with an internal error",
+                "body": format!("{INTERNAL_MARKER}\n{}", content::internal_alert_text(detail)),
+                "labels": [FAILED_LABEL],
+            }),
+            "opening the internal-error issue".to_owned(),
+            "issues: write",
+        );
+        call.retry_failures = false;
+        let issue = self.call(&call).map_err(|e| self.error(e))?;
+        Ok(Some(html_url(&issue)))
+    }
+
     /// Close the open issue about `agent`, if any (it was resumed).
     pub fn resolve_agent_alert(&self, agent: &str) -> Result<Option<String>, Error> {
         let open = self
@@ -702,6 +727,10 @@ impl Forge for GitHub {
         GitHub::resolve_agent_alert(self, agent)
     }
 
+    fn alert_internal(&self, detail: &str) -> Result<Option<String>, Error> {
+        GitHub::alert_internal(self, detail)
+    }
+
     fn reply_on_pr(&self, pr_url: &str, body: &str) -> Result<Option<String>, Error> {
         let n = parse_pr_ref(pr_url, &self.cfg.owner, &self.cfg.name)?;
         self.comment_on_pr(n, body).map(Some)
@@ -716,6 +745,9 @@ impl Forge for GitHub {
 }
 
 /// The marker of the issue about an agent.
+/// The first line of the issue that reports internal errors.
+const INTERNAL_MARKER: &str = "<!-- tgs-internal-error -->";
+
 fn agent_marker(agent: &str) -> String {
     format!("<!-- tgs-agent: {} -->", content::encode_path(agent))
 }

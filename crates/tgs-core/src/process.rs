@@ -77,9 +77,43 @@ impl Signals {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// Stop as a first SIGTERM would (tgs itself decided to stop: a bug
+    /// was caught), unless a signal came already.
+    pub fn stop(&self) {
+        if self
+            .count
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.last.store(libc::SIGTERM, Ordering::SeqCst);
+        }
+    }
+
     /// The last signal received, if any.
     pub fn last(&self) -> Option<i32> {
         (self.count() > 0).then(|| self.last.load(Ordering::SeqCst))
+    }
+}
+
+/// Wait for a helper thread (a stream's pump); its panic goes on in the
+/// caller, so that a bug is never a silent gap in a transcript.
+pub fn rejoin(handle: JoinHandle<()>) {
+    if let Err(p) = handle.join() {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// SIGKILL the process group of every child being supervised (tgs is about
+/// to exit without waiting for them).
+pub fn kill_all_groups() {
+    for slot in &CHILD_GROUPS {
+        let group = slot.load(Ordering::SeqCst);
+        if group > 0 {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
     }
 }
 

@@ -296,9 +296,11 @@ pub fn run_agent(
                 _ => process::Tick::Continue,
             }
         })?;
-    let _ = out.join();
+    // A pump that panicked is a bug of tgs's: the session ends as an
+    // internal error (its executor catches it), not with a silent gap.
+    process::rejoin(out);
     if let Some(err) = err {
-        let _ = err.join();
+        process::rejoin(err);
     }
     drain(&mut parser);
     let duration = started.elapsed();
@@ -402,6 +404,7 @@ fn pump<R: Read + Send + 'static>(
                 Err(_) => break,
             };
             let chunk = &buf[..n];
+            crate::failpoint::hit("session.output");
             {
                 let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = l.write_all(chunk);

@@ -264,6 +264,7 @@ fn run_verify_command(
                 if n == 0 {
                     break;
                 }
+                crate::failpoint::hit("verify.running");
                 let _ = to
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -274,8 +275,8 @@ fn run_verify_command(
     let a = copy(Box::new(child.stdout.take().expect("piped")), log_w.clone());
     let b = copy(Box::new(child.stderr.take().expect("piped")), log_w.clone());
     let ending = process::supervise(&mut child, Some(timeout), process::DEFAULT_GRACE, signals)?;
-    let _ = a.join();
-    let _ = b.join();
+    process::rejoin(a);
+    process::rejoin(b);
     if let Ok(m) = Arc::try_unwrap(log_w) {
         let _ = m.into_inner().unwrap_or_else(|p| p.into_inner()).finish();
     }

@@ -120,6 +120,10 @@ impl From<Error> for CliError {
                 code::USAGE,
                 Some("run tgs inside a git repository, or point at one with -C DIR".into()),
             ),
+            Error::Internal(_) => (
+                code::FAILED,
+                Some("this is a bug in tgs: every claim was given back; please report it with the output above".into()),
+            ),
             _ => (code::FAILED, None),
         };
         CliError {

@@ -160,7 +160,7 @@ struct Finished {
 fn spawn_tgs(repo: &TestRepo, args: &[&str]) -> Spawned {
     let stdout = repo.env.path().join("tgs.stdout");
     let stderr = repo.env.path().join("tgs.stderr");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    let mut cmd = Command::new(common::tgs_bin());
     cmd.current_dir(&repo.root);
     repo.env.pin(&mut cmd);
     cmd.args(args)

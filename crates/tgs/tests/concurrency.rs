@@ -51,7 +51,7 @@ fn flags(layout: Layout) -> &'static [&'static str] {
 }
 
 fn tgs(env: &TestEnv, repo: &TestRepo, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    let mut c = Command::new(common::tgs_bin());
     c.current_dir(&repo.root)
         .args(args)
         .stdout(Stdio::piped())

@@ -4,8 +4,9 @@
 //! title as text, and no request may leave the page. A screenshot is kept in
 //! `target/test-artifacts/` for people to look at.
 //!
-//! Without Chromium the tests are skipped with a message, except under CI
-//! (`CI` set), where `.ci/run` installs it and a missing browser is a failure.
+//! They need Chromium, so a plain `cargo test` ignores them (and says so);
+//! `--include-ignored` (as `.ci/run` does) runs them, and then a missing
+//! browser fails them.
 
 mod common;
 
@@ -18,24 +19,18 @@ use serde_json::{json, Value};
 
 const HOSTILE: &str = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>";
 
-/// The browser, or `None` (after saying why) when it is missing outside CI.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("TGS_TEST_CHROMIUM")
+/// The browser; a test that runs without it fails.
+fn chromium() -> PathBuf {
+    std::env::var_os("TGS_TEST_CHROMIUM")
         .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.exists()));
-    match path.filter(|p| p.exists()) {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => panic!(
-            "Chromium is missing (TGS_TEST_CHROMIUM={:?}); .ci/run installs Debian's chromium",
-            std::env::var_os("TGS_TEST_CHROMIUM")
-        ),
-        None => {
-            eprintln!(
-                "skipped: no Chromium (set TGS_TEST_CHROMIUM, or `apt-get install chromium`)"
-            );
-            None
-        }
-    }
+        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "Chromium is missing (TGS_TEST_CHROMIUM={:?}): `apt-get install chromium` (see README)",
+                std::env::var_os("TGS_TEST_CHROMIUM")
+            )
+        })
 }
 
 /// A backlog with one entry per status, a hostile title, a PR, records and a transcript.
@@ -281,8 +276,9 @@ fn artifacts_dir() -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs Chromium (TGS_TEST_CHROMIUM, or /usr/bin/chromium)"]
 fn dashboard_renders_in_chromium_without_network_requests() {
-    let Some(bin) = chromium() else { return };
+    let bin = chromium();
     let env = TestEnv::new();
     let repo = fixture(&env);
     let site = env.path().join("site");
@@ -348,8 +344,9 @@ fn dashboard_renders_in_chromium_without_network_requests() {
 /// The request checks above pass only if they can see a request: a page
 /// that does load things (and has no Content-Security-Policy) must be caught.
 #[test]
+#[ignore = "needs Chromium (TGS_TEST_CHROMIUM, or /usr/bin/chromium)"]
 fn the_request_check_catches_a_page_that_loads_something() {
-    let Some(bin) = chromium() else { return };
+    let bin = chromium();
     let env = TestEnv::new();
     let tmp = env.path().join("chromium");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -381,8 +378,9 @@ fn the_request_check_catches_a_page_that_loads_something() {
 /// the open thoughts (100 rows show), the completed ones are collapsed by
 /// month, and nothing is requested. The state is written directly.
 #[test]
+#[ignore = "needs Chromium (TGS_TEST_CHROMIUM, or /usr/bin/chromium)"]
 fn an_index_of_ten_thousand_thoughts_renders_paged() {
-    let Some(bin) = chromium() else { return };
+    let bin = chromium();
     let env = TestEnv::new();
     let repo = env.local_repo("big");
     let dir = |i: usize| format!("tgs/thoughts/{:07x}-thought-{i}", 0xa00_0000 + i);

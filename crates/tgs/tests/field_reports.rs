@@ -639,7 +639,7 @@ fn ctrl_c_while_idle_gives_back_no_claim() {
         &format!("server:\n  agent: t\n  agents:\n    t: {{ command: \"{agent}\" }}\n"),
     );
     repo.publish("an agent, no work");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    let mut cmd = Command::new(common::tgs_bin());
     env.pin(&mut cmd);
     let child = cmd
         .current_dir(&repo.root)

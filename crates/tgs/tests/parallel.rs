@@ -167,7 +167,7 @@ fn signals_stop_every_session_and_give_every_claim_back() {
             p = pids.display()
         );
         let (repo, dirs) = queue(&env, 3, &agent, "  kill_grace: 30s\n");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+        let mut cmd = Command::new(common::tgs_bin());
         env.pin(&mut cmd);
         let child = cmd
             .current_dir(&repo.root)
@@ -231,7 +231,7 @@ fn two_parallel_workers_with_one_identity_complete_each_thought_once() {
     let children: Vec<_> = clones
         .iter()
         .map(|c| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+            let mut cmd = Command::new(common::tgs_bin());
             env.pin(&mut cmd);
             cmd.current_dir(&c.root)
                 .env_remove("TGS_NOW")

@@ -540,7 +540,7 @@ fn workers_noticing_at_once_queue_a_review_once_and_forks_steer_nothing() {
     let children: Vec<_> = clones
         .iter()
         .map(|c| {
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tgs"));
+            let mut cmd = std::process::Command::new(common::tgs_bin());
             cmd.current_dir(&c.root);
             env.pin(&mut cmd);
             cmd.env("GITHUB_TOKEN", TOKEN)

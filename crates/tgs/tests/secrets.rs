@@ -297,8 +297,7 @@ fn guardrails_reject_workflows_executables_links_out_and_size() {
 /// whole `tgs` run is started as the unprivileged uid 65534 (`nobody`; no
 /// user needs to be created) with `setpriv` (util-linux, in Debian's base
 /// system), the test's directory handed to that uid for the run and back to
-/// root after it. Skipped, saying so, only when running as root without
-/// `setpriv`.
+/// root after it. As root without `setpriv`, the test fails.
 #[test]
 fn the_agent_cannot_read_the_token_from_its_ancestors_environment() {
     // SAFETY: geteuid has no preconditions.
@@ -306,10 +305,10 @@ fn the_agent_cannot_read_the_token_from_its_ancestors_environment() {
     let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
-    if root && setpriv.is_none() {
-        eprintln!("skipped: running as root without setpriv, so the agent could read any process");
-        return;
-    }
+    assert!(
+        !root || setpriv.is_some(),
+        "running as root, the agent must be run as another user: install setpriv (util-linux)"
+    );
     let env = TestEnv::new();
     let report = env.path().join("environ-report");
     let work = format!(
@@ -335,10 +334,10 @@ fn the_agent_cannot_read_the_token_from_its_ancestors_environment() {
             chown("65534:65534");
             let mut c = std::process::Command::new(setpriv);
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(env!("CARGO_BIN_EXE_tgs"));
+                .arg(common::tgs_bin());
             c
         }
-        None => std::process::Command::new(env!("CARGO_BIN_EXE_tgs")),
+        None => std::process::Command::new(common::tgs_bin()),
     };
     cmd.current_dir(&repo.root);
     env.pin(&mut cmd);

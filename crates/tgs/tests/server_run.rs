@@ -640,7 +640,7 @@ fn signals_give_the_claim_back() {
             &format!("echo $$ > {}\nsleep 300\n", pids.display()),
             "",
         );
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+        let mut c = Command::new(common::tgs_bin());
         c.current_dir(&repo.root)
             .args(["server", "run", "--no-pr"])
             .stdout(Stdio::null())
@@ -706,7 +706,7 @@ fn racing_workers_complete_each_thought_once() {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+            let mut c = Command::new(common::tgs_bin());
             c.current_dir(&w.root)
                 .args([
                     "server",

@@ -201,7 +201,8 @@ fn race_on_clones(one_machine: bool) {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let bin = env!("CARGO_BIN_EXE_tgs");
+            let bin = common::tgs_bin();
+            let bin = bin.display();
             let body = format!(
                 "#!/bin/sh\nset -e\nn=0\nwhile :; do out=$('{bin}' server backlog next --json --claimed-by w{i}); [ \"$out\" = null ] && break; echo \"$out\" | tr -d '\\n'; echo; n=$((n+1)); [ $n -le 100 ] || exit 9; done\n"
             );

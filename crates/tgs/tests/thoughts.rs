@@ -447,7 +447,7 @@ fn global_flags_and_plumbing() {
 fn a_closed_pipe_is_not_a_crash() {
     use std::process::{Command, Stdio};
     let env = TestEnv::new();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    let mut c = Command::new(common::tgs_bin());
     env.pin(&mut c);
     // `tgs completions bash | head -1`: the reader goes away at once.
     let mut child = c

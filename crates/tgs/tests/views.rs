@@ -446,7 +446,7 @@ fn logs_follow_a_running_session_until_it_ends() {
     let env = TestEnv::new();
     let repo = fixture(&env);
     let log = repo.path(&format!("{LOGS}/bbbbbbb-second-20260115T113000Z.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    let mut cmd = Command::new(common::tgs_bin());
     cmd.current_dir(&repo.root);
     env.pin(&mut cmd);
     let child = cmd
@@ -481,7 +481,7 @@ fn logs_follow_stops_on_ctrl_c() {
     let env = TestEnv::new();
     let repo = fixture(&env);
     let log = repo.path(&format!("{LOGS}/bbbbbbb-second-20260115T113000Z.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgs"));
+    let mut cmd = Command::new(common::tgs_bin());
     cmd.current_dir(&repo.root);
     env.pin(&mut cmd);
     let mut child = cmd

@@ -156,6 +156,15 @@ pub fn agent_alert_title(agent: &str) -> String {
     ))
 }
 
+/// What the issue about an internal error says: the first one seen, that
+/// the claims were given back, and what to do.
+pub fn internal_alert_text(detail: &str) -> String {
+    bound(format!(
+        "A bug in tgs (a panic) ended a session. Its claim was given back without counting an attempt, and the run went on; later sessions that meet it are not reported again while this issue is open.\n\n### The first one\n\n{d}\n\nPlease report it to the tgs project with the run's output, then close this issue.\n",
+        d = fenced(&clean_block(detail), "text"),
+    ))
+}
+
 /// What the issue about an agent says: why, and how to resume it.
 pub fn agent_alert_text(agent: &str, detail: &str) -> String {
     let agent = one_line(agent, 80);

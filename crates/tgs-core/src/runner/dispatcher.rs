@@ -10,8 +10,10 @@
 //! claiming, records each session as released, and leaves.
 
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -23,7 +25,7 @@ use super::{after, signed, Mode, RunConfig, RunExit, SessionReport};
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
 use crate::backlog::store::Record;
 use crate::backlog::store::{Append, Change};
-use crate::backlog::target::StateTarget;
+use crate::backlog::target::{StateTarget, TargetOptions};
 use crate::backlog::{lease_end, Backlog, Entry, Pause, Status};
 use crate::events::{Disposition, Event, Outcome, Sink};
 use crate::forge::{Failure, Forge};
@@ -68,6 +70,7 @@ struct Tally {
     sessions: u32,
     succeeded: u32,
     failed: u32,
+    internal: u32,
 }
 
 impl Tally {
@@ -75,6 +78,7 @@ impl Tally {
         self.sessions += 1;
         self.succeeded += u32::from(r.outcome == Outcome::Success);
         self.failed += u32::from(r.final_failure);
+        self.internal += u32::from(r.internal);
     }
 
     fn done(&self) -> RunExit {
@@ -82,9 +86,121 @@ impl Tally {
             sessions: self.sessions,
             succeeded: self.succeeded,
             failed: self.failed,
+            internal: self.internal,
         }
     }
 }
+
+/// The claims this run holds (dir → holder and claim id), for giving them
+/// back when the run cannot finish its sessions: a panic of the
+/// dispatcher, or a watchdog that ends a run deaf to a signal.
+#[derive(Default)]
+pub(super) struct Held(Mutex<BTreeMap<String, (String, Option<String>)>>);
+
+impl Held {
+    fn insert(&self, e: &Entry, worker: &str) {
+        let holder = e.claimed_by.clone().unwrap_or_else(|| worker.to_owned());
+        self.lock()
+            .insert(e.dir.clone(), (holder, e.claim_id.clone()));
+    }
+
+    fn remove(&self, dir: &str) {
+        self.lock().remove(dir);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, Option<String>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How long past `kill_grace` a signalled run may take to record its
+/// sessions before the watchdog gives the claims back and exits.
+const WATCHDOG_MARGIN: Duration = Duration::from_secs(10);
+
+/// What the watchdog needs: the runner itself stays on its thread (its
+/// state holds handles that are not `Sync`), so the watchdog opens the
+/// state anew if it must give the claims back.
+struct Watchdog<'a> {
+    repo: &'a Repo,
+    topology: &'a Topology,
+    worker: &'a str,
+    /// `kill_grace` and [`WATCHDOG_MARGIN`].
+    grace: Duration,
+}
+
+impl Watchdog<'_> {
+    /// After a first signal, a run that has not ended within its grace (a
+    /// thread stuck in a lock or a system call) is ended here: agents
+    /// killed, claims given back, exit `128 + signal`.
+    fn watch(&self, signals: &Signals, held: &Held, done: &AtomicBool) {
+        let wait = |until: Option<std::time::Instant>| loop {
+            if done.load(Ordering::SeqCst) {
+                return false;
+            }
+            match until {
+                None if signals.count() > 0 => return true,
+                Some(t) if std::time::Instant::now() >= t => return true,
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        if !wait(None) || !wait(Some(std::time::Instant::now() + self.grace)) {
+            return;
+        }
+        let sig = signals.last().unwrap_or(libc::SIGTERM);
+        tracing::warn!(
+            "the run did not end within its grace after signal {sig}: its claims are given back and tgs exits"
+        );
+        crate::process::kill_all_groups();
+        let code = 128 + sig;
+        std::thread::spawn(move || {
+            std::thread::sleep(GIVE_BACK_LIMIT);
+            std::process::exit(code);
+        });
+        let opts = TargetOptions {
+            actor: Some(self.worker.to_owned()),
+            ..Default::default()
+        };
+        match StateTarget::resolve(self.repo, self.topology, &opts) {
+            Ok(state) => give_back(
+                &state,
+                held,
+                &format!("cancelled: tgs was stopped by signal {sig}"),
+            ),
+            Err(e) => {
+                tracing::warn!("could not give the claims back ({e}): their leases will expire")
+            }
+        }
+        std::process::exit(code);
+    }
+}
+
+/// Give back every claim in `held` still held, in one state change (the
+/// attempts are not counted). A failure is logged: the leases then expire.
+fn give_back(state: &StateTarget<'_>, held: &Held, why: &str) {
+    let claims: Vec<_> = held.lock().clone().into_iter().collect();
+    if claims.is_empty() {
+        return;
+    }
+    let given = state.update(&Default::default(), |b| {
+        let mut n = 0;
+        for (dir, (holder, claim_id)) in &claims {
+            if b.holds_claim(dir, holder, claim_id.as_deref()) {
+                b.requeue(dir, Some(why), None, true)?;
+                n += 1;
+            }
+        }
+        let msg = (n > 0).then(|| format!("chore(tgs): give back {n} claim(s): {why}"));
+        Ok(Change::maybe(n, msg))
+    });
+    match given {
+        Ok(_) => held.lock().clear(),
+        Err(e) => tracing::warn!("could not give the claims back ({e}): their leases will expire"),
+    }
+}
+
+/// How long the watchdog's own giving back may take before tgs exits anyway
+/// (the leases then expire as after a crash).
+const GIVE_BACK_LIMIT: Duration = Duration::from_secs(20);
 
 impl<'r> Runner<'r> {
     fn interrupted(&self) -> Option<i32> {
@@ -116,17 +232,62 @@ impl<'r> Runner<'r> {
     }
 
     /// Run sessions as the mode says, up to `parallel` at once.
+    ///
+    /// Errors: what stops the whole run (the state cannot be read or
+    /// written, the base cannot be fetched), and [`Error::Internal`] when a
+    /// bug of the dispatcher's own panicked: its sessions are stopped and
+    /// every claim is given back first. A panic inside a session ends only
+    /// that session (see [`RunExit::Done`]'s `internal`).
     pub fn run(&self, sink: &mut dyn Sink) -> Result<RunExit, Error> {
         worktree::ensure_excluded(self.repo)?;
         let identity = git::committer_ident(self.repo.git());
+        let stop = self.signals.clone().unwrap_or_default();
         let shared = executor::Shared {
             repo: self.repo,
             cfg: &self.cfg,
             env: &self.env,
-            signals: self.signals.as_deref(),
+            signals: Some(&stop),
             identity: &identity,
         };
-        std::thread::scope(|scope| self.dispatch(scope, &shared, sink))
+        let held = Held::default();
+        let done = AtomicBool::new(false);
+        let dispatched = std::thread::scope(|outer| {
+            if self.signals.is_some() {
+                let dog = Watchdog {
+                    repo: self.repo,
+                    topology: &self.topology,
+                    worker: &self.cfg.worker_id,
+                    grace: self.cfg.settings.kill_grace + WATCHDOG_MARGIN,
+                };
+                let (stop, held, done) = (&stop, &held, &done);
+                outer.spawn(move || dog.watch(stop, held, done));
+            }
+            let dispatched = std::thread::scope(|scope| {
+                let d = catch_unwind(AssertUnwindSafe(|| {
+                    self.dispatch(scope, &shared, sink, &held)
+                }));
+                if d.is_err() {
+                    // The sessions stop as for a signal; the scope waits for them.
+                    stop.stop();
+                }
+                d
+            });
+            done.store(true, Ordering::SeqCst);
+            dispatched
+        });
+        dispatched.unwrap_or_else(|panic| {
+            let why = format!(
+                "internal error: {}",
+                crate::selfcheck::panic_message(&*panic)
+            );
+            self.give_back(&held, &why);
+            Err(Error::Internal(crate::selfcheck::panic_message(&*panic)))
+        })
+    }
+
+    /// Give back every claim in `held` still held (see [`give_back`]).
+    fn give_back(&self, held: &Held, why: &str) {
+        give_back(&self.state, held, why);
     }
 
     fn dispatch<'s>(
@@ -134,6 +295,7 @@ impl<'r> Runner<'r> {
         scope: &'s std::thread::Scope<'s, '_>,
         shared: &'s executor::Shared<'s>,
         sink: &mut dyn Sink,
+        held: &Held,
     ) -> Result<RunExit, Error> {
         let k = self.cfg.parallel.max(1);
         let budget = self.budget();
@@ -172,6 +334,7 @@ impl<'r> Runner<'r> {
                                 let _ = tx.send(Msg::Done(job_ref.entry.dir.clone(), Box::new(w)));
                             })
                         };
+                        held.insert(&job.entry, &self.cfg.worker_id);
                         running.insert(
                             dir,
                             Slot {
@@ -180,6 +343,7 @@ impl<'r> Runner<'r> {
                                 handle,
                             },
                         );
+                        crate::failpoint::hit("runner.dispatching");
                         if self.cfg.thought.is_some() {
                             claiming = false;
                         }
@@ -233,6 +397,7 @@ impl<'r> Runner<'r> {
                     };
                     let _ = slot.handle.join();
                     let report = self.finish(&slot.job, slot.started, *w, sink)?;
+                    held.remove(&dir);
                     if report.outcome == Outcome::Cancelled {
                         claiming = false;
                     }
@@ -456,9 +621,19 @@ impl<'r> Runner<'r> {
         let mut pending = None;
         let mut pr_url = None;
         if w.outcome == Outcome::Success {
-            let handed = match entry.revision() {
-                Some(_) => self.hand_over_revision(job, &w, sink),
-                None => self.hand_over(entry, &w, sink),
+            let handed = catch_unwind(AssertUnwindSafe(|| {
+                crate::failpoint::hit("runner.handing-over");
+                match entry.revision() {
+                    Some(_) => self.hand_over_revision(job, &w, sink),
+                    None => self.hand_over(entry, &w, sink),
+                }
+            }));
+            let handed = match handed {
+                Ok(h) => h,
+                Err(panic) => {
+                    w = w.internal_error(&*panic);
+                    return self.record(entry, started, w, None, None, sink);
+                }
             };
             match handed {
                 Handover::Done { pr_url: url } => pr_url = url,
@@ -694,11 +869,15 @@ impl<'r> Runner<'r> {
             not_before: when,
             commit: applied.commit,
         });
+        if w.internal {
+            self.alert_internal(&dir, w.reason.as_deref().unwrap_or("internal error"));
+        }
         Ok(SessionReport {
             dir,
             outcome: w.outcome,
             final_failure,
             pr_url,
+            internal: w.internal,
             reason: w.reason,
         })
     }
@@ -742,6 +921,20 @@ impl<'r> Runner<'r> {
         if let Err(e) = alerted {
             tracing::warn!(
                 "could not update the failure alert of {dir} on {}: {e}",
+                forge.name()
+            );
+        }
+    }
+
+    /// Humans hear once that a bug of tgs's ended a session: one open
+    /// issue says so, however many sessions it ends.
+    fn alert_internal(&self, dir: &str, reason: &str) {
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return;
+        };
+        if let Err(e) = forge.alert_internal(&format!("{dir}: {reason}")) {
+            tracing::warn!(
+                "could not report the internal error on {}: {e}",
                 forge.name()
             );
         }

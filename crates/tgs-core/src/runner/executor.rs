@@ -75,6 +75,8 @@ pub(crate) struct WorkResult {
     /// A revision whose pull request branch is gone from the remote (merged
     /// or closed and deleted): there is nothing left to revise.
     pub branch_gone: bool,
+    /// A bug in tgs (a panic) ended the session: see [`WorkResult::internal_error`].
+    pub internal: bool,
 }
 
 impl WorkResult {
@@ -96,7 +98,23 @@ impl WorkResult {
             final_failure: false,
             requeue_now: false,
             branch_gone: false,
+            internal: false,
         }
+    }
+
+    /// A panic of tgs's own ended the session: `crashed: internal error`,
+    /// the attempt given back (not the thought's doing), humans told.
+    pub fn internal_error(mut self, panic: &(dyn std::any::Any + Send)) -> WorkResult {
+        self.outcome = Outcome::Crashed;
+        self.reason = Some(format!(
+            "internal error: {}",
+            crate::selfcheck::panic_message(panic)
+        ));
+        self.refund = true;
+        self.internal = true;
+        self.branch = None;
+        self.head = None;
+        self
     }
 
     fn over(mut self, outcome: Outcome, reason: String) -> WorkResult {
@@ -114,15 +132,20 @@ impl WorkResult {
     }
 }
 
-/// Run the session of `job`; never fails: what goes wrong is the result.
+/// Run the session of `job`; never fails: what goes wrong is the result,
+/// a panic of tgs's own included (its threads' panics are resumed here).
 pub(crate) fn run(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>) -> WorkResult {
     let w = WorkResult::new(&sh.cfg.agent, Outcome::Failed, None);
-    match work(sh, job, tx, w.clone()) {
-        Ok(w) => w,
-        Err(e) => w.over(
+    let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work(sh, job, tx, w.clone())
+    }));
+    match worked {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => w.over(
             Outcome::Failed,
             format!("tgs could not run the session: {e}"),
         ),
+        Err(panic) => w.internal_error(&*panic),
     }
 }
 

@@ -88,6 +88,9 @@ pub enum RunExit {
         succeeded: u32,
         /// Thoughts that failed for good in this run (out of attempts).
         failed: u32,
+        /// Sessions a bug of tgs's (a panic) ended; their claims were given
+        /// back, and the run went on. The process must exit non-zero.
+        internal: u32,
     },
     /// Stopped by this signal; every claim was given back.
     Interrupted(i32),
@@ -104,6 +107,8 @@ pub struct SessionReport {
     pub final_failure: bool,
     pub pr_url: Option<String>,
     pub reason: Option<String>,
+    /// A bug of tgs's (a panic) ended the session.
+    pub internal: bool,
 }
 
 /// Where a session's prompt and context list are written: in the git

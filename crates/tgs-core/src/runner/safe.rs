@@ -144,6 +144,7 @@ impl Runner<'_> {
             outcome: w.outcome,
             final_failure: false,
             pr_url: None,
+            internal: w.internal,
             reason: w.reason,
         })
     }

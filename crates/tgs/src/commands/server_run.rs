@@ -222,6 +222,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             sessions,
             succeeded,
             failed,
+            internal,
         } => {
             if sessions > 0 {
                 output::note(format!(
@@ -232,6 +233,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                         String::new()
                     }
                 ));
+            }
+            if internal > 0 {
+                return Err(CliError::failed(format!(
+                    "{internal} session(s) ended with an internal error of tgs; their claims were given back"
+                ))
+                .hint("this is a bug in tgs: please report it with the output above"));
             }
             // Attempts that will be retried are not failures of the run.
             Ok(if failed == 0 {
@@ -250,8 +257,9 @@ fn summary_json(exit: &RunExit) -> serde_json::Value {
             sessions,
             succeeded,
             failed,
+            internal,
         } => {
-            json!({"summary": {"sessions": sessions, "succeeded": succeeded, "failed_for_good": failed}})
+            json!({"summary": {"sessions": sessions, "succeeded": succeeded, "failed_for_good": failed, "internal_errors": internal}})
         }
         RunExit::Interrupted(sig) => json!({"summary": {"interrupted_by": sig}}),
         RunExit::NotClaimable(why) => json!({"summary": {"not_claimable": why}}),

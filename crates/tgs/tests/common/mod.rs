@@ -9,6 +9,29 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+/// The `tgs` binary the tests drive: `TGS_TEST_BIN` when set (CI points it
+/// at the binary `cargo build --release --locked` made, the one users
+/// install: dev-dependencies switch on features of shared crates that it
+/// lacks), else the one Cargo built for this test run. Under CI (`CI` set)
+/// an unset `TGS_TEST_BIN` fails the test: a pass must say which binary it
+/// tested.
+pub fn tgs_bin() -> PathBuf {
+    match std::env::var_os("TGS_TEST_BIN") {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "TGS_TEST_BIN={} is not a file", p.display());
+            p
+        }
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
+                "under CI, set TGS_TEST_BIN to the tgs binary to test (see .ci/run)"
+            );
+            PathBuf::from(env!("CARGO_BIN_EXE_tgs"))
+        }
+    }
+}
+
 /// The branch that holds the shared state by default.
 pub const STATE: &str = "tgs-state";
 
@@ -113,7 +136,7 @@ impl TestEnv {
     }
 
     pub fn tgs_cmd(&self, dir: &Path) -> assert_cmd::Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tgs"));
+        let mut c = Command::new(tgs_bin());
         c.current_dir(dir);
         self.pin(&mut c);
         assert_cmd::Command::from_std(c)
