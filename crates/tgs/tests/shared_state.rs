@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 
-use common::{run, script, TestEnv, TestRepo};
+use common::{run, script, TestEnv, TestRepo, STATE};
 use serde_json::Value;
 
 fn published<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) {
@@ -461,4 +461,57 @@ fn a_long_history_in_every_layout_is_read_and_a_change_writes_today_only() {
         "{actions:?}"
     );
     assert!(actions.contains(&"2025-12-10".to_owned()), "{actions:?}");
+}
+
+/// A state branch this clone fetched and that is gone from the remote (a
+/// clean-up, a mistaken push) is an error for readers and writers alike,
+/// naming the way back; `tgs server state restore` pushes the last state
+/// the clone knows, and nothing else brings it back.
+#[test]
+fn a_deleted_state_branch_is_an_error_until_it_is_restored() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-first", "First");
+    repo.publish("thoughts");
+    let (code, out, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let before = repo.git(&["rev-parse", &repo.state_ref()]);
+    let deleted = env
+        .git_cmd(env.path())
+        .args([
+            "--git-dir",
+            repo.origin.to_str().unwrap(),
+            "branch",
+            "-D",
+            STATE,
+        ])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success());
+    for args in [
+        &["server", "status"][..],
+        &["server", "scan"],
+        &["server", "backlog", "list"],
+        &["server", "backlog", "next"],
+    ] {
+        let (code, out, err) = run(repo.tgs().args(args));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("error: the state branch tgs-state is gone from origin"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("tgs server state restore"), "{args:?}: {err}");
+    }
+    let on_origin = |r: &TestRepo| r.git(&["ls-remote", "origin", "refs/heads/tgs-state"]);
+    assert_eq!(on_origin(&repo), "", "nothing made the branch again");
+    let (code, out, err) = run(repo.tgs().args(["server", "state", "restore"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(on_origin(&repo).starts_with(before.as_str()), "{before}");
+    let (code, out, err) = run(repo.tgs().args(["server", "backlog", "list"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("aaaaaaa-first"), "{out}");
+    // With the branch there, restore has nothing to do.
+    let (code, _, err) = run(repo.tgs().args(["server", "state", "restore"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nothing to restore"), "{err}");
 }

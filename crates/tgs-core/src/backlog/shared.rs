@@ -233,8 +233,88 @@ impl<'r> SharedState<'r> {
                     out.stderr.trim()
                 )));
             }
+            if let Some(last) = self.last_seen(&rref) {
+                return Err(self.gone(remote, &last));
+            }
         }
         Ok(self.local_ref())
+    }
+
+    /// The commit `rref` (the remote-tracking ref) still names: the state
+    /// this clone last fetched, kept by git when the branch went away.
+    fn last_seen(&self, rref: &str) -> Option<String> {
+        let out = self
+            .git()
+            .cmd([
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{rref}^{{commit}}"),
+            ])
+            .output()
+            .ok()?;
+        out.success
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// The state branch existed (this clone fetched it) and is gone from the
+    /// remote: reading it as empty would queue every thought again and push
+    /// over branches of open pull requests, so it is an error.
+    fn gone(&self, remote: &str, last: &str) -> Error {
+        Error::Setup {
+            message: format!(
+                "the state branch {} is gone from {remote}, though this clone last fetched it at {}",
+                self.branch,
+                &last[..last.len().min(12)]
+            ),
+            hint: Some(format!(
+                "if it was deleted by mistake, `tgs server state restore` pushes the last state this clone knows back to {remote}; if you removed it on purpose to start afresh, forget it here with `git update-ref -d refs/remotes/{remote}/{}`",
+                self.branch
+            )),
+        }
+    }
+
+    /// Push the state this clone last fetched back to the remote, where the
+    /// state branch is gone (`tgs server state restore`). Returns the commit
+    /// restored. Errors: no remote, the branch is on the remote (nothing to
+    /// restore), this clone never fetched it, or the push fails (the push
+    /// only creates the branch: one that reappeared meanwhile is kept).
+    pub fn restore(&self) -> Result<String, Error> {
+        let (Some(remote), Some(rref)) = (self.remote.as_deref(), self.remote_ref()) else {
+            return Err(Error::invalid(
+                "the state has no remote: there is nothing to restore",
+            ));
+        };
+        match self.fetch_ref_with(false) {
+            Ok(_) => {
+                return Err(Error::invalid(format!(
+                    "the state branch {} is on {remote}: there is nothing to restore",
+                    self.branch
+                )))
+            }
+            Err(Error::Setup { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let last = self.last_seen(&rref).ok_or_else(|| {
+            Error::invalid(format!(
+                "this clone never fetched the state branch {}: there is nothing to restore",
+                self.branch
+            ))
+        })?;
+        let lease = format!("--force-with-lease=refs/heads/{}:", self.branch);
+        let spec = format!("{last}:refs/heads/{}", self.branch);
+        let out = self
+            .git()
+            .cmd(["push", "--quiet", "--no-verify", &lease, remote, &spec])
+            .output()?;
+        if !out.success {
+            return Err(Error::Failed(format!(
+                "could not push {} to {remote}: {}",
+                self.branch,
+                out.stderr.trim()
+            )));
+        }
+        Ok(last)
     }
 
     /// Fetch, then read the tip, the backlog file at it and the local

@@ -154,6 +154,9 @@ pub enum ServerCommand {
 pub enum StateCommand {
     /// Move the state out of the base branch's tree onto a branch of its own.
     Migrate(server_state::MigrateArgs),
+    /// Push the state this clone last fetched back to the remote, where the
+    /// state branch was deleted.
+    Restore(server_state::RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +310,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Server(ServerCommand::Init(a)) => server_init::run(&ctx, a),
         Command::Server(ServerCommand::State(StateCommand::Migrate(a))) => {
             server_state::migrate(&ctx, a)
+        }
+        Command::Server(ServerCommand::State(StateCommand::Restore(a))) => {
+            server_state::restore(&ctx, a)
         }
         Command::Server(ServerCommand::Backlog(b)) => match b {
             BacklogCommand::Add(a) => backlog_add::run(&ctx, a),
