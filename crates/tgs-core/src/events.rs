@@ -29,6 +29,9 @@ pub enum Outcome {
     RateLimited,
     /// The model provider refused for credit, credentials or permissions.
     Unavailable,
+    /// The agent's CLI did not start a session: it rejected its command
+    /// line or its environment (an unknown flag, a setting it refuses).
+    Misconfigured,
     /// The session could not start for a reason of this machine's (the
     /// branch is checked out in another worktree, say), not the thought's.
     Blocked,
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::RateLimited => "rate_limited",
             Outcome::Unavailable => "unavailable",
+            Outcome::Misconfigured => "misconfigured",
             Outcome::Blocked => "blocked",
         }
     }

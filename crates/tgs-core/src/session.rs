@@ -51,6 +51,9 @@ pub struct AgentRun {
     pub stderr_tail: String,
     /// Why the transcript file misses output (a full disk), if it does.
     pub transcript_error: Option<String>,
+    /// For a CLI that speaks a stream of events: whether it began a session
+    /// (its first event, or a turn); `None` for plain-text agents.
+    pub started: Option<bool>,
 }
 
 /// The agent's program could not be started.
@@ -341,6 +344,11 @@ pub fn run_agent(
         },
         ..Default::default()
     };
+    let started = match &parser {
+        Parser::Claude(p) => Some(p.session_id.is_some() || p.turns > 0 || p.result.is_some()),
+        Parser::Codex(p) => Some(p.thread_id.is_some() || p.turns > 0),
+        Parser::Text => None,
+    };
     let mut reported_failure = None;
     let mut claude_result = None;
     let mut codex_error = None;
@@ -381,6 +389,7 @@ pub fn run_agent(
         tail,
         stderr_tail,
         transcript_error,
+        started,
     }))
 }
 

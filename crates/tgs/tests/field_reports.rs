@@ -702,3 +702,59 @@ fn claimed_by_is_shown_only_while_held() {
     assert!(!row(A).contains("w1"), "{table}");
     assert!(row(B).contains("w2"), "{table}");
 }
+
+// ---- An agent CLI that rejects its command line -------------------------
+
+/// A CLI that refuses its command line (an unknown flag in `args`) or its
+/// environment (Claude refuses `--dangerously-skip-permissions` as root
+/// when `IS_SANDBOX` is not `1`) starts no session: the outcome says its
+/// own words, no attempt is counted, the agent is paused until a human
+/// resumes it, and humans are told once. Claude and Codex alike.
+#[test]
+fn an_agent_cli_that_rejects_its_command_line_is_a_configuration_error_told_once() {
+    for (driver, words) in [
+        ("claude-code", "error: unknown option '--bogus-flag'"),
+        (
+            "claude-code",
+            "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
+        ),
+        ("codex", "error: unexpected argument '--bogus-flag' found"),
+    ] {
+        let env = TestEnv::new();
+        let bin = fake(
+            &env,
+            driver,
+            &format!("cat > /dev/null\n{}echo \"{words}\" >&2\nexit 1\n", counter(&env)),
+        );
+        let repo = lab(
+            &env,
+            driver,
+            &format!("{{ driver: {driver}, bin: {bin}, args: ['--bogus-flag'] }}"),
+            "",
+        );
+        let gh = FakeGitHub::start("octo", "demo", TOKEN);
+        let (code, _, err) =
+            run(gh_step(&repo, &gh, &["server", "run", "--until-empty"]).env_remove("TGS_NOW"));
+        assert_eq!(code, 0, "{driver}: {err}");
+        let e = entry(&repo, A);
+        assert_eq!(e["status"], "queued", "{driver}: {e}");
+        assert_eq!(e.get("attempts"), None, "{driver}: not counted: {e}");
+        let said = e["last_error"].as_str().unwrap_or_default();
+        assert!(
+            said.starts_with("misconfigured: the agent's CLI did not start a session")
+                && said.contains(words),
+            "{driver}: the CLI's own words: {said}"
+        );
+        assert!(!said.contains("no result event"), "{driver}: {said}");
+        assert_eq!(sessions(&env), 1, "{driver}: one session, then the agent waits");
+        let pause = &repo.remote_backlog()["pauses"][driver];
+        assert_eq!(pause["kind"], "misconfigured", "{driver}: {pause}");
+        assert!(pause.get("until").is_none(), "{driver}: until a human acts: {pause}");
+        let issues = gh.issues();
+        assert_eq!(issues.len(), 1, "{driver}: told once: {issues:?}");
+        assert!(issues[0].body.contains(words), "{driver}: {}", issues[0].body);
+        let (code, _, err) = run(gh_step(&repo, &gh, &["server", "run"]).env_remove("TGS_NOW"));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!((sessions(&env), gh.issues().len()), (1, 1), "{driver}");
+    }
+}

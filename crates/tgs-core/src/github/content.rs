@@ -169,7 +169,7 @@ pub fn internal_alert_text(detail: &str) -> String {
 pub fn agent_alert_text(agent: &str, detail: &str) -> String {
     let agent = one_line(agent, 80);
     bound(format!(
-        "The model provider of {a} refused in a way that lasts until a human acts (credit, credentials, permissions), so no worker starts sessions with it. No thought's attempt was counted.\n\n### What the provider said\n\n{d}\n\nWhen it is fixed: `tgs server resume {agent}` (this issue is then closed).\n",
+        "Sessions with {a} cannot start until a human acts, so no worker starts sessions with it: its model provider refused for good (credit, credentials, permissions), or its CLI rejected its command line or environment (the agent's settings in tgs/tgs.yml, or the machine's). No thought's attempt was counted.\n\n### What was said\n\n{d}\n\nWhen it is fixed: `tgs server resume {agent}` (this issue is then closed).\n",
         a = code_span(&agent),
         d = fenced(&clean_block(detail), "text"),
     ))

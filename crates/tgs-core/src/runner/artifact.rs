@@ -90,12 +90,8 @@ impl SessionRecord {
             refund: w.refund,
             final_failure: w.final_failure,
             provider: w.provider.as_ref().map(|c| {
-                let kind = match c.kind {
-                    ProviderKind::RateLimited => "rate_limited",
-                    ProviderKind::Unavailable => "unavailable",
-                };
                 (
-                    kind.to_owned(),
+                    c.kind.as_str().to_owned(),
                     c.detail.clone(),
                     c.retry_after.map(|d| d.as_secs()),
                 )
@@ -122,11 +118,7 @@ impl SessionRecord {
             .provider
             .as_ref()
             .map(|(kind, detail, wait)| ProviderCondition {
-                kind: if kind == "unavailable" {
-                    ProviderKind::Unavailable
-                } else {
-                    ProviderKind::RateLimited
-                },
+                kind: ProviderKind::parse(kind).unwrap_or(ProviderKind::RateLimited),
                 detail: detail.clone(),
                 retry_after: wait.map(Duration::from_secs),
             });

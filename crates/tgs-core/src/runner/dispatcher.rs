@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::executor::{self, Job, Msg, WorkResult};
 use super::handover::{self, Handover, PrFacts};
-use super::outcome::{self, ProviderKind};
+use super::outcome;
 use super::{after, signed, Mode, RunConfig, RunExit, SessionReport};
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
 use crate::backlog::store::Record;
@@ -841,7 +841,7 @@ impl<'r> Runner<'r> {
                 reason: p.reason.clone(),
             });
             // One alert, when the pause begins, not one per refused session.
-            if c.kind == ProviderKind::Unavailable && p.strikes == 0 {
+            if c.kind.until_resumed() && p.strikes == 0 {
                 self.alert_unavailable(&agent, p);
             }
         }
@@ -1055,9 +1055,9 @@ fn settle(
     }
     if let Some(c) = &w.provider {
         let strikes = b.pauses.get(agent).map_or(0, |p| p.strikes + 1);
-        let until = match c.kind {
-            ProviderKind::RateLimited => after(ended, outcome::pause_length(c, strikes)),
-            ProviderKind::Unavailable => None,
+        let until = match c.kind.until_resumed() {
+            false => after(ended, outcome::pause_length(c, strikes)),
+            true => None,
         };
         b.pause(
             agent,

@@ -29,6 +29,10 @@ pub enum ProviderKind {
     RateLimited,
     /// Credit, credentials, permissions: it lasts until a human acts.
     Unavailable,
+    /// Not the provider but the agent's configuration: its CLI rejected its
+    /// command line or environment. Every thought would meet it alike, and
+    /// it too lasts until a human acts.
+    Misconfigured,
 }
 
 impl ProviderKind {
@@ -36,7 +40,29 @@ impl ProviderKind {
         match self {
             ProviderKind::RateLimited => Outcome::RateLimited,
             ProviderKind::Unavailable => Outcome::Unavailable,
+            ProviderKind::Misconfigured => Outcome::Misconfigured,
         }
+    }
+
+    /// The name kept in session records (`rate_limited`, ...).
+    pub fn as_str(self) -> &'static str {
+        self.outcome().as_str()
+    }
+
+    /// The kind a session record names; `None` for a name tgs never writes.
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        [
+            ProviderKind::RateLimited,
+            ProviderKind::Unavailable,
+            ProviderKind::Misconfigured,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// It lasts until a human resumes the agent (no pause length passes it).
+    pub fn until_resumed(self) -> bool {
+        self != ProviderKind::RateLimited
     }
 }
 
@@ -54,6 +80,9 @@ pub enum AgentVerdict {
 /// Judge an agent run: how it ended, and what it reported.
 pub fn judge_agent(run: &AgentRun, timeout: Duration) -> AgentVerdict {
     if let Some(p) = provider_of_run(run) {
+        return AgentVerdict::Provider(p);
+    }
+    if let Some(p) = rejected_start(run) {
         return AgentVerdict::Provider(p);
     }
     match run.ending {
@@ -91,6 +120,38 @@ pub fn judge_agent(run: &AgentRun, timeout: Duration) -> AgentVerdict {
         Some(why) => AgentVerdict::Over(Outcome::Failed, why.clone()),
         None => AgentVerdict::Proceed,
     }
+}
+
+/// A CLI that speaks a stream of events, exited non-zero before its first
+/// one (no session, no turn) and said why on stderr did not start a
+/// session: it rejected its command line or its environment (`error:
+/// unknown option '--bogus-flag'`; Claude's refusal of
+/// `--dangerously-skip-permissions` as root). That is the agent's
+/// configuration, not the thought: told in the CLI's own words.
+pub fn rejected_start(run: &AgentRun) -> Option<ProviderCondition> {
+    let refused = matches!(run.ending, Ending::Exited(s) if s.code().is_some_and(|c| c != 0));
+    if !refused || run.started != Some(false) {
+        return None;
+    }
+    let words: Vec<&str> = run
+        .stderr_tail
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let said = words[words.len().saturating_sub(3)..].join(" ");
+    if said.is_empty() {
+        return None;
+    }
+    Some(ProviderCondition {
+        kind: ProviderKind::Misconfigured,
+        detail: format!(
+            "the agent's CLI did not start a session ({}): {}",
+            run.ending.describe(),
+            one_line(&said, 300)
+        ),
+        retry_after: None,
+    })
 }
 
 /// The last line the agent wrote on stderr, else on stdout, as ` (last output: ...)`.
