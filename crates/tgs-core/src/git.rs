@@ -388,7 +388,18 @@ pub fn stream_ls_tree(
         if rec.last() == Some(&0) {
             rec.pop();
         }
-        match parse_ls_tree_record(&rec) {
+        // A path that is not UTF-8 is passed on with its bytes escaped, so
+        // that the caller can name it (a thought folder it must warn of)
+        // rather than never see it.
+        let escaped;
+        let parsed = match std::str::from_utf8(&rec) {
+            Ok(_) => parse_ls_tree_record(&rec),
+            Err(_) => {
+                escaped = escape_non_utf8(&rec);
+                parse_ls_tree_record(escaped.as_bytes())
+            }
+        };
+        match parsed {
             Ok(Some(e)) => f(e),
             Ok(None) => {}
             Err(d) => {
@@ -445,6 +456,19 @@ impl TreeEntryRef<'_> {
 
 /// Parse one record (`<mode> <type> <oid>\t<path>`). `Ok(None)` for a path
 /// that is not UTF-8: no thought or state file can have such a name.
+/// `bytes` as text, each byte that is not part of valid UTF-8 written as
+/// `\xNN` (so the text is never taken for the name it stands for).
+pub fn escape_non_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 pub fn parse_ls_tree_record(rec: &[u8]) -> Result<Option<TreeEntryRef<'_>>, String> {
     let Ok(rec) = std::str::from_utf8(rec) else {
         return Ok(None);
@@ -881,6 +905,16 @@ pub fn remote_message(stderr: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_escaped() {
+        assert_eq!(
+            super::escape_non_utf8(b"tgs/a\xff-b\xc3"),
+            "tgs/a\\xff-b\\xc3"
+        );
+        assert_eq!(super::escape_non_utf8("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
+
     use super::*;
 
     #[test]

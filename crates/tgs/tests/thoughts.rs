@@ -373,6 +373,14 @@ fn folders_that_break_the_naming_rule_are_reported_not_skipped_silently() {
     // Hidden folders and loose files are not thought folders to begin with.
     repo.write("tgs/thoughts/.obsidian/app.json", "{}\n");
     repo.write("tgs/thoughts/README.md", "Thoughts live here.\n");
+    // A folder whose name is not UTF-8 at all.
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"abcdef2-\xff-latin1");
+        let dir = repo.path("tgs/thoughts").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("plan.md"), "p\n").unwrap();
+    }
     repo.publish("thoughts");
     for args in [
         &["thought", "list"][..],
@@ -391,7 +399,9 @@ fn folders_that_break_the_naming_rule_are_reported_not_skipped_silently() {
             );
             assert_eq!(err.matches(&line).count(), 1, "{args:?}: {err}");
         }
-        assert_eq!(err.matches("warning:").count(), 4, "{args:?}: {err}");
+        let line = "warning: tgs/thoughts/abcdef2-\\xff-latin1: not a thought folder name";
+        assert_eq!(err.matches(line).count(), 1, "{args:?}: {err}");
+        assert_eq!(err.matches("warning:").count(), 5, "{args:?}: {err}");
         assert!(!out.contains("warning"), "warnings stay off stdout: {out}");
     }
 }
