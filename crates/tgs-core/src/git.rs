@@ -360,7 +360,7 @@ pub fn stream_ls_tree(
     paths: &[&str],
     mut f: impl FnMut(TreeEntryRef<'_>),
 ) -> Result<(), GitError> {
-    let mut args: Vec<&str> = vec!["ls-tree", "-r", "-z", "--full-tree", rev, "--"];
+    let mut args: Vec<&str> = vec!["ls-tree", "-r", "-z", "--long", "--full-tree", rev, "--"];
     args.extend_from_slice(paths);
     let shown = args.join(" ");
     tracing::debug!(target: "tgs::git", "git {shown}");
@@ -441,6 +441,8 @@ pub struct TreeEntryRef<'a> {
     pub kind: ObjectKind,
     pub oid: &'a str,
     pub path: &'a str,
+    /// The blob's size in bytes, when listed with `--long`.
+    pub size: Option<u64>,
 }
 
 impl TreeEntryRef<'_> {
@@ -480,6 +482,8 @@ pub fn parse_ls_tree_record(rec: &[u8]) -> Result<Option<TreeEntryRef<'_>>, Stri
     let (Some(mode), Some(kind), Some(oid)) = (m.next(), m.next(), m.next()) else {
         return Err(format!("bad entry {rec:?}"));
     };
+    // `--long` adds the size (`-` for trees and submodules).
+    let size = m.next().and_then(|s| s.parse().ok());
     let kind = match kind {
         "blob" => ObjectKind::Blob,
         "tree" => ObjectKind::Tree,
@@ -491,6 +495,7 @@ pub fn parse_ls_tree_record(rec: &[u8]) -> Result<Option<TreeEntryRef<'_>>, Stri
         kind,
         oid,
         path,
+        size,
     }))
 }
 

@@ -212,6 +212,7 @@ mod tests {
                 .map(|f| ThoughtFile {
                     name: f.to_string(),
                     oid: "0".into(),
+                    size: None,
                 })
                 .collect(),
         }

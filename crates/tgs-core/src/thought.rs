@@ -169,6 +169,8 @@ pub struct ThoughtFile {
     /// Path relative to the thought directory (may contain `/` for nested files).
     pub name: String,
     pub oid: String,
+    /// Its size in bytes, when the listing said.
+    pub size: Option<u64>,
 }
 
 /// A thought found in the committed tree.
@@ -325,6 +327,7 @@ impl Indexer {
             t.files.push(ThoughtFile {
                 name: file.to_owned(),
                 oid: e.oid.to_owned(),
+                size: e.size,
             });
         }
     }
@@ -400,6 +403,7 @@ pub fn index_tree(entries: &[TreeEntry]) -> (Vec<Thought>, Vec<String>) {
                 kind: e.kind,
                 oid: &e.oid,
                 path: &e.path,
+                size: None,
             },
             &mut ignore,
         );
@@ -521,14 +525,44 @@ pub struct Titled {
 }
 
 /// A thought whose stage is not settled by blob ids: some of its files may be
-/// templates filled in by `thought new`.
+/// templates filled in by `thought new`, or blank.
 struct Unsure {
     dir: String,
-    /// The files that may be filled-in templates (blob ids).
-    files: Vec<String>,
-    /// The README's ticket: it tells whether `thought new` made the thought, and the title.
-    readme: usize,
+    /// The files that raised its stage and may yet not count.
+    files: Vec<ThoughtFile>,
+    /// The title's ticket (the README's, which also tells whether `thought
+    /// new` made the thought; else the research's).
+    title: Option<TitleTicket>,
     fallback: String,
+}
+
+/// The largest file read to see whether it is blank. Whitespace is not
+/// written: an empty or blank plan does not approve a thought. (A file of
+/// more than 4 KiB of whitespace alone is not met in practice, and reading
+/// every file would slow the listing of a large repository.)
+const BLANK_MAX: u64 = 4096;
+
+/// Whether `f` is small enough that it may be blank (its size unknown: no).
+fn may_be_blank(f: &ThoughtFile) -> bool {
+    f.size.is_some_and(|s| s <= BLANK_MAX)
+}
+
+/// Which of `oids` are blank (nothing but whitespace), read in one
+/// `cat-file` process.
+fn blank_blobs(repo: &Repo, oids: &[&str]) -> Result<HashSet<String>, Error> {
+    let mut cat = git::CatFile::spawn(repo.git(), |_, blob| {
+        blob.iter().all(u8::is_ascii_whitespace)
+    })?;
+    for oid in oids {
+        cat.request(oid);
+    }
+    let verdicts = cat.finish()?;
+    Ok(oids
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| *v == Some(true))
+        .map(|(oid, _)| (*oid).to_owned())
+        .collect())
 }
 
 /// Which of `files` are templates filled in by `thought new`, by matching
@@ -648,8 +682,8 @@ impl ThoughtIndex {
         let (index, templates) = {
             let mut emit = |t: &Thought, stage: Stage| {
                 let files = t.maybe_filled(stage);
-                let readme = t.file(Role::Readme).filter(|_| !files.is_empty());
-                let Some(readme) = readme else {
+                let scaffold = t.file(Role::Readme).is_some() && !files.is_empty();
+                if !scaffold && !files.iter().any(|f| may_be_blank(f)) {
                     if want(t, stage) {
                         let title = t
                             .title_source()
@@ -677,8 +711,8 @@ impl ThoughtIndex {
                 };
                 unsure.push(Unsure {
                     dir: t.dir.clone(),
-                    files: files.iter().map(|f| f.oid.clone()).collect(),
-                    readme: c.request(&readme.oid),
+                    files: files.into_iter().cloned().collect(),
+                    title: t.title_source().map(|(f, role)| (c.request(&f.oid), role)),
                     fallback: t.name.title_from_slug(),
                 });
             };
@@ -696,22 +730,36 @@ impl ThoughtIndex {
         let readme = |i: usize| readmes.get(i).and_then(Option::as_ref);
         // Only the files of thoughts that `thought new` made can be its filled-in templates.
         let mut index = index;
+        let scaffolded = |u: &Unsure| {
+            u.title.is_some_and(|(i, role)| {
+                role == Role::Readme && readme(i).is_some_and(|r| r.scaffolded)
+            })
+        };
         let suspects: Vec<&str> = unsure
             .iter()
-            .filter(|u| readme(u.readme).is_some_and(|r| r.scaffolded))
-            .flat_map(|u| u.files.iter().map(String::as_str))
+            .filter(|u| scaffolded(u))
+            .flat_map(|u| u.files.iter().map(|f| f.oid.as_str()))
             .filter(|oid| !index.skeletons.contains(*oid))
             .collect();
         if !suspects.is_empty() {
             let filled = filled_templates(repo, &templates, &suspects)?;
             index.skeletons.extend(filled);
         }
+        let small: Vec<&str> = unsure
+            .iter()
+            .flat_map(|u| u.files.iter().filter(|f| may_be_blank(f)))
+            .map(|f| f.oid.as_str())
+            .filter(|oid| !index.skeletons.contains(*oid))
+            .collect();
+        if !small.is_empty() {
+            index.skeletons.extend(blank_blobs(repo, &small)?);
+        }
         for u in unsure {
             let Some(t) = index.find(&u.dir) else {
                 continue;
             };
             if want(t, index.stage(t)) {
-                wanted.push((u.dir, Some((u.readme, Role::Readme)), u.fallback));
+                wanted.push((u.dir, u.title, u.fallback));
             }
         }
         let titles = wanted

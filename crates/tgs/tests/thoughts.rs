@@ -476,3 +476,65 @@ fn a_closed_pipe_is_not_a_crash() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// Whitespace is not written: an empty or blank research or plan leaves a
+/// thought a draft (never queued, never run), and a blank implementation
+/// summary does not make it implemented. With a README or without.
+#[test]
+fn blank_files_do_not_approve_or_implement_a_thought() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let research = ("research.md", "# Research\n\nWe looked.\n");
+    let plan = ("plan.md", "# Plan\n\n1. Do it.\n");
+    repo.thought("aaaaaa1-empty-plan", &[research, ("plan.md", "")]);
+    repo.thought(
+        "aaaaaa2-blank-plan",
+        &[research, ("plan.md", " \n\n\t\r\n  ")],
+    );
+    repo.thought(
+        "aaaaaa3-blank-research",
+        &[
+            ("README.md", "# aaaaaa3 - Blank research\n"),
+            ("research.md", "\n\n"),
+            plan,
+        ],
+    );
+    repo.thought(
+        "aaaaaa4-blank-summary",
+        &[research, plan, ("implementation.md", "\n")],
+    );
+    repo.thought("aaaaaa5-written", &[research, ("plan.md", "x\n")]);
+    repo.publish("thoughts");
+    let (code, out, err) = run(repo.tgs().args(["thought", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stage = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["dir"].as_str().unwrap().ends_with(name))
+            .map(|t| t["stage"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(stage("aaaaaa1-empty-plan"), "draft", "{out}");
+    assert_eq!(stage("aaaaaa2-blank-plan"), "draft", "{out}");
+    assert_eq!(stage("aaaaaa3-blank-research"), "draft", "{out}");
+    assert_eq!(stage("aaaaaa4-blank-summary"), "approved", "{out}");
+    assert_eq!(stage("aaaaaa5-written"), "approved", "{out}");
+    let (code, out, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let queued: Vec<String> = repo.backlog()["thoughts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["dir"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        queued,
+        [
+            "tgs/thoughts/aaaaaa4-blank-summary",
+            "tgs/thoughts/aaaaaa5-written"
+        ],
+        "{out}{err}"
+    );
+}
