@@ -504,10 +504,14 @@ struct Readme {
     scaffolded: bool,
     /// Its `- Depends on:` lines (see [`declared_dependencies`]).
     depends_on: Vec<String>,
+    /// Nothing but whitespace: the file is not written (the same reader
+    /// serves small research, plan and summary files for this alone).
+    blank: bool,
 }
 
 fn read_readme(blob: &[u8]) -> Readme {
     Readme {
+        blank: blob.iter().all(u8::is_ascii_whitespace),
         heading: first_heading(blob),
         scaffolded: template::readme_is_scaffolded(blob),
         depends_on: declared_dependencies(&String::from_utf8_lossy(
@@ -528,8 +532,9 @@ pub struct Titled {
 /// templates filled in by `thought new`, or blank.
 struct Unsure {
     dir: String,
-    /// The files that raised its stage and may yet not count.
-    files: Vec<ThoughtFile>,
+    /// The files that raised its stage and may yet not count (blob ids),
+    /// with the ticket of those read to see whether they are blank.
+    files: Vec<(String, Option<usize>)>,
     /// The title's ticket (the README's, which also tells whether `thought
     /// new` made the thought; else the research's).
     title: Option<TitleTicket>,
@@ -545,24 +550,6 @@ const BLANK_MAX: u64 = 4096;
 /// Whether `f` is small enough that it may be blank (its size unknown: no).
 fn may_be_blank(f: &ThoughtFile) -> bool {
     f.size.is_some_and(|s| s <= BLANK_MAX)
-}
-
-/// Which of `oids` are blank (nothing but whitespace), read in one
-/// `cat-file` process.
-fn blank_blobs(repo: &Repo, oids: &[&str]) -> Result<HashSet<String>, Error> {
-    let mut cat = git::CatFile::spawn(repo.git(), |_, blob| {
-        blob.iter().all(u8::is_ascii_whitespace)
-    })?;
-    for oid in oids {
-        cat.request(oid);
-    }
-    let verdicts = cat.finish()?;
-    Ok(oids
-        .iter()
-        .zip(verdicts)
-        .filter(|(_, v)| *v == Some(true))
-        .map(|(oid, _)| (*oid).to_owned())
-        .collect())
 }
 
 /// Which of `files` are templates filled in by `thought new`, by matching
@@ -711,7 +698,10 @@ impl ThoughtIndex {
                 };
                 unsure.push(Unsure {
                     dir: t.dir.clone(),
-                    files: files.into_iter().cloned().collect(),
+                    files: files
+                        .into_iter()
+                        .map(|f| (f.oid.clone(), may_be_blank(f).then(|| c.request(&f.oid))))
+                        .collect(),
                     title: t.title_source().map(|(f, role)| (c.request(&f.oid), role)),
                     fallback: t.name.title_from_slug(),
                 });
@@ -738,22 +728,20 @@ impl ThoughtIndex {
         let suspects: Vec<&str> = unsure
             .iter()
             .filter(|u| scaffolded(u))
-            .flat_map(|u| u.files.iter().map(|f| f.oid.as_str()))
+            .flat_map(|u| u.files.iter().map(|(oid, _)| oid.as_str()))
             .filter(|oid| !index.skeletons.contains(*oid))
             .collect();
         if !suspects.is_empty() {
             let filled = filled_templates(repo, &templates, &suspects)?;
             index.skeletons.extend(filled);
         }
-        let small: Vec<&str> = unsure
+        let blank = unsure
             .iter()
-            .flat_map(|u| u.files.iter().filter(|f| may_be_blank(f)))
-            .map(|f| f.oid.as_str())
-            .filter(|oid| !index.skeletons.contains(*oid))
-            .collect();
-        if !small.is_empty() {
-            index.skeletons.extend(blank_blobs(repo, &small)?);
-        }
+            .flat_map(|u| &u.files)
+            .filter(|(_, ticket)| ticket.and_then(readme).is_some_and(|r| r.blank));
+        index
+            .skeletons
+            .extend(blank.map(|(oid, _)| oid.clone()).collect::<Vec<_>>());
         for u in unsure {
             let Some(t) = index.find(&u.dir) else {
                 continue;
@@ -971,6 +959,7 @@ mod tests {
                     kind: e.kind,
                     oid: &e.oid,
                     path: &e.path,
+                    size: None,
                 },
                 &mut ignore,
             );
