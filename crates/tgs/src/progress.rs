@@ -22,6 +22,9 @@ pub struct Console {
     released: u32,
     /// Several sessions run at once: prefix lines with the thought.
     parallel: bool,
+    /// Why nothing could be claimed is said by the caller (as the error of
+    /// a run for one named thought), not by a `no work:` line too.
+    no_work_said: bool,
 }
 
 struct Live {
@@ -44,7 +47,14 @@ impl Console {
             last_draw: None,
             released: 0,
             parallel,
+            no_work_said: false,
         }
+    }
+
+    /// Leave out `no work:` lines: the caller says why (a run for one thought).
+    pub fn without_no_work(mut self) -> Console {
+        self.no_work_said = true;
+        self
     }
 
     /// Claims given back in this run (interrupted sessions among them).
@@ -202,6 +212,7 @@ impl Sink for Console {
                     "claimed {dir} ({title}) for {worker}, attempt {attempt}"
                 ));
             }
+            Event::NoWork { .. } if self.no_work_said => {}
             Event::NoWork { reason, .. } => self.line(format!(
                 "no work: {}",
                 reason

@@ -540,6 +540,12 @@ fn run_thought_says_why_it_cannot_run_and_fails() {
         err.contains("is in progress by w9") && err.contains("lease until"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("is in progress by w9").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
     ok(&repo, &["server", "backlog", "fail", A]);
     let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
     assert_eq!(code, 2, "{err}");
@@ -621,7 +627,7 @@ fn run_json_prints_one_object_per_session_then_a_summary() {
     }
     assert_eq!(
         lines[2],
-        json!({"summary": {"sessions": 2, "succeeded": 2, "failed_for_good": 0}})
+        json!({"summary": {"sessions": 2, "succeeded": 2, "failed_for_good": 0, "internal_errors": 0}})
     );
     // In Actions the workflow commands go to stderr.
     assert!(err.contains("::group::"), "{err}");

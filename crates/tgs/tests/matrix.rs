@@ -95,6 +95,10 @@ fn claim_implement_and_hand_over_without_a_token_in_the_agents_job() {
         assert_eq!(entry(&repo, d)["status"], "in_progress");
     }
     assert_eq!(entry(&repo, &dirs[4])["status"], "queued", "--max 4");
+    for (i, d) in dirs.iter().take(4).enumerate() {
+        let line = format!("claimed {d} (Thought {i}) for actions/77, attempt 1");
+        assert!(err.contains(&line), "each claim names its title: {err}");
+    }
     assert_eq!(
         repo.state_subjects(1),
         ["chore(tgs): claim 4 for actions/77"],

@@ -33,6 +33,7 @@ impl Runner<'_> {
         let applied = self.state.update(&Default::default(), |b| {
             let recovered = b.recover_expired(now);
             let mut tickets = Vec::new();
+            let mut titles = Vec::new();
             let mut why = self.why_not(b, now);
             while why.is_none() && (tickets.len() as u32) < n {
                 let Some(c) = b.claim_in(self.order(), None, &worker, now, lease)? else {
@@ -46,6 +47,7 @@ impl Runner<'_> {
                     worker: worker.clone(),
                     tip: c.entry.revision().map(|_| String::new()),
                 });
+                titles.push(c.entry.title.clone());
                 // The budgets and limits count each claim of the batch.
                 why = self.why_not(b, now);
             }
@@ -60,9 +62,9 @@ impl Runner<'_> {
                     }
                 )
             });
-            Ok(Change::maybe((tickets, why), msg))
+            Ok(Change::maybe((tickets, titles, why), msg))
         })?;
-        let (mut tickets, why) = applied.value;
+        let (mut tickets, titles, why) = applied.value;
         // A revision's job starts from its PR branch as the remote has it now.
         for t in tickets.iter_mut().filter(|t| t.tip.is_some()) {
             let branch = super::branch_of(&t.thought).unwrap_or_default();
@@ -78,10 +80,10 @@ impl Runner<'_> {
                 reason: why,
             });
         }
-        for t in &tickets {
+        for (t, title) in tickets.iter().zip(titles) {
             sink.event(&Event::Claimed {
                 dir: t.thought.clone(),
-                title: String::new(),
+                title,
                 worker: worker.clone(),
                 attempt: t.attempt,
                 lease_expires_at: None,

@@ -193,6 +193,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return dry_run(ctx, &runner);
     }
     let mut console = Console::new(args.quiet, args.parallel > 1);
+    if runner.cfg.thought.is_some() {
+        console = console.without_no_work();
+    }
     let mut actions = crate::actions::Actions::new();
     let mut lines = JsonLines::default();
     let mut sinks = Fanout::default();
