@@ -764,3 +764,71 @@ fn an_agent_cli_that_rejects_its_command_line_is_a_configuration_error_told_once
         assert_eq!((sessions(&env), gh.issues().len()), (1, 1), "{driver}");
     }
 }
+
+// ---- server logs reads a Claude session as its conversation ---------------
+
+#[test]
+fn server_logs_shows_a_claude_session_as_a_conversation_and_raw_on_request() {
+    let env = TestEnv::new();
+    let bin = fake_claude(&env, WORK, "success", "");
+    let repo = lab(
+        &env,
+        "claude-code",
+        &format!("{{ driver: claude-code, bin: {bin} }}"),
+        "",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(repo.tgs().args(["server", "logs", A]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("── session s1 · model fake"), "{out}");
+    assert!(out.contains("\nassistant: working on it\n"), "{out}");
+    assert!(
+        out.contains("── result: success · 3 turn(s) · $0.2500 · Implemented."),
+        "{out}"
+    );
+    assert!(!out.contains(r#"{"type""#), "no raw events: {out}");
+    assert!(
+        out.starts_with("# tgs session: "),
+        "tgs's own lines stay: {out}"
+    );
+    let (code, raw, err) = run(repo.tgs().args(["server", "logs", A, "--raw"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        raw.contains(r#"{"type":"result","subtype":"success""#),
+        "{raw}"
+    );
+    assert!(!raw.contains("assistant: working on it"), "{raw}");
+}
+
+// ---- Nothing left behind in the user's clone -----------------------------
+
+/// After a session is handed over, the user's clone keeps no local work
+/// branch and no prompt folder of it.
+#[test]
+fn a_handed_over_session_leaves_no_branch_or_prompt_folder_behind() {
+    let env = TestEnv::new();
+    let bin = fake_claude(&env, WORK, "success", "");
+    let repo = lab(
+        &env,
+        "claude-code",
+        &format!("{{ driver: claude-code, bin: {bin} }}"),
+        "",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(entry(&repo, A)["status"], "completed");
+    let local = repo.git(&["for-each-ref", "--format=%(refname)", "refs/heads/tgs/"]);
+    assert_eq!(local, "", "no local work branch is left");
+    let sessions = repo.path(".git/tgs/sessions");
+    let left: Vec<_> = std::fs::read_dir(&sessions)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no prompt folder is left: {left:?}");
+    assert!(
+        !repo
+            .git(&["ls-remote", "origin", "refs/heads/tgs/aaaaaaa-first"])
+            .is_empty(),
+        "the work is on the remote"
+    );
+}

@@ -267,7 +267,7 @@ fn latest_action(blocks: &[Value], cwd: Option<&str>) -> Option<String> {
 /// and its most telling input. Paths come first (Read, Edit, Write); then
 /// free text (command, pattern, ...) ahead of a directory path, which says
 /// less (Grep and Glob take both).
-fn tool_action(name: &str, input: &Value, cwd: Option<&str>) -> String {
+pub(super) fn tool_action(name: &str, input: &Value, cwd: Option<&str>) -> String {
     let name = first_line(name, MAX_ACTION);
     let name = if name.is_empty() {
         "tool".to_owned()

@@ -16,6 +16,7 @@ use crate::Error;
 
 pub mod claude;
 pub mod codex;
+pub mod conversation;
 pub mod driver;
 
 /// The adapter used when none is named.

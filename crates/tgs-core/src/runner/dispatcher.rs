@@ -117,6 +117,16 @@ impl Held {
 /// sessions before the watchdog gives the claims back and exits.
 const WATCHDOG_MARGIN: Duration = Duration::from_secs(10);
 
+/// Delete the local work branch a session made in the user's clone, once
+/// its work is handed over (pushed and recorded): only while it is still at
+/// the head handed over, so a branch someone moved meanwhile is kept.
+fn forget_local_branch(repo: &Repo, branch: &str, head: &str) {
+    let r = format!("refs/heads/{branch}");
+    if let Err(e) = repo.git().cmd(["update-ref", "-d", &r, head]).run() {
+        tracing::debug!("kept {branch}: {e}");
+    }
+}
+
 /// What the watchdog needs: the runner itself stays on its thread (its
 /// state holds handles that are not `Sync`), so the watchdog opens the
 /// state anew if it must give the claims back.
@@ -653,7 +663,14 @@ impl<'r> Runner<'r> {
                 Handover::Pending(why) => pending = Some(why),
             }
         }
-        self.record(entry, started, w, pr_url, pending, sink)
+        let handed = (w.outcome == Outcome::Success)
+            .then(|| w.branch.clone().zip(w.head.clone()))
+            .flatten();
+        let report = self.record(entry, started, w, pr_url, pending, sink)?;
+        if let Some((branch, head)) = handed {
+            forget_local_branch(self.repo, &branch, &head);
+        }
+        Ok(report)
     }
 
     /// Push the verified branch, then open its pull request.

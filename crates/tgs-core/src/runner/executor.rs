@@ -180,6 +180,8 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
         None => first_session(sh, entry, &thought, &wt, w, tx),
     };
     worktree::discard(sh.repo, &wt.path);
+    // The prompt and context list were the agent's input only.
+    let _ = std::fs::remove_dir_all(&SessionFiles::of(sh.repo, &name).dir);
     result
 }
 

@@ -114,7 +114,7 @@ pub struct SessionReport {
 /// Where a session's prompt and context list are written: in the git
 /// directory, so that nothing of tgs's ends up in the agent's commits.
 pub(crate) struct SessionFiles {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     prompt: PathBuf,
     context: PathBuf,
 }

@@ -1,13 +1,17 @@
 //! `tgs server logs`: print a thought's session transcript (already redacted
 //! when it was written), streamed so a huge log never sits in memory, and
-//! optionally follow a running session as it grows.
+//! optionally follow a running session as it grows. A Claude Code
+//! transcript is shown as its conversation (`--raw`: the file as it is); on
+//! a terminal, control characters the agent printed (escape sequences that
+//! could set the clipboard or rewrite the screen) are shown escaped.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, IsTerminal, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tgs_core::agent::conversation::Conversation;
 use tgs_core::archive::TRANSCRIPTS_DIR;
 use tgs_core::backlog::{Backlog, Status};
 use tgs_core::process::Signals;
@@ -34,6 +38,10 @@ pub struct Args {
     /// in progress (or Ctrl-C).
     #[arg(long)]
     pub follow: bool,
+    /// Print the transcript exactly as written (a Claude session's JSON
+    /// events), instead of as a conversation.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Serialize)]
@@ -129,12 +137,18 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         chosen.started
     ));
     let stdout = io::stdout();
-    let mut out = stdout.lock();
+    let tty = stdout.is_terminal();
+    let mut out = View {
+        out: stdout.lock(),
+        conversation: (!args.raw).then(Conversation::default),
+        tty,
+        partial: Vec::new(),
+    };
     let Some(path) = &chosen.path else {
         // Recorded elsewhere: its kept end, from the state branch.
         let oid = chosen.kept.as_deref().unwrap_or_default();
         let text = kept_text(&repo, oid)?;
-        pipe_ok(out.write_all(&text).and_then(|()| out.flush()))?;
+        pipe_ok(out.write_all(&text).and_then(|()| out.finish()))?;
         output::note(format!(
             "that is the end of the transcript as the state branch keeps it (at most {} KiB); the whole one is where the session ran{}",
             tgs_core::archive::KEEP_BYTES / 1024,
@@ -147,6 +161,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return super::ok();
     }
     if !args.follow {
+        pipe_ok(out.finish())?;
         return super::ok();
     }
     let running = |b: &Backlog| {
@@ -160,14 +175,98 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return super::ok();
     }
     let here = sessions.iter().filter(|t| t.path.is_some()).count();
-    follow(&mut file, &mut out, || {
+    let followed = follow(&mut file, &mut out, || {
         // Over when the entry leaves in_progress, or when a newer session of
         // the same thought started (this one was then abandoned).
         target.refresh();
         let done = target.read().is_ok_and(|b| !running(&b));
         let newer = list_transcripts(repo.root(), &[], &name).len() > here;
         done || newer
-    })
+    });
+    pipe_ok(out.finish())?;
+    followed
+}
+
+/// The longest partial line held back while waiting for its end; a longer
+/// one (a flood without newlines) is shown as it is, in pieces.
+const MAX_PARTIAL: usize = 1 << 20;
+
+/// Where the transcript goes: line by line through the conversation view
+/// (unless `--raw`), with control characters escaped on a terminal.
+struct View<W: Write> {
+    out: W,
+    conversation: Option<Conversation>,
+    tty: bool,
+    /// The start of a line whose end has not come yet.
+    partial: Vec<u8>,
+}
+
+impl<W: Write> View<W> {
+    /// The raw file to a pipe or a file: bytes as they are.
+    fn passes_through(&self) -> bool {
+        self.conversation.is_none() && !self.tty
+    }
+
+    /// Show one line (`ended`: it had its newline). Events of the
+    /// conversation are rendered; any other line is written as it is (its
+    /// bytes, or escaped on a terminal).
+    fn emit(&mut self, line: &[u8], ended: bool) -> io::Result<()> {
+        let rendered = match (&mut self.conversation, std::str::from_utf8(line)) {
+            (Some(c), Ok(text)) => c.render(text),
+            _ => None,
+        };
+        let Some(lines) = rendered else {
+            match self.tty {
+                true => self
+                    .out
+                    .write_all(crate::output::inert(&String::from_utf8_lossy(line)).as_bytes())?,
+                false => self.out.write_all(line)?,
+            }
+            return match ended {
+                true => self.out.write_all(b"\n"),
+                false => Ok(()),
+            };
+        };
+        for l in lines {
+            self.out.write_all(crate::output::inert(&l).as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Show what is left of a last line without its end, and flush.
+    fn finish(&mut self) -> io::Result<()> {
+        if !self.partial.is_empty() {
+            let rest = std::mem::take(&mut self.partial);
+            self.emit(&rest, false)?;
+        }
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Write for View<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.passes_through() {
+            return self.out.write_all(buf).map(|()| buf.len());
+        }
+        self.partial.extend_from_slice(buf);
+        let mut start = 0;
+        while let Some(i) = memchr::memchr(b'\n', &self.partial[start..]) {
+            let line = self.partial[start..start + i].to_vec();
+            self.emit(&line, true)?;
+            start += i + 1;
+        }
+        self.partial.drain(..start);
+        if self.partial.len() > MAX_PARTIAL {
+            let piece = std::mem::take(&mut self.partial);
+            self.emit(&piece, false)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Print what gets appended to `file` until `finished` says so or a signal
@@ -211,5 +310,48 @@ fn pipe_ok(r: io::Result<()>) -> CliResult<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(raw: bool, tty: bool, chunks: &[&[u8]]) -> String {
+        let mut v = View {
+            out: Vec::new(),
+            conversation: (!raw).then(Conversation::default),
+            tty,
+            partial: Vec::new(),
+        };
+        for c in chunks {
+            v.write_all(c).unwrap();
+        }
+        v.finish().unwrap();
+        String::from_utf8(v.out).unwrap()
+    }
+
+    #[test]
+    fn escape_sequences_never_reach_a_terminal() {
+        // OSC 52 (set the clipboard), OSC 8 (a link), erase the line.
+        let hostile: &[u8] = b"a\x1b]52;c;ZXZpbA==\x07b\x1b]8;;http://x\x1b\\c\x1b[2K\n";
+        for raw in [false, true] {
+            let out = shown(raw, true, &[hostile]);
+            assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+            assert!(out.contains("\\u{1b}]52;c;ZXZpbA=="), "{out:?}");
+        }
+        // To a pipe, --raw is the file byte for byte.
+        assert_eq!(shown(true, false, &[hostile]).as_bytes(), hostile);
+    }
+
+    #[test]
+    fn lines_split_across_writes_are_rendered_whole() {
+        let event = br#"{"type":"assistant","message":{"content":[{"type":"text","text":"hi"}]}}"#;
+        let out = shown(
+            false,
+            false,
+            &[&event[..10], &event[10..], b"\nlast without end"],
+        );
+        assert_eq!(out, "assistant: hi\nlast without end");
     }
 }
