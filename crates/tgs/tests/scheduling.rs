@@ -21,8 +21,19 @@ fn dir(i: usize) -> String {
     format!("tgs/thoughts/{:07x}-thought-{i}", 0xc000000 + i)
 }
 
-/// `n` approved thoughts (not queued) and `agent` (a bash body) as `test`.
+/// `n` approved thoughts (not queued) and `agent` (a bash body) as `test`;
+/// `server` adds keys to `server:`, `agent_keys` to the agent's entry.
 fn repo_with<'e>(env: &'e TestEnv, n: usize, agent: &str, server: &str) -> TestRepo<'e> {
+    repo_with_agent(env, n, agent, server, "")
+}
+
+fn repo_with_agent<'e>(
+    env: &'e TestEnv,
+    n: usize,
+    agent: &str,
+    server: &str,
+    agent_keys: &str,
+) -> TestRepo<'e> {
     let repo = env.repo("r");
     for i in 0..n {
         repo.approved(
@@ -35,9 +46,8 @@ fn repo_with<'e>(env: &'e TestEnv, n: usize, agent: &str, server: &str) -> TestR
     repo.write(
         "tgs/tgs.yml",
         &format!(
-            "server:\n  agent: test\n  retry_delay: 1s\n  kill_grace: 1s\n{server}  agents:\n    test: {{ command: \"{}\"{} }}\n",
+            "server:\n  agent: test\n  retry_delay: 1s\n  kill_grace: 1s\n{server}  agents:\n    test: {{ command: \"{}\"{agent_keys} }}\n",
             path.display(),
-            if server.contains("max_concurrent") { ", max_concurrent: 1" } else { "" }
         ),
     );
     repo.publish("thoughts");
@@ -283,7 +293,7 @@ fn an_agent_runs_at_most_max_concurrent_sessions_over_every_worker() {
         "set -e\necho \"start $(date +%s.%N)\" >> {s}\nsleep 1\n{WORK}echo \"end $(date +%s.%N)\" >> {s}\n",
         s = spans.display()
     );
-    let repo = repo_with(&env, 3, &agent, "  max_concurrent: 1\n");
+    let repo = repo_with_agent(&env, 3, &agent, "", ", max_concurrent: 1");
     ok(&repo, &["server", "scan"]);
     let (code, _, err) = tgs_run(&repo, &["--parallel", "3", "--until-empty"]);
     assert_eq!(code, 0, "{err}");
