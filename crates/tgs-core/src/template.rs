@@ -202,9 +202,21 @@ pub struct Scaffolded {
 /// leaves nothing (only punctuation, say) gives `<short HEAD>-thought`. The
 /// title itself is kept as written, in the README's heading.
 pub fn scaffold(repo: &Repo, title: &str, spec: Option<&str>) -> Result<Scaffolded, Error> {
-    let title = crate::thought::sanitize_title(title);
+    let title = crate::thought::one_line_title(title);
     if title.is_empty() {
         return Err(Error::invalid("the title is empty"));
+    }
+    let chars = title.chars().count();
+    if chars > crate::thought::MAX_TITLE_CHARS {
+        return Err(Error::Setup {
+            message: format!(
+                "the title has {chars} characters; a title has at most {}",
+                crate::thought::MAX_TITLE_CHARS
+            ),
+            hint: Some(
+                "give a short title, and the rest with --spec (README.md's Idea Spec)".into(),
+            ),
+        });
     }
     let slug = Some(slugify(&title))
         .filter(|s| !s.is_empty())

@@ -483,16 +483,30 @@ pub fn title_from_heading(heading: &str, role: Role) -> Option<String> {
 
 /// Bound a title and strip control characters so it is safe to show and store.
 pub fn sanitize_title(title: &str) -> String {
+    let s = one_line_title(title);
+    if s.chars().count() <= MAX_TITLE_CHARS {
+        return s;
+    }
+    // At a word boundary when there is one in the last quarter, with an
+    // ellipsis that says something was left out.
+    let cut: String = s.chars().take(MAX_TITLE_CHARS - 1).collect();
+    let at = cut
+        .rfind(' ')
+        .filter(|&i| cut[..i].chars().count() >= MAX_TITLE_CHARS * 3 / 4)
+        .unwrap_or(cut.len());
+    format!("{}…", cut[..at].trim_end())
+}
+
+/// The longest title kept, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// A title on one line: control characters as spaces, runs of white space as one.
+pub fn one_line_title(title: &str) -> String {
     let s: String = title
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.chars().count() > 200 {
-        s.chars().take(200).collect()
-    } else {
-        s
-    }
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Which `cat-file` answer holds a title, and how to read it.

@@ -538,3 +538,37 @@ fn blank_files_do_not_approve_or_implement_a_thought() {
         "{out}{err}"
     );
 }
+
+/// A title is one line of at most 200 characters: a longer one is refused
+/// with the way to say the rest, and nothing is made. One read from a
+/// README heading is cut at a word, with an ellipsis.
+#[test]
+fn an_overlong_title_is_refused_and_a_long_heading_is_cut_at_a_word() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let long = "word ".repeat(4320);
+    let (code, out, err) = run(repo.tgs().args(["thought", "new", "--title", &long]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("the title has 21599 characters; a title has at most 200"),
+        "{err}"
+    );
+    assert!(err.contains("--spec"), "{err}");
+    assert!(!repo.path("tgs/thoughts").exists(), "nothing was made");
+    let heading = format!("# aaaaaaa - {}\n", "lengthy ".repeat(40));
+    repo.thought(
+        "aaaaaaa-long",
+        &[
+            ("README.md", &heading),
+            ("research.md", "r\n"),
+            ("plan.md", "p\n"),
+        ],
+    );
+    repo.publish("long");
+    let (code, out, err) = run(repo.tgs().args(["thought", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let title = list[0]["title"].as_str().unwrap();
+    assert!(title.ends_with("lengthy…"), "cut at a word: {title}");
+    assert!(title.chars().count() <= 200, "{title}");
+}
