@@ -55,6 +55,13 @@ pub trait Forge {
     fn alert_agent(&self, _agent: &str, _detail: &str) -> Result<Option<String>, Error> {
         Ok(None)
     }
+    /// Whether people have a stake in the open pull request whose head is
+    /// `branch`: a review or a comment that is not tgs's own. Returns its
+    /// URL if so; `Ok(None)` when no pull request is open for it or nobody
+    /// has spoken on it.
+    fn human_stake_in(&self, _branch: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
     /// Tell humans once that a bug of tgs's (a panic) ended a session: an
     /// issue, opened only when none is open. Returns where, if anywhere.
     fn alert_internal(&self, _detail: &str) -> Result<Option<String>, Error> {

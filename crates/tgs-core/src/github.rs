@@ -731,6 +731,16 @@ impl Forge for GitHub {
         GitHub::alert_internal(self, detail)
     }
 
+    fn human_stake_in(&self, branch: &str) -> Result<Option<String>, Error> {
+        let Some(pr) = self.find_open_pr(branch)? else {
+            return Ok(None);
+        };
+        let a = self.pr_activity(pr.number)?;
+        let spoken = (a.reviews.iter().chain(&a.comments).chain(&a.inline))
+            .any(|e| !e.body.trim_start().starts_with(content::REPLY_MARKER));
+        Ok(spoken.then_some(pr.url))
+    }
+
     fn reply_on_pr(&self, pr_url: &str, body: &str) -> Result<Option<String>, Error> {
         let n = parse_pr_ref(pr_url, &self.cfg.owner, &self.cfg.name)?;
         self.comment_on_pr(n, body).map(Some)

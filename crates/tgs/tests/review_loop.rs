@@ -575,3 +575,39 @@ fn workers_noticing_at_once_queue_a_review_once_and_forks_steer_nothing() {
     assert_eq!(w.entry()["status"], "completed");
     assert!(w.entry()["review"].is_null() || w.entry()["review"]["queue"].is_null());
 }
+
+/// The state is lost (its branch deleted and forgotten here, so the thought
+/// is queued afresh) while its pull request is under review: the new
+/// attempt's work is not pushed over the reviewed branch, the pull request
+/// keeps its title and body, and the thought fails for a human to decide.
+#[test]
+fn a_fresh_attempt_never_pushes_over_a_reviewed_pull_request() {
+    let env = TestEnv::new();
+    let w = world(&env, "");
+    w.gh.add_review(1, "alice", "MEMBER", "COMMENTED", "Looks close.", &[]);
+    let tip = w.remote_tip();
+    let before = w.gh.pulls()[0].clone();
+    // Lost: deleted on the remote, and forgotten here on purpose.
+    w.repo
+        .git(&["push", "-q", "origin", "--delete", common::STATE]);
+    w.repo.git(&[
+        "update-ref",
+        "-d",
+        &format!("refs/remotes/origin/{}", common::STATE),
+    ]);
+    w.ok(&["server", "scan"]);
+    assert_eq!(w.entry()["status"], "queued", "queued afresh");
+    let (code, out, err) = run(&mut w.step(&["server", "run", "--thought", NAME]));
+    assert_eq!(code, 1, "{out}{err}");
+    let e = w.entry();
+    assert_eq!(e["status"], "failed", "{e}");
+    let said = e["last_error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("is the head of the open pull request")
+            && said.contains("tgs does not push over it"),
+        "{said}"
+    );
+    assert_eq!(w.remote_tip(), tip, "the reviewed branch is untouched");
+    let after = w.gh.pulls()[0].clone();
+    assert_eq!((after.title, after.body), (before.title, before.body));
+}

@@ -660,6 +660,11 @@ impl<'r> Runner<'r> {
                     w.outcome = Outcome::Rejected;
                     w.reason = Some(why);
                 }
+                Handover::Refused(why) => {
+                    w.outcome = Outcome::Rejected;
+                    w.reason = Some(why);
+                    w.final_failure = true;
+                }
                 Handover::Pending(why) => pending = Some(why),
             }
         }
@@ -681,6 +686,12 @@ impl<'r> Runner<'r> {
         let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
             return Handover::Done { pr_url: None };
         };
+        let forge = self.forge.as_deref().filter(|_| self.cfg.open_pr);
+        if let Err(refused) =
+            handover::guard(self.repo, remote, branch, entry.head.as_deref(), forge)
+        {
+            return refused;
+        }
         if let Err(why) = handover::push(self.repo, remote, branch, head) {
             return Handover::PushFailed(why);
         }

@@ -37,6 +37,53 @@ pub enum Handover {
     /// The pull request was refused for a reason of the work: by the forge,
     /// or by tgs (a secret in its title or body).
     Rejected(String),
+    /// Not pushed: the branch on the remote holds work of people's that
+    /// tgs never recorded (see [`guard`]). A human must decide.
+    Refused(String),
+}
+
+/// Whether tgs may push a first session's work over `branch` on `remote`:
+/// yes when the branch is not there, or is at `recorded` (the head this
+/// state says tgs pushed), or no open pull request of it has a review or
+/// comment of people's (a branch left by a crashed hand-over is re-pushed).
+/// Otherwise the remote holds work tgs did not move there, under review:
+/// `Err(Refused)`; a forge that cannot tell: `Err(PushFailed)`, tried later.
+pub fn guard(
+    repo: &Repo,
+    remote: &str,
+    branch: &str,
+    recorded: Option<&str>,
+    forge: Option<&dyn Forge>,
+) -> Result<(), Handover> {
+    let Some(tip) = remote_tip(repo, remote, branch) else {
+        return Ok(());
+    };
+    if recorded == Some(tip.as_str()) {
+        return Ok(());
+    }
+    let Some(forge) = forge else {
+        return Ok(());
+    };
+    match forge.human_stake_in(branch) {
+        Ok(None) => Ok(()),
+        Ok(Some(url)) => Err(Handover::Refused(format!(
+            "{branch} on {remote} is the head of the open pull request {url}, which people have reviewed or commented on, at a commit this state never recorded ({}): tgs does not push over it; close that pull request or delete the branch, then retry the thought",
+            &tip[..tip.len().min(12)]
+        ))),
+        Err(e) => Err(Handover::PushFailed(format!(
+            "cannot tell whether {branch} is the head of an open pull request: {e}"
+        ))),
+    }
+}
+
+/// The commit `branch` is at on `remote`, if it is there (`git ls-remote`).
+fn remote_tip(repo: &Repo, remote: &str, branch: &str) -> Option<String> {
+    let r = format!("refs/heads/{branch}");
+    let out = repo.git().cmd(["ls-remote", remote, &r]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split_once('\t').filter(|(_, name)| *name == r))
+        .map(|(oid, _)| oid.to_owned())
 }
 
 /// What a pull request is made of, besides the entry.
@@ -380,7 +427,7 @@ impl Pending<'_, '_> {
                         format!("chore(tgs): complete {dir} (hand-over)"),
                     )
                 }
-                Handover::Rejected(why) => {
+                Handover::Rejected(why) | Handover::Refused(why) => {
                     b.fail(&dir, Some(&format!("rejected: {why}")))?;
                     Change::with(
                         (Disposition::Failed, Some(why.clone())),
