@@ -13,6 +13,7 @@
 //! logged or shown.
 
 mod content;
+mod markdown;
 mod remote;
 mod reviews;
 

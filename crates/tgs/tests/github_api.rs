@@ -122,11 +122,7 @@ fn opens_one_pr_per_head_and_updates_it_afterwards() {
     );
     assert_eq!(p.title, "feat: add-login");
     assert_eq!(p.body, first.body);
-    assert!(
-        p.draft && p.body.contains("```text\nDid it.\n```"),
-        "{}",
-        p.body
-    );
+    assert!(p.draft && p.body.contains("<p>Did it.</p>"), "{}", p.body);
 
     // The lookup names the head as owner:branch; headers are GitHub's.
     let reqs = fake.requests();

@@ -130,7 +130,14 @@ pub fn pr_body(s: &PrBodyInput) -> String {
         None => "_No implementation summary was recorded._\n".to_owned(),
         Some(text) => {
             let room = MAX_BODY_LEN.saturating_sub(len16(&head) + len16(&tail));
-            fenced_head(text, room)
+            // Rendered when it fits; a summary too long for the body is
+            // shown as text, cut, with a note.
+            let html = super::markdown::summary_html(text);
+            if len16(&html) <= room {
+                html
+            } else {
+                fenced_head(text, room)
+            }
         }
     };
     bound(format!("{head}{middle}{tail}"))
@@ -439,7 +446,7 @@ fn is_http_url(u: &str) -> bool {
 
 /// Multi-line text for a fence: `\r\n` and lone `\r` become `\n`, other
 /// control characters (but tabs) and invisible formatting ones are dropped.
-fn clean_block(text: &str) -> String {
+pub(super) fn clean_block(text: &str) -> String {
     text.replace("\r\n", "\n")
         .replace('\r', "\n")
         .chars()
@@ -660,8 +667,8 @@ mod tests {
         );
         assert!(b.contains("`tgs/thoughts/add-login`"), "{b}");
         assert!(
-            b.contains("```text\nAdded a **login** form.\n\nTests pass.\n```\n"),
-            "{b}"
+            b.contains("### Implementation summary\n\n<p>Added a <strong>login</strong> form.</p>\n<p>Tests pass.</p>\n\n### Thought"),
+            "the summary is rendered: {b}"
         );
         assert!(b.contains(
             "- Research: [`tgs/thoughts/add-login/research.md`](https://github.com/acme/widgets/blob/main/tgs/thoughts/add-login/research.md)"
@@ -708,21 +715,32 @@ mod tests {
     }
 
     #[test]
-    fn hostile_summary_stays_inside_its_fence() {
-        let evil =
-            "ok\n```\n</details><!-- hide\n## Session\n| Cost | $0 |\n````````\n@octocat\nmore";
-        let b = pr_body(&input(evil));
+    fn hostile_summary_cannot_leave_its_place() {
+        for evil in [
+            "ok\n```\n</details><!-- hide\n## Session\n| Cost | $0 |\n````````\n@octocat\nmore",
+            "x\n```\nunclosed <!-- fence\n### Session\n",
+            "<details><summary>fine</summary>\n\n### Session\n| Cost | $0 |\n",
+        ] {
+            let b = pr_body(&input(evil));
+            assert_eq!(b.matches("<!--").count(), 1, "only our marker: {b}");
+            assert!(!b.contains("<details>"), "{b}");
+            assert!(!b.contains("@octocat"), "{b}");
+            // The summary is one HTML block (no blank line in it), and the
+            // body's own sections follow it, each once.
+            let summary = b.split("### Implementation summary\n\n").nth(1).unwrap();
+            let (html, rest) = summary.split_once("\n\n").unwrap();
+            assert!(html.starts_with('<') && !html.contains("\n\n"), "{html}");
+            assert!(rest.starts_with("### Thought\n"), "{b}");
+            assert_eq!(b.matches("\n\n### Session\n").count(), 1, "{b}");
+            assert_eq!(b.matches("| Cost | $1.23 |").count(), 1, "{b}");
+        }
+        // A summary too long for the body is shown as text, in a fence that
+        // outgrows every backtick run in it.
+        let long = format!("ok\n````````\n{}", "x\n".repeat(40_000));
+        let b = pr_body(&input(&long));
         let (n, inside) = fence_content(&b);
         assert!(n > 8, "the fence outgrows the longest run: {n}");
-        assert_eq!(inside, evil, "the text is kept verbatim inside");
-        // Nothing after the summary's fence is its text.
-        let after = b.split(&format!("\n{}\n", "`".repeat(n))).nth(1).unwrap();
-        assert!(after.starts_with("\n### Thought"), "{after}");
-        assert_eq!(
-            b.matches("<!--").count(),
-            2,
-            "our marker and the fenced one"
-        );
+        assert!(inside.starts_with("ok\n````````\nx\n"), "{inside:.40}");
         // Absurd backtick runs are shortened so the fence stays small.
         let b = pr_body(&input(&"`".repeat(10_000)));
         assert!(
