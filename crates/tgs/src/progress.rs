@@ -1,7 +1,8 @@
 //! The console sink of the runner's events. On a terminal, one live line per
 //! running session at the bottom, redrawn in place below the log lines;
 //! elsewhere (CI logs), plain lines only. With several sessions at once,
-//! each session's lines name its thought.
+//! each session's lines name its thought. The line of a claim for a
+//! revision says which review or comment it answers.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -10,7 +11,12 @@ use std::time::{Duration, Instant};
 use tgs_core::events::{Disposition, Event, Outcome, Sink};
 use tgs_core::runner::humanize;
 
-pub struct Console {
+/// What the revision a claimed thought works on answers (`None` for a first
+/// session), asked of the state when the claim is printed: the claim's
+/// event does not carry it.
+pub type Answers<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub struct Console<'a> {
     tty: bool,
     quiet: bool,
     /// Running sessions, by thought directory.
@@ -22,6 +28,7 @@ pub struct Console {
     released: u32,
     /// Several sessions run at once: prefix lines with the thought.
     parallel: bool,
+    answers: Option<Answers<'a>>,
 }
 
 struct Live {
@@ -34,8 +41,8 @@ struct Live {
     printed: Option<(String, Instant)>,
 }
 
-impl Console {
-    pub fn new(quiet: bool, parallel: bool) -> Console {
+impl<'a> Console<'a> {
+    pub fn new(quiet: bool, parallel: bool) -> Console<'a> {
         Console {
             tty: std::io::stderr().is_terminal(),
             quiet,
@@ -44,7 +51,30 @@ impl Console {
             last_draw: None,
             released: 0,
             parallel,
+            answers: None,
         }
+    }
+
+    /// Say on the line of each claim what its revision answers.
+    pub fn with_answers(mut self, answers: Answers<'a>) -> Console<'a> {
+        self.answers = Some(answers);
+        self
+    }
+
+    /// `claimed DIR (TITLE) for WORKER, attempt N`, and for a revision
+    /// `: a revision for changes requested by @alice: URL`.
+    fn claimed_line(&self, dir: &str, title: &str, worker: &str, attempt: u32) -> String {
+        let title = if title.is_empty() {
+            String::new()
+        } else {
+            format!(" ({title})")
+        };
+        let revision = self
+            .answers
+            .and_then(|a| a(dir))
+            .map(|what| format!(": a revision for {what}"))
+            .unwrap_or_default();
+        format!("claimed {dir}{title} for {worker}, attempt {attempt}{revision}")
     }
 
     /// Claims given back in this run (interrupted sessions among them).
@@ -141,6 +171,13 @@ impl Console {
     }
 }
 
+/// What the revision `dir`'s session works on answers in backlog `b` (the
+/// shared description, `review::describe`); `None` for a first session.
+pub fn answers_in(b: &tgs_core::backlog::Backlog, dir: &str) -> Option<String> {
+    let r = b.get(dir)?.revision()?;
+    Some(tgs_core::review::describe(r.kind, &r.author, &r.url))
+}
+
 /// `  ⠿ dir · 3m · attempt 2 · Edit src/lib.rs · 12 turns · $0.40`.
 fn live_text(dir: &str, l: &Live) -> String {
     let mut s = format!(
@@ -172,7 +209,7 @@ fn terminal_width() -> usize {
         .unwrap_or(120)
 }
 
-impl Sink for Console {
+impl Sink for Console<'_> {
     fn event(&mut self, e: &Event) {
         match e {
             Event::Recovered { dirs, .. } => self.line(format!(
@@ -198,9 +235,11 @@ impl Sink for Console {
                         printed: None,
                     },
                 );
-                self.line(format!(
-                    "claimed {dir} ({title}) for {worker}, attempt {attempt}"
-                ));
+                // Quiet, the state is not read for a line not printed.
+                if !self.quiet {
+                    let line = self.claimed_line(dir, title, worker, *attempt);
+                    self.line(line);
+                }
             }
             Event::NoWork { reason, .. } => self.line(format!(
                 "no work: {}",

@@ -220,7 +220,14 @@ fn a_review_requesting_changes_leads_to_one_revision_commit_and_one_reply() {
     human.git(&["push", "-q", "origin", BRANCH]);
     let human_tip = human.head();
 
-    w.ok(&["server", "run"]);
+    let run = w.ok(&["server", "run"]);
+    assert!(
+        claimed(&run).ends_with(&format!(
+            ", attempt 1: a revision for changes requested by @alice: {}/octo/demo/pull/1#pullrequestreview-{review}",
+            github::WEB
+        )),
+        "{run}"
+    );
     let tip = w.remote_tip();
     assert_ne!(tip, human_tip);
     assert!(
@@ -510,6 +517,12 @@ fn a_revision_runs_through_the_matrix_with_no_token_in_the_agents_job() {
         "actions/9",
         "--json",
     ]);
+    assert!(
+        out.contains(&format!(
+            "claimed {DIR} for actions/9, attempt 1: a revision for changes requested by @alice: "
+        )),
+        "{out}"
+    );
     let matrix: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     let tickets = matrix["include"].as_array().unwrap();
     assert_eq!(tickets.len(), 1, "{matrix}");
@@ -696,7 +709,7 @@ fn a_late_review_on_the_pushed_head_counts_with_githubs_clock_ahead_or_behind() 
 }
 
 #[test]
-fn sync_prs_names_what_each_ignored_item_is_and_why() {
+fn sync_prs_status_and_run_name_what_each_item_is_and_leave_no_hole() {
     let env = TestEnv::new();
     let w = world(&env, "");
     w.gh.set_permission("bob", "write");
@@ -743,4 +756,28 @@ fn sync_prs_names_what_each_ignored_item_is_and_why() {
             .all(|r| r.contains(" by @mallory") && r.contains(why)),
         "{reasons:?}"
     );
+    let status = w.ok(&["server", "status"]);
+    assert!(status.contains("\n    a comment by @bob\n"), "{status}");
+    let holes: Vec<&str> = status
+        .lines()
+        .filter(|l| l.trim_end().ends_with(':'))
+        .collect();
+    assert!(
+        holes.is_empty(),
+        "lines ending in a bare colon: {holes:?}\n{status}"
+    );
+    // The revision's session says, as it is claimed, what it answers.
+    let run = w.ok(&["server", "run"]);
+    assert!(
+        claimed(&run)
+            .ends_with(", attempt 1: a revision for a comment by @bob asking for a revision"),
+        "{run}"
+    );
+}
+
+/// The console's line of the claim of the thought.
+fn claimed(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with(&format!("claimed {DIR} (First) for ")))
+        .unwrap_or_default()
 }

@@ -72,7 +72,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         env: Vec::new(),
         topology: topo,
     };
-    let mut console = Console::new(false, true);
+    // The state after the batch's claims, read once for all their lines.
+    let claimed = std::cell::OnceCell::new();
+    let answers = |dir: &str| {
+        let b = claimed.get_or_init(|| runner.state.read().ok()).as_ref()?;
+        crate::progress::answers_in(b, dir)
+    };
+    let mut console = Console::new(false, true).with_answers(&answers);
     let mut sinks = Fanout::default();
     sinks.push(&mut console);
     let tickets = runner.claim_batch(args.max, &mut sinks)?;

@@ -192,7 +192,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if args.dry_run {
         return dry_run(ctx, &runner);
     }
-    let mut console = Console::new(args.quiet, args.parallel > 1);
+    // Read when a claim is printed: the state then has the claim's revision
+    // (the line just says less if it cannot be read).
+    let answers = |dir: &str| crate::progress::answers_in(&runner.state.read().ok()?, dir);
+    let mut console = Console::new(args.quiet, args.parallel > 1).with_answers(&answers);
     let mut actions = crate::actions::Actions::new();
     let mut lines = JsonLines::default();
     let mut sinks = Fanout::default();
