@@ -115,6 +115,8 @@ pub enum Event {
         lease_expires_at: Option<Timestamp>,
         at: Timestamp,
         commit: Option<String>,
+        /// For a revision: what it answers (`review::describe`).
+        answers: Option<String>,
     },
     /// Nothing can be claimed now.
     NoWork {

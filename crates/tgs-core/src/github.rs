@@ -654,10 +654,11 @@ impl GitHub {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.trim().to_owned())
         };
-        let (retry_after, remaining, reset) = (
+        let (retry_after, remaining, reset, date) = (
             text("retry-after"),
             text("x-ratelimit-remaining"),
             text("x-ratelimit-reset"),
+            text("date"),
         );
         let status = res.status().as_u16();
         let body = res
@@ -673,6 +674,7 @@ impl GitHub {
             retry_after,
             remaining,
             reset,
+            date,
         })
     }
 }
@@ -839,6 +841,8 @@ struct Reply {
     retry_after: Option<String>,
     remaining: Option<String>,
     reset: Option<String>,
+    /// GitHub's clock when it answered (`Date`).
+    date: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -989,8 +993,11 @@ fn tolerate_unprocessable(r: Result<Value, ApiError>, what: &str) -> Result<(), 
 }
 
 /// Whether an answer is a rate limit, and if so the wait it asks for (None:
-/// it does not say, back off as usual). `now` is in seconds since the epoch.
+/// it does not say, back off as usual). The reset time is on GitHub's clock,
+/// so it is counted from GitHub's `Date`; `now` (this machine's clock, in
+/// seconds since the epoch, maybe minutes off) only when GitHub sent none.
 fn rate_limit_wait(r: &Reply, now: u64) -> Option<Option<Duration>> {
+    let now = r.date.as_deref().and_then(http_date).unwrap_or(now);
     let exhausted = r.remaining.as_deref() == Some("0");
     let secondary = r.body.to_lowercase().contains("secondary rate limit");
     let limited = r.status == 429
@@ -1016,6 +1023,12 @@ fn rate_limit_wait(r: &Reply, now: u64) -> Option<Option<Duration>> {
         return Some(Some(SECONDARY_LIMIT_WAIT));
     }
     Some(None)
+}
+
+/// An HTTP `Date` (`Sun, 06 Nov 1994 08:49:37 GMT`), in seconds since the epoch.
+fn http_date(s: &str) -> Option<u64> {
+    let t = jiff::fmt::rfc2822::parse(s).ok()?.timestamp();
+    u64::try_from(t.as_second()).ok()
 }
 
 /// GitHub's `message` and the texts of its `errors[]` (strings, or objects
@@ -1135,6 +1148,7 @@ mod tests {
             retry_after: h("retry-after"),
             remaining: h("x-ratelimit-remaining"),
             reset: h("x-ratelimit-reset"),
+            date: h("date"),
         }
     }
 
@@ -1165,6 +1179,23 @@ mod tests {
             None
         );
         assert_eq!(rate_limit_wait(&reply(502, &[], ""), 0), None);
+    }
+
+    #[test]
+    fn a_reset_time_is_counted_on_githubs_clock_not_this_machines() {
+        // GitHub says it is 1000 s past the epoch, and resets at 1030.
+        let date = "Thu, 01 Jan 1970 00:16:40 GMT";
+        assert_eq!(http_date(date), Some(1000));
+        let limited = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1030"),
+            ("date", date),
+        ];
+        let wait = Some(Some(Duration::from_secs(31)));
+        // This machine three minutes ahead, then three minutes behind.
+        assert_eq!(rate_limit_wait(&reply(403, &limited, ""), 1180), wait);
+        assert_eq!(rate_limit_wait(&reply(403, &limited, ""), 820), wait);
+        assert_eq!(http_date("yesterday"), None);
     }
 
     #[test]

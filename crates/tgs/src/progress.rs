@@ -1,7 +1,8 @@
 //! The console sink of the runner's events. On a terminal, one live line per
 //! running session at the bottom, redrawn in place below the log lines;
 //! elsewhere (CI logs), plain lines only. With several sessions at once,
-//! each session's lines name its thought.
+//! each session's lines name its thought. The line of a claim for a
+//! revision says which review or comment it answers.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -55,6 +56,26 @@ impl Console {
     pub fn without_no_work(mut self) -> Console {
         self.no_work_said = true;
         self
+    }
+
+    /// `claimed DIR (TITLE) for WORKER, attempt N`, and for a revision
+    /// `: a revision for changes requested by @alice: URL`.
+    fn claimed_line(
+        dir: &str,
+        title: &str,
+        worker: &str,
+        attempt: u32,
+        answers: Option<&str>,
+    ) -> String {
+        let title = if title.is_empty() {
+            String::new()
+        } else {
+            format!(" ({title})")
+        };
+        let revision = answers
+            .map(|what| format!(": a revision for {what}"))
+            .unwrap_or_default();
+        format!("claimed {dir}{title} for {worker}, attempt {attempt}{revision}")
     }
 
     /// Claims given back in this run (interrupted sessions among them).
@@ -195,6 +216,7 @@ impl Sink for Console {
                 title,
                 worker,
                 attempt,
+                answers,
                 ..
             } => {
                 self.live.insert(
@@ -208,8 +230,12 @@ impl Sink for Console {
                         printed: None,
                     },
                 );
-                self.line(format!(
-                    "claimed {dir} ({title}) for {worker}, attempt {attempt}"
+                self.line(Console::claimed_line(
+                    dir,
+                    title,
+                    worker,
+                    *attempt,
+                    answers.as_deref(),
                 ));
             }
             Event::NoWork { .. } if self.no_work_said => {}

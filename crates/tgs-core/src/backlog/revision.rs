@@ -110,10 +110,17 @@ pub struct Seen {
 pub struct ReviewLoop {
     #[serde(default)]
     pub seen: Seen,
-    /// When tgs first pushed the work: what reviewers wrote before is not
-    /// acted on (kept, since later pushes move `completed_at`).
+    /// Written by older versions: tgs's own clock at the first look. No
+    /// longer read (a machine's clock may be minutes off GitHub's, so it
+    /// says nothing about GitHub's times); kept as it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Timestamp>,
+    /// GitHub's time of tgs's first push of the work (or of the pull
+    /// request's opening): what reviewers wrote before is not acted on. On
+    /// GitHub's clock, compared only with GitHub's times; kept, since later
+    /// pushes (revisions, updates) answer only what they were asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<Timestamp>,
     /// Revisions waiting, oldest first; the first is the one claimed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<Revision>,
@@ -419,6 +426,19 @@ mod tests {
         assert_eq!(
             (e.status, e.revision().unwrap().id),
             (Status::InProgress, 7)
+        );
+    }
+
+    #[test]
+    fn a_review_loop_written_before_pushed_at_existed_reads_as_it_was() {
+        let old = r#"{"seen":{"review":7},"since":"2026-01-15T12:00:00Z","queue":[]}"#;
+        let r: ReviewLoop = serde_json::from_str(old).unwrap();
+        assert_eq!((r.seen.review, r.pushed_at), (7, None));
+        assert_eq!(r.since, Some("2026-01-15T12:00:00Z".parse().unwrap()));
+        let back = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            back,
+            r#"{"seen":{"review":7,"comment":0,"inline":0},"since":"2026-01-15T12:00:00Z"}"#
         );
     }
 

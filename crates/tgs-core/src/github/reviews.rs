@@ -1,9 +1,11 @@
 //! The review loop on GitHub: reading an open pull request's reviews and
 //! comments (`GET /pulls/{n}`, `/pulls/{n}/reviews`, `/pulls/{n}/comments`,
-//! `/issues/{n}/comments`), asking who may push
+//! `/issues/{n}/comments`), when GitHub saw a branch pushed
+//! (`GET /activity`), asking who may push
 //! (`GET /collaborators/{login}/permission`), and answering on the pull
 //! request (a comment, the `tgs:needs-human` label). What is read is only
-//! parsed here; [`crate::review`] decides what it asks for.
+//! parsed here; [`crate::review`] decides what it asks for. Every time read
+//! here is on GitHub's clock, to be compared only with GitHub's.
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -26,8 +28,12 @@ pub struct PrInfo {
     /// computed yet (GitHub computes it in the background).
     pub mergeable: Option<bool>,
     pub head_sha: String,
+    /// Its head branch (`head.ref`).
+    pub head_ref: String,
     /// Its head is in another repository (a fork).
     pub from_fork: bool,
+    /// When it was opened, on GitHub's clock.
+    pub created_at: Option<Timestamp>,
 }
 
 impl GitHub {
@@ -63,6 +69,27 @@ impl GitHub {
                 Source::Inline,
             )?,
         })
+    }
+
+    /// When GitHub recorded the push that put `branch` at `sha` (the
+    /// earliest, from the repository's activity), on GitHub's clock. `None`
+    /// when it has no record of one or cannot be asked (an older GitHub
+    /// Enterprise, a token without the permission): the caller falls back
+    /// on another time GitHub reported.
+    pub fn pushed_at(&self, branch: &str, sha: &str) -> Option<Timestamp> {
+        let r#ref = super::query(&format!("refs/heads/{branch}"));
+        let got = self.call(&Call::get(
+            format!("{}/activity?ref={ref}&per_page=100", self.repo_path()),
+            format!("reading when {branch} was pushed"),
+            "contents: read",
+        ));
+        match got {
+            Ok(v) => parse_pushed_at(&v, sha),
+            Err(e) => {
+                tracing::debug!(target: "tgs::github", "no push time of {branch}: {}", self.error(e));
+                None
+            }
+        }
     }
 
     /// Whether `login` may push to the repository; `None` when the token
@@ -143,16 +170,35 @@ pub fn parse_pr_info(number: u64, v: &Value) -> PrInfo {
         state: pr_state_of(v),
         mergeable: v["mergeable"].as_bool(),
         head_sha: v["head"]["sha"].as_str().unwrap_or_default().to_owned(),
+        head_ref: v["head"]["ref"].as_str().unwrap_or_default().to_owned(),
         from_fork: matches!((repo("head"), repo("base")), (Some(h), Some(b)) if h != b),
+        created_at: time(&v["created_at"]),
     }
+}
+
+/// The earliest time in a list of repository activities at which a push
+/// left the branch at `sha`.
+pub fn parse_pushed_at(v: &Value, sha: &str) -> Option<Timestamp> {
+    v.as_array()?
+        .iter()
+        .filter(|a| !sha.is_empty() && a["after"].as_str() == Some(sha))
+        .filter_map(|a| time(&a["timestamp"]))
+        .min()
+}
+
+fn time(v: &Value) -> Option<Timestamp> {
+    v.as_str().and_then(|t| t.parse::<Timestamp>().ok())
 }
 
 /// A review or comment as GitHub lists it.
 pub fn parse_event(v: &Value, source: Source) -> PrEvent {
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    let at = match source {
-        Source::Review => v["submitted_at"].as_str(),
-        _ => v["created_at"].as_str(),
+    let (at, commit) = match source {
+        Source::Review => (&v["submitted_at"], &v["commit_id"]),
+        // An inline comment's `commit_id` follows the PR; where it was
+        // written is the original one.
+        Source::Inline => (&v["created_at"], &v["original_commit_id"]),
+        Source::Comment => (&v["created_at"], &Value::Null),
     };
     PrEvent {
         id: v["id"].as_u64().unwrap_or_default(),
@@ -160,7 +206,8 @@ pub fn parse_event(v: &Value, source: Source) -> PrEvent {
         association: text("author_association"),
         body: text("body"),
         url: html_url(v),
-        at: at.and_then(|t| t.parse::<Timestamp>().ok()),
+        at: time(at),
+        commit: commit.as_str().unwrap_or_default().to_owned(),
         state: text("state"),
         review_id: v["pull_request_review_id"].as_u64(),
         path: text("path"),
@@ -186,29 +233,51 @@ mod tests {
             (e.id, e.author.as_str(), e.state.as_str()),
             (80, "alice", "CHANGES_REQUESTED")
         );
-        assert!(e.at.is_some());
+        assert_eq!(e.at, Some("2026-11-30T10:00:00Z".parse().unwrap()));
+        assert_eq!(e.commit, "abc");
         let inline = json!({
             "id": 90, "pull_request_review_id": 80, "user": {"login": "alice"},
             "body": "here", "path": "src/a.rs", "line": null, "original_line": 7,
-            "diff_hunk": "@@ -1 +1 @@", "created_at": "2026-11-30T10:00:00Z"
+            "diff_hunk": "@@ -1 +1 @@", "created_at": "2026-11-30T10:00:00Z",
+            "commit_id": "def", "original_commit_id": "abc"
         });
         let e = parse_event(&inline, Source::Inline);
         assert_eq!(
-            (e.review_id, e.line, e.path.as_str()),
-            (Some(80), Some(7), "src/a.rs")
+            (e.review_id, e.line, e.path.as_str(), e.commit.as_str()),
+            (Some(80), Some(7), "src/a.rs", "abc")
         );
         let pr = json!({
             "state": "open", "merged": false, "mergeable": false,
-            "head": {"sha": "abc", "repo": {"full_name": "o/r"}},
-            "base": {"repo": {"full_name": "o/r"}}
+            "head": {"sha": "abc", "ref": "tgs/x", "repo": {"full_name": "o/r"}},
+            "base": {"repo": {"full_name": "o/r"}}, "created_at": "2026-11-30T09:00:00Z"
         });
         let i = parse_pr_info(1, &pr);
         assert_eq!(
-            (i.state, i.mergeable, i.from_fork),
-            (PrState::Open, Some(false), false)
+            (i.state, i.mergeable, i.from_fork, i.head_ref.as_str()),
+            (PrState::Open, Some(false), false, "tgs/x")
         );
+        assert_eq!(i.created_at, Some("2026-11-30T09:00:00Z".parse().unwrap()));
         let fork = json!({"state": "open", "head": {"repo": {"full_name": "x/r"}}, "base": {"repo": {"full_name": "o/r"}}});
         assert!(parse_pr_info(2, &fork).from_fork);
         assert_eq!(parse_pr_info(2, &fork).mergeable, None);
+    }
+
+    #[test]
+    fn the_time_of_a_push_is_the_earliest_github_recorded_for_the_commit() {
+        let activity = json!([
+            {"after": "abc", "timestamp": "2026-11-30T10:05:00Z", "activity_type": "push"},
+            {"after": "def", "timestamp": "2026-11-30T10:03:00Z", "activity_type": "push"},
+            {"after": "abc", "timestamp": "2026-11-30T10:01:00Z", "activity_type": "force_push"},
+        ]);
+        assert_eq!(
+            parse_pushed_at(&activity, "abc"),
+            Some("2026-11-30T10:01:00Z".parse().unwrap())
+        );
+        assert_eq!(parse_pushed_at(&activity, "123"), None);
+        assert_eq!(parse_pushed_at(&activity, ""), None);
+        assert_eq!(
+            parse_pushed_at(&json!({"message": "Not Found"}), "abc"),
+            None
+        );
     }
 }

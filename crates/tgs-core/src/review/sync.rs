@@ -4,17 +4,21 @@
 //! revisions of merged or closed ones, and queues the revisions reviewers
 //! asked for, re-checked against the freshest state's watermarks so that a
 //! review is acted on once however many workers look at it.
+//!
+//! What came before tgs's work was on the pull request is told by GitHub's
+//! time of tgs's first push ([`Push`]), asked of GitHub on the first look
+//! and kept (`pushed_at`): tgs's own clock is never compared with GitHub's.
 
 use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use super::{decide, mark, Findings, PrEvent, Source};
+use super::{decide, mark, Findings, PrEvent, Push, Source};
 use crate::backlog::store::{Append, Change, Record};
 use crate::backlog::target::StateTarget;
 use crate::backlog::{Backlog, Entry, Revision, RevisionKind, Status};
 use crate::config::ReviewConfig;
-use crate::github::{parse_pr_ref, GitHub, PrState};
+use crate::github::{parse_pr_ref, GitHub, PrInfo, PrState};
 use crate::records::AuditRecord;
 use crate::{clock, Error};
 
@@ -27,8 +31,9 @@ struct Look {
     findings: Findings,
     /// The PR conflicts with its base at this head.
     conflict_at: Option<String>,
-    /// When tgs first pushed the work (what came before is not acted on).
-    since: Option<Timestamp>,
+    /// tgs's first push of the work, as GitHub knows it (what came before
+    /// is not acted on).
+    push: Push,
 }
 
 /// What a sync did, per thought.
@@ -152,7 +157,7 @@ fn look(
         state: info.state,
         findings: Findings::default(),
         conflict_at: None,
-        since: e.review.as_ref().and_then(|r| r.since).or(e.completed_at),
+        push: Push::default(),
     };
     let with_human = e.review.as_ref().is_some_and(|r| r.needs_human.is_some());
     // A PR from a fork is not tgs's: nothing on it steers tgs.
@@ -160,6 +165,7 @@ fn look(
         return Ok(l);
     }
     let activity = gh.pr_activity(n)?;
+    l.push = push_of(e, &info, |branch, sha| gh.pushed_at(branch, sha));
     let mut trusted = |ev: &PrEvent| -> bool {
         if let Some(known) = writers.get(&ev.author) {
             return *known;
@@ -176,13 +182,47 @@ fn look(
         &activity,
         e.review.as_ref(),
         &review.trigger,
-        l.since,
+        &l.push,
         &mut trusted,
     );
     if info.mergeable == Some(false) {
         l.conflict_at = Some(info.head_sha);
     }
     Ok(l)
+}
+
+/// tgs's first push of `e`'s work as GitHub knows it, from what its pull
+/// request `info` says and `pushed_at` (GitHub's record of a push of a
+/// branch to a commit). The time is the one kept from the first look; else,
+/// on the first look, GitHub's record of the push of the head tgs pushed;
+/// else when the PR was opened. That last is never later than anything on
+/// the PR: tgs opens it after pushing, and one opened before (by an earlier
+/// run) only makes older reviews count. A loop looked at before (by a
+/// version that kept no GitHub time) asks no record: its head may be a
+/// later push by now, and what came between must still count.
+fn push_of(
+    e: &Entry,
+    info: &PrInfo,
+    pushed_at: impl FnOnce(&str, &str) -> Option<Timestamp>,
+) -> Push {
+    let kept = e.review.as_ref().and_then(|r| r.pushed_at);
+    let first_look = e.review.is_none();
+    let branch = match info.head_ref.as_str() {
+        "" => e.branch.clone().unwrap_or_default(),
+        b => b.to_owned(),
+    };
+    let recorded = || match (&e.head, first_look) {
+        (Some(head), true) => pushed_at(&branch, head),
+        _ => None,
+    };
+    let at = kept.or_else(recorded).or(info.created_at);
+    let heads = [e.head.as_deref(), Some(info.head_sha.as_str())]
+        .into_iter()
+        .flatten()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Push { at, heads }
 }
 
 /// Apply one look to the freshest state `b`.
@@ -217,15 +257,9 @@ fn apply(
     // Only what no one has looked at yet (another worker may have).
     let new = |s: Source, id: u64| id > mark(&fresh.seen, s);
     for ig in l.findings.ignored.iter().filter(|i| new(i.source, i.id)) {
-        r.ignored
-            .push((l.dir.clone(), format!("{} ({})", ig.url, ig.why)));
-        audit.push(audit_line(
-            worker,
-            now,
-            &l.dir,
-            "review_ignored",
-            &format!("{}: {}", ig.url, ig.why),
-        ));
+        let said = ig.describe();
+        audit.push(audit_line(worker, now, &l.dir, "review_ignored", &said));
+        r.ignored.push((l.dir.clone(), said));
     }
     let mut wanted: Vec<Revision> = l
         .findings
@@ -244,8 +278,8 @@ fn apply(
     }
     {
         let rl = e.review.get_or_insert_with(Default::default);
-        if rl.since.is_none() {
-            rl.since = l.since;
+        if rl.pushed_at.is_none() {
+            rl.pushed_at = l.push.at;
         }
         rl.seen.review = rl.seen.review.max(l.findings.seen.review);
         rl.seen.comment = rl.seen.comment.max(l.findings.seen.comment);
@@ -308,5 +342,68 @@ fn audit_line(worker: &str, now: Timestamp, dir: &str, action: &str, reason: &st
         kind: Record::Audit,
         header: None,
         line: serde_json::to_string(&rec).expect("an audit record serializes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backlog::ReviewLoop;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn info() -> PrInfo {
+        PrInfo {
+            number: 1,
+            state: PrState::Open,
+            mergeable: Some(true),
+            head_sha: "now".into(),
+            head_ref: "tgs/x".into(),
+            from_fork: false,
+            created_at: Some(t(0)),
+        }
+    }
+
+    /// Completed on tgs's clock far from GitHub's: never read.
+    fn entry() -> Entry {
+        let mut e = Entry::new("tgs/thoughts/x".into(), "X".into(), 0, t(-900));
+        e.completed_at = Some(t(900));
+        e.head = Some("pushed".into());
+        e
+    }
+
+    #[test]
+    fn the_first_look_asks_github_when_it_saw_the_push() {
+        let mut asked = Vec::new();
+        let p = push_of(&entry(), &info(), |branch, sha| {
+            asked.push(format!("{branch}@{sha}"));
+            Some(t(10))
+        });
+        assert_eq!(p.at, Some(t(10)));
+        assert_eq!(asked, ["tgs/x@pushed"]);
+        assert_eq!(p.heads, ["pushed", "now"]);
+        // GitHub has no record of it: when the PR was opened.
+        assert_eq!(push_of(&entry(), &info(), |_, _| None).at, Some(t(0)));
+    }
+
+    #[test]
+    fn a_kept_time_holds_and_an_older_loop_falls_back_on_the_prs_opening() {
+        let mut e = entry();
+        e.review = Some(ReviewLoop {
+            pushed_at: Some(t(10)),
+            ..Default::default()
+        });
+        let p = push_of(&e, &info(), |_, _| panic!("asked again"));
+        assert_eq!(p.at, Some(t(10)));
+        // Looked at by an older version (tgs's clock kept, not GitHub's):
+        // its head may be a revision's push by now.
+        e.review = Some(ReviewLoop {
+            since: Some(t(900)),
+            ..Default::default()
+        });
+        let p = push_of(&e, &info(), |_, _| panic!("a later push's time"));
+        assert_eq!(p.at, Some(t(0)));
     }
 }

@@ -596,6 +596,7 @@ impl<'r> Runner<'r> {
             lease_expires_at: entry.lease_expires_at,
             at: now,
             commit: applied.commit,
+            answers: entry.revision().map(crate::review::describe_revision),
         });
         let tip = self.topology.fetch_base(self.repo)?;
         let base = tip.commit.ok_or_else(|| Error::Setup {

@@ -47,7 +47,10 @@ impl Runner<'_> {
                     worker: worker.clone(),
                     tip: c.entry.revision().map(|_| String::new()),
                 });
-                titles.push(c.entry.title.clone());
+                titles.push((
+                    c.entry.title.clone(),
+                    c.entry.revision().map(crate::review::describe_revision),
+                ));
                 // The budgets and limits count each claim of the batch.
                 why = self.why_not(b, now);
             }
@@ -80,10 +83,11 @@ impl Runner<'_> {
                 reason: why,
             });
         }
-        for (t, title) in tickets.iter().zip(titles) {
+        for (t, (title, answers)) in tickets.iter().zip(titles) {
             sink.event(&Event::Claimed {
                 dir: t.thought.clone(),
                 title,
+                answers,
                 worker: worker.clone(),
                 attempt: t.attempt,
                 lease_expires_at: None,

@@ -93,7 +93,8 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         let detail = a
             .detail
             .as_deref()
-            .map(|d| format!(": {}", output::clip(d.lines().next().unwrap_or(d), 100)))
+            .and_then(|d| d.lines().find(|l| !l.trim().is_empty()))
+            .map(|d| format!(": {}", output::clip(d, 100)))
             .unwrap_or_default();
         let pr = a
             .pr_url
@@ -112,7 +113,8 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
                 .unwrap_or_default();
             anstream::println!("  {}  {}{pr}", r.dir, output::clip(&r.summary, 100));
             for (what, url) in &r.answers {
-                anstream::println!("    {what}: {url}");
+                // An event GitHub gave no link for is named without one.
+                anstream::println!("    {}", tgs_core::review::labelled(what, url));
             }
         }
     }

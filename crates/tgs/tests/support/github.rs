@@ -5,7 +5,14 @@
 //! what tgs uses: pulls list/create/update/get (with `mergeable` and the
 //! head's sha), requested reviewers, reviews and inline review comments,
 //! issue labels, issues list/create/update, conversation comments (on issues
-//! and pull requests) and collaborator permissions. Every request is recorded.
+//! and pull requests), collaborator permissions and the repository's
+//! activity (the pushes tests tell it of). Every request is recorded.
+//!
+//! It keeps its own clock, as GitHub does: every timestamp it reports
+//! (`created_at`, `submitted_at`, an activity's `timestamp`) is [`FakeGitHub::now`],
+//! which starts at [`CLOCK`] (the time tests pin tgs's clock to) and moves
+//! only when a test moves it, so tests can put GitHub's clock ahead of or
+//! behind tgs's.
 //! Tests script failures ([`Fault`]: any status, headers and body, for the
 //! next matching requests) and the "opened meanwhile" race
 //! ([`FakeGitHub::hide_open_pulls`]).
@@ -24,12 +31,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 /// The server stops by itself after this long.
 pub const LIFETIME: Duration = Duration::from_secs(120);
 /// Where the fake's `html_url`s point (never fetched).
 pub const WEB: &str = "https://github.example";
+/// The fake's clock when it starts: tests' pinned `TGS_NOW`.
+pub const CLOCK: &str = "2026-01-15T12:00:00Z";
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -110,6 +120,8 @@ pub struct Pull {
     pub head_sha: String,
     /// The head is in another repository.
     pub from_fork: bool,
+    /// When it was opened, on the fake's clock.
+    pub created_at: String,
     /// Reviews, conversation comments and inline comments, as GitHub lists them.
     pub reviews: Vec<Value>,
     pub comments: Vec<Value>,
@@ -146,6 +158,10 @@ struct Shared {
     permissions: Vec<(String, String)>,
     /// Ids of reviews and comments, growing as GitHub's do.
     next_id: u64,
+    /// GitHub's clock (see [`FakeGitHub::set_clock`]).
+    clock: Timestamp,
+    /// Pushes the tests told of, as `GET /activity` lists them (oldest first).
+    activity: Vec<Value>,
 }
 
 /// A running fake; it stops when dropped.
@@ -170,6 +186,8 @@ impl FakeGitHub {
             requests: Vec::new(),
             permissions: Vec::new(),
             next_id: 1000,
+            clock: CLOCK.parse().unwrap(),
+            activity: Vec::new(),
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
         FakeGitHub {
@@ -199,6 +217,35 @@ impl FakeGitHub {
         self.lock().hidden_lists = n;
     }
 
+    /// Set GitHub's clock to `at` (RFC 3339).
+    pub fn set_clock(&self, at: &str) {
+        self.lock().clock = at.parse().expect("an RFC 3339 time");
+    }
+
+    /// Move GitHub's clock by `secs` (negative: back).
+    pub fn advance(&self, secs: i64) {
+        let mut s = self.lock();
+        s.clock += jiff::SignedDuration::from_secs(secs);
+    }
+
+    /// GitHub's clock now, as it writes timestamps.
+    pub fn now(&self) -> String {
+        self.lock().clock.to_string()
+    }
+
+    /// GitHub noticed a push of `sha` to `branch` now (the fake does not see
+    /// git): `GET /activity` lists it.
+    pub fn record_push(&self, branch: &str, sha: &str) {
+        let mut s = self.lock();
+        let id = s.take_id();
+        let at = s.clock.to_string();
+        s.activity.push(json!({
+            "id": id, "before": "0000000000000000000000000000000000000000", "after": sha,
+            "ref": format!("refs/heads/{branch}"), "timestamp": at, "activity_type": "push",
+            "actor": {"login": "tgs-bot[bot]"},
+        }));
+    }
+
     /// POST /pulls for `head` answers "No commits between".
     pub fn no_commits_for(&self, head: &str) {
         self.lock().no_commits.push(head.to_owned());
@@ -208,6 +255,7 @@ impl FakeGitHub {
     pub fn add_pull(&self, head: &str, base: &str, title: &str) -> u64 {
         let mut s = self.lock();
         let number = s.take_number();
+        let created_at = s.clock.to_string();
         s.pulls.push(Pull {
             number,
             head: head.to_owned(),
@@ -220,6 +268,7 @@ impl FakeGitHub {
             labels: Vec::new(),
             reviewers: Vec::new(),
             team_reviewers: Vec::new(),
+            created_at,
             ..Pull::default()
         });
         number
@@ -233,7 +282,8 @@ impl FakeGitHub {
     }
 
     /// A review on PR `number`: `state` CHANGES_REQUESTED, APPROVED or
-    /// COMMENTED, with inline comments `(path, line, body)`. Returns its id.
+    /// COMMENTED, with inline comments `(path, line, body)`, submitted now on
+    /// the PR's head as the fake has it (`head_sha`). Returns its id.
     pub fn add_review(
         &self,
         number: u64,
@@ -246,10 +296,11 @@ impl FakeGitHub {
         let mut s = self.lock();
         let id = s.take_id();
         let url = format!("{}#pullrequestreview-{id}", s.pull_url(number));
+        let (at, commit) = (s.clock.to_string(), s.pull_mut(number).head_sha.clone());
         let review = json!({
             "id": id, "user": {"login": login, "type": "User"}, "author_association": association,
             "body": body, "state": state, "html_url": url,
-            "submitted_at": "2099-01-01T00:00:00Z", "commit_id": "abc",
+            "submitted_at": at, "commit_id": commit,
         });
         let mut notes = Vec::new();
         for (path, line, text) in inline {
@@ -257,7 +308,8 @@ impl FakeGitHub {
             notes.push(json!({
                 "id": cid, "pull_request_review_id": id, "user": {"login": login},
                 "author_association": association, "body": text, "path": path, "line": line,
-                "diff_hunk": "@@ -1,2 +1,2 @@\n-old\n+new", "created_at": "2099-01-01T00:00:00Z",
+                "diff_hunk": "@@ -1,2 +1,2 @@\n-old\n+new", "created_at": at,
+                "commit_id": commit, "original_commit_id": commit,
                 "html_url": format!("{}#discussion_r{cid}", s.pull_url(number)),
             }));
         }
@@ -272,9 +324,10 @@ impl FakeGitHub {
         let mut s = self.lock();
         let id = s.take_id();
         let url = format!("{}#issuecomment-{id}", s.pull_url(number));
+        let at = s.clock.to_string();
         s.pull_mut(number).comments.push(json!({
             "id": id, "user": {"login": login, "type": "User"}, "author_association": association,
-            "body": body, "html_url": url, "created_at": "2099-01-01T00:00:00Z",
+            "body": body, "html_url": url, "created_at": at,
         }));
         id
     }
@@ -374,6 +427,7 @@ impl Shared {
             },
             "base": { "ref": p.base, "repo": { "full_name": format!("{}/{}", self.owner, self.repo) } },
             "mergeable": p.mergeable,
+            "created_at": p.created_at,
             "labels": names(&p.labels),
             "requested_reviewers": p.reviewers.iter().map(|r| json!({ "login": r })).collect::<Vec<_>>(),
         })
@@ -590,6 +644,7 @@ async fn handle(
                 team_reviewers: Vec::new(),
                 mergeable: Some(true),
                 head_sha: format!("sha-{number}"),
+                created_at: s.clock.to_string(),
                 ..Pull::default()
             };
             let v = s.pull_json(&pull);
@@ -724,7 +779,7 @@ async fn handle(
             let url = format!("{}#issuecomment-{id}", s.pull_url(n));
             let c = json!({
                 "id": id, "user": {"login": "tgs-bot[bot]", "type": "Bot"}, "author_association": "NONE",
-                "body": text("body"), "html_url": url, "created_at": "2099-01-01T00:00:00Z",
+                "body": text("body"), "html_url": url, "created_at": s.clock.to_string(),
             });
             s.pull_mut(n).comments.push(c.clone());
             reply(201, c)
@@ -749,6 +804,18 @@ async fn handle(
                 .cloned()
                 .collect();
             reply(200, Value::Array(page))
+        }
+        ("GET", ["activity"]) => {
+            // Newest first, as GitHub lists them, filtered by `ref`.
+            let wanted = param("ref");
+            let found: Vec<Value> = s
+                .activity
+                .iter()
+                .rev()
+                .filter(|a| wanted.as_deref().is_none_or(|r| a["ref"] == r))
+                .cloned()
+                .collect();
+            reply(200, Value::Array(found))
         }
         ("GET", ["collaborators", login, "permission"]) => {
             let perm = s
