@@ -299,8 +299,10 @@ fn template_matches(template: &str, text: &str) -> bool {
 const EARLIER_RUN: &[&str] = &[
     include_str!("init/earlier/tgs-server-run.v0.1.0-a.yml"),
     include_str!("init/earlier/tgs-server-run.v0.1.0-b.yml"),
+    include_str!("init/earlier/tgs-server-run.v0.1.0-c.yml"),
 ];
 const EARLIER_SCAN: &[&str] = &[include_str!("init/earlier/tgs-server-scan.v0.1.0-a.yml")];
+const EARLIER_REVIEW: &[&str] = &[include_str!("init/earlier/tgs-server-review.v0.1.0-a.yml")];
 const EARLIER_DASHBOARD: &[&str] = &[
     include_str!("init/earlier/tgs-server-dashboard.v0.1.0-a.yml"),
     include_str!("init/earlier/tgs-server-dashboard.v0.1.0-b.yml"),
@@ -339,7 +341,7 @@ fn generated(default_branch: &str) -> Vec<Generated> {
         Generated {
             path: REVIEW_WORKFLOW,
             template: REVIEW_TEMPLATE.to_owned(),
-            earlier: Vec::new(),
+            earlier: earlier(EARLIER_REVIEW, &branch),
             executable: false,
         },
         Generated {

@@ -957,3 +957,69 @@ fn between(text: &str, start: &str, end: &str) -> String {
     let j = text[i..].find(end).unwrap() + i + end.len();
     text[i..j].to_owned()
 }
+
+/// Whether a job runs code of the agent's: it runs a session, or installs
+/// the agent CLI.
+fn runs_agent(job: &Value) -> bool {
+    let mut runs = Vec::new();
+    collect(job, "run", &mut runs);
+    runs.iter()
+        .any(|r| r.contains("tgs server run") || r.contains("tgs-agent-cli"))
+}
+
+/// The cached tgs binary is restored by the jobs that hold write tokens: a
+/// job that runs the agent may restore it, never save to it (the action
+/// that saves is not there, and the cache service refuses its saves), so
+/// only jobs that run no agent code save it. A workflow that may not save
+/// (`cache-mode: read`) has no step that tries.
+#[test]
+fn only_jobs_that_run_no_agent_save_the_tgs_cache() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let mut agents = 0;
+    for wf in WORKFLOWS {
+        let v = yaml(&repo, wf);
+        let read_only = v["cache-mode"] == "read";
+        let mut keys = Vec::new();
+        for (name, job) in v["jobs"].as_object().unwrap() {
+            let agent = runs_agent(job);
+            agents += usize::from(agent);
+            if agent {
+                assert_eq!(job["cache-mode"], "read", "{wf} {name}");
+            }
+            for step in job["steps"].as_array().into_iter().flatten() {
+                let Some(uses) = step["uses"].as_str() else {
+                    continue;
+                };
+                if !uses.starts_with("actions/cache") {
+                    continue;
+                }
+                keys.push(step["with"]["key"].clone());
+                let restores_only = uses.starts_with("actions/cache/restore@");
+                assert!(
+                    restores_only || !(agent || read_only),
+                    "{wf} {name}: {uses} saves the cache"
+                );
+            }
+        }
+        keys.dedup();
+        assert!(keys.len() <= 1, "{wf}: one binary, one key: {keys:?}");
+    }
+    assert_eq!(agents, 1, "the run workflow's implement job");
+    let run_wf = yaml(&repo, RUN_WF);
+    let cache_of = |job: &str| -> Vec<String> {
+        run_wf["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["uses"].as_str())
+            .filter(|u| u.starts_with("actions/cache"))
+            .map(|u| u.split_once('@').unwrap().0.to_owned())
+            .collect()
+    };
+    // The claim job, first and agent-free, saves; the others restore.
+    assert_eq!(cache_of("claim"), ["actions/cache"]);
+    assert_eq!(cache_of("implement"), ["actions/cache/restore"]);
+    assert_eq!(cache_of("handover"), ["actions/cache/restore"]);
+}
