@@ -306,6 +306,7 @@ const EARLIER_REVIEW: &[&str] = &[include_str!("init/earlier/tgs-server-review.v
 const EARLIER_DASHBOARD: &[&str] = &[
     include_str!("init/earlier/tgs-server-dashboard.v0.1.0-a.yml"),
     include_str!("init/earlier/tgs-server-dashboard.v0.1.0-b.yml"),
+    include_str!("init/earlier/tgs-server-dashboard.v0.1.0-c.yml"),
 ];
 
 /// The files init writes whole, in the order it reports them.

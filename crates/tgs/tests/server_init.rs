@@ -1023,3 +1023,31 @@ fn only_jobs_that_run_no_agent_save_the_tgs_cache() {
     assert_eq!(cache_of("implement"), ["actions/cache/restore"]);
     assert_eq!(cache_of("handover"), ["actions/cache/restore"]);
 }
+
+/// The dashboard deploys to GitHub Pages, which fails until Pages is set
+/// up: its automatic triggers (the timer, the runs it follows) build
+/// nothing until the repository variable TGS_PAGES says Pages is on.
+#[test]
+fn the_dashboard_waits_for_pages_to_be_set_up() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let dash = yaml(&repo, DASH_WF);
+    assert!(dash["on"]["schedule"].is_array());
+    let jobs = dash["jobs"].as_object().unwrap();
+    let guard = "vars.TGS_PAGES == 'true' || github.event_name == 'workflow_dispatch'";
+    for (name, job) in jobs {
+        // Guarded itself, or after a job that is (a skipped need skips it).
+        let guarded = job["if"] == guard
+            || job["needs"]
+                .as_str()
+                .is_some_and(|n| jobs[n]["if"] == guard && job["if"].is_null());
+        assert!(guarded, "{name}: {}", job["if"]);
+    }
+    assert!(repo.read(DASH_WF).contains("TGS_PAGES"));
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains("`TGS_PAGES`"),
+        "README.md tells how to turn it on"
+    );
+}
