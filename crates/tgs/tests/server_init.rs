@@ -798,7 +798,7 @@ fn the_review_workflow_notices_then_revises_through_the_run_jobs() {
     let revise = &v["jobs"]["revise"];
     assert_eq!(revise["uses"], "$/.github/workflows/tgs-server-run.yml");
     assert_eq!(revise["needs"], "notice");
-    assert_eq!(revise["if"], "needs.notice.outputs.queued != '0'");
+    assert_eq!(revise["if"], "needs.notice.outputs.queued > 0");
     assert!(revise["secrets"]["ANTHROPIC_API_KEY"].is_string());
     // The run workflow can be called so.
     let run_wf = yaml(&repo, RUN_WF);
@@ -1049,5 +1049,47 @@ fn the_dashboard_waits_for_pages_to_be_set_up() {
     assert!(
         readme.contains("`TGS_PAGES`"),
         "README.md tells how to turn it on"
+    );
+}
+
+/// A job that runs `always()` runs even when a job it needs failed, was
+/// cancelled or skipped, and then that job's outputs are empty: it must
+/// check the job succeeded before reading them. Counts are compared as
+/// numbers, so an empty one is no work.
+#[test]
+fn jobs_that_always_run_read_only_the_outputs_of_jobs_that_succeeded() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    for wf in WORKFLOWS {
+        let v = yaml(&repo, wf);
+        for (name, job) in v["jobs"].as_object().unwrap() {
+            let cond = job["if"].as_str().unwrap_or_default();
+            if !cond.contains("always()") {
+                continue;
+            }
+            let needs: Vec<&str> = match &job["needs"] {
+                Value::String(n) => vec![n.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            for n in needs {
+                if cond.contains(&format!("needs.{n}.outputs.")) {
+                    assert!(
+                        cond.contains(&format!("needs.{n}.result == 'success'")),
+                        "{wf} {name}: {cond}"
+                    );
+                }
+            }
+        }
+    }
+    let run_wf = yaml(&repo, RUN_WF);
+    assert_eq!(
+        run_wf["jobs"]["handover"]["if"],
+        "always() && needs.claim.result == 'success' && needs.claim.outputs.count > 0"
+    );
+    assert_eq!(
+        run_wf["jobs"]["implement"]["if"],
+        "needs.claim.outputs.count > 0"
     );
 }
