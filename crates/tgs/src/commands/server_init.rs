@@ -22,9 +22,10 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Install tgs in the workflows from this git repository (https URL),
-    /// at --install-rev. Without it, init keeps the source the workflows it
-    /// wrote before install from, else installs tgs's own repository at the
-    /// commit this tgs was built from.
+    /// at --install-rev. Without it: the source the workflows tgs wrote
+    /// before pin, else tgs's own repository at the commit this tgs was
+    /// built from (a pin of that repository moves to that commit too);
+    /// knowing no commit, init refuses.
     #[arg(long, value_name = "GIT_URL", requires = "install_rev")]
     pub install_from: Option<String>,
     /// The commit of --install-from to install (40 hex digits): the
