@@ -33,7 +33,15 @@ TGS="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 git init -q -b main "$work/repo"
-"$TGS" -C "$work/repo" server init
+if [ -z "$(git status --porcelain)" ]; then
+  # A clean checkout (as in CI): tgs pins the commit it was built from.
+  "$TGS" -C "$work/repo" server init
+else
+  # Uncommitted changes: this tgs is no commit's and pins none by itself.
+  echo "(uncommitted changes: pinning HEAD explicitly)"
+  "$TGS" -C "$work/repo" server init --install-from https://github.com/tgsflow/tgs \
+    --install-rev "$(git rev-parse HEAD)"
+fi
 cd "$work/repo"
 
 echo "-- actionlint"

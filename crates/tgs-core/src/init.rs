@@ -3,6 +3,11 @@
 //! and its lockfile), a `server:` section in `tgs/tgs.yml`, the
 //! implementation prompt and the `tgs agent exec` adapter scripts.
 //!
+//! The workflows install tgs from a git repository at one full commit,
+//! never from a registry: by default tgs's own repository at the commit this
+//! tgs was built from. A tgs that does not know that commit writes no
+//! workflow unless given a source.
+//!
 //! A generated file is *ours* while its content is what this tgs would write,
 //! or what an earlier tgs wrote (the same template with another version in
 //! it, or an earlier template listed here): init keeps ours up to date and
@@ -19,8 +24,10 @@ use crate::config::{Config, Settings, CONFIG_PATH};
 use crate::repo::Repo;
 use crate::Error;
 
-/// The tgs version written into the workflows (they install exactly this one).
+/// The tgs version named in the files init writes.
 pub const TGS_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// tgs's own repository: where the workflows install tgs from by default.
+pub const TGS_REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
 
 pub const RUN_WORKFLOW: &str = ".github/workflows/tgs-server-run.yml";
 pub const SCAN_WORKFLOW: &str = ".github/workflows/tgs-server-scan.yml";
@@ -119,85 +126,94 @@ pub struct FileReport {
 pub struct Options {
     /// Replace files the user changed.
     pub force: bool,
-    /// Where the workflows install tgs from; `None`: where the workflows
-    /// tgs wrote earlier install it from, else crates.io.
+    /// Where the workflows install tgs from, as given; `None`: the source
+    /// the workflows tgs wrote before pin, else `built_from`.
     pub install: Option<InstallSource>,
+    /// tgs's own repository at the commit this tgs was built from (see
+    /// [`InstallSource::own`]), when it knows it. A pin of that repository
+    /// in the workflows moves to it, so that they install the tgs whose
+    /// steps they are. `None`, with no source given or found: init refuses.
+    pub built_from: Option<InstallSource>,
 }
 
-/// Where the generated workflows install tgs from, always pinned.
+/// Where the generated workflows install tgs from: a git repository (https)
+/// at one full commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InstallSource {
-    /// crates.io, exactly the version of tgs that writes the workflows.
-    CratesIo,
-    /// A git repository (https) at one commit.
-    Git { url: String, rev: String },
+pub struct InstallSource {
+    pub url: String,
+    pub rev: String,
 }
 
 /// The marks of the install step in the workflow templates.
 const INSTALL_MARK: &str = "@INSTALL@";
 const INSTALL_KEY_MARK: &str = "@INSTALL_KEY@";
 const INSTALL_NOTE_MARK: &str = "@INSTALL_NOTE@";
-/// How earlier templates installed tgs (now the `@INSTALL@` mark).
+/// How earlier tgs versions installed tgs: from crates.io, where the name
+/// `tgs` is not the project's. Recognised in their files (as the
+/// `@INSTALL@` mark), never written.
 const EARLIER_CRATES_IO_INSTALL: &str = "cargo install --locked tgs --version @TGS_VERSION@";
+
+/// A full commit id, as git writes it: 40 lowercase hex digits.
+fn is_full_commit(rev: &str) -> bool {
+    rev.len() == 40 && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 impl InstallSource {
     /// A pinned git source: an https URL and a full 40-hex commit, both safe
     /// to write into a workflow's `run:` line.
     pub fn git(url: &str, rev: &str) -> Result<InstallSource, Error> {
         check_install_url(url)?;
-        if rev.len() != 40 || !rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !is_full_commit(rev) {
             return Err(Error::invalid(format!(
                 "--install-rev {rev:?}: give the full 40-character commit id (lowercase hex) to install"
             )));
         }
-        Ok(InstallSource::Git {
+        Ok(InstallSource {
             url: url.to_owned(),
             rev: rev.to_owned(),
         })
     }
 
+    /// tgs's own repository ([`TGS_REPOSITORY`]) at `commit`, the commit
+    /// this tgs was built from (`TGS_BUILD_COMMIT`).
+    pub fn own(commit: &str) -> Result<InstallSource, Error> {
+        if !is_full_commit(commit) {
+            return Err(Error::invalid(format!(
+                "TGS_BUILD_COMMIT {commit:?}: give the full 40-character commit id (lowercase hex), or leave it empty for none"
+            )));
+        }
+        InstallSource::git(TGS_REPOSITORY, commit)
+    }
+
     /// The `run:` line of the install step.
     fn command(&self) -> String {
-        match self {
-            InstallSource::CratesIo => {
-                format!("cargo install --locked tgs --version {VERSION_MARK}")
-            }
-            InstallSource::Git { url, rev } => {
-                format!("cargo install --locked --git {url} --rev {rev} tgs")
-            }
-        }
+        let InstallSource { url, rev } = self;
+        format!("cargo install --locked --git {url} --rev {rev} tgs")
     }
 
     /// The part of the cache key that names what is installed.
     fn cache_key(&self) -> String {
-        match self {
-            InstallSource::CratesIo => VERSION_MARK.to_owned(),
-            InstallSource::Git { rev, .. } => format!("git-{rev}"),
-        }
+        format!("git-{}", self.rev)
     }
 
     /// The comment above the install step.
     fn note(&self) -> String {
-        match self {
-            InstallSource::CratesIo => format!(
-                "From crates.io: tgs {VERSION_MARK}, the version that wrote this file (`tgs server init` after an upgrade moves it)."
-            ),
-            InstallSource::Git { url, rev } => format!(
-                "From {url} at commit {rev} (`tgs server init --install-from URL --install-rev COMMIT` moves it)."
-            ),
-        }
+        let InstallSource { url, rev } = self;
+        format!(
+            "From {url} at commit {rev} (`tgs server init --install-from URL --install-rev COMMIT` moves it)."
+        )
     }
 
-    /// Where a workflow tgs wrote installs tgs from: `Ok(None)` when it names
-    /// no source tgs writes, `Err(url)` for an unpinned git source (written
-    /// by an earlier tgs) that needs a commit to pin.
+    /// Where a workflow tgs wrote installs tgs from: `Ok(None)` when it pins
+    /// no git source (an earlier tgs's crates.io install), `Err(url)` for an
+    /// unpinned git source (written by an earlier tgs) that needs a commit.
     pub fn read_from(workflow: &str) -> Result<Option<InstallSource>, String> {
         let pinned = regex::Regex::new(
             r"cargo install --locked --git ([A-Za-z0-9._~:/@%+-]+) --rev ([0-9a-f]{40}) tgs\n",
         )
         .expect("a valid pattern");
         if let Some(c) = pinned.captures(workflow) {
-            return Ok(Some(InstallSource::Git {
+            return Ok(Some(InstallSource {
                 url: c[1].to_owned(),
                 rev: c[2].to_owned(),
             }));
@@ -205,12 +221,10 @@ impl InstallSource {
         let unpinned =
             regex::Regex::new(r"cargo install --locked --git ([A-Za-z0-9._~:/@%+-]+) tgs\n")
                 .expect("a valid pattern");
-        if let Some(c) = unpinned.captures(workflow) {
-            return Err(c[1].to_owned());
+        match unpinned.captures(workflow) {
+            Some(c) => Err(c[1].to_owned()),
+            None => Ok(None),
         }
-        Ok(workflow
-            .contains("cargo install --locked tgs --version ")
-            .then_some(InstallSource::CratesIo))
     }
 }
 
@@ -234,12 +248,11 @@ pub fn check_install_url(url: &str) -> Result<(), Error> {
 /// A file init writes whole.
 struct Generated {
     path: &'static str,
-    /// The template with everything but the version filled in.
-    template: String,
-    /// The template with every mark that may vary between the files of
+    /// The template, with every mark that may vary between the files of
     /// different tgs versions and options left in (the version, the install
-    /// source), for telling ours from the user's; `None`: the template.
-    pattern: Option<String>,
+    /// source): [`Generated::content`] fills them in, and tells ours from
+    /// the user's.
+    template: String,
     /// Templates earlier tgs versions wrote, also recognised as ours. When a
     /// template changes, its previous text goes here (as an `include_str!`
     /// of a copy), so repositories set up by that version keep updating.
@@ -248,14 +261,19 @@ struct Generated {
 }
 
 impl Generated {
-    fn content(&self) -> String {
-        self.template.replace(VERSION_MARK, TGS_VERSION)
+    /// The file, installing tgs from `install`.
+    fn content(&self, install: &InstallSource) -> String {
+        self.template
+            .replace(INSTALL_NOTE_MARK, &install.note())
+            .replace(INSTALL_KEY_MARK, &install.cache_key())
+            .replace(INSTALL_MARK, &install.command())
+            .replace(VERSION_MARK, TGS_VERSION)
     }
 
     /// Whether `text` is what some tgs version wrote from one of our
     /// templates, with whatever install source.
     fn is_ours(&self, text: &str) -> bool {
-        std::iter::once(self.pattern.as_ref().unwrap_or(&self.template))
+        std::iter::once(&self.template)
             .chain(&self.earlier)
             .any(|t| template_matches(t, text))
     }
@@ -277,28 +295,22 @@ fn template_matches(template: &str, text: &str) -> bool {
     regex::Regex::new(&format!(r"\A{pattern}\z")).is_ok_and(|re| re.is_match(text))
 }
 
-/// The files init writes whole, in the order it reports them.
-fn generated(default_branch: &str) -> Vec<Generated> {
-    generated_with(default_branch, &InstallSource::CratesIo)
-}
-
 /// The workflow templates as tgs wrote them before, still recognised as ours.
 const EARLIER_RUN: &[&str] = &[
     include_str!("init/earlier/tgs-server-run.v0.1.0-a.yml"),
     include_str!("init/earlier/tgs-server-run.v0.1.0-b.yml"),
+    include_str!("init/earlier/tgs-server-run.v0.1.0-c.yml"),
 ];
 const EARLIER_SCAN: &[&str] = &[include_str!("init/earlier/tgs-server-scan.v0.1.0-a.yml")];
+const EARLIER_REVIEW: &[&str] = &[include_str!("init/earlier/tgs-server-review.v0.1.0-a.yml")];
 const EARLIER_DASHBOARD: &[&str] = &[
     include_str!("init/earlier/tgs-server-dashboard.v0.1.0-a.yml"),
     include_str!("init/earlier/tgs-server-dashboard.v0.1.0-b.yml"),
+    include_str!("init/earlier/tgs-server-dashboard.v0.1.0-c.yml"),
 ];
 
-fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generated> {
-    let workflow = |t: &str| {
-        t.replace(INSTALL_NOTE_MARK, &install.note())
-            .replace(INSTALL_KEY_MARK, &install.cache_key())
-            .replace(INSTALL_MARK, &install.command())
-    };
+/// The files init writes whole, in the order it reports them.
+fn generated(default_branch: &str) -> Vec<Generated> {
     // Earlier templates name the branch the same way.
     let earlier = |ts: &[&str], branch: &str| -> Vec<String> {
         ts.iter().map(|t| t.replace(BRANCH_MARK, branch)).collect()
@@ -317,43 +329,37 @@ fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generate
     vec![
         Generated {
             path: RUN_WORKFLOW,
-            template: workflow(RUN_TEMPLATE),
-            pattern: Some(RUN_TEMPLATE.to_owned()),
+            template: RUN_TEMPLATE.to_owned(),
             earlier: earlier(EARLIER_RUN, &branch),
             executable: false,
         },
         Generated {
             path: SCAN_WORKFLOW,
-            template: workflow(SCAN_TEMPLATE).replace(BRANCH_MARK, &branch),
-            pattern: Some(SCAN_TEMPLATE.replace(BRANCH_MARK, &branch)),
+            template: SCAN_TEMPLATE.replace(BRANCH_MARK, &branch),
             earlier: earlier(EARLIER_SCAN, &branch),
             executable: false,
         },
         Generated {
             path: REVIEW_WORKFLOW,
-            template: workflow(REVIEW_TEMPLATE),
-            pattern: Some(REVIEW_TEMPLATE.to_owned()),
-            earlier: Vec::new(),
+            template: REVIEW_TEMPLATE.to_owned(),
+            earlier: earlier(EARLIER_REVIEW, &branch),
             executable: false,
         },
         Generated {
             path: DASHBOARD_WORKFLOW,
-            template: workflow(DASHBOARD_TEMPLATE).replace(BRANCH_MARK, &branch),
-            pattern: Some(DASHBOARD_TEMPLATE.replace(BRANCH_MARK, &branch)),
+            template: DASHBOARD_TEMPLATE.replace(BRANCH_MARK, &branch),
             earlier: earlier(EARLIER_DASHBOARD, &branch),
             executable: false,
         },
         Generated {
             path: AGENT_CLI_PACKAGE,
             template: AGENT_CLI_PACKAGE_TEMPLATE.to_owned(),
-            pattern: None,
             earlier: Vec::new(),
             executable: false,
         },
         Generated {
             path: AGENT_CLI_LOCK,
             template: AGENT_CLI_LOCK_TEMPLATE.to_owned(),
-            pattern: None,
             earlier: Vec::new(),
             executable: false,
         },
@@ -362,7 +368,6 @@ fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generate
             // The built-in prompt itself: the file starts as exactly what tgs
             // uses without one, ready to be edited.
             template: crate::prompt::BUILTIN.to_owned(),
-            pattern: None,
             earlier: Vec::new(),
             executable: false,
         },
@@ -375,7 +380,6 @@ fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generate
                 "agent_cmd=$2",
                 CLAUDE_RUN,
             ),
-            pattern: None,
             earlier: Vec::new(),
             executable: true,
         },
@@ -389,7 +393,6 @@ fn generated_with(default_branch: &str, install: &InstallSource) -> Vec<Generate
                 ":",
                 GEMINI_RUN,
             ),
-            pattern: None,
             earlier: Vec::new(),
             executable: true,
         },
@@ -413,11 +416,8 @@ pub fn init(repo: &Repo, opts: &Options) -> Result<Initialized, Error> {
     // keep, stops it before anything is written.
     let section = server_section(state_in_tree(repo, &branch).as_deref());
     let config = plan_config(root, &section)?;
-    let install = match &opts.install {
-        Some(s) => s.clone(),
-        None => previous_install(root, &branch)?,
-    };
-    let files = generated_with(&branch, &install);
+    let install = install_source(root, &branch, opts)?;
+    let files = generated(&branch);
     // Workflows and what they install first, then the configuration, then
     // what the agent reads.
     let split = files
@@ -426,14 +426,14 @@ pub fn init(repo: &Repo, opts: &Options) -> Result<Initialized, Error> {
         .unwrap_or(files.len());
     let (workflows, rest) = files.split_at(split);
     for g in workflows {
-        reports.push(write_generated(root, g, opts.force)?);
+        reports.push(write_generated(root, g, &install, opts.force)?);
     }
     if let Some((body, mode)) = &config.write {
         write_file_mode(&root.join(CONFIG_PATH), body.as_bytes(), *mode)?;
     }
     reports.push(config.report);
     for g in rest {
-        reports.push(write_generated(root, g, opts.force)?);
+        reports.push(write_generated(root, g, &install, opts.force)?);
     }
     Ok(Initialized {
         files: reports,
@@ -441,22 +441,42 @@ pub fn init(repo: &Repo, opts: &Options) -> Result<Initialized, Error> {
     })
 }
 
-/// Where the run workflow tgs wrote earlier installs tgs from (so running
-/// init again keeps it); crates.io when there is none, or it is the user's.
-fn previous_install(root: &Path, branch: &str) -> Result<InstallSource, Error> {
+/// Where the workflows install tgs from: the source given; else the one
+/// the run workflow tgs wrote before pins (so running init again keeps
+/// it), moved to `built_from` when it is the same repository; else
+/// `built_from`. Nothing of those: an error, before anything is written.
+fn install_source(root: &Path, branch: &str, opts: &Options) -> Result<InstallSource, Error> {
+    if let Some(given) = &opts.install {
+        return Ok(given.clone());
+    }
+    match (previous_install(root, branch)?, &opts.built_from) {
+        (Some(before), Some(own)) if before.url == own.url => Ok(own.clone()),
+        (Some(before), _) => Ok(before),
+        (None, Some(own)) => Ok(own.clone()),
+        (None, None) => Err(Error::Setup {
+            message: "this tgs does not know the commit it was built from, so the workflows would have no pinned tgs to install; nothing was written".to_owned(),
+            hint: Some(format!(
+                "pass --install-from URL --install-rev COMMIT (a tgs repository you control and a full commit in it, e.g. --install-from {TGS_REPOSITORY} --install-rev <40-hex commit>), or use a tgs built from a clean checkout or with TGS_BUILD_COMMIT set"
+            )),
+        }),
+    }
+}
+
+/// The pinned source the run workflow tgs wrote earlier installs tgs from;
+/// `None` when there is none, it is the user's, or it installs from
+/// crates.io (as earlier versions did).
+fn previous_install(root: &Path, branch: &str) -> Result<Option<InstallSource>, Error> {
     let Ok(text) = std::fs::read_to_string(root.join(RUN_WORKFLOW)) else {
-        return Ok(InstallSource::CratesIo);
+        return Ok(None);
     };
-    let run = generated_with(branch, &InstallSource::CratesIo).remove(0);
-    if !run.is_ours(&text) {
-        return Ok(InstallSource::CratesIo);
+    if !generated(branch).remove(0).is_ours(&text) {
+        return Ok(None);
     }
-    match InstallSource::read_from(&text) {
-        Ok(found) => Ok(found.unwrap_or(InstallSource::CratesIo)),
-        Err(url) => Err(Error::invalid(format!(
+    InstallSource::read_from(&text).map_err(|url| {
+        Error::invalid(format!(
             "{RUN_WORKFLOW} installs tgs from {url} without pinning a commit: rerun with --install-from {url} --install-rev COMMIT"
-        ))),
-    }
+        ))
+    })
 }
 
 /// The branch whose tree holds the backlog state, for a repository set up
@@ -504,9 +524,14 @@ fn report(path: &str, status: Status, note: Option<&str>) -> FileReport {
     }
 }
 
-fn write_generated(root: &Path, g: &Generated, force: bool) -> Result<FileReport, Error> {
+fn write_generated(
+    root: &Path,
+    g: &Generated,
+    install: &InstallSource,
+    force: bool,
+) -> Result<FileReport, Error> {
     let path = root.join(g.path);
-    let want = g.content();
+    let want = g.content(install);
     // symlink_metadata: a link is never followed, so init cannot write outside the repository.
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => m,
@@ -655,11 +680,12 @@ pub fn parse_yaml(text: &str) -> Result<serde_json::Value, Error> {
 }
 
 /// Every file init would write, by path, as this version writes it (for a
-/// repository whose default branch is `default_branch`).
-pub fn contents(default_branch: &str) -> Vec<(&'static str, String)> {
+/// repository whose default branch is `default_branch`, installing tgs
+/// from `install`).
+pub fn contents(default_branch: &str, install: &InstallSource) -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = generated(default_branch)
         .iter()
-        .map(|g| (g.path, g.content()))
+        .map(|g| (g.path, g.content(install)))
         .collect();
     out.push((
         CONFIG_PATH,
@@ -740,9 +766,15 @@ mod tests {
         generated("main").remove(0)
     }
 
+    const REV: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn source() -> InstallSource {
+        InstallSource::git("https://github.com/o/tgs", REV).unwrap()
+    }
+
     #[test]
     fn every_file_renders_without_marks() {
-        for (path, body) in contents("main") {
+        for (path, body) in contents("main", &source()) {
             assert!(
                 marks_left(&body).is_empty(),
                 "{path}: {:?}",
@@ -750,18 +782,18 @@ mod tests {
             );
             assert!(!body.is_empty(), "{path}");
         }
-        let run = run_workflow().content();
+        let run = run_workflow().content(&source());
         assert!(run.contains(&format!(
-            "cargo install --locked tgs --version {TGS_VERSION}\n"
+            "cargo install --locked --git https://github.com/o/tgs --rev {REV} tgs\n"
         )));
     }
 
     #[test]
     fn an_install_source_is_read_back_from_the_workflow_it_wrote() {
-        let rev = "0123456789abcdef0123456789abcdef01234567";
-        let git = InstallSource::git("https://github.com/o/tgs", rev).unwrap();
-        for source in [InstallSource::CratesIo, git] {
-            let text = generated_with("main", &source).remove(0).content();
+        let own = InstallSource::own(REV).unwrap();
+        assert_eq!(own.url, TGS_REPOSITORY);
+        for source in [source(), own] {
+            let text = run_workflow().content(&source);
             assert_eq!(InstallSource::read_from(&text), Ok(Some(source.clone())));
             // Any source counts as ours.
             assert!(run_workflow().is_ours(&text), "{source:?}");
@@ -781,14 +813,45 @@ mod tests {
             Err("https://github.com/o/tgs".to_owned())
         );
         assert!(InstallSource::git("https://github.com/o/tgs", "main").is_err());
+        assert!(InstallSource::own("main").is_err());
+        assert!(InstallSource::own("").is_err());
+    }
+
+    /// Files earlier versions wrote, installing tgs from crates.io, are
+    /// ours (init replaces them) and pin no source (init does not keep it).
+    #[test]
+    fn an_earlier_crates_io_install_is_ours_and_no_source() {
+        let crates_io = |t: &str| {
+            t.replace(
+                INSTALL_NOTE_MARK,
+                "From crates.io: tgs 0.1.0, the version that wrote this file.",
+            )
+            .replace(INSTALL_KEY_MARK, "0.1.0")
+            .replace(INSTALL_MARK, EARLIER_CRATES_IO_INSTALL)
+            .replace(VERSION_MARK, "0.1.0")
+        };
+        let mut workflows = 0;
+        for g in generated("main") {
+            for t in std::iter::once(&g.template).chain(&g.earlier) {
+                let old = crates_io(t);
+                if !old.contains("cargo install --locked tgs --version 0.1.0\n") {
+                    continue;
+                }
+                workflows += 1;
+                assert!(g.is_ours(&old), "{}", g.path);
+                assert_eq!(InstallSource::read_from(&old), Ok(None), "{}", g.path);
+            }
+        }
+        assert!(workflows >= 4 + EARLIER_RUN.len(), "{workflows}");
     }
 
     #[test]
     fn init_tells_another_versions_file_from_a_users() {
         let g = run_workflow();
-        let now = g.content();
+        let now = g.content(&source());
         assert!(g.is_ours(&now));
-        let older = g.template.replace(VERSION_MARK, "0.0.9-rc.1");
+        let older = now.replace(TGS_VERSION, "0.0.9-rc.1");
+        assert_ne!(older, now);
         assert!(g.is_ours(&older));
         assert!(!g.is_ours(&now.replace("timeout-minutes: 360", "timeout-minutes: 60")));
         assert!(!g.is_ours(&format!("{now}# mine\n")));
@@ -798,7 +861,7 @@ mod tests {
 
     #[test]
     fn the_scan_workflow_quotes_the_branch() {
-        let scan = &contents("release/2.x")[1].1;
+        let scan = &contents("release/2.x", &source())[1].1;
         assert!(scan.contains("    branches: [\"release/2.x\"]"), "{scan}");
         let v = parse_yaml(scan).unwrap();
         assert_eq!(v["on"]["push"]["branches"][0], "release/2.x");
@@ -852,7 +915,7 @@ mod tests {
 
     #[test]
     fn the_adapters_share_the_contract_and_differ_in_the_agent() {
-        let all = contents("main");
+        let all = contents("main", &source());
         let find = |p: &str| all.iter().find(|(q, _)| *q == p).unwrap().1.clone();
         let claude = find(CLAUDE_ADAPTER);
         let gemini = find(GEMINI_ADAPTER);

@@ -32,10 +32,35 @@ const ALL: [&str; 10] = [
     ADAPTERS[1],
 ];
 
-/// Run init and return each file's status, by path.
-fn init(repo: &TestRepo, args: &[&str]) -> Vec<(String, String)> {
+const WORKFLOWS: [&str; 4] = [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF];
+
+/// tgs's own repository, where the workflows install it from by default.
+const OURS: &str = "https://github.com/tgsflow/tgs";
+/// The commit the tests have tgs take itself to be built from.
+const BUILT: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+/// `tgs server init`, by a tgs that takes itself to be built from `built`
+/// (`TGS_BUILD_COMMIT` at run time; empty: from no known commit).
+fn server_init(repo: &TestRepo, built: &str) -> assert_cmd::Command {
     let mut cmd = repo.tgs();
-    cmd.args(["server", "init", "--json"]).args(args);
+    cmd.env("TGS_BUILD_COMMIT", built).args(["server", "init"]);
+    cmd
+}
+
+/// The line of a workflow that installs tgs from `url` at `rev`.
+fn install_line(url: &str, rev: &str) -> String {
+    format!("run: cargo install --locked --git {url} --rev {rev} tgs\n")
+}
+
+/// Run init (by a tgs built from [`BUILT`]) and return each file's status, by path.
+fn init(repo: &TestRepo, args: &[&str]) -> Vec<(String, String)> {
+    init_by(repo, BUILT, args)
+}
+
+/// Run init by a tgs built from `built` and return each file's status, by path.
+fn init_by(repo: &TestRepo, built: &str, args: &[&str]) -> Vec<(String, String)> {
+    let mut cmd = server_init(repo, built);
+    cmd.arg("--json").args(args);
     let (code, out, err) = run(&mut cmd);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -128,7 +153,7 @@ fn a_fresh_repository_gets_every_file() {
     assert_eq!(config.server.agent.as_deref(), Some("claude-code"));
     assert_eq!(config.steps.impl_prompt.as_deref(), Some(PROMPT));
 
-    for wf in [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF] {
+    for wf in WORKFLOWS {
         let v = yaml(&repo, wf);
         // Least privilege: nothing at the top, each job asks for what it needs.
         assert_eq!(v["permissions"], serde_json::json!({}), "{wf}");
@@ -224,10 +249,7 @@ fn a_fresh_repository_gets_every_file() {
     assert_eq!(inputs["max"]["default"], 1);
     assert_eq!(inputs["agent"]["required"], false);
     let text = repo.read(RUN_WF);
-    assert!(text.contains(&format!(
-        "cargo install --locked tgs --version {}\n",
-        env!("CARGO_PKG_VERSION")
-    )));
+    assert!(text.contains(&install_line(OURS, BUILT)), "{text}");
     // The agent CLI comes from the lockfile init wrote beside the workflows.
     assert!(text.contains("npm ci --prefix"), "{text}");
     let package: Value = serde_json::from_str(&repo.read(CLI_PACKAGE)).unwrap();
@@ -302,7 +324,7 @@ fn a_users_edit_is_kept_unless_forced() {
     repo.write(RUN_WF, &mine);
     repo.write(ADAPTERS[0], "#!/bin/sh\necho my adapter\n");
 
-    let (code, out, err) = run(repo.tgs().args(["server", "init"]));
+    let (code, out, err) = run(&mut server_init(&repo, BUILT));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("kept") && out.contains(RUN_WF), "{out}");
     assert!(err.contains("--force"), "{err}");
@@ -406,7 +428,7 @@ fn an_invalid_config_fails_before_changing_it() {
     let env = TestEnv::new();
     let repo = env.repo("r");
     repo.write(CONFIG, "ai: [\n");
-    let (code, _, err) = run(repo.tgs().args(["server", "init"]));
+    let (code, _, err) = run(&mut server_init(&repo, BUILT));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("tgs/tgs.yml"), "{err}");
     assert_eq!(repo.read(CONFIG), "ai: [\n");
@@ -512,12 +534,8 @@ fn install_from_a_git_repository_pinned_to_a_commit() {
     let env = TestEnv::new();
     let repo = env.repo("r");
     // A URL without a commit is refused: the workflows install exactly one.
-    let (code, _, err) = run(repo.tgs().args([
-        "server",
-        "init",
-        "--install-from",
-        "https://github.com/acme/tgs",
-    ]));
+    let (code, _, err) =
+        run(server_init(&repo, BUILT).args(["--install-from", "https://github.com/acme/tgs"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--install-rev"), "{err}");
     assert!(!repo.path(RUN_WF).exists(), "nothing written");
@@ -528,12 +546,10 @@ fn install_from_a_git_repository_pinned_to_a_commit() {
         REV,
     ];
     init(&repo, &pinned);
-    for wf in [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF] {
+    for wf in WORKFLOWS {
         let text = repo.read(wf);
         assert!(
-            text.contains(&format!(
-                "run: cargo install --locked --git https://github.com/acme/tgs --rev {REV} tgs\n"
-            )),
+            text.contains(&install_line("https://github.com/acme/tgs", REV)),
             "{wf}"
         );
         assert!(
@@ -592,7 +608,7 @@ fn install_from_a_git_repository_pinned_to_a_commit() {
         ],
     );
     assert_eq!(status_of(&report, DASH_WF), "overwritten");
-    for wf in [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF] {
+    for wf in WORKFLOWS {
         assert!(repo.read(wf).contains(&format!("--rev {REV} tgs")), "{wf}");
     }
     // Nothing that could become shell or an expression gets in.
@@ -609,9 +625,7 @@ fn install_from_a_git_repository_pinned_to_a_commit() {
         ),
         ("https://github.com/acme/tgs", "$(id)"),
     ] {
-        let (code, _, err) = run(repo.tgs().args([
-            "server",
-            "init",
+        let (code, _, err) = run(server_init(&repo, BUILT).args([
             "--force",
             "--install-from",
             url,
@@ -784,10 +798,298 @@ fn the_review_workflow_notices_then_revises_through_the_run_jobs() {
     let revise = &v["jobs"]["revise"];
     assert_eq!(revise["uses"], "$/.github/workflows/tgs-server-run.yml");
     assert_eq!(revise["needs"], "notice");
-    assert_eq!(revise["if"], "needs.notice.outputs.queued != '0'");
+    assert_eq!(revise["if"], "needs.notice.outputs.queued > 0");
     assert!(revise["secrets"]["ANTHROPIC_API_KEY"].is_string());
     // The run workflow can be called so.
     let run_wf = yaml(&repo, RUN_WF);
     assert!(run_wf["on"]["workflow_call"]["inputs"]["max"].is_object());
     assert!(run_wf["on"]["workflow_call"]["secrets"]["ANTHROPIC_API_KEY"].is_object());
+}
+
+/// The workflows install tgs from a source the project controls, pinned:
+/// by default its own repository at the commit this tgs was built from,
+/// never crates.io (where the name `tgs` is not the project's, so any
+/// crate published as `tgs` would run in jobs that hold write tokens).
+#[test]
+fn by_default_the_workflows_install_the_commit_tgs_was_built_from() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let (code, out, err) = run(server_init(&repo, BUILT).arg("--json"));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["install"], serde_json::json!({"git": OURS, "rev": BUILT}));
+    for wf in WORKFLOWS {
+        let text = repo.read(wf);
+        assert!(text.contains(&install_line(OURS, BUILT)), "{wf}");
+        assert!(!text.contains("--version"), "{wf}: a registry install");
+        assert!(!text.contains("crates.io"), "{wf}");
+    }
+}
+
+/// The commit the build recorded (see crates/tgs/build.rs) is the default;
+/// a tgs built from no known commit refuses.
+#[test]
+fn the_commit_recorded_at_build_time_is_the_default() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let (code, out, err) = run(repo.tgs().args(["server", "init", "--json"]));
+    match env!("TGS_BUILD_COMMIT") {
+        "" => {
+            assert_eq!(code, 2, "{out}{err}");
+            assert!(!repo.path(".github").exists());
+        }
+        built => {
+            assert_eq!(code, 0, "{err}");
+            assert!(repo.read(RUN_WF).contains(&install_line(OURS, built)));
+        }
+    }
+}
+
+/// A tgs that does not know the commit it was built from (a modified
+/// checkout, no git) has nothing to pin: init says what to pass and
+/// changes nothing, not even a workflow an earlier tgs wrote.
+#[test]
+fn without_a_commit_to_pin_init_refuses_and_changes_nothing() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let (code, out, err) = run(&mut server_init(&repo, ""));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("hint: ") && err.contains("--install-from URL --install-rev COMMIT"),
+        "{err}"
+    );
+    assert!(!repo.path(".github").exists() && !repo.path("tgs").exists());
+    assert_eq!(repo.git(&["status", "--porcelain", "--ignored"]), "");
+
+    // Workflows an earlier tgs wrote, installing from crates.io, stay as they are.
+    init(&repo, &[]);
+    for wf in WORKFLOWS {
+        repo.write(wf, &crates_io_install(&repo.read(wf)));
+    }
+    let before = snapshot(&repo);
+    let (code, _, err) = run(&mut server_init(&repo, ""));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(snapshot(&repo), before);
+    // Given a source, init writes it.
+    let acme = "https://github.com/acme/tgs";
+    let report = init_by(&repo, "", &["--install-from", acme, "--install-rev", REV]);
+    for wf in WORKFLOWS {
+        assert_eq!(status_of(&report, wf), "updated", "{wf}");
+        assert!(repo.read(wf).contains(&install_line(acme, REV)), "{wf}");
+    }
+}
+
+/// Workflows an earlier tgs wrote to install tgs from crates.io are still
+/// recognised as tgs's: init moves them to the pinned commit.
+#[test]
+fn a_crates_io_install_an_earlier_tgs_wrote_moves_to_the_pinned_commit() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let now = snapshot(&repo);
+    for wf in WORKFLOWS {
+        let old = crates_io_install(&repo.read(wf));
+        assert!(old.contains("cargo install --locked tgs --version 0.1.0\n"));
+        repo.write(wf, &old);
+    }
+    let report = init(&repo, &[]);
+    for wf in WORKFLOWS {
+        assert_eq!(status_of(&report, wf), "updated", "{wf}");
+    }
+    assert_eq!(snapshot(&repo), now);
+}
+
+/// A pin of tgs's own repository follows the tgs that writes the workflows
+/// (their steps are that tgs's); a source given by hand is kept.
+#[test]
+fn a_pin_of_tgs_own_repository_follows_the_tgs_that_writes_it() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let later = "89abcdef0123456789abcdef0123456789abcdef";
+    let report = init_by(&repo, later, &[]);
+    for wf in WORKFLOWS {
+        assert_eq!(status_of(&report, wf), "updated", "{wf}");
+        assert!(repo.read(wf).contains(&install_line(OURS, later)), "{wf}");
+    }
+    // A tgs that knows no commit keeps the pin it finds.
+    let before = snapshot(&repo);
+    let report = init_by(&repo, "", &[]);
+    assert!(report.iter().all(|(_, s)| s == "unchanged"), "{report:?}");
+    assert_eq!(snapshot(&repo), before);
+    // Another repository, given by hand, stays until given another.
+    let acme = "https://github.com/acme/tgs";
+    init(&repo, &["--install-from", acme, "--install-rev", REV]);
+    let before = snapshot(&repo);
+    for built in [BUILT, later, ""] {
+        let report = init_by(&repo, built, &[]);
+        assert!(report.iter().all(|(_, s)| s == "unchanged"), "{report:?}");
+        assert_eq!(snapshot(&repo), before);
+    }
+}
+
+/// `text` (a workflow tgs wrote) as tgs 0.1.0 wrote it to install itself
+/// from crates.io: the install command, the cache key and the comment.
+fn crates_io_install(text: &str) -> String {
+    let install = between(text, "cargo install --locked --git ", " tgs\n");
+    let key = between(text, "}}-git-", "\n");
+    let mut out = String::new();
+    for line in text
+        .replace(&install, "cargo install --locked tgs --version 0.1.0\n")
+        .replace(&key, "}}-0.1.0\n")
+        .split_inclusive('\n')
+    {
+        match line.find("# From ") {
+            Some(i) => out.push_str(&format!(
+                "{}# From crates.io: tgs 0.1.0, the version that wrote this file (`tgs server init` after an upgrade moves it).\n",
+                &line[..i]
+            )),
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// The first text in `text` from `start` to the next `end`, both included.
+fn between(text: &str, start: &str, end: &str) -> String {
+    let i = text.find(start).unwrap();
+    let j = text[i..].find(end).unwrap() + i + end.len();
+    text[i..j].to_owned()
+}
+
+/// Whether a job runs code of the agent's: it runs a session, or installs
+/// the agent CLI.
+fn runs_agent(job: &Value) -> bool {
+    let mut runs = Vec::new();
+    collect(job, "run", &mut runs);
+    runs.iter()
+        .any(|r| r.contains("tgs server run") || r.contains("tgs-agent-cli"))
+}
+
+/// The cached tgs binary is restored by the jobs that hold write tokens: a
+/// job that runs the agent may restore it, never save to it (the action
+/// that saves is not there, and the cache service refuses its saves), so
+/// only jobs that run no agent code save it. A workflow that may not save
+/// (`cache-mode: read`) has no step that tries.
+#[test]
+fn only_jobs_that_run_no_agent_save_the_tgs_cache() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let mut agents = 0;
+    for wf in WORKFLOWS {
+        let v = yaml(&repo, wf);
+        let read_only = v["cache-mode"] == "read";
+        let mut keys = Vec::new();
+        for (name, job) in v["jobs"].as_object().unwrap() {
+            let agent = runs_agent(job);
+            agents += usize::from(agent);
+            if agent {
+                assert_eq!(job["cache-mode"], "read", "{wf} {name}");
+            }
+            for step in job["steps"].as_array().into_iter().flatten() {
+                let Some(uses) = step["uses"].as_str() else {
+                    continue;
+                };
+                if !uses.starts_with("actions/cache") {
+                    continue;
+                }
+                keys.push(step["with"]["key"].clone());
+                let restores_only = uses.starts_with("actions/cache/restore@");
+                assert!(
+                    restores_only || !(agent || read_only),
+                    "{wf} {name}: {uses} saves the cache"
+                );
+            }
+        }
+        keys.dedup();
+        assert!(keys.len() <= 1, "{wf}: one binary, one key: {keys:?}");
+    }
+    assert_eq!(agents, 1, "the run workflow's implement job");
+    let run_wf = yaml(&repo, RUN_WF);
+    let cache_of = |job: &str| -> Vec<String> {
+        run_wf["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["uses"].as_str())
+            .filter(|u| u.starts_with("actions/cache"))
+            .map(|u| u.split_once('@').unwrap().0.to_owned())
+            .collect()
+    };
+    // The claim job, first and agent-free, saves; the others restore.
+    assert_eq!(cache_of("claim"), ["actions/cache"]);
+    assert_eq!(cache_of("implement"), ["actions/cache/restore"]);
+    assert_eq!(cache_of("handover"), ["actions/cache/restore"]);
+}
+
+/// The dashboard deploys to GitHub Pages, which fails until Pages is set
+/// up: its automatic triggers (the timer, the runs it follows) build
+/// nothing until the repository variable TGS_PAGES says Pages is on.
+#[test]
+fn the_dashboard_waits_for_pages_to_be_set_up() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    let dash = yaml(&repo, DASH_WF);
+    assert!(dash["on"]["schedule"].is_array());
+    let jobs = dash["jobs"].as_object().unwrap();
+    let guard = "vars.TGS_PAGES == 'true' || github.event_name == 'workflow_dispatch'";
+    for (name, job) in jobs {
+        // Guarded itself, or after a job that is (a skipped need skips it).
+        let guarded = job["if"] == guard
+            || job["needs"]
+                .as_str()
+                .is_some_and(|n| jobs[n]["if"] == guard && job["if"].is_null());
+        assert!(guarded, "{name}: {}", job["if"]);
+    }
+    assert!(repo.read(DASH_WF).contains("TGS_PAGES"));
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains("`TGS_PAGES`"),
+        "README.md tells how to turn it on"
+    );
+}
+
+/// A job that runs `always()` runs even when a job it needs failed, was
+/// cancelled or skipped, and then that job's outputs are empty: it must
+/// check the job succeeded before reading them. Counts are compared as
+/// numbers, so an empty one is no work.
+#[test]
+fn jobs_that_always_run_read_only_the_outputs_of_jobs_that_succeeded() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    init(&repo, &[]);
+    for wf in WORKFLOWS {
+        let v = yaml(&repo, wf);
+        for (name, job) in v["jobs"].as_object().unwrap() {
+            let cond = job["if"].as_str().unwrap_or_default();
+            if !cond.contains("always()") {
+                continue;
+            }
+            let needs: Vec<&str> = match &job["needs"] {
+                Value::String(n) => vec![n.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            for n in needs {
+                if cond.contains(&format!("needs.{n}.outputs.")) {
+                    assert!(
+                        cond.contains(&format!("needs.{n}.result == 'success'")),
+                        "{wf} {name}: {cond}"
+                    );
+                }
+            }
+        }
+    }
+    let run_wf = yaml(&repo, RUN_WF);
+    assert_eq!(
+        run_wf["jobs"]["handover"]["if"],
+        "always() && needs.claim.result == 'success' && needs.claim.outputs.count > 0"
+    );
+    assert_eq!(
+        run_wf["jobs"]["implement"]["if"],
+        "needs.claim.outputs.count > 0"
+    );
 }

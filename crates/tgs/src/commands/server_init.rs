@@ -2,6 +2,11 @@
 //! section of tgs/tgs.yml, the implementation prompt and the adapter scripts
 //! that server mode needs, never replacing a file the user changed unless
 //! `--force`.
+//!
+//! The workflows install tgs pinned to a commit: by default of tgs's own
+//! repository, the commit this binary was built from (`TGS_BUILD_COMMIT`,
+//! recorded by build.rs; set at run time, it stands in for it, empty for
+//! none). Knowing none and given none, init refuses.
 
 use serde_json::json;
 use tgs_core::init::{self, InstallSource, Options, Status};
@@ -16,9 +21,11 @@ pub struct Args {
     /// (a `server:` section already in tgs/tgs.yml is always kept).
     #[arg(long)]
     pub force: bool,
-    /// Install tgs in the workflows from this git repository (https URL)
-    /// instead of crates.io, at --install-rev. Without it, init keeps the
-    /// source the workflows it wrote before install from.
+    /// Install tgs in the workflows from this git repository (https URL),
+    /// at --install-rev. Without it: the source the workflows tgs wrote
+    /// before pin, else tgs's own repository at the commit this tgs was
+    /// built from (a pin of that repository moves to that commit too);
+    /// knowing no commit, init refuses.
     #[arg(long, value_name = "GIT_URL", requires = "install_rev")]
     pub install_from: Option<String>,
     /// The commit of --install-from to install (40 hex digits): the
@@ -38,14 +45,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         &Options {
             force: args.force,
             install,
+            built_from: built_from()?,
         },
     )?;
     let files = done.files;
+    let InstallSource { url, rev } = &done.install;
     if ctx.json {
-        let install = match &done.install {
-            InstallSource::CratesIo => json!({ "crates_io": init::TGS_VERSION }),
-            InstallSource::Git { url, rev } => json!({ "git": url, "rev": rev }),
-        };
+        let install = json!({ "git": url, "rev": rev });
         output::json(&json!({ "version": init::TGS_VERSION, "install": install, "files": files }));
         return super::ok();
     }
@@ -69,16 +75,23 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             Status::Created | Status::Updated | Status::Overwritten
         )
     }) {
-        output::note(match &done.install {
-            InstallSource::Git { url, rev } => format!(
-                "next: commit these files and add the ANTHROPIC_API_KEY secret; the workflows install tgs from {url} at {rev}"
-            ),
-            InstallSource::CratesIo => format!(
-                "next: commit these files, add the ANTHROPIC_API_KEY secret, and make tgs {} installable by `cargo install` (or rerun with --install-from GIT_URL --install-rev COMMIT; see {})",
-                init::TGS_VERSION,
-                init::RUN_WORKFLOW
-            ),
-        });
+        output::note(format!(
+            "next: commit these files and add the ANTHROPIC_API_KEY secret; the workflows install tgs from {url} at {rev}"
+        ));
     }
     super::ok()
+}
+
+/// tgs's own repository at the commit this binary was built from, when it
+/// knows it: `TGS_BUILD_COMMIT` at run time when set, else as the build
+/// recorded it; empty for none.
+fn built_from() -> CliResult<Option<InstallSource>> {
+    let commit = std::env::var_os("TGS_BUILD_COMMIT").map_or_else(
+        || env!("TGS_BUILD_COMMIT").to_owned(),
+        |v| v.to_string_lossy().into_owned(),
+    );
+    if commit.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(InstallSource::own(&commit)?))
 }
