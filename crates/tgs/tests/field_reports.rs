@@ -767,18 +767,25 @@ fn an_agent_cli_that_rejects_its_command_line_is_a_configuration_error_told_once
 
 // ---- server logs reads a Claude session as its conversation ---------------
 
-#[test]
-fn server_logs_shows_a_claude_session_as_a_conversation_and_raw_on_request() {
-    let env = TestEnv::new();
-    let bin = fake_claude(&env, WORK, "success", "");
+/// The lab with a Claude stand-in that implements the first thought, run
+/// once for it (no PR).
+fn one_claude_session(env: &TestEnv) -> TestRepo<'_> {
+    let bin = fake_claude(env, WORK, "success", "");
     let repo = lab(
-        &env,
+        env,
         "claude-code",
         &format!("{{ driver: claude-code, bin: {bin} }}"),
         "",
     );
     let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
+    repo
+}
+
+#[test]
+fn server_logs_shows_a_claude_session_as_a_conversation_and_raw_on_request() {
+    let env = TestEnv::new();
+    let repo = one_claude_session(&env);
     let (code, out, err) = run(repo.tgs().args(["server", "logs", A]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("── session s1 · model fake"), "{out}");
@@ -808,15 +815,7 @@ fn server_logs_shows_a_claude_session_as_a_conversation_and_raw_on_request() {
 #[test]
 fn a_handed_over_session_leaves_no_branch_or_prompt_folder_behind() {
     let env = TestEnv::new();
-    let bin = fake_claude(&env, WORK, "success", "");
-    let repo = lab(
-        &env,
-        "claude-code",
-        &format!("{{ driver: claude-code, bin: {bin} }}"),
-        "",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
-    assert_eq!(code, 0, "{err}");
+    let repo = one_claude_session(&env);
     assert_eq!(entry(&repo, A)["status"], "completed");
     let local = repo.git(&["for-each-ref", "--format=%(refname)", "refs/heads/tgs/"]);
     assert_eq!(local, "", "no local work branch is left");
