@@ -55,7 +55,19 @@ pub fn pack(log: &Path, whole: Option<&str>) -> std::io::Result<Vec<u8>> {
     f.seek(SeekFrom::Start(start))?;
     let mut text = Vec::with_capacity((len - start) as usize);
     f.read_to_end(&mut text)?;
-    let mut body: &[u8] = &text;
+    pack_end(&text, len, whole)
+}
+
+/// [`pack`] of a transcript already in memory (`text`, whole).
+pub fn pack_bytes(text: &[u8]) -> std::io::Result<Vec<u8>> {
+    let start = text.len().saturating_sub(KEEP_BYTES as usize);
+    pack_end(&text[start..], text.len() as u64, None)
+}
+
+/// Pack `text`, the last bytes of a transcript of `len` bytes.
+fn pack_end(text: &[u8], len: u64, whole: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let start = len - text.len() as u64;
+    let mut body: &[u8] = text;
     if start > 0 {
         // Start at a line: the cut falls in the middle of one.
         if let Some(nl) = body.iter().position(|b| *b == b'\n') {

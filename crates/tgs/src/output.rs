@@ -17,7 +17,32 @@ pub fn json_line<T: Serialize + ?Sized>(value: &T) {
 
 /// A note for the person at the terminal (stderr, never data).
 pub fn note(msg: impl std::fmt::Display) {
-    anstream::eprintln!("{msg}");
+    anstream::eprintln!("{}", shown(&msg.to_string()));
+}
+
+/// `s` as tgs prints a line of its own that may quote untrusted text: safe
+/// on a terminal ([`inert`]), and in GitHub Actions no line of it can be
+/// read as a workflow command (`::set-output`, `::add-mask::`, `::error`):
+/// a line starting with `::` has its colons shown as `∶∶`.
+pub fn shown(s: &str) -> String {
+    let safe = inert(s);
+    if !crate::actions::active() {
+        return safe.into_owned();
+    }
+    no_workflow_commands(&safe)
+}
+
+/// Every line of `s` that would start a workflow command, defused.
+pub fn no_workflow_commands(s: &str) -> String {
+    s.split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_start();
+            match body.strip_prefix("::") {
+                Some(rest) => format!("{}\u{2236}\u{2236}{rest}", &line[..line.len() - body.len()]),
+                None => line.to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// A warning on stderr.
@@ -25,7 +50,7 @@ pub fn warn(msg: impl std::fmt::Display) {
     let y = anstyle::Style::new()
         .fg_color(Some(anstyle::AnsiColor::Yellow.into()))
         .bold();
-    anstream::eprintln!("{y}warning:{y:#} {}", inert(&msg.to_string()));
+    anstream::eprintln!("{y}warning:{y:#} {}", shown(&msg.to_string()));
 }
 
 /// `s` safe to print on a terminal: control characters other than newlines
@@ -124,6 +149,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn no_line_becomes_a_workflow_command() {
+        let s = "rejected: x\n::set-output name=a::b\n  ::add-mask::v\nok ::error:: mid-line\n";
+        let d = super::no_workflow_commands(s);
+        assert!(d.lines().all(|l| !l.trim_start().starts_with("::")), "{d}");
+        assert!(
+            d.contains("\u{2236}\u{2236}set-output") && d.contains("ok ::error:: mid-line"),
+            "{d}"
+        );
+    }
+
     use super::*;
 
     #[test]

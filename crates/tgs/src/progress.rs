@@ -89,7 +89,7 @@ impl Console {
             return;
         }
         self.erase();
-        anstream::eprintln!("{text}");
+        anstream::eprintln!("{}", crate::output::shown(&text));
         self.draw(true);
     }
 

@@ -158,6 +158,42 @@ fn hostile_titles_make_safe_thought_dirs() {
 
 /// Markup outside fenced code blocks that is not escaped: `<` without a
 /// backslash (but for tgs's own marker and `<sub>`), and links.
+/// One of the tags tgs itself writes when it renders the implementation
+/// summary's markdown (its text escaped inside them).
+fn tgs_tag(at: &str) -> bool {
+    const TAGS: &[&str] = &[
+        "p",
+        "h4",
+        "h5",
+        "h6",
+        "ul",
+        "ol",
+        "li",
+        "code",
+        "pre",
+        "strong",
+        "em",
+        "del",
+        "blockquote",
+        "hr",
+        "br",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "a",
+        "input",
+    ];
+    let rest = at.strip_prefix('<').unwrap_or(at);
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    TAGS.iter().any(|t| {
+        rest.strip_prefix(t)
+            .is_some_and(|after| after.starts_with(['>', ' ', '/']))
+    })
+}
+
 fn live_markup(body: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut fence: Option<String> = None;
@@ -178,11 +214,16 @@ fn live_markup(body: &str) -> Vec<String> {
         }
         let b = line.as_bytes();
         for (i, c) in b.iter().enumerate() {
-            if *c == b'<' && (i == 0 || b[i - 1] != b'\\') {
+            if *c == b'<' && (i == 0 || b[i - 1] != b'\\') && !tgs_tag(&line[i..]) {
                 found.push(line.to_owned());
             }
         }
-        if line.contains("](javascript:") || line.contains("](https://evil") {
+        let lower = line.to_ascii_lowercase();
+        if line.contains("](javascript:")
+            || line.contains("](https://evil")
+            || lower.contains("href=\"javascript:")
+            || lower.contains("href=\"data:")
+        {
             found.push(line.to_owned());
         }
     }

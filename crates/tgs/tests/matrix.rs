@@ -349,3 +349,145 @@ fn no_work_is_an_empty_matrix() {
     );
     assert!(text.contains("count<<") && text.contains("\n0\n"), "{text}");
 }
+
+/// The artifact's own claim and the state: what the claim job handed out.
+fn claimed_and_implemented(env: &TestEnv, repo: &TestRepo) -> (Value, PathBuf) {
+    let (_, out, _) = run(repo
+        .tgs()
+        .args(["server", "matrix", "--max", "1", "--worker-id", "w"]));
+    let matrix: Value = serde_json::from_str(out.trim()).unwrap();
+    let art = env.path().join("a0");
+    let (code, err) = implement(env, repo, &matrix["include"][0], &art);
+    assert_eq!(code, 0, "{err}");
+    (matrix, art)
+}
+
+fn edit_record(art: &Path, edit: impl FnOnce(&mut Value)) {
+    let path = art.join("session.json");
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut record);
+    std::fs::write(&path, record.to_string()).unwrap();
+}
+
+fn hand_over(repo: &TestRepo, matrix: &Value, art: &Path, env: &[(&str, &str)]) {
+    let mut c = repo.tgs();
+    c.envs(env.iter().copied())
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(art);
+    let (code, out, err) = run(&mut c);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The record is data, never a source of paths or commits: a transcript
+/// path naming another file is not read (the transcript is the artifact's
+/// own file, redacted again), and a `base` moved onto the offending commit
+/// does not hide it from the checks.
+#[test]
+fn a_record_names_no_file_and_no_base_that_tgs_believes() {
+    const TOKEN: &str = "ghs_record_token_0123456789abcdef";
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 1);
+    let (matrix, art) = claimed_and_implemented(&env, &repo);
+    // A file holding the hand-over job's token, named by the record.
+    let secret = env.path().join("environ");
+    std::fs::write(&secret, format!("GITHUB_TOKEN={TOKEN}\n")).unwrap();
+    std::fs::remove_file(art.join("transcript.log.gz")).unwrap();
+    // The work adds a workflow after the base; the record's base says the
+    // workflow's commit is where the work started.
+    tamper(&env, &repo, &art);
+    let evil = env.path().join("evil");
+    let workflow_commit = env
+        .git_cmd(&evil)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let workflow_commit = String::from_utf8_lossy(&workflow_commit.stdout)
+        .trim()
+        .to_owned();
+    std::fs::write(evil.join("more.txt"), "more\n").unwrap();
+    for args in [&["add", "-A"][..], &["commit", "-qm", "more"]] {
+        assert!(env.git_cmd(&evil).args(args).status().unwrap().success());
+    }
+    let head = env
+        .git_cmd(&evil)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let mut base = String::new();
+    edit_record(&art, |r| {
+        base = r["base"].as_str().unwrap().to_owned();
+        r["transcript"] = secret.to_str().unwrap().into();
+        r["base"] = workflow_commit.clone().into();
+        r["head"] = head.clone().into();
+    });
+    let branch = "tgs/b000000-thought-0";
+    std::fs::remove_file(art.join("work.bundle")).unwrap();
+    let bundled = env
+        .git_cmd(&evil)
+        .args(["bundle", "create", "-q"])
+        .arg(art.join("work.bundle"))
+        .arg(format!("{base}..{branch}"))
+        .status()
+        .unwrap();
+    assert!(bundled.success());
+    hand_over(&repo, &matrix, &art, &[("GITHUB_TOKEN", TOKEN)]);
+    let e = entry(&repo, &dirs[0]);
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.starts_with("rejected: ") && last.contains(".github/workflows/evil.yml"),
+        "the workflow is seen from tgs's own base: {last}"
+    );
+    assert_eq!(repo.git(&["ls-remote", "--heads", "origin", "tgs/*"]), "");
+    // Whatever the state keeps of the session's transcript, the named file
+    // is not in it.
+    let (_, out, err) = run(repo.tgs().args(["server", "logs", &dirs[0], "--raw"]));
+    assert!(
+        !out.contains(TOKEN) && !out.contains("GITHUB_TOKEN="),
+        "{out}{err}"
+    );
+}
+
+/// Numbers and conditions a record reports are believed only within
+/// bounds: a cost of 1e300 is not counted (the state stays readable for
+/// every command), and a provider "unavailable" from an artifact pauses
+/// the agent for an hour at most, not until a human resumes it.
+#[test]
+fn a_records_figures_and_provider_are_bounded() {
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 2);
+    let (matrix, art) = claimed_and_implemented(&env, &repo);
+    edit_record(&art, |r| {
+        r["stats"]["cost_usd"] = serde_json::json!(1e300);
+        r["stats"]["input_tokens"] = serde_json::json!(u64::MAX);
+        r["outcome"] = "unavailable".into();
+        r["reason"] = "credit\n::error::forged".into();
+        r["provider"] = serde_json::json!(["unavailable", "Credit balance is too low", null]);
+        r["branch"] = Value::Null;
+        r["head"] = Value::Null;
+        r["refund"] = true.into();
+    });
+    hand_over(&repo, &matrix, &art, &[]);
+    let e = entry(&repo, &dirs[0]);
+    assert!(e.get("cost_usd").is_none_or(Value::is_null), "{e}");
+    let pause = &repo.remote_backlog()["pauses"]["test"];
+    assert!(pause["until"].is_string(), "a bounded pause: {pause}");
+    let until: jiff::Timestamp = pause["until"].as_str().unwrap().parse().unwrap();
+    let since: jiff::Timestamp = pause["since"].as_str().unwrap().parse().unwrap();
+    assert!(
+        until.duration_since(since) <= jiff::SignedDuration::from_hours(1),
+        "{pause}"
+    );
+    assert!(
+        !e["last_error"].as_str().unwrap_or_default().contains('\n'),
+        "{e}"
+    );
+    for args in [
+        &["server", "status"][..],
+        &["server", "backlog", "validate"],
+    ] {
+        let (code, out, err) = run(repo.tgs().args(args));
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+}

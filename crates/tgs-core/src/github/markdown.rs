@@ -4,8 +4,10 @@
 //! is the agent's, so it is untrusted:
 //! - raw HTML (comments that hide text, `<details>`, tags) is shown as text;
 //! - images become links (nothing is fetched when the page is viewed);
-//! - links keep only `http`, `https` and `mailto` targets or paths in the
-//!   repository (a `javascript:` or `data:` link is left as its text);
+//! - only links to paths in the repository stay links; a link elsewhere
+//!   (`http`, `https`, `mailto`) is its text followed by its target, shown,
+//!   so no link text can pass for another address; any other target
+//!   (`javascript:`, `data:`) is left out, its text kept;
 //! - `@name` pings nobody, and invisible or bidi characters are dropped;
 //! - headings sit below the body's own "Implementation summary".
 //!
@@ -21,26 +23,26 @@ pub fn summary_html(text: &str) -> String {
     let text = clean_block(text);
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    // A link left as text ends as text: its end is dropped too.
-    let mut links_kept: Vec<bool> = Vec::new();
-    let events = Parser::new_ext(&text, options).filter_map(|e| match e {
-        Event::Html(s) | Event::InlineHtml(s) => Some(Event::Text(s)),
-        Event::Start(Tag::HtmlBlock) => Some(Event::Start(Tag::Paragraph)),
-        Event::End(TagEnd::HtmlBlock) => Some(Event::End(TagEnd::Paragraph)),
-        Event::Text(s) => Some(Event::Text(neutralize_mentions(&s).into())),
+    // What became of each link open now, for its end.
+    let mut links: Vec<Fate> = Vec::new();
+    let events = Parser::new_ext(&text, options).flat_map(|e| match e {
+        Event::Html(s) | Event::InlineHtml(s) => vec![Event::Text(s)],
+        Event::Start(Tag::HtmlBlock) => vec![Event::Start(Tag::Paragraph)],
+        Event::End(TagEnd::HtmlBlock) => vec![Event::End(TagEnd::Paragraph)],
+        Event::Text(s) => vec![Event::Text(neutralize_mentions(&s).into())],
         Event::Start(Tag::Heading {
             level,
             id,
             classes,
             attrs,
-        }) => Some(Event::Start(Tag::Heading {
+        }) => vec![Event::Start(Tag::Heading {
             level: below_the_body(level),
             id,
             classes,
             attrs,
-        })),
+        })],
         Event::End(TagEnd::Heading(level)) => {
-            Some(Event::End(TagEnd::Heading(below_the_body(level))))
+            vec![Event::End(TagEnd::Heading(below_the_body(level)))]
         }
         Event::Start(Tag::Link {
             link_type,
@@ -54,20 +56,28 @@ pub fn summary_html(text: &str) -> String {
             title,
             id,
         }) => {
-            let keep = safe_target(&dest_url);
-            links_kept.push(keep);
-            keep.then_some(Event::Start(Tag::Link {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }))
+            let fate = fate_of(&dest_url);
+            links.push(fate.clone());
+            match fate {
+                Fate::Kept => vec![Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                })],
+                _ => Vec::new(),
+            }
         }
-        Event::End(TagEnd::Link | TagEnd::Image) => links_kept
-            .pop()
-            .unwrap_or(false)
-            .then_some(Event::End(TagEnd::Link)),
-        other => Some(other),
+        Event::End(TagEnd::Link | TagEnd::Image) => match links.pop() {
+            Some(Fate::Kept) => vec![Event::End(TagEnd::Link)],
+            Some(Fate::Shown(url)) => vec![
+                Event::Text(" (".into()),
+                Event::Code(url.into()),
+                Event::Text(")".into()),
+            ],
+            _ => Vec::new(),
+        },
+        other => vec![other],
     });
     let mut out = String::with_capacity(text.len() * 2);
     html::push_html(&mut out, events);
@@ -94,15 +104,28 @@ fn below_the_body(level: HeadingLevel) -> HeadingLevel {
     }
 }
 
-/// A link target that opens a page or a mail, or a path in the repository.
-fn safe_target(url: &CowStr<'_>) -> bool {
-    let lower = url.trim().to_ascii_lowercase();
+/// What a link of the summary becomes.
+#[derive(Debug, Clone, PartialEq)]
+enum Fate {
+    /// A path in the repository: it stays a link.
+    Kept,
+    /// Elsewhere: its text, then its target shown.
+    Shown(String),
+    /// A target that runs or embeds something: its text alone.
+    Dropped,
+}
+
+fn fate_of(url: &CowStr<'_>) -> Fate {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
     let scheme = lower
         .split_once(':')
-        .filter(|(s, _)| !s.contains(['/', '?', '#']));
+        .filter(|(s, _)| !s.contains(['/', '?', '#']))
+        .map(|(s, _)| s);
     match scheme {
-        Some((s, _)) => matches!(s, "http" | "https" | "mailto"),
-        None => true,
+        None if !url.starts_with("//") => Fate::Kept,
+        None | Some("http" | "https" | "mailto") => Fate::Shown(url.to_owned()),
+        Some(_) => Fate::Dropped,
     }
 }
 
@@ -122,7 +145,7 @@ mod tests {
             "<li>one</li>",
             "<pre><code class=\"language-rust\">fn f() {}",
             "<table>",
-            "<a href=\"https://example.com/x\">the docs</a>",
+            "the docs (<code>https://example.com/x</code>)",
             "<a href=\"tgs/thoughts/x/plan.md\">the plan</a>",
         ] {
             assert!(h.contains(part), "{part} in {h}");
@@ -152,9 +175,10 @@ mod tests {
         );
         assert!(!h.contains("<img"), "{h}");
         assert!(
-            h.contains("<a href=\"https://tracker.example/p.png\">pixel</a>"),
+            h.contains("pixel (<code>https://tracker.example/p.png</code>)"),
             "{h}"
         );
+        assert!(!h.contains("<a href=\"http"), "{h}");
         assert!(
             !h.contains("javascript:") || !h.contains("href=\"javascript"),
             "{h}"

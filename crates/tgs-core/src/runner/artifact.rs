@@ -20,6 +20,7 @@ use super::executor::WorkResult;
 use super::outcome::{ProviderCondition, ProviderKind};
 use crate::events::{Outcome, SessionStats};
 use crate::repo::Repo;
+use crate::transcript::Redactor;
 use crate::Error;
 
 pub const RECORD_FILE: &str = "session.json";
@@ -104,26 +105,100 @@ impl SessionRecord {
         }
     }
 
-    /// The result to record, as the dispatcher records any session; the
-    /// work is not trusted: the caller checks it again first.
-    pub(crate) fn work_result(&self, log: Option<PathBuf>) -> WorkResult {
-        let mut w = WorkResult::new(&self.stats.agent, self.outcome, self.reason.clone());
-        w.stats = self.stats.clone();
+    /// The result to record, as the dispatcher records any session. The
+    /// record is the agent's job's word, so it is data to validate, field
+    /// by field: text bounded and stripped of control characters, numbers
+    /// finite and bounded, the transcript only the artifact's own file in
+    /// `dir` (bounded, redacted again with `redactor`), never a path the
+    /// record names; the work is checked again by the caller. The result is
+    /// marked untrusted (its pause is bounded: see `settle`).
+    pub(crate) fn work_result(&self, dir: &Path, redactor: &Redactor) -> WorkResult {
+        let agent = clean_text(&self.stats.agent, 80);
+        let reason = self
+            .reason
+            .as_deref()
+            .map(|r| clean_text(r, MAX_REASON_CHARS));
+        let mut w = WorkResult::new(&agent, self.outcome, reason);
+        w.stats = bounded_stats(&self.stats, agent);
         w.branch = self.branch.clone();
         w.head = self.head.clone();
         w.refund = self.refund;
         w.final_failure = self.final_failure;
-        w.log = log;
+        w.untrusted = true;
         w.provider = self
             .provider
             .as_ref()
             .map(|(kind, detail, wait)| ProviderCondition {
                 kind: ProviderKind::parse(kind).unwrap_or(ProviderKind::RateLimited),
-                detail: detail.clone(),
-                retry_after: wait.map(Duration::from_secs),
+                detail: clean_text(detail, 300),
+                retry_after: wait.map(|s| Duration::from_secs(s.min(MAX_PAUSE_SECS))),
             });
+        if let Some(gz) = kept_transcript(dir, redactor) {
+            w.kept_gz = Some(gz);
+            let name = self.transcript.as_deref().filter(|n| {
+                crate::report::parse_transcript_name(n).is_some_and(|(name, _, _)| {
+                    Some(name.as_str()) == self.ticket.thought.rsplit('/').next()
+                })
+            });
+            let stamp = self.started.strftime("%Y%m%dT%H%M%SZ");
+            let own = format!(
+                "{}-{stamp}.log",
+                self.ticket.thought.rsplit('/').next().unwrap_or("session")
+            );
+            w.log = Some(PathBuf::from(name.map_or(own, str::to_owned)));
+        }
         w
     }
+}
+
+/// The longest reason kept from a record, in characters.
+const MAX_REASON_CHARS: usize = 2000;
+/// The longest pause an artifact's provider condition can ask for (1 hour):
+/// one job's word must not stop every worker for long.
+pub(crate) const MAX_PAUSE_SECS: u64 = 3600;
+/// The largest compressed transcript read from an artifact.
+const MAX_TRANSCRIPT_GZ: u64 = 4 << 20;
+/// What one session may report spending, in USD; more is not believed.
+const MAX_COST_USD: f64 = 100_000.0;
+/// What one session may report in tokens; more is not believed.
+const MAX_TOKENS: u64 = 1 << 40;
+
+/// One line of at most `max` characters, control characters as spaces.
+fn clean_text(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    flat.trim().to_owned()
+}
+
+/// The figures a record reports, believed only when finite and bounded.
+fn bounded_stats(s: &SessionStats, agent: String) -> SessionStats {
+    SessionStats {
+        agent,
+        exit_code: s.exit_code,
+        turns: s.turns.filter(|t| *t <= 1_000_000),
+        cost_usd: s
+            .cost_usd
+            .filter(|c| c.is_finite() && (0.0..=MAX_COST_USD).contains(c)),
+        input_tokens: s.input_tokens.filter(|t| *t <= MAX_TOKENS),
+        output_tokens: s.output_tokens.filter(|t| *t <= MAX_TOKENS),
+        session_id: s.session_id.as_deref().map(|i| clean_text(i, 120)),
+    }
+}
+
+/// The artifact's own transcript, bounded and redacted again (the agent's
+/// job could have put anything there), packed as the state keeps it.
+fn kept_transcript(dir: &Path, redactor: &Redactor) -> Option<Vec<u8>> {
+    let path = dir.join(TRANSCRIPT_FILE);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_TRANSCRIPT_GZ {
+        return None;
+    }
+    let text = crate::archive::unpack(&std::fs::read(&path).ok()?).ok()?;
+    let clean = redactor.redact(&String::from_utf8_lossy(&text));
+    crate::archive::pack_bytes(clean.as_bytes()).ok()
 }
 
 /// Write the artifact of a session into `dir` (created).

@@ -1084,9 +1084,11 @@ fn settle(
     }
     if let Some(c) = &w.provider {
         let strikes = b.pauses.get(agent).map_or(0, |p| p.strikes + 1);
-        let until = match c.kind.until_resumed() {
-            false => after(ended, outcome::pause_length(c, strikes)),
-            true => None,
+        let until = match (c.kind.until_resumed(), w.untrusted) {
+            (false, _) => after(ended, outcome::pause_length(c, strikes)),
+            // An artifact's word pauses every worker for a while at most.
+            (true, true) => after(ended, Duration::from_secs(super::artifact::MAX_PAUSE_SECS)),
+            (true, false) => None,
         };
         b.pause(
             agent,
@@ -1217,7 +1219,7 @@ fn note_cost(b: &mut Backlog, dir: &str, cost: Option<f64>, now: Timestamp) -> f
     let today = day(now);
     if cost > 0.0 {
         match b.usage.as_mut() {
-            Some(u) if u.day == today => u.cost_usd += cost,
+            Some(u) if u.day == today => u.cost_usd = saturating_sum(u.cost_usd, cost),
             _ => {
                 b.usage = Some(crate::backlog::Usage {
                     day: today,
@@ -1231,9 +1233,20 @@ fn note_cost(b: &mut Backlog, dir: &str, cost: Option<f64>, now: Timestamp) -> f
         return cost;
     };
     if cost > 0.0 {
-        e.cost_usd = Some(e.cost_usd.unwrap_or(0.0) + cost);
+        e.cost_usd = Some(saturating_sum(e.cost_usd.unwrap_or(0.0), cost));
     }
     e.cost_usd.unwrap_or(0.0)
+}
+
+/// `a + b`, at most `f64::MAX`: a sum that overflowed to infinity would be
+/// written as `null` and leave the state unreadable.
+fn saturating_sum(a: f64, b: f64) -> f64 {
+    let s = a + b;
+    if s.is_finite() {
+        s
+    } else {
+        f64::MAX
+    }
 }
 
 /// How long `--watch` waits after the `idle`-th poll in a row that found

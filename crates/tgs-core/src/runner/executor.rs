@@ -77,6 +77,9 @@ pub(crate) struct WorkResult {
     pub branch_gone: bool,
     /// A bug in tgs (a panic) ended the session: see [`WorkResult::internal_error`].
     pub internal: bool,
+    /// It comes from an artifact (the agent's job's word): what it asks of
+    /// every worker (a pause) is bounded.
+    pub untrusted: bool,
 }
 
 impl WorkResult {
@@ -99,6 +102,7 @@ impl WorkResult {
             requeue_now: false,
             branch_gone: false,
             internal: false,
+            untrusted: false,
         }
     }
 

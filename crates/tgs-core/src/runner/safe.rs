@@ -21,6 +21,7 @@ use super::{Runner, SessionReport};
 use crate::backlog::store::Change;
 use crate::backlog::{Backlog, Entry};
 use crate::events::{Event, Outcome, Sink};
+use crate::transcript::Redactor;
 use crate::{clock, git, verify, Error};
 
 impl Runner<'_> {
@@ -261,7 +262,7 @@ impl Runner<'_> {
                 continue;
             };
             let report = match found {
-                Some((dir, record)) => self.hand_over_one(&entry, dir, record, sink)?,
+                Some((dir, record)) => self.hand_over_one(&entry, t, dir, record, sink)?,
                 None => self.record_missing(&entry, sink)?,
             };
             reports.push(report);
@@ -280,36 +281,55 @@ impl Runner<'_> {
         Ok(reports)
     }
 
+    /// `ticket` is the claim job's word (trusted); `record` the agent's
+    /// job's: its base and tip are never believed (see [`Self::recheck`]).
     fn hand_over_one(
         &self,
         entry: &Entry,
+        ticket: &ClaimTicket,
         dir: &Path,
         record: &SessionRecord,
         sink: &mut dyn Sink,
     ) -> Result<SessionReport, Error> {
-        let log = record.transcript.as_ref().map(PathBuf::from);
-        let mut w = record.work_result(log);
-        w.kept_gz = std::fs::read(dir.join(artifact::TRANSCRIPT_FILE)).ok();
+        let redactor = Redactor::for_secrets(
+            Redactor::secret_env_values(std::env::vars(), &self.cfg.settings.redact_env_keys),
+            &self.cfg.settings.redact_patterns,
+        )?;
+        let mut w = record.work_result(dir, &redactor);
+        let mut base = String::new();
         if w.outcome == Outcome::Success {
-            if let Err(why) = self.recheck(entry, dir, record) {
-                w.outcome = Outcome::Rejected;
-                w.reason = Some(why);
-                w.branch = None;
-                w.head = None;
+            match self.recheck(entry, ticket, dir, record) {
+                Ok(b) => base = b,
+                Err(why) => {
+                    w.outcome = Outcome::Rejected;
+                    w.reason = Some(why);
+                    w.branch = None;
+                    w.head = None;
+                }
             }
         }
         let job = Job {
             entry: entry.clone(),
-            base_label: "the artifact's base".into(),
-            base: record.base.clone(),
-            tip: record.tip.clone(),
+            base_label: "the base branch".into(),
+            base,
+            tip: ticket.tip.clone(),
         };
         self.finish(&job, record.started, w, sink)
     }
 
     /// The work of a successful record, checked again: the bundle must hold
-    /// the recorded head, start from the recorded base, and pass the rules.
-    fn recheck(&self, entry: &Entry, dir: &Path, record: &SessionRecord) -> Result<(), String> {
+    /// the recorded head, and the work must pass the rules from a base tgs
+    /// knows itself: where the head meets the base branch as the remote has
+    /// it now (a first session), or the tip the claim job recorded (a
+    /// revision, which must descend from it). Never the record's base or
+    /// tip, which the agent's job could write. Returns the base used.
+    fn recheck(
+        &self,
+        entry: &Entry,
+        ticket: &ClaimTicket,
+        dir: &Path,
+        record: &SessionRecord,
+    ) -> Result<String, String> {
         let (Some(branch), Some(head)) = (&record.branch, &record.head) else {
             return Err("the record says success but names no branch".into());
         };
@@ -335,11 +355,14 @@ impl Runner<'_> {
         };
         // A revision adds to its PR branch's tip (an update merges the base:
         // then the PR as a whole is checked against the base).
+        let on_base = self.where_it_meets_the_base(head)?;
         let rules_base = match entry.revision().map(|r| r.kind) {
-            Some(crate::backlog::RevisionKind::Update) | None => &record.base,
-            Some(_) => record.tip.as_ref().unwrap_or(&record.base),
+            Some(crate::backlog::RevisionKind::Update) | None => on_base.clone(),
+            Some(_) => ticket.tip.clone().ok_or_else(|| {
+                "the claim of this revision recorded no pull request tip".to_owned()
+            })?,
         };
-        let problems = verify::recheck_branch(self.repo, rules_base, head, &entry.dir, &rules)
+        let problems = verify::recheck_branch(self.repo, &rules_base, head, &entry.dir, &rules)
             .map_err(|e| e.to_string())?;
         if !problems.is_empty() {
             return Err(problems.join("; "));
@@ -350,7 +373,33 @@ impl Runner<'_> {
             .cmd(["update-ref", &format!("refs/heads/{branch}"), head])
             .run()
             .map_err(|e| e.to_string())?;
-        Ok(())
+        Ok(on_base)
+    }
+
+    /// Where `head` meets the base branch as the remote has it now (fetched):
+    /// every change from there to `head` is the work's.
+    fn where_it_meets_the_base(&self, head: &str) -> Result<String, String> {
+        let tip = self
+            .topology
+            .fetch_base(self.repo)
+            .map_err(|e| e.to_string())?;
+        let base = tip
+            .commit
+            .ok_or_else(|| format!("{} has no commits", tip.label))?;
+        let out = self
+            .repo
+            .git()
+            .cmd(["merge-base", &base, head])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let meet = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.success || meet.is_empty() {
+            return Err(format!(
+                "the work ({head}) shares no history with {}",
+                tip.label
+            ));
+        }
+        Ok(meet)
     }
 
     /// A claimed session whose artifact never came: its job was cancelled,
