@@ -108,7 +108,12 @@ impl Git {
         cmd.env("LC_MESSAGES", "C")
             .env("LANGUAGE", "C")
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_LITERAL_PATHSPECS", "1");
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            // What tgs checks must be what it pushes: an agent that wrote
+            // `refs/replace/<its head>` (or a graft) would otherwise have
+            // every check read a clean commit in place of its work.
+            .env("GIT_NO_REPLACE_OBJECTS", "1")
+            .env("GIT_GRAFT_FILE", "/nonexistent/tgs-no-grafts");
         GitCommand {
             cmd,
             args,

@@ -41,7 +41,9 @@ impl Objects {
     /// Open the repository whose working tree (or git dir) is `dir`, or
     /// `None` when it should be left to git processes.
     pub fn open(dir: &Path) -> Option<Objects> {
-        let repo = match gix::open(dir) {
+        // Objects as they are, never as `refs/replace/` would have them.
+        let opts = gix::open::Options::default().config_overrides(["core.useReplaceRefs=false"]);
+        let repo = match gix::open_opts(dir, opts) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!("objects in-process: cannot open {}: {e}", dir.display());

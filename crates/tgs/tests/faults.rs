@@ -677,3 +677,38 @@ fn a_signal_ends_a_stuck_run_within_its_grace() {
         }
     }
 }
+
+/// An agent that writes `refs/replace/<its head>` pointing at a clean
+/// commit (and leaves its index and files as that commit has them) does
+/// not get its real tree checked as the clean one and pushed: tgs's git
+/// never follows replacements, so what it checks is what it pushes.
+#[test]
+fn replace_refs_never_hide_the_work_from_the_checks() {
+    let env = TestEnv::new();
+    let lab = lab(&env, "");
+    script(
+        &env.path().join("agent.sh"),
+        "#!/bin/bash\nset -e\necho 'pub fn f() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm clean\nclean=$(git rev-parse HEAD)\nmkdir -p .github/workflows\necho 'on: push' > .github/workflows/evil.yml\ngit add -A && git commit -qm work\nreal=$(git rev-parse HEAD)\ngit replace \"$real\" \"$clean\"\ngit read-tree \"$clean\"\nrm -rf .github\n",
+    );
+    run(&mut lab.step(&["server", "scan"]));
+    let (code, out, err) = run(&mut lab.step(&["server", "run", "--no-pr", "--thought", A]));
+    assert_eq!(code, 0, "{out}{err}");
+    let pushed = lab
+        .repo
+        .git(&["ls-remote", "origin", "refs/heads/tgs/aaaaaaa-first"]);
+    if let Some(head) = pushed.split_whitespace().next() {
+        lab.repo.git(&["fetch", "-q", "origin", head]);
+        let tree = lab.repo.git(&[
+            "-c",
+            "core.useReplaceRefs=false",
+            "ls-tree",
+            "-r",
+            "--name-only",
+            head,
+        ]);
+        assert!(
+            !tree.contains(".github/workflows/evil.yml"),
+            "the pushed work holds the workflow the checks never saw: {tree}"
+        );
+    }
+}
