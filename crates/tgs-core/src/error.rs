@@ -25,9 +25,13 @@ pub enum Error {
     /// The file was written by a newer tgs; this one may read it but never writes it.
     #[error("{} has version {version}, newer than this tgs understands (1); it will not be rewritten", path.display())]
     NewerVersion { path: PathBuf, version: String },
-    /// Another process held the backlog lock for too long.
-    #[error("timed out waiting for the backlog lock {}", path.display())]
-    LockTimeout { path: PathBuf },
+    /// Another process held a lock of tgs's for too long.
+    #[error("timed out waiting for the lock {}{}", path.display(), holder.as_ref().map(|h| format!(", held by {h}")).unwrap_or_default())]
+    LockTimeout {
+        path: PathBuf,
+        /// Who holds it (`process 1234 (sleep)`), when it can be found.
+        holder: Option<String>,
+    },
     /// A compare-and-swap on the state branch kept losing to other writers.
     #[error("{0}")]
     Contention(String),

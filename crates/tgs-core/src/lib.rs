@@ -20,6 +20,7 @@ pub mod github;
 pub mod guardrails;
 pub mod history;
 pub mod init;
+pub mod lockfile;
 pub mod objects;
 pub mod process;
 pub mod prompt;

@@ -54,18 +54,17 @@ pub fn ensure_excluded(repo: &Repo) -> Result<(), Error> {
 /// Git's worktree records (`.git/worktrees/`) are changed one tgs at a time
 /// per repository: a `prune` run while another session's `worktree add` is
 /// still initializing would remove that worktree's record under it. An
-/// advisory lock in the git directory, freed by the kernel if tgs dies.
+/// advisory lock in the git directory, freed by the kernel if tgs dies;
+/// a holder that keeps it past [`RECORDS_LOCK_TIMEOUT`] (an agent's
+/// leftover that took it) is an error naming it, never a hang.
 fn records_lock(repo: &Repo) -> Result<std::fs::File, Error> {
-    let dir = repo.common_dir().join("tgs");
-    std::fs::create_dir_all(&dir)?;
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("worktrees.lock"))?;
-    file.lock()?;
-    Ok(file)
+    let path = repo.common_dir().join("tgs").join("worktrees.lock");
+    crate::lockfile::lock(&path, RECORDS_LOCK_TIMEOUT)
 }
+
+/// How long a session waits for another's worktree change (a `worktree
+/// add` of a large repository takes a while).
+const RECORDS_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Create (or re-create) the worktree for a thought at `base`.
 pub fn prepare(repo: &Repo, name: &ThoughtName, base: &str) -> Result<Worktree, Error> {

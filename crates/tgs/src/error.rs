@@ -113,7 +113,7 @@ impl From<Error> for CliError {
             ),
             Error::LockTimeout { .. } => (
                 code::BUSY,
-                Some("another tgs process is changing the backlog; try again".into()),
+                Some("another process holds it: let it finish and try again, or stop it if it should not be running".into()),
             ),
             Error::Contention(_) => (code::BUSY, Some("other workers kept winning the race; try again".into())),
             Error::Repo(tgs_core::repo::RepoError::NotARepo(_)) => (

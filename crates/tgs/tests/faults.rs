@@ -712,3 +712,52 @@ fn replace_refs_never_hide_the_work_from_the_checks() {
         );
     }
 }
+
+/// A leftover holding tgs's worktree lock for ever (as an agent could, on
+/// purpose) never hangs a run: SIGTERM ends it within its grace, with the
+/// claim given back.
+#[test]
+fn a_held_worktree_lock_never_hangs_a_run() {
+    let env = TestEnv::new();
+    let lab = lab(&env, "");
+    run(&mut lab.step(&["server", "scan"]));
+    let lock = lab.repo.path(".git/tgs/worktrees.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut child = lab
+        .spawnable(&["server", "run", "--once"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lab.entry(A)["status"] != "in_progress" {
+        assert!(Instant::now() < deadline, "never claimed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(40),
+            "tgs hung on the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let a = lab.entry(A);
+    assert_eq!(a["status"], "queued", "the claim is given back: {a}");
+    assert_eq!(a["attempts"].as_u64().unwrap_or(0), 0, "{a}");
+}

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Backlog, VERSION};
 use crate::git::{self, Git};
@@ -358,27 +358,8 @@ impl<'r> Store<'r> {
     }
 
     fn lock(&self) -> Result<File, Error> {
-        let dir = self.repo.common_dir().join("tgs");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("backlog.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_TIMEOUT => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::LockTimeout { path }),
-                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
-            }
-        }
+        let path = self.repo.common_dir().join("tgs").join("backlog.lock");
+        crate::lockfile::lock(&path, LOCK_TIMEOUT)
     }
 }
 
