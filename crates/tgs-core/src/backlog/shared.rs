@@ -205,39 +205,54 @@ impl<'r> SharedState<'r> {
     /// `background`: a fetch that catches up while another worker of this
     /// machine has the turn; it yields the CPU to that worker.
     fn fetch_ref_with(&self, background: bool) -> Result<String, Error> {
-        if let (Some(remote), Some(rref)) = (&self.remote, self.remote_ref()) {
-            let spec = format!("+refs/heads/{}:{rref}", self.branch);
-            let mut cmd = self.git().cmd([
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--no-auto-gc",
-                "--no-show-forced-updates",
-                // Nor a look for submodule commits, which reads the whole index.
-                "--no-recurse-submodules",
-                remote,
-                &spec,
-            ]);
-            if background {
-                cmd = cmd.background();
-            }
-            let out = cmd.output()?;
-            if out.success {
+        let (Some(remote), Some(rref)) = (&self.remote, self.remote_ref()) else {
+            return Ok(self.local_ref());
+        };
+        if self.fetch_once(remote, &rref, background)? {
+            return Ok(rref);
+        }
+        if let Some(last) = self.last_seen(&rref) {
+            // Another tgs of this clone may have just made the branch (its
+            // tracking ref is written after its push): ask once more.
+            if self.fetch_once(remote, &rref, background)? {
                 return Ok(rref);
             }
-            if !out.stderr.contains("couldn't find remote ref") {
-                return Err(Error::Failed(format!(
-                    "could not fetch the state branch {} from {remote}: {}",
-                    self.branch,
-                    out.stderr.trim()
-                )));
-            }
-            if let Some(last) = self.last_seen(&rref) {
-                return Err(self.gone(remote, &last));
-            }
+            return Err(self.gone(remote, &last));
         }
         Ok(self.local_ref())
+    }
+
+    /// Fetch the state branch into `rref`: `Ok(false)` when the remote has
+    /// no such branch.
+    fn fetch_once(&self, remote: &str, rref: &str, background: bool) -> Result<bool, Error> {
+        let spec = format!("+refs/heads/{}:{rref}", self.branch);
+        let mut cmd = self.git().cmd([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-auto-gc",
+            "--no-show-forced-updates",
+            // Nor a look for submodule commits, which reads the whole index.
+            "--no-recurse-submodules",
+            remote,
+            &spec,
+        ]);
+        if background {
+            cmd = cmd.background();
+        }
+        let out = cmd.output()?;
+        if out.success {
+            return Ok(true);
+        }
+        if out.stderr.contains("couldn't find remote ref") {
+            return Ok(false);
+        }
+        Err(Error::Failed(format!(
+            "could not fetch the state branch {} from {remote}: {}",
+            self.branch,
+            out.stderr.trim()
+        )))
     }
 
     /// The commit `rref` (the remote-tracking ref) still names: the state
