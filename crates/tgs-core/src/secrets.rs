@@ -142,6 +142,8 @@ pub enum Encoding {
     UrlEncoded,
     JsonEscaped,
     XmlEscaped,
+    /// Hexadecimal, in lower or upper case.
+    Hex,
 }
 
 impl fmt::Display for Encoding {
@@ -151,6 +153,7 @@ impl fmt::Display for Encoding {
             Encoding::Line => f.write_str("a line of it"),
             Encoding::Base64(_) => f.write_str("base64-encoded"),
             Encoding::Base64Url(_) => f.write_str("base64url-encoded"),
+            Encoding::Hex => f.write_str("hex-encoded"),
             Encoding::UrlEncoded => f.write_str("URL-encoded"),
             Encoding::JsonEscaped => f.write_str("JSON-escaped"),
             Encoding::XmlEscaped => f.write_str("XML-escaped"),
@@ -208,6 +211,9 @@ pub fn encodings(value: &str) -> Vec<(Encoding, String)> {
             .replace('"', "&quot;")
             .replace('\'', "&apos;"),
     );
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    add(Encoding::Hex, hex.to_ascii_uppercase());
+    add(Encoding::Hex, hex);
     out
 }
 
@@ -792,6 +798,11 @@ mod tests {
         assert!(s.hits(xml.as_bytes())[0].contains("XML-escaped"));
         assert_eq!(s.hits(v.as_bytes()), ["the value of DB_PASSWORD"]);
         assert!(s.hits(b"nothing here").is_empty());
+        let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+        for form in [hex.clone(), hex.to_ascii_uppercase()] {
+            let blob = format!("const K: &str = \"{form}\";");
+            assert!(s.hits(blob.as_bytes())[0].contains("hex-encoded"), "{form}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The one error type at the CLI boundary: a message, its causes, an optional
 //! hint, and the documented exit code it maps to.
 
-use crate::output::inert;
+use crate::output::shown;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -70,9 +70,9 @@ impl CliError {
         let red = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
         let cyan = Style::new().fg_color(Some(AnsiColor::Cyan.into())).bold();
         let mut out = String::new();
-        let _ = writeln!(out, "{red}error:{red:#} {}", inert(&self.message));
+        let _ = writeln!(out, "{red}error:{red:#} {}", shown(&self.message));
         for c in &self.causes {
-            for (i, line) in inert(c.trim_end()).lines().enumerate() {
+            for (i, line) in shown(c.trim_end()).lines().enumerate() {
                 if i == 0 {
                     let _ = writeln!(out, "  {red}caused by:{red:#} {line}");
                 } else {
@@ -81,7 +81,7 @@ impl CliError {
             }
         }
         if let Some(h) = &self.hint {
-            let _ = writeln!(out, "  {cyan}hint:{cyan:#} {}", inert(h));
+            let _ = writeln!(out, "  {cyan}hint:{cyan:#} {}", shown(h));
         }
         anstream::eprint!("{out}");
         ExitCode::from(self.code)

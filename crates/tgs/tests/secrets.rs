@@ -158,6 +158,22 @@ fn a_key_added_then_removed_is_still_in_the_history_and_never_pushed() {
 }
 
 #[test]
+fn a_hex_encoded_key_is_never_pushed() {
+    let env = TestEnv::new();
+    let work = format!(
+        "{WORK}printf 'blob = \"%s\"\\n' \"$(printf '%s' \"$ANTHROPIC_API_KEY\" | od -An -tx1 | tr -d ' \\n')\" > data.toml\n\
+         git add -A && git commit -qm data\n"
+    );
+    let repo = lab(&env, &work, "", "");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    let (code, out, err) = server_run(&repo, &gh, &["--thought", A]);
+    assert_eq!(code, 1);
+    assert_rejected_unpushed(&repo, &gh, &out, &err, "data.toml:1 (commit ");
+    let last = entry(&repo, A)["last_error"].as_str().unwrap().to_owned();
+    assert!(last.contains("hex-encoded"), "{last}");
+}
+
+#[test]
 fn a_key_in_the_implementation_summary_never_reaches_github() {
     let env = TestEnv::new();
     let work = "echo 'pub fn first() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone. Tested with %s.\\n' \"$ANTHROPIC_API_KEY\" > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm work\n";
