@@ -67,8 +67,15 @@ pub struct Usage {
     pub day: String,
     #[serde(default)]
     pub sessions: u32,
-    #[serde(default)]
+    /// A sum an earlier tgs let overflow was written as `null`: it reads
+    /// as the largest cost (the day's budget is spent), never as an error
+    /// that makes the whole state unreadable.
+    #[serde(default, deserialize_with = "spent_if_null")]
     pub cost_usd: f64,
+}
+
+fn spent_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::MAX))
 }
 
 /// Why and until when an agent is paused.

@@ -554,6 +554,14 @@ pub fn commit_tree(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_cost_sum_written_as_null_reads_as_spent() {
+        let text = r#"{"version":"1","thoughts":[],"usage":{"day":"2026-01-15","sessions":2,"cost_usd":null}}"#;
+        let b = parse(text, Path::new("b.json")).unwrap();
+        assert_eq!(b.usage.unwrap().cost_usd, f64::MAX);
+    }
+
     use super::*;
 
     #[test]
