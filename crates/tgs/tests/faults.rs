@@ -631,21 +631,7 @@ fn a_signal_ends_a_stuck_run_within_its_grace() {
         }
         std::thread::sleep(Duration::from_millis(500));
         let signalled = Instant::now();
-        for _ in 0..signals {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                signalled.elapsed() < Duration::from_secs(30),
-                "tgs did not end after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = terminate(&mut child, signals, Duration::from_secs(30));
         assert_eq!(status.code(), Some(143), "{signals} signal(s): {status:?}");
         let a = lab.entry(A);
         if signals == 1 {
@@ -741,23 +727,33 @@ fn a_held_worktree_lock_never_hangs_a_run() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(40),
-            "tgs hung on the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = terminate(&mut child, 1, Duration::from_secs(40));
     let _ = holder.kill();
     let _ = holder.wait();
     assert_eq!(status.code(), Some(143), "{status:?}");
     let a = lab.entry(A);
     assert_eq!(a["status"], "queued", "the claim is given back: {a}");
     assert_eq!(a["attempts"].as_u64().unwrap_or(0), 0, "{a}");
+}
+
+/// Send `child` SIGTERM `signals` times (50 ms apart) and wait for it to
+/// end, failing past `limit`.
+fn terminate(
+    child: &mut std::process::Child,
+    signals: usize,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let signalled = Instant::now();
+    for _ in 0..signals {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(signalled.elapsed() < limit, "tgs did not end after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
