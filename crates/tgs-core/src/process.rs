@@ -59,12 +59,7 @@ impl Signals {
                 signal_hook::low_level::register(sig, move || {
                     rec.last.store(sig, Ordering::SeqCst);
                     if rec.count.fetch_add(1, Ordering::SeqCst) >= 1 {
-                        for slot in &CHILD_GROUPS {
-                            let group = slot.load(Ordering::SeqCst);
-                            if group > 0 {
-                                libc::kill(-group, libc::SIGKILL);
-                            }
-                        }
+                        kill_all_groups();
                         libc::_exit(128 + sig);
                     }
                 })?;
@@ -104,7 +99,8 @@ pub fn rejoin(handle: JoinHandle<()>) {
 }
 
 /// SIGKILL the process group of every child being supervised (tgs is about
-/// to exit without waiting for them).
+/// to exit without waiting for them). Only atomics and kill(2): safe to
+/// call from a signal handler.
 pub fn kill_all_groups() {
     for slot in &CHILD_GROUPS {
         let group = slot.load(Ordering::SeqCst);

@@ -286,18 +286,10 @@ impl<'r> Runner<'r> {
             dispatched
         });
         dispatched.unwrap_or_else(|panic| {
-            let why = format!(
-                "internal error: {}",
-                crate::selfcheck::panic_message(&*panic)
-            );
-            self.give_back(&held, &why);
-            Err(Error::Internal(crate::selfcheck::panic_message(&*panic)))
+            let said = crate::selfcheck::panic_message(&*panic);
+            give_back(&self.state, &held, &format!("internal error: {said}"));
+            Err(Error::Internal(said))
         })
-    }
-
-    /// Give back every claim in `held` still held (see [`give_back`]).
-    fn give_back(&self, held: &Held, why: &str) {
-        give_back(&self.state, held, why);
     }
 
     fn dispatch<'s>(

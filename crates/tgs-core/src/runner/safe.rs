@@ -249,6 +249,12 @@ impl Runner<'_> {
             }
         }
         let state = self.state.read()?;
+        // The transcripts come from the agent's job: redacted again, with
+        // the secrets this job holds.
+        let redactor = Redactor::for_secrets(
+            Redactor::secret_env_values(std::env::vars(), &self.cfg.settings.redact_env_keys),
+            &self.cfg.settings.redact_patterns,
+        )?;
         let mut reports = Vec::new();
         for t in tickets {
             let found = records
@@ -262,7 +268,9 @@ impl Runner<'_> {
                 continue;
             };
             let report = match found {
-                Some((dir, record)) => self.hand_over_one(&entry, t, dir, record, sink)?,
+                Some((dir, record)) => {
+                    self.hand_over_one(&entry, t, dir, record, &redactor, sink)?
+                }
                 None => self.record_missing(&entry, sink)?,
             };
             reports.push(report);
@@ -289,13 +297,10 @@ impl Runner<'_> {
         ticket: &ClaimTicket,
         dir: &Path,
         record: &SessionRecord,
+        redactor: &Redactor,
         sink: &mut dyn Sink,
     ) -> Result<SessionReport, Error> {
-        let redactor = Redactor::for_secrets(
-            Redactor::secret_env_values(std::env::vars(), &self.cfg.settings.redact_env_keys),
-            &self.cfg.settings.redact_patterns,
-        )?;
-        let mut w = record.work_result(dir, &redactor);
+        let mut w = record.work_result(dir, redactor);
         let mut base = String::new();
         if w.outcome == Outcome::Success {
             match self.recheck(entry, ticket, dir, record) {
