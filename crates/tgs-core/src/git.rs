@@ -28,6 +28,65 @@ const STRIPPED_ENV: &[&str] = &[
     "GIT_QUARANTINE_PATH",
 ];
 
+/// The names of this process's variables that hold secrets (tokens, keys,
+/// passwords: [`crate::transcript::name_looks_secret`]): no git child gets
+/// them. Another process of the same user can read a child's
+/// `/proc/<pid>/environ`; git gets the forge token through
+/// [`crate::credential`] instead.
+fn secret_env_names() -> impl Iterator<Item = &'static str> {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            std::env::vars_os()
+                .filter_map(|(k, _)| k.into_string().ok())
+                // Every forge token variable (`GITHUB_TOKEN`, ...) is among them.
+                .filter(|k| crate::transcript::name_looks_secret(k))
+                .collect()
+        })
+        .iter()
+        .map(String::as_str)
+}
+
+/// Configuration every git command of tgs carries, as `GIT_CONFIG_*`
+/// variables (the command scope, which wins over every file): no hooks and
+/// no `core.fsmonitor` command, which an agent could have written into a
+/// repository's config or hooks directory for tgs to run with its
+/// environment; and what [`route_credentials`] set.
+/// Entries the caller's environment already holds keep their places.
+fn own_config(cmd: &mut Command) {
+    const ALWAYS: [(&str, &str); 2] =
+        [("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false")];
+    let inherited: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let extra = ALWAYS.iter().map(|(k, v)| (*k, *v)).chain(
+        EXTRA_CONFIG
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let mut n = inherited;
+    for (key, value) in extra {
+        cmd.env(format!("GIT_CONFIG_KEY_{n}"), key)
+            .env(format!("GIT_CONFIG_VALUE_{n}"), value);
+        n += 1;
+    }
+    cmd.env("GIT_CONFIG_COUNT", n.to_string());
+}
+
+/// Configuration added to every later git command of this process.
+static EXTRA_CONFIG: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Have every git command from now on carry `entries` (`(key, value)`, in
+/// order) in its command-scope configuration: how [`crate::credential`]
+/// routes the forge's credentials to its helper. Once per process; false
+/// when entries were set already (they are kept).
+pub fn route_credentials(entries: Vec<(String, String)>) -> bool {
+    EXTRA_CONFIG.set(entries).is_ok()
+}
+
 /// A git invocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -61,7 +120,7 @@ fn fmt_stderr(stderr: &str) -> String {
 /// The `git` program, found on PATH once per process: a bare `git` would be
 /// searched for again at every spawn, one failed `execve` per PATH entry
 /// before it.
-fn git_program() -> &'static Path {
+pub fn program_path() -> &'static Path {
     static GIT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     GIT.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;
@@ -100,11 +159,12 @@ impl Git {
         S: AsRef<OsStr>,
     {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let mut cmd = Command::new(git_program());
+        let mut cmd = Command::new(program_path());
         cmd.arg("-C").arg(&self.dir).args(&args);
-        for var in STRIPPED_ENV {
+        for var in STRIPPED_ENV.iter().copied().chain(secret_env_names()) {
             cmd.env_remove(var);
         }
+        own_config(&mut cmd);
         cmd.env("LC_MESSAGES", "C")
             .env("LANGUAGE", "C")
             .env("GIT_TERMINAL_PROMPT", "0")

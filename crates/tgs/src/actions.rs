@@ -7,7 +7,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use base64::Engine;
 use tgs_core::events::{Event, Outcome, Sink};
 use tgs_core::github;
 use tgs_core::transcript::Redactor;
@@ -42,32 +41,29 @@ pub fn mask_secrets(extra_keys: &[String]) {
     }
 }
 
-/// Let tgs's own git processes authenticate to GitHub with the workflow token,
-/// through `GIT_CONFIG_*` variables. Agents start from an empty environment,
-/// so they never inherit them.
-pub fn authenticate_git() {
-    let Some((token, var)) = tgs_core::github::pick_token(env_token) else {
-        return;
-    };
+/// Let tgs's own git processes authenticate to GitHub with the workflow
+/// token, through tgs's credential broker ([`tgs_core::credential`]): the
+/// token is in no git child's environment or command line, where another
+/// process of the runner's user could read it. Returns the broker, which
+/// serves for as long as it is kept; None without a token (or when no
+/// broker could start: then git runs without the token and says so).
+pub fn authenticate_git() -> Option<tgs_core::credential::Broker> {
+    let (token, var) = tgs_core::github::pick_token(env_token)?;
     if var == "GITHUB_TOKEN" {
         warn_workflow_token();
     }
     let server = std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into());
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-    let n: usize = std::env::var("GIT_CONFIG_COUNT")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    // SAFETY (in spirit): called at start-up, before tgs starts any thread.
-    std::env::set_var(
-        format!("GIT_CONFIG_KEY_{n}"),
-        format!("http.{}/.extraheader", server.trim_end_matches('/')),
-    );
-    std::env::set_var(
-        format!("GIT_CONFIG_VALUE_{n}"),
-        format!("AUTHORIZATION: basic {basic}"),
-    );
-    std::env::set_var("GIT_CONFIG_COUNT", (n + 1).to_string());
+    let started = std::env::current_exe()
+        .and_then(|tgs| tgs_core::credential::Broker::start(token, &server, &tgs));
+    match started {
+        Ok(broker) => Some(broker),
+        Err(e) => {
+            tracing::warn!(
+                "git will push without {var}: tgs's credential broker could not start: {e}"
+            );
+            None
+        }
+    }
 }
 
 /// Write a step output (`$GITHUB_OUTPUT`) when tgs runs in GitHub Actions.

@@ -309,22 +309,10 @@ fn guardrails_reject_workflows_executables_links_out_and_size() {
 /// The agent runs as the same user as tgs: it must not read tgs's
 /// environment (`/proc/<pid>/environ`), where the GitHub token is. Its
 /// script walks every ancestor (`PPid` in `/proc/<pid>/status`) and reads
-/// each one's environment. Root reads any process's, so as root (CI) the
-/// whole `tgs` run is started as the unprivileged uid 65534 (`nobody`; no
-/// user needs to be created) with `setpriv` (util-linux, in Debian's base
-/// system), the test's directory handed to that uid for the run and back to
-/// root after it. As root without `setpriv`, the test fails.
+/// each one's environment, tgs running as an unprivileged user
+/// ([`TestEnv::unprivileged`]).
 #[test]
 fn the_agent_cannot_read_the_token_from_its_ancestors_environment() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    assert!(
-        !root || setpriv.is_some(),
-        "running as root, the agent must be run as another user: install setpriv (util-linux)"
-    );
     let env = TestEnv::new();
     let report = env.path().join("environ-report");
     let work = format!(
@@ -336,37 +324,16 @@ fn the_agent_cannot_read_the_token_from_its_ancestors_environment() {
         r = report.display()
     );
     let repo = lab(&env, &work, "", "");
-    let chown = |owner: &str| {
-        let ok = std::process::Command::new("chown")
-            .args(["-R", owner])
-            .arg(env.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "chown -R {owner}");
-    };
-    let mut cmd = match setpriv.filter(|_| root) {
-        Some(setpriv) => {
-            chown("65534:65534");
-            let mut c = std::process::Command::new(setpriv);
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(common::tgs_bin());
-            c
-        }
-        None => std::process::Command::new(common::tgs_bin()),
-    };
-    cmd.current_dir(&repo.root);
-    env.pin(&mut cmd);
+    let mut cmd = env.unprivileged(common::tgs_bin());
     let out = cmd
+        .current_dir(&repo.root)
         .env("GITHUB_TOKEN", TOKEN)
         .env("TGS_GITHUB_TOKEN", TOKEN)
         .env("ANTHROPIC_API_KEY", KEY)
         .args(["server", "run", "--no-pr", "--thought", A])
         .output()
         .unwrap();
-    if root {
-        chown("0:0");
-    }
+    env.take_back();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let report = std::fs::read_to_string(&report).expect("the agent ran and wrote its report");

@@ -1,10 +1,28 @@
-//! `tgs debug self-check` (hidden): checks of the binary as it was built,
-//! for packagers and for the tests that drive the installed binary.
+//! `tgs debug ...` (hidden): `self-check`, checks of the binary as it was
+//! built, for packagers and for the tests that drive the installed binary;
+//! `git-credential`, the helper tgs's own git runs to get the forge token
+//! from tgs's broker.
 
+use super::DebugCommand;
 use crate::error::{CliError, CliResult};
 
+/// Run a debug command: first of all, before the environment is read for
+/// anything else (the helper runs in git's environment).
+pub fn run(command: DebugCommand) -> CliResult {
+    match command {
+        DebugCommand::SelfCheck => self_check(),
+        DebugCommand::GitCredential { socket, operation } => {
+            // git treats a helper's failure as "no credentials": no output.
+            tgs_core::credential::helper(&socket, &operation).map_err(|e| {
+                CliError::failed("the credential broker did not answer").cause(e.to_string())
+            })?;
+            super::ok()
+        }
+    }
+}
+
 /// Compile every built-in pattern; a failure names each one that failed.
-pub fn self_check() -> CliResult {
+fn self_check() -> CliResult {
     match tgs_core::selfcheck::patterns() {
         Ok(n) => {
             println!("ok: {n} checks of the built-in patterns passed");

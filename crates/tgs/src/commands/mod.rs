@@ -106,6 +106,13 @@ pub enum Command {
 pub enum DebugCommand {
     /// Compile every built-in pattern (exit 1 naming any that fails).
     SelfCheck,
+    /// The credential helper tgs's own git runs (never by hand): asks the
+    /// broker of the tgs that started git, over SOCKET.
+    GitCredential {
+        socket: std::path::PathBuf,
+        /// git's operation: get, store or erase.
+        operation: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,11 +294,15 @@ pub fn run(cli: Cli) -> CliResult {
             CliError::usage(format!("cannot change to {}", dir.display())).cause(e.to_string())
         })?;
     }
-    if crate::actions::active() {
-        // Before anything prints: secrets masked, tgs's own git authenticated.
-        crate::actions::mask_secrets(&[]);
-        crate::actions::authenticate_git();
+    if let Command::Debug(c) = cli.command {
+        return debug::run(c);
     }
+    // Before anything prints: secrets masked, tgs's own git authenticated
+    // (the broker serves until this function returns).
+    let _broker = crate::actions::active().then(|| {
+        crate::actions::mask_secrets(&[]);
+        crate::actions::authenticate_git()
+    });
     let ctx = Ctx { json: cli.json };
     match cli.command {
         Command::Thought(ThoughtCommand::New(a)) => thought_new::run(&ctx, a),
@@ -330,7 +341,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Completions(a) => completions::run(a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent => demo::agent(),
-        Command::Debug(DebugCommand::SelfCheck) => debug::self_check(),
+        Command::Debug(_) => unreachable!("debug commands are run first"),
     }
 }
 

@@ -96,6 +96,62 @@ impl TestEnv {
             .env("TGS_LOCK_DIR", self.tmp.path().join("locks"));
     }
 
+    /// A command for `program` that runs as an unprivileged user, the way
+    /// tgs and its agents run in real use: root reads any process's `/proc`
+    /// files, so a test of what a process of the *same user* cannot read
+    /// must not run as root. As root (CI), the command goes through
+    /// `setpriv` (util-linux) as uid/gid 65534 (`nobody`; no user needs to
+    /// be created) and this environment's directory is handed to that uid
+    /// until [`TestEnv::take_back`]; otherwise it is a plain command. As
+    /// root without `setpriv`, the test fails.
+    pub fn unprivileged(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let Some(setpriv) = Self::setpriv() else {
+            let mut cmd = Command::new(program);
+            self.pin(&mut cmd);
+            return cmd;
+        };
+        self.chown("65534:65534");
+        let mut cmd = Command::new(setpriv);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program);
+        self.pin(&mut cmd);
+        cmd
+    }
+
+    /// Give this environment's directory back to root after
+    /// [`TestEnv::unprivileged`] (nothing to do when not root).
+    pub fn take_back(&self) {
+        if Self::setpriv().is_some() {
+            self.chown("0:0");
+        }
+    }
+
+    /// `setpriv`'s path when running as root (None when not root).
+    fn setpriv() -> Option<&'static str> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let found = ["/usr/bin/setpriv", "/bin/setpriv"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        assert!(
+            found.is_some(),
+            "running as root, the test must run tgs as another user: install setpriv (util-linux)"
+        );
+        found
+    }
+
+    fn chown(&self, owner: &str) {
+        let ok = Command::new("chown")
+            .args(["-R", owner])
+            .arg(self.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown -R {owner}");
+    }
+
     /// A new repository `name` with one commit and no remote: state stays local.
     pub fn local_repo(&self, name: &str) -> TestRepo<'_> {
         let root = self.path().join(name);

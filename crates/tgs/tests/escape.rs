@@ -1,0 +1,151 @@
+//! What an agent, and what it leaves running, cannot reach or hold
+//! (issue 18): the token in tgs's git children, a session's leftover
+//! processes, the locks tgs takes. Scripted agents and a snooping process
+//! of the same (unprivileged) user, against the real binary.
+
+mod common;
+#[path = "support/githttp.rs"]
+mod githttp;
+#[path = "support/loopback.rs"]
+mod loopback;
+
+use base64::Engine;
+use common::{run, script, TestEnv, TestRepo};
+
+const TOKEN: &str = "ghs_escape_test_token_0123456789abc";
+const A: &str = "tgs/thoughts/aaaaaaa-first";
+
+/// Code, the summary and a commit, as an honest agent does.
+const WORK: &str = "echo 'pub fn first() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm work\n";
+
+/// One approved thought, queued, and a plain-command agent running `work`.
+fn lab<'e>(env: &'e TestEnv, work: &str) -> TestRepo<'e> {
+    let agent = env.path().join("agent.sh");
+    script(&agent, &format!("#!/bin/bash\nset -e\n{work}\n"));
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-first", "First");
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: mine\n  max_attempts: 1\n  kill_grace: 1s\n  agents:\n    mine: {{ command: {} }}\n",
+            agent.display()
+        ),
+    );
+    repo.publish("a thought");
+    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{err}");
+    repo
+}
+
+/// A process of tgs's user that reads every process's environment and
+/// command line (`/proc/<pid>/environ`, `cmdline`) as fast as it can until
+/// `stop` exists, and writes each one holding any of `needles` to `report`.
+const SNOOPER: &str = r#"
+import os, sys
+needles = [n.encode() for n in sys.argv[3:]]
+report, stop = sys.argv[1], sys.argv[2]
+me = str(os.getpid())
+seen = 0
+
+def launched(pid):
+    # The tgs the test started holds the token its caller gave it: it is
+    # not dumpable, but only from its first instruction on.
+    try:
+        return b"server\0run" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
+
+with open(report, "a") as out:
+    while not os.path.exists(stop):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or pid == me:
+                continue
+            for f in ("environ", "cmdline"):
+                try:
+                    with open(f"/proc/{pid}/{f}", "rb") as h:
+                        data = h.read()
+                except OSError:
+                    continue
+                if f == "environ" and b"GIT_" in data:
+                    seen += 1
+                if any(n in data for n in needles) and not launched(pid):
+                    try:
+                        comm = open(f"/proc/{pid}/comm").read().strip()
+                    except OSError:
+                        comm = "?"
+                    try:
+                        args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
+                    except OSError:
+                        args = b"?"
+                    out.write(f"FOUND {f} of {pid} {comm}: {args[:200]!r}\n")
+                    out.flush()
+    out.write(f"read {seen} git environments\n")
+"#;
+
+/// The system's Python (an unprivileged user may not reach one installed
+/// under root's home).
+fn python() -> &'static str {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("python3")
+}
+
+/// tgs pushes over HTTP with its token (as in GitHub Actions), while a
+/// process of the same user reads every process's environment and command
+/// line: git authenticates (through tgs's credential broker), and the
+/// token is in none of them, raw or base64-encoded as an HTTP header.
+#[test]
+fn the_token_is_in_no_git_childs_environment_or_command_line() {
+    let env = TestEnv::new();
+    let repo = lab(&env, WORK);
+    let server = githttp::GitHttp::start(repo.origin.parent().unwrap(), TOKEN);
+    let origin_name = repo
+        .origin
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    repo.git(&["remote", "set-url", "origin", &server.url(&origin_name)]);
+    let (report, stop) = (env.path().join("snoop"), env.path().join("snoop.stop"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
+    let mut snooper = env
+        .unprivileged(python())
+        .arg("-c")
+        .arg(SNOOPER)
+        .args([&report, &stop])
+        .args([TOKEN, &basic])
+        .spawn()
+        .unwrap();
+    let out = env
+        .unprivileged(common::tgs_bin())
+        .current_dir(&repo.root)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_SERVER_URL", server.base())
+        .env("GITHUB_TOKEN", TOKEN)
+        .args(["server", "run", "--no-pr", "--thought", A])
+        .output()
+        .unwrap();
+    std::fs::write(&stop, "").unwrap();
+    snooper.wait().unwrap();
+    env.take_back();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !report.contains("FOUND"),
+        "the token was readable:\n{report}"
+    );
+    assert!(
+        !report.contains("read 0 git environments"),
+        "the snooper saw no git process: it proves nothing\n{report}"
+    );
+    assert!(server.authorized() > 0, "git never authenticated");
+    let bare = repo.origin.to_str().unwrap();
+    let pushed = repo.git(&["ls-remote", bare, "refs/heads/tgs/aaaaaaa-first"]);
+    assert!(
+        !pushed.is_empty(),
+        "the branch was not pushed over HTTP: {err}"
+    );
+}
