@@ -42,10 +42,33 @@ fn lab<'e>(env: &'e TestEnv, work: &str) -> TestRepo<'e> {
 /// `stop` exists, and writes each one holding any of `needles` to `report`.
 const SNOOPER: &str = r#"
 import os, sys
-needles = [n.encode() for n in sys.argv[3:]]
-report, stop = sys.argv[1], sys.argv[2]
+report, stop, host = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+needles = [n.encode() for n in sys.argv[4:]]
 me = str(os.getpid())
 seen = 0
+
+asked = set()
+
+def ask_broker(environ, out):
+    # The broker's socket is named in git's configuration: ask it as git's
+    # credential helper would, from a process that is not tgs's git.
+    import re, socket
+    for m in re.finditer(rb"git-credential ([^\s\x00]+)", environ):
+        path = m.group(1).strip(b"'").decode()
+        if path in asked:
+            continue
+        asked.add(path)
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            s.sendall(b"protocol=http\nhost=" + host + b"\n")
+            s.shutdown(socket.SHUT_WR)
+            reply = s.recv(65536)
+            out.write(f"asked the broker at {path}: {len(reply)} bytes\n")
+            if any(n in reply for n in needles):
+                out.write("FOUND in the broker's answer\n")
+        except OSError as e:
+            out.write(f"asked the broker at {path}: {e}\n")
 
 def launched(pid):
     # The tgs the test started holds the token its caller gave it: it is
@@ -68,6 +91,7 @@ with open(report, "a") as out:
                     continue
                 if f == "environ" and b"GIT_" in data:
                     seen += 1
+                    ask_broker(data, out)
                 if any(n in data for n in needles) and not launched(pid):
                     try:
                         comm = open(f"/proc/{pid}/comm").read().strip()
@@ -94,7 +118,8 @@ fn python() -> &'static str {
 /// tgs pushes over HTTP with its token (as in GitHub Actions), while a
 /// process of the same user reads every process's environment and command
 /// line: git authenticates (through tgs's credential broker), and the
-/// token is in none of them, raw or base64-encoded as an HTTP header.
+/// token is in none of them, raw or base64-encoded as an HTTP header; the
+/// snooper, asking the broker itself as git's helper would, gets nothing.
 #[test]
 fn the_token_is_in_no_git_childs_environment_or_command_line() {
     let env = TestEnv::new();
@@ -115,6 +140,7 @@ fn the_token_is_in_no_git_childs_environment_or_command_line() {
         .arg("-c")
         .arg(SNOOPER)
         .args([&report, &stop])
+        .arg(server.base().trim_start_matches("http://"))
         .args([TOKEN, &basic])
         .spawn()
         .unwrap();
@@ -140,6 +166,10 @@ fn the_token_is_in_no_git_childs_environment_or_command_line() {
     assert!(
         !report.contains("read 0 git environments"),
         "the snooper saw no git process: it proves nothing\n{report}"
+    );
+    assert!(
+        report.contains("asked the broker at "),
+        "the snooper never found the broker to ask:\n{report}"
     );
     assert!(server.authorized() > 0, "git never authenticated");
     let bare = repo.origin.to_str().unwrap();
