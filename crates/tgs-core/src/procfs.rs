@@ -16,6 +16,9 @@ pub struct Stat {
     pub ppid: u32,
     pub pgid: u32,
     pub sid: u32,
+    /// Ended and not yet reaped by its parent (state `Z`): it holds nothing
+    /// and cannot be killed.
+    pub zombie: bool,
     /// Clock ticks after boot when the process started: with the pid, an
     /// identity that pid reuse cannot fake.
     pub start: u64,
@@ -34,6 +37,7 @@ pub fn parse_stat(line: &str) -> Option<Stat> {
     let num = |i: usize| fields.get(i)?.parse().ok();
     Some(Stat {
         pid,
+        zombie: *fields.first()? == "Z",
         ppid: num(1)? as u32,
         pgid: num(2)? as u32,
         sid: num(3)? as u32,
@@ -122,6 +126,7 @@ mod tests {
                 ppid: 17,
                 pgid: 4242,
                 sid: 4240,
+                zombie: false,
                 start: 987654
             }
         );
@@ -135,6 +140,7 @@ mod tests {
             ppid,
             pgid: pid,
             sid: pid,
+            zombie: false,
             start: 0,
         };
         let snap = [s(10, 1), s(11, 10), s(12, 11), s(13, 1), s(14, 12)];

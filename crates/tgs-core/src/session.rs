@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -196,9 +196,14 @@ pub fn run_agent(
         let _ = writeln!(l, "# tgs session: {} in {}", cmd.display(), o.cwd.display());
     }
 
-    let mut command = Command::new(&cmd.program);
+    let args: Vec<std::ffi::OsString> = cmd.args.iter().map(Into::into).collect();
+    let path = cmd
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_ref());
+    let mut command = crate::reaper::command(cmd.program.as_ref(), &args, o.grace, path);
     command
-        .args(&cmd.args)
         .current_dir(o.cwd)
         .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))

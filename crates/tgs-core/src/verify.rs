@@ -10,7 +10,7 @@
 //! configured `verify_command`, if any, passes in the worktree.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -244,10 +244,17 @@ fn run_verify_command(
         log_w.lock().unwrap_or_else(|p| p.into_inner()),
         "\n# tgs: verify: {cmd}"
     );
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg(cmd)
-        .current_dir(&wt.path)
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_ref());
+    let mut c = crate::reaper::command(
+        "sh".as_ref(),
+        &["-c".into(), cmd.into()],
+        process::DEFAULT_GRACE,
+        path,
+    );
+    c.current_dir(&wt.path)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

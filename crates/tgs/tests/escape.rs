@@ -179,3 +179,100 @@ fn the_token_is_in_no_git_childs_environment_or_command_line() {
         "the branch was not pushed over HTTP: {err}"
     );
 }
+
+/// The pids of live processes whose command line holds `needle`.
+fn running(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let args = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let zombie = stat.rsplit_once(')')?.1.trim_start().starts_with('Z');
+            let args = String::from_utf8_lossy(&args).replace('\0', " ");
+            (!zombie && args.contains(needle)).then(|| format!("{pid}: {args}"))
+        })
+        .collect()
+}
+
+/// Every way an agent can leave a process behind that a process group and
+/// an environment marker miss: `setsid` with a cleared environment, a
+/// double fork into a new session, `nohup` in the background, a process
+/// that changes its own group. All end with the session, before tgs does,
+/// whether the agent ends by itself or is stopped by its timeout.
+#[test]
+fn nothing_an_agent_starts_outlives_its_session() {
+    for (case, tail, timeout) in [
+        ("exits", "", ""),
+        ("times out", "sleep 600\n", "  session_timeout: 2s\n"),
+    ] {
+        let env = TestEnv::new();
+        let tag = format!("tgs-leftover-{}", std::process::id());
+        let work = format!(
+            "{WORK}setsid env -i /bin/bash -c 'exec -a {tag}-setsid sleep 313' < /dev/null > /dev/null 2>&1 &\n\
+             (setsid bash -c '(exec -a {tag}-double sleep 313) &' &) < /dev/null > /dev/null 2>&1\n\
+             nohup bash -c 'exec -a {tag}-nohup sleep 313' < /dev/null > /dev/null 2>&1 &\n\
+             perl -e 'setpgrp(0,0); exec {{\"sleep\"}} \"{tag}-pgrp\", \"313\"' < /dev/null > /dev/null 2>&1 &\n\
+             sleep 0.5\n{tail}"
+        );
+        let repo = lab(&env, &work);
+        if !timeout.is_empty() {
+            let yml = repo.read("tgs/tgs.yml").replace(
+                "  max_attempts: 1\n",
+                &format!("  max_attempts: 1\n{timeout}"),
+            );
+            repo.write("tgs/tgs.yml", &yml);
+            repo.publish("a timeout");
+        }
+        let (_, _, err) = run(repo
+            .tgs()
+            .args(["server", "run", "--no-pr", "--thought", A]));
+        let left = running(&tag);
+        for line in &left {
+            let pid = line.split(':').next().unwrap();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", pid])
+                .status();
+        }
+        assert!(left.is_empty(), "{case}: the session left {left:?}\n{err}");
+    }
+}
+
+/// tgs killed (SIGKILL) mid-session: what the agent started, in its group
+/// or out of it, ends too, without waiting for a later run to find it.
+#[test]
+fn nothing_an_agent_starts_outlives_a_killed_tgs() {
+    let env = TestEnv::new();
+    let tag = format!("tgs-orphan-{}", std::process::id());
+    let work = format!(
+        "{WORK}setsid env -i /bin/bash -c 'exec -a {tag}-setsid sleep 313' < /dev/null > /dev/null 2>&1 &\n\
+         exec -a {tag}-agent sleep 313\n"
+    );
+    let repo = lab(&env, &work);
+    let mut tgs = std::process::Command::new(common::tgs_bin());
+    env.pin(&mut tgs);
+    let mut child = tgs
+        .current_dir(&repo.root)
+        .args(["server", "run", "--no-pr", "--thought", A])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed().as_secs() < 20,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    until("the agent", &|| running(&tag).len() == 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    until("the session's processes to end", &|| {
+        running(&tag).is_empty()
+    });
+}

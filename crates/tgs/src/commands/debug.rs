@@ -18,7 +18,22 @@ pub fn run(command: DebugCommand) -> CliResult {
             })?;
             super::ok()
         }
+        DebugCommand::Reap { grace_ms, program } => reap(grace_ms, &program),
     }
+}
+
+/// Run the reaper; exit as the program did (127 when it cannot start, as
+/// a shell does).
+fn reap(grace_ms: u64, program: &[std::ffi::OsString]) -> CliResult {
+    let grace = std::time::Duration::from_millis(grace_ms);
+    let code = match tgs_core::reaper::reap(&program[0], &program[1..], grace) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tgs: cannot start {}: {e}", program[0].to_string_lossy());
+            127
+        }
+    };
+    Ok(std::process::ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// Compile every built-in pattern; a failure names each one that failed.

@@ -113,6 +113,15 @@ pub enum DebugCommand {
         /// git's operation: get, store or erase.
         operation: String,
     },
+    /// The reaper tgs runs each agent and verify command under (never by
+    /// hand): runs PROGRAM, then kills whatever it left running.
+    Reap {
+        /// How long the program gets between SIGTERM and SIGKILL.
+        #[arg(long)]
+        grace_ms: u64,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        program: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,6 +305,10 @@ pub fn run(cli: Cli) -> CliResult {
     }
     if let Command::Debug(c) = cli.command {
         return debug::run(c);
+    }
+    // Agents and verify commands run under the reaper: this very binary.
+    if let Ok(tgs) = std::env::current_exe() {
+        tgs_core::reaper::install(tgs);
     }
     // Before anything prints: secrets masked, tgs's own git authenticated
     // (the broker serves until this function returns).
