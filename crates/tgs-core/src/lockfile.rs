@@ -1,8 +1,9 @@
 //! Advisory file locks with a bound on the wait: every lock tgs takes is
 //! given up after a while with an error naming who holds it, so a process
 //! that holds one for ever (an agent's leftover that took it on purpose, a
-//! stuck tgs) never hangs every later run. The kernel frees a lock when its
-//! holder dies.
+//! stuck tgs) never hangs every later run. A lock held by a process that is
+//! not tgs fails at once: only tgs takes tgs's locks, so such a holder will
+//! not give it back. The kernel frees a lock when its holder dies.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -29,6 +30,14 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<File, Error> {
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
+            // Only tgs takes tgs's locks: any other holder (an agent's
+            // leftover that took it on purpose) will not give it back.
+            Err(std::fs::TryLockError::WouldBlock) if foreign_holder(&file).is_some() => {
+                return Err(Error::LockTimeout {
+                    path: path.to_owned(),
+                    holder: foreign_holder(&file),
+                })
+            }
             Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
@@ -45,15 +54,34 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<File, Error> {
 }
 
 /// `process 1234 (sleep)`: who holds a lock on `file`, from `/proc/locks`.
-fn holder(file: &File) -> Option<String> {
+pub fn holder(file: &File) -> Option<String> {
+    holder_pid(file).map(describe)
+}
+
+/// Who holds a lock on `file`, when that is not a tgs (the same binary as
+/// this process): `process 1234 (sleep), which is not tgs`. None when the
+/// holder is a tgs or cannot be told.
+pub fn foreign_holder(file: &File) -> Option<String> {
+    let pid = holder_pid(file)?;
+    let exe = |p: String| std::fs::canonicalize(p).ok();
+    let theirs = exe(format!("/proc/{pid}/exe"));
+    // Another user's process (unreadable link) is not judged.
+    (theirs.is_some() && theirs != exe("/proc/self/exe".into()))
+        .then(|| format!("{}, which is not tgs", describe(pid)))
+}
+
+fn holder_pid(file: &File) -> Option<u32> {
     let meta = file.metadata().ok()?;
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let pid = holder_in(&locks, meta.ino())?;
+    holder_in(&locks, meta.ino())
+}
+
+fn describe(pid: u32) -> String {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    Some(match comm.trim() {
+    match comm.trim() {
         "" => format!("process {pid}"),
         name => format!("process {pid} ({name})"),
-    })
+    }
 }
 
 /// The pid holding a lock on inode `ino` in `/proc/locks` text: lines such
@@ -99,12 +127,20 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(10));
             std::thread::sleep(Duration::from_millis(20));
         }
-        let e = lock(&path, Duration::from_millis(100)).unwrap_err();
+        // A holder that is not tgs will never give it back: no waiting.
+        let asked = Instant::now();
+        let e = lock(&path, Duration::from_secs(600)).unwrap_err();
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "waited for a foreign holder"
+        );
         let _ = child.kill();
         let _ = child.wait();
         let said = e.to_string();
         assert!(
-            said.contains("x.lock") && said.contains("held by process"),
+            said.contains("x.lock")
+                && said.contains("held by process")
+                && said.contains("(flock), which is not tgs"),
             "{said}"
         );
     }

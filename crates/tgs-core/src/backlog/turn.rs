@@ -13,10 +13,14 @@
 //! the kernel releases it when its holder dies, a worker that waits too long
 //! (a holder stuck on a slow network) goes ahead without it, and anything that
 //! keeps it from being taken (no private directory for it) means going ahead
-//! without it too.
+//! without it too. A turn held by a process that is not tgs (an agent's
+//! leftover that took it on purpose) is warned of once, naming the holder,
+//! and the process goes on without that turn: no state change waits for it.
 
 use std::fs::File;
+use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A held turn; dropping it (or dying) gives it to the next worker.
@@ -80,6 +84,9 @@ fn take_in(
         return None;
     }
     let name = file_name(remote_url, branch);
+    if given_up(&dir.join(&name)) {
+        return None;
+    }
     let turn = open(&dir.join(&name))?;
     match turn.try_lock() {
         Ok(()) => return Some(Turn { _file: turn }),
@@ -89,7 +96,15 @@ fn take_in(
             return None;
         }
     }
-    let deck = open(&dir.join(name.replace(".lock", ".deck"))).and_then(|f| lock_within(f, wait));
+    let deck_path = dir.join(name.replace(".lock", ".deck"));
+    let deck = open(&deck_path);
+    for (file, path) in [(Some(&turn), dir.join(&name)), (deck.as_ref(), deck_path)] {
+        if let Some(holder) = file.and_then(crate::lockfile::foreign_holder) {
+            give_up(&path, &holder);
+            return None;
+        }
+    }
+    let deck = deck.and_then(|f| lock_within(f, wait));
     if deck.is_some() {
         catch_up();
     }
@@ -97,11 +112,39 @@ fn take_in(
     // Only now, so that exactly one waiter catches up during each turn.
     drop(deck);
     if turn.is_none() {
+        let holder = File::open(dir.join(&name))
+            .ok()
+            .and_then(|f| crate::lockfile::holder(&f))
+            .unwrap_or_else(|| "another process".into());
         tracing::debug!(
-            "waited {wait:?} for this machine's turn on {branch}; going ahead without it"
+            "waited {wait:?} for this machine's turn on {branch}, held by {holder}; going ahead without it"
         );
     }
     turn.map(|f| Turn { _file: f })
+}
+
+/// The turn (and deck) files found held by a process that is not tgs: this
+/// process goes ahead without them from then on (turns are an
+/// optimization), instead of waiting at every state change.
+static GIVEN_UP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn given_up(path: &Path) -> bool {
+    GIVEN_UP
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|p| p == path)
+}
+
+fn give_up(path: &Path, holder: &str) {
+    let mut all = GIVEN_UP.lock().unwrap_or_else(|p| p.into_inner());
+    if !all.iter().any(|p| p == path) {
+        all.push(path.to_owned());
+        tracing::warn!(
+            "this machine's turn lock {} is held by {holder}: going on without it",
+            path.display()
+        );
+    }
 }
 
 fn open(path: &std::path::Path) -> Option<File> {
@@ -189,6 +232,32 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700, "private to the user");
+    }
+
+    #[test]
+    fn a_turn_held_by_another_program_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("locks");
+        create_private_dir(&locks).unwrap();
+        let path = locks.join(file_name("/o.git", "held"));
+        let mut holder = std::process::Command::new("flock")
+            .arg(&path)
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap();
+        while open(&path).unwrap().try_lock().is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let asked = std::time::Instant::now();
+        let mut caught_up = false;
+        let turn = take_in(&locks, "/o.git", "held", Duration::from_secs(600), || {
+            caught_up = true
+        });
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert!(turn.is_none() && !caught_up);
+        assert!(asked.elapsed() < Duration::from_secs(60), "waited for it");
+        assert!(given_up(&path), "and not again");
     }
 
     #[test]
