@@ -13,7 +13,8 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Repair what is safe (duplicates, abandoned claims, implemented or vanished thoughts).
+    /// Repair what is safe (duplicates, abandoned claims, implemented or vanished thoughts,
+    /// values tgs does not use as they are: each set to the safe value it is read as).
     #[arg(long)]
     pub fix: bool,
     #[command(flatten)]
@@ -21,6 +22,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    // It lists each value read as a safe one itself.
+    tgs_core::backlog::store::repairs_listed_elsewhere();
     let repo = ctx.repo()?;
     let topo = ctx.topology(&repo, &args.write, args.fix)?;
     let store = ctx.state(&repo, &topo, &args.write, None)?;
