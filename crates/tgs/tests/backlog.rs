@@ -816,6 +816,34 @@ fn an_unknown_status_is_failed_until_a_human_retries_it() {
     ok(&repo, &["server", "backlog", "retry", A]);
 }
 
+/// What `validate` prints of the file (a dir, a value) can never be read as
+/// a workflow command in GitHub Actions.
+#[test]
+fn validate_prints_no_workflow_command_from_the_file() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    let evil = "tgs/thoughts/9999999-x\n::error::pwned";
+    let file = json!({"version": "1", "thoughts": [
+        {"dir": evil, "status": "queued"},
+        {"dir": evil, "status": "queued", "cost_usd": -1},
+    ]});
+    repo.put_state(&[("tgs/server/backlog.json", &file.to_string())]);
+    for fix in [&[][..], &["--fix"]] {
+        let (_, out, err) = run(repo
+            .tgs()
+            .env("GITHUB_ACTIONS", "true")
+            .args(["server", "backlog", "validate"])
+            .args(fix));
+        assert!(out.contains("pwned"), "{fix:?}: {out}{err}");
+        for line in out.lines().chain(err.lines()) {
+            assert!(
+                !line.trim_start().starts_with("::"),
+                "{fix:?}: {line}\n{out}{err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn no_commit_writes_the_working_tree_file_only() {
     let env = TestEnv::new();

@@ -61,11 +61,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if ctx.json {
         output::json(&json!({ "ok": problems.is_empty(), "problems": problems, "fixed": fixed }));
     } else {
+        // Dirs come from the file: shown inert, as every line tgs prints.
         for f in &fixed {
-            anstream::println!("fixed: {f}");
+            anstream::println!("{}", output::shown(&format!("fixed: {f}")));
         }
         for p in &problems {
-            anstream::println!("{p}");
+            anstream::println!("{}", output::shown(&p.to_string()));
         }
         if problems.is_empty() {
             output::note(format!(
