@@ -564,9 +564,10 @@ pub fn parse_ls_tree_record(rec: &[u8]) -> Result<Option<TreeEntryRef<'_>>, Stri
     }))
 }
 
-/// The lines of blobs `oids`, in order, streamed from one `git cat-file
-/// --batch`: `each(i, line)` sees every line of blob `i` (without its `\n`),
-/// so no blob is ever held whole. Missing blobs have no lines.
+/// The lines of objects `oids` (blobs, or commits read raw), in order,
+/// streamed from one `git cat-file --batch`: `each(i, line)` sees every line
+/// of object `i` (without its `\n`), so no object is ever held whole.
+/// Missing objects have no lines.
 pub fn each_blob_line(
     git: &Git,
     oids: &[String],

@@ -121,12 +121,16 @@ pub fn parse_archive(text: &str) -> (Vec<Entry>, usize) {
     (entries, bad)
 }
 
-/// One line of an archive file (`None`: blank or unreadable).
+/// One line of an archive file (`None`: blank, or no entry). An entry
+/// holding a value tgs does not use is read with a safe one instead (see
+/// `backlog::values`), as a live one is: it does not vanish from views.
 pub fn parse_archive_line(line: &str) -> Option<Entry> {
     if line.trim().is_empty() {
         return None;
     }
-    serde_json::from_str(line).ok()
+    serde_json::from_str(line)
+        .ok()
+        .or_else(|| crate::backlog::values::repair_entry_json(line))
 }
 
 /// The kind of history file `path` is, if it is one (a month file, or a

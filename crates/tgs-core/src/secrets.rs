@@ -437,9 +437,10 @@ impl Scanner {
     }
 
     /// Scan what pushing `head` would send beyond `base`: for every commit
-    /// of `base..head`, its message and identities, the paths it adds and the
-    /// lines it adds (a merge: against its first parent). One `git log -p`,
-    /// streamed: memory stays bounded whatever the size of the history.
+    /// of `base..head`, the paths it adds and the lines it adds (a merge:
+    /// against its first parent), from one `git log -p` streamed so that
+    /// memory stays bounded whatever the size of the history; then each
+    /// commit's raw object ([`Scanner::scan_commits`]).
     pub fn scan_history(&self, git: &Git, base: &str, head: &str) -> Result<Vec<Finding>, Error> {
         let range = format!("{base}..{head}");
         let args = [
@@ -455,7 +456,7 @@ impl Scanner {
             "--unified=0",
             "--find-renames",
             "--diff-merges=first-parent",
-            "--format=tformat:%x00tgs-commit %H%n%an <%ae>%n%cn <%ce>%n%B%x00tgs-end",
+            "--format=tformat:%x00tgs-commit %H",
             &range,
             "--",
         ];
@@ -484,7 +485,77 @@ impl Scanner {
             }
             .into());
         }
-        Ok(parser.finish())
+        let (mut findings, commits) = parser.finish();
+        findings.extend(self.scan_commits(git, &commits)?);
+        Ok(findings)
+    }
+
+    /// Scan the raw objects of `commits` (full ids): every header (author,
+    /// committer, and any other an agent wrote) and the whole message. A
+    /// message is read as git stores and pushes it, NUL bytes and what
+    /// follows them included: `git log`'s `%B` stops at the first NUL. One
+    /// `git cat-file --batch` for all of them, read a line at a time.
+    pub fn scan_commits(&self, git: &Git, commits: &[String]) -> Result<Vec<Finding>, Error> {
+        let mut scan = ObjectScan::new(self, commits);
+        crate::git::each_blob_line(git, commits, |i, line| scan.line(i, line))?;
+        Ok(scan.findings)
+    }
+}
+
+/// Where the scan of raw commit objects is.
+struct ObjectScan<'s> {
+    scanner: &'s Scanner,
+    commits: &'s [String],
+    /// The commit whose lines come now.
+    current: usize,
+    /// `None` in its headers; then how many lines into its message.
+    message_line: Option<usize>,
+    findings: Vec<Finding>,
+}
+
+impl<'s> ObjectScan<'s> {
+    fn new(scanner: &'s Scanner, commits: &'s [String]) -> Self {
+        ObjectScan {
+            scanner,
+            commits,
+            current: usize::MAX,
+            message_line: None,
+            findings: Vec::new(),
+        }
+    }
+
+    /// Line `line` of commit `i`'s raw object: headers up to the first
+    /// empty line, the message after it.
+    fn line(&mut self, i: usize, line: &[u8]) {
+        if i != self.current {
+            self.current = i;
+            self.message_line = None;
+        }
+        let (place, number) = match &mut self.message_line {
+            None if line.is_empty() => {
+                self.message_line = Some(0);
+                return;
+            }
+            None if line.starts_with(b"author ") => ("the author of a commit", None),
+            None if line.starts_with(b"committer ") => ("the committer of a commit", None),
+            None => ("a header of a commit", None),
+            Some(n) => {
+                *n += 1;
+                ("the message of a commit", Some(*n))
+            }
+        };
+        let commit = self.commits.get(i).map(|c| c[..c.len().min(7)].to_owned());
+        for rule in self.scanner.hits(line) {
+            let f = Finding {
+                place: place.to_owned(),
+                line: number,
+                commit: commit.clone(),
+                rule,
+            };
+            if !self.findings.contains(&f) {
+                self.findings.push(f);
+            }
+        }
     }
 }
 
@@ -492,18 +563,21 @@ impl Scanner {
 #[derive(PartialEq, Eq)]
 enum Part {
     Start,
-    /// The commit's header and message, this many lines in.
-    Message(usize),
     /// A file's diff header (before its first hunk).
     FileHeader,
     /// A hunk: the new file's line number of the next added line.
     Hunk(usize),
 }
 
+/// The diffs of a `git log -p` whose format line is `\0tgs-commit <id>`:
+/// messages and identities are not in it (see [`Scanner::scan_commits`]).
 struct LogScan<'s> {
     scanner: &'s Scanner,
     part: Part,
+    /// The current commit, short.
     commit: String,
+    /// Every commit of the log, full ids, in order.
+    commits: Vec<String>,
     path: String,
     /// The current path holds a secret: it is not said.
     path_hidden: bool,
@@ -516,6 +590,7 @@ impl<'s> LogScan<'s> {
             scanner,
             part: Part::Start,
             commit: String::new(),
+            commits: Vec::new(),
             path: String::new(),
             path_hidden: false,
             findings: Vec::new(),
@@ -526,7 +601,7 @@ impl<'s> LogScan<'s> {
         let mut buf = Vec::with_capacity(1024);
         // The end of the previous piece of an over-long line, searched again
         // with the next piece so that nothing straddling the cut is missed;
-        // and whether that line is one to scan (added, or a message's).
+        // and whether that line is one to scan (an added one).
         let overlap = self.scanner.longest.max(256);
         let mut carry: Option<(bool, Vec<u8>)> = None;
         loop {
@@ -541,11 +616,7 @@ impl<'s> LogScan<'s> {
             }
             let piece = match carry.take() {
                 None => {
-                    let scanned = match self.part {
-                        Part::Hunk(_) => buf.starts_with(b"+"),
-                        Part::Message(_) => true,
-                        _ => false,
-                    };
+                    let scanned = matches!(self.part, Part::Hunk(_)) && buf.starts_with(b"+");
                     self.line(&buf, whole);
                     if whole {
                         continue;
@@ -555,7 +626,7 @@ impl<'s> LogScan<'s> {
                 Some((scanned, mut piece)) => {
                     piece.extend_from_slice(&buf);
                     if scanned {
-                        self.continued(&piece);
+                        self.content(&piece);
                     }
                     if whole {
                         if let (true, Part::Hunk(n)) = (scanned, &mut self.part) {
@@ -575,52 +646,13 @@ impl<'s> LogScan<'s> {
         Ok(())
     }
 
-    /// A further piece of an over-long added or message line.
-    fn continued(&mut self, piece: &[u8]) {
-        if let Part::Message(n) = self.part {
-            for rule in self.scanner.hits(piece) {
-                let f = Finding {
-                    place: "the message of a commit".to_owned(),
-                    line: n.checked_sub(2),
-                    commit: Some(self.commit.clone()),
-                    rule,
-                };
-                if !self.findings.contains(&f) {
-                    self.findings.push(f);
-                }
-            }
-        } else {
-            self.content(piece);
-        }
-    }
-
     /// A whole line (or the first piece of a long one).
     fn line(&mut self, line: &[u8], whole: bool) {
         if let Some(rest) = line.strip_prefix(b"\0tgs-commit ") {
-            self.commit = String::from_utf8_lossy(&rest[..rest.len().min(7)]).into_owned();
-            self.part = Part::Message(0);
-            return;
-        }
-        if let Part::Message(n) = &mut self.part {
-            if line.starts_with(b"\0tgs-end") {
-                self.part = Part::Start;
-                return;
-            }
-            *n += 1;
-            let n = *n;
-            let place = match n {
-                1 => "the author of a commit",
-                2 => "the committer of a commit",
-                _ => "the message of a commit",
-            };
-            for rule in self.scanner.hits(line) {
-                self.findings.push(Finding {
-                    place: place.to_owned(),
-                    line: (n > 2).then_some(n - 2),
-                    commit: Some(self.commit.clone()),
-                    rule,
-                });
-            }
+            let id = String::from_utf8_lossy(rest).into_owned();
+            self.commit = id[..id.len().min(7)].to_owned();
+            self.commits.push(id);
+            self.part = Part::Start;
             return;
         }
         if line.starts_with(b"diff --git ") {
@@ -698,8 +730,9 @@ impl<'s> LogScan<'s> {
         }
     }
 
-    fn finish(self) -> Vec<Finding> {
-        self.findings
+    /// The findings, and every commit of the log (full ids).
+    fn finish(self) -> (Vec<Finding>, Vec<String>) {
+        (self.findings, self.commits)
     }
 }
 
@@ -945,23 +978,99 @@ mod tests {
     fn a_log_is_scanned_commit_by_commit_with_line_numbers() {
         let s = scanner();
         let log = format!(
-            "\0tgs-commit 1111111aaaa\nA <a@x>\nC <c@x>\nadd config\n\n\0tgs-end\n\n\
+            "\0tgs-commit 1111111aaaa\n\n\
              diff --git a/config.env b/config.env\nnew file mode 100644\nindex 0000000..1111111\n\
              --- /dev/null\n+++ b/config.env\n@@ -0,0 +1,2 @@\n+name=x\n+key={KEY}\n\
-             \0tgs-commit 2222222bbbb\nA <a@x>\nC <c@x>\nremove it, was {KEY}\n\0tgs-end\n\n\
+             \0tgs-commit 2222222bbbb\n\n\
              diff --git a/config.env b/config.env\nindex 1111111..2222222 100644\n\
              --- a/config.env\n+++ b/config.env\n@@ -2 +1,0 @@\n-key={KEY}\n"
         );
         let mut p = LogScan::new(&s);
         p.read(log.as_bytes()).unwrap();
-        let f = p.finish();
+        let (f, commits) = p.finish();
         let shown: Vec<String> = f.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
+            ["config.env:2 (commit 1111111): the value of ANTHROPIC_API_KEY"]
+        );
+        assert_eq!(commits, ["1111111aaaa", "2222222bbbb"]);
+    }
+
+    #[test]
+    fn a_raw_commit_is_scanned_whole_nul_bytes_and_all() {
+        let s = scanner();
+        let commits = ["1111111aaaa".to_owned(), "2222222bbbb".to_owned()];
+        let mut scan = ObjectScan::new(&s, &commits);
+        let first = format!(
+            "tree 4b825dc642cb6eb9a060e54bf8d69288fbdd4904\nauthor A <{KEY}@x> 1 +0000\n\
+             committer C <c@x> 1 +0000\nx-extra {KEY}\n\nfix\0{KEY}\n\nbody"
+        );
+        let second = format!("tree 4b8\nauthor A <a@x> 1 +0000\n\nclean\n\0\0{KEY}");
+        for (i, object) in [first, second].iter().enumerate() {
+            for line in object.as_bytes().split(|b| *b == b'\n') {
+                scan.line(i, line);
+            }
+        }
+        let shown: Vec<String> = scan.findings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
             [
-                "config.env:2 (commit 1111111): the value of ANTHROPIC_API_KEY",
-                "the message of a commit:1 (commit 2222222): the value of ANTHROPIC_API_KEY",
+                "the author of a commit (commit 1111111): the value of ANTHROPIC_API_KEY",
+                "a header of a commit (commit 1111111): the value of ANTHROPIC_API_KEY",
+                "the message of a commit:1 (commit 1111111): the value of ANTHROPIC_API_KEY",
+                "the message of a commit:2 (commit 2222222): the value of ANTHROPIC_API_KEY",
             ]
+        );
+    }
+
+    /// `git` in `dir`, with no user or system configuration.
+    fn git_in(dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> String {
+        let out = Git::new(dir)
+            .cmd(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "a")
+            .env("GIT_AUTHOR_EMAIL", "a@x")
+            .env("GIT_COMMITTER_NAME", "c")
+            .env("GIT_COMMITTER_EMAIL", "c@x")
+            .stdin(stdin)
+            .run()
+            .unwrap();
+        String::from_utf8(out).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn a_key_after_a_nul_in_a_commit_message_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        git_in(d, &["init", "-q"], b"");
+        let tree = git_in(d, &["mktree"], b"");
+        let base = git_in(d, &["commit-tree", &tree, "-m", "base"], b"");
+        // `git commit` refuses a NUL in a message; the object can still be
+        // written, and pushed.
+        let raw = format!(
+            "tree {tree}\nparent {base}\nauthor a <a@x> 1 +0000\ncommitter c <c@x> 1 +0000\n\nfix\0{KEY}\n"
+        );
+        let head = git_in(
+            d,
+            &[
+                "hash-object",
+                "-t",
+                "commit",
+                "-w",
+                "--literally",
+                "--stdin",
+            ],
+            raw.as_bytes(),
+        );
+        let f = scanner().scan_history(&Git::new(d), &base, &head).unwrap();
+        let shown: Vec<String> = f.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [format!(
+                "the message of a commit:1 (commit {}): the value of ANTHROPIC_API_KEY",
+                &head[..7]
+            )]
         );
     }
 
@@ -972,12 +1081,12 @@ mod tests {
             let mut line = vec![b'.'; at];
             line.extend_from_slice(KEY.as_bytes());
             line.extend_from_slice(&[b'.'; 100]);
-            let mut log = b"\0tgs-commit 3333333\nA\nC\nm\n\0tgs-end\ndiff --git a/x b/x\n--- /dev/null\n+++ b/big.min.js\n@@ -0,0 +1 @@\n+".to_vec();
+            let mut log = b"\0tgs-commit 3333333\n\ndiff --git a/x b/x\n--- /dev/null\n+++ b/big.min.js\n@@ -0,0 +1 @@\n+".to_vec();
             log.extend_from_slice(&line);
             log.extend_from_slice(b"\n+after\n");
             let mut p = LogScan::new(&s);
             p.read(&log[..]).unwrap();
-            let f = p.finish();
+            let (f, _) = p.finish();
             assert_eq!(f.len(), 1, "at {at}: {f:?}");
             assert_eq!(f[0].line, Some(1));
         }

@@ -583,17 +583,6 @@ fn corrupt_and_newer_files_are_never_overwritten() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["problems"][0]["kind"], "unreadable");
 
-    let bad_status = r#"{"version":"1","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","status":"done"},{"dir":7}]}"#;
-    repo.put_state(&[("tgs/server/backlog.json", bad_status)]);
-    let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate", "--fix"]));
-    assert_eq!(code, 1);
-    assert!(out.contains("unknown status \"done\""), "{out}");
-    assert!(out.contains("entry 2 is invalid"), "{out}");
-    assert_eq!(
-        repo.state_file("tgs/server/backlog.json").unwrap(),
-        bad_status
-    );
-
     let newer = r#"{"version":"2","thoughts":[{"dir":"tgs/thoughts/aaaaaaa-first","title":"T","status":"queued","shiny":true}]}"#;
     repo.put_state(&[("tgs/server/backlog.json", newer)]);
     assert!(
@@ -693,6 +682,166 @@ fn validate_reports_and_fixes() {
     );
     let (_, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
     assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+/// A backlog holding A (queued) with `field` (raw JSON, after a comma)
+/// and the file's own fields `top` (raw JSON, after a comma).
+fn with_values(field: &str, top: &str) -> String {
+    format!(
+        "{{\"version\":\"1\",\"thoughts\":[{{\"dir\":\"{A}\",\"title\":\"First thing\",\"priority\":0,\"status\":\"queued\",\"added_at\":\"2026-01-01T00:00:00Z\"{field}}}{top}"
+    )
+}
+
+/// One value tgs does not use as it is, in the state branch's backlog: every
+/// command still reads the state (saying once that `validate --fix` repairs
+/// it), `validate` names the entry, the field and what `--fix` sets it to,
+/// `--fix` writes that, and afterwards nothing is left to say.
+#[test]
+fn one_bad_value_never_makes_the_state_unreadable() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    let a = format!("{A}: ");
+    let cases = [
+        // The day's cost an earlier tgs let overflow (written as null).
+        (
+            with_values("", "],\"usage\":{\"day\":\"2026-01-15\",\"sessions\":1,\"cost_usd\":null}}"),
+            "usage.cost_usd null is no number: --fix sets it to 1000000000.0".to_owned(),
+        ),
+        (
+            with_values(",\"cost_usd\":-5", "]}"),
+            format!("{a}cost_usd -5.0 is negative: --fix sets it to 0.0"),
+        ),
+        (
+            with_values(",\"cost_usd\":\"NaN\"", "]}"),
+            format!("{a}cost_usd \"NaN\" is no number: --fix removes it"),
+        ),
+        (
+            with_values(",\"cost_usd\":1e300", "]}"),
+            format!("{a}cost_usd 1e+300 is more than any cost (1e9 USD): --fix sets it to 1000000000.0"),
+        ),
+        (
+            with_values(",\"started_at\":\"yesterday\"", "]}"),
+            format!("{a}started_at \"yesterday\" is no time: --fix removes it"),
+        ),
+        (
+            with_values(",\"attempts\":-1", "]}"),
+            format!("{a}attempts -1 is no count: --fix sets it to 0"),
+        ),
+        (
+            with_values(",\"attempts\":1e12", "]}"),
+            format!("{a}attempts 1000000000000.0 is no count: --fix sets it to 1000000"),
+        ),
+        (
+            with_values(",\"title\":\"First\\u001b]52;c;aGk=\\u0007\"", "]}"),
+            format!("{a}title \"First\\u001b]52;c;aGk=\\u0007\" holds control characters: --fix sets it to \"First ]52;c;aGk= \""),
+        ),
+        (
+            with_values("", ",{\"title\":\"Lost\",\"status\":\"queued\"}]}"),
+            "entry 2 has no dir, so it names no thought: --fix removes the entry".to_owned(),
+        ),
+        (
+            with_values("", "],\"pauses\":{\"test\":{\"kind\":\"rate_limited\",\"reason\":\"slow\"}}}"),
+            "pauses.test.since is missing: --fix sets it to \"1970-01-01T00:00:00Z\"".to_owned(),
+        ),
+    ];
+    for (text, problem) in cases {
+        repo.put_state(&[("tgs/server/backlog.json", &text)]);
+        let (code, _, err) = run(repo.tgs().args(["server", "status"]));
+        assert_eq!(code, 0, "{text}: {err}");
+        assert!(
+            err.contains("`tgs server backlog validate --fix`"),
+            "{text}: {err}"
+        );
+        let (code, out, _) = run(repo.tgs().args(["server", "backlog", "validate"]));
+        assert_eq!((code, out.trim()), (1, problem.as_str()), "{text}");
+        let (code, out, err) = run(repo.tgs().args(["server", "backlog", "validate", "--fix"]));
+        assert_eq!(code, 0, "{text}: {out}{err}");
+        let (_, fix) = problem.split_once(": --fix ").unwrap();
+        let done = fix
+            .replace("sets it to", "set to")
+            .replace("removes the entry", "removed")
+            .replace("removes it", "removed");
+        assert!(
+            out.contains("fixed: ") && out.contains(&done),
+            "{text}: {out}"
+        );
+        for args in [
+            &["server", "status"][..],
+            &["server", "backlog", "validate"],
+        ] {
+            let (code, out, err) = run(repo.tgs().args(args));
+            assert_eq!(code, 0, "{text}: {args:?}: {out}{err}");
+            assert!(!err.contains("warning"), "{text}: {args:?}: {err}");
+        }
+    }
+    let b = repo.live_backlog();
+    assert_eq!(dirs(&b["thoughts"]), [A], "the entry without a dir is gone");
+    assert_eq!(b["pauses"]["test"]["since"], "1970-01-01T00:00:00Z");
+}
+
+/// An unknown status is read as `failed` (nothing runs it until a human
+/// retries it), listed by `validate --json` with its kind; and a change
+/// made meanwhile by any command writes the safe values too, never one
+/// that tgs would refuse.
+#[test]
+fn an_unknown_status_is_failed_until_a_human_retries_it() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    repo.put_state(&[(
+        "tgs/server/backlog.json",
+        &with_values(",\"status\":\"done\",\"cost_usd\":-3", "]}"),
+    )]);
+    let v: Value =
+        serde_json::from_str(&run(repo.tgs().args(["server", "backlog", "validate", "--json"])).1)
+            .unwrap();
+    let kinds: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["unknown_status", "invalid_value"], "{v}");
+    assert_eq!(v["problems"][0]["dir"], A);
+    assert_eq!(v["problems"][0]["fixable"], true);
+    let (code, out, err) = run(repo.tgs().args(["server", "backlog", "next"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(A), "a failed entry is not claimed: {out}");
+    ok(&repo, &["server", "backlog", "add", C]);
+    let e = &repo.live_backlog()["thoughts"][0];
+    assert_eq!(
+        (e["status"].as_str(), e["cost_usd"].as_f64()),
+        (Some("failed"), Some(0.0)),
+        "{e}"
+    );
+    ok(&repo, &["server", "backlog", "retry", A]);
+}
+
+/// What `validate` prints of the file (a dir, a value) can never be read as
+/// a workflow command in GitHub Actions.
+#[test]
+fn validate_prints_no_workflow_command_from_the_file() {
+    let env = TestEnv::new();
+    let repo = three(&env);
+    let evil = "tgs/thoughts/9999999-x\n::error::pwned";
+    let file = json!({"version": "1", "thoughts": [
+        {"dir": evil, "status": "queued"},
+        {"dir": evil, "status": "queued", "cost_usd": -1},
+    ]});
+    repo.put_state(&[("tgs/server/backlog.json", &file.to_string())]);
+    for fix in [&[][..], &["--fix"]] {
+        let (_, out, err) = run(repo
+            .tgs()
+            .env("GITHUB_ACTIONS", "true")
+            .args(["server", "backlog", "validate"])
+            .args(fix));
+        assert!(out.contains("pwned"), "{fix:?}: {out}{err}");
+        for line in out.lines().chain(err.lines()) {
+            assert!(
+                !line.trim_start().starts_with("::"),
+                "{fix:?}: {line}\n{out}{err}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -491,3 +491,81 @@ fn a_records_figures_and_provider_are_bounded() {
         assert_eq!(code, 0, "{args:?}: {out}{err}");
     }
 }
+
+/// Workflow commands after newlines, in every text field of a record.
+const FORGED: &str =
+    "x\n::set-output name=x::y\n::add-mask::foo\n::error::pwned\n::stop-commands::tok\nend";
+
+/// Lines of `log` (a job's stdout or stderr in GitHub Actions) that the
+/// runner would execute and that tgs did not write on purpose: tgs writes
+/// groups, annotations with a title, masks and a stop-commands block around
+/// a transcript (whose lines are skipped), never anything else.
+fn foreign_workflow_commands(log: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut stopped: Option<String> = None;
+    for line in log.lines() {
+        let line = line.trim_start();
+        if let Some(end) = &stopped {
+            if line == end {
+                stopped = None;
+            }
+            continue;
+        }
+        let Some(cmd) = line.strip_prefix("::") else {
+            continue;
+        };
+        if let Some(token) = cmd.strip_prefix("stop-commands::tgs-") {
+            stopped = Some(format!("::tgs-{token}::"));
+            continue;
+        }
+        let own = cmd.starts_with("group::")
+            || cmd == "endgroup::"
+            || ["error", "warning", "notice"]
+                .iter()
+                .any(|l| cmd.starts_with(&format!("{l} title=tgs::")))
+            || cmd.starts_with("add-mask::") && !FORGED.contains(line);
+        if !own {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// A record's text reaches the hand-over job's log as text: a reason (and
+/// the provider's words, the agent's name, the session id) with workflow
+/// commands after newlines starts no line of it with `::`, except what tgs
+/// writes itself.
+#[test]
+fn a_records_text_never_becomes_a_workflow_command() {
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 1);
+    let (matrix, art) = claimed_and_implemented(&env, &repo);
+    edit_record(&art, |r| {
+        r["outcome"] = "failed".into();
+        r["reason"] = FORGED.into();
+        r["stats"]["agent"] = FORGED.into();
+        r["stats"]["session_id"] = FORGED.into();
+        r["provider"] = serde_json::json!(["rate_limited", FORGED, 60]);
+        r["branch"] = Value::Null;
+        r["head"] = Value::Null;
+    });
+    let (code, out, err) = run(repo
+        .tgs()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", env.path().join("gh-output"))
+        .env("GITHUB_STEP_SUMMARY", env.path().join("gh-summary"))
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("pwned"),
+        "the reason is shown (as text): {err}"
+    );
+    for (name, log) in [("stdout", &out), ("stderr", &err)] {
+        let foreign = foreign_workflow_commands(log);
+        assert!(foreign.is_empty(), "{name}: {foreign:?}\n{log}");
+    }
+    let e = entry(&repo, &dirs[0]);
+    assert!(e["last_error"].as_str().unwrap().contains("pwned"), "{e}");
+}

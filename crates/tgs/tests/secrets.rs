@@ -174,6 +174,24 @@ fn a_hex_encoded_key_is_never_pushed() {
 }
 
 #[test]
+fn a_key_after_a_nul_in_a_commit_message_is_never_pushed() {
+    let env = TestEnv::new();
+    // `git commit` refuses a NUL in a message, but the object can be written
+    // and is pushed whole; `git log`'s `%B` stops at the NUL.
+    let work = format!(
+        "{WORK}t=$(git rev-parse 'HEAD^{{tree}}')\np=$(git rev-parse HEAD)\n\
+         c=$(printf 'tree %s\\nparent %s\\nauthor a <a@x> 1 +0000\\ncommitter a <a@x> 1 +0000\\n\\nfix\\0%s\\n' \"$t\" \"$p\" \"$ANTHROPIC_API_KEY\" \
+         | git hash-object -t commit -w --literally --stdin)\n\
+         git update-ref HEAD \"$c\"\n"
+    );
+    let repo = lab(&env, &work, "", "");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    let (code, out, err) = server_run(&repo, &gh, &["--thought", A]);
+    assert_eq!(code, 1);
+    assert_rejected_unpushed(&repo, &gh, &out, &err, "the message of a commit:1 (commit ");
+}
+
+#[test]
 fn a_key_in_the_implementation_summary_never_reaches_github() {
     let env = TestEnv::new();
     let work = "echo 'pub fn first() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone. Tested with %s.\\n' \"$ANTHROPIC_API_KEY\" > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm work\n";

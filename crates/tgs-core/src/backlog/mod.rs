@@ -12,6 +12,7 @@ pub mod store;
 pub mod target;
 pub mod turn;
 pub mod validate;
+pub mod values;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +47,12 @@ pub struct Backlog {
     /// Fields this build does not know, kept as they were.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+    /// The values of the file as read that tgs does not use as they were
+    /// and read as safe ones (see [`values`]); never written. A change
+    /// that takes them (`validate --fix`) writes the file even when nothing
+    /// else changed.
+    #[serde(skip)]
+    pub read_repairs: Vec<values::Repair>,
 }
 
 impl Default for Backlog {
@@ -56,6 +63,7 @@ impl Default for Backlog {
             pauses: BTreeMap::new(),
             usage: None,
             extra: BTreeMap::new(),
+            read_repairs: Vec::new(),
         }
     }
 }
@@ -68,14 +76,10 @@ pub struct Usage {
     #[serde(default)]
     pub sessions: u32,
     /// A sum an earlier tgs let overflow was written as `null`: it reads
-    /// as the largest cost (the day's budget is spent), never as an error
-    /// that makes the whole state unreadable.
-    #[serde(default, deserialize_with = "spent_if_null")]
+    /// as [`values::MAX_COST_USD`] (the day's budget is spent), never as an
+    /// error that makes the whole state unreadable.
+    #[serde(default)]
     pub cost_usd: f64,
-}
-
-fn spent_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::MAX))
 }
 
 /// Why and until when an agent is paused.

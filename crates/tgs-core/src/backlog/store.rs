@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Backlog, VERSION};
+use super::{values, Backlog, VERSION};
 use crate::git::{self, Git};
 use crate::repo::Repo;
 use crate::Error;
@@ -23,12 +23,68 @@ pub const BACKLOG_PATH: &str = "tgs/server/backlog.json";
 /// How long a writer waits for another to finish before giving up.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Parse a backlog file strictly. Errors carry the line and column.
+/// Parse a backlog file. One value tgs does not use as it is never makes
+/// the file unreadable: it is read as a safe one (see [`super::values`]),
+/// listed in `read_repairs`, and said once per process. Errors (not JSON,
+/// or not shaped as a backlog) carry the line and column.
 pub fn parse(text: &str, path: &Path) -> Result<Backlog, Error> {
-    serde_json::from_str::<Backlog>(without_bom(text)).map_err(|e| Error::Corrupt {
+    let b = read_backlog(text).map_err(|e| Error::Corrupt {
         path: path.to_owned(),
         message: describe_json_error(&e),
-    })
+    })?;
+    if !b.read_repairs.is_empty() {
+        say_repaired(b.read_repairs.len());
+    }
+    Ok(b)
+}
+
+/// [`parse`] without a path nor a word to the user: the backlog with
+/// its `read_repairs`, or what keeps the file from reading, with its place
+/// (where it is not JSON, else where it is not shaped as a backlog).
+pub fn read_backlog(text: &str) -> Result<Backlog, serde_json::Error> {
+    let text = without_bom(text);
+    let mut b = match serde_json::from_str::<Backlog>(text) {
+        Ok(b) => b,
+        // Only a file that does not read goes through the JSON tree.
+        Err(strict) => repaired(text)?.ok_or(strict)?,
+    };
+    let mut out_of_bounds = values::check_values(&mut b);
+    b.read_repairs.append(&mut out_of_bounds);
+    Ok(b)
+}
+
+/// The backlog `text` holds once each value that keeps it from reading is
+/// replaced by a safe one: an error where it is not JSON, `None` where it
+/// is not shaped as a backlog.
+fn repaired(text: &str) -> Result<Option<Backlog>, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    let Some(repairs) = values::repair_json(&mut v) else {
+        return Ok(None);
+    };
+    let Ok(mut b) = serde_json::from_value::<Backlog>(v) else {
+        return Ok(None);
+    };
+    b.read_repairs = repairs;
+    Ok(Some(b))
+}
+
+/// Whether this process said that the file holds values read as safe ones.
+static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Say once per process that the file holds `n` values read as safe ones,
+/// and how to repair them. Names no value: they may hold anything.
+fn say_repaired(n: usize) {
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    tracing::warn!(
+        "{BACKLOG_PATH} holds {n} value(s) that tgs does not use as they are, read as safe ones: `tgs server backlog validate` lists them, `tgs server backlog validate --fix` writes the safe values"
+    );
+}
+
+/// For `backlog validate`, which lists the values itself.
+pub fn repairs_listed_elsewhere() {
+    SAID.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `text` without a leading byte order mark, which editors on Windows
@@ -171,6 +227,15 @@ pub fn change_files(
     commit: Option<&str>,
     current: impl Fn(&str) -> Option<String>,
 ) -> Vec<(String, Vec<u8>)> {
+    // What is written is what tgs reads back as it is: a change that left
+    // a value out of bounds (a bug) has it written as the safe one.
+    for r in values::check_values(after) {
+        tracing::debug!(
+            "written as a safe value: {}: {}",
+            r.dir.as_deref().unwrap_or("-"),
+            r.message()
+        );
+    }
     let mut lines: Vec<Append> = crate::records::audit_diff(before, after, actor, now, commit)
         .into_iter()
         .map(|r| Append {
@@ -559,7 +624,8 @@ mod tests {
     fn a_cost_sum_written_as_null_reads_as_spent() {
         let text = r#"{"version":"1","thoughts":[],"usage":{"day":"2026-01-15","sessions":2,"cost_usd":null}}"#;
         let b = parse(text, Path::new("b.json")).unwrap();
-        assert_eq!(b.usage.unwrap().cost_usd, f64::MAX);
+        assert_eq!(b.usage.unwrap().cost_usd, values::MAX_COST_USD);
+        assert_eq!(b.read_repairs[0].field, "usage.cost_usd");
     }
 
     use super::*;
@@ -586,19 +652,22 @@ mod tests {
     #[test]
     fn errors_name_line_and_column() {
         let err = parse(
-            "{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\"dir\": 5}\n  ]\n}",
+            "{\n  \"version\": \"1\",\n  \"thoughts\": [\n    {\"dir\": 5},\n  ]\n}",
             Path::new("b"),
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("line 4, column"), "{err}");
+        assert!(err.contains("line 5, column"), "{err}");
         let err = parse(
-            "{\"version\":\"1\",\"thoughts\":[{\"dir\":\"x\",\"status\":\"done\"}]}",
+            "{\"version\":\"1\",\n\"thoughts\":{\"dir\":\"x\",\"status\":\"done\"}}",
             Path::new("b"),
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("unknown variant `done`"), "{err}");
+        assert!(
+            err.contains("line 2, column") && err.contains("expected a sequence"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //!
 //! Checking is a pure function of the file text, the thought index and the
 //! time; repairs are applied through the store like any other change, so a
-//! repair re-checks the freshest state under the lock.
+//! repair re-checks the freshest state under the lock. A value tgs does not
+//! use as it is (see [`super::values`]) is a problem naming its entry and
+//! field and saying what `--fix` sets it to: the value it is read as.
 
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::machine::lease_expired;
-use super::{store, Backlog, Entry, Status};
+use super::values::{Now, Repair};
+use super::{store, Backlog, Status};
 use crate::thought::{Stage, ThoughtIndex};
 
 /// The kinds of problem, as shown in `--json` output.
@@ -18,7 +20,10 @@ use crate::thought::{Stage, ThoughtIndex};
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     Unreadable,
+    /// An entry that names no thought (no `dir`, or not an object).
     InvalidEntry,
+    /// A value of the wrong type or out of bounds (see `values`).
+    InvalidValue,
     UnknownStatus,
     UnknownVersion,
     Duplicate,
@@ -41,6 +46,8 @@ pub enum Fix {
     Remove,
     /// Give an abandoned claim back to the queue.
     Requeue,
+    /// Write the values read as safe ones (see `values`).
+    WriteSafeValue,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +71,21 @@ impl Problem {
             fix,
         }
     }
+
+    /// The problem of a value read as a safe one.
+    fn of_repair(r: &Repair) -> Problem {
+        let kind = match (&r.now, r.field.as_str()) {
+            (Now::Dropped, _) => ProblemKind::InvalidEntry,
+            (_, "status") => ProblemKind::UnknownStatus,
+            _ => ProblemKind::InvalidValue,
+        };
+        Problem::new(
+            kind,
+            r.dir.as_deref(),
+            r.message(),
+            Some(Fix::WriteSafeValue),
+        )
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -75,8 +97,9 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Check the file's text. Schema problems are reported per entry; the
-/// semantic checks run only on a file that parses.
+/// Check the file's text: values read as safe ones first, then the
+/// semantic checks (on the file as read). A file that is not a backlog at
+/// all is one `Unreadable` problem.
 /// `base` names the tree `index` was read from, for messages (`origin/main`).
 /// `archived`: the directories of archived entries (known, for dependencies).
 pub fn check(
@@ -89,73 +112,31 @@ pub fn check(
     let Some(text) = text else {
         return Vec::new();
     };
-    match serde_json::from_str::<Backlog>(super::store::without_bom(text)) {
-        Ok(b) => {
-            let mut problems = Vec::new();
-            if b.version != super::VERSION {
-                problems.push(Problem::new(
-                    ProblemKind::UnknownVersion,
-                    None,
-                    format!(
-                        "version {:?} is not the version this tgs writes (\"1\")",
-                        b.version
-                    ),
-                    None,
-                ));
-            }
-            problems.extend(semantic(&b, index, base, archived, now));
-            problems
+    let b = match store::read_backlog(text) {
+        Ok(b) => b,
+        Err(e) => {
+            return vec![Problem::new(
+                ProblemKind::Unreadable,
+                None,
+                format!("cannot read the file: {}", store::describe_json_error(&e)),
+                None,
+            )]
         }
-        Err(strict) => schema(text, &strict),
-    }
-}
-
-fn schema(text: &str, strict: &serde_json::Error) -> Vec<Problem> {
-    let whole = || {
-        vec![Problem::new(
-            ProblemKind::Unreadable,
-            None,
-            format!(
-                "cannot read the file: {}",
-                store::describe_json_error(strict)
-            ),
-            None,
-        )]
-    };
-    let Ok(Value::Object(top)) = serde_json::from_str::<Value>(text) else {
-        return whole();
-    };
-    let Some(Value::Array(items)) = top.get("thoughts") else {
-        return whole();
     };
     let mut problems = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let dir = item.get("dir").and_then(Value::as_str);
-        if let Err(e) = serde_json::from_value::<Entry>(item.clone()) {
-            let status = item.get("status").and_then(Value::as_str);
-            let p = match status {
-                Some(s) if Status::parse(s).is_none() => Problem::new(
-                    ProblemKind::UnknownStatus,
-                    dir,
-                    format!(
-                        "entry {} has unknown status {s:?} (known: queued, in_progress, completed, failed)",
-                        i + 1
-                    ),
-                    None,
-                ),
-                _ => Problem::new(
-                    ProblemKind::InvalidEntry,
-                    dir,
-                    format!("entry {} is invalid: {e}", i + 1),
-                    None,
-                ),
-            };
-            problems.push(p);
-        }
+    if b.version != super::VERSION {
+        problems.push(Problem::new(
+            ProblemKind::UnknownVersion,
+            None,
+            format!(
+                "version {:?} is not the version this tgs writes (\"1\")",
+                b.version
+            ),
+            None,
+        ));
     }
-    if problems.is_empty() {
-        return whole();
-    }
+    problems.extend(b.read_repairs.iter().map(Problem::of_repair));
+    problems.extend(semantic(&b, index, base, archived, now));
     problems
 }
 
@@ -251,7 +232,14 @@ pub fn repair(
     now: Timestamp,
 ) -> Vec<String> {
     let problems = semantic(b, index, base, archived, now);
-    let mut done = Vec::new();
+    // Taken, they are written: the backlog is no longer the file as read.
+    let mut done: Vec<String> = std::mem::take(&mut b.read_repairs)
+        .iter()
+        .map(|r| match &r.dir {
+            Some(d) => format!("{d}: {}", r.done()),
+            None => r.done(),
+        })
+        .collect();
     // Drop duplicates from the end so earlier positions stay valid.
     let mut drops: Vec<usize> = problems
         .iter()

@@ -1201,7 +1201,7 @@ pub(super) fn note_claim(b: &mut Backlog, dir: &str, agent: &str, now: Timestamp
             cost_usd: 0.0,
         };
     }
-    u.sessions += 1;
+    u.sessions = u.sessions.saturating_add(1);
 }
 
 /// Add a session's reported cost to its entry and to today's usage; returns
@@ -1230,14 +1230,15 @@ fn note_cost(b: &mut Backlog, dir: &str, cost: Option<f64>, now: Timestamp) -> f
     e.cost_usd.unwrap_or(0.0)
 }
 
-/// `a + b`, at most `f64::MAX`: a sum that overflowed to infinity would be
-/// written as `null` and leave the state unreadable.
+/// `a + b`, at most [`MAX_COST_USD`](crate::backlog::values::MAX_COST_USD):
+/// a sum that overflowed to infinity was written as `null`, and one beyond
+/// the bound is no real cost (validate would report it).
 fn saturating_sum(a: f64, b: f64) -> f64 {
     let s = a + b;
     if s.is_finite() {
-        s
+        s.min(crate::backlog::values::MAX_COST_USD)
     } else {
-        f64::MAX
+        crate::backlog::values::MAX_COST_USD
     }
 }
 

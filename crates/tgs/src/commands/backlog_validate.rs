@@ -13,7 +13,8 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Repair what is safe (duplicates, abandoned claims, implemented or vanished thoughts).
+    /// Repair what is safe (duplicates, abandoned claims, implemented or vanished thoughts,
+    /// values tgs does not use as they are: each set to the safe value it is read as).
     #[arg(long)]
     pub fix: bool,
     #[command(flatten)]
@@ -21,6 +22,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    // It lists each value read as a safe one itself.
+    tgs_core::backlog::store::repairs_listed_elsewhere();
     let repo = ctx.repo()?;
     let topo = ctx.topology(&repo, &args.write, args.fix)?;
     let store = ctx.state(&repo, &topo, &args.write, None)?;
@@ -58,11 +61,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if ctx.json {
         output::json(&json!({ "ok": problems.is_empty(), "problems": problems, "fixed": fixed }));
     } else {
+        // Dirs come from the file: shown inert, as every line tgs prints.
         for f in &fixed {
-            anstream::println!("fixed: {f}");
+            anstream::println!("{}", output::shown(&format!("fixed: {f}")));
         }
         for p in &problems {
-            anstream::println!("{p}");
+            anstream::println!("{}", output::shown(&p.to_string()));
         }
         if problems.is_empty() {
             output::note(format!(
