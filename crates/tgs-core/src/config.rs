@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::guardrails::{Guardrails, GuardrailsConfig};
+use crate::repo::Repo;
 use crate::Error;
 
 mod keys;
@@ -21,6 +22,9 @@ pub use keys::nearest;
 
 /// Where the configuration lives in a repository.
 pub const CONFIG_PATH: &str = "tgs/tgs.yml";
+
+/// A committed configuration larger than this is refused, not read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The file, as far as tgs reads it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -193,6 +197,43 @@ impl Config {
             Err(e) => return Err(e.into()),
         };
         Self::parse(&text)
+    }
+
+    /// Read `tgs/tgs.yml` as committed in `rev` (never the working tree):
+    /// what server mode decides by, since the thoughts it runs are read
+    /// from the same commit and an agent may have edited the working copy.
+    /// A commit without the file is the default configuration.
+    ///
+    /// Errors: those of [`Config::parse`] (prefixed with the commit's
+    /// `label`), a committed link or directory in the file's place, a file
+    /// over 1 MiB, git failing.
+    pub fn load_committed(repo: &Repo, rev: &str, label: &str) -> Result<Config, Error> {
+        let Some(bytes) = repo.read_committed(rev, CONFIG_PATH, MAX_CONFIG_BYTES)? else {
+            return Ok(Config::default());
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::invalid(format!("{CONFIG_PATH} in {label} is not UTF-8")))?;
+        Self::parse(&text).map_err(|e| match e {
+            Error::Invalid(m) => Error::invalid(format!("{m} (as committed in {label})")),
+            other => other,
+        })
+    }
+
+    /// Whether the working copy's `tgs/tgs.yml` is not the one committed in
+    /// `rev` (edited, added, removed, or unreadable): worth a warning, since
+    /// server mode follows the commit. Errors: git failing.
+    pub fn working_copy_differs(repo: &Repo, rev: &str) -> Result<bool, Error> {
+        let committed = match repo.read_committed(rev, CONFIG_PATH, MAX_CONFIG_BYTES) {
+            Ok(c) => c,
+            Err(crate::repo::Committed::Git(e)) => return Err(e.into()),
+            Err(_) => return Ok(true),
+        };
+        let working = match std::fs::read(repo.root().join(CONFIG_PATH)) {
+            Ok(w) => Some(w),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => return Ok(true),
+        };
+        Ok(committed != working)
     }
 
     /// Parse the file's text. Errors: YAML that does not parse, a value of

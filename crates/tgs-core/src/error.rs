@@ -32,6 +32,14 @@ pub enum Error {
         /// Who holds it (`process 1234 (sleep)`), when it can be found.
         holder: Option<String>,
     },
+    /// A lock of tgs's is held by a process that is not tgs (an agent's
+    /// leftover, say): it would never be given back, so it is not waited for.
+    #[error("the lock {} is held by {holder}, which is not tgs, so tgs does not wait for it", path.display())]
+    LockHeld {
+        path: PathBuf,
+        /// `process 1234 (sleep)`.
+        holder: String,
+    },
     /// A compare-and-swap on the state branch kept losing to other writers.
     #[error("{0}")]
     Contention(String),
@@ -74,6 +82,15 @@ pub enum ForgeErrorKind {
     NoCommits,
     /// Any other refusal.
     Refused,
+}
+
+impl From<crate::repo::Committed> for Error {
+    fn from(e: crate::repo::Committed) -> Self {
+        match e {
+            crate::repo::Committed::Git(g) => Error::Git(g),
+            other => Error::Invalid(other.to_string()),
+        }
+    }
 }
 
 impl Error {

@@ -35,6 +35,29 @@ pub enum RepoError {
     Git(#[from] GitError),
 }
 
+/// Why [`Repo::read_committed`] gave no file.
+#[derive(Debug, thiserror::Error)]
+pub enum Committed {
+    #[error(
+        "{path} is committed as {} (mode {mode}), not a file",
+        committed_kind(mode)
+    )]
+    NotAFile { path: String, mode: String },
+    #[error("{path} is {size} bytes; at most {limit} are read")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+fn committed_kind(mode: &str) -> &'static str {
+    match mode {
+        "120000" => "a symbolic link",
+        "040000" => "a directory",
+        "160000" => "a submodule",
+        _ => "something else",
+    }
+}
+
 impl Repo {
     /// Find the repository containing `start`, as `git -C start` would,
     /// and read where HEAD points in the same `rev-parse`.
@@ -152,6 +175,54 @@ impl Repo {
         Ok(out.success.then(|| out.stdout_text()))
     }
 
+    /// The bytes of the regular file `path` in commit `rev`'s tree, read from
+    /// the object store (never from the working tree, which an agent may
+    /// have written): `Ok(None)` when the commit has no such path.
+    ///
+    /// Errors: [`Committed::NotAFile`] for a symbolic link, directory or
+    /// submodule (a link would be read as its target's name, and following
+    /// it could leave the repository), [`Committed::TooLarge`] beyond `limit`
+    /// bytes, [`Committed::Git`] when git fails (an unknown `rev`).
+    pub fn read_committed(
+        &self,
+        rev: &str,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, Committed> {
+        let args = ["ls-tree", "-z", "--long", "--full-tree", rev, "--", path];
+        let out = self.git.cmd(args).run()?;
+        let record = out.split(|b| *b == 0).find(|r| !r.is_empty());
+        let Some(entry) = record
+            .map(git::parse_ls_tree_record)
+            .transpose()
+            .map_err(|detail| {
+                Committed::Git(GitError::Parse {
+                    args: args.join(" "),
+                    detail,
+                })
+            })?
+            .flatten()
+            .filter(|e| e.path == path)
+        else {
+            return Ok(None);
+        };
+        if !matches!(entry.mode, "100644" | "100755") {
+            return Err(Committed::NotAFile {
+                path: path.to_owned(),
+                mode: entry.mode.to_owned(),
+            });
+        }
+        let size = entry.size.unwrap_or(u64::MAX);
+        if size > limit {
+            return Err(Committed::TooLarge {
+                path: path.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(Some(self.git.cmd(["cat-file", "blob", entry.oid]).run()?))
+    }
+
     /// Every blob and submodule under the given paths of a commit's tree, in one `ls-tree`.
     pub fn ls_tree(&self, rev: &str, paths: &[&str]) -> Result<Vec<TreeEntry>, GitError> {
         let mut args: Vec<&str> = vec!["ls-tree", "-r", "-z", "--full-tree", rev, "--"];
@@ -161,5 +232,52 @@ impl Repo {
             args: args.join(" "),
             detail,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// A commit holding a file, a link (to a file outside the repository),
+    /// a directory and a large file; then the working tree rewritten.
+    #[test]
+    fn read_committed_reads_regular_files_of_the_commit_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(root, &["init", "-q"]);
+        std::fs::create_dir_all(root.join("tgs/dir")).unwrap();
+        std::fs::write(root.join("tgs/tgs.yml"), "server: {}\n").unwrap();
+        std::fs::write(root.join("tgs/dir/x"), "x").unwrap();
+        std::fs::write(root.join("big"), vec![b'a'; 2048]).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        git(root, &["add", "-A"]);
+        git(root, &["commit", "-qm", "c"]);
+        std::fs::write(root.join("tgs/tgs.yml"), "edited\n").unwrap();
+        let repo = Repo::discover(root).unwrap();
+        let read = |p: &str| repo.read_committed("HEAD", p, 1024);
+        assert_eq!(read("tgs/tgs.yml").unwrap().unwrap(), b"server: {}\n");
+        assert!(read("missing").unwrap().is_none());
+        assert!(read("tgs").is_err_and(|e| e.to_string().contains("a directory")));
+        assert!(read("link").is_err_and(|e| e.to_string().contains("a symbolic link")));
+        assert!(read("big").is_err_and(|e| e.to_string().contains("2048 bytes")));
+        assert!(read("tgs/dir/x").unwrap().is_some());
+        assert!(matches!(
+            repo.read_committed("no-such-rev", "tgs/tgs.yml", 1024),
+            Err(Committed::Git(_))
+        ));
     }
 }

@@ -35,9 +35,7 @@ use aho_corasick::AhoCorasick;
 use base64::Engine;
 use regex::bytes::{Regex, RegexSet};
 
-use crate::config::Config;
 use crate::git::{Git, GitError};
-use crate::repo::Repo;
 use crate::transcript::{name_looks_secret, MIN_SECRET_LEN};
 use crate::Error;
 
@@ -295,15 +293,12 @@ pub fn problem(findings: &[Finding]) -> Option<String> {
 
 /// The hand-over's last check before a pull request is sent: the reason to
 /// refuse it when its title or body holds a secret of this process's
-/// environment (and of `ai.redact_env_keys` in `repo`'s configuration) or a
-/// credential shape. The branch was checked before it was pushed
-/// ([`crate::verify::scan_branch`]); this guards what only the pull request
-/// carries.
-pub fn refuse_pull_request(repo: &Repo, title: &str, body: &str) -> Option<String> {
-    let extra = Config::load(repo.root())
-        .map(|c| c.ai.redact_env_keys)
-        .unwrap_or_default();
-    let scanner = Scanner::from_env(std::env::vars(), &extra);
+/// environment (and of the variables named in `extra`, the settings'
+/// `ai.redact_env_keys`) or a credential shape. The branch was checked
+/// before it was pushed ([`crate::verify::scan_branch`]); this guards what
+/// only the pull request carries.
+pub fn refuse_pull_request(extra: &[String], title: &str, body: &str) -> Option<String> {
+    let scanner = Scanner::from_env(std::env::vars(), extra);
     problem(&scanner.scan_pull_request(title, body))
 }
 

@@ -276,3 +276,72 @@ fn nothing_an_agent_starts_outlives_a_killed_tgs() {
         running(&tag).is_empty()
     });
 }
+
+/// An agent that rewrites the user's working copy of `tgs/tgs.yml` (its
+/// guardrails emptied, another agent command) steers no later session:
+/// server mode reads the configuration committed on the base, and says the
+/// working copy differs.
+#[test]
+fn an_agent_that_edits_the_working_copys_configuration_steers_no_later_session() {
+    let env = TestEnv::new();
+    let planted = env.path().join("planted.sh");
+    script(&planted, "#!/bin/bash\ntouch \"$0.ran\"\n");
+    let work = format!(
+        "case \"$TGS_THOUGHT_DIR\" in\n\
+         *aaaaaaa-first)\n\
+           root=$(dirname \"$(git rev-parse --path-format=absolute --git-common-dir)\")\n\
+           printf 'server:\\n  agent: mine\\n  max_attempts: 1\\n  guardrails:\\n    deny_paths: []\\n  verify_command: {planted}\\n  agents:\\n    mine: {{ command: %s }}\\n' \"$0\" > \"$root/tgs/tgs.yml\"\n\
+           {WORK};;\n\
+         *)\n\
+           mkdir -p .github/workflows && echo 'on: push' > .github/workflows/evil.yml\n\
+           printf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\n\
+           git add -A && git commit -qm workflow;;\n\
+         esac\n",
+        planted = planted.display()
+    );
+    let repo = lab(&env, &work);
+    repo.approved("bbbbbbb-second", "Second");
+    repo.publish("a second thought");
+    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        repo.read("tgs/tgs.yml").contains("deny_paths: []"),
+        "the agent did not plant its configuration"
+    );
+    let second = "tgs/thoughts/bbbbbbb-second";
+    let (_, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", second]));
+    let refs = repo.git(&["ls-remote", "origin"]);
+    assert!(
+        !refs.contains("bbbbbbb"),
+        "the workflow was pushed\n{refs}\n{err}"
+    );
+    let backlog = repo.remote_backlog();
+    let entry = backlog["thoughts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["dir"] == second)
+        .unwrap();
+    assert_eq!(entry["status"], "failed", "{err}");
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(".github/workflows/evil.yml"),
+        "{entry}"
+    );
+    assert!(
+        !env.path().join("planted.sh.ran").exists(),
+        "the planted verify command ran"
+    );
+    assert!(
+        err.contains("tgs/tgs.yml in your working copy differs from origin/main's"),
+        "{err}"
+    );
+}

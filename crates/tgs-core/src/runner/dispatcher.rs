@@ -743,7 +743,9 @@ impl<'r> Runner<'r> {
             head,
             self.cfg.settings.review.max_revisions,
         );
-        if let Some(why) = crate::secrets::refuse_pull_request(self.repo, "", &reply) {
+        if let Some(why) =
+            crate::secrets::refuse_pull_request(&self.cfg.settings.redact_env_keys, "", &reply)
+        {
             tracing::warn!("{}: the reply was not posted: {why}", entry.dir);
         } else if let Err(e) = forge.reply_on_pr(pr_url, &reply) {
             tracing::warn!("{}: could not answer on {pr_url}: {e}", entry.dir);
@@ -762,6 +764,7 @@ impl<'r> Runner<'r> {
             draft: pr.draft,
             labels: &pr.labels,
             reviewers: &pr.reviewers,
+            redact_env_keys: &self.cfg.settings.redact_env_keys,
         }
     }
 
@@ -989,6 +992,7 @@ impl<'r> Runner<'r> {
             pr: &self.cfg.settings.pr,
             base_branch: &self.cfg.base_branch,
             agent: &self.cfg.agent,
+            redact_env_keys: &self.cfg.settings.redact_env_keys,
         }
         .retry_due(sink, &|| self.interrupted().is_some())?;
         Ok(())

@@ -193,6 +193,11 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
 /// the user's own is this machine's problem, said plainly, and not held
 /// against the thought.
 fn worktree_problem(w: WorkResult, name: &ThoughtName, e: Error) -> WorkResult {
+    if let Error::LockHeld { .. } = e {
+        let mut w = w.over(Outcome::Blocked, e.to_string());
+        w.refund = true;
+        return w;
+    }
     let text = e.to_string();
     let branch = worktree::branch_for(name);
     let elsewhere = [
@@ -239,8 +244,7 @@ fn first_session(
     let cfg = sh.cfg;
     let context = context::context_files(sh.repo, &wt.base, thought)?;
     let template = match &cfg.settings.impl_prompt {
-        Some(p) => std::fs::read_to_string(sh.repo.root().join(p))
-            .map_err(|e| Error::invalid(format!("steps.impl_prompt {p}: {e}")))?,
+        Some(p) => committed_template(sh.repo, &wt.base, p)?,
         None => prompt::BUILTIN.to_owned(),
     };
     let text = prompt::render(
@@ -255,6 +259,17 @@ fn first_session(
         },
     );
     agent_and_verify(sh, entry, wt, &wt.base, &text, &context, w, tx)
+}
+
+/// The prompt template `path` as committed in `base`: the file in a working
+/// tree is not read, since an agent may have rewritten it.
+fn committed_template(repo: &Repo, base: &str, path: &str) -> Result<String, Error> {
+    let why = |m: String| Error::invalid(format!("steps.impl_prompt {path}: {m}"));
+    let bytes = repo
+        .read_committed(base, path.trim_start_matches("./"), 1 << 20)
+        .map_err(|e| why(e.to_string()))?
+        .ok_or_else(|| why(format!("not committed in {}", &base[..base.len().min(12)])))?;
+    String::from_utf8(bytes).map_err(|_| why("not UTF-8".into()))
 }
 
 /// Run the agent on `text` in `wt`, then check the branch: its rules from

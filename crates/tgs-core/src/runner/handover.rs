@@ -96,6 +96,8 @@ pub struct PrFacts<'a> {
     pub draft: bool,
     pub labels: &'a [String],
     pub reviewers: &'a [String],
+    /// `ai.redact_env_keys`: more variables whose values must not be sent.
+    pub redact_env_keys: &'a [String],
 }
 
 /// Push `branch` (at `head`) to `remote`; the ref is forced because the
@@ -246,7 +248,9 @@ pub fn open_pr(
         Ok(pr) => pr,
         Err(e) => return Handover::Pending(format!("could not prepare the pull request: {e}")),
     };
-    if let Some(why) = crate::secrets::refuse_pull_request(repo, &pr.title, &pr.body) {
+    if let Some(why) =
+        crate::secrets::refuse_pull_request(facts.redact_env_keys, &pr.title, &pr.body)
+    {
         return Handover::Rejected(why);
     }
     crate::failpoint::hit("runner.pr-requesting");
@@ -358,6 +362,7 @@ pub struct Pending<'a, 'r> {
     pub pr: &'a PrConfig,
     pub base_branch: &'a str,
     pub agent: &'a str,
+    pub redact_env_keys: &'a [String],
 }
 
 impl Pending<'_, '_> {
@@ -393,6 +398,7 @@ impl Pending<'_, '_> {
                         draft: self.pr.draft,
                         labels: &self.pr.labels,
                         reviewers: &self.pr.reviewers,
+                        redact_env_keys: self.redact_env_keys,
                     };
                     open_pr(self.repo, self.forge, &e, &branch, &head, &facts)
                 }

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tgs_core::backlog::target::{StateTarget, TargetOptions};
 use tgs_core::backlog::Backlog;
-use tgs_core::config::{Config, Settings};
+use tgs_core::config::{Config, Settings, CONFIG_PATH};
 use tgs_core::repo::Repo;
 use tgs_core::thought::{Stage, ThoughtIndex, ThoughtName, NAME_RULE, THOUGHTS_DIR};
 use tgs_core::topology::{Request, Topology};
@@ -218,6 +218,40 @@ impl Ctx {
     /// The repository's `tgs/tgs.yml` settings.
     pub fn settings(&self, repo: &Repo) -> CliResult<Settings> {
         Ok(Settings::resolve(&Config::load(repo.root())?)?)
+    }
+
+    /// Server mode's settings: `tgs/tgs.yml` as committed on the base
+    /// branch's tip (the commit whose thoughts it runs), not the working
+    /// copy an agent may have edited, with a warning when the two differ.
+    /// Where the state and base live (remote, branches) stays as the working
+    /// copy's settings found them: they located the base this reads.
+    pub fn server_settings(&self, repo: &Repo, topo: &Topology) -> CliResult<Settings> {
+        let local = self.settings(repo)?;
+        let base = match topo.fetch_base(repo) {
+            Ok(b) => b,
+            // No base yet (nothing committed): nothing to read but the working copy.
+            Err(tgs_core::Error::Setup { .. }) => return Ok(local),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(commit) = &base.commit else {
+            return Ok(local);
+        };
+        if Config::working_copy_differs(repo, commit)? {
+            crate::output::warn(format!(
+                "{CONFIG_PATH} in your working copy differs from {}'s; server mode uses {}'s (commit {})",
+                base.label,
+                base.label,
+                &commit[..commit.len().min(12)]
+            ));
+            crate::output::note(format!(
+                "  hint: commit (and push) your change to {CONFIG_PATH} for server mode to use it"
+            ));
+        }
+        let mut settings = Settings::resolve(&Config::load_committed(repo, commit, &base.label)?)?;
+        settings.remote = local.remote;
+        settings.state_branch = local.state_branch;
+        settings.base_branch = local.base_branch;
+        Ok(settings)
     }
 
     /// The remote and branches a command works with. `writes`: the command

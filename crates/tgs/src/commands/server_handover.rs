@@ -44,8 +44,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         ))
     })?;
     let repo = ctx.repo()?;
-    let settings = ctx.settings(&repo)?;
     let topo = ctx.topology(&repo, &args.write, true)?;
+    let settings = ctx.server_settings(&repo, &topo)?;
     let state = ctx.state(&repo, &topo, &args.write, None)?;
     let origin = topo.remote().map(|r| r.url.clone());
     let forge = if !args.no_pr && origin.is_some() {

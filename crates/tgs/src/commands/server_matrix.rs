@@ -41,12 +41,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let settings = ctx.settings(&repo)?;
     let worker_id = args
         .worker_id
         .clone()
         .unwrap_or_else(tgs_core::clock::default_worker_id);
     let topo = ctx.topology(&repo, &args.write, true)?;
+    let settings = ctx.server_settings(&repo, &topo)?;
     let state = ctx.state(&repo, &topo, &args.write, Some(worker_id.clone()))?;
     let cfg = RunConfig {
         agent: args.agent.clone().unwrap_or_else(|| settings.agent.clone()),

@@ -101,7 +101,6 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return run_claimed(ctx, args);
     }
     let repo = ctx.repo()?;
-    let settings = ctx.settings(&repo)?;
     if args.write.no_commit {
         return Err(CliError::usage(
             "--no-commit is not supported by server run; use --no-push",
@@ -113,6 +112,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .unwrap_or_else(tgs_core::clock::default_worker_id);
     // Strict even for --dry-run: it shows what a real run would do.
     let topo = ctx.topology(&repo, &args.write, true)?;
+    let settings = ctx.server_settings(&repo, &topo)?;
     let state = ctx.state(&repo, &topo, &args.write, Some(worker_id.clone()))?;
     let base_branch = topo.base_branch_name(&repo)?;
     let origin = topo.remote().map(|r| r.url.clone());
@@ -431,7 +431,6 @@ fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {
 /// without reading or changing the state (the job has no write token).
 fn run_claimed(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let settings = ctx.settings(&repo)?;
     let dir = args.claimed.clone().unwrap_or_default();
     let dir = match super::parse_thought_arg(&repo, &dir)? {
         super::ThoughtArg::Dir(d) => d,
@@ -454,6 +453,7 @@ fn run_claimed(ctx: &Ctx, args: Args) -> CliResult {
         ..Default::default()
     };
     let topo = ctx.topology(&repo, &write, false)?;
+    let settings = ctx.server_settings(&repo, &topo)?;
     let state = ctx.state(&repo, &topo, &write, Some(worker_id.clone()))?;
     let cfg = RunConfig {
         agent: args.agent.clone().unwrap_or_else(|| settings.agent.clone()),

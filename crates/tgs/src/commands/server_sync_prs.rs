@@ -20,17 +20,16 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let settings = ctx.settings(&repo)?;
-    let origin = repo
-        .git()
-        .cmd(["remote", "get-url", &settings.remote])
-        .output()?;
+    let remote = ctx.settings(&repo)?.remote;
+    let origin = repo.git().cmd(["remote", "get-url", &remote]).output()?;
     let origin = origin.success.then(|| origin.stdout_text());
     let gh = GitHub::from_env(|k| std::env::var(k).ok(), origin.as_deref())?.ok_or_else(|| {
         CliError::usage("no GitHub token: set TGS_GITHUB_TOKEN, GITHUB_TOKEN or GH_TOKEN")
             .hint("the token needs read access to pull requests")
     })?;
     let topo = ctx.topology(&repo, &args.write, true)?;
+    // The review loop's rules (who may ask, the PR template) as committed.
+    let settings = ctx.server_settings(&repo, &topo)?;
     let state = ctx.state(&repo, &topo, &args.write, None)?;
     let mut handed = HandedOver::default();
     if let Some(remote) = topo.remote() {
@@ -43,6 +42,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             pr: &settings.pr,
             base_branch: &base_branch,
             agent: &settings.agent,
+            redact_env_keys: &settings.redact_env_keys,
         }
         .retry_due(&mut handed, &|| false)?;
     }
