@@ -33,9 +33,9 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<File, Error> {
             // Only tgs takes tgs's locks: any other holder (an agent's
             // leftover that took it on purpose) will not give it back.
             Err(std::fs::TryLockError::WouldBlock) if foreign_holder(&file).is_some() => {
-                return Err(Error::LockTimeout {
+                return Err(Error::LockHeld {
                     path: path.to_owned(),
-                    holder: foreign_holder(&file),
+                    holder: foreign_holder(&file).unwrap_or_default(),
                 })
             }
             Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
@@ -59,15 +59,14 @@ pub fn holder(file: &File) -> Option<String> {
 }
 
 /// Who holds a lock on `file`, when that is not a tgs (the same binary as
-/// this process): `process 1234 (sleep), which is not tgs`. None when the
-/// holder is a tgs or cannot be told.
+/// this process): `process 1234 (sleep)`. None when the holder is a tgs or
+/// cannot be told.
 pub fn foreign_holder(file: &File) -> Option<String> {
     let pid = holder_pid(file)?;
     let exe = |p: String| std::fs::canonicalize(p).ok();
     let theirs = exe(format!("/proc/{pid}/exe"));
     // Another user's process (unreadable link) is not judged.
-    (theirs.is_some() && theirs != exe("/proc/self/exe".into()))
-        .then(|| format!("{}, which is not tgs", describe(pid)))
+    (theirs.is_some() && theirs != exe("/proc/self/exe".into())).then(|| describe(pid))
 }
 
 fn holder_pid(file: &File) -> Option<u32> {

@@ -115,6 +115,10 @@ impl From<Error> for CliError {
                 code::BUSY,
                 Some("another process holds it: let it finish and try again, or stop it if it should not be running".into()),
             ),
+            Error::LockHeld { .. } => (
+                code::FAILED,
+                Some("a program other than tgs took tgs's lock (an agent's leftover?): end that process, then run again".into()),
+            ),
             Error::Contention(_) => (code::BUSY, Some("other workers kept winning the race; try again".into())),
             Error::Repo(tgs_core::repo::RepoError::NotARepo(_)) => (
                 code::USAGE,

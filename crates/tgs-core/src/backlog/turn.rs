@@ -141,7 +141,7 @@ fn give_up(path: &Path, holder: &str) {
     if !all.iter().any(|p| p == path) {
         all.push(path.to_owned());
         tracing::warn!(
-            "this machine's turn lock {} is held by {holder}: going on without it",
+            "this machine's turn lock {} is held by {holder}, which is not tgs: going on without it",
             path.display()
         );
     }
