@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backlog::store::commit_tree;
 use crate::git::Git;
 use crate::guardrails::{self, Guardrails};
 use crate::process::{self, Ending, Signals};
@@ -90,36 +89,6 @@ pub fn parse_name_list(out: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Commit what the agent left uncommitted. Returns whether there was anything.
-pub fn commit_leftovers(wt: &Worktree) -> Result<bool, Error> {
-    let git = Git::new(&wt.path);
-    git.cmd(["add", "-A"]).run()?;
-    if git.cmd(["diff", "--cached", "--quiet"]).output()?.success {
-        return Ok(false);
-    }
-    let tree = git.text(["write-tree"])?;
-    let head = git.text(["rev-parse", "HEAD"])?;
-    // A merge the agent left unconcluded is concluded with both parents.
-    let merging = git
-        .cmd(["rev-parse", "-q", "--verify", "MERGE_HEAD^{commit}"])
-        .output()?;
-    let other = merging.success.then(|| merging.stdout_text());
-    let mut parents = vec![head.as_str()];
-    parents.extend(other.as_deref());
-    let commit = commit_tree(
-        &git,
-        &tree,
-        &parents,
-        "tgs: commit work the agent left uncommitted",
-    )?;
-    git.cmd(["update-ref", "HEAD", &commit, &head]).run()?;
-    if other.is_some() {
-        // Conclude the merge for git too, or the worktree stays "merging".
-        let _ = git.cmd(["merge", "--quit"]).output();
-    }
-    Ok(true)
-}
-
 /// The verdict on a session's branch.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
@@ -136,11 +105,14 @@ pub struct BranchRules<'a> {
     pub secrets: &'a Scanner,
 }
 
-/// Check the branch in `wt` against the rules, then run the verify command.
+/// Check the work at `head` (a commit of `repo`, handed in from the agent's
+/// repository: [`crate::worktree::hand_in`]) against the rules, reading only
+/// `repo`, then run the verify command in the agent's repository `wt`.
 #[allow(clippy::too_many_arguments)]
 pub fn verify(
     repo: &Repo,
     wt: &Worktree,
+    head: &str,
     thought_dir: &str,
     rules: &BranchRules<'_>,
     verify_command: Option<&str>,
@@ -150,17 +122,16 @@ pub fn verify(
     redactor: Arc<Redactor>,
     signals: Option<&Signals>,
 ) -> Result<Verdict, Error> {
-    commit_leftovers(wt)?;
-    let git = Git::new(&wt.path);
-    let head = git.text(["rev-parse", "HEAD"])?;
+    let git = repo.git();
+    let head = head.to_owned();
     let changed = parse_name_list(
         &git.cmd(["diff", "--name-only", "-z", &wt.base, &head])
             .run()?,
     );
     let mut problems = check_paths(&changed, thought_dir);
-    problems.extend(conflict_markers(&git, &wt.base, &head)?);
+    problems.extend(conflict_markers(git, &wt.base, &head)?);
     problems.extend(guardrails::check_branch(
-        &git,
+        git,
         &wt.base,
         &head,
         rules.guardrails,
@@ -174,8 +145,7 @@ pub fn verify(
         )),
         None => problems.push(format!("{thought_dir} is gone from the branch")),
     }
-    if let Some(p) = secrets::problem(&scan_branch(&git, &wt.base, &head, summary, rules.secrets)?)
-    {
+    if let Some(p) = secrets::problem(&scan_branch(git, &wt.base, &head, summary, rules.secrets)?) {
         problems.push(p);
     }
     if problems.is_empty() {

@@ -289,7 +289,7 @@ fn an_agent_that_edits_the_working_copys_configuration_steers_no_later_session()
     let work = format!(
         "case \"$TGS_THOUGHT_DIR\" in\n\
          *aaaaaaa-first)\n\
-           root=$(dirname \"$(git rev-parse --path-format=absolute --git-common-dir)\")\n\
+           root=$(dirname \"$(dirname \"$(cat .git/objects/info/alternates)\")\")\n\
            printf 'server:\\n  agent: mine\\n  max_attempts: 1\\n  guardrails:\\n    deny_paths: []\\n  verify_command: {planted}\\n  agents:\\n    mine: {{ command: %s }}\\n' \"$0\" > \"$root/tgs/tgs.yml\"\n\
            {WORK};;\n\
          *)\n\
@@ -344,4 +344,96 @@ fn an_agent_that_edits_the_working_copys_configuration_steers_no_later_session()
         err.contains("tgs/tgs.yml in your working copy differs from origin/main's"),
         "{err}"
     );
+}
+
+/// The agent works in a repository of its own: what its git does there
+/// (configuration with commands in it, hooks, branches) reaches nothing of
+/// the user's repository, and nothing it planted runs when tgs takes the
+/// work (the uncommitted part goes through `git add`, where a filter would
+/// run).
+#[test]
+fn the_agents_own_repository_reaches_nothing_of_the_users() {
+    let env = TestEnv::new();
+    let planted = env.path().join("planted.sh");
+    // Run by the agent's own git it does nothing; run by anything else
+    // (tgs's git has no TGS_WORKTREE) it leaves a mark.
+    script(
+        &planted,
+        "#!/bin/bash\n[ -n \"$TGS_WORKTREE\" ] || touch \"$0.ran\"\ncat\n",
+    );
+    let p = planted.display();
+    let work = format!(
+        "git config core.fsmonitor {p}\n\
+         git config filter.x.clean {p}\n\
+         git config include.path /dev/null\n\
+         echo '* filter=x' > .gitattributes\n\
+         mkdir -p .git/hooks && for h in reference-transaction post-commit pre-commit post-checkout; do cp {p} .git/hooks/$h; done\n\
+         git branch -f main HEAD && git branch side\n\
+         {WORK}\
+         echo 'left for tgs' > uncommitted.txt\n"
+    );
+    let repo = lab(&env, &work);
+    let config = std::fs::read(repo.path(".git/config")).unwrap();
+    let branches = || {
+        repo.git(&[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/heads",
+        ])
+    };
+    let before = branches();
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        repo.remote_backlog()["thoughts"][0]["status"],
+        "completed",
+        "{err}"
+    );
+    assert!(
+        !env.path().join("planted.sh.ran").exists(),
+        "a planted command ran\n{err}"
+    );
+    assert_eq!(std::fs::read(repo.path(".git/config")).unwrap(), config);
+    let head = repo.remote_backlog()["thoughts"][0]["head"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after: Vec<String> = branches()
+        .lines()
+        .filter(|l| !l.starts_with("refs/heads/tgs/"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        after.join("\n"),
+        before,
+        "no branch of the user's moved or appeared"
+    );
+    let files = repo.git(&["ls-tree", "-r", "--name-only", &head]);
+    assert!(files.contains("uncommitted.txt"), "{files}");
+}
+
+/// An agent that swaps its repository's `.git` for a pointer at the user's
+/// git directory has its work rejected, and tgs runs no git there.
+#[test]
+fn an_agent_that_replaces_its_git_directory_is_rejected() {
+    let env = TestEnv::new();
+    let work = format!(
+        "{WORK}user=$(dirname \"$(cat .git/objects/info/alternates)\")\n\
+         rm -rf .git && echo \"gitdir: $user\" > .git\n"
+    );
+    let repo = lab(&env, &work);
+    let (_, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    let e = &repo.remote_backlog()["thoughts"][0];
+    assert!(
+        e["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("replaced its repository's .git"),
+        "{e}\n{err}"
+    );
+    assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
 }

@@ -701,11 +701,12 @@ fn replace_refs_never_hide_the_work_from_the_checks() {
     }
 }
 
-/// The agent of one session replaces the base commit (`refs/replace/<base>`
-/// -> a commit adding a workflow and a token): every later session is
-/// checked and pushed on the real base. One whose agent resets to what its
-/// own git shows (the replacement's tree) is rejected naming both; an
-/// honest one pushes the real base and its own change, nothing more.
+/// The agent of one session replaces the base commit in the user's git
+/// directory (`refs/replace/<base>` -> a commit adding a workflow and a
+/// token): every later session is checked and pushed on the real base. A
+/// later agent's own repository shares no refs with the user's, so what it
+/// resets to is the real base; tgs's git never follows replacements; each
+/// pushes the real base and its own change, nothing more.
 #[test]
 fn a_replaced_base_never_taints_a_later_session() {
     let env = TestEnv::new();
@@ -713,13 +714,18 @@ fn a_replaced_base_never_taints_a_later_session() {
     lab.repo.approved("bbbbbbb-second", "Second");
     lab.repo.approved("ccccccc-third", "Third");
     lab.repo.publish("more thoughts");
+    // The first agent reaches the user's git directory by path (through its
+    // alternates) and replaces the base there with a commit that adds a
+    // workflow and a credentials file.
     script(
         &env.path().join("agent.sh"),
         "#!/bin/bash\nset -e\ncase \"$TGS_THOUGHT_DIR\" in\n\
          *first)\n  base=$(git rev-parse HEAD)\n  mkdir -p .github/workflows\n  echo 'on: push' > .github/workflows/evil.yml\n\
-         \x20 echo 'token=ghp_0123456789abcdefghijklmnopqrstuvwxyz' > creds.txt\n  git add -A\n\
+         \x20 echo 'token=ghp_0123456789abcdefghijklmnopqrstuvwxyz' > creds.txt\n\
+         \x20 export GIT_DIR=$(dirname \"$(cat .git/objects/info/alternates)\") GIT_WORK_TREE=$PWD GIT_INDEX_FILE=$PWD/.taint-index\n\
+         \x20 git add -A\n\
          \x20 tainted=$(git commit-tree \"$(git write-tree)\" -p \"$base\" -m tainted)\n\
-         \x20 git reset -q --hard \"$base\"\n  git replace \"$base\" \"$tainted\"\n  exit 4;;\n\
+         \x20 git replace \"$base\" \"$tainted\"\n  exit 4;;\n\
          *second) git reset -q --hard HEAD;;\nesac\n\
          echo 'pub fn f() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\n\
          git add -A && git commit -qm work\n",
@@ -731,35 +737,30 @@ fn a_replaced_base_never_taints_a_later_session() {
     }
     let replaced = lab.repo.git(&["replace", "-l"]);
     assert_eq!(replaced, base, "the first agent replaced the base");
-    let b = lab.entry("tgs/thoughts/bbbbbbb-second");
-    let last = b["last_error"].as_str().unwrap_or_default();
-    assert!(
-        last.starts_with("rejected: ")
-            && last.contains(".github/workflows/evil.yml")
-            && last.contains("creds.txt"),
-        "checked on the real base: {b}"
-    );
-    let pushed = |t: &str| {
-        lab.repo
-            .git(&["ls-remote", "origin", &format!("refs/heads/tgs/{t}")])
-    };
-    assert_eq!(pushed("bbbbbbb-second"), "", "nothing of it pushed");
-    let c = lab.entry("tgs/thoughts/ccccccc-third");
-    assert_eq!(c["status"], "completed", "{c}");
-    let head = c["head"].as_str().unwrap();
-    assert!(pushed("ccccccc-third").starts_with(head));
     let real = |args: &[&str]| {
         let mut all = vec!["-c", "core.useReplaceRefs=false"];
         all.extend_from_slice(args);
         lab.repo.git(&all)
     };
-    assert_eq!(real(&["rev-parse", &format!("{head}^")]), base);
-    let changed = real(&["diff", "--name-only", &base, head]);
-    assert_eq!(
-        changed.lines().collect::<Vec<_>>(),
-        ["src/lib.rs", "tgs/thoughts/ccccccc-third/implementation.md"],
-        "only its own change is pushed"
-    );
+    for t in ["bbbbbbb-second", "ccccccc-third"] {
+        let e = lab.entry(&format!("tgs/thoughts/{t}"));
+        assert_eq!(e["status"], "completed", "{e}");
+        let head = e["head"].as_str().unwrap();
+        let pushed = lab
+            .repo
+            .git(&["ls-remote", "origin", &format!("refs/heads/tgs/{t}")]);
+        assert!(pushed.starts_with(head), "{pushed}");
+        assert_eq!(real(&["rev-parse", &format!("{head}^")]), base);
+        let changed = real(&["diff", "--name-only", &base, head]);
+        assert_eq!(
+            changed.lines().collect::<Vec<_>>(),
+            [
+                "src/lib.rs".to_owned(),
+                format!("tgs/thoughts/{t}/implementation.md")
+            ],
+            "only its own change is pushed"
+        );
+    }
 }
 
 /// A leftover of an agent's holding tgs's worktree lock for ever (as an

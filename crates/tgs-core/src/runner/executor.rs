@@ -369,12 +369,30 @@ pub(super) fn agent_and_verify(
     if let Some(sig) = sh.signals.and_then(Signals::last) {
         return Ok(w.over(Outcome::Cancelled, format!("interrupted by signal {sig}")));
     }
+    let head = match worktree::hand_in(sh.repo, wt) {
+        Ok(head) => head,
+        Err(e) => return Ok(hand_in_problem(w, e)),
+    };
     let checked = Worktree {
         path: wt.path.clone(),
         branch: wt.branch.clone(),
         base: rules_base.to_owned(),
     };
-    verify_work(sh, entry, &checked, &cmd.env, &log, redactor, &run, w, tx)
+    verify_work(
+        sh, entry, &checked, &head, &cmd.env, &log, redactor, &run, w, tx,
+    )
+}
+
+/// Work that could not be taken from the agent's repository: rejected when
+/// the agent broke the repository itself, failed otherwise.
+fn hand_in_problem(w: WorkResult, e: Error) -> WorkResult {
+    match e {
+        Error::Invalid(why) => w.over(Outcome::Rejected, why),
+        e => w.over(
+            Outcome::Failed,
+            format!("tgs could not take the agent's work: {e}"),
+        ),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -382,6 +400,7 @@ fn verify_work(
     sh: &Shared<'_>,
     entry: &Entry,
     wt: &Worktree,
+    head: &str,
     agent_env: &[(String, String)],
     log: &Path,
     redactor: Arc<Redactor>,
@@ -400,6 +419,7 @@ fn verify_work(
     let verdict = verify::verify(
         sh.repo,
         wt,
+        head,
         &entry.dir,
         &verify::BranchRules {
             guardrails: &sh.cfg.settings.guardrails,

@@ -49,10 +49,11 @@ pub(super) fn revise(
     let mut rules_base = wt.base.as_str();
     if rev.kind == RevisionKind::Update {
         match merge_base_in(&git, &job.base, &job.base_label)? {
-            Merge::Clean(head) => {
+            Merge::Clean => {
+                // Made by tgs's git before any agent ran: taken as it is.
                 w.outcome = Outcome::Success;
                 w.branch = Some(wt.branch.clone());
-                w.head = Some(head);
+                w.head = Some(crate::worktree::hand_in(sh.repo, wt)?);
                 return Ok(w);
             }
             Merge::Conflicts(files) => conflicts = files,
@@ -97,8 +98,8 @@ fn nothing_new(mut w: WorkResult, tip: &str) -> WorkResult {
 
 /// How merging the base into the branch went.
 enum Merge {
-    /// Merged (or already up to date): the new head.
-    Clean(String),
+    /// Merged (or already up to date): the head is to be handed in.
+    Clean,
     /// Left in progress, these files in conflict.
     Conflicts(Vec<String>),
     Failed(String),
@@ -112,7 +113,7 @@ fn merge_base_in(git: &Git, base: &str, label: &str) -> Result<Merge, Error> {
         .cmd(["merge", "--no-edit", "--no-verify", "-m", &message, base])
         .output()?;
     if out.success {
-        return Ok(Merge::Clean(git.text(["rev-parse", "HEAD"])?));
+        return Ok(Merge::Clean);
     }
     let files = verify::parse_name_list(
         &git.cmd(["diff", "--name-only", "--diff-filter=U", "-z"])
