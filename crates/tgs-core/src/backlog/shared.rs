@@ -35,6 +35,19 @@ pub enum PushResult {
     Refused(String),
 }
 
+/// Whether git's message says another process held or moved a ref it was
+/// updating (`cannot lock ref ...: is at X but expected Y`).
+fn lost_ref_race(message: &str) -> bool {
+    [
+        "cannot lock ref",
+        "but expected",
+        "unable to create",
+        "File exists",
+    ]
+    .iter()
+    .any(|s| message.contains(s))
+}
+
 /// Read `git push --porcelain` output for the one ref pushed.
 pub fn parse_push_porcelain(stdout: &str) -> Option<PushResult> {
     for line in stdout.lines() {
@@ -225,6 +238,22 @@ impl<'r> SharedState<'r> {
     /// Fetch the state branch into `rref`: `Ok(false)` when the remote has
     /// no such branch.
     fn fetch_once(&self, remote: &str, rref: &str, background: bool) -> Result<bool, Error> {
+        // Other tgs processes of this clone update the same tracking ref
+        // (a push writes it too): git's lock on it is a race lost, not a
+        // failure; whoever won wrote a state at least as fresh.
+        let mut tries = 0;
+        loop {
+            match self.fetch_attempt(remote, rref, background) {
+                Err(Error::Failed(m)) if tries < 8 && lost_ref_race(&m) => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(fastrand::u64(5..=40)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn fetch_attempt(&self, remote: &str, rref: &str, background: bool) -> Result<bool, Error> {
         let spec = format!("+refs/heads/{}:{rref}", self.branch);
         let mut cmd = self.git().cmd([
             "fetch",
@@ -857,6 +886,16 @@ fn parse_or_empty(text: Option<&str>) -> Result<Backlog, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_that_lost_the_tracking_ref_to_another_process_is_a_race() {
+        assert!(lost_ref_race(
+            "error: cannot lock ref 'refs/remotes/origin/tgs-state': is at 44d6 but expected 6cea"
+        ));
+        assert!(!lost_ref_race(
+            "fatal: could not read from remote repository"
+        ));
+    }
 
     #[test]
     fn push_porcelain() {
