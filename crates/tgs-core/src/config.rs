@@ -91,6 +91,9 @@ pub struct ServerSection {
     pub guardrails: GuardrailsConfig,
     #[serde(default)]
     pub review: ReviewConfig,
+    /// The wall around each session (see [`crate::sandbox`]).
+    #[serde(default)]
+    pub sandbox: crate::sandbox::SandboxConfig,
 }
 
 /// `server.review`: the review loop (see [`crate::review`]).
@@ -292,6 +295,7 @@ pub struct Settings {
     pub impl_prompt: Option<String>,
     pub guardrails: Guardrails,
     pub review: ReviewConfig,
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 impl Settings {
@@ -328,6 +332,7 @@ impl Settings {
             impl_prompt: config.steps.impl_prompt.clone(),
             guardrails: Guardrails::resolve(&s.guardrails)?,
             review: review_config(&s.review)?,
+            sandbox: crate::sandbox::SandboxSettings::resolve(&s.sandbox)?,
         })
     }
 }

@@ -32,6 +32,7 @@ pub mod repo;
 pub mod report;
 pub mod review;
 pub mod runner;
+pub mod sandbox;
 pub mod secrets;
 pub mod selfcheck;
 pub mod session;

@@ -54,6 +54,8 @@ pub struct AgentRun {
     /// For a CLI that speaks a stream of events: whether it began a session
     /// (its first event, or a turn); `None` for plain-text agents.
     pub started: Option<bool>,
+    /// Connections the sandbox's proxy refused (0 without a sandbox).
+    pub egress_denied: u32,
 }
 
 /// The agent's program could not be started.
@@ -166,6 +168,30 @@ pub struct RunOptions<'a> {
     pub result_grace: Duration,
     pub signals: Option<&'a Signals>,
     pub agent_name: &'a str,
+    /// Run the agent inside this sandbox ([`crate::sandbox`]).
+    pub sandbox: Option<&'a crate::sandbox::Wall>,
+}
+
+/// The session's proxy: each refused connection is a line of the transcript.
+fn start_proxy(
+    wall: &crate::sandbox::Wall,
+    log: &Log,
+) -> Result<crate::sandbox::proxy::Proxy, Error> {
+    let log = log.clone();
+    let on_denied = Arc::new(move |d: &crate::sandbox::proxy::Denied| {
+        let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(
+            l,
+            "# tgs sandbox: egress denied: {} (not in server.sandbox.allow_hosts)",
+            d.target
+        );
+    });
+    Ok(crate::sandbox::proxy::Proxy::start(
+        None,
+        wall.rules.clone(),
+        wall.routes.clone(),
+        on_denied,
+    )?)
 }
 
 /// Run the agent to its end. `on_progress` is called on this thread.
@@ -202,11 +228,20 @@ pub fn run_agent(
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_ref());
-    let mut command = crate::reaper::command(cmd.program.as_ref(), &args, o.grace, path);
+    let (proxy, program, args, extra_env) = match o.sandbox {
+        None => (None, cmd.program.clone().into(), args, Vec::new()),
+        Some(wall) => {
+            let proxy = start_proxy(wall, &log)?;
+            let (p, a) = wall.wrap(&proxy.socket(), cmd.program.as_ref(), &args);
+            (Some(proxy), p, a, crate::sandbox::Wall::proxy_env())
+        }
+    };
+    let mut command = crate::reaper::command(&program, &args, o.grace, path);
     command
         .current_dir(o.cwd)
         .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .envs(extra_env)
         .stdin(if cmd.prompt_on_stdin {
             Stdio::piped()
         } else {
@@ -395,6 +430,7 @@ pub fn run_agent(
         stderr_tail,
         transcript_error,
         started,
+        egress_denied: proxy.as_ref().map_or(0, |p| p.denied()),
     }))
 }
 

@@ -121,6 +121,7 @@ pub fn verify(
     log: &std::path::Path,
     redactor: Arc<Redactor>,
     signals: Option<&Signals>,
+    sandbox: Option<&crate::sandbox::Wall>,
 ) -> Result<Verdict, Error> {
     let git = repo.git();
     let head = head.to_owned();
@@ -150,9 +151,16 @@ pub fn verify(
     }
     if problems.is_empty() {
         if let Some(cmd) = verify_command {
-            if let Some(p) =
-                run_verify_command(cmd, wt, verify_timeout, env, log, redactor, signals)?
-            {
+            if let Some(p) = run_verify_command(
+                cmd,
+                wt,
+                verify_timeout,
+                env,
+                log,
+                redactor,
+                signals,
+                sandbox,
+            )? {
                 problems.push(p);
             }
         }
@@ -196,6 +204,7 @@ pub fn scan_branch(
 
 /// Run `sh -c <cmd>` in the worktree (the command comes from the repository's
 /// own configuration, not from thought text); its output goes to the transcript.
+#[allow(clippy::too_many_arguments)]
 fn run_verify_command(
     cmd: &str,
     wt: &Worktree,
@@ -204,6 +213,7 @@ fn run_verify_command(
     log: &std::path::Path,
     redactor: Arc<Redactor>,
     signals: Option<&Signals>,
+    sandbox: Option<&crate::sandbox::Wall>,
 ) -> Result<Option<String>, Error> {
     let file = std::fs::OpenOptions::new()
         .append(true)
@@ -218,15 +228,32 @@ fn run_verify_command(
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_ref());
-    let mut c = crate::reaper::command(
-        "sh".as_ref(),
-        &["-c".into(), cmd.into()],
-        process::DEFAULT_GRACE,
-        path,
-    );
+    // The verify command runs the agent's code (its tests): it gets the
+    // agent's wall, and a proxy of its own.
+    let sh_args: Vec<std::ffi::OsString> = vec!["-c".into(), cmd.into()];
+    let (_proxy, program, args, extra_env) = match sandbox {
+        None => (None, "sh".into(), sh_args, Vec::new()),
+        Some(wall) => {
+            let log = log_w.clone();
+            let on_denied = Arc::new(move |d: &crate::sandbox::proxy::Denied| {
+                let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = writeln!(l, "# tgs sandbox: egress denied: {}", d.target);
+            });
+            let proxy = crate::sandbox::proxy::Proxy::start(
+                None,
+                wall.rules.clone(),
+                Vec::new(),
+                on_denied,
+            )?;
+            let (p, a) = wall.wrap(&proxy.socket(), "sh".as_ref(), &sh_args);
+            (Some(proxy), p, a, crate::sandbox::Wall::proxy_env())
+        }
+    };
+    let mut c = crate::reaper::command(&program, &args, process::DEFAULT_GRACE, path);
     c.current_dir(&wt.path)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(extra_env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -472,3 +472,74 @@ fn the_turn_limit_is_a_failed_attempt() {
     );
     assert!(!origin_has_branch(&repo), "work cut short was handed over");
 }
+
+/// The real CLI inside the sandbox (`server.sandbox.mode: on`): it reaches
+/// the fake Messages API only through tgs's proxy, which holds the key (the
+/// CLI has a stand-in; every request arrives with the real key), does the
+/// work with its tools, and a second loopback server that is not allowed
+/// receives nothing, though the agent's `Bash` tries it.
+#[test]
+#[ignore = "needs the Claude Code CLI in TGS_TEST_CLAUDE"]
+fn claude_works_inside_the_sandbox_through_the_proxy() {
+    let bin = claude();
+    if !std::path::Path::new("/usr/bin/bwrap").is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install bubblewrap"
+        );
+        eprintln!("skipped: no bubblewrap here");
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = setup(&env, &bin, "max_turns: 20 }\n  sandbox: { mode: on");
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    other.set_nonblocking(true).unwrap();
+    let key = api_key();
+    let fake = FakeAnthropic::start(vec![
+        Turn::write("src/feature.rs", FEATURE),
+        Turn::write(&format!("{CWD}/{T}/implementation.md"), SUMMARY),
+        Turn::bash(&format!(
+            "curl -sS -m 5 http://127.0.0.1:{other_port}/ ; (exec 3<>/dev/tcp/127.0.0.1/{other_port}) ; cat ~/.gitconfig ; env ; echo probed"
+        )),
+        Turn::bash("git add -A && git commit -qm 'Add feature()'"),
+        Turn::text("Implemented the plan."),
+    ]);
+    let (code, out, err) = server_run(&repo, &fake, &key, &[]);
+    let log = transcripts(&repo)
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<String>();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}\n{log}");
+    assert_eq!(fake.turns_left(), 0, "the CLI stopped early:\n{err}\n{log}");
+    let e = entry(&repo);
+    assert_eq!(e["status"], "completed", "{e}\n{err}\n{log}");
+    assert_eq!(
+        origin_file(&repo, &format!("{BRANCH}:src/feature.rs")),
+        FEATURE
+    );
+    assert!(
+        other.accept().is_err(),
+        "the server that is not allowed was reached"
+    );
+    let results = fake.model_requests()[3].tool_results();
+    assert!(results[2].contains("probed"), "{results:?}");
+    assert!(
+        !results[2].contains("defaultBranch"),
+        "the user's home was visible: {}",
+        results[2]
+    );
+    assert!(
+        log.contains(&format!("egress denied: 127.0.0.1:{other_port}")),
+        "{log}"
+    );
+    assert!(!results[2].contains(&key), "the key entered the sandbox");
+    assert!(
+        results[2].contains("ANTHROPIC_API_KEY=tgs-stand-in-anthropic-"),
+        "{}",
+        results[2]
+    );
+    for r in fake.model_requests() {
+        assert_eq!(r.header("x-api-key"), Some(key.as_str()), "{}", r.path);
+    }
+}

@@ -93,6 +93,18 @@ pub struct Package {
 }
 
 impl Driver {
+    /// The model APIs the driver's CLI talks to (`host:port`): what a
+    /// sandboxed session may reach through the proxy without being told.
+    pub fn model_hosts(&self) -> &'static [&'static str] {
+        match self {
+            Driver::ClaudeCode | Driver::Adapter(_) => &["api.anthropic.com:443"],
+            Driver::Codex => &["api.openai.com:443", "chatgpt.com:443"],
+            Driver::Gemini => &["generativelanguage.googleapis.com:443"],
+            Driver::Aider => &["api.anthropic.com:443", "api.openai.com:443"],
+            Driver::Command(_) => &[],
+        }
+    }
+
     /// The package that provides a built-in driver's program (none for a
     /// `command` or an `adapter`, which are the repository's own).
     pub fn package(&self) -> Option<Package> {

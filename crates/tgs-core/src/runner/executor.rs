@@ -303,7 +303,19 @@ pub(super) fn agent_and_verify(
         timeout_secs: cfg.session_timeout.as_secs(),
         identity: Some(sh.identity),
     };
-    let cmd = spec.command(sh.env, &inv, text);
+    let mut cmd = spec.command(sh.env, &inv, text);
+    let mut wall = cfg
+        .settings
+        .sandbox
+        .on
+        .then(|| sandbox_wall(sh, &spec, &cmd, wt, &files.dir))
+        .transpose()?;
+    if let Some(wall) = wall.as_mut() {
+        // The model key stays outside: the agent gets a stand-in.
+        let (routes, env) = crate::sandbox::gateway::plan(&cmd.env);
+        wall.routes = routes;
+        cmd.env = env;
+    }
     let redactor = Arc::new(Redactor::for_secrets(
         Redactor::secret_env_values(sh.env.iter().cloned(), &cfg.settings.redact_env_keys),
         &cfg.settings.redact_patterns,
@@ -335,6 +347,7 @@ pub(super) fn agent_and_verify(
             result_grace: cfg.settings.result_grace,
             signals: sh.signals,
             agent_name: &cfg.agent,
+            sandbox: wall.as_ref(),
         },
         &mut |p| {
             let _ = tx.send(Msg::Event(Box::new(Event::AgentProgress {
@@ -378,9 +391,69 @@ pub(super) fn agent_and_verify(
         branch: wt.branch.clone(),
         base: rules_base.to_owned(),
     };
-    verify_work(
-        sh, entry, &checked, &head, &cmd.env, &log, redactor, &run, w, tx,
-    )
+    let ctx = VerifyCtx {
+        agent_env: &cmd.env,
+        log: &log,
+        sandbox: wall.as_ref(),
+    };
+    verify_work(sh, entry, &checked, &head, &ctx, redactor, &run, w, tx)
+}
+
+/// The sandbox of a session of `spec` running `cmd` in `wt`: the user's
+/// home, repository and git directory hidden; the user's objects, the
+/// session's files and the program visible; the agent's repository
+/// writable; the model's API and `allow_hosts` reachable through the proxy.
+fn sandbox_wall(
+    sh: &Shared<'_>,
+    spec: &AgentSpec,
+    cmd: &crate::agent::driver::SessionCommand,
+    wt: &Worktree,
+    session_dir: &Path,
+) -> Result<crate::sandbox::Wall, Error> {
+    use crate::sandbox;
+    let settings = &sh.cfg.settings.sandbox;
+    let bwrap = sandbox::probe().map_err(|u| Error::Setup {
+        message: u.why,
+        hint: Some(u.hint),
+    })?;
+    let tgs = std::env::current_exe()?;
+    let path = cmd
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_ref());
+    let mut read = vec![sh.repo.common_dir().join("objects"), session_dir.to_owned()];
+    read.extend(sandbox::program_roots(&cmd.program, path, &wt.path));
+    read.extend(settings.read_paths.iter().cloned());
+    let mut hide = vec![sh.repo.root().to_owned(), sh.repo.common_dir().to_owned()];
+    hide.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
+    let mut hosts: Vec<String> = spec
+        .driver
+        .model_hosts()
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    for (k, v) in &cmd.env {
+        if k.ends_with("_BASE_URL") {
+            hosts.extend(sandbox::url_host_port(v));
+        }
+    }
+    hosts.extend(settings.allow_hosts.iter().cloned());
+    Ok(sandbox::Wall {
+        bwrap,
+        tgs,
+        plan: sandbox::Plan {
+            work: wt.path.clone(),
+            hide,
+            read,
+            proxy_socket: None,
+            home: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|h| h != Path::new("/")),
+        },
+        rules: sandbox::proxy::rules(&hosts),
+        routes: Vec::new(),
+    })
 }
 
 /// Work that could not be taken from the agent's repository: rejected when
@@ -395,21 +468,30 @@ fn hand_in_problem(w: WorkResult, e: Error) -> WorkResult {
     }
 }
 
+/// What the verification of a session's work runs with.
+struct VerifyCtx<'a> {
+    /// The agent's environment (its secrets are left out for verify).
+    agent_env: &'a [(String, String)],
+    /// The session's transcript, which verify's output goes on.
+    log: &'a Path,
+    sandbox: Option<&'a crate::sandbox::Wall>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn verify_work(
     sh: &Shared<'_>,
     entry: &Entry,
     wt: &Worktree,
     head: &str,
-    agent_env: &[(String, String)],
-    log: &Path,
+    ctx: &VerifyCtx<'_>,
     redactor: Arc<Redactor>,
     run: &session::AgentRun,
     mut w: WorkResult,
     tx: &Sender<Msg>,
 ) -> Result<WorkResult, Error> {
     // The verify command gets the agent's environment without its secrets.
-    let verify_env: Vec<(String, String)> = agent_env
+    let verify_env: Vec<(String, String)> = ctx
+        .agent_env
         .iter()
         .filter(|(k, _)| !crate::transcript::name_looks_secret(k))
         .cloned()
@@ -428,9 +510,10 @@ fn verify_work(
         sh.cfg.settings.verify_command.as_deref(),
         sh.cfg.settings.verify_timeout,
         &verify_env,
-        log,
+        ctx.log,
         redactor,
         sh.signals,
+        ctx.sandbox,
     )?;
     let _ = tx.send(Msg::Event(Box::new(Event::Verified {
         dir: entry.dir.clone(),

@@ -19,6 +19,24 @@ pub fn run(command: DebugCommand) -> CliResult {
             super::ok()
         }
         DebugCommand::Reap { grace_ms, program } => reap(grace_ms, &program),
+        DebugCommand::SandboxInit {
+            socket,
+            port,
+            program,
+        } => {
+            let code = match tgs_core::sandbox::init::run(&socket, port, &program[0], &program[1..])
+            {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!(
+                        "tgs sandbox: cannot start {}: {e}",
+                        program[0].to_string_lossy()
+                    );
+                    127
+                }
+            };
+            Ok(std::process::ExitCode::from(code.clamp(0, 255) as u8))
+        }
     }
 }
 

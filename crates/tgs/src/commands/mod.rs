@@ -122,6 +122,17 @@ pub enum DebugCommand {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         program: Vec<std::ffi::OsString>,
     },
+    /// The first process inside a session's sandbox (never by hand): a
+    /// bridge from the sandbox's loopback PORT to tgs's proxy at SOCKET,
+    /// then PROGRAM.
+    SandboxInit {
+        #[arg(long)]
+        socket: std::path::PathBuf,
+        #[arg(long)]
+        port: u16,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        program: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -167,6 +167,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             err.hint.map(|h| format!(" ({h})")).unwrap_or_default()
         ));
     }
+    check_sandbox(&cfg.settings)?;
     let forge = if cfg.open_pr && cfg.remote.is_some() {
         tgs_core::github::GitHub::from_env(|k| std::env::var(k).ok(), origin.as_deref())
             .map_err(|e| CliError::from(e).hint("set GITHUB_REPOSITORY=owner/name (and GITHUB_API_URL for GitHub Enterprise), or pass --no-pr"))?
@@ -330,6 +331,17 @@ impl Sink for JsonLines {
 /// The program a session would start, checked as the system will: it must
 /// exist and be executable (a path is relative to the worktree, a checkout of
 /// the repository; a bare name is looked up on PATH).
+/// With `server.sandbox.mode: on`, no agent starts where no sandbox can be
+/// made: a set-up error naming the fix, before anything is claimed.
+fn check_sandbox(settings: &tgs_core::config::Settings) -> Result<(), CliError> {
+    if !settings.sandbox.on {
+        return Ok(());
+    }
+    tgs_core::sandbox::probe()
+        .map(drop)
+        .map_err(|u| CliError::usage(format!("no sandbox for the agent: {}", u.why)).hint(u.hint))
+}
+
 fn check_program(spec: &AgentSpec, agent: &str, root: &std::path::Path) -> Result<(), CliError> {
     let program = match &spec.driver {
         Driver::Command(words) => words[0].clone(),
@@ -472,6 +484,7 @@ fn run_claimed(ctx: &Ctx, args: Args) -> CliResult {
     };
     let spec = AgentSpec::resolve(&cfg.agent, &cfg.settings)?;
     check_program(&spec, &cfg.agent, repo.root())?;
+    check_sandbox(&cfg.settings)?;
     let runner = Runner {
         repo: &repo,
         cfg,

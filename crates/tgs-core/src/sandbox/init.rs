@@ -1,0 +1,62 @@
+//! The first process of tgs's inside a sandbox (`tgs debug sandbox-init`):
+//! it listens on the sandbox's own loopback, where the agent's
+//! `HTTP_PROXY`/`HTTPS_PROXY` point, forwards each connection to tgs's
+//! proxy through the Unix socket bound in ([`super::PROXY_SOCKET_INSIDE`]),
+//! and runs the agent's program, ending with its status.
+//!
+//! The agent may kill it or take its port: it gains nothing, since the
+//! socket leads only to the proxy, which filters every connection.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+
+/// Listen on `127.0.0.1:port` (and `[::1]:port` where there is one),
+/// forwarding to `socket`, then run `program args` and return the status
+/// to exit with (`128 + signal` for a program killed by one).
+///
+/// Errors: the port cannot be listened on, or the program cannot start.
+pub fn run(socket: &Path, port: u16, program: &OsStr, args: &[OsString]) -> io::Result<i32> {
+    let v4 = TcpListener::bind(("127.0.0.1", port))?;
+    spawn_bridge(v4, socket);
+    if let Ok(v6) = TcpListener::bind(("::1", port)) {
+        spawn_bridge(v6, socket);
+    }
+    let status = Command::new(program).args(args).status()?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn spawn_bridge(listener: TcpListener, socket: &Path) {
+    let socket = socket.to_owned();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                if let Ok(up) = UnixStream::connect(&socket) {
+                    forward(conn, up);
+                }
+            });
+        }
+    });
+}
+
+/// Copy both ways until both sides are done.
+fn forward(tcp: TcpStream, unix: UnixStream) {
+    let (Ok(mut t_read), Ok(mut u_write)) = (tcp.try_clone(), unix.try_clone()) else {
+        return;
+    };
+    let there = std::thread::spawn(move || {
+        let _ = io::copy(&mut t_read, &mut u_write);
+        let _ = u_write.shutdown(Shutdown::Write);
+    });
+    let (mut u_read, mut t_write) = (unix, tcp);
+    let _ = io::copy(&mut u_read, &mut t_write);
+    let _ = t_write.shutdown(Shutdown::Write);
+    let _ = there.join();
+}

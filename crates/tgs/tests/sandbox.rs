@@ -1,0 +1,229 @@
+//! The agent contained (issue 19): scripted hostile agents inside the real
+//! sandbox (`server.sandbox.mode: on`, bubblewrap), against the real binary.
+//! Each attempt to reach beyond the agent's own repository fails; the
+//! session is judged as usual; nothing of the user's changes.
+//!
+//! Needs bubblewrap and user namespaces; without them each test says so and
+//! passes, except under CI (`.ci/run` installs bubblewrap), where it fails.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
+use common::{run, script, TestEnv, TestRepo};
+
+const A: &str = "tgs/thoughts/aaaaaaa-first";
+
+/// Code, the summary and a commit, as an honest agent does.
+const WORK: &str = "echo 'pub fn first() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\ngit add -A && git commit -qm work\n";
+
+/// Whether the sandbox can run here; under CI it must.
+fn available() -> bool {
+    let ok = ["/usr/bin/bwrap", "/bin/bwrap"]
+        .iter()
+        .any(|p| Path::new(p).is_file())
+        && std::process::Command::new("bwrap")
+            .args(["--unshare-all", "--ro-bind", "/", "/", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the sandbox tests: install bubblewrap"
+        );
+        eprintln!("skipped: bubblewrap cannot make a sandbox here");
+    }
+    ok
+}
+
+/// One approved thought, queued, a plain-command agent running `work`
+/// inside the sandbox, which lets it reach `allow`.
+fn lab<'e>(env: &'e TestEnv, work: &str, allow: &[String]) -> TestRepo<'e> {
+    let agent = env.path().join("agent.sh");
+    script(&agent, &format!("#!/bin/bash\n{work}\n"));
+    let repo = env.repo("r");
+    repo.approved("aaaaaaa-first", "First");
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: mine\n  max_attempts: 1\n  kill_grace: 1s\n  sandbox:\n    mode: on\n    allow_hosts: {allow:?}\n  agents:\n    mine: {{ command: {} }}\n",
+            agent.display()
+        ),
+    );
+    repo.publish("a thought");
+    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{err}");
+    repo
+}
+
+/// A loopback HTTP server that answers every request `200 <name>` and
+/// counts them.
+fn server(name: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                name.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+/// The session's transcript.
+fn transcript(repo: &TestRepo) -> String {
+    let dir = repo.path("tgs/server/logs");
+    let mut all = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    all
+}
+
+/// Every file under `dir` with its contents, `.tgs` aside (the agent's own).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap_or_default();
+            if name == ".tgs" || name == "logs" || name == "sessions" {
+                continue;
+            }
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A hostile agent tries every way out it has; each fails, while its honest
+/// work goes through, and the one host it may reach answers through the proxy.
+#[test]
+fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let (allowed, allowed_hits) = server("allowed");
+    let (denied, denied_hits) = server("secret");
+    std::fs::create_dir_all(env.home.join(".ssh")).unwrap();
+    std::fs::write(env.home.join(".ssh/id_ed25519"), "PLANTED-SSH-KEY\n").unwrap();
+    let root = env.path().join("r");
+    let home = env.home.display();
+    let r = root.display();
+    let work = format!(
+        "say() {{ echo \"probe $1: $2\"; }}\n\
+         (cat {home}/.ssh/id_ed25519 2>/dev/null | grep -q PLANTED) && say ssh-key READ || say ssh-key hidden\n\
+         (git --git-dir={r}/.git config core.fsmonitor /bin/true 2>/dev/null) && say user-config WRITTEN || say user-config refused\n\
+         echo pwned > {r}/pwned.txt 2>/dev/null; echo pwned > {home}/pwned.txt 2>/dev/null\n\
+         touch {r}/.git/objects/pwned 2>/dev/null && say user-objects WRITTEN || say user-objects refused\n\
+         (exec 3<>/dev/tcp/127.0.0.1/{denied}) 2>/dev/null && say direct-tcp OPEN || say direct-tcp refused\n\
+         (getent hosts example.com >/dev/null) && say dns RESOLVED || say dns none\n\
+         grep -ls 'server' /proc/[0-9]*/cmdline >/dev/null && say tgs-process SEEN || say tgs-process unseen\n\
+         ask() {{ exec 3<>/dev/tcp/127.0.0.1/3128 && printf \"$1\" >&3 && timeout 10 cat <&3; exec 3>&-; }}\n\
+         say proxy-denied \"$(ask 'CONNECT 127.0.0.1:{denied} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | head -1)\"\n\
+         say proxy-allowed \"$(ask 'GET http://127.0.0.1:{allowed}/x HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | tail -1)\"\n\
+         {WORK}",
+    );
+    // The verify command runs the agent's code: the same wall holds it.
+    let verify = env.path().join("verify.sh");
+    script(
+        &verify,
+        &format!(
+            "#!/bin/bash\nif cat {home}/.ssh/id_ed25519 2>/dev/null; then echo 'verify: key READ'; exit 1; fi\n\
+             if touch {}/verify-escaped 2>/dev/null; then echo 'verify: wrote outside'; exit 1; fi\n\
+             echo 'verify: contained'\n",
+            env.path().display()
+        ),
+    );
+    let repo = lab(&env, &work, &[format!("127.0.0.1:{allowed}")]);
+    let yml = repo.read("tgs/tgs.yml").replace(
+        "  max_attempts: 1\n",
+        &format!(
+            "  max_attempts: 1\n  verify_command: bash {}\n",
+            verify.display()
+        ),
+    );
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("a verify command");
+    let before = snapshot(env.path());
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    let log = transcript(&repo);
+    assert_eq!(code, 0, "{err}\n{log}");
+    for expected in [
+        "probe ssh-key: hidden",
+        "probe user-config: refused",
+        "probe user-objects: refused",
+        "probe direct-tcp: refused",
+        "probe dns: none",
+        "probe tgs-process: unseen",
+        "probe proxy-denied: HTTP/1.1 403 Forbidden",
+        "probe proxy-allowed: allowed",
+        "verify: contained",
+        &format!("egress denied: 127.0.0.1:{denied}"),
+    ] {
+        assert!(
+            log.contains(expected),
+            "{expected:?} not in the transcript:\n{log}"
+        );
+    }
+    assert_eq!(denied_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(allowed_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let after = snapshot(env.path());
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|f| !before.contains(f))
+        .map(|(p, _)| p)
+        .filter(|p| !p.contains("/r.git/") && !p.contains("/.git/"))
+        .collect();
+    assert!(changed.is_empty(), "files changed outside: {changed:?}");
+    let e = &repo.remote_backlog()["thoughts"][0];
+    assert_eq!(e["status"], "completed", "{e}\n{log}");
+}
+
+/// With the sandbox on and no bubblewrap to be found, no agent starts: a
+/// set-up error naming the package, before anything is claimed.
+#[test]
+fn no_sandbox_no_agent_unless_it_is_switched_off() {
+    let env = TestEnv::new();
+    let repo = lab(&env, WORK, &[]);
+    if available() {
+        // bubblewrap is here: the refusal needs a machine without it; what
+        // can be checked is that the setting is read and a session runs.
+        let (code, _, err) = run(repo
+            .tgs()
+            .args(["server", "run", "--no-pr", "--thought", A]));
+        assert_eq!(code, 0, "{err}");
+        return;
+    }
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no sandbox for the agent") && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(repo.remote_backlog()["thoughts"][0]["status"], "queued");
+}
