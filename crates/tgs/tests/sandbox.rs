@@ -139,6 +139,9 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
          (exec 3<>/dev/tcp/127.0.0.1/{denied}) 2>/dev/null && say direct-tcp OPEN || say direct-tcp refused\n\
          (getent hosts example.com >/dev/null) && say dns RESOLVED || say dns none\n\
          grep -ls 'server' /proc/[0-9]*/cmdline >/dev/null && say tgs-process SEEN || say tgs-process unseen\n\
+         (git --git-dir={r}/.git branch -D side 2>/dev/null) && say user-branch DELETED || say user-branch kept\n\
+         (rm -rf {r}/.git/objects/pack 2>/dev/null; ls {r}/.git/objects/pack >/dev/null 2>&1) && say user-pack kept || say user-pack GONE\n\
+         (echo x > /dev/udp/8.8.8.8/53) 2>/dev/null && say udp SENT || say udp none\n\
          ask() {{ exec 3<>/dev/tcp/127.0.0.1/3128 && printf \"$1\" >&3 && timeout 10 cat <&3; exec 3>&-; }}\n\
          say proxy-denied \"$(ask 'CONNECT 127.0.0.1:{denied} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | head -1)\"\n\
          say proxy-allowed \"$(ask 'GET http://127.0.0.1:{allowed}/x HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | tail -1)\"\n\
@@ -156,6 +159,8 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
         ),
     );
     let repo = lab(&env, &work, &[format!("127.0.0.1:{allowed}")]);
+    repo.git(&["branch", "side"]);
+    std::fs::create_dir_all(repo.path(".git/objects/pack")).unwrap();
     let yml = repo.read("tgs/tgs.yml").replace(
         "  max_attempts: 1\n",
         &format!(
@@ -178,6 +183,9 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
         "probe direct-tcp: refused",
         "probe dns: none",
         "probe tgs-process: unseen",
+        "probe user-branch: kept",
+        "probe user-pack: kept",
+        "probe udp: none",
         "probe proxy-denied: HTTP/1.1 403 Forbidden",
         "probe proxy-allowed: allowed",
         "verify: contained",
