@@ -235,3 +235,25 @@ fn no_sandbox_no_agent_unless_it_is_switched_off() {
     );
     assert_eq!(repo.remote_backlog()["thoughts"][0]["status"], "queued");
 }
+
+/// `server status` says whether sessions run contained here.
+#[test]
+fn status_says_whether_agents_are_contained() {
+    let env = TestEnv::new();
+    let repo = lab(&env, WORK, &[]);
+    let (code, out, err) = run(repo.tgs().args(["server", "status"]));
+    assert_eq!(code, 0, "{err}");
+    let expected = if available() {
+        "agents: contained (bubblewrap)"
+    } else {
+        "agents: none start: no sandbox here"
+    };
+    assert!(out.contains(expected), "{out}");
+    let yml = repo.read("tgs/tgs.yml").replace("mode: on", "mode: off");
+    repo.write("tgs/tgs.yml", &yml);
+    let (_, out, _) = run(repo.tgs().args(["server", "status"]));
+    assert!(
+        out.contains("agents: not contained (server.sandbox.mode: off)"),
+        "{out}"
+    );
+}

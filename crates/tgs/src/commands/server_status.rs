@@ -11,6 +11,20 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
+/// Whether this machine's sessions run contained, in a few words:
+/// `contained (bubblewrap)`, `not contained (server.sandbox.mode: off)`,
+/// or why the sandbox cannot be made here.
+fn containment(ctx: &Ctx, repo: &tgs_core::repo::Repo) -> String {
+    match ctx.settings(repo) {
+        Ok(s) if !s.sandbox.on => "not contained (server.sandbox.mode: off)".into(),
+        Ok(_) => match tgs_core::sandbox::probe() {
+            Ok(_) => "contained (bubblewrap)".into(),
+            Err(u) => format!("none start: no sandbox here ({}; {})", u.why, u.hint),
+        },
+        Err(e) => format!("unknown ({})", e.message),
+    }
+}
+
 pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     let repo = ctx.repo()?;
     let state = ctx.reader(&repo)?;
@@ -19,8 +33,16 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     let mut status = StatusBuilder::new(&live, tgs_core::clock::now());
     state.each_archived(&mut |e| status.archived(e))?;
     let report = status.finish();
+    let contained = containment(ctx, &repo);
     if ctx.json {
-        output::json(&report);
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "sandbox".into(),
+                serde_json::Value::String(contained.clone()),
+            );
+        }
+        output::json(&v);
         return super::ok();
     }
     let c = &report.counts;
@@ -36,6 +58,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    out.push_str(&format!("agents: {contained}\n"));
     anstream::print!("{out}");
 
     heading("running", report.running.len());
