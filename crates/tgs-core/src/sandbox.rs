@@ -1,6 +1,6 @@
 //! The wall around an agent session (Linux, bubblewrap).
 //!
-//! With `server.sandbox.mode: on`, every agent and verify command runs as
+//! With `server.sandbox.mode: on` (the default), every agent and verify command runs as
 //! `bwrap [flags] -- tgs debug sandbox-init ... -- PROGRAM ARGS`, under the
 //! session's reaper ([`crate::reaper`]) outside it. Inside:
 //! - the filesystem is read-only, with the user's home, `/tmp`, `/var/tmp`,
@@ -45,7 +45,7 @@ pub const PROXY_PORT_INSIDE: u16 = 3128;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
-    /// `on`, `off` (the default for now).
+    /// `on` (the default) or `off` (agents run with the user's authority).
     pub mode: Option<String>,
     /// Hosts (`example.com`, `*.example.com`) or `host:port` the agent may
     /// reach through the proxy, beyond its model's API.
@@ -69,8 +69,8 @@ impl SandboxSettings {
     /// pattern that is not a name (`*.` prefix and `:port` allowed).
     pub fn resolve(c: &SandboxConfig) -> Result<SandboxSettings, Error> {
         let on = match c.mode.as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
+            Some("off") => false,
+            None | Some("on") => true,
             Some(other) => {
                 return Err(Error::invalid(format!(
                     "server.sandbox.mode: {other:?} is not `on` or `off`"

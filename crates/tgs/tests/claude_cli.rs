@@ -505,7 +505,7 @@ fn claude_works_inside_the_sandbox_through_the_proxy() {
         Turn::bash("git add -A && git commit -qm 'Add feature()'"),
         Turn::text("Implemented the plan."),
     ]);
-    let (code, out, err) = server_run(&repo, &fake, &key, &[]);
+    let (code, out, err) = server_run(&repo, &fake, &key, &[("TGS_SANDBOX", "on")]);
     let log = transcripts(&repo)
         .iter()
         .map(|p| std::fs::read_to_string(p).unwrap())

@@ -21,13 +21,7 @@ const WORK: &str = "echo 'pub fn first() {}' >> src/lib.rs\nprintf '# Implementa
 
 /// Whether the sandbox can run here; under CI it must.
 fn available() -> bool {
-    let ok = ["/usr/bin/bwrap", "/bin/bwrap"]
-        .iter()
-        .any(|p| Path::new(p).is_file())
-        && std::process::Command::new("bwrap")
-            .args(["--unshare-all", "--ro-bind", "/", "/", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
+    let ok = common::sandbox_available();
     if !ok {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -56,6 +50,14 @@ fn lab<'e>(env: &'e TestEnv, work: &str, allow: &[String]) -> TestRepo<'e> {
     let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
     assert_eq!(code, 0, "{err}");
     repo
+}
+
+/// tgs as the tests here run it: without the test environment's
+/// `TGS_SANDBOX=off`, so the configuration (or the default) decides.
+fn tgs(repo: &TestRepo) -> assert_cmd::Command {
+    let mut c = repo.tgs();
+    c.env_remove("TGS_SANDBOX");
+    c
 }
 
 /// A loopback HTTP server that answers every request `200 <name>` and
@@ -171,9 +173,7 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
     repo.write("tgs/tgs.yml", &yml);
     repo.publish("a verify command");
     let before = snapshot(env.path());
-    let (code, _, err) = run(repo
-        .tgs()
-        .args(["server", "run", "--no-pr", "--thought", A]));
+    let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
     let log = transcript(&repo);
     assert_eq!(code, 0, "{err}\n{log}");
     for expected in [
@@ -210,30 +210,56 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
     assert_eq!(e["status"], "completed", "{e}\n{log}");
 }
 
-/// With the sandbox on and no bubblewrap to be found, no agent starts: a
-/// set-up error naming the package, before anything is claimed.
+/// With the sandbox on (the default) and no bubblewrap to be found, no
+/// agent starts: a set-up error naming the package, before anything is
+/// claimed. Where bubblewrap is installed, tgs runs in a mount namespace
+/// where /usr/bin/bwrap is /dev/null (bubblewrap itself makes it).
 #[test]
 fn no_sandbox_no_agent_unless_it_is_switched_off() {
     let env = TestEnv::new();
     let repo = lab(&env, WORK, &[]);
-    if available() {
-        // bubblewrap is here: the refusal needs a machine without it; what
-        // can be checked is that the setting is read and a session runs.
-        let (code, _, err) = run(repo
-            .tgs()
-            .args(["server", "run", "--no-pr", "--thought", A]));
-        assert_eq!(code, 0, "{err}");
-        return;
-    }
-    let (code, _, err) = run(repo
-        .tgs()
-        .args(["server", "run", "--no-pr", "--thought", A]));
+    let yml = repo.read("tgs/tgs.yml").replace("    mode: on\n", "");
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("the default mode");
+    let (code, err) = if available() {
+        let mut c = std::process::Command::new("bwrap");
+        c.args(["--dev-bind", "/", "/"]);
+        for p in ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"] {
+            if Path::new(p).exists() && !Path::new(p).is_symlink() {
+                c.args(["--ro-bind", "/dev/null", p]);
+            }
+        }
+        c.arg("--")
+            .arg(common::tgs_bin())
+            .args(["server", "run", "--no-pr", "--thought", A])
+            .current_dir(&repo.root);
+        env.pin(&mut c);
+        c.env_remove("TGS_SANDBOX");
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    } else {
+        let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
+        (code, err)
+    };
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("no sandbox for the agent") && err.contains("hint:"),
+        err.contains("no sandbox for the agent")
+            && err.contains("bubblewrap")
+            && err.contains("hint:"),
         "{err}"
     );
     assert_eq!(repo.remote_backlog()["thoughts"][0]["status"], "queued");
+    // Said explicitly, the agent runs uncontained.
+    let yml = repo
+        .read("tgs/tgs.yml")
+        .replace("  sandbox:\n", "  sandbox:\n    mode: off\n");
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("sandbox off");
+    let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
+    assert_eq!(code, 0, "{err}");
 }
 
 /// `server status` says whether sessions run contained here.
@@ -241,7 +267,7 @@ fn no_sandbox_no_agent_unless_it_is_switched_off() {
 fn status_says_whether_agents_are_contained() {
     let env = TestEnv::new();
     let repo = lab(&env, WORK, &[]);
-    let (code, out, err) = run(repo.tgs().args(["server", "status"]));
+    let (code, out, err) = run(tgs(&repo).args(["server", "status"]));
     assert_eq!(code, 0, "{err}");
     let expected = if available() {
         "agents: contained (bubblewrap)"
@@ -251,7 +277,7 @@ fn status_says_whether_agents_are_contained() {
     assert!(out.contains(expected), "{out}");
     let yml = repo.read("tgs/tgs.yml").replace("mode: on", "mode: off");
     repo.write("tgs/tgs.yml", &yml);
-    let (_, out, _) = run(repo.tgs().args(["server", "status"]));
+    let (_, out, _) = run(tgs(&repo).args(["server", "status"]));
     assert!(
         out.contains("agents: not contained (server.sandbox.mode: off)"),
         "{out}"

@@ -177,10 +177,12 @@ fn accept_loop(
                 let _ = std::thread::Builder::new()
                     .name("tgs-proxy-conn".into())
                     .spawn(move || {
-                        if let Some(d) = serve(conn, &rules) {
+                        // Told before the agent hears the refusal.
+                        let refused = |d: &Denied| {
                             denied.fetch_add(1, Ordering::Relaxed);
-                            on_denied(&d);
-                        }
+                            on_denied(d);
+                        };
+                        serve(conn, &rules, &refused);
                     });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -256,8 +258,9 @@ pub fn parse_head(head: &[u8]) -> Result<Request, String> {
     })
 }
 
-/// Serve one connection; `Some` when it was refused.
-fn serve(conn: UnixStream, policy: &Policy) -> Option<Denied> {
+/// Serve one connection; `refused` hears of a refusal before the client.
+/// (`None` only ends it early.)
+fn serve(conn: UnixStream, policy: &Policy, refused: &dyn Fn(&Denied)) -> Option<()> {
     let (rules, routes) = policy;
     let mut reader = BufReader::new(conn.try_clone().ok()?);
     let head = read_head(&mut reader).ok()?;
@@ -284,12 +287,11 @@ fn serve(conn: UnixStream, policy: &Policy) -> Option<Denied> {
         }
     }
     if !rules.iter().any(|r| r.allows(host, port)) {
-        let _ = respond(
-            &mut client,
-            "403 Forbidden",
-            &format!("tgs sandbox: {target} is not an allowed host (server.sandbox.allow_hosts)\n"),
-        );
-        return Some(Denied { target });
+        let text =
+            format!("tgs sandbox: {target} is not an allowed host (server.sandbox.allow_hosts)\n");
+        refused(&Denied { target });
+        let _ = respond(&mut client, "403 Forbidden", &text);
+        return None;
     }
     let upstream = match connect(host, port) {
         Ok(s) => s,

@@ -101,11 +101,25 @@ pub fn run(_ctx: &Ctx, args: Args) -> CliResult {
     )?;
     let agent_cmd =
         shlex::try_join([exe, "demo-agent"]).map_err(|e| CliError::failed(e.to_string()))?;
+    // Contained where this machine can, and said plainly where it cannot.
+    let sandbox = match tgs_core::sandbox::probe() {
+        Ok(_) => {
+            output::note("the demo's agent sessions run in the sandbox (bubblewrap)");
+            "on"
+        }
+        Err(u) => {
+            output::warn(format!(
+                "the demo's agent sessions run uncontained: {} ({})",
+                u.why, u.hint
+            ));
+            "off"
+        }
+    };
     write(
         &project,
         "tgs/tgs.yml",
         &format!(
-            "# tgs demo configuration\nserver:\n  agent: demo\n  max_attempts: 3\n  retry_delay: 2s\n  session_timeout: 2m\n  agents:\n    demo: {{ command: {} }}\n",
+            "# tgs demo configuration\nserver:\n  agent: demo\n  max_attempts: 3\n  retry_delay: 2s\n  session_timeout: 2m\n  sandbox: {{ mode: {sandbox} }}\n  agents:\n    demo: {{ command: {} }}\n",
             serde_json::to_string(&agent_cmd).expect("a string serializes")
         ),
     )?;

@@ -216,6 +216,22 @@ pub enum AgentCommand {
     Exec(agent_exec::Args),
 }
 
+/// Settings the environment overrides: `TGS_SANDBOX=on|off` (a machine
+/// without bubblewrap whose owner accepts uncontained agents, a test run).
+fn with_env(mut s: Settings) -> CliResult<Settings> {
+    match std::env::var("TGS_SANDBOX").ok().as_deref() {
+        None | Some("") => {}
+        Some("on") => s.sandbox.on = true,
+        Some("off") => s.sandbox.on = false,
+        Some(other) => {
+            return Err(CliError::usage(format!(
+                "TGS_SANDBOX={other:?} is not `on` or `off`"
+            )))
+        }
+    }
+    Ok(s)
+}
+
 /// What every command may need, resolved from the global arguments.
 pub struct Ctx {
     pub json: bool,
@@ -226,9 +242,10 @@ impl Ctx {
         Ok(Repo::discover(Path::new("."))?)
     }
 
-    /// The repository's `tgs/tgs.yml` settings.
+    /// The repository's `tgs/tgs.yml` settings, with `TGS_SANDBOX` over
+    /// its `server.sandbox.mode`.
     pub fn settings(&self, repo: &Repo) -> CliResult<Settings> {
-        Ok(Settings::resolve(&Config::load(repo.root())?)?)
+        with_env(Settings::resolve(&Config::load(repo.root())?)?)
     }
 
     /// Server mode's settings: `tgs/tgs.yml` as committed on the base
@@ -258,7 +275,11 @@ impl Ctx {
                 "  hint: commit (and push) your change to {CONFIG_PATH} for server mode to use it"
             ));
         }
-        let mut settings = Settings::resolve(&Config::load_committed(repo, commit, &base.label)?)?;
+        let mut settings = with_env(Settings::resolve(&Config::load_committed(
+            repo,
+            commit,
+            &base.label,
+        )?)?)?;
         settings.remote = local.remote;
         settings.state_branch = local.state_branch;
         settings.base_branch = local.base_branch;

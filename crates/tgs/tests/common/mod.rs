@@ -38,6 +38,23 @@ pub const STATE: &str = "tgs-state";
 /// The time every test runs at unless it moves the clock.
 pub const NOW: &str = "2026-01-15T12:00:00Z";
 
+/// Whether bubblewrap can make a sandbox here (asked once).
+pub fn sandbox_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]
+            .iter()
+            .find(|p| Path::new(p).is_file())
+            .is_some_and(|bwrap| {
+                Command::new(bwrap)
+                    .args(["--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"])
+                    .args(["--", "/bin/true"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+    })
+}
+
 pub struct TestEnv {
     pub tmp: TempDir,
     pub home: PathBuf,
@@ -94,6 +111,11 @@ impl TestEnv {
             .env("TGS_NOW", &self.now)
             // One machine's turns (see `backlog::turn`) per test environment.
             .env("TGS_LOCK_DIR", self.tmp.path().join("locks"));
+        // Scripted agents here keep notes beside the repository (counters,
+        // markers), which the sandbox (the default) forbids: tests run them
+        // uncontained, except those about the sandbox (tests/sandbox.rs and
+        // the sandboxed Claude test), which remove this and so run the default.
+        cmd.env("TGS_SANDBOX", "off");
     }
 
     /// A command for `program` that runs as an unprivileged user, the way
