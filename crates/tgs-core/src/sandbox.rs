@@ -249,6 +249,63 @@ pub struct Wall {
 }
 
 impl Wall {
+    /// The sandbox of a session of `driver` running `cmd` in the agent's
+    /// repository `work`: the user's home, repository and git directory
+    /// hidden; the user's objects, the session's files (`session_dir`) and
+    /// the program visible; `work` writable; the model's API (the driver's
+    /// hosts, the hosts of `*_BASE_URL` in `cmd`'s environment) and
+    /// `allow_hosts` reachable through the proxy.
+    ///
+    /// Errors: [`Error::Setup`] when no sandbox can be made here.
+    pub fn for_session(
+        repo: &crate::repo::Repo,
+        settings: &SandboxSettings,
+        driver: &crate::agent::driver::Driver,
+        cmd: &crate::agent::driver::SessionCommand,
+        work: &Path,
+        session_dir: &Path,
+    ) -> Result<Wall, Error> {
+        let bwrap = probe().map_err(|u| Error::Setup {
+            message: u.why,
+            hint: Some(u.hint),
+        })?;
+        // The agent's PATH, else (a dry run's command has no environment) ours.
+        let own_path = std::env::var_os("PATH");
+        let path = cmd
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsStr::new(v))
+            .or(own_path.as_deref());
+        let mut read = vec![repo.common_dir().join("objects"), session_dir.to_owned()];
+        read.extend(program_roots(&cmd.program, path, work));
+        read.extend(settings.read_paths.iter().cloned());
+        let mut hide = vec![repo.root().to_owned(), repo.common_dir().to_owned()];
+        hide.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
+        let mut hosts: Vec<String> = driver.model_hosts().iter().map(|h| h.to_string()).collect();
+        for (k, v) in &cmd.env {
+            if k.ends_with("_BASE_URL") {
+                hosts.extend(url_host_port(v));
+            }
+        }
+        hosts.extend(settings.allow_hosts.iter().cloned());
+        Ok(Wall {
+            bwrap,
+            tgs: std::env::current_exe()?,
+            plan: Plan {
+                work: work.to_owned(),
+                hide,
+                read,
+                proxy_socket: None,
+                home: std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .filter(|h| h != Path::new("/")),
+            },
+            rules: proxy::rules(&hosts),
+            routes: Vec::new(),
+        })
+    }
+
     /// The command line that runs `program args` inside the sandbox, with
     /// the proxy listening on `socket`: `(bwrap, its arguments)`.
     pub fn wrap(

@@ -291,6 +291,17 @@ fn run_verify_command(
     })
 }
 
+/// Whether commit `head` has `base` in its history (or is it).
+///
+/// Errors: git failing.
+pub fn descends(repo: &Repo, base: &str, head: &str) -> Result<bool, Error> {
+    Ok(repo
+        .git()
+        .cmd(["merge-base", "--is-ancestor", base, head])
+        .output()?
+        .success)
+}
+
 /// Check a branch again without running anything of it: the paths it
 /// changes from `base` to `head`, and the implementation summary at `head`.
 /// For work that arrives from elsewhere (a hand-over artifact), which is
@@ -302,12 +313,7 @@ pub fn recheck_branch(
     thought_dir: &str,
     rules: &BranchRules<'_>,
 ) -> Result<Vec<String>, Error> {
-    let descends = repo
-        .git()
-        .cmd(["merge-base", "--is-ancestor", base, head])
-        .output()?
-        .success;
-    if !descends {
+    if !descends(repo, base, head)? {
         return Ok(vec![format!(
             "the work ({head}) does not start from its base ({base})"
         )]);

@@ -437,3 +437,25 @@ fn an_agent_that_replaces_its_git_directory_is_rejected() {
     );
     assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
 }
+
+/// An agent whose history drops the commit its session started from (here
+/// it rewrites the whole history as one new root commit) has its work
+/// rejected, never pushed over it.
+#[test]
+fn work_that_does_not_build_on_its_start_is_rejected() {
+    let env = TestEnv::new();
+    let work = format!("git checkout -q --orphan rewritten && git commit -qm rewritten\n{WORK}");
+    let repo = lab(&env, &work);
+    let (_, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    let e = &repo.remote_backlog()["thoughts"][0];
+    assert!(
+        e["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not build on where the session started"),
+        "{e}\n{err}"
+    );
+    assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
+}

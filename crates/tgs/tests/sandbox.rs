@@ -283,3 +283,32 @@ fn status_says_whether_agents_are_contained() {
         "{out}"
     );
 }
+
+/// `server run --dry-run` prints the exact command that would run the
+/// agent inside the sandbox.
+#[test]
+fn dry_run_prints_the_sandbox_command() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = lab(&env, WORK, &[]);
+    let (code, out, err) = run(tgs(&repo).args(["server", "run", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("sandbox:"))
+        .unwrap_or_else(|| panic!("no sandbox line:\n{out}"));
+    for part in [
+        "bwrap --unshare-all --die-with-parent --new-session --cap-drop ALL",
+        "--bind",
+        ".tgs/worktrees/aaaaaaa-first",
+        "debug sandbox-init",
+        "agent.sh",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line}");
+    }
+    let (_, out, _) = run(tgs(&repo).args(["--json", "server", "run", "--dry-run"]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["sandbox"]["mode"], "on", "{v}");
+}

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,16 @@ use crate::{clock, git, worktree, Error};
 
 /// The shortest interval `--watch` looks for work at.
 pub const WATCH_FLOOR: Duration = Duration::from_secs(10);
+
+/// What `server run --dry-run` shows: the session a run would start now.
+pub struct PlannedSession {
+    pub entry: Entry,
+    /// The agent's command, as its driver makes it.
+    pub command: SessionCommand,
+    /// With the sandbox on: the whole command line that runs it inside the
+    /// sandbox, or why no sandbox can be made here.
+    pub sandbox: Option<Result<String, String>>,
+}
 
 pub struct Runner<'r> {
     pub repo: &'r Repo,
@@ -441,7 +452,7 @@ impl<'r> Runner<'r> {
 
     /// What `--dry-run` shows: the entry that would be claimed and the agent
     /// command, or why nothing would be.
-    pub fn plan(&self) -> Result<Result<(Entry, SessionCommand), String>, Error> {
+    pub fn plan(&self) -> Result<Result<PlannedSession, String>, Error> {
         let mut b = self.state.read()?;
         let now = clock::now();
         b.recover_expired(now);
@@ -477,7 +488,41 @@ impl<'r> Runner<'r> {
             identity: None,
         };
         let cmd = spec.command(&[], &inv, "<the implementation prompt>");
-        Ok(Ok((claim.entry, cmd)))
+        let sandbox = self.cfg.settings.sandbox.on.then(|| {
+            crate::sandbox::Wall::for_session(
+                self.repo,
+                &self.cfg.settings.sandbox,
+                &spec.driver,
+                &cmd,
+                &wt,
+                &files.dir,
+            )
+            .map(|wall| {
+                let args: Vec<std::ffi::OsString> = cmd.args.iter().map(Into::into).collect();
+                let socket = Path::new("<the session's proxy socket>");
+                let (program, args) = wall.wrap(socket, cmd.program.as_ref(), &args);
+                let words: Vec<String> = std::iter::once(program)
+                    .chain(args)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                shlex::try_join(words.iter().map(String::as_str))
+                    .unwrap_or_else(|_| words.join(" "))
+            })
+            .map_err(|e| match e {
+                Error::Setup { message, hint } => {
+                    format!(
+                        "{message}{}",
+                        hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()
+                    )
+                }
+                e => e.to_string(),
+            })
+        });
+        Ok(Ok(PlannedSession {
+            entry: claim.entry,
+            command: cmd,
+            sandbox,
+        }))
     }
 
     /// Why nothing can be claimed for this run, when that is not the queue's

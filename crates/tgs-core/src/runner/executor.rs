@@ -308,7 +308,16 @@ pub(super) fn agent_and_verify(
         .settings
         .sandbox
         .on
-        .then(|| sandbox_wall(sh, &spec, &cmd, wt, &files.dir))
+        .then(|| {
+            crate::sandbox::Wall::for_session(
+                sh.repo,
+                &cfg.settings.sandbox,
+                &spec.driver,
+                &cmd,
+                &wt.path,
+                &files.dir,
+            )
+        })
         .transpose()?;
     if let Some(wall) = wall.as_mut() {
         // The model key stays outside: the agent gets a stand-in.
@@ -386,6 +395,19 @@ pub(super) fn agent_and_verify(
         Ok(head) => head,
         Err(e) => return Ok(hand_in_problem(w, e)),
     };
+    // The work must build on where the session started (the base, or a
+    // revision's tip from the claim): a history that dropped commits (a
+    // reviewer's, an earlier revision's) is never pushed over them.
+    if !verify::descends(sh.repo, &wt.base, &head)? {
+        return Ok(w.over(
+            Outcome::Rejected,
+            format!(
+                "the work ({}) does not build on where the session started ({})",
+                &head[..head.len().min(12)],
+                &wt.base[..wt.base.len().min(12)]
+            ),
+        ));
+    }
     let checked = Worktree {
         path: wt.path.clone(),
         branch: wt.branch.clone(),
@@ -397,63 +419,6 @@ pub(super) fn agent_and_verify(
         sandbox: wall.as_ref(),
     };
     verify_work(sh, entry, &checked, &head, &ctx, redactor, &run, w, tx)
-}
-
-/// The sandbox of a session of `spec` running `cmd` in `wt`: the user's
-/// home, repository and git directory hidden; the user's objects, the
-/// session's files and the program visible; the agent's repository
-/// writable; the model's API and `allow_hosts` reachable through the proxy.
-fn sandbox_wall(
-    sh: &Shared<'_>,
-    spec: &AgentSpec,
-    cmd: &crate::agent::driver::SessionCommand,
-    wt: &Worktree,
-    session_dir: &Path,
-) -> Result<crate::sandbox::Wall, Error> {
-    use crate::sandbox;
-    let settings = &sh.cfg.settings.sandbox;
-    let bwrap = sandbox::probe().map_err(|u| Error::Setup {
-        message: u.why,
-        hint: Some(u.hint),
-    })?;
-    let tgs = std::env::current_exe()?;
-    let path = cmd
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_ref());
-    let mut read = vec![sh.repo.common_dir().join("objects"), session_dir.to_owned()];
-    read.extend(sandbox::program_roots(&cmd.program, path, &wt.path));
-    read.extend(settings.read_paths.iter().cloned());
-    let mut hide = vec![sh.repo.root().to_owned(), sh.repo.common_dir().to_owned()];
-    hide.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
-    let mut hosts: Vec<String> = spec
-        .driver
-        .model_hosts()
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
-    for (k, v) in &cmd.env {
-        if k.ends_with("_BASE_URL") {
-            hosts.extend(sandbox::url_host_port(v));
-        }
-    }
-    hosts.extend(settings.allow_hosts.iter().cloned());
-    Ok(sandbox::Wall {
-        bwrap,
-        tgs,
-        plan: sandbox::Plan {
-            work: wt.path.clone(),
-            hide,
-            read,
-            proxy_socket: None,
-            home: std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|h| h != Path::new("/")),
-        },
-        rules: sandbox::proxy::rules(&hosts),
-        routes: Vec::new(),
-    })
 }
 
 /// Work that could not be taken from the agent's repository: rejected when

@@ -405,14 +405,19 @@ fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {
     }
     if ctx.json {
         output::json(&match &plan {
-            Ok((e, cmd)) => serde_json::json!({
-                "dir": e.dir,
-                "title": e.title,
-                "attempt": e.attempts,
+            Ok(p) => serde_json::json!({
+                "dir": p.entry.dir,
+                "title": p.entry.title,
+                "attempt": p.entry.attempts,
                 "agent": runner.cfg.agent,
-                "command": cmd.display(),
-                "program": cmd.program,
-                "args": cmd.args,
+                "command": p.command.display(),
+                "program": p.command.program,
+                "args": p.command.args,
+                "sandbox": match &p.sandbox {
+                    None => serde_json::json!({"mode": "off"}),
+                    Some(Ok(line)) => serde_json::json!({"mode": "on", "command": line}),
+                    Some(Err(why)) => serde_json::json!({"mode": "on", "unavailable": why}),
+                },
             }),
             Err(_) => serde_json::Value::Null,
         });
@@ -420,12 +425,18 @@ fn dry_run(ctx: &Ctx, runner: &Runner<'_>) -> CliResult {
     }
     match plan {
         Err(why) => output::note(format!("no work: {why}")),
-        Ok((e, cmd)) => {
+        Ok(p) => {
+            let (e, cmd) = (&p.entry, &p.command);
             anstream::println!("would claim: {} ({})", e.dir, e.title);
             anstream::println!("attempt:     {}", e.attempts);
             anstream::println!("worker:      {}", runner.cfg.worker_id);
             anstream::println!("agent:       {}", runner.cfg.agent);
             anstream::println!("command:     {}", cmd.display());
+            match &p.sandbox {
+                None => anstream::println!("sandbox:     off (server.sandbox.mode: off)"),
+                Some(Ok(line)) => anstream::println!("sandbox:     {line}"),
+                Some(Err(why)) => anstream::println!("sandbox:     none can be made here: {why}"),
+            }
             anstream::println!(
                 "prompt:      {}",
                 if cmd.prompt_on_stdin {
