@@ -56,6 +56,8 @@ pub struct AgentRun {
     pub started: Option<bool>,
     /// Connections the sandbox's proxy refused (0 without a sandbox).
     pub egress_denied: u32,
+    /// What they were for (`host:port`, each once, the first 20).
+    pub egress_targets: Vec<String>,
 }
 
 /// The agent's program could not be started.
@@ -431,6 +433,10 @@ pub fn run_agent(
         transcript_error,
         started,
         egress_denied: proxy.as_ref().map_or(0, |p| p.denied()),
+        egress_targets: proxy
+            .as_ref()
+            .map(|p| p.denied_targets())
+            .unwrap_or_default(),
     }))
 }
 

@@ -208,6 +208,19 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
     assert!(changed.is_empty(), "files changed outside: {changed:?}");
     let e = &repo.remote_backlog()["thoughts"][0];
     assert_eq!(e["status"], "completed", "{e}\n{log}");
+    let audit = repo.audit();
+    let egress = audit
+        .iter()
+        .find(|r| r["action"] == "egress_denied")
+        .unwrap_or_else(|| panic!("no egress_denied in the audit: {audit:?}"));
+    assert_eq!(egress["thought"], A);
+    assert!(
+        egress["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{denied}")),
+        "{egress}"
+    );
 }
 
 /// With the sandbox on (the default) and no bubblewrap to be found, no

@@ -39,6 +39,32 @@ use crate::{clock, git, worktree, Error};
 /// The shortest interval `--watch` looks for work at.
 pub const WATCH_FLOOR: Duration = Duration::from_secs(10);
 
+/// The audit line of the connections a session's sandbox refused.
+fn egress_audit(worker: &str, at: Timestamp, dir: &str, w: &WorkResult) -> Append {
+    let more = w.egress_denied as usize > w.egress_targets.len();
+    let rec = crate::records::AuditRecord {
+        time: at,
+        worker: worker.to_owned(),
+        action: "egress_denied".into(),
+        thought: Some(dir.to_owned()),
+        from: None,
+        to: None,
+        attempt: None,
+        reason: Some(format!(
+            "{} connection(s) refused by the sandbox: {}{}",
+            w.egress_denied,
+            w.egress_targets.join(", "),
+            if more { ", ..." } else { "" }
+        )),
+        commit: None,
+    };
+    Append {
+        kind: Record::Audit,
+        header: None,
+        line: serde_json::to_string(&rec).expect("an audit record serializes"),
+    }
+}
+
 /// What `server run --dry-run` shows: the session a run would start now.
 pub struct PlannedSession {
     pub entry: Entry,
@@ -886,11 +912,14 @@ impl<'r> Runner<'r> {
                 .and_then(|_| b.pauses.get(&agent).cloned());
             // What the entry now says went wrong (a budget, say), for the alert.
             let said = b.get(&dir).and_then(|e| e.last_error.clone());
-            let change = Change::with((disposition, when, pause, said), msg).append(Append {
+            let mut change = Change::with((disposition, when, pause, said), msg).append(Append {
                 kind: Record::Metrics,
                 header: Some(METRICS_HEADER),
                 line: row.to_csv(),
             });
+            if w.egress_denied > 0 {
+                change = change.append(egress_audit(&worker, ended, &dir, &w));
+            }
             Ok(match &kept {
                 Some((path, gz)) => change.put(path.clone(), gz.clone()),
                 None => change,

@@ -80,6 +80,9 @@ pub(crate) struct WorkResult {
     /// It comes from an artifact (the agent's job's word): what it asks of
     /// every worker (a pause) is bounded.
     pub untrusted: bool,
+    /// Connections the sandbox refused the agent, and to what (audited).
+    pub egress_denied: u32,
+    pub egress_targets: Vec<String>,
 }
 
 impl WorkResult {
@@ -103,6 +106,8 @@ impl WorkResult {
             branch_gone: false,
             internal: false,
             untrusted: false,
+            egress_denied: 0,
+            egress_targets: Vec::new(),
         }
     }
 
@@ -374,6 +379,8 @@ pub(super) fn agent_and_verify(
     };
     w.stats = run.stats.clone();
     w.log_tail = run.tail.clone();
+    w.egress_denied = run.egress_denied;
+    w.egress_targets = run.egress_targets.clone();
     if let Some(why) = &run.transcript_error {
         tracing::warn!("{}: {why}", entry.dir);
     }

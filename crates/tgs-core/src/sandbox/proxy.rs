@@ -111,7 +111,12 @@ pub struct Proxy {
     dir: tempfile::TempDir,
     stop: Arc<AtomicBool>,
     denied: Arc<AtomicU32>,
+    /// The first [`MAX_TARGETS_KEPT`] refused targets, each once.
+    targets: Arc<std::sync::Mutex<Vec<String>>>,
 }
+
+/// How many refused targets a proxy remembers (the count goes on).
+const MAX_TARGETS_KEPT: usize = 20;
 
 impl Proxy {
     /// Listen on a new socket in a private directory under `parent` (or the
@@ -135,12 +140,27 @@ impl Proxy {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let denied = Arc::new(AtomicU32::new(0));
+        let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = targets.clone();
+        let on_denied: Arc<dyn Fn(&Denied) + Send + Sync> = Arc::new(move |d: &Denied| {
+            let mut t = kept.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() < MAX_TARGETS_KEPT && !t.contains(&d.target) {
+                t.push(d.target.clone());
+            }
+            drop(t);
+            on_denied(d);
+        });
         let rules = Arc::new((rules, routes));
         let (s, d) = (stop.clone(), denied.clone());
         std::thread::Builder::new()
             .name("tgs-proxy".into())
             .spawn(move || accept_loop(listener, rules, s, d, on_denied))?;
-        Ok(Proxy { dir, stop, denied })
+        Ok(Proxy {
+            dir,
+            stop,
+            denied,
+            targets,
+        })
     }
 
     /// The socket to bind into the sandbox.
@@ -151,6 +171,14 @@ impl Proxy {
     /// How many connections were refused so far.
     pub fn denied(&self) -> u32 {
         self.denied.load(Ordering::Relaxed)
+    }
+
+    /// The targets refused so far (`host:port`, each once, the first 20).
+    pub fn denied_targets(&self) -> Vec<String> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
