@@ -54,14 +54,53 @@ pub struct SandboxConfig {
     /// More paths the agent may read (its CLI's files, a toolchain).
     #[serde(default)]
     pub read_paths: Vec<String>,
+    /// Bounds on what the agent's processes may take.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `server.sandbox.limits`: each optional.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Processes of the agent's user at once (`RLIMIT_NPROC`; not enforced
+    /// for root). Default 4096.
+    pub processes: Option<u64>,
+    /// The largest file a process may write, in MiB (`RLIMIT_FSIZE`).
+    /// Default 10240 (10 GiB).
+    pub file_size_mb: Option<u64>,
+    /// Address space of each process, in MiB (`RLIMIT_AS`). Default: none
+    /// (Node.js CLIs reserve gigabytes of address space they never use).
+    pub memory_mb: Option<u64>,
+}
+
+/// The limits a sandbox applies to the agent's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub processes: u64,
+    /// Bytes.
+    pub file_size: u64,
+    /// Bytes, when bounded.
+    pub memory: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            processes: 4096,
+            file_size: 10240 << 20,
+            memory: None,
+        }
+    }
 }
 
 /// `server.sandbox`, resolved.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SandboxSettings {
     pub on: bool,
     pub allow_hosts: Vec<String>,
     pub read_paths: Vec<PathBuf>,
+    pub limits: Limits,
 }
 
 impl SandboxSettings {
@@ -96,10 +135,37 @@ impl SandboxSettings {
                 }
             })
             .collect::<Result<_, _>>()?;
+        let l = &c.limits;
+        let mib = |name: &str, v: u64| {
+            v.checked_mul(1 << 20).filter(|b| *b > 0).ok_or_else(|| {
+                Error::invalid(format!(
+                    "server.sandbox.limits.{name}: {v} is not a size in MiB"
+                ))
+            })
+        };
+        let d = Limits::default();
+        let limits = Limits {
+            processes: match l.processes {
+                Some(0) => {
+                    return Err(Error::invalid(
+                        "server.sandbox.limits.processes: 0 processes leaves the agent none",
+                    ))
+                }
+                Some(n) => n,
+                None => d.processes,
+            },
+            file_size: l
+                .file_size_mb
+                .map(|v| mib("file_size_mb", v))
+                .transpose()?
+                .unwrap_or(d.file_size),
+            memory: l.memory_mb.map(|v| mib("memory_mb", v)).transpose()?,
+        };
         Ok(SandboxSettings {
             on,
             allow_hosts: c.allow_hosts.clone(),
             read_paths,
+            limits,
         })
     }
 }
@@ -246,6 +312,7 @@ pub struct Wall {
     pub rules: Vec<proxy::HostRule>,
     /// The model APIs whose keys the proxy holds for the agent.
     pub routes: Vec<gateway::Route>,
+    pub limits: Limits,
 }
 
 impl Wall {
@@ -303,6 +370,7 @@ impl Wall {
             },
             rules: proxy::rules(&hosts),
             routes: Vec::new(),
+            limits: settings.limits,
         })
     }
 
@@ -330,6 +398,11 @@ impl Wall {
             a.push(x.into());
         }
         a.push(PROXY_PORT_INSIDE.to_string().into());
+        a.push(format!("--max-processes={}", self.limits.processes).into());
+        a.push(format!("--max-file-size={}", self.limits.file_size).into());
+        if let Some(m) = self.limits.memory {
+            a.push(format!("--max-memory={m}").into());
+        }
         a.push("--".into());
         a.push(program.to_owned());
         a.extend(args.iter().cloned());
@@ -495,9 +568,27 @@ mod tests {
             mode: Some("on".into()),
             allow_hosts: vec!["registry.npmjs.org".into(), "*.pypi.org:443".into()],
             read_paths: vec!["/opt/tools".into()],
+            limits: LimitsConfig::default(),
         })
         .unwrap();
         assert!(ok.on);
+        assert_eq!(ok.limits, Limits::default());
+        let d = SandboxSettings::resolve(&SandboxConfig::default()).unwrap();
+        assert!(d.on, "on by default");
+        let l = SandboxSettings::resolve(&SandboxConfig {
+            limits: LimitsConfig {
+                processes: Some(100),
+                file_size_mb: Some(2),
+                memory_mb: Some(8192),
+            },
+            ..Default::default()
+        })
+        .unwrap()
+        .limits;
+        assert_eq!(
+            (l.processes, l.file_size, l.memory),
+            (100, 2 << 20, Some(8192 << 20))
+        );
         for bad in [
             SandboxConfig {
                 mode: Some("maybe".into()),
@@ -509,6 +600,20 @@ mod tests {
             },
             SandboxConfig {
                 allow_hosts: vec!["bad host/".into()],
+                ..Default::default()
+            },
+            SandboxConfig {
+                limits: LimitsConfig {
+                    processes: Some(0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            SandboxConfig {
+                limits: LimitsConfig {
+                    file_size_mb: Some(u64::MAX),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         ] {

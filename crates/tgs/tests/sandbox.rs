@@ -42,7 +42,7 @@ fn lab<'e>(env: &'e TestEnv, work: &str, allow: &[String]) -> TestRepo<'e> {
     repo.write(
         "tgs/tgs.yml",
         &format!(
-            "server:\n  agent: mine\n  max_attempts: 1\n  kill_grace: 1s\n  sandbox:\n    mode: on\n    allow_hosts: {allow:?}\n  agents:\n    mine: {{ command: {} }}\n",
+            "server:\n  agent: mine\n  max_attempts: 1\n  kill_grace: 1s\n  sandbox:\n    mode: on\n    allow_hosts: {allow:?}\n    limits: {{ file_size_mb: 1, processes: 64 }}\n  agents:\n    mine: {{ command: {} }}\n",
             agent.display()
         ),
     );
@@ -144,6 +144,7 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
          (git --git-dir={r}/.git branch -D side 2>/dev/null) && say user-branch DELETED || say user-branch kept\n\
          (rm -rf {r}/.git/objects/pack 2>/dev/null; ls {r}/.git/objects/pack >/dev/null 2>&1) && say user-pack kept || say user-pack GONE\n\
          (echo x > /dev/udp/8.8.8.8/53) 2>/dev/null && say udp SENT || say udp none\n\
+         (head -c 3000000 /dev/zero > /tmp/big) 2>/dev/null; say big-file \"$(stat -c %s /tmp/big)\"\n\
          ask() {{ exec 3<>/dev/tcp/127.0.0.1/3128 && printf \"$1\" >&3 && timeout 10 cat <&3; exec 3>&-; }}\n\
          say proxy-denied \"$(ask 'CONNECT 127.0.0.1:{denied} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | head -1)\"\n\
          say proxy-allowed \"$(ask 'GET http://127.0.0.1:{allowed}/x HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | tail -1)\"\n\
@@ -186,6 +187,7 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
         "probe user-branch: kept",
         "probe user-pack: kept",
         "probe udp: none",
+        "probe big-file: 1048576",
         "probe proxy-denied: HTTP/1.1 403 Forbidden",
         "probe proxy-allowed: allowed",
         "verify: contained",
@@ -324,4 +326,52 @@ fn dry_run_prints_the_sandbox_command() {
     let (_, out, _) = run(tgs(&repo).args(["--json", "server", "run", "--dry-run"]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["sandbox"]["mode"], "on", "{v}");
+}
+
+/// An agent that forks without bound is held to `limits.processes`: the
+/// machine stays usable, and what it does after is done. Run as an
+/// unprivileged user (the limit does not bind root).
+#[test]
+fn a_fork_bomb_is_bounded() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let fork = env.path().join("fork.py");
+    std::fs::write(
+        &fork,
+        "import os, time\nkids = 0\nfor i in range(300):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(2)\n        os._exit(0)\n    kids += 1\nprint('probe processes:', kids, flush=True)\nfor _ in range(kids):\n    os.wait()\n",
+    )
+    .unwrap();
+    let work = format!("/usr/bin/python3 {}\n{WORK}", fork.display());
+    let repo = lab(&env, &work, &[]);
+    let yml = repo
+        .read("tgs/tgs.yml")
+        .replace("processes: 64", "processes: 40");
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("fewer processes");
+    let out = env
+        .unprivileged(common::tgs_bin())
+        .current_dir(&repo.root)
+        .env_remove("TGS_SANDBOX")
+        .args(["server", "run", "--no-pr", "--thought", A])
+        .output()
+        .unwrap();
+    env.take_back();
+    let log = transcript(&repo);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{log}");
+    let n: usize = log
+        .lines()
+        .find_map(|l| l.strip_prefix("probe processes: "))
+        .unwrap_or_else(|| panic!("no count:\n{log}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n <= 45, "{n} processes ran at once:\n{log}");
+    assert_eq!(
+        repo.remote_backlog()["thoughts"][0]["status"],
+        "completed",
+        "{log}"
+    );
 }

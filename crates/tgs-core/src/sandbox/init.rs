@@ -16,11 +16,24 @@ use std::path::Path;
 use std::process::Command;
 
 /// Listen on `127.0.0.1:port` (and `[::1]:port` where there is one),
-/// forwarding to `socket`, then run `program args` and return the status
-/// to exit with (`128 + signal` for a program killed by one).
+/// forwarding to `socket`, bound this process and its descendants by
+/// `limits`, then run `program args` and return the status to exit with
+/// (`128 + signal` for a program killed by one).
 ///
-/// Errors: the port cannot be listened on, or the program cannot start.
-pub fn run(socket: &Path, port: u16, program: &OsStr, args: &[OsString]) -> io::Result<i32> {
+/// Errors: the port cannot be listened on, a limit cannot be set, or the
+/// program cannot start.
+pub fn run(
+    socket: &Path,
+    port: u16,
+    limits: &super::Limits,
+    program: &OsStr,
+    args: &[OsString],
+) -> io::Result<i32> {
+    set_limit(libc::RLIMIT_NPROC, limits.processes)?;
+    set_limit(libc::RLIMIT_FSIZE, limits.file_size)?;
+    if let Some(m) = limits.memory {
+        set_limit(libc::RLIMIT_AS, m)?;
+    }
     let v4 = TcpListener::bind(("127.0.0.1", port))?;
     spawn_bridge(v4, socket);
     if let Ok(v6) = TcpListener::bind(("::1", port)) {
@@ -30,6 +43,19 @@ pub fn run(socket: &Path, port: u16, program: &OsStr, args: &[OsString]) -> io::
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Lower a limit (soft and hard: the agent cannot raise it again).
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: value as libc::rlim_t,
+        rlim_max: value as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass; no other preconditions.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn spawn_bridge(listener: TcpListener, socket: &Path) {

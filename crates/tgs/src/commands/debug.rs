@@ -22,10 +22,23 @@ pub fn run(command: DebugCommand) -> CliResult {
         DebugCommand::SandboxInit {
             socket,
             port,
+            max_processes,
+            max_file_size,
+            max_memory,
             program,
         } => {
-            let code = match tgs_core::sandbox::init::run(&socket, port, &program[0], &program[1..])
-            {
+            let limits = tgs_core::sandbox::Limits {
+                processes: max_processes,
+                file_size: max_file_size,
+                memory: max_memory,
+            };
+            let code = match tgs_core::sandbox::init::run(
+                &socket,
+                port,
+                &limits,
+                &program[0],
+                &program[1..],
+            ) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!(

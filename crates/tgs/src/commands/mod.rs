@@ -130,6 +130,15 @@ pub enum DebugCommand {
         socket: std::path::PathBuf,
         #[arg(long)]
         port: u16,
+        /// RLIMIT_NPROC for the program.
+        #[arg(long)]
+        max_processes: u64,
+        /// RLIMIT_FSIZE, in bytes.
+        #[arg(long)]
+        max_file_size: u64,
+        /// RLIMIT_AS, in bytes (none if not given).
+        #[arg(long)]
+        max_memory: Option<u64>,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         program: Vec<std::ffi::OsString>,
     },
