@@ -21,6 +21,7 @@
 //! taken over.
 
 pub mod artifact;
+mod attempt;
 mod dispatcher;
 mod executor;
 mod handover;

@@ -12,7 +12,7 @@
 
 use std::sync::mpsc::Sender;
 
-use super::executor::{agent_and_verify, Job, Msg, Shared, WorkResult};
+use super::attempt::{agent_and_verify, Job, Msg, Shared, WorkResult};
 use crate::backlog::{Revision, RevisionKind};
 use crate::events::Outcome;
 use crate::git::Git;
