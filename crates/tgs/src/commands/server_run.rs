@@ -337,9 +337,14 @@ fn check_sandbox(settings: &tgs_core::config::Settings) -> Result<(), CliError> 
     if !settings.sandbox.on {
         return Ok(());
     }
-    tgs_core::sandbox::probe()
-        .map(drop)
-        .map_err(|u| CliError::usage(format!("no sandbox for the agent: {}", u.why)).hint(u.hint))
+    tgs_core::sandbox::probe().map(drop).map_err(|u| {
+        let hint = if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+            format!("{}; workflows written by an earlier `tgs server init` do not prepare the sandbox: run it again", u.hint)
+        } else {
+            u.hint
+        };
+        CliError::usage(format!("no sandbox for the agent: {}", u.why)).hint(hint)
+    })
 }
 
 fn check_program(spec: &AgentSpec, agent: &str, root: &std::path::Path) -> Result<(), CliError> {
