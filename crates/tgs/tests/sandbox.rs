@@ -144,6 +144,7 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
          (git --git-dir={r}/.git branch -D side 2>/dev/null) && say user-branch DELETED || say user-branch kept\n\
          (rm -rf {r}/.git/objects/pack 2>/dev/null; ls {r}/.git/objects/pack >/dev/null 2>&1) && say user-pack kept || say user-pack GONE\n\
          (echo x > /dev/udp/8.8.8.8/53) 2>/dev/null && say udp SENT || say udp none\n\
+         (cat {r}/.git/config; git --git-dir={r}/.git remote -v) 2>/dev/null | grep -q ghp_ && say remote-token READ || say remote-token hidden\n\
          (head -c 3000000 /dev/zero > /tmp/big) 2>/dev/null; say big-file \"$(stat -c %s /tmp/big)\"\n\
          ask() {{ exec 3<>/dev/tcp/127.0.0.1/3128 && printf \"$1\" >&3 && timeout 10 cat <&3; exec 3>&-; }}\n\
          say proxy-denied \"$(ask 'CONNECT 127.0.0.1:{denied} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | head -1)\"\n\
@@ -163,6 +164,12 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
     );
     let repo = lab(&env, &work, &[format!("127.0.0.1:{allowed}")]);
     repo.git(&["branch", "side"]);
+    repo.git(&[
+        "remote",
+        "add",
+        "mirror",
+        "https://x-access-token:ghp_planted0123456789abcdefghijklmnopqr@example.com/r.git",
+    ]);
     std::fs::create_dir_all(repo.path(".git/objects/pack")).unwrap();
     let yml = repo.read("tgs/tgs.yml").replace(
         "  max_attempts: 1\n",
@@ -187,6 +194,7 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
         "probe user-branch: kept",
         "probe user-pack: kept",
         "probe udp: none",
+        "probe remote-token: hidden",
         "probe big-file: 1048576",
         "probe proxy-denied: HTTP/1.1 403 Forbidden",
         "probe proxy-allowed: allowed",
