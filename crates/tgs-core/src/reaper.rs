@@ -126,6 +126,9 @@ fn become_reaper() -> u32 {
 /// or None when it was killed here.
 fn wait(pid: i32, parent: u32, stop: &AtomicBool, grace: Duration) -> Option<i32> {
     let mut stopped_at: Option<Instant> = None;
+    // Quick at first (a short program's end is seen at once), then every
+    // 20 ms for a long one.
+    let mut pause = Duration::from_millis(1);
     loop {
         if let Some(status) = reap_children(pid) {
             return Some(status);
@@ -141,7 +144,8 @@ fn wait(pid: i32, parent: u32, stop: &AtomicBool, grace: Duration) -> Option<i32
         if orphaned || stopped_at.is_some_and(|t| t.elapsed() >= grace) {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
@@ -184,7 +188,16 @@ fn kill_descendants() {
         reap_children(-1);
         std::thread::sleep(Duration::from_millis(5));
     }
-    reap_children(-1);
+    // Reap every zombie too: one whose parent was another descendant comes
+    // to us only once that parent is reaped, and left here it would stay
+    // (its new parent, our caller's subreaper, may never reap it).
+    while Instant::now() < deadline {
+        reap_children(-1);
+        if crate::procfs::descendants(&crate::procfs::all(), me).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The exit code that tells the supervisor what the program did: its own

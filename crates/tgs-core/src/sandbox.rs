@@ -183,6 +183,12 @@ pub struct Unavailable {
 /// Errors: [`Unavailable`] when it is missing, or when user namespaces are
 /// refused (a sysctl, AppArmor on Ubuntu 24.04), with the fix as a hint.
 pub fn probe() -> Result<PathBuf, Unavailable> {
+    // Asked once per process: the answer does not change during a run.
+    static PROBED: std::sync::OnceLock<Result<PathBuf, Unavailable>> = std::sync::OnceLock::new();
+    PROBED.get_or_init(probe_now).clone()
+}
+
+fn probe_now() -> Result<PathBuf, Unavailable> {
     if !cfg!(target_os = "linux") {
         return Err(Unavailable {
             why: "the sandbox needs Linux (bubblewrap)".into(),
