@@ -277,7 +277,9 @@ impl Plan {
         let mut read: Vec<&PathBuf> = self.read.iter().filter(|p| p.exists()).collect();
         read.sort_by_key(|p| p.components().count());
         read.dedup();
-        for r in read {
+        // A read path that is itself hidden (the program's package tree is
+        // the user's home, say) stays hidden: what must not be seen wins.
+        for r in read.into_iter().filter(|r| !hidden.contains(r)) {
             a.extend([
                 "--ro-bind".into(),
                 r.clone().into_os_string(),
@@ -355,6 +357,12 @@ impl Wall {
         read.extend(settings.read_paths.iter().cloned());
         let mut hide = vec![repo.root().to_owned(), repo.common_dir().to_owned()];
         hide.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
+        // As root the agent is root inside too, and could read root's
+        // files: root's home is hidden whatever HOME says.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            hide.push(PathBuf::from("/root"));
+        }
         let mut hosts: Vec<String> = driver.model_hosts().iter().map(|h| h.to_string()).collect();
         for (k, v) in &cmd.env {
             if k.ends_with("_BASE_URL") {
@@ -449,9 +457,9 @@ pub fn url_host_port(url: &str) -> Option<String> {
     })
 }
 
-/// What an agent's program needs to be readable: the directory of its real
-/// path and, for a program inside a `node_modules` tree (npm's CLIs), the
-/// directory holding that tree. `program` as the session will start it
+/// What an agent's program needs to be readable: the file (as named and as
+/// its real path) and, for a program inside a `node_modules` tree (npm's
+/// CLIs), the directory holding that tree. `program` as the session will start it
 /// (a name is looked up in `path`).
 pub fn program_roots(program: &str, path: Option<&std::ffi::OsStr>, cwd: &Path) -> Vec<PathBuf> {
     let found = if program.contains('/') {
@@ -471,9 +479,9 @@ pub fn program_roots(program: &str, path: Option<&std::ffi::OsStr>, cwd: &Path) 
         .into_iter()
         .flatten()
     {
-        if let Some(dir) = p.parent() {
-            roots.push(dir.to_owned());
-        }
+        // The file alone: its directory may be the user's home or hold
+        // other repositories (`read_paths` adds what else it needs).
+        roots.push(p.clone());
         let comps: Vec<_> = p.components().collect();
         if let Some(i) = comps.iter().position(|c| c.as_os_str() == "node_modules") {
             roots.push(comps[..i].iter().collect());
@@ -564,6 +572,20 @@ mod tests {
         let later: Vec<&[String]> = a[bound..].windows(2).collect();
         assert!(
             later.iter().any(|w| w[0] == "--tmpfs" && w[1] == home),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_path_that_is_hidden_stays_hidden() {
+        let t = tempfile::tempdir().unwrap();
+        let mut p = plan(t.path());
+        let home = t.path().join("home/u");
+        p.read.push(home.clone());
+        let a = args(&p);
+        let home = home.to_str().unwrap();
+        assert!(
+            !a.windows(2).any(|w| w[0] == "--ro-bind" && w[1] == home),
             "{a:?}"
         );
     }

@@ -42,7 +42,9 @@ fn lab<'e>(env: &'e TestEnv, work: &str, allow: &[String]) -> TestRepo<'e> {
     repo.write(
         "tgs/tgs.yml",
         &format!(
-            "server:\n  agent: mine\n  max_attempts: 1\n  kill_grace: 1s\n  sandbox:\n    mode: on\n    allow_hosts: {allow:?}\n    limits: {{ file_size_mb: 1, processes: 64 }}\n  agents:\n    mine: {{ command: {} }}\n",
+            "server:\n  agent: mine\n  max_attempts: 1\n  kill_grace: 1s\n  sandbox:\n    mode: on\n    allow_hosts: {allow:?}\n    limits: {{ file_size_mb: 1, processes: 64 }}\n    read_paths: [\"{}\", \"{}\"]\n  agents:\n    mine: {{ command: {} }}\n",
+            env.path().join("verify.sh").display(),
+            env.path().join("fork.py").display(),
             agent.display()
         ),
     );
@@ -157,7 +159,7 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
         &verify,
         &format!(
             "#!/bin/bash\nif cat {home}/.ssh/id_ed25519 2>/dev/null; then echo 'verify: key READ'; exit 1; fi\n\
-             if touch {}/verify-escaped 2>/dev/null; then echo 'verify: wrote outside'; exit 1; fi\n\
+             touch {}/verify-escaped 2>/dev/null\n\
              echo 'verify: contained'\n",
             env.path().display()
         ),
@@ -206,6 +208,10 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
             "{expected:?} not in the transcript:\n{log}"
         );
     }
+    assert!(
+        !env.path().join("verify-escaped").exists(),
+        "the verify command wrote outside"
+    );
     assert_eq!(denied_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(allowed_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     let after = snapshot(env.path());
@@ -298,11 +304,21 @@ fn status_says_whether_agents_are_contained() {
         "agents: none start: no sandbox here"
     };
     assert!(out.contains(expected), "{out}");
+    // As `server run` decides: a working copy's change alone changes nothing.
     let yml = repo.read("tgs/tgs.yml").replace("mode: on", "mode: off");
     repo.write("tgs/tgs.yml", &yml);
+    let (_, out, err) = run(tgs(&repo).args(["server", "status"]));
+    assert!(out.contains(expected), "{out}");
+    assert!(err.contains("differs from origin/main's"), "{err}");
+    repo.publish("sandbox off");
     let (_, out, _) = run(tgs(&repo).args(["server", "status"]));
     assert!(
         out.contains("agents: not contained (server.sandbox.mode: off)"),
+        "{out}"
+    );
+    let (_, out, _) = run(repo.tgs().args(["server", "status"]));
+    assert!(
+        out.contains("agents: not contained (TGS_SANDBOX=off)"),
         "{out}"
     );
 }
@@ -382,4 +398,35 @@ fn a_fork_bomb_is_bounded() {
         "completed",
         "{log}"
     );
+}
+
+/// An agent whose program sits in the user's home (found by a new user's
+/// trial: its directory was bound, home and all) sees nothing else there.
+#[test]
+fn a_program_in_the_home_directory_does_not_show_the_home() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.home.join(".ssh")).unwrap();
+    std::fs::write(env.home.join(".ssh/id_rsa"), "PLANTED-SSH-KEY\n").unwrap();
+    let repo = lab(&env, WORK, &[]);
+    let agent = env.home.join("agent.sh");
+    script(
+        &agent,
+        &format!(
+            "#!/bin/bash\n(grep -q PLANTED {}/.ssh/id_rsa) 2>/dev/null && echo 'probe key: READ' || echo 'probe key: hidden'\n{WORK}",
+            env.home.display()
+        ),
+    );
+    let yml = repo.read("tgs/tgs.yml").replace(
+        &env.path().join("agent.sh").display().to_string(),
+        &agent.display().to_string(),
+    );
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("the agent in the home");
+    let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
+    let log = transcript(&repo);
+    assert_eq!(code, 0, "{err}\n{log}");
+    assert!(log.contains("probe key: hidden"), "{log}");
 }

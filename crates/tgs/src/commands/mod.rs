@@ -241,6 +241,14 @@ fn with_env(mut s: Settings) -> CliResult<Settings> {
     Ok(s)
 }
 
+/// What switched the sandbox off: the variable, or the configuration.
+pub fn sandbox_switch() -> &'static str {
+    match std::env::var("TGS_SANDBOX").as_deref() {
+        Ok("off") => "TGS_SANDBOX=off",
+        _ => "server.sandbox.mode: off",
+    }
+}
+
 /// What every command may need, resolved from the global arguments.
 pub struct Ctx {
     pub json: bool,
@@ -299,17 +307,7 @@ impl Ctx {
     /// changes the state or runs sessions, so a missing remote is an error
     /// (unless `--no-push`).
     pub fn topology(&self, repo: &Repo, write: &WriteArgs, writes: bool) -> CliResult<Topology> {
-        let settings = self.settings(repo)?;
-        let topo = Topology::resolve(
-            repo,
-            &Request {
-                remote: &settings.remote,
-                state_branch: settings.state_branch.as_deref(),
-                base_branch: settings.base_branch.as_deref(),
-                push: !write.no_push,
-                write: writes,
-            },
-        )?;
+        let topo = self.quiet_topology(repo, write, writes)?;
         if topo.detected_legacy() {
             crate::output::warn(format!(
                 "the backlog state lives in {}'s tree (tgs/server/), so every state change is a commit on that branch",
@@ -320,6 +318,26 @@ impl Ctx {
             );
         }
         Ok(topo)
+    }
+
+    /// [`Ctx::topology`] without its warning about a legacy layout.
+    pub fn quiet_topology(
+        &self,
+        repo: &Repo,
+        write: &WriteArgs,
+        writes: bool,
+    ) -> CliResult<Topology> {
+        let settings = self.settings(repo)?;
+        Ok(Topology::resolve(
+            repo,
+            &Request {
+                remote: &settings.remote,
+                state_branch: settings.state_branch.as_deref(),
+                base_branch: settings.base_branch.as_deref(),
+                push: !write.no_push,
+                write: writes,
+            },
+        )?)
     }
 
     /// Where the backlog state lives for a command that changes it.

@@ -335,6 +335,13 @@ impl Sink for JsonLines {
 /// made: a set-up error naming the fix, before anything is claimed.
 fn check_sandbox(settings: &tgs_core::config::Settings) -> Result<(), CliError> {
     if !settings.sandbox.on {
+        // Said when the repository's configuration chose it; TGS_SANDBOX=off
+        // is this machine's owner speaking for this run.
+        if std::env::var_os("TGS_SANDBOX").is_none() {
+            output::warn(
+                "agents run uncontained (server.sandbox.mode: off): they have your authority over this machine",
+            );
+        }
         return Ok(());
     }
     tgs_core::sandbox::probe().map(drop).map_err(|u| {

@@ -15,8 +15,13 @@ pub struct Args {}
 /// `contained (bubblewrap)`, `not contained (server.sandbox.mode: off)`,
 /// or why the sandbox cannot be made here.
 fn containment(ctx: &Ctx, repo: &tgs_core::repo::Repo) -> String {
-    match ctx.settings(repo) {
-        Ok(s) if !s.sandbox.on => "not contained (server.sandbox.mode: off)".into(),
+    // As `server run` decides: the configuration committed on the base.
+    let settings = ctx
+        .quiet_topology(repo, &super::WriteArgs::default(), false)
+        .and_then(|topo| ctx.server_settings(repo, &topo))
+        .or_else(|_| ctx.settings(repo));
+    match settings {
+        Ok(s) if !s.sandbox.on => format!("not contained ({})", super::sandbox_switch()),
         Ok(_) => match tgs_core::sandbox::probe() {
             Ok(_) => "contained (bubblewrap)".into(),
             Err(u) => format!("none start: no sandbox here ({}; {})", u.why, u.hint),
