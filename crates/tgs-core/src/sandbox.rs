@@ -433,6 +433,63 @@ impl Wall {
     }
 }
 
+/// A program as a session starts it: inside the wall when there is one,
+/// with the proxy (kept alive by this value) that is its way out.
+pub struct Launch {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Variables to add to the program's environment (the proxy's).
+    pub env: Vec<(String, String)>,
+    pub proxy: Option<proxy::Proxy>,
+}
+
+impl Launch {
+    /// `program args` unchanged without a wall; inside `wall` otherwise,
+    /// with a proxy of its own whose refusals become lines of `log`.
+    /// `model`: the gateway serves its model API (the agent; not its
+    /// verify command, which holds no key).
+    ///
+    /// Errors: the proxy's socket cannot be made.
+    pub fn new<W: std::io::Write + Send + 'static>(
+        wall: Option<&Wall>,
+        program: &OsStr,
+        args: Vec<OsString>,
+        log: &std::sync::Arc<std::sync::Mutex<W>>,
+        model: bool,
+    ) -> std::io::Result<Launch> {
+        let Some(wall) = wall else {
+            return Ok(Launch {
+                program: program.to_owned(),
+                args,
+                env: Vec::new(),
+                proxy: None,
+            });
+        };
+        let log = log.clone();
+        let on_denied = std::sync::Arc::new(move |d: &proxy::Denied| {
+            let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(
+                l,
+                "# tgs sandbox: egress denied: {} (not in server.sandbox.allow_hosts)",
+                d.target
+            );
+        });
+        let routes = if model {
+            wall.routes.clone()
+        } else {
+            Vec::new()
+        };
+        let proxy = proxy::Proxy::start(None, wall.rules.clone(), routes, on_denied)?;
+        let (program, args) = wall.wrap(&proxy.socket(), program, &args);
+        Ok(Launch {
+            program,
+            args,
+            env: Wall::proxy_env(),
+            proxy: Some(proxy),
+        })
+    }
+}
+
 /// `host:port` of an `http(s)://` URL (a model API's base URL), when it is one.
 pub fn url_host_port(url: &str) -> Option<String> {
     let (default, rest) = match url.trim() {

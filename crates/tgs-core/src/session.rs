@@ -174,28 +174,6 @@ pub struct RunOptions<'a> {
     pub sandbox: Option<&'a crate::sandbox::Wall>,
 }
 
-/// The session's proxy: each refused connection is a line of the transcript.
-fn start_proxy(
-    wall: &crate::sandbox::Wall,
-    log: &Log,
-) -> Result<crate::sandbox::proxy::Proxy, Error> {
-    let log = log.clone();
-    let on_denied = Arc::new(move |d: &crate::sandbox::proxy::Denied| {
-        let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(
-            l,
-            "# tgs sandbox: egress denied: {} (not in server.sandbox.allow_hosts)",
-            d.target
-        );
-    });
-    Ok(crate::sandbox::proxy::Proxy::start(
-        None,
-        wall.rules.clone(),
-        wall.routes.clone(),
-        on_denied,
-    )?)
-}
-
 /// Run the agent to its end. `on_progress` is called on this thread.
 pub fn run_agent(
     cmd: &SessionCommand,
@@ -230,20 +208,14 @@ pub fn run_agent(
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_ref());
-    let (proxy, program, args, extra_env) = match o.sandbox {
-        None => (None, cmd.program.clone().into(), args, Vec::new()),
-        Some(wall) => {
-            let proxy = start_proxy(wall, &log)?;
-            let (p, a) = wall.wrap(&proxy.socket(), cmd.program.as_ref(), &args);
-            (Some(proxy), p, a, crate::sandbox::Wall::proxy_env())
-        }
-    };
-    let mut command = crate::reaper::command(&program, &args, o.grace, path);
+    // Inside the sandbox, each refused connection is a line of the transcript.
+    let launch = crate::sandbox::Launch::new(o.sandbox, cmd.program.as_ref(), args, &log, true)?;
+    let mut command = crate::reaper::command(&launch.program, &launch.args, o.grace, path);
     command
         .current_dir(o.cwd)
         .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-        .envs(extra_env)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(if cmd.prompt_on_stdin {
             Stdio::piped()
         } else {
@@ -432,8 +404,9 @@ pub fn run_agent(
         stderr_tail,
         transcript_error,
         started,
-        egress_denied: proxy.as_ref().map_or(0, |p| p.denied()),
-        egress_targets: proxy
+        egress_denied: launch.proxy.as_ref().map_or(0, |p| p.denied()),
+        egress_targets: launch
+            .proxy
             .as_ref()
             .map(|p| p.denied_targets())
             .unwrap_or_default(),

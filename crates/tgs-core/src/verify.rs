@@ -231,29 +231,12 @@ fn run_verify_command(
     // The verify command runs the agent's code (its tests): it gets the
     // agent's wall, and a proxy of its own.
     let sh_args: Vec<std::ffi::OsString> = vec!["-c".into(), cmd.into()];
-    let (_proxy, program, args, extra_env) = match sandbox {
-        None => (None, "sh".into(), sh_args, Vec::new()),
-        Some(wall) => {
-            let log = log_w.clone();
-            let on_denied = Arc::new(move |d: &crate::sandbox::proxy::Denied| {
-                let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(l, "# tgs sandbox: egress denied: {}", d.target);
-            });
-            let proxy = crate::sandbox::proxy::Proxy::start(
-                None,
-                wall.rules.clone(),
-                Vec::new(),
-                on_denied,
-            )?;
-            let (p, a) = wall.wrap(&proxy.socket(), "sh".as_ref(), &sh_args);
-            (Some(proxy), p, a, crate::sandbox::Wall::proxy_env())
-        }
-    };
-    let mut c = crate::reaper::command(&program, &args, process::DEFAULT_GRACE, path);
+    let launch = crate::sandbox::Launch::new(sandbox, "sh".as_ref(), sh_args, &log_w, false)?;
+    let mut c = crate::reaper::command(&launch.program, &launch.args, process::DEFAULT_GRACE, path);
     c.current_dir(&wt.path)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .envs(extra_env)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
