@@ -181,6 +181,23 @@ impl Git {
         }
     }
 
+    /// `git fetch` of one refspec from `source` (a remote, a path, a
+    /// bundle): quiet, no tags, no `FETCH_HEAD`, no look for submodule
+    /// commits (which reads the whole index).
+    pub fn fetch(&self, source: impl AsRef<OsStr>, spec: &str) -> GitCommand {
+        let source: &OsStr = source.as_ref();
+        let args: [&OsStr; 7] = [
+            "fetch".as_ref(),
+            "--quiet".as_ref(),
+            "--no-tags".as_ref(),
+            "--no-write-fetch-head".as_ref(),
+            "--no-recurse-submodules".as_ref(),
+            source,
+            spec.as_ref(),
+        ];
+        self.cmd(args)
+    }
+
     /// Run a command and return its stdout as UTF-8 text, trimmed of the final newline.
     pub fn text<I, S>(&self, args: I) -> Result<String, GitError>
     where

@@ -333,18 +333,7 @@ impl Topology {
             Some(r) => {
                 let tracking = format!("refs/remotes/{}/{branch}", r.name);
                 let spec = format!("+refs/heads/{branch}:{tracking}");
-                let out = repo
-                    .git()
-                    .cmd([
-                        "fetch",
-                        "--quiet",
-                        "--no-tags",
-                        "--no-write-fetch-head",
-                        "--no-recurse-submodules",
-                        &r.name,
-                        &spec,
-                    ])
-                    .output()?;
+                let out = repo.git().fetch(&r.name, &spec).output()?;
                 if !out.success {
                     if out.stderr.contains("couldn't find remote ref") {
                         return Ok(BaseTip {

@@ -233,15 +233,10 @@ pub fn hand_in(repo: &Repo, wt: &Worktree) -> Result<String, Error> {
     commit_leftovers(wt)?;
     let out = repo
         .git()
-        .cmd([
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-recurse-submodules",
+        .fetch(
             path_str(&wt.path)?,
             &format!("+HEAD:refs/heads/{}", wt.branch),
-        ])
+        )
         .output()?;
     if !out.success {
         return Err(Error::Failed(format!(

@@ -272,17 +272,7 @@ pub fn unbundle(repo: &Repo, dir: &Path, branch: &str) -> Result<String, Error> 
     }
     let target = format!("refs/tgs/handover/{branch}");
     let spec = format!("+refs/heads/{branch}:{target}");
-    let out = repo
-        .git()
-        .cmd([
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            b,
-            &spec,
-        ])
-        .output()?;
+    let out = repo.git().fetch(b, &spec).output()?;
     if !out.success {
         return Err(Error::Failed(format!(
             "the artifact's bundle does not hold {branch}: {}",

@@ -329,19 +329,7 @@ fn pull_request(
 /// worker may have pushed it): returns the head it has there, if any.
 pub fn fetch_branch(repo: &Repo, remote: &str, branch: &str) -> Option<String> {
     let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
-    let out = repo
-        .git()
-        .cmd([
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-recurse-submodules",
-            remote,
-            &spec,
-        ])
-        .output()
-        .ok()?;
+    let out = repo.git().fetch(remote, &spec).output().ok()?;
     if !out.success {
         return None;
     }
