@@ -414,6 +414,20 @@ fn the_agents_own_repository_reaches_nothing_of_the_users() {
     assert!(files.contains("uncommitted.txt"), "{files}");
 }
 
+/// Run the session of thought A: it must end with `why` in its last error
+/// and nothing of it on origin.
+fn refused_and_not_pushed(repo: &TestRepo, why: &str) {
+    let (_, _, err) = run(repo
+        .tgs()
+        .args(["server", "run", "--no-pr", "--thought", A]));
+    let e = &repo.remote_backlog()["thoughts"][0];
+    assert!(
+        e["last_error"].as_str().unwrap_or_default().contains(why),
+        "{e}\n{err}"
+    );
+    assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
+}
+
 /// An agent that swaps its repository's `.git` for a pointer at the user's
 /// git directory has its work rejected, and tgs runs no git there.
 #[test]
@@ -424,18 +438,7 @@ fn an_agent_that_replaces_its_git_directory_is_rejected() {
          rm -rf .git && echo \"gitdir: $user\" > .git\n"
     );
     let repo = lab(&env, &work);
-    let (_, _, err) = run(repo
-        .tgs()
-        .args(["server", "run", "--no-pr", "--thought", A]));
-    let e = &repo.remote_backlog()["thoughts"][0];
-    assert!(
-        e["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("replaced its repository's .git"),
-        "{e}\n{err}"
-    );
-    assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
+    refused_and_not_pushed(&repo, "replaced its repository's .git");
 }
 
 /// An agent whose history drops the commit its session started from (here
@@ -446,16 +449,5 @@ fn work_that_does_not_build_on_its_start_is_rejected() {
     let env = TestEnv::new();
     let work = format!("git checkout -q --orphan rewritten && git commit -qm rewritten\n{WORK}");
     let repo = lab(&env, &work);
-    let (_, _, err) = run(repo
-        .tgs()
-        .args(["server", "run", "--no-pr", "--thought", A]));
-    let e = &repo.remote_backlog()["thoughts"][0];
-    assert!(
-        e["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("does not build on where the session started"),
-        "{e}\n{err}"
-    );
-    assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
+    refused_and_not_pushed(&repo, "does not build on where the session started");
 }

@@ -34,29 +34,10 @@ fn corpus(file: &str, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every file under `dir`, with its contents, skipping `.git` (to see that a
+/// Every file under `dir`, as [`common::snapshot`] reads it, skipping `.git` (to see that a
 /// command wrote nothing).
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.file_name().is_some_and(|n| n == ".git") {
-                continue;
-            }
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.display().to_string(),
-                    std::fs::read(&p).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::snapshot(dir, &[".git"])
 }
 
 /// What is on origin: every ref and its commit.

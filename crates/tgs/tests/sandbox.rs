@@ -94,29 +94,10 @@ fn transcript(repo: &TestRepo) -> String {
     all
 }
 
-/// Every file under `dir` with its contents, `.tgs` aside (the agent's own).
+/// Every file under `dir`, as [`common::snapshot`] reads it, leaving out the
+/// agent's own repository and tgs's transcripts and session files.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let name = p.file_name().unwrap_or_default();
-            if name == ".tgs" || name == "logs" || name == "sessions" {
-                continue;
-            }
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.display().to_string(),
-                    std::fs::read(&p).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::snapshot(dir, &[".tgs", "logs", "sessions"])
 }
 
 /// A hostile agent tries every way out it has; each fails, while its honest

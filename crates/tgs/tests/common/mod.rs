@@ -38,6 +38,31 @@ pub const STATE: &str = "tgs-state";
 /// The time every test runs at unless it moves the clock.
 pub const NOW: &str = "2026-01-15T12:00:00Z";
 
+/// Every file under `dir` with its contents, sorted, skipping whatever is
+/// named one of `skip` (to see what a command wrote).
+pub fn snapshot(dir: &Path, skip: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| skip.iter().any(|s| n == *s)) {
+                continue;
+            }
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Whether bubblewrap can make a sandbox here (asked once).
 pub fn sandbox_available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
