@@ -67,6 +67,8 @@ pub struct StepsSection {
 pub struct ServerSection {
     pub agent: Option<String>,
     pub session_timeout: Option<String>,
+    /// How long an agent may show no sign of life before it is stopped.
+    pub stall_timeout: Option<String>,
     pub max_attempts: Option<u32>,
     pub retry_delay: Option<String>,
     pub retry_delay_max: Option<String>,
@@ -188,6 +190,8 @@ pub struct AgentConfig {
     pub env: Vec<String>,
     /// Sessions of this agent at once, counted across every worker.
     pub max_concurrent: Option<u32>,
+    /// `server.stall_timeout` for this agent.
+    pub stall_timeout: Option<String>,
 }
 
 impl Config {
@@ -270,6 +274,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct Settings {
     pub agent: String,
     pub session_timeout: Duration,
+    /// How long a session's agent may show no sign of life (no output, no
+    /// change in its repository) before it is stopped as stalled; per agent
+    /// (`server.agents.<name>.stall_timeout` over `server.stall_timeout`).
+    /// Zero: never.
+    pub stall_timeouts: BTreeMap<String, Duration>,
+    pub stall_timeout: Duration,
     pub max_attempts: u32,
     pub retry_delay: Duration,
     pub retry_delay_max: Duration,
@@ -299,6 +309,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The stall timeout of sessions of `agent` (`None`: never stalled).
+    pub fn stall_timeout_of(&self, agent: &str) -> Option<Duration> {
+        let t = self
+            .stall_timeouts
+            .get(agent)
+            .copied()
+            .unwrap_or(self.stall_timeout);
+        (!t.is_zero()).then_some(t)
+    }
+
     /// The defaults: a session fits in a 6-hour GitHub Actions job with room to hand over.
     pub fn resolve(config: &Config) -> Result<Settings, Error> {
         let s = &config.server;
@@ -312,6 +332,14 @@ impl Settings {
             // With verify_timeout (30m), installing tgs and the agent and
             // handing over, one session fits a 6-hour GitHub Actions job.
             session_timeout: dur(&s.session_timeout, "session_timeout", "5h")?,
+            stall_timeout: dur(&s.stall_timeout, "stall_timeout", "20m")?,
+            stall_timeouts: (s.agents.iter())
+                .filter_map(|(name, a)| Some((name, a.stall_timeout.as_ref()?)))
+                .map(|(name, v)| {
+                    let key = format!("agents.{name}.stall_timeout");
+                    Ok((name.clone(), dur(&Some(v.clone()), &key, "20m")?))
+                })
+                .collect::<Result<_, Error>>()?,
             max_attempts: s.max_attempts.unwrap_or(3).max(1),
             retry_delay: dur(&s.retry_delay, "retry_delay", "5m")?,
             retry_delay_max: dur(&s.retry_delay_max, "retry_delay_max", "6h")?,

@@ -17,6 +17,8 @@ pub enum Outcome {
     Failed,
     /// The session ran past its timeout and was stopped.
     Timeout,
+    /// The agent showed no sign of life for the stall timeout and was stopped.
+    Stalled,
     /// The agent died of a signal it was not sent by us.
     Crashed,
     /// The agent ran but its work did not pass verification.
@@ -43,6 +45,7 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Failed => "failed",
             Outcome::Timeout => "timeout",
+            Outcome::Stalled => "stalled",
             Outcome::Crashed => "crashed",
             Outcome::Rejected => "rejected",
             Outcome::AgentMissing => "agent_missing",

@@ -36,6 +36,7 @@ pub mod sandbox;
 pub mod secrets;
 pub mod selfcheck;
 pub mod session;
+pub mod stall;
 pub mod template;
 pub mod thought;
 pub mod topology;

@@ -190,6 +190,8 @@ pub enum Ending {
     /// It reported the end of its work, then kept running past the grace it
     /// was given, and was stopped: judged on what it reported.
     StoppedAfterEnd,
+    /// It showed no sign of life for this long and was stopped.
+    Stalled(Duration),
 }
 
 impl Ending {
@@ -210,6 +212,7 @@ impl Ending {
             Ending::StoppedAfterEnd => {
                 "was stopped after it reported its end and kept running".into()
             }
+            Ending::Stalled(_) => "was stopped as stalled".into(),
         }
     }
 }
@@ -233,6 +236,8 @@ pub enum Tick {
     Continue,
     /// Stop the child (it reported its end and outstayed its grace).
     StopAfterEnd,
+    /// Stop the child: no sign of life for this long.
+    Stalled(Duration),
 }
 
 /// [`supervise`], calling `on_tick` on every poll (at most every 50 ms) so the
@@ -262,8 +267,10 @@ pub fn supervise_with(
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             break Ending::TimedOut;
         }
-        if on_tick() == Tick::StopAfterEnd {
-            break Ending::StoppedAfterEnd;
+        match on_tick() {
+            Tick::Continue => {}
+            Tick::StopAfterEnd => break Ending::StoppedAfterEnd,
+            Tick::Stalled(quiet) => break Ending::Stalled(quiet),
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));

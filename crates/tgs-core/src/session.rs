@@ -58,6 +58,9 @@ pub struct AgentRun {
     pub egress_denied: u32,
     /// What they were for (`host:port`, each once, the first 20).
     pub egress_targets: Vec<String>,
+    /// What the agent was last seen doing, from its stream of events (a
+    /// tool call), when it speaks one.
+    pub last_action: Option<String>,
 }
 
 /// The agent's program could not be started.
@@ -172,6 +175,9 @@ pub struct RunOptions<'a> {
     pub agent_name: &'a str,
     /// Run the agent inside this sandbox ([`crate::sandbox`]).
     pub sandbox: Option<&'a crate::sandbox::Wall>,
+    /// Stop the agent when it shows no sign of life for this long (see
+    /// [`crate::stall`]); `None`: never.
+    pub stall_timeout: Option<Duration>,
 }
 
 /// Run the agent to its end. `on_progress` is called on this thread.
@@ -266,9 +272,10 @@ pub fn run_agent(
     drop(command);
     let merged = merged.map(|(reader, _writer)| reader);
     let err_tail = Arc::new(Mutex::new(Vec::new()));
+    let life = Arc::new(crate::stall::Life::new(o.cwd));
     let (out, err) = match merged {
         Some(reader) => (
-            pump(reader, log.clone(), None, Some(err_tail.clone())),
+            pump(reader, log.clone(), None, Some(err_tail.clone()), &life),
             None,
         ),
         None => (
@@ -277,12 +284,14 @@ pub fn run_agent(
                 log.clone(),
                 parse.then_some(tx),
                 None,
+                &life,
             ),
             Some(pump(
                 child.stderr.take().expect("piped"),
                 log.clone(),
                 None,
                 Some(err_tail.clone()),
+                &life,
             )),
         ),
     };
@@ -309,8 +318,14 @@ pub fn run_agent(
                 ended_at = Some(Instant::now());
             }
             match ended_at {
-                Some(t) if t.elapsed() >= o.result_grace => process::Tick::StopAfterEnd,
-                _ => process::Tick::Continue,
+                Some(t) if t.elapsed() >= o.result_grace => return process::Tick::StopAfterEnd,
+                // An agent that reported its end is not judged for stalling.
+                Some(_) => return process::Tick::Continue,
+                None => {}
+            }
+            match o.stall_timeout.and_then(|limit| life.stalled(limit)) {
+                Some(quiet) => process::Tick::Stalled(quiet),
+                None => process::Tick::Continue,
             }
         })?;
     // A pump that panicked is a bug of tgs's: the session ends as an
@@ -363,6 +378,12 @@ pub fn run_agent(
         Parser::Codex(p) => Some(p.thread_id.is_some() || p.turns > 0),
         Parser::Text => None,
     };
+    let last_action = match &parser {
+        Parser::Claude(p) => p.last_action.clone(),
+        Parser::Codex(p) => p.last_action.clone(),
+        Parser::Text => None,
+    }
+    .map(|a| o.redactor.redact(&a));
     let mut reported_failure = None;
     let mut claude_result = None;
     let mut codex_error = None;
@@ -410,6 +431,7 @@ pub fn run_agent(
             .as_ref()
             .map(|p| p.denied_targets())
             .unwrap_or_default(),
+        last_action,
     }))
 }
 
@@ -420,7 +442,9 @@ fn pump<R: Read + Send + 'static>(
     log: Log,
     lines: Option<mpsc::SyncSender<String>>,
     keep_tail: Option<Arc<Mutex<Vec<u8>>>>,
+    life: &Arc<crate::stall::Life>,
 ) -> std::thread::JoinHandle<()> {
+    let life = life.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut line: Vec<u8> = Vec::new();
@@ -433,6 +457,7 @@ fn pump<R: Read + Send + 'static>(
                 Err(_) => break,
             };
             let chunk = &buf[..n];
+            life.output();
             crate::failpoint::hit("session.output");
             {
                 let mut l = log.lock().unwrap_or_else(|p| p.into_inner());

@@ -225,6 +225,7 @@ pub(super) fn agent_and_verify(
             signals: sh.signals,
             agent_name: &cfg.agent,
             sandbox: wall.as_ref(),
+            stall_timeout: cfg.settings.stall_timeout_of(&cfg.agent),
         },
         &mut |p| {
             let _ = tx.send(Msg::Event(Box::new(Event::AgentProgress {

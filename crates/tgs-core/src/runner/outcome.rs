@@ -98,6 +98,9 @@ pub fn judge_agent(run: &AgentRun, timeout: Duration) -> AgentVerdict {
                 ),
             )
         }
+        Ending::Stalled(quiet) => {
+            return AgentVerdict::Over(Outcome::Stalled, stalled_reason(run, quiet))
+        }
         Ending::Exited(s) if s.code().is_none() => {
             return AgentVerdict::Over(
                 Outcome::Crashed,
@@ -155,6 +158,20 @@ pub fn rejected_start(run: &AgentRun) -> Option<ProviderCondition> {
 }
 
 /// The last line the agent wrote on stderr, else on stdout, as ` (last output: ...)`.
+/// `no sign of life for 20m (no output, no change in its repository); last
+/// seen: <its last action, or its last line of output>`.
+fn stalled_reason(run: &AgentRun, quiet: Duration) -> String {
+    let seen = match &run.last_action {
+        Some(a) => format!("; last seen: {}", a.chars().take(200).collect::<String>()),
+        None => last_line(run).replacen(" (last output: ", "; last seen: ", 1),
+    };
+    let seen = seen.strip_suffix(')').map(str::to_owned).unwrap_or(seen);
+    format!(
+        "no sign of life for {} (no output, no change in its repository){seen}",
+        crate::runner::humanize(quiet)
+    )
+}
+
 fn last_line(run: &AgentRun) -> String {
     run.stderr_tail
         .lines()
