@@ -31,6 +31,8 @@ pub struct PromptVars<'a> {
     pub branch: &'a str,
     pub attempt: u32,
     pub last_error: Option<&'a str>,
+    /// How far an earlier attempt got, when this one continues its work.
+    pub continuation: Option<&'a str>,
 }
 
 /// The thought's file for `role` in whichever layout it uses, for the prompt.
@@ -79,6 +81,16 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         ),
         _ => String::new(),
     };
+    let previous = match v.continuation {
+        Some(c) => format!("{previous}\n{c}"),
+        None => previous,
+    };
+    // A template of the repository's own may not ask for the previous
+    // attempt: the account of work to go on from is added at its end.
+    let appended = match v.continuation {
+        Some(c) if !template.contains("{{previous_attempt}}") => format!("\n{c}"),
+        _ => String::new(),
+    };
     let pairs = [
         ("{{title}}", v.title.to_owned()),
         ("{{thought_dir}}", v.thought.dir.clone()),
@@ -100,7 +112,7 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
     for (k, val) in pairs {
         out = out.replace(k, &val);
     }
-    out
+    out + &appended
 }
 
 /// What a revision's prompt is made of.
@@ -234,6 +246,7 @@ mod tests {
                 branch: "tgs/abc1234-x",
                 attempt: 2,
                 last_error: Some("timeout: 5h"),
+                continuation: None,
             },
         );
         assert!(p.contains("Approved plan: tgs/thoughts/abc1234-x/plan.md"));

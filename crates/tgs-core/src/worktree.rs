@@ -221,6 +221,12 @@ pub fn parse_checked_out(out: &[u8], full_ref: &str) -> Option<String> {
 /// Errors: [`Error::Invalid`] for a replaced `.git` (the agent's doing),
 /// [`Error::Failed`] for a fetch git refused.
 pub fn hand_in(repo: &Repo, wt: &Worktree) -> Result<String, Error> {
+    hand_in_to(repo, wt, &format!("refs/heads/{}", wt.branch))
+}
+
+/// [`hand_in`] onto the ref `full_ref` of the user's repository (a work in
+/// progress goes on `refs/tgs/wip/<thought>`, not on the branch).
+pub fn hand_in_to(repo: &Repo, wt: &Worktree, full_ref: &str) -> Result<String, Error> {
     let gitdir = wt.path.join(".git");
     let real_dir = std::fs::symlink_metadata(&gitdir).is_ok_and(|m| m.is_dir());
     if !real_dir {
@@ -233,10 +239,7 @@ pub fn hand_in(repo: &Repo, wt: &Worktree) -> Result<String, Error> {
     commit_leftovers(wt)?;
     let out = repo
         .git()
-        .fetch(
-            path_str(&wt.path)?,
-            &format!("+HEAD:refs/heads/{}", wt.branch),
-        )
+        .fetch(path_str(&wt.path)?, &format!("+HEAD:{full_ref}"))
         .output()?;
     if !out.success {
         return Err(Error::Failed(format!(
@@ -244,11 +247,9 @@ pub fn hand_in(repo: &Repo, wt: &Worktree) -> Result<String, Error> {
             out.stderr.trim()
         )));
     }
-    Ok(repo.git().text([
-        "rev-parse",
-        "--verify",
-        &format!("refs/heads/{}^{{commit}}", wt.branch),
-    ])?)
+    Ok(repo
+        .git()
+        .text(["rev-parse", "--verify", &format!("{full_ref}^{{commit}}")])?)
 }
 
 /// Commit what the agent left uncommitted in its repository. Returns whether

@@ -235,3 +235,312 @@ fn a_stall_timeout_per_agent_and_a_bad_one_are_read() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("server.stall_timeout"), "{err}");
 }
+
+// ---- The work kept, and continuation -------------------------------------------
+
+/// An agent that does a third of the thought per attempt: part N of 3 (a
+/// file), then `end` (hang, go silent, crash, fail); the attempt that finds
+/// parts 1 and 2 writes the third, the code and the summary, and commits.
+/// Each attempt's prompt is kept beside the repository as `prompt.N`.
+fn thirds(env: &TestEnv, end: &str) -> String {
+    let dir = env.path().display();
+    fake(
+        env,
+        "agent.sh",
+        &format!(
+            r#"n=$(ls parts 2>/dev/null | wc -l)
+cp "$TGS_PROMPT_FILE" {dir}/prompt.$TGS_ATTEMPT
+mkdir -p parts
+echo "part $((n+1))" > parts/$((n+1)).txt
+echo "wrote part $((n+1)) of 3"
+if [ $n -ge 2 ]; then
+  echo "pub fn feature() {{}}" >> src/lib.rs
+  printf '# Implementation\n\nAll three parts.\n' > "$TGS_THOUGHT_DIR/implementation.md"
+  git add -A && git commit -qm "The last part"
+  exit 0
+fi
+[ $n -eq 0 ] && git add -A && git commit -qm "Part 1"
+{end}"#
+        ),
+    )
+}
+
+/// The thought completes at attempt 3 with all three parts on its branch.
+fn finishes_in_three(repo: &TestRepo, env: &TestEnv) {
+    let e = entry(repo);
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["attempts"], 3, "{e}");
+    assert!(
+        e.get("wip").is_none(),
+        "a completed thought keeps no WIP: {e}"
+    );
+    let branch = "refs/heads/tgs/abcdef1-add-a-feature";
+    let files = repo.git(&[
+        "--git-dir",
+        repo.origin.to_str().unwrap(),
+        "ls-tree",
+        "-r",
+        "--name-only",
+        branch,
+    ]);
+    for part in ["parts/1.txt", "parts/2.txt", "parts/3.txt"] {
+        assert!(
+            files.contains(part),
+            "{part} missing from the branch: {files}"
+        );
+    }
+    // The WIP ref is gone from the remote once the work is handed over.
+    let refs = repo.git(&["--git-dir", repo.origin.to_str().unwrap(), "for-each-ref"]);
+    assert!(!refs.contains(WIP_REF), "{refs}");
+    // Attempts 2 and 3 were told where the earlier one got.
+    let p2 = std::fs::read_to_string(env.path().join("prompt.2")).unwrap();
+    assert!(
+        p2.contains("An earlier attempt (attempt 1) got part of the way"),
+        "{p2}"
+    );
+    assert!(p2.contains("<<<earlier-output "), "{p2}");
+    assert!(p2.contains("wrote part 1 of 3"), "{p2}");
+    let p1 = std::fs::read_to_string(env.path().join("prompt.1")).unwrap();
+    assert!(!p1.contains("An earlier attempt"), "{p1}");
+}
+
+/// Run `tgs server run` until the thought is done (each run one attempt).
+fn run_to_the_end(repo: &TestRepo, args: &[&str]) {
+    for _ in 0..3 {
+        let (code, _, err) = server_run(repo, args);
+        assert!(code == 0 || code == 1, "{err}");
+        if entry(repo)["status"] == "completed" {
+            return;
+        }
+        // The retry delay (1s) is real time.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+#[test]
+fn a_thought_too_long_for_one_session_finishes_over_three_timeouts() {
+    let env = TestEnv::new();
+    let bin = thirds(&env, "sleep 600\n");
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 3\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    // After the first attempt: the WIP is recorded and pushed beside the state.
+    let e = entry(&repo);
+    assert_eq!(e["status"], "queued", "{e}");
+    let w = &e["wip"];
+    assert_eq!(w["attempt"], 1, "{e}");
+    assert!(w["ended"].as_str().unwrap().starts_with("timeout: "), "{e}");
+    assert_eq!(w["files"], 1, "{e}");
+    let head = repo.git(&[
+        "--git-dir",
+        repo.origin.to_str().unwrap(),
+        "rev-parse",
+        WIP_REF,
+    ]);
+    assert_eq!(w["head"], head.as_str(), "{e}");
+    // Status and show say so.
+    let (_, show, _) = run(repo.tgs().args(["server", "backlog", "show", T]));
+    assert!(show.contains("work in progress"), "{show}");
+    run_to_the_end(&repo, &["--no-pr", "--once"]);
+    finishes_in_three(&repo, &env);
+}
+
+#[test]
+fn the_work_is_kept_through_a_stall_a_crash_and_a_failure() {
+    for end in ["sleep 600\n", "kill -KILL $$\n", "exit 3\n"] {
+        let env = TestEnv::new();
+        let bin = thirds(&env, end);
+        let repo = lab(
+            &env,
+            "plain",
+            &format!("{{ command: \"{bin}\" }}"),
+            "  stall_timeout: 1s\n  max_attempts: 3\n",
+        );
+        run_to_the_end(&repo, &["--no-pr", "--once"]);
+        finishes_in_three(&repo, &env);
+    }
+}
+
+#[test]
+fn the_work_is_kept_when_tgs_is_stopped() {
+    let env = TestEnv::new();
+    let bin = thirds(
+        &env,
+        &format!(
+            "touch {}\nsleep 600\n",
+            env.path().join("waiting").display()
+        ),
+    );
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  max_attempts: 3\n",
+    );
+    for _ in 0..2 {
+        let _ = std::fs::remove_file(env.path().join("waiting"));
+        let mut c = Command::new(common::tgs_bin());
+        c.current_dir(&repo.root)
+            .args(["server", "run", "--no-pr", "--once"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        env.pin(&mut c);
+        c.env_remove("TGS_NOW");
+        let child = c.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !env.path().join("waiting").exists() {
+            assert!(Instant::now() < deadline, "the agent never got there");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(143),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e = entry(&repo);
+        assert_eq!(e["status"], "queued", "{e}");
+        assert!(
+            e["wip"]["ended"].as_str().unwrap().starts_with("cancelled"),
+            "{e}"
+        );
+    }
+    // Interrupted attempts are not counted; the third run finishes.
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo);
+    assert_eq!(e["status"], "completed", "{e}");
+    let files = repo.git(&[
+        "--git-dir",
+        repo.origin.to_str().unwrap(),
+        "ls-tree",
+        "-r",
+        "--name-only",
+        "refs/heads/tgs/abcdef1-add-a-feature",
+    ]);
+    assert!(files.contains("parts/3.txt"), "{files}");
+}
+
+#[test]
+fn work_holding_a_secret_is_never_kept() {
+    let env = TestEnv::new();
+    let bin = fake(
+        &env,
+        "agent.sh",
+        "echo 'token = \"ghp_0123456789abcdefghijABCDEFGHIJ012345\"' > config.txt\nsleep 600\n",
+    );
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 2\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo);
+    assert!(e.get("wip").is_none(), "{e}");
+    let last = e["last_error"].as_str().unwrap();
+    assert!(last.contains("its work in progress was not kept"), "{last}");
+    let refs = repo.git(&["--git-dir", repo.origin.to_str().unwrap(), "for-each-ref"]);
+    assert!(!refs.contains("refs/tgs/wip"), "{refs}");
+    assert!(repo.git(&["for-each-ref", "refs/tgs/wip"]).is_empty());
+}
+
+#[test]
+fn work_that_conflicts_with_a_moved_base_starts_fresh() {
+    let env = TestEnv::new();
+    let bin = thirds(
+        &env,
+        "echo 'pub fn mine() {}' > src/lib.rs\ngit commit -qam mine\nsleep 600\n",
+    );
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 3\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(entry(&repo).get("wip").is_some());
+    // Someone changes the same line on the base.
+    repo.write("src/lib.rs", "pub fn theirs() {}\n");
+    repo.publish("their change");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo);
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.contains("conflicts with the base as it is now"),
+        "{last}"
+    );
+    // The second attempt started from the base: it wrote part 1 again.
+    let p2 = std::fs::read_to_string(env.path().join("prompt.2")).unwrap();
+    assert!(!p2.contains("An earlier attempt"), "{p2}");
+    assert_eq!(e["wip"]["attempt"], 2, "{e}");
+}
+
+#[test]
+fn work_on_a_moved_base_is_replayed_onto_it() {
+    let env = TestEnv::new();
+    let bin = thirds(&env, "sleep 600\n");
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 3\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    repo.write("docs/other.md", "unrelated\n");
+    repo.publish("an unrelated change");
+    std::thread::sleep(Duration::from_millis(1100));
+    run_to_the_end(&repo, &["--no-pr", "--once"]);
+    finishes_in_three(&repo, &env);
+    let files = repo.git(&[
+        "--git-dir",
+        repo.origin.to_str().unwrap(),
+        "ls-tree",
+        "-r",
+        "--name-only",
+        "refs/heads/tgs/abcdef1-add-a-feature",
+    ]);
+    assert!(files.contains("docs/other.md"), "{files}");
+}
+
+#[test]
+fn retry_fresh_drops_the_work_in_progress() {
+    let env = TestEnv::new();
+    let bin = thirds(&env, "sleep 600\n");
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 1\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 1, "{err}");
+    let e = entry(&repo);
+    assert_eq!(e["status"], "failed", "{e}");
+    assert!(
+        e.get("wip").is_some(),
+        "a failed thought keeps its WIP for humans: {e}"
+    );
+    let (code, _, err) = run(repo
+        .tgs()
+        .args(["server", "backlog", "retry", T, "--fresh"]));
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo);
+    assert_eq!(e["status"], "queued", "{e}");
+    assert!(e.get("wip").is_none(), "{e}");
+}

@@ -283,7 +283,24 @@ impl Backlog {
     /// for a completed one whose pull request was handed to a human, resume
     /// its review loop.
     pub fn retry(&mut self, dir: &str) -> Result<(), Error> {
+        self.retry_with(dir, false)
+    }
+
+    /// [`Backlog::retry`]; `fresh` also drops the work in progress an
+    /// earlier attempt kept, so the next one starts from the base. A queued
+    /// entry may be retried fresh (its WIP dropped, nothing else changed).
+    pub fn retry_with(&mut self, dir: &str, fresh: bool) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
+        if fresh {
+            if e.status == Status::Queued {
+                e.wip = None;
+                return Ok(());
+            }
+            if e.status != Status::Completed {
+                check(e, "retry", &[Status::Failed, Status::HandoverPending])?;
+            }
+            e.wip = None;
+        }
         if e.status == Status::Completed {
             if let Some(r) = e.review.as_mut().filter(|r| r.needs_human.is_some()) {
                 r.resume();

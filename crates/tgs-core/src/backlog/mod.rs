@@ -215,6 +215,9 @@ pub struct Entry {
     /// The review loop of its open pull request: revisions asked for and done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewLoop>,
+    /// The work an attempt left unfinished, kept for the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wip: Option<Wip>,
     /// Fields this build does not know, kept as they were.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -246,9 +249,33 @@ impl Entry {
             pr_state: None,
             depends_on: Vec::new(),
             review: None,
+            wip: None,
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// Work in progress: what an attempt that ended without a hand-over had
+/// done, committed onto `refs/tgs/wip/<thought>` beside the state (see
+/// `runner::wip`). The next attempt starts from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wip {
+    /// The commit `refs/tgs/wip/<thought>` holds.
+    pub head: String,
+    /// The base commit the attempt started from (the work is `base..head`).
+    pub base: String,
+    /// The attempt that made it.
+    pub attempt: u32,
+    /// How that attempt ended: `timeout: ...`, `stalled: ...` (clipped).
+    pub ended: String,
+    /// Files it changes against `base`, and lines added plus removed.
+    pub files: u32,
+    pub lines: u64,
+    pub at: Timestamp,
+    /// What the agent was doing last: the end of its redacted transcript
+    /// (at most 2 KiB), for the next attempt's prompt.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_seen: String,
 }
 
 fn queued() -> Status {

@@ -122,6 +122,42 @@ pub struct StatusReport {
     pub paused: Vec<PausedAgent>,
     /// Live thoughts whose pull request has revisions queued, running or done.
     pub revisions: Vec<Revisions>,
+    /// Live thoughts holding work in progress an earlier attempt kept.
+    pub wip: Vec<WipLine>,
+}
+
+/// A thought's kept work in progress, for the status view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WipLine {
+    pub dir: String,
+    pub title: String,
+    /// The attempt that made it, and how that attempt ended (first line).
+    pub attempt: u32,
+    pub ended: String,
+    pub files: u32,
+    pub lines: u64,
+}
+
+impl WipLine {
+    fn of(e: &Entry) -> Option<WipLine> {
+        let w = e.wip.as_ref()?;
+        Some(WipLine {
+            dir: e.dir.clone(),
+            title: e.title.clone(),
+            attempt: w.attempt,
+            ended: w.ended.lines().next().unwrap_or_default().to_owned(),
+            files: w.files,
+            lines: w.lines,
+        })
+    }
+
+    /// `attempt 2 kept 3 file(s), 40 line(s) (timeout: ...)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "attempt {} kept {} file(s), {} line(s) ({})",
+            self.attempt, self.files, self.lines, self.ended
+        )
+    }
 }
 
 /// The review loop of one thought, for the status view.
@@ -312,10 +348,12 @@ impl<'a> StatusBuilder<'a> {
             .collect();
         // The loop is on open pull requests, which are live entries.
         let revisions = live.thoughts.iter().filter_map(revisions_of).collect();
+        let wip = live.thoughts.iter().filter_map(WipLine::of).collect();
         StatusReport {
             now,
             paused,
             revisions,
+            wip,
             counts: self.counts,
             running,
             next,

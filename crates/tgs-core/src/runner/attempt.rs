@@ -82,6 +82,23 @@ pub(crate) struct WorkResult {
     /// Connections the sandbox refused the agent, and to what (audited).
     pub egress_denied: u32,
     pub egress_targets: Vec<String>,
+    /// What the session does to its thought's work in progress.
+    pub wip: WipChange,
+    /// What became of the work in progress worth a word in the record (not
+    /// kept: why; a conflict with the base).
+    pub wip_note: Option<String>,
+}
+
+/// What a session does to its thought's work in progress ([`super::wip`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum WipChange {
+    /// Leave the entry's as it is (nothing new was made).
+    #[default]
+    Keep,
+    /// Keep this one (its head on the local WIP ref, still to be pushed).
+    Set(crate::backlog::Wip),
+    /// Drop the entry's (it conflicts with the base, or the thought is done).
+    Drop,
 }
 
 impl WorkResult {
@@ -107,6 +124,8 @@ impl WorkResult {
             untrusted: false,
             egress_denied: 0,
             egress_targets: Vec::new(),
+            wip: WipChange::Keep,
+            wip_note: None,
         }
     }
 

@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::attempt::WipChange;
 use super::executor::{self, Job, Msg, WorkResult};
 use super::handover::{self, Handover, PrFacts};
-use super::outcome;
 use super::{after, signed, Mode, RunConfig, RunExit, SessionReport};
+use super::{outcome, wip};
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
 use crate::backlog::store::Record;
 use crate::backlog::store::{Append, Change};
@@ -675,6 +676,13 @@ impl<'r> Runner<'r> {
                 .and_then(|b| handover::fetch_branch(self.repo, remote, &b)),
             _ => None,
         };
+        // Work in progress kept by an earlier attempt (on this machine or
+        // another) is fetched beside the state: the session starts from it.
+        if let (Some(_), Some(remote), None) =
+            (&entry.wip, self.cfg.remote.as_deref(), entry.revision())
+        {
+            wip::fetch(self.repo, remote, &super::name_of(&entry.dir)?);
+        }
         Ok(Claimed::Job(Box::new(Job {
             entry,
             base_label: tip.label,
@@ -735,11 +743,59 @@ impl<'r> Runner<'r> {
         let handed = (w.outcome == Outcome::Success)
             .then(|| w.branch.clone().zip(w.head.clone()))
             .flatten();
+        self.push_wip(entry, &mut w);
+        let dropped = w.wip == WipChange::Drop && entry.wip.is_some();
         let report = self.record(entry, started, w, pr_url, pending, sink)?;
         if let Some((branch, head)) = handed {
             forget_local_branch(self.repo, &branch, &head);
         }
+        if dropped {
+            self.drop_wip(&entry.dir);
+        }
         Ok(report)
+    }
+
+    /// Push a session's new work in progress beside the state; one that
+    /// cannot be pushed is not recorded (the next attempt could not fetch
+    /// it), and the session's reason says so.
+    fn push_wip(&self, entry: &Entry, w: &mut WorkResult) {
+        if w.outcome == Outcome::Success {
+            w.wip = WipChange::Drop;
+        }
+        if let Some(note) = w.wip_note.take() {
+            w.reason = Some(match w.reason.take() {
+                Some(r) => format!("{r}; {note}"),
+                None => note,
+            });
+        }
+        let WipChange::Set(kept) = &w.wip else {
+            return;
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            return;
+        };
+        let Ok(name) = super::name_of(&entry.dir) else {
+            return;
+        };
+        if let Err(why) = wip::push(self.repo, remote, &name, &kept.head) {
+            tracing::warn!("{}: {why}", entry.dir);
+            let note = format!("its work in progress was not kept: {why}");
+            w.reason = Some(match w.reason.take() {
+                Some(r) => format!("{r}; {note}"),
+                None => note,
+            });
+            w.wip = WipChange::Keep;
+        }
+    }
+
+    /// Remove a thought's work in progress that its entry no longer holds
+    /// (best effort: a ref left behind is overwritten by the next one).
+    fn drop_wip(&self, dir: &str) {
+        let Ok(name) = super::name_of(dir) else {
+            return;
+        };
+        let remote = self.cfg.remote.as_deref().filter(|_| self.cfg.push);
+        wip::delete(self.repo, remote, &name);
     }
 
     /// Push the verified branch, then open its pull request.
@@ -906,6 +962,7 @@ impl<'r> Runner<'r> {
                 &agent,
                 settings.budgets.thought_cost_usd,
             )?;
+            note_wip(b, &dir, &w.wip);
             let pause = w
                 .provider
                 .as_ref()
@@ -1243,6 +1300,18 @@ fn settle(
         not_before,
         format!("chore(tgs): requeue {dir} after attempt {attempts}"),
     ))
+}
+
+/// The session's change to its thought's work in progress, in the entry.
+fn note_wip(b: &mut Backlog, dir: &str, change: &WipChange) {
+    let Some(e) = b.thoughts.iter_mut().find(|e| e.dir == dir) else {
+        return;
+    };
+    match change {
+        WipChange::Keep => {}
+        WipChange::Set(kept) => e.wip = Some(kept.clone()),
+        WipChange::Drop => e.wip = None,
+    }
 }
 
 /// A session failed for good: the thought fails, or (a revision) its pull

@@ -6,10 +6,10 @@
 
 use std::sync::mpsc::Sender;
 
-use super::attempt::agent_and_verify;
+use super::attempt::{agent_and_verify, WipChange};
 pub(crate) use super::attempt::{Job, Msg, Shared, WorkResult};
-use super::SessionFiles;
-use crate::backlog::Entry;
+use super::{wip, SessionFiles};
+use crate::backlog::Wip;
 use crate::events::{Event, Outcome};
 use crate::repo::Repo;
 use crate::thought::{Thought, ThoughtIndex, ThoughtName};
@@ -48,8 +48,8 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
         w.final_failure = true;
         return Ok(w);
     };
-    let start = job.tip.as_deref().unwrap_or(&job.base);
-    let wt = match worktree::prepare(sh.repo, &name, start) {
+    let (start, continued, w) = start_of(sh, job, w)?;
+    let wt = match worktree::prepare(sh.repo, &name, &start) {
         Ok(wt) => wt,
         Err(e) => return Ok(worktree_problem(w, &name, e)),
     };
@@ -61,12 +61,91 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
     })));
     let result = match entry.revision() {
         Some(rev) => super::revise::revise(sh, job, rev, &thought, &wt, w, tx),
-        None => first_session(sh, entry, &thought, &wt, w, tx),
+        None => first_session(sh, job, &thought, &wt, continued.as_ref(), w, tx),
     };
+    let result = result.and_then(|w| keep_work(sh, job, &name, &wt, w));
     worktree::discard(sh.repo, &wt.path);
     // The prompt and context list were the agent's input only.
     let _ = std::fs::remove_dir_all(&SessionFiles::of(sh.repo, &name).dir);
     result
+}
+
+/// Where a session starts: a revision at its pull request's tip; a thought
+/// with work in progress from it (on the base as it is now), unless it
+/// conflicts with the base (then the base, the work dropped, and the
+/// session's reason will say so); otherwise the base.
+fn start_of(
+    sh: &Shared<'_>,
+    job: &Job,
+    mut w: WorkResult,
+) -> Result<(String, Option<Wip>, WorkResult), Error> {
+    let entry = &job.entry;
+    if let Some(tip) = &job.tip {
+        return Ok((tip.clone(), None, w));
+    }
+    let Some(kept) = entry.wip.as_ref().filter(|_| entry.revision().is_none()) else {
+        return Ok((job.base.clone(), None, w));
+    };
+    match wip::start_from(sh.repo, kept, &job.base)? {
+        wip::Start::Continue(at) => Ok((at, Some(kept.clone()), w)),
+        wip::Start::Fresh(why) => {
+            tracing::warn!("{}: {why}", entry.dir);
+            w.wip = WipChange::Drop;
+            w.wip_note = Some(why);
+            Ok((job.base.clone(), None, w))
+        }
+    }
+}
+
+/// An attempt that ends without work to hand over keeps what its agent did
+/// (see [`wip`]); one that succeeded leaves nothing to keep.
+fn keep_work(
+    sh: &Shared<'_>,
+    job: &Job,
+    name: &ThoughtName,
+    wt: &Worktree,
+    mut w: WorkResult,
+) -> Result<WorkResult, Error> {
+    let entry = &job.entry;
+    let no_agent = matches!(w.outcome, Outcome::AgentMissing | Outcome::Blocked);
+    if entry.revision().is_some() || no_agent || w.log.is_none() {
+        return Ok(w);
+    }
+    if w.outcome == Outcome::Success {
+        w.wip = WipChange::Drop;
+        return Ok(w);
+    }
+    let scanner =
+        crate::secrets::Scanner::from_env(sh.env.iter().cloned(), &sh.cfg.settings.redact_env_keys);
+    let rules = wip::Rules {
+        thought_dir: &entry.dir,
+        guardrails: &sh.cfg.settings.guardrails,
+        secrets: &scanner,
+    };
+    match wip::take(sh.repo, wt, name, &job.base, &rules)? {
+        wip::Taken::Kept { head, files, lines } => {
+            let ended = match &w.reason {
+                Some(r) => format!("{}: {r}", w.outcome.as_str()),
+                None => w.outcome.as_str().to_owned(),
+            };
+            w.wip = WipChange::Set(Wip {
+                head,
+                base: job.base.clone(),
+                attempt: entry.attempts,
+                ended: ended.chars().take(300).collect(),
+                files,
+                lines,
+                at: crate::clock::now(),
+                last_seen: wip::last_seen(&w.log_tail),
+            });
+        }
+        wip::Taken::Nothing => {}
+        wip::Taken::Refused(why) => {
+            w.wip = WipChange::Drop;
+            w.wip_note = Some(format!("its work in progress was not kept: {why}"));
+        }
+    }
+    Ok(w)
 }
 
 /// A worktree that cannot be made: the branch checked out in a worktree of
@@ -112,21 +191,25 @@ fn worktree_problem(w: WorkResult, name: &ThoughtName, e: Error) -> WorkResult {
     }
 }
 
-/// A thought's first session: the implementation prompt, the agent, the checks.
+/// A thought's first session: the implementation prompt, the agent, the
+/// checks (against the base, whatever work in progress it started from).
 fn first_session(
     sh: &Shared<'_>,
-    entry: &Entry,
+    job: &Job,
     thought: &Thought,
     wt: &Worktree,
+    continued: Option<&Wip>,
     w: WorkResult,
     tx: &Sender<Msg>,
 ) -> Result<WorkResult, Error> {
     let cfg = sh.cfg;
-    let context = context::context_files(sh.repo, &wt.base, thought)?;
+    let entry = &job.entry;
+    let context = context::context_files(sh.repo, &job.base, thought)?;
     let template = match &cfg.settings.impl_prompt {
-        Some(p) => committed_template(sh.repo, &wt.base, p)?,
+        Some(p) => committed_template(sh.repo, &job.base, p)?,
         None => prompt::BUILTIN.to_owned(),
     };
+    let continuation = continued.map(|kept| wip::continuation(kept, &wt.branch));
     let text = prompt::render(
         &template,
         &prompt::PromptVars {
@@ -136,9 +219,10 @@ fn first_session(
             branch: &wt.branch,
             attempt: entry.attempts,
             last_error: entry.last_error.as_deref(),
+            continuation: continuation.as_deref(),
         },
     );
-    agent_and_verify(sh, entry, wt, &wt.base, &text, &context, w, tx)
+    agent_and_verify(sh, entry, wt, &job.base, &text, &context, w, tx)
 }
 
 /// The prompt template `path` as committed in `base`: the file in a working

@@ -28,6 +28,7 @@ mod handover;
 pub mod outcome;
 mod revise;
 mod safe;
+pub mod wip;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -36,6 +36,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         output::json(&stored);
         return super::ok();
     }
+    let wip = backlog.get(&dir).and_then(|e| e.wip.clone());
     if let Value::Object(map) = stored {
         let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
         for (k, v) in map {
@@ -46,6 +47,13 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             };
             anstream::println!("{k:width$}  {shown}");
         }
+    }
+    if let Some(w) = wip {
+        let name = dir.rsplit('/').next().unwrap_or(&dir);
+        anstream::println!(
+            "\nwork in progress kept by attempt {} ({} file(s), {} line(s)) on refs/tgs/wip/{name}: the next attempt goes on from it (`tgs server backlog retry {dir} --fresh` drops it)",
+            w.attempt, w.files, w.lines
+        );
     }
     super::ok()
 }

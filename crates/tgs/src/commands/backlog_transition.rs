@@ -36,6 +36,10 @@ pub struct RetryArgs {
     /// The thought directory.
     #[arg(value_name = "DIR")]
     pub dir: String,
+    /// Drop the work in progress an earlier attempt kept: the next attempt
+    /// starts from the base instead of going on from it.
+    #[arg(long)]
+    pub fresh: bool,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -94,5 +98,6 @@ pub fn fail(ctx: &Ctx, a: FailArgs) -> CliResult {
 }
 
 pub fn retry(ctx: &Ctx, a: RetryArgs) -> CliResult {
-    transition(ctx, &a.dir, &a.write, "retry", |b, d| b.retry(d))
+    let verb = if a.fresh { "retry (fresh)" } else { "retry" };
+    transition(ctx, &a.dir, &a.write, verb, |b, d| b.retry_with(d, a.fresh))
 }

@@ -146,6 +146,12 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             }
         }
     }
+    if !report.wip.is_empty() {
+        heading("work in progress", report.wip.len());
+        for w in &report.wip {
+            anstream::println!("  {}  {}", w.dir, output::clip(&w.describe(), 100));
+        }
+    }
     if !report.paused.is_empty() {
         heading("paused agents", report.paused.len());
         for p in &report.paused {
