@@ -301,6 +301,7 @@ const EARLIER_RUN: &[&str] = &[
     include_str!("init/earlier/tgs-server-run.v0.1.0-b.yml"),
     include_str!("init/earlier/tgs-server-run.v0.1.0-c.yml"),
     include_str!("init/earlier/tgs-server-run.v0.1.0-d.yml"),
+    include_str!("init/earlier/tgs-server-run.v0.1.0-e.yml"),
 ];
 const EARLIER_SCAN: &[&str] = &[include_str!("init/earlier/tgs-server-scan.v0.1.0-a.yml")];
 const EARLIER_REVIEW: &[&str] = &[include_str!("init/earlier/tgs-server-review.v0.1.0-a.yml")];

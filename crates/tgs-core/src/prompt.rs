@@ -253,6 +253,27 @@ mod tests {
         assert!(p.contains("implementation summary to tgs/thoughts/abc1234-x/implementation.md"));
         assert!(p.contains("- CLAUDE.md"));
         assert!(p.contains("attempt 2. The previous attempt failed: timeout: 5h"));
+        // A template without the placeholder still gets the account of the
+        // work to go on from, at its end.
+        let t = thought(&["research.md", "plan.md"]);
+        let vars = PromptVars {
+            thought: &t,
+            title: "X",
+            context_files: &[],
+            branch: "b",
+            attempt: 2,
+            last_error: None,
+            continuation: Some("An earlier attempt got part of the way."),
+        };
+        assert!(
+            render("Do {{title}}.", &vars).ends_with("\nAn earlier attempt got part of the way.")
+        );
+        let builtin = render(BUILTIN, &vars);
+        assert_eq!(
+            builtin.matches("An earlier attempt").count(),
+            1,
+            "{builtin}"
+        );
         assert!(!p.contains("{{"));
     }
 
@@ -308,6 +329,7 @@ mod tests {
                 branch: "b",
                 attempt: 1,
                 last_error: None,
+                continuation: None,
             },
         );
         assert_eq!(

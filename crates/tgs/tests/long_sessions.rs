@@ -544,3 +544,89 @@ fn retry_fresh_drops_the_work_in_progress() {
     assert_eq!(e["status"], "queued", "{e}");
     assert!(e.get("wip").is_none(), "{e}");
 }
+
+// ---- The matrix: the WIP through artifacts, no token in the agent's job -----
+
+/// One matrix round: claim (bundling the WIP), implement in a clone whose
+/// remote is out of reach, hand over. Returns the implement job's stderr.
+fn matrix_round(env: &TestEnv, repo: &TestRepo, round: usize) -> String {
+    let wip_dir = env.path().join(format!("wip-{round}"));
+    let (code, out, err) = run(repo
+        .tgs()
+        .env_remove("TGS_NOW")
+        .args([
+            "server",
+            "matrix",
+            "--max",
+            "1",
+            "--worker-id",
+            "actions/1",
+            "--json",
+            "--wip-out",
+        ])
+        .arg(&wip_dir));
+    assert_eq!(code, 0, "{err}");
+    let matrix: Value = serde_json::from_str(out.trim()).unwrap();
+    let ticket = matrix["include"][0].clone();
+    let claim_id = ticket["claim_id"].as_str().unwrap().to_owned();
+    let bundle = wip_dir.join(format!("{claim_id}.bundle"));
+    assert_eq!(
+        bundle.exists(),
+        round > 1,
+        "round {round}: the claim job bundles a WIP only when there is one"
+    );
+    let job = repo.clone_as(&format!("job-{round}"));
+    job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let art = env.path().join(format!("art-{round}"));
+    let (code, _, job_err) = run(job
+        .tgs()
+        .env_remove("TGS_NOW")
+        .args(["server", "run", "--claimed"])
+        .arg(ticket["thought"].as_str().unwrap())
+        .args(["--claim-id", &claim_id])
+        .args(["--attempt", &ticket["attempt"].to_string()])
+        .args(["--worker-id", "actions/1", "--handover-out"])
+        .arg(&art)
+        .arg("--wip-bundle")
+        .arg(&bundle));
+    assert_eq!(code, 0, "{job_err}");
+    let (code, out, err) = run(repo
+        .tgs()
+        .env_remove("TGS_NOW")
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    job_err
+}
+
+#[test]
+fn the_matrix_keeps_the_work_through_its_artifacts() {
+    let env = TestEnv::new();
+    let bin = thirds(&env, "sleep 600\n");
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 3\n",
+    );
+    matrix_round(&env, &repo, 1);
+    let e = entry(&repo);
+    assert_eq!(e["wip"]["attempt"], 1, "{e}");
+    let head = repo.git(&[
+        "--git-dir",
+        repo.origin.to_str().unwrap(),
+        "rev-parse",
+        WIP_REF,
+    ]);
+    assert_eq!(
+        e["wip"]["head"],
+        head.as_str(),
+        "the hand-over job pushed the WIP: {e}"
+    );
+    for round in [2, 3] {
+        std::thread::sleep(Duration::from_millis(1100));
+        matrix_round(&env, &repo, round);
+    }
+    finishes_in_three(&repo, &env);
+}

@@ -219,6 +219,24 @@ fn a_fresh_repository_gets_every_file() {
         serde_json::json!({"contents": "read"})
     );
     assert_eq!(implement["timeout-minutes"], 360);
+    // The session ends (its work kept) before the job is cut: the default
+    // session and verify timeouts leave the job room to install tgs and the
+    // agent (~10 min) and to keep and upload the work (~5 min).
+    let d = tgs_core::config::Settings::resolve(&Default::default()).unwrap();
+    let job = std::time::Duration::from_secs(60 * implement["timeout-minutes"].as_u64().unwrap());
+    let room = std::time::Duration::from_secs(20 * 60);
+    assert!(
+        d.session_timeout + d.verify_timeout + room <= job,
+        "session_timeout {:?} + verify_timeout {:?} + {room:?} must fit the implement job's {job:?}",
+        d.session_timeout,
+        d.verify_timeout
+    );
+    // The implement job starts from the work in progress the claim job bundled.
+    let steps = serde_json::to_string(&implement["steps"]).unwrap();
+    assert!(steps.contains("--wip-bundle"), "{steps}");
+    assert!(serde_json::to_string(&jobs["claim"])
+        .unwrap()
+        .contains("--wip-out"));
     assert_eq!(implement["needs"], "claim");
     assert_eq!(implement["strategy"]["fail-fast"], false);
     assert!(implement["strategy"]["max-parallel"].is_number());

@@ -111,6 +111,10 @@ impl SiteData {
         self.excerpts_left_out = true;
         for e in &mut self.backlog.thoughts {
             e.last_error = None;
+            if let Some(w) = &mut e.wip {
+                w.ended.clear();
+                w.last_seen.clear();
+            }
         }
         self.history.forget_reasons();
         self
@@ -829,6 +833,22 @@ fn render_thought(site: &Site, dir: &str) -> String {
         }
         fact(&mut b, "Pull request", &pr);
         fact(&mut b, "Depends on", &esc(&e.depends_on.join(", ")));
+        if let Some(w) = &e.wip {
+            let ended = w.ended.lines().next().unwrap_or_default();
+            let how = if ended.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", esc(&clip(ended, 160)))
+            };
+            fact(
+                &mut b,
+                "Work in progress",
+                &format!(
+                    "kept by attempt {} ({} file(s), {} line(s){how}); the next attempt goes on from it",
+                    w.attempt, w.files, w.lines
+                ),
+            );
+        }
         b.push_str("</dl>\n");
         render_review_loop(&mut b, e);
         if let Some(err) = &e.last_error {

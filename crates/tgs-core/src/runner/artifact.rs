@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::attempt::WipChange;
 use super::executor::WorkResult;
 use super::outcome::{ProviderCondition, ProviderKind};
 use crate::events::{Outcome, SessionStats};
@@ -26,6 +27,8 @@ use crate::Error;
 pub const RECORD_FILE: &str = "session.json";
 pub const BUNDLE_FILE: &str = "work.bundle";
 pub const TRANSCRIPT_FILE: &str = "transcript.log.gz";
+/// The work in progress of a session that ended without work to hand over.
+pub const WIP_BUNDLE_FILE: &str = "wip.bundle";
 /// The largest `session.json` read (a record is a few KiB).
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 
@@ -67,6 +70,25 @@ pub struct SessionRecord {
     pub provider: Option<(String, String, Option<u64>)>,
     /// The transcript's file name where the session ran.
     pub transcript: Option<String>,
+    /// Work in progress kept by a session that did not succeed (its
+    /// commits in `wip.bundle`), checked again by the hand-over job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wip: Option<RecordedWip>,
+    /// The session dropped the thought's work in progress (it conflicted
+    /// with the base, or the work is done).
+    #[serde(default)]
+    pub wip_dropped: bool,
+}
+
+/// What a record says of its work in progress (all of it the agent's
+/// job's word: the head is checked against the bundle, the work against
+/// the rules, the text bounded and cleaned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedWip {
+    pub head: String,
+    pub ended: String,
+    #[serde(default)]
+    pub last_seen: String,
 }
 
 impl SessionRecord {
@@ -102,6 +124,15 @@ impl SessionRecord {
                 .as_deref()
                 .and_then(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
+            wip: match &w.wip {
+                WipChange::Set(k) => Some(RecordedWip {
+                    head: k.head.clone(),
+                    ended: k.ended.clone(),
+                    last_seen: k.last_seen.clone(),
+                }),
+                _ => None,
+            },
+            wip_dropped: w.wip == WipChange::Drop,
         }
     }
 
@@ -125,6 +156,12 @@ impl SessionRecord {
         w.refund = self.refund;
         w.final_failure = self.final_failure;
         w.untrusted = true;
+        // Set only once the hand-over job has checked it (see `safe`).
+        w.wip = if self.wip_dropped {
+            WipChange::Drop
+        } else {
+            WipChange::Keep
+        };
         w.provider = self
             .provider
             .as_ref()
@@ -163,8 +200,22 @@ const MAX_COST_USD: f64 = 100_000.0;
 /// What one session may report in tokens; more is not believed.
 const MAX_TOKENS: u64 = 1 << 40;
 
+/// Several lines of at most `max` bytes (their end kept), control
+/// characters other than line breaks as spaces.
+pub(crate) fn clean_block(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
+    let mut start = flat.len().saturating_sub(max);
+    while !flat.is_char_boundary(start) {
+        start += 1;
+    }
+    flat[start..].trim().to_owned()
+}
+
 /// One line of at most `max` characters, control characters as spaces.
-fn clean_text(text: &str, max: usize) -> String {
+pub(crate) fn clean_text(text: &str, max: usize) -> String {
     let flat: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -225,11 +276,49 @@ pub fn write(
             )));
         }
     }
+    if let Some(w) = &record.wip {
+        let name = record.ticket.thought.rsplit('/').next().unwrap_or_default();
+        bundle(
+            repo,
+            &dir.join(WIP_BUNDLE_FILE),
+            &record.base,
+            &w.head,
+            &wip_ref_name(name),
+        )?;
+    }
     if let Some(log) = log {
         std::fs::write(dir.join(TRANSCRIPT_FILE), crate::archive::pack(log, whole)?)?;
     }
     let text = serde_json::to_string_pretty(record).expect("a record serializes");
     std::fs::write(dir.join(RECORD_FILE), text + "\n")?;
+    Ok(())
+}
+
+/// The ref a thought's work in progress is bundled under (as it is kept).
+pub fn wip_ref_name(name: &str) -> String {
+    format!("refs/tgs/wip/{name}")
+}
+
+/// Bundle `base..head` into `file`, `head` under the ref `name` (set to it).
+pub fn bundle(repo: &Repo, file: &Path, base: &str, head: &str, name: &str) -> Result<(), Error> {
+    let git = repo.git();
+    git.cmd(["update-ref", "--no-deref", name, head]).run()?;
+    let out = git
+        .cmd([
+            "bundle",
+            "create",
+            "--quiet",
+            path_str(file)?,
+            name,
+            &format!("^{base}"),
+        ])
+        .output()?;
+    if !out.success {
+        return Err(Error::Failed(format!(
+            "could not bundle the work in progress ({head}): {}",
+            out.stderr.trim()
+        )));
+    }
     Ok(())
 }
 
@@ -253,13 +342,28 @@ pub fn read(dir: &Path) -> Result<SessionRecord, Error> {
 /// return the head it holds; the bundle is checked first (`git bundle
 /// verify`: its base is here, it is whole).
 pub fn unbundle(repo: &Repo, dir: &Path, branch: &str) -> Result<String, Error> {
-    let bundle = dir.join(BUNDLE_FILE);
-    if !bundle.is_file() {
-        return Err(Error::Failed(
-            "the artifact holds no bundle of the work".into(),
-        ));
+    fetch_bundle(
+        repo,
+        &dir.join(BUNDLE_FILE),
+        &format!("refs/heads/{branch}"),
+        &format!("refs/tgs/handover/{branch}"),
+    )
+}
+
+/// Bring the ref `from` of the bundle `file` into the repository onto `to`
+/// and return the commit it holds; the bundle is checked first (`git
+/// bundle verify`: its prerequisites are here, it is whole). Used for the
+/// work of a session and for a work in progress (the claim job's bundle
+/// for the agent's job, the agent's job's for the hand-over).
+pub fn fetch_bundle(repo: &Repo, bundle: &Path, from: &str, to: &str) -> Result<String, Error> {
+    let meta = std::fs::symlink_metadata(bundle);
+    if !meta.is_ok_and(|m| m.is_file()) {
+        return Err(Error::Failed(format!(
+            "the artifact holds no bundle {}",
+            bundle.file_name().unwrap_or_default().to_string_lossy()
+        )));
     }
-    let b = path_str(&bundle)?;
+    let b = path_str(bundle)?;
     let check = repo
         .git()
         .cmd(["bundle", "verify", "--quiet", b])
@@ -270,18 +374,17 @@ pub fn unbundle(repo: &Repo, dir: &Path, branch: &str) -> Result<String, Error> 
             check.stderr.trim()
         )));
     }
-    let target = format!("refs/tgs/handover/{branch}");
-    let spec = format!("+refs/heads/{branch}:{target}");
+    let spec = format!("+{from}:{to}");
     let out = repo.git().fetch(b, &spec).output()?;
     if !out.success {
         return Err(Error::Failed(format!(
-            "the artifact's bundle does not hold {branch}: {}",
+            "the bundle does not hold {from}: {}",
             out.stderr.trim()
         )));
     }
     Ok(repo
         .git()
-        .text(["rev-parse", &format!("{target}^{{commit}}")])?)
+        .text(["rev-parse", &format!("{to}^{{commit}}")])?)
 }
 
 fn path_str(p: &Path) -> Result<&str, Error> {

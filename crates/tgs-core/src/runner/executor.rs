@@ -88,9 +88,14 @@ fn start_of(
     };
     match wip::start_from(sh.repo, kept, &job.base)? {
         wip::Start::Continue(at) => Ok((at, Some(kept.clone()), w)),
-        wip::Start::Fresh(why) => {
+        wip::Start::Conflict(why) => {
             tracing::warn!("{}: {why}", entry.dir);
             w.wip = WipChange::Drop;
+            w.wip_note = Some(why);
+            Ok((job.base.clone(), None, w))
+        }
+        wip::Start::Missing(why) => {
+            tracing::warn!("{}: {why}", entry.dir);
             w.wip_note = Some(why);
             Ok((job.base.clone(), None, w))
         }

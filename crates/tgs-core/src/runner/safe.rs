@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use super::artifact::{self, ClaimTicket, SessionRecord};
+use super::attempt::WipChange;
 use super::executor::{self, Job, Msg, WorkResult};
 use super::{Runner, SessionReport};
 use crate::backlog::store::Change;
@@ -102,10 +103,15 @@ impl Runner<'_> {
     /// Run the session of `ticket` from the checkout as it is (its HEAD is the
     /// base), without reading or changing the state, and leave the work in
     /// the artifact folder `out`.
+    ///
+    /// `wip_bundle`: the thought's work in progress, bundled by the claim
+    /// job ([`Runner::bundle_wips`]); the session goes on from it when the
+    /// state in the checkout says the claim has one.
     pub fn run_claimed(
         &self,
         ticket: &ClaimTicket,
         out: &Path,
+        wip_bundle: Option<&Path>,
         sink: &mut dyn Sink,
     ) -> Result<SessionReport, Error> {
         let base = self
@@ -123,7 +129,11 @@ impl Runner<'_> {
                 .unwrap_or_default();
         let mut entry = match &ticket.tip {
             Some(_) => self.claimed_revision(ticket)?,
-            None => Entry::new(ticket.thought.clone(), title.clone(), 0, now),
+            None => {
+                let mut e = Entry::new(ticket.thought.clone(), title.clone(), 0, now);
+                e.wip = self.claimed_wip(ticket, wip_bundle);
+                e
+            }
         };
         entry.title = title;
         entry.attempts = ticket.attempt;
@@ -156,10 +166,55 @@ impl Runner<'_> {
         })
     }
 
+    /// The work in progress the claim's entry holds (as the state branch
+    /// in this checkout has it), brought in from `bundle`; `None` when there
+    /// is none. A bundle that cannot be read leaves the WIP missing: the
+    /// session says so and starts from the base.
+    fn claimed_wip(
+        &self,
+        ticket: &ClaimTicket,
+        bundle: Option<&Path>,
+    ) -> Option<crate::backlog::Wip> {
+        let kept = self.claimed_entry(ticket).and_then(|e| e.wip)?;
+        if let Some(file) = bundle {
+            let name = ticket.thought.rsplit('/').next().unwrap_or_default();
+            let r = artifact::wip_ref_name(name);
+            match artifact::fetch_bundle(self.repo, file, &r, &r) {
+                Ok(head) if head == kept.head => {}
+                Ok(head) => tracing::warn!(
+                    "{}: the WIP bundle holds {head}, not {}",
+                    ticket.thought,
+                    kept.head
+                ),
+                Err(e) => tracing::warn!("{}: {e}", ticket.thought),
+            }
+        }
+        Some(kept)
+    }
+
     /// The claimed revision's entry, as the state branch in this checkout
     /// has it (the claim job recorded it before this job checked out: the
     /// claim's id must match). Read locally: this job holds no token.
     fn claimed_revision(&self, ticket: &ClaimTicket) -> Result<Entry, Error> {
+        let branch = self.topology.state_branch();
+        if let Some(e) = self
+            .claimed_entry(ticket)
+            .filter(|e| e.revision().is_some())
+        {
+            return Ok(e);
+        }
+        Err(Error::Setup {
+            message: format!(
+                "the claimed revision of {} is not in this checkout's state branch ({branch})",
+                ticket.thought
+            ),
+            hint: Some("check out with fetch-depth: 0, after the claim job".into()),
+        })
+    }
+
+    /// The entry of `ticket`'s claim as the state branch in this checkout
+    /// has it (its claim id matching), if it is there.
+    fn claimed_entry(&self, ticket: &ClaimTicket) -> Option<Entry> {
         let branch = self.topology.state_branch();
         let refs = [
             format!("refs/remotes/{}/{branch}", self.cfg.settings.remote),
@@ -174,24 +229,49 @@ impl Runner<'_> {
                     "blob",
                     &format!("{r}:{}", crate::backlog::store::BACKLOG_PATH),
                 ])
-                .output()?;
-            if !out.success {
+                .output();
+            let Some(out) = out.ok().filter(|o| o.success) else {
                 continue;
-            }
-            let b = crate::backlog::store::parse(&out.stdout_text(), std::path::Path::new(r))?;
-            if let Some(e) = b.get(&ticket.thought).filter(|e| {
-                e.claim_id.as_deref() == Some(ticket.claim_id.as_str()) && e.revision().is_some()
-            }) {
-                return Ok(e.clone());
+            };
+            let Ok(b) = crate::backlog::store::parse(&out.stdout_text(), std::path::Path::new(r))
+            else {
+                continue;
+            };
+            if let Some(e) = b
+                .get(&ticket.thought)
+                .filter(|e| e.claim_id.as_deref() == Some(ticket.claim_id.as_str()))
+            {
+                return Some(e.clone());
             }
         }
-        Err(Error::Setup {
-            message: format!(
-                "the claimed revision of {} is not in this checkout's state branch ({branch})",
-                ticket.thought
-            ),
-            hint: Some("check out with fetch-depth: 0, after the claim job".into()),
-        })
+        None
+    }
+
+    /// For the claim job: bundle the work in progress of each claimed
+    /// thought that has one into `dir/<claim id>.bundle`, for its agent's
+    /// job (which holds no token to fetch it). Returns how many.
+    ///
+    /// Errors: the state cannot be read, a folder cannot be made.
+    pub fn bundle_wips(&self, tickets: &[ClaimTicket], dir: &Path) -> Result<u32, Error> {
+        std::fs::create_dir_all(dir)?;
+        let b = self.state.read()?;
+        let mut n = 0;
+        for t in tickets.iter().filter(|t| t.tip.is_none()) {
+            let Some(kept) = b.get(&t.thought).and_then(|e| e.wip.clone()) else {
+                continue;
+            };
+            let name = super::name_of(&t.thought)?;
+            if let Some(remote) = self.cfg.remote.as_deref() {
+                super::wip::fetch(self.repo, remote, &name);
+            }
+            let file = dir.join(format!("{}.bundle", t.claim_id));
+            let r = super::wip::wip_ref(&name);
+            match artifact::bundle(self.repo, &file, &kept.base, &kept.head, &r) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!("{}: {e}", t.thought),
+            }
+        }
+        Ok(n)
     }
 
     fn has_commit(&self, sha: &str) -> bool {
@@ -302,6 +382,22 @@ impl Runner<'_> {
     ) -> Result<SessionReport, Error> {
         let mut w = record.work_result(dir, redactor);
         let mut base = String::new();
+        if let Some(recorded) = record
+            .wip
+            .as_ref()
+            .filter(|_| w.outcome != Outcome::Success)
+        {
+            match self.recheck_wip(entry, ticket, dir, recorded) {
+                Ok(kept) => w.wip = WipChange::Set(kept),
+                Err(why) => {
+                    let note = format!("its work in progress was not kept: {why}");
+                    w.reason = Some(match w.reason.take() {
+                        Some(r) => format!("{r}; {note}"),
+                        None => note,
+                    });
+                }
+            }
+        }
         if w.outcome == Outcome::Success {
             match self.recheck(entry, ticket, dir, record) {
                 Ok(b) => base = b,
@@ -379,6 +475,56 @@ impl Runner<'_> {
             .run()
             .map_err(|e| e.to_string())?;
         Ok(on_base)
+    }
+
+    /// The work in progress of a record, checked again as a hand-over's
+    /// work is: the bundle must hold the recorded head, and the work from
+    /// where it meets the base must pass the WIP's rules (secrets,
+    /// guardrails, tgs's paths). Text is bounded and cleaned.
+    fn recheck_wip(
+        &self,
+        entry: &Entry,
+        ticket: &ClaimTicket,
+        dir: &Path,
+        recorded: &artifact::RecordedWip,
+    ) -> Result<crate::backlog::Wip, String> {
+        let name = super::name_of(&entry.dir).map_err(|e| e.to_string())?;
+        let from = artifact::wip_ref_name(name.as_str());
+        let to = format!("refs/tgs/handover-wip/{name}");
+        let bundle = dir.join(artifact::WIP_BUNDLE_FILE);
+        let got =
+            artifact::fetch_bundle(self.repo, &bundle, &from, &to).map_err(|e| e.to_string())?;
+        if got != recorded.head {
+            return Err(format!(
+                "the bundle holds {got}, not the recorded {}: the artifact was altered",
+                recorded.head
+            ));
+        }
+        let base = self.where_it_meets_the_base(&got)?;
+        let scanner =
+            crate::secrets::Scanner::from_env(std::env::vars(), &self.cfg.settings.redact_env_keys);
+        let rules = super::wip::Rules {
+            thought_dir: &entry.dir,
+            guardrails: &self.cfg.settings.guardrails,
+            secrets: &scanner,
+        };
+        let refused =
+            super::wip::refusal(self.repo, &base, &got, &rules).map_err(|e| e.to_string())?;
+        if let Some(why) = refused {
+            return Err(why);
+        }
+        let (files, lines) =
+            super::wip::size(self.repo.git(), &base, &got).map_err(|e| e.to_string())?;
+        Ok(crate::backlog::Wip {
+            head: got,
+            base,
+            attempt: ticket.attempt,
+            ended: artifact::clean_text(&recorded.ended, 300),
+            files,
+            lines,
+            at: clock::now(),
+            last_seen: artifact::clean_block(&recorded.last_seen, super::wip::LAST_SEEN_BYTES),
+        })
     }
 
     /// Where `head` meets the base branch as the remote has it now (fetched):

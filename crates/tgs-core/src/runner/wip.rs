@@ -167,7 +167,7 @@ pub fn refusal(
 }
 
 /// Files changed and lines added plus removed, `base..head`.
-fn size(git: &Git, base: &str, head: &str) -> Result<(u32, u64), Error> {
+pub(crate) fn size(git: &Git, base: &str, head: &str) -> Result<(u32, u64), Error> {
     let out = git.cmd(["diff", "--numstat", "-z", base, head]).run()?;
     Ok(parse_numstat(&out))
 }
@@ -203,14 +203,17 @@ pub enum Start {
     /// At this commit: the WIP itself (same base) or its changes replayed
     /// onto the new base.
     Continue(String),
-    /// From the base: the WIP's changes conflict with it (said why).
-    Fresh(String),
+    /// From the base: the WIP's changes conflict with it (it is dropped).
+    Conflict(String),
+    /// From the base: the WIP is not here (it could not be fetched; it is
+    /// kept for a later attempt that can).
+    Missing(String),
 }
 
 /// Where to start an attempt on `base` given the kept `wip` (its head a
 /// commit of `repo`).
 ///
-/// Errors: git failing (a missing WIP commit is [`Start::Fresh`]).
+/// Errors: git failing (a missing WIP commit is [`Start::Missing`]).
 pub fn start_from(repo: &Repo, wip: &Wip, base: &str) -> Result<Start, Error> {
     let git = repo.git();
     let has = |c: &str| {
@@ -219,9 +222,10 @@ pub fn start_from(repo: &Repo, wip: &Wip, base: &str) -> Result<Start, Error> {
             .is_ok_and(|o| o.success)
     };
     if !has(&wip.head) || !has(&wip.base) {
-        return Ok(Start::Fresh(
-            "the work in progress of an earlier attempt could not be fetched".into(),
-        ));
+        return Ok(Start::Missing(format!(
+            "the work in progress of attempt {} could not be fetched; this attempt starts from the base",
+            wip.attempt
+        )));
     }
     if wip.base == base {
         return Ok(Start::Continue(wip.head.clone()));
@@ -238,7 +242,7 @@ pub fn start_from(repo: &Repo, wip: &Wip, base: &str) -> Result<Start, Error> {
         ])
         .output()?;
     if !out.success {
-        return Ok(Start::Fresh(format!(
+        return Ok(Start::Conflict(format!(
             "the work in progress of attempt {} conflicts with the base as it is now; this attempt starts from the base",
             wip.attempt
         )));

@@ -31,6 +31,11 @@ pub struct Args {
     /// The session timeout the leases are made for (default: server.session_timeout).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Bundle the work in progress of each claimed thought that has one
+    /// into DIR/<claim id>.bundle, for its session's job (`tgs server run
+    /// --claimed ... --wip-bundle`), which holds no token to fetch it.
+    #[arg(long, value_name = "DIR")]
+    pub wip_out: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -76,6 +81,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let mut sinks = Fanout::default();
     sinks.push(&mut console);
     let tickets = runner.claim_batch(args.max, &mut sinks)?;
+    if let Some(dir) = &args.wip_out {
+        runner.bundle_wips(&tickets, dir)?;
+    }
     let matrix = json!({ "include": tickets });
     output::json_line(&matrix);
     crate::actions::set_output("matrix", &matrix.to_string());

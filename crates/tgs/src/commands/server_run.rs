@@ -76,6 +76,11 @@ pub struct Args {
     /// branch, the end of the transcript.
     #[arg(long, value_name = "DIR", requires = "claimed")]
     pub handover_out: Option<std::path::PathBuf>,
+    /// The claimed thought's work in progress, bundled by `tgs server
+    /// matrix --wip-out` (with --claimed): the session goes on from it. A
+    /// path that does not exist is no work in progress.
+    #[arg(long, value_name = "FILE", requires = "claimed")]
+    pub wip_bundle: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -521,7 +526,8 @@ fn run_claimed(ctx: &Ctx, args: Args) -> CliResult {
     let mut console = Console::new(args.quiet, false);
     let mut sinks = Fanout::default();
     sinks.push(&mut console);
-    let report = runner.run_claimed(&ticket, &out, &mut sinks)?;
+    let bundle = args.wip_bundle.as_deref().filter(|p| p.exists());
+    let report = runner.run_claimed(&ticket, &out, bundle, &mut sinks)?;
     output::note(format!(
         "{}: {}{}; the work is in {} for `tgs server handover`",
         report.dir,
