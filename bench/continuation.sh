@@ -14,7 +14,7 @@
 set -euo pipefail
 mode=${1:?continue or fresh}; dir=${2:?}; work=${3:-30}; timeout=${4:-10s}; max=${5:-8}
 tgs=${TGS:-tgs}
-tgs=$(command -v "$tgs" || readlink -f "$tgs")
+tgs=$(readlink -f "$(command -v "$tgs")")
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null TGS_SANDBOX=off
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
 
