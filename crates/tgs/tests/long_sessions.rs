@@ -343,7 +343,19 @@ fn a_thought_too_long_for_one_session_finishes_over_three_timeouts() {
         WIP_REF,
     ]);
     assert_eq!(w["head"], head.as_str(), "{e}");
+    let audit = repo.audit();
+    assert!(
+        audit.iter().any(|r| r["action"] == "wip_kept"
+            && r["attempt"] == 1
+            && r["commit"] == head.as_str()),
+        "{audit:?}"
+    );
     // Status and show say so.
+    let (_, status, _) = run(repo.tgs().args(["server", "status"]));
+    assert!(
+        status.contains("work in progress") && status.contains("attempt 1 kept 1 file(s)"),
+        "{status}"
+    );
     let (_, show, _) = run(repo.tgs().args(["server", "backlog", "show", T]));
     assert!(show.contains("work in progress"), "{show}");
     run_to_the_end(&repo, &["--no-pr", "--once"]);

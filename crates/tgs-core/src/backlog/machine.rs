@@ -512,6 +512,42 @@ mod tests {
     }
 
     #[test]
+    fn retry_fresh_drops_the_work_in_progress_and_plain_retry_keeps_it() {
+        let wip = crate::backlog::Wip {
+            head: "a".repeat(40),
+            base: "b".repeat(40),
+            attempt: 1,
+            ended: "timeout: x".into(),
+            files: 1,
+            lines: 1,
+            at: t(0),
+            last_seen: String::new(),
+        };
+        let mut b = Backlog::default();
+        b.add("a", "A", 0, t(0));
+        b.thoughts[0].wip = Some(wip.clone());
+        // Queued: fresh drops it, nothing else changes.
+        let before = b.thoughts[0].clone();
+        b.retry_with("a", true).unwrap();
+        assert_eq!(b.thoughts[0].wip, None);
+        assert_eq!(b.thoughts[0].status, before.status);
+        // Failed: a plain retry keeps it, a fresh one drops it.
+        b.thoughts[0].status = Status::Failed;
+        b.thoughts[0].wip = Some(wip);
+        b.retry("a").unwrap();
+        assert!(b.thoughts[0].wip.is_some());
+        b.thoughts[0].status = Status::Failed;
+        b.retry_with("a", true).unwrap();
+        assert_eq!(
+            (b.thoughts[0].status, b.thoughts[0].wip.clone()),
+            (Status::Queued, None)
+        );
+        // In progress: refused, as a plain retry is.
+        b.thoughts[0].status = Status::InProgress;
+        assert!(b.retry_with("a", true).is_err());
+    }
+
+    #[test]
     fn retry_delay_and_dependencies_gate_claims() {
         let mut b = Backlog::default();
         b.add("a", "A", 0, t(0));

@@ -1086,6 +1086,39 @@ mod tests {
         assert!(page.content.contains("are left out of this site"));
     }
 
+    #[test]
+    fn a_thoughts_work_in_progress_is_on_its_page_its_text_escaped() {
+        let mut d = data();
+        d.backlog.thoughts[0].wip = Some(crate::backlog::Wip {
+            head: "a".repeat(40),
+            base: "b".repeat(40),
+            attempt: 2,
+            ended: "stalled: <b>no sign</b> of life".into(),
+            files: 3,
+            lines: 40,
+            at: d.now,
+            last_seen: "steal()".into(),
+        });
+        let page = |d: &SiteData| {
+            render_site(d)
+                .into_iter()
+                .find(|f| f.path == "thoughts/aaaaaaa-evil.html")
+                .unwrap()
+                .content
+        };
+        let html = page(&d);
+        assert!(
+            html.contains("kept by attempt 2 (3 file(s), 40 line(s), stalled: &lt;b&gt;no sign"),
+            "{html}"
+        );
+        let html = page(&d.without_excerpts());
+        assert!(
+            html.contains("kept by attempt 2 (3 file(s), 40 line(s))"),
+            "{html}"
+        );
+        assert!(!html.contains("stalled"), "{html}");
+    }
+
     /// The page without tgs's own script: the index has it once, as it is,
     /// with a policy that lets only it run; no other page has a script.
     fn without_own_script(f: &SiteFile) -> String {

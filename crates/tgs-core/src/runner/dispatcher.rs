@@ -66,6 +66,31 @@ fn egress_audit(worker: &str, at: Timestamp, dir: &str, w: &WorkResult) -> Appen
     }
 }
 
+/// The audit line of a session that kept its agent's work in progress.
+fn wip_audit(worker: &str, at: Timestamp, dir: &str, kept: &crate::backlog::Wip) -> Append {
+    let rec = crate::records::AuditRecord {
+        time: at,
+        worker: worker.to_owned(),
+        action: "wip_kept".into(),
+        thought: Some(dir.to_owned()),
+        from: None,
+        to: None,
+        attempt: Some(kept.attempt),
+        reason: Some(format!(
+            "{} file(s), {} line(s) kept on refs/tgs/wip/{}",
+            kept.files,
+            kept.lines,
+            dir.rsplit('/').next().unwrap_or(dir)
+        )),
+        commit: Some(kept.head.clone()),
+    };
+    Append {
+        kind: Record::Audit,
+        header: None,
+        line: serde_json::to_string(&rec).expect("an audit record serializes"),
+    }
+}
+
 /// What `server run --dry-run` shows: the session a run would start now.
 pub struct PlannedSession {
     pub entry: Entry,
@@ -976,6 +1001,9 @@ impl<'r> Runner<'r> {
             });
             if w.egress_denied > 0 {
                 change = change.append(egress_audit(&worker, ended, &dir, &w));
+            }
+            if let WipChange::Set(kept) = &w.wip {
+                change = change.append(wip_audit(&worker, ended, &dir, kept));
             }
             Ok(match &kept {
                 Some((path, gz)) => change.put(path.clone(), gz.clone()),
