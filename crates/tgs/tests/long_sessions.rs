@@ -363,8 +363,10 @@ fn a_thought_too_long_for_one_session_finishes_over_three_timeouts() {
 }
 
 #[test]
-fn the_work_is_kept_through_a_stall_a_crash_and_a_failure() {
-    for end in ["sleep 600\n", "kill -KILL $$\n", "exit 3\n"] {
+fn the_work_is_kept_through_a_stall_a_crash_a_failure_and_a_rejection() {
+    // Silent (stalled), killed by a signal (crashed), failed, and "done"
+    // without the implementation summary (rejected by verification).
+    for end in ["sleep 600\n", "kill -KILL $$\n", "exit 3\n", "exit 0\n"] {
         let env = TestEnv::new();
         let bin = thirds(&env, end);
         let repo = lab(
