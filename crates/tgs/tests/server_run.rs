@@ -117,6 +117,10 @@ fn a_good_session_is_verified_pushed_and_completed() {
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["branch"], "tgs/abcdef1-add-a-feature");
     assert_eq!(e["attempts"], 1);
+    // A finished entry is archived: retrying it says so, not "not in the backlog".
+    let (code, _, err) = run(repo.tgs().args(["server", "backlog", "retry", T]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is completed and archived"), "{err}");
     // The branch on origin holds the work.
     let show = env
         .git_cmd(&repo.origin)

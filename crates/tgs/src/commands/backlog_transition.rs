@@ -53,7 +53,22 @@ fn transition(
 ) -> CliResult {
     let repo = ctx.repo()?;
     let store = ctx.target(&repo, write)?;
-    let dir = find_entry(&repo, &store.read()?, arg)?;
+    let live = store.read()?;
+    if super::lookup_entry(&repo, &live, arg)?.is_none() {
+        // A finished entry is archived: say so, not "not in the backlog".
+        let all = store.read_all()?;
+        if let Some(dir) = super::lookup_entry(&repo, &all, arg)? {
+            let status = all
+                .get(&dir)
+                .map(|e| e.status.as_str())
+                .unwrap_or("finished");
+            return Err(CliError::usage(format!(
+                "{dir} is {status} and archived: `{verb}` applies to the entries still in the backlog"
+            ))
+            .hint(format!("`tgs server backlog show {dir}` shows how it ended")));
+        }
+    }
+    let dir = find_entry(&repo, &live, arg)?;
     let applied = store.update(&write.options(), |b| {
         f(b, &dir)?;
         let entry = b.get(&dir).cloned();

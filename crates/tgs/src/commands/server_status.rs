@@ -122,6 +122,11 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             .detail
             .as_deref()
             .and_then(|d| d.lines().find(|l| !l.trim().is_empty()))
+            // `failed: failed: the agent ...` says the same word twice.
+            .map(|d| {
+                d.strip_prefix(&format!("{}: ", a.reason.as_str()))
+                    .unwrap_or(d)
+            })
             .map(|d| format!(": {}", output::clip(d, 100)))
             .unwrap_or_default();
         let pr = a
