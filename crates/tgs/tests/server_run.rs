@@ -317,6 +317,18 @@ fn a_missing_agent_binary_is_told_apart() {
     let e = entry(&repo);
     assert_eq!(e["status"], "queued");
     assert_eq!(e.get("attempts"), None);
+    // `~` is not expanded (no shell runs the command): the hint says so.
+    repo.write(
+        "tgs/tgs.yml",
+        "server:\n  agent: ghost\n  agents:\n    ghost: { command: \"~/bin/agent.sh\" }\n",
+    );
+    repo.publish("tilde agent");
+    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no shell: `~` and `$VARIABLES` are not expanded"),
+        "{err}"
+    );
     // One that exists but is not executable is caught the same way, by
     // asking the system, not by claiming and failing (issue 10, input 5).
     let not_exec = env.path().join("not-executable");

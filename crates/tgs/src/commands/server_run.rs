@@ -392,7 +392,13 @@ fn check_program(spec: &AgentSpec, agent: &str, root: &std::path::Path) -> Resul
         ))
         .hint(format!("chmod +x {}", p.display())));
     }
+    // No shell runs the command: `~` and `$VAR` stay as written.
+    let unexpanded = program.starts_with('~') || program.contains('$');
     let hint = match spec.driver.package() {
+        _ if unexpanded => format!(
+            "tgs runs the program itself, with no shell: `~` and `$VARIABLES` are not expanded; write the full path in server.agents.{agent} (e.g. {})",
+            program.replacen('~', &std::env::var("HOME").unwrap_or_else(|_| "/home/you".into()), 1)
+        ),
         Some(p) => format!(
             "install {} ({}: the {} package {}), set server.agents.{agent}.bin, or pick another agent with --agent",
             p.product, p.install, p.registry, p.name
