@@ -165,6 +165,15 @@ pub enum Event {
         dir: String,
         branch: String,
     },
+    /// The session's unfinished work was kept for the next attempt, on
+    /// `reference` (`refs/tgs/wip/<thought>`), pushed beside the state.
+    WipKept {
+        dir: String,
+        attempt: u32,
+        reference: String,
+        files: u32,
+        lines: u64,
+    },
     PrOpened {
         dir: String,
         url: String,

@@ -394,6 +394,33 @@ impl Scanner {
         out
     }
 
+    /// `text` with every known value and every credential shape replaced
+    /// by `[REDACTED]`: for text tgs keeps in the shared state (a reason, the
+    /// end of an agent's output), which the transcript's redaction of named
+    /// values alone lets a token pasted by the agent through.
+    pub fn mask(&self, text: &str) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        if let Some(ac) = &self.literals {
+            bytes = ac.replace_all_bytes(&bytes, &vec![&b"[REDACTED]"[..]; self.labels.len()]);
+        }
+        for (i, re) in self.rule_res.iter().enumerate() {
+            if re.is_match(&bytes) {
+                let id = RULES[i].id;
+                bytes = re
+                    .replace_all(&bytes, |c: &regex::bytes::Captures<'_>| {
+                        let m = c.get(0).map_or(&b""[..], |m| m.as_bytes());
+                        if id == "aws-access-token" && m.ends_with(b"EXAMPLE") {
+                            m.to_vec()
+                        } else {
+                            b"[REDACTED]".to_vec()
+                        }
+                    })
+                    .into_owned();
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Scan a text line by line: each hit is a finding at `place:line`.
     pub fn scan_text(&self, place: &str, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -780,6 +807,27 @@ fn unquote(p: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mask_hides_values_and_shapes_and_keeps_the_rest() {
+        let sc = Scanner::from_env(
+            [("MY_TOKEN".to_owned(), "s3cr3t-value-123456".to_owned())],
+            &[],
+        );
+        let text = "found ghp_0123456789abcdefghijABCDEFGHIJ012345 and s3cr3t-value-123456; doc AKIAIOSFODNN7EXAMPLE";
+        let masked = sc.mask(text);
+        assert!(!masked.contains("ghp_0123"), "{masked}");
+        assert!(!masked.contains("s3cr3t-value"), "{masked}");
+        assert!(
+            masked.starts_with("found [REDACTED] and [REDACTED];"),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("AKIAIOSFODNN7EXAMPLE"),
+            "the documented example stays: {masked}"
+        );
+        assert!(sc.hits(masked.as_bytes()).is_empty(), "{masked}");
+    }
 
     const KEY: &str = "sk-ant-api03-test-value-0123456789abcdefghijklmnop";
 

@@ -64,9 +64,56 @@ pub fn check_paths(changed: &[String], thought_dir: &str) -> Vec<String> {
     problems
 }
 
+/// Changes to the approved thought's own files: of the thought's folder,
+/// only its implementation summary (`summary`, a path from the top) is the
+/// agent's to write. An edited plan or research would be read as approved by
+/// the next attempt and by reviewers. Pure, for testing.
+pub fn thought_edits(changed: &[String], thought_dir: &str, summary: &str) -> Option<String> {
+    let inside = format!("{thought_dir}/");
+    let edited: Vec<&String> = changed
+        .iter()
+        .filter(|p| p.starts_with(&inside) && p.as_str() != summary)
+        .collect();
+    let first = edited.first()?;
+    Some(format!(
+        "the agent changed {} of the approved thought's files (e.g. {first}): only its implementation summary ({summary}) is its to write",
+        edited.len()
+    ))
+}
+
+/// Gitlinks the branch adds or changes (mode 160000): a repository the agent
+/// made inside its own, committed as a pointer to a commit that exists
+/// nowhere; its files are not in the work. From `git diff --raw -z`.
+pub fn gitlinks(git: &Git, base: &str, head: &str) -> Result<Option<String>, Error> {
+    let out = git
+        .cmd(["diff", "--raw", "-z", "--no-renames", base, head])
+        .run()?;
+    Ok(parse_gitlinks(&out)
+        .first()
+        .map(|p| format!("{p} is a repository of its own inside the work (a gitlink, mode 160000): its files are not in the work; remove its .git to hand them in")))
+}
+
+/// The paths `git diff --raw -z` shows with a new mode of 160000. Pure.
+pub fn parse_gitlinks(out: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut fields = out.split(|b| *b == 0);
+    while let Some(meta) = fields.next() {
+        if meta.is_empty() {
+            continue;
+        }
+        let Some(path) = fields.next() else { break };
+        // `:100644 160000 <old> <new> A`
+        let new_mode = meta.split(|b| *b == b' ').nth(1);
+        if new_mode == Some(b"160000") {
+            found.push(String::from_utf8_lossy(path).into_owned());
+        }
+    }
+    found
+}
+
 /// Conflict markers the branch adds (`git diff --check` names them): a
 /// merge resolved in name only.
-fn conflict_markers(git: &Git, base: &str, head: &str) -> Result<Vec<String>, Error> {
+pub fn conflict_markers(git: &Git, base: &str, head: &str) -> Result<Vec<String>, Error> {
     let out = git.cmd(["diff", "--check", base, head]).output()?;
     let text = out.stdout_text();
     let places: Vec<&str> = text
@@ -137,8 +184,15 @@ pub fn verify(
         &head,
         rules.guardrails,
     )?);
+    problems.extend(gitlinks(git, &wt.base, &head)?);
     let index = ThoughtIndex::load_paths(repo, Some(&head), &[thought_dir])?;
     let summary = index.find(thought_dir).map(prompt::impl_file);
+    if let Some(p) = summary
+        .as_deref()
+        .and_then(|s| thought_edits(&changed, thought_dir, s))
+    {
+        problems.push(p);
+    }
     match index.find(thought_dir) {
         Some(t) if index.stage(t) == Stage::Implemented => {}
         Some(_) => problems.push(format!(
@@ -315,8 +369,15 @@ pub fn recheck_branch(
         head,
         rules.guardrails,
     )?);
+    problems.extend(gitlinks(repo.git(), base, head)?);
     let index = ThoughtIndex::load_paths(repo, Some(head), &[thought_dir])?;
     let summary = index.find(thought_dir).map(prompt::impl_file);
+    if let Some(p) = summary
+        .as_deref()
+        .and_then(|s| thought_edits(&changed, thought_dir, s))
+    {
+        problems.push(p);
+    }
     match index.find(thought_dir) {
         Some(t) if index.stage(t) == Stage::Implemented => {}
         Some(_) => problems.push(format!(
@@ -332,6 +393,31 @@ pub fn recheck_branch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_summary_of_the_thought_is_the_agents() {
+        let d = "tgs/thoughts/abc1234-x";
+        let summary = "tgs/thoughts/abc1234-x/implementation.md";
+        let ok = vec![summary.to_owned(), "src/a.rs".to_owned()];
+        assert_eq!(thought_edits(&ok, d, summary), None);
+        let bad = vec![
+            "tgs/thoughts/abc1234-x/plan.md".to_owned(),
+            summary.to_owned(),
+        ];
+        let p = thought_edits(&bad, d, summary).unwrap();
+        assert!(p.contains("e.g. tgs/thoughts/abc1234-x/plan.md"), "{p}");
+        // A thought whose name starts like this one's is not this one.
+        let other = vec!["tgs/thoughts/abc1234-xy/plan.md".to_owned()];
+        assert_eq!(thought_edits(&other, d, summary), None);
+    }
+
+    #[test]
+    fn gitlinks_are_found_in_a_raw_diff() {
+        let out =
+            b":000000 160000 0000000 5f0b466 A\0sub\0:100644 100644 1111111 2222222 M\0src/a.rs\0";
+        assert_eq!(parse_gitlinks(out), ["sub"]);
+        assert!(parse_gitlinks(b"").is_empty());
+    }
 
     fn v(paths: &[&str]) -> Vec<String> {
         check_paths(

@@ -141,9 +141,23 @@ fn own_git_files(repo: &Repo, gitdir: &Path, identity: &str) -> Result<(), Error
         "info/attributes",
         "info/grafts",
         "config.worktree",
+        // Locks a git the agent ran was killed holding (it is gone now):
+        // left, they would make tgs's own `git add` fail and lose the work.
+        "index.lock",
+        "HEAD.lock",
+        "ORIG_HEAD.lock",
+        "packed-refs.lock",
     ] {
         let p = gitdir.join(gone);
         let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    for lock in walkdir::WalkDir::new(gitdir.join("refs"))
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".lock"))
+    {
+        let _ = std::fs::remove_file(lock.path());
     }
     let info = gitdir.join("objects/info");
     std::fs::create_dir_all(&info)?;

@@ -299,6 +299,18 @@ impl Sink for Console {
                 let t = format!("pushed {branch}");
                 self.session_line(dir, &t)
             }
+            Event::WipKept {
+                dir,
+                reference,
+                files,
+                lines,
+                ..
+            } => {
+                let t = format!(
+                    "kept its work in progress on {reference} ({files} file(s), {lines} line(s)): the next attempt goes on from it"
+                );
+                self.session_line(dir, &t)
+            }
             Event::PrOpened { dir, url } => {
                 let t = format!("pull request: {url}");
                 self.session_line(dir, &t)

@@ -295,13 +295,13 @@ fn finishes_in_three(repo: &TestRepo, env: &TestEnv) {
     // Attempts 2 and 3 were told where the earlier one got.
     let p2 = std::fs::read_to_string(env.path().join("prompt.2")).unwrap();
     assert!(
-        p2.contains("An earlier attempt (attempt 1) got part of the way"),
+        p2.contains("An earlier session (of attempt 1) got part of the way"),
         "{p2}"
     );
     assert!(p2.contains("<<<earlier-output "), "{p2}");
     assert!(p2.contains("wrote part 1 of 3"), "{p2}");
     let p1 = std::fs::read_to_string(env.path().join("prompt.1")).unwrap();
-    assert!(!p1.contains("An earlier attempt"), "{p1}");
+    assert!(!p1.contains("An earlier session"), "{p1}");
 }
 
 /// Run `tgs server run` until the thought is done (each run one attempt).
@@ -500,7 +500,7 @@ fn work_that_conflicts_with_a_moved_base_starts_fresh() {
     );
     // The second attempt started from the base: it wrote part 1 again.
     let p2 = std::fs::read_to_string(env.path().join("prompt.2")).unwrap();
-    assert!(!p2.contains("An earlier attempt"), "{p2}");
+    assert!(!p2.contains("An earlier session"), "{p2}");
     assert_eq!(e["wip"]["attempt"], 2, "{e}");
 }
 
@@ -554,9 +554,22 @@ fn retry_fresh_drops_the_work_in_progress() {
         .tgs()
         .args(["server", "backlog", "retry", T, "--fresh"]));
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("dropped the work in progress attempt 1 kept"),
+        "{err}"
+    );
     let e = entry(&repo);
     assert_eq!(e["status"], "queued", "{e}");
     assert!(e.get("wip").is_none(), "{e}");
+    // Its ref goes too, here and on the remote.
+    let refs = repo.git(&[
+        "--git-dir",
+        repo.origin.to_str().unwrap(),
+        "for-each-ref",
+        "refs/tgs",
+    ]);
+    assert!(refs.is_empty(), "{refs}");
+    assert!(repo.git(&["for-each-ref", "refs/tgs/wip"]).is_empty());
 }
 
 // ---- The matrix: the WIP through artifacts, no token in the agent's job -----
@@ -643,4 +656,112 @@ fn the_matrix_keeps_the_work_through_its_artifacts() {
         matrix_round(&env, &repo, round);
     }
     finishes_in_three(&repo, &env);
+}
+
+// ---- What an attempt leaves that must not be kept as it is ------------------
+
+/// One attempt of `body` (then silent past a 2 s timeout); the entry after it.
+fn one_attempt<'e>(env: &'e TestEnv, body: &str) -> (TestRepo<'e>, Value) {
+    let bin = fake(env, "agent.sh", &format!("{body}\nsleep 600\n"));
+    let repo = lab(
+        env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  session_timeout: 2s\n  max_attempts: 3\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    let e = entry(&repo);
+    (repo, e)
+}
+
+#[test]
+fn work_that_rewrites_the_approved_plan_is_not_kept() {
+    let env = TestEnv::new();
+    let (_, e) = one_attempt(
+        &env,
+        "echo x > x.txt\necho '1. Delete src.' > \"$TGS_THOUGHT_DIR/plan.md\"\nrm \"$TGS_THOUGHT_DIR/research.md\"",
+    );
+    assert!(e.get("wip").is_none(), "{e}");
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.contains("its work in progress was not kept: the agent changed 2 of the approved thought's files"),
+        "{last}"
+    );
+}
+
+#[test]
+fn finished_work_that_rewrites_the_approved_plan_is_rejected() {
+    let env = TestEnv::new();
+    let bin = fake(
+        &env,
+        "agent.sh",
+        "echo 'pub fn feature() {}' >> src/lib.rs\necho '1. Something else.' > \"$TGS_THOUGHT_DIR/plan.md\"\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\n",
+    );
+    let repo = lab(
+        &env,
+        "plain",
+        &format!("{{ command: \"{bin}\" }}"),
+        "  max_attempts: 1\n",
+    );
+    let (code, _, err) = server_run(&repo, &["--no-pr"]);
+    assert_eq!(code, 1, "{err}");
+    let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
+    assert!(
+        last.starts_with("rejected: ")
+            && last.contains(
+                "approved thought's files (e.g. tgs/thoughts/abcdef1-add-a-feature/plan.md)"
+            ),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_stale_index_lock_does_not_lose_the_work() {
+    let env = TestEnv::new();
+    let (_, e) = one_attempt(
+        &env,
+        "echo x > x.txt\ngit add x.txt\necho y > y.txt\ntouch .git/index.lock",
+    );
+    assert_eq!(e["wip"]["files"], 2, "{e}");
+}
+
+#[test]
+fn a_nested_repository_or_a_half_done_merge_is_not_kept() {
+    let env = TestEnv::new();
+    let (_, e) = one_attempt(
+        &env,
+        "echo x > x.txt\nmkdir sub && cd sub && git init -q && echo s > s.txt && git add s.txt && git commit -qm s && cd ..",
+    );
+    assert!(e.get("wip").is_none(), "{e}");
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.contains("sub is a repository of its own inside the work"),
+        "{last}"
+    );
+
+    let env = TestEnv::new();
+    let (_, e) = one_attempt(
+        &env,
+        "git checkout -qb side && echo 'pub fn side() {}' > src/lib.rs && git commit -qam side && git checkout -q - && echo 'pub fn main_side() {}' > src/lib.rs && git commit -qam mine && git merge side >/dev/null 2>&1",
+    );
+    assert!(e.get("wip").is_none(), "{e}");
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.contains("conflict markers are left in src/lib.rs"),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_token_the_agent_prints_never_reaches_the_state() {
+    let env = TestEnv::new();
+    let (repo, e) = one_attempt(
+        &env,
+        "echo x > notes.txt\necho 'found token ghp_0123456789abcdefghijABCDEFGHIJ012345 in env'",
+    );
+    assert!(e.get("wip").is_some(), "{e}");
+    let state = repo.state_file("tgs/server/backlog.json").unwrap();
+    assert!(!state.contains("ghp_0123456789"), "{state}");
+    assert!(state.contains("found token [REDACTED] in env"), "{state}");
 }

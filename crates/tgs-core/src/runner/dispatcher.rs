@@ -768,7 +768,7 @@ impl<'r> Runner<'r> {
         let handed = (w.outcome == Outcome::Success)
             .then(|| w.branch.clone().zip(w.head.clone()))
             .flatten();
-        self.push_wip(entry, &mut w);
+        self.push_wip(entry, &mut w, sink);
         let dropped = w.wip == WipChange::Drop && entry.wip.is_some();
         let report = self.record(entry, started, w, pr_url, pending, sink)?;
         if let Some((branch, head)) = handed {
@@ -783,9 +783,21 @@ impl<'r> Runner<'r> {
     /// Push a session's new work in progress beside the state; one that
     /// cannot be pushed is not recorded (the next attempt could not fetch
     /// it), and the session's reason says so.
-    fn push_wip(&self, entry: &Entry, w: &mut WorkResult) {
+    fn push_wip(&self, entry: &Entry, w: &mut WorkResult, sink: &mut dyn Sink) {
         if w.outcome == Outcome::Success {
             w.wip = WipChange::Drop;
+        }
+        // What the state keeps of the agent's words holds no credential:
+        // the transcript's redaction knows named values, not a token the
+        // agent printed.
+        let scanner = crate::secrets::Scanner::from_env(
+            self.env.iter().cloned(),
+            &self.cfg.settings.redact_env_keys,
+        );
+        w.reason = w.reason.as_deref().map(|r| scanner.mask(r));
+        if let WipChange::Set(kept) = &mut w.wip {
+            kept.ended = scanner.mask(&kept.ended);
+            kept.last_seen = scanner.mask(&kept.last_seen);
         }
         if let Some(note) = w.wip_note.take() {
             w.reason = Some(match w.reason.take() {
@@ -796,10 +808,18 @@ impl<'r> Runner<'r> {
         let WipChange::Set(kept) = &w.wip else {
             return;
         };
-        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+        let Ok(name) = super::name_of(&entry.dir) else {
             return;
         };
-        let Ok(name) = super::name_of(&entry.dir) else {
+        let kept_event = Event::WipKept {
+            dir: entry.dir.clone(),
+            attempt: kept.attempt,
+            reference: wip::wip_ref(&name),
+            files: kept.files,
+            lines: kept.lines,
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            sink.event(&kept_event);
             return;
         };
         if let Err(why) = wip::push(self.repo, remote, &name, &kept.head) {
@@ -810,7 +830,9 @@ impl<'r> Runner<'r> {
                 None => note,
             });
             w.wip = WipChange::Keep;
+            return;
         }
+        sink.event(&kept_event);
     }
 
     /// Remove a thought's work in progress that its entry no longer holds

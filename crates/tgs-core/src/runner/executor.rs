@@ -214,7 +214,7 @@ fn first_session(
         Some(p) => committed_template(sh.repo, &job.base, p)?,
         None => prompt::BUILTIN.to_owned(),
     };
-    let continuation = continued.map(|kept| wip::continuation(kept, &wt.branch));
+    let continuation = continued.map(|kept| wip::continuation(kept, &wt.branch, &job.base));
     let text = prompt::render(
         &template,
         &prompt::PromptVars {

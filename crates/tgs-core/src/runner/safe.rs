@@ -387,7 +387,13 @@ impl Runner<'_> {
             .as_ref()
             .filter(|_| w.outcome != Outcome::Success)
         {
-            match self.recheck_wip(entry, ticket, dir, recorded) {
+            // How it ended is this job's reading of the record (outcome and
+            // cleaned reason), never the record's own account of it.
+            let ended = match &w.reason {
+                Some(r) => format!("{}: {r}", w.outcome.as_str()),
+                None => w.outcome.as_str().to_owned(),
+            };
+            match self.recheck_wip(entry, ticket, dir, recorded, &ended) {
                 Ok(kept) => w.wip = WipChange::Set(kept),
                 Err(why) => {
                     let note = format!("its work in progress was not kept: {why}");
@@ -487,6 +493,7 @@ impl Runner<'_> {
         ticket: &ClaimTicket,
         dir: &Path,
         recorded: &artifact::RecordedWip,
+        ended: &str,
     ) -> Result<crate::backlog::Wip, String> {
         let name = super::name_of(&entry.dir).map_err(|e| e.to_string())?;
         let from = artifact::wip_ref_name(name.as_str());
@@ -519,7 +526,7 @@ impl Runner<'_> {
             head: got,
             base,
             attempt: ticket.attempt,
-            ended: artifact::clean_text(&recorded.ended, 300),
+            ended: artifact::clean_text(ended, 300),
             files,
             lines,
             at: clock::now(),

@@ -60,7 +60,14 @@ pub fn push(repo: &Repo, remote: &str, name: &ThoughtName, head: &str) -> Result
     if out.success {
         Ok(())
     } else {
-        Err(format!("could not push it: {}", out.stderr.trim()))
+        // git's first line says why (`remote: ...`, `! [remote rejected]`).
+        let why = out
+            .stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("git refused");
+        Err(format!("could not push it to {}: {why}", wip_ref(name)))
     }
 }
 
@@ -160,6 +167,15 @@ pub fn refusal(
         .into_iter()
         .filter(|p| p.contains("tgs/server/") || p.contains("outside its thought"))
         .collect();
+    let summary = crate::thought::ThoughtIndex::load_paths(repo, Some(base), &[rules.thought_dir])?
+        .find(rules.thought_dir)
+        .map(crate::prompt::impl_file)
+        .unwrap_or_else(|| format!("{}/implementation.md", rules.thought_dir));
+    problems.extend(verify::thought_edits(&changed, rules.thought_dir, &summary));
+    problems.extend(verify::gitlinks(git, base, head)?);
+    // A merge or rebase left half done: the next attempt would start from
+    // the markers and be rejected for them.
+    problems.extend(verify::conflict_markers(git, base, head)?);
     problems.extend(guardrails::check_branch(git, base, head, rules.guardrails)?);
     let findings = verify::scan_branch(git, base, head, None, rules.secrets)?;
     problems.extend(secrets::problem(&findings));
@@ -260,9 +276,10 @@ pub fn start_from(repo: &Repo, wip: &Wip, base: &str) -> Result<Start, Error> {
 /// The prompt's account of the earlier attempt a session continues: how it
 /// ended and what it was doing last (quoted as its own output, not
 /// instructions).
-pub fn continuation(wip: &Wip, branch: &str) -> String {
+pub fn continuation(wip: &Wip, branch: &str, base: &str) -> String {
+    let base = &base[..base.len().min(12)];
     let mut text = format!(
-        "An earlier attempt (attempt {}) got part of the way: its work is already in this repository, committed on {branch} ({} file(s) changed; see `git log` and `git diff HEAD~1`). It ended as {}. Go on from where it stopped: do not start again, and do not undo its work unless it is wrong.\n",
+        "An earlier session (of attempt {}) got part of the way: its work is already in this repository, committed on {branch} ({} file(s) changed; `git log {base}..HEAD` and `git diff {base}` show it all). It ended as {}. Go on from where it stopped: do not start again, and do not undo its work unless it is wrong.\n",
         wip.attempt,
         wip.files,
         wip.ended.lines().next().unwrap_or_default()

@@ -114,5 +114,42 @@ pub fn fail(ctx: &Ctx, a: FailArgs) -> CliResult {
 
 pub fn retry(ctx: &Ctx, a: RetryArgs) -> CliResult {
     let verb = if a.fresh { "retry (fresh)" } else { "retry" };
-    transition(ctx, &a.dir, &a.write, verb, |b, d| b.retry_with(d, a.fresh))
+    let kept = if a.fresh { kept_wip(ctx, &a)? } else { None };
+    transition(ctx, &a.dir, &a.write, verb, |b, d| b.retry_with(d, a.fresh))?;
+    if let Some((dir, attempt)) = kept {
+        // The entry no longer names it: its ref goes too, here and on the
+        // remote (best effort: the next kept work replaces it anyway).
+        let repo = ctx.repo()?;
+        let topo = ctx.quiet_topology(&repo, &a.write, false)?;
+        let remote = topo
+            .remote()
+            .filter(|_| !a.write.no_push)
+            .map(|r| r.name.clone());
+        if let Some(name) = dir
+            .rsplit('/')
+            .next()
+            .and_then(tgs_core::thought::ThoughtName::parse)
+        {
+            tgs_core::runner::wip::delete(&repo, remote.as_deref(), &name);
+        }
+        output::note(format!(
+            "dropped the work in progress attempt {attempt} kept: the next attempt starts from the base"
+        ));
+    }
+    super::ok()
+}
+
+/// The entry `a.dir` names and the attempt of the work in progress it
+/// keeps, if it keeps one.
+fn kept_wip(ctx: &Ctx, a: &RetryArgs) -> CliResult<Option<(String, u32)>> {
+    let repo = ctx.repo()?;
+    let store = ctx.target(&repo, &a.write)?;
+    let live = store.read()?;
+    let Some(dir) = super::lookup_entry(&repo, &live, &a.dir)? else {
+        return Ok(None);
+    };
+    Ok(live
+        .get(&dir)
+        .and_then(|e| e.wip.as_ref())
+        .map(|w| (dir.clone(), w.attempt)))
 }
