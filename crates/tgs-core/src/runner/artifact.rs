@@ -86,6 +86,8 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedWip {
     pub head: String,
+    /// How the agent's job says the session ended: shown nowhere; the
+    /// hand-over job records its own reading of the outcome instead.
     pub ended: String,
     #[serde(default)]
     pub last_seen: String,
