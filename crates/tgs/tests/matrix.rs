@@ -569,3 +569,24 @@ fn a_records_text_never_becomes_a_workflow_command() {
     let e = entry(&repo, &dirs[0]);
     assert!(e["last_error"].as_str().unwrap().contains("pwned"), "{e}");
 }
+
+/// An artifact whose record cannot be read is said to be unreadable, not
+/// missing: its job did leave one.
+#[test]
+fn an_unreadable_record_is_told_apart_from_a_missing_artifact() {
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 1);
+    let (matrix, art) = claimed_and_implemented(&env, &repo);
+    let claim_id = matrix["include"][0]["claim_id"].as_str().unwrap();
+    let named = env.path().join(format!("tgs-handover-{claim_id}"));
+    std::fs::rename(&art, &named).unwrap();
+    std::fs::write(named.join("session.json"), "x".repeat(2 << 20)).unwrap();
+    hand_over(&repo, &matrix, &named, &[]);
+    let e = entry(&repo, &dirs[0]);
+    let last = e["last_error"].as_str().unwrap();
+    assert!(
+        last.starts_with("crashed: the session's artifact could not be read (")
+            && last.contains("too large to be a session record"),
+        "{last}"
+    );
+}

@@ -322,10 +322,16 @@ impl Runner<'_> {
         sink: &mut dyn Sink,
     ) -> Result<Vec<SessionReport>, Error> {
         let mut records: Vec<(PathBuf, SessionRecord)> = Vec::new();
+        // Artifacts whose record cannot be read, with why: a ticket whose
+        // artifact (named after its claim id) is one of them left one.
+        let mut unreadable: Vec<(PathBuf, String)> = Vec::new();
         for d in dirs {
             match artifact::read(d) {
                 Ok(r) => records.push((d.clone(), r)),
-                Err(e) => tracing::warn!("{}: {e}", d.display()),
+                Err(e) => {
+                    tracing::warn!("{}: {e}", d.display());
+                    unreadable.push((d.clone(), e.to_string()));
+                }
             }
         }
         let state = self.state.read()?;
@@ -351,7 +357,16 @@ impl Runner<'_> {
                 Some((dir, record)) => {
                     self.hand_over_one(&entry, t, dir, record, &redactor, sink)?
                 }
-                None => self.record_missing(&entry, sink)?,
+                None => {
+                    let why = unreadable
+                        .iter()
+                        .find(|(d, _)| {
+                            d.file_name()
+                                .is_some_and(|n| n.to_string_lossy().contains(t.claim_id.as_str()))
+                        })
+                        .map(|(_, e)| e.as_str());
+                    self.record_missing(&entry, why, sink)?
+                }
             };
             reports.push(report);
         }
@@ -560,14 +575,20 @@ impl Runner<'_> {
         Ok(meet)
     }
 
-    /// A claimed session whose artifact never came: its job was cancelled,
-    /// timed out or crashed. Recorded as crashed, requeued now.
-    fn record_missing(&self, entry: &Entry, sink: &mut dyn Sink) -> Result<SessionReport, Error> {
-        let mut w = WorkResult::new(
-            &self.cfg.agent,
-            Outcome::Crashed,
-            Some("the session's job left no artifact (cancelled, timed out or crashed)".into()),
-        );
+    /// A claimed session whose artifact never came (its job was cancelled,
+    /// timed out or crashed) or cannot be read (`unreadable` says why).
+    /// Recorded as crashed, requeued now.
+    fn record_missing(
+        &self,
+        entry: &Entry,
+        unreadable: Option<&str>,
+        sink: &mut dyn Sink,
+    ) -> Result<SessionReport, Error> {
+        let reason = match unreadable {
+            Some(e) => format!("the session's artifact could not be read ({e})"),
+            None => "the session's job left no artifact (cancelled, timed out or crashed)".into(),
+        };
+        let mut w = WorkResult::new(&self.cfg.agent, Outcome::Crashed, Some(reason));
         w.requeue_now = true;
         let job = Job {
             entry: entry.clone(),
