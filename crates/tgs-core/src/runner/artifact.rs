@@ -209,11 +209,7 @@ pub(crate) fn clean_block(text: &str, max: usize) -> String {
         .chars()
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
         .collect();
-    let mut start = flat.len().saturating_sub(max);
-    while !flat.is_char_boundary(start) {
-        start += 1;
-    }
-    flat[start..].trim().to_owned()
+    super::wip::end_of(&flat, max).trim().to_owned()
 }
 
 /// One line of at most `max` characters, control characters as spaces.
@@ -279,14 +275,9 @@ pub fn write(
         }
     }
     if let Some(w) = &record.wip {
-        let name = record.ticket.thought.rsplit('/').next().unwrap_or_default();
-        bundle(
-            repo,
-            &dir.join(WIP_BUNDLE_FILE),
-            &record.base,
-            &w.head,
-            &wip_ref_name(name),
-        )?;
+        let name = super::name_of(&record.ticket.thought)?;
+        let r = super::wip::wip_ref(&name);
+        bundle(repo, &dir.join(WIP_BUNDLE_FILE), &record.base, &w.head, &r)?;
     }
     if let Some(log) = log {
         std::fs::write(dir.join(TRANSCRIPT_FILE), crate::archive::pack(log, whole)?)?;
@@ -294,11 +285,6 @@ pub fn write(
     let text = serde_json::to_string_pretty(record).expect("a record serializes");
     std::fs::write(dir.join(RECORD_FILE), text + "\n")?;
     Ok(())
-}
-
-/// The ref a thought's work in progress is bundled under (as it is kept).
-pub fn wip_ref_name(name: &str) -> String {
-    format!("refs/tgs/wip/{name}")
 }
 
 /// Bundle `base..head` into `file`, `head` under the ref `name` (set to it).

@@ -144,6 +144,23 @@ impl WorkResult {
         self
     }
 
+    /// How the session ended, in one line: `outcome: reason`, or the
+    /// outcome alone.
+    pub fn ended(&self) -> String {
+        match &self.reason {
+            Some(r) => format!("{}: {r}", self.outcome.as_str()),
+            None => self.outcome.as_str().to_owned(),
+        }
+    }
+
+    /// Add `note` to the reason (`reason; note`), or make it the reason.
+    pub fn add_note(&mut self, note: String) {
+        self.reason = Some(match self.reason.take() {
+            Some(r) => format!("{r}; {note}"),
+            None => note,
+        });
+    }
+
     pub(super) fn over(mut self, outcome: Outcome, reason: String) -> WorkResult {
         self.outcome = outcome;
         self.reason = Some(reason);

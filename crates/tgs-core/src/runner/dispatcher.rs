@@ -68,6 +68,7 @@ fn egress_audit(worker: &str, at: Timestamp, dir: &str, w: &WorkResult) -> Appen
 
 /// The audit line of a session that kept its agent's work in progress.
 fn wip_audit(worker: &str, at: Timestamp, dir: &str, kept: &crate::backlog::Wip) -> Append {
+    let reference = super::name_of(dir).map_or_else(|_| dir.to_owned(), |n| wip::wip_ref(&n));
     let rec = crate::records::AuditRecord {
         time: at,
         worker: worker.to_owned(),
@@ -77,10 +78,8 @@ fn wip_audit(worker: &str, at: Timestamp, dir: &str, kept: &crate::backlog::Wip)
         to: None,
         attempt: Some(kept.attempt),
         reason: Some(format!(
-            "{} file(s), {} line(s) kept on refs/tgs/wip/{}",
-            kept.files,
-            kept.lines,
-            dir.rsplit('/').next().unwrap_or(dir)
+            "{} file(s), {} line(s) kept on {reference}",
+            kept.files, kept.lines
         )),
         commit: Some(kept.head.clone()),
     };
@@ -800,10 +799,7 @@ impl<'r> Runner<'r> {
             kept.last_seen = scanner.mask(&kept.last_seen);
         }
         if let Some(note) = w.wip_note.take() {
-            w.reason = Some(match w.reason.take() {
-                Some(r) => format!("{r}; {note}"),
-                None => note,
-            });
+            w.add_note(note);
         }
         let WipChange::Set(kept) = &w.wip else {
             return;
@@ -824,11 +820,7 @@ impl<'r> Runner<'r> {
         };
         if let Err(why) = wip::push(self.repo, remote, &name, &kept.head) {
             tracing::warn!("{}: {why}", entry.dir);
-            let note = format!("its work in progress was not kept: {why}");
-            w.reason = Some(match w.reason.take() {
-                Some(r) => format!("{r}; {note}"),
-                None => note,
-            });
+            w.add_note(format!("its work in progress was not kept: {why}"));
             w.wip = WipChange::Keep;
             return;
         }

@@ -129,10 +129,7 @@ fn keep_work(
     };
     match wip::take(sh.repo, wt, name, &job.base, &rules)? {
         wip::Taken::Kept { head, files, lines } => {
-            let ended = match &w.reason {
-                Some(r) => format!("{}: {r}", w.outcome.as_str()),
-                None => w.outcome.as_str().to_owned(),
-            };
+            let ended = w.ended();
             w.wip = WipChange::Set(Wip {
                 head,
                 base: job.base.clone(),

@@ -165,7 +165,11 @@ pub fn push_forward(
 }
 
 /// `git push` of one refspec, hooks skipped (tgs checked the work itself).
-fn push_spec(repo: &Repo, remote: &str, spec: &str) -> Result<crate::git::GitOutput, String> {
+pub(super) fn push_spec(
+    repo: &Repo,
+    remote: &str,
+    spec: &str,
+) -> Result<crate::git::GitOutput, String> {
     repo.git()
         .cmd([
             "push",

@@ -157,22 +157,32 @@ pub fn rejected_start(run: &AgentRun) -> Option<ProviderCondition> {
     })
 }
 
-/// The last line the agent wrote on stderr, else on stdout, as ` (last output: ...)`.
 /// `no sign of life for 20m (no output, no change in its repository); last
 /// seen: <its last action, or its last line of output>`.
 fn stalled_reason(run: &AgentRun, quiet: Duration) -> String {
-    let seen = match &run.last_action {
-        Some(a) => format!("; last seen: {}", a.chars().take(200).collect::<String>()),
-        None => last_line(run).replacen(" (last output: ", "; last seen: ", 1),
-    };
-    let seen = seen.strip_suffix(')').map(str::to_owned).unwrap_or(seen);
+    let seen = run
+        .last_action
+        .as_deref()
+        .map(|a| a.chars().take(200).collect())
+        .or_else(|| last_output(run))
+        .map(|l| format!("; last seen: {l}"))
+        .unwrap_or_default();
     format!(
         "no sign of life for {} (no output, no change in its repository){seen}",
         crate::runner::humanize(quiet)
     )
 }
 
+/// The last line the agent wrote on stderr, else on stdout, as ` (last output: ...)`.
 fn last_line(run: &AgentRun) -> String {
+    last_output(run)
+        .map(|l| format!(" (last output: {l})"))
+        .unwrap_or_default()
+}
+
+/// The last line the agent wrote on stderr, else on stdout (not tgs's own
+/// `# tgs` lines), at most 200 characters.
+fn last_output(run: &AgentRun) -> Option<String> {
     run.stderr_tail
         .lines()
         .rev()
@@ -183,13 +193,7 @@ fn last_line(run: &AgentRun) -> String {
                 .rev()
                 .find(|l| !l.trim().is_empty() && !l.starts_with("# tgs"))
         })
-        .map(|l| {
-            format!(
-                " (last output: {})",
-                l.chars().take(200).collect::<String>()
-            )
-        })
-        .unwrap_or_default()
+        .map(|l| l.chars().take(200).collect())
 }
 
 /// A provider condition the run reports: Claude's result, a Codex error.

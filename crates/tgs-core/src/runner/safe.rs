@@ -176,9 +176,8 @@ impl Runner<'_> {
         bundle: Option<&Path>,
     ) -> Option<crate::backlog::Wip> {
         let kept = self.claimed_entry(ticket).and_then(|e| e.wip)?;
-        if let Some(file) = bundle {
-            let name = ticket.thought.rsplit('/').next().unwrap_or_default();
-            let r = artifact::wip_ref_name(name);
+        if let (Some(file), Ok(name)) = (bundle, super::name_of(&ticket.thought)) {
+            let r = super::wip::wip_ref(&name);
             match artifact::fetch_bundle(self.repo, file, &r, &r) {
                 Ok(head) if head == kept.head => {}
                 Ok(head) => tracing::warn!(
@@ -404,19 +403,9 @@ impl Runner<'_> {
         {
             // How it ended is this job's reading of the record (outcome and
             // cleaned reason), never the record's own account of it.
-            let ended = match &w.reason {
-                Some(r) => format!("{}: {r}", w.outcome.as_str()),
-                None => w.outcome.as_str().to_owned(),
-            };
-            match self.recheck_wip(entry, ticket, dir, recorded, &ended) {
+            match self.recheck_wip(entry, ticket, dir, recorded, &w.ended()) {
                 Ok(kept) => w.wip = WipChange::Set(kept),
-                Err(why) => {
-                    let note = format!("its work in progress was not kept: {why}");
-                    w.reason = Some(match w.reason.take() {
-                        Some(r) => format!("{r}; {note}"),
-                        None => note,
-                    });
-                }
+                Err(why) => w.add_note(format!("its work in progress was not kept: {why}")),
             }
         }
         if w.outcome == Outcome::Success {
@@ -511,7 +500,7 @@ impl Runner<'_> {
         ended: &str,
     ) -> Result<crate::backlog::Wip, String> {
         let name = super::name_of(&entry.dir).map_err(|e| e.to_string())?;
-        let from = artifact::wip_ref_name(name.as_str());
+        let from = super::wip::wip_ref(&name);
         let to = format!("refs/tgs/handover-wip/{name}");
         let bundle = dir.join(artifact::WIP_BUNDLE_FILE);
         let got =
@@ -530,13 +519,8 @@ impl Runner<'_> {
             guardrails: &self.cfg.settings.guardrails,
             secrets: &scanner,
         };
-        let refused =
-            super::wip::refusal(self.repo, &base, &got, &rules).map_err(|e| e.to_string())?;
-        if let Some(why) = refused {
-            return Err(why);
-        }
         let (files, lines) =
-            super::wip::size(self.repo.git(), &base, &got).map_err(|e| e.to_string())?;
+            super::wip::check(self.repo, &base, &got, &rules).map_err(|e| e.to_string())??;
         Ok(crate::backlog::Wip {
             head: got,
             base,

@@ -44,19 +44,7 @@ pub fn fetch(repo: &Repo, remote: &str, name: &ThoughtName) {
 /// Push `head` as the thought's work in progress to `remote` (forced: each
 /// attempt's replaces the last). Errors: git's refusal, as text.
 pub fn push(repo: &Repo, remote: &str, name: &ThoughtName, head: &str) -> Result<(), String> {
-    let spec = format!("+{head}:{}", wip_ref(name));
-    let out = repo
-        .git()
-        .cmd([
-            "push",
-            "--quiet",
-            "--porcelain",
-            "--no-verify",
-            remote,
-            &spec,
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let out = super::handover::push_spec(repo, remote, &format!("+{head}:{}", wip_ref(name)))?;
     if out.success {
         Ok(())
     } else {
@@ -134,22 +122,36 @@ pub fn take(
         drop_ref();
         return Ok(Taken::Nothing);
     }
-    match refusal(repo, base, &head, rules)? {
-        Some(why) => {
+    match check(repo, base, &head, rules)? {
+        Err(why) => {
             drop_ref();
             Ok(Taken::Refused(why))
         }
-        None => {
-            let (files, lines) = size(repo.git(), base, &head)?;
-            Ok(Taken::Kept { head, files, lines })
-        }
+        Ok((files, lines)) => Ok(Taken::Kept { head, files, lines }),
     }
+}
+
+/// `base..head` checked as work in progress ([`refusal`]): its size (files,
+/// lines) when it may be kept, why not otherwise. The hand-in ([`take`])
+/// and the matrix's hand-over job both check it so.
+///
+/// Errors: git failing.
+pub fn check(
+    repo: &Repo,
+    base: &str,
+    head: &str,
+    rules: &Rules<'_>,
+) -> Result<Result<(u32, u64), String>, Error> {
+    Ok(match refusal(repo, base, head, rules)? {
+        Some(why) => Err(why),
+        None => Ok(size(repo.git(), base, head)?),
+    })
 }
 
 /// Why `base..head` may not be kept (pushed beside the state), if it may not.
 ///
 /// Errors: git failing.
-pub fn refusal(
+fn refusal(
     repo: &Repo,
     base: &str,
     head: &str,
@@ -183,7 +185,7 @@ pub fn refusal(
 }
 
 /// Files changed and lines added plus removed, `base..head`.
-pub(crate) fn size(git: &Git, base: &str, head: &str) -> Result<(u32, u64), Error> {
+fn size(git: &Git, base: &str, head: &str) -> Result<(u32, u64), Error> {
     let out = git.cmd(["diff", "--numstat", "-z", base, head]).run()?;
     Ok(parse_numstat(&out))
 }
@@ -299,12 +301,16 @@ pub fn continuation(wip: &Wip, branch: &str, base: &str) -> String {
 /// boundary, without tgs's own `# tgs` lines): what the entry keeps.
 pub fn last_seen(tail: &str) -> String {
     let kept: Vec<&str> = tail.lines().filter(|l| !l.starts_with("# tgs")).collect();
-    let text = kept.join("\n");
-    let mut start = text.len().saturating_sub(LAST_SEEN_BYTES);
+    end_of(&kept.join("\n"), LAST_SEEN_BYTES).trim().to_owned()
+}
+
+/// The last `max` bytes of `text` at most, starting on a character boundary.
+pub(crate) fn end_of(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
     while !text.is_char_boundary(start) {
         start += 1;
     }
-    text[start..].trim().to_owned()
+    &text[start..]
 }
 
 #[cfg(test)]
