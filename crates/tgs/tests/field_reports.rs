@@ -14,7 +14,7 @@ mod loopback;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run, script, TestEnv, TestRepo};
+use common::{run, TestEnv, TestRepo};
 use github::{FakeGitHub, Fault};
 use serde_json::{json, Value};
 
@@ -45,13 +45,6 @@ fn lab<'e>(env: &'e TestEnv, agent: &str, yaml: &str, extra: &str) -> TestRepo<'
     repo
 }
 
-/// A stand-in for an agent CLI: a bash script in the test's directory.
-fn fake(env: &TestEnv, name: &str, body: &str) -> String {
-    let path = env.path().join(name);
-    script(&path, &format!("#!/bin/bash\n{body}"));
-    path.display().to_string()
-}
-
 /// Count the sessions a stand-in was started for.
 fn counter(env: &TestEnv) -> String {
     format!("echo x >> {}\n", env.path().join("sessions").display())
@@ -73,15 +66,6 @@ fn entry(repo: &TestRepo, dir: &str) -> Value {
         .unwrap()
 }
 
-/// `tgs server run` with the real clock (leases, retry delays, grace).
-fn server_run(repo: &TestRepo, args: &[&str]) -> (i32, String, String) {
-    run(repo
-        .tgs()
-        .env_remove("TGS_NOW")
-        .args(["server", "run"])
-        .args(args))
-}
-
 fn claude_event(kind: &str) -> String {
     match kind {
         "init" => r#"{"type":"system","subtype":"init","session_id":"s1","model":"fake"}"#.into(),
@@ -93,8 +77,7 @@ fn claude_event(kind: &str) -> String {
 
 /// A `claude` stand-in: does `work`, prints the init, a turn and `result`, then `after`.
 fn fake_claude(env: &TestEnv, work: &str, result: &str, after: &str) -> String {
-    fake(
-        env,
+    env.script(
         "claude",
         &format!(
             "cat > /dev/null\n{}{work}\necho '{}'\necho '{}'\necho '{}'\n{after}",
@@ -120,7 +103,7 @@ fn an_agent_alive_after_its_result_is_stopped_and_judged_on_it() {
         "  result_grace: 1s\n  session_timeout: 2m\n",
     );
     let t = Instant::now();
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     assert!(
         t.elapsed() < Duration::from_secs(60),
@@ -140,9 +123,7 @@ fn an_agent_alive_after_its_result_is_stopped_and_judged_on_it() {
 
     // The same for Codex: its end is the turn's end.
     let env = TestEnv::new();
-    let bin = fake(
-        &env,
-        "codex",
+    let bin = env.script("codex",
         &format!(
             "{WORK}echo '{{\"type\":\"thread.started\",\"thread_id\":\"t1\"}}'\necho '{{\"type\":\"turn.started\"}}'\necho '{{\"type\":\"turn.completed\",\"usage\":{{\"input_tokens\":10,\"output_tokens\":5}}}}'\nsleep 600\n"
         ),
@@ -154,7 +135,7 @@ fn an_agent_alive_after_its_result_is_stopped_and_judged_on_it() {
         "  result_grace: 1s\n  session_timeout: 2m\n",
     );
     let t = Instant::now();
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     assert!(t.elapsed() < Duration::from_secs(60));
     assert_eq!(entry(&repo, A)["status"], "completed", "{err}");
@@ -172,7 +153,7 @@ fn gh_step(repo: &TestRepo, gh: &FakeGitHub, args: &[&str]) -> assert_cmd::Comma
 }
 
 fn command_lab<'e>(env: &'e TestEnv) -> TestRepo<'e> {
-    let agent = fake(env, "agent.sh", &format!("{}set -e\n{WORK}", counter(env)));
+    let agent = env.script("agent.sh", &format!("{}set -e\n{WORK}", counter(env)));
     lab(env, "test", &format!("{{ command: \"{agent}\" }}"), "")
 }
 
@@ -385,7 +366,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
         &format!("{{ driver: claude-code, bin: {bin} }}"),
         "",
     );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--until-empty"]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--until-empty"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(sessions(&env), 1, "no second claim while paused: {err}");
     let e = entry(&repo, A);
@@ -403,9 +384,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
 
     // Codex: the model at capacity.
     let env = TestEnv::new();
-    let bin = fake(
-        &env,
-        "codex",
+    let bin = env.script("codex",
         &format!(
             "{}echo '{{\"type\":\"thread.started\",\"thread_id\":\"t1\"}}'\necho '{{\"type\":\"turn.failed\",\"error\":{{\"message\":\"stream error: model at capacity, please retry later\"}}}}'\nexit 1\n",
             counter(&env)
@@ -417,7 +396,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
         &format!("{{ driver: codex, bin: {bin} }}"),
         "",
     );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo, A);
     assert_eq!(e.get("attempts"), None, "{e}");
@@ -431,9 +410,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
 
     // Gemini: exit 0, a 429 on stderr, nothing done.
     let env = TestEnv::new();
-    let bin = fake(
-        &env,
-        "gemini",
+    let bin = env.script("gemini",
         &format!(
             "{}echo 'Loaded cached credentials.'\necho '[API Error: {{\"error\":{{\"code\":429,\"message\":\"Resource has been exhausted (e.g. check quota).\",\"status\":\"RESOURCE_EXHAUSTED\"}}}}]' >&2\nexit 0\n",
             counter(&env)
@@ -445,7 +422,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
         &format!("{{ driver: gemini, bin: {bin} }}"),
         "",
     );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo, A);
     assert_eq!(e.get("attempts"), None, "{e}");
@@ -459,9 +436,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
 
     // A transient Codex error it recovers from is a success.
     let env = TestEnv::new();
-    let bin = fake(
-        &env,
-        "codex",
+    let bin = env.script("codex",
         &format!(
             "{WORK}echo '{{\"type\":\"thread.started\",\"thread_id\":\"t1\"}}'\necho '{{\"type\":\"error\",\"message\":\"Reconnecting... 1/5\"}}'\necho '{{\"type\":\"turn.completed\",\"usage\":{{\"input_tokens\":1,\"output_tokens\":1}}}}'\n"
         ),
@@ -472,7 +447,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
         &format!("{{ driver: codex, bin: {bin} }}"),
         "",
     );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(entry(&repo, A)["status"], "completed", "{err}");
 }
@@ -492,7 +467,7 @@ fn a_branch_checked_out_in_the_users_worktree_is_said_plainly_and_not_counted() 
         "tgs/aaaaaaa-first",
         mine.to_str().unwrap(),
     ]);
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo, A);
     let last = e["last_error"].as_str().unwrap_or_default();
@@ -547,16 +522,16 @@ fn run_thought_says_why_it_cannot_run_and_fails() {
     );
     assert!(err.starts_with("error: "), "{err}");
     ok(&repo, &["server", "backlog", "fail", A]);
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("failed for good") && err.contains("backlog retry"),
         "{err}"
     );
     ok(&repo, &["server", "backlog", "retry", A]);
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("{A} is completed")), "{err}");
     // Waiting out a retry delay: the agent fails B once.
@@ -583,7 +558,7 @@ fn ok(repo: &TestRepo, args: &[&str]) -> String {
 fn watch_intervals_have_a_floor() {
     let env = TestEnv::new();
     let repo = command_lab(&env);
-    let (code, _, err) = server_run(&repo, &["--watch", "--interval", "0s"]);
+    let (code, _, err) = repo.server_run(&["--watch", "--interval", "0s"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("too short") && err.contains("10s"), "{err}");
 }
@@ -639,7 +614,7 @@ fn run_json_prints_one_object_per_session_then_a_summary() {
 fn ctrl_c_while_idle_gives_back_no_claim() {
     let env = TestEnv::new();
     let repo = env.repo("r");
-    let agent = fake(&env, "agent.sh", "exit 0\n");
+    let agent = env.script("agent.sh", "exit 0\n");
     repo.write(
         "tgs/tgs.yml",
         &format!("server:\n  agent: t\n  agents:\n    t: {{ command: \"{agent}\" }}\n"),
@@ -727,9 +702,7 @@ fn an_agent_cli_that_rejects_its_command_line_is_a_configuration_error_told_once
         ("codex", "error: unexpected argument '--bogus-flag' found"),
     ] {
         let env = TestEnv::new();
-        let bin = fake(
-            &env,
-            driver,
+        let bin = env.script(driver,
             &format!("cat > /dev/null\n{}echo \"{words}\" >&2\nexit 1\n", counter(&env)),
         );
         let repo = lab(
@@ -777,7 +750,7 @@ fn one_claude_session(env: &TestEnv) -> TestRepo<'_> {
         &format!("{{ driver: claude-code, bin: {bin} }}"),
         "",
     );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--thought", A]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", A]);
     assert_eq!(code, 0, "{err}");
     repo
 }

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run, script, TestEnv, TestRepo};
+use common::{alive, run, TestEnv, TestRepo};
 use serde_json::Value;
 
 const T: &str = "tgs/thoughts/abcdef1-add-a-feature";
@@ -32,30 +32,32 @@ fn lab<'e>(env: &'e TestEnv, name: &str, agent_yaml: &str, extra: &str) -> TestR
     repo
 }
 
-/// A bash script in the test's directory; returns its path.
-fn fake(env: &TestEnv, name: &str, body: &str) -> String {
-    let path = env.path().join(name);
-    script(&path, &format!("#!/bin/bash\n{body}"));
-    path.display().to_string()
+/// [`lab`] with the script `bin` as the command agent `plain`.
+fn plain<'e>(env: &'e TestEnv, bin: &str, extra: &str) -> TestRepo<'e> {
+    lab(env, "plain", &format!("{{ command: \"{bin}\" }}"), extra)
 }
 
-/// `tgs server run` with the real clock.
-fn server_run(repo: &TestRepo, args: &[&str]) -> (i32, String, String) {
-    run(repo
-        .tgs()
-        .env_remove("TGS_NOW")
-        .args(["server", "run"])
-        .args(args))
+/// Git in the bare `origin`; panics on failure, returns trimmed stdout.
+fn origin_git(repo: &TestRepo, args: &[&str]) -> String {
+    let origin = repo.origin.to_str().unwrap();
+    repo.git(&[&["--git-dir", origin][..], args].concat())
+}
+
+/// The files of the thought's branch on `origin`, a line each.
+fn branch_files(repo: &TestRepo) -> String {
+    origin_git(
+        repo,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "refs/heads/tgs/abcdef1-add-a-feature",
+        ],
+    )
 }
 
 fn entry(repo: &TestRepo) -> Value {
     repo.remote_backlog()["thoughts"][0].clone()
-}
-
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-        .map(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
-        .unwrap_or(false)
 }
 
 /// Records its pid and a child's that ignores SIGTERM, then `then`.
@@ -89,7 +91,7 @@ fn stalls(name: &str, agent_yaml: &dyn Fn(&TestEnv) -> String, last_seen: &str) 
         "  stall_timeout: 2s\n  session_timeout: 5m\n  max_attempts: 1\n",
     );
     let t = Instant::now();
-    let (code, _, err) = server_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 1, "failed for good: {err}");
     assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     let e = entry(&repo);
@@ -119,8 +121,7 @@ fn a_silent_plain_command_is_stopped_as_stalled() {
     stalls(
         "plain",
         &|env| {
-            let bin = fake(
-                env,
+            let bin = env.script(
                 "agent.sh",
                 &hold(env, "echo 'reading the plan'\ntrap '' TERM\nsleep 600\n"),
             );
@@ -137,8 +138,7 @@ fn a_silent_claude_stream_is_stopped_as_stalled() {
         &|env| {
             let events = r#"{"type":"system","subtype":"init","session_id":"s1","model":"fake"}
 {"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"cargo test --workspace"}}]},"session_id":"s1"}"#;
-            let bin = fake(
-                env,
+            let bin = env.script(
                 "claude",
                 &hold(
                     env,
@@ -160,9 +160,7 @@ fn a_silent_codex_turn_is_stopped_as_stalled() {
     stalls(
         "codex",
         &|env| {
-            let bin = fake(
-                env,
-                "codex",
+            let bin = env.script("codex",
                 &hold(env, "echo '{\"type\":\"thread.started\",\"thread_id\":\"t1\"}'\necho '{\"type\":\"turn.started\"}'\necho '{\"type\":\"item.started\",\"item\":{\"id\":\"i1\",\"type\":\"command_execution\",\"command\":\"make check\",\"status\":\"in_progress\"}}'\nsleep 600\n"),
             );
             format!("{{ driver: codex, bin: {bin} }}")
@@ -176,8 +174,7 @@ fn a_silent_adapter_is_stopped_as_stalled() {
     stalls(
         "legacy",
         &|env| {
-            let bin = fake(
-                env,
+            let bin = env.script(
                 "adapter.sh",
                 &hold(env, "echo 'adapter: thinking'\nsleep 600\n"),
             );
@@ -191,18 +188,11 @@ fn a_silent_adapter_is_stopped_as_stalled() {
 fn a_quiet_agent_that_changes_its_repository_is_alive() {
     let env = TestEnv::new();
     // No output for 5 s, but a file changes every half second: not a stall.
-    let bin = fake(
-        &env,
-        "agent.sh",
+    let bin = env.script("agent.sh",
         "for i in $(seq 1 10); do sleep 0.5; echo $i > build.log; done\nrm build.log\necho 'pub fn feature() {}' >> src/lib.rs\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\n",
     );
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  stall_timeout: 2s\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr"]);
+    let repo = plain(&env, &bin, "  stall_timeout: 2s\n");
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(entry(&repo)["status"], "completed", "{err}");
 }
@@ -210,7 +200,7 @@ fn a_quiet_agent_that_changes_its_repository_is_alive() {
 #[test]
 fn a_stall_timeout_per_agent_and_a_bad_one_are_read() {
     let env = TestEnv::new();
-    let bin = fake(&env, "agent.sh", &hold(&env, "echo hi\nsleep 600\n"));
+    let bin = env.script("agent.sh", &hold(&env, "echo hi\nsleep 600\n"));
     // The agent's own setting wins over the server's.
     let repo = lab(
         &env,
@@ -218,7 +208,7 @@ fn a_stall_timeout_per_agent_and_a_bad_one_are_read() {
         &format!("{{ command: \"{bin}\", stall_timeout: 1s }}"),
         "  stall_timeout: 10m\n  max_attempts: 1\n",
     );
-    let (code, _, err) = server_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 1, "{err}");
     let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
     assert!(
@@ -231,7 +221,7 @@ fn a_stall_timeout_per_agent_and_a_bad_one_are_read() {
         "server:\n  agent: plain\n  stall_timeout: soon\n  agents:\n    plain: { command: x }\n",
     );
     repo.publish("bad");
-    let (code, _, err) = server_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("server.stall_timeout"), "{err}");
 }
@@ -244,8 +234,7 @@ fn a_stall_timeout_per_agent_and_a_bad_one_are_read() {
 /// Each attempt's prompt is kept beside the repository as `prompt.N`.
 fn thirds(env: &TestEnv, end: &str) -> String {
     let dir = env.path().display();
-    fake(
-        env,
+    env.script(
         "agent.sh",
         &format!(
             r#"n=$(ls parts 2>/dev/null | wc -l)
@@ -274,15 +263,7 @@ fn finishes_in_three(repo: &TestRepo, env: &TestEnv) {
         e.get("wip").is_none(),
         "a completed thought keeps no WIP: {e}"
     );
-    let branch = "refs/heads/tgs/abcdef1-add-a-feature";
-    let files = repo.git(&[
-        "--git-dir",
-        repo.origin.to_str().unwrap(),
-        "ls-tree",
-        "-r",
-        "--name-only",
-        branch,
-    ]);
+    let files = branch_files(repo);
     for part in ["parts/1.txt", "parts/2.txt", "parts/3.txt"] {
         assert!(
             files.contains(part),
@@ -290,7 +271,7 @@ fn finishes_in_three(repo: &TestRepo, env: &TestEnv) {
         );
     }
     // The WIP ref is gone from the remote once the work is handed over.
-    let refs = repo.git(&["--git-dir", repo.origin.to_str().unwrap(), "for-each-ref"]);
+    let refs = origin_git(repo, &["for-each-ref"]);
     assert!(!refs.contains(WIP_REF), "{refs}");
     // Attempts 2 and 3 were told where the earlier one got.
     let p2 = std::fs::read_to_string(env.path().join("prompt.2")).unwrap();
@@ -307,7 +288,7 @@ fn finishes_in_three(repo: &TestRepo, env: &TestEnv) {
 /// Run `tgs server run` until the thought is done (each run one attempt).
 fn run_to_the_end(repo: &TestRepo, args: &[&str]) {
     for _ in 0..3 {
-        let (code, _, err) = server_run(repo, args);
+        let (code, _, err) = repo.server_run(args);
         assert!(code == 0 || code == 1, "{err}");
         if entry(repo)["status"] == "completed" {
             return;
@@ -321,13 +302,8 @@ fn run_to_the_end(repo: &TestRepo, args: &[&str]) {
 fn a_thought_too_long_for_one_session_finishes_over_three_timeouts() {
     let env = TestEnv::new();
     let bin = thirds(&env, "sleep 600\n");
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 3\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let repo = plain(&env, &bin, "  session_timeout: 2s\n  max_attempts: 3\n");
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     // After the first attempt: the WIP is recorded and pushed beside the state.
     let e = entry(&repo);
@@ -336,12 +312,7 @@ fn a_thought_too_long_for_one_session_finishes_over_three_timeouts() {
     assert_eq!(w["attempt"], 1, "{e}");
     assert!(w["ended"].as_str().unwrap().starts_with("timeout: "), "{e}");
     assert_eq!(w["files"], 1, "{e}");
-    let head = repo.git(&[
-        "--git-dir",
-        repo.origin.to_str().unwrap(),
-        "rev-parse",
-        WIP_REF,
-    ]);
+    let head = origin_git(&repo, &["rev-parse", WIP_REF]);
     assert_eq!(w["head"], head.as_str(), "{e}");
     let audit = repo.audit();
     assert!(
@@ -369,12 +340,7 @@ fn the_work_is_kept_through_a_stall_a_crash_a_failure_and_a_rejection() {
     for end in ["sleep 600\n", "kill -KILL $$\n", "exit 3\n", "exit 0\n"] {
         let env = TestEnv::new();
         let bin = thirds(&env, end);
-        let repo = lab(
-            &env,
-            "plain",
-            &format!("{{ command: \"{bin}\" }}"),
-            "  stall_timeout: 1s\n  max_attempts: 3\n",
-        );
+        let repo = plain(&env, &bin, "  stall_timeout: 1s\n  max_attempts: 3\n");
         run_to_the_end(&repo, &["--no-pr", "--once"]);
         finishes_in_three(&repo, &env);
     }
@@ -390,12 +356,7 @@ fn the_work_is_kept_when_tgs_is_stopped() {
             env.path().join("waiting").display()
         ),
     );
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  max_attempts: 3\n",
-    );
+    let repo = plain(&env, &bin, "  max_attempts: 3\n");
     for _ in 0..2 {
         let _ = std::fs::remove_file(env.path().join("waiting"));
         let mut c = Command::new(common::tgs_bin());
@@ -430,42 +391,29 @@ fn the_work_is_kept_when_tgs_is_stopped() {
         );
     }
     // Interrupted attempts are not counted; the third run finishes.
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo);
     assert_eq!(e["status"], "completed", "{e}");
-    let files = repo.git(&[
-        "--git-dir",
-        repo.origin.to_str().unwrap(),
-        "ls-tree",
-        "-r",
-        "--name-only",
-        "refs/heads/tgs/abcdef1-add-a-feature",
-    ]);
+    let files = branch_files(&repo);
     assert!(files.contains("parts/3.txt"), "{files}");
 }
 
 #[test]
 fn work_holding_a_secret_is_never_kept() {
     let env = TestEnv::new();
-    let bin = fake(
-        &env,
+    let bin = env.script(
         "agent.sh",
         "echo 'token = \"ghp_0123456789abcdefghijABCDEFGHIJ012345\"' > config.txt\nsleep 600\n",
     );
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 2\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let repo = plain(&env, &bin, "  session_timeout: 2s\n  max_attempts: 2\n");
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo);
     assert!(e.get("wip").is_none(), "{e}");
     let last = e["last_error"].as_str().unwrap();
     assert!(last.contains("its work in progress was not kept"), "{last}");
-    let refs = repo.git(&["--git-dir", repo.origin.to_str().unwrap(), "for-each-ref"]);
+    let refs = origin_git(&repo, &["for-each-ref"]);
     assert!(!refs.contains("refs/tgs/wip"), "{refs}");
     assert!(repo.git(&["for-each-ref", "refs/tgs/wip"]).is_empty());
 }
@@ -477,20 +425,15 @@ fn work_that_conflicts_with_a_moved_base_starts_fresh() {
         &env,
         "echo 'pub fn mine() {}' > src/lib.rs\ngit commit -qam mine\nsleep 600\n",
     );
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 3\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let repo = plain(&env, &bin, "  session_timeout: 2s\n  max_attempts: 3\n");
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     assert!(entry(&repo).get("wip").is_some());
     // Someone changes the same line on the base.
     repo.write("src/lib.rs", "pub fn theirs() {}\n");
     repo.publish("their change");
     std::thread::sleep(Duration::from_millis(1100));
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo);
     let last = e["last_error"].as_str().unwrap();
@@ -508,27 +451,15 @@ fn work_that_conflicts_with_a_moved_base_starts_fresh() {
 fn work_on_a_moved_base_is_replayed_onto_it() {
     let env = TestEnv::new();
     let bin = thirds(&env, "sleep 600\n");
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 3\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let repo = plain(&env, &bin, "  session_timeout: 2s\n  max_attempts: 3\n");
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     repo.write("docs/other.md", "unrelated\n");
     repo.publish("an unrelated change");
     std::thread::sleep(Duration::from_millis(1100));
     run_to_the_end(&repo, &["--no-pr", "--once"]);
     finishes_in_three(&repo, &env);
-    let files = repo.git(&[
-        "--git-dir",
-        repo.origin.to_str().unwrap(),
-        "ls-tree",
-        "-r",
-        "--name-only",
-        "refs/heads/tgs/abcdef1-add-a-feature",
-    ]);
+    let files = branch_files(&repo);
     assert!(files.contains("docs/other.md"), "{files}");
 }
 
@@ -536,13 +467,8 @@ fn work_on_a_moved_base_is_replayed_onto_it() {
 fn retry_fresh_drops_the_work_in_progress() {
     let env = TestEnv::new();
     let bin = thirds(&env, "sleep 600\n");
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 1\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let repo = plain(&env, &bin, "  session_timeout: 2s\n  max_attempts: 1\n");
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 1, "{err}");
     let e = entry(&repo);
     assert_eq!(e["status"], "failed", "{e}");
@@ -562,12 +488,7 @@ fn retry_fresh_drops_the_work_in_progress() {
     assert_eq!(e["status"], "queued", "{e}");
     assert!(e.get("wip").is_none(), "{e}");
     // Its ref goes too, here and on the remote.
-    let refs = repo.git(&[
-        "--git-dir",
-        repo.origin.to_str().unwrap(),
-        "for-each-ref",
-        "refs/tgs",
-    ]);
+    let refs = origin_git(&repo, &["for-each-ref", "refs/tgs"]);
     assert!(refs.is_empty(), "{refs}");
     assert!(repo.git(&["for-each-ref", "refs/tgs/wip"]).is_empty());
 }
@@ -631,21 +552,11 @@ fn matrix_round(env: &TestEnv, repo: &TestRepo, round: usize) -> String {
 fn the_matrix_keeps_the_work_through_its_artifacts() {
     let env = TestEnv::new();
     let bin = thirds(&env, "sleep 600\n");
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 3\n",
-    );
+    let repo = plain(&env, &bin, "  session_timeout: 2s\n  max_attempts: 3\n");
     matrix_round(&env, &repo, 1);
     let e = entry(&repo);
     assert_eq!(e["wip"]["attempt"], 1, "{e}");
-    let head = repo.git(&[
-        "--git-dir",
-        repo.origin.to_str().unwrap(),
-        "rev-parse",
-        WIP_REF,
-    ]);
+    let head = origin_git(&repo, &["rev-parse", WIP_REF]);
     assert_eq!(
         e["wip"]["head"],
         head.as_str(),
@@ -662,14 +573,9 @@ fn the_matrix_keeps_the_work_through_its_artifacts() {
 
 /// One attempt of `body` (then silent past a 2 s timeout); the entry after it.
 fn one_attempt<'e>(env: &'e TestEnv, body: &str) -> (TestRepo<'e>, Value) {
-    let bin = fake(env, "agent.sh", &format!("{body}\nsleep 600\n"));
-    let repo = lab(
-        env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  session_timeout: 2s\n  max_attempts: 3\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr", "--once"]);
+    let bin = env.script("agent.sh", &format!("{body}\nsleep 600\n"));
+    let repo = plain(env, &bin, "  session_timeout: 2s\n  max_attempts: 3\n");
+    let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     let e = entry(&repo);
     (repo, e)
@@ -693,18 +599,11 @@ fn work_that_rewrites_the_approved_plan_is_not_kept() {
 #[test]
 fn finished_work_that_rewrites_the_approved_plan_is_rejected() {
     let env = TestEnv::new();
-    let bin = fake(
-        &env,
-        "agent.sh",
+    let bin = env.script("agent.sh",
         "echo 'pub fn feature() {}' >> src/lib.rs\necho '1. Something else.' > \"$TGS_THOUGHT_DIR/plan.md\"\nprintf '# Implementation\\n\\nDone.\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\n",
     );
-    let repo = lab(
-        &env,
-        "plain",
-        &format!("{{ command: \"{bin}\" }}"),
-        "  max_attempts: 1\n",
-    );
-    let (code, _, err) = server_run(&repo, &["--no-pr"]);
+    let repo = plain(&env, &bin, "  max_attempts: 1\n");
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 1, "{err}");
     let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
     assert!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run, script, TestEnv, TestRepo};
+use common::{alive, run, script, TestEnv, TestRepo};
 use serde_json::Value;
 
 const T: &str = "tgs/thoughts/abcdef1-add-a-feature";
@@ -75,27 +75,12 @@ fn entry(repo: &TestRepo) -> Value {
     repo.remote_backlog()["thoughts"][0].clone()
 }
 
-fn tgs_run(repo: &TestRepo, args: &[&str]) -> (i32, String, String) {
-    run(repo
-        .tgs()
-        .env_remove("TGS_NOW")
-        .args(["server", "run"])
-        .args(args))
-}
-
 fn logs(repo: &TestRepo) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo.path("tgs/server/logs"))
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
     v.sort();
     v
-}
-
-fn alive(pid: &str) -> bool {
-    // A zombie has exited: count it dead.
-    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-        .map(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
-        .unwrap_or(false)
 }
 
 #[test]
@@ -181,7 +166,7 @@ fn a_good_session_is_verified_pushed_and_completed() {
         ]
     );
     // Nothing left to do: the next run says so and succeeds.
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0);
     assert!(err.contains("no work"), "{err}");
 }
@@ -190,7 +175,7 @@ fn a_good_session_is_verified_pushed_and_completed() {
 fn uncommitted_work_is_committed_by_tgs() {
     let env = TestEnv::new();
     let repo = setup(&env, "echo 'pub fn f() {}' >> src/lib.rs\nprintf '# Impl\\nDone\\n' > \"$TGS_THOUGHT_DIR/implementation.md\"\n", "");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(entry(&repo)["status"], "completed");
     let log = env
@@ -212,7 +197,7 @@ fn a_failing_agent_is_retried_then_failed_for_good() {
         "echo 'working...'\necho 'boom: the model went away' >&2\nexit 3\n",
         "  max_attempts: 2\n  retry_delay: 3s\n",
     );
-    let (code, out, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, out, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(
         code, 0,
         "a failure that will be retried does not fail the run: {out}{err}"
@@ -236,7 +221,7 @@ fn a_failing_agent_is_retried_then_failed_for_good() {
     assert!(a < b, "{log}");
     // Before the delay passes nothing is claimable; --until-empty waits it out and fails for good.
     let started = Instant::now();
-    let (code, _, err) = tgs_run(&repo, &["--until-empty", "--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--until-empty", "--no-pr"]);
     assert_eq!(code, 1, "{err}");
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -262,7 +247,7 @@ fn a_hanging_agent_and_its_grandchildren_are_stopped_at_the_timeout() {
     );
     let repo = setup(&env, &agent, "");
     let started = Instant::now();
-    let (code, _, err) = tgs_run(&repo, &["--no-pr", "--timeout", "2s"]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--timeout", "2s"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -289,7 +274,7 @@ fn a_hanging_agent_and_its_grandchildren_are_stopped_at_the_timeout() {
 fn a_crashing_agent_is_told_apart() {
     let env = TestEnv::new();
     let repo = setup(&env, "kill -SEGV $$\n", "");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
     assert!(
@@ -308,7 +293,7 @@ fn a_missing_agent_binary_is_told_apart() {
     );
     repo.publish("ghost agent");
     // Caught before anything is claimed: a set-up problem, not a failed attempt.
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("`/nonexistent/agent` was not found") && err.contains("hint:"),
@@ -323,7 +308,7 @@ fn a_missing_agent_binary_is_told_apart() {
         "server:\n  agent: ghost\n  agents:\n    ghost: { command: \"~/bin/agent.sh\" }\n",
     );
     repo.publish("tilde agent");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("no shell: `~` and `$VARIABLES` are not expanded"),
@@ -341,7 +326,7 @@ fn a_missing_agent_binary_is_told_apart() {
         ),
     );
     repo.publish("unstartable agent");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("is not executable") && err.contains("hint: chmod +x"),
@@ -427,7 +412,7 @@ fn verification_rejects_bad_work() {
     ] {
         let env = TestEnv::new();
         let repo = setup(&env, agent, "");
-        let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+        let (code, _, err) = repo.server_run(&["--no-pr"]);
         assert_eq!(code, 0, "{err}");
         let e = entry(&repo);
         let last = e["last_error"].as_str().unwrap_or_else(|| panic!("{needle}: {e}"));
@@ -467,7 +452,7 @@ fn an_implementation_template_filled_in_by_thought_new_is_not_a_summary() {
     let (code, _, err) = run(repo.tgs().args(["server", "backlog", "add", &dir]));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr", "--thought", &dir]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--thought", &dir]);
     assert_eq!(code, 0, "{err}");
     let b = repo.remote_backlog();
     let e = b["thoughts"]
@@ -491,7 +476,7 @@ fn the_verify_command_decides() {
         GOOD,
         "  verify_command: grep -q 'pub fn feature' src/lib.rs && echo verify-ran\n",
     );
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(entry(&repo)["status"], "completed");
     assert!(std::fs::read_to_string(&logs(&repo)[0])
@@ -500,7 +485,7 @@ fn the_verify_command_decides() {
 
     let env = TestEnv::new();
     let repo = setup(&env, GOOD, "  verify_command: echo tests failed; exit 4\n");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     let last = entry(&repo)["last_error"].as_str().unwrap().to_owned();
     assert!(
@@ -568,7 +553,7 @@ echo "adapter: RETURN_MODE=$RETURN_MODE"
         "server:\n  agent: legacy\n  agents:\n    legacy: { adapter: tgs/adapters/my-agent.sh }\n",
     );
     repo.publish("adapter");
-    let (code, _, err) = tgs_run(&repo, &["--no-pr"]);
+    let (code, _, err) = repo.server_run(&["--no-pr"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         entry(&repo)["status"],
@@ -586,14 +571,14 @@ fn dry_run_changes_nothing() {
     let env = TestEnv::new();
     let repo = setup(&env, GOOD, "");
     let before = repo.git(&["ls-remote", "origin"]);
-    let (code, out, err) = tgs_run(&repo, &["--dry-run"]);
+    let (code, out, err) = repo.server_run(&["--dry-run"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("would claim: {T}")), "{out}");
     assert!(
         out.contains("command:") && out.contains("agent.sh"),
         "{out}"
     );
-    let (code, out, _) = tgs_run(&repo, &["--dry-run", "--json"]);
+    let (code, out, _) = repo.server_run(&["--dry-run", "--json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["dir"], T);
@@ -638,7 +623,7 @@ fn an_expired_claim_is_recovered_and_taken() {
         "--lease",
         "1h",
     ]));
-    let (code, _, err) = tgs_run(&repo, &["--no-pr", "--worker-id", "alive"]);
+    let (code, _, err) = repo.server_run(&["--no-pr", "--worker-id", "alive"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("requeued 1 expired claim"), "{err}");
     let e = entry(&repo);

@@ -231,6 +231,14 @@ impl TestEnv {
         r
     }
 
+    /// An executable bash script `name` in this environment's directory,
+    /// `body` after its `#!/bin/bash` line; returns its path.
+    pub fn script(&self, name: &str, body: &str) -> String {
+        let path = self.path().join(name);
+        script(&path, &format!("#!/bin/bash\n{body}"));
+        path.display().to_string()
+    }
+
     pub fn git_cmd(&self, dir: &Path) -> Command {
         let mut c = Command::new("git");
         c.current_dir(dir);
@@ -317,6 +325,16 @@ impl<'e> TestRepo<'e> {
 
     pub fn tgs(&self) -> assert_cmd::Command {
         self.env.tgs_cmd(&self.root)
+    }
+
+    /// `tgs server run ARGS` here with the real clock (leases, retry
+    /// delays and grace periods are real time): (exit code, stdout, stderr).
+    pub fn server_run(&self, args: &[&str]) -> (i32, String, String) {
+        run(self
+            .tgs()
+            .env_remove("TGS_NOW")
+            .args(["server", "run"])
+            .args(args))
     }
 
     /// Every entry the shared state holds (see [`TestRepo::state_file`]): the
@@ -604,6 +622,14 @@ pub fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Whether process `pid` (as text, a pid file's content) is alive: a
+/// zombie has exited and counts as dead.
+pub fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .map(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+        .unwrap_or(false)
 }
 
 /// Write an executable script.
