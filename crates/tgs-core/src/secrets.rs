@@ -312,8 +312,8 @@ pub struct Scanner {
     /// For each literal: `the value of NAME (encoding)`.
     labels: Vec<String>,
     longest: usize,
-    rules: RegexSet,
-    rule_res: Vec<Regex>,
+    rules: &'static RegexSet,
+    rule_res: &'static [Regex],
 }
 
 impl fmt::Debug for Scanner {
@@ -323,6 +323,21 @@ impl fmt::Debug for Scanner {
             .field("rules", &RULES.len())
             .finish()
     }
+}
+
+/// [`RULES`] compiled, once per process: every session builds scanners
+/// (its checks, its kept work, what the state keeps of its words).
+fn compiled_rules() -> (&'static RegexSet, &'static [Regex]) {
+    static COMPILED: std::sync::OnceLock<(RegexSet, Vec<Regex>)> = std::sync::OnceLock::new();
+    let (set, each) = COMPILED.get_or_init(|| {
+        let set = RegexSet::new(RULES.iter().map(|r| r.pattern)).expect("valid rules");
+        let each = RULES
+            .iter()
+            .map(|r| Regex::new(r.pattern).expect("valid rule"))
+            .collect();
+        (set, each)
+    });
+    (set, each)
 }
 
 impl Scanner {
@@ -347,11 +362,7 @@ impl Scanner {
             // would leave the values unchecked, so it is not swallowed.
             Some(AhoCorasick::new(&pats).expect("an automaton of literal strings"))
         };
-        let rules = RegexSet::new(RULES.iter().map(|r| r.pattern)).expect("valid rules");
-        let rule_res = RULES
-            .iter()
-            .map(|r| Regex::new(r.pattern).expect("valid rule"))
-            .collect();
+        let (rules, rule_res) = compiled_rules();
         Scanner {
             literals,
             labels,
