@@ -90,6 +90,15 @@ impl Parser {
         }
     }
 
+    /// What the agent was last seen doing (a tool call), from its events.
+    fn last_action(&self) -> Option<&str> {
+        match self {
+            Parser::Claude(p) => p.last_action.as_deref(),
+            Parser::Codex(p) => p.last_action.as_deref(),
+            Parser::Text => None,
+        }
+    }
+
     /// Whether the agent has reported the end of its work (Claude's
     /// `result`, Codex's `turn.completed` or `turn.failed`).
     fn ended(&self) -> bool {
@@ -378,12 +387,7 @@ pub fn run_agent(
         Parser::Codex(p) => Some(p.thread_id.is_some() || p.turns > 0),
         Parser::Text => None,
     };
-    let last_action = match &parser {
-        Parser::Claude(p) => p.last_action.clone(),
-        Parser::Codex(p) => p.last_action.clone(),
-        Parser::Text => None,
-    }
-    .map(|a| o.redactor.redact(&a));
+    let last_action = parser.last_action().map(|a| o.redactor.redact(a));
     let mut reported_failure = None;
     let mut claude_result = None;
     let mut codex_error = None;

@@ -48,11 +48,17 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             anstream::println!("{k:width$}  {shown}");
         }
     }
-    if let Some(w) = wip {
-        let name = dir.rsplit('/').next().unwrap_or(&dir);
+    let name = dir
+        .rsplit('/')
+        .next()
+        .and_then(tgs_core::thought::ThoughtName::parse);
+    if let (Some(w), Some(name)) = (wip, name) {
         anstream::println!(
-            "\nwork in progress kept by attempt {} ({} file(s), {} line(s)) on refs/tgs/wip/{name}: the next attempt goes on from it (`tgs server backlog retry {dir} --fresh` drops it)",
-            w.attempt, w.files, w.lines
+            "\nwork in progress kept by attempt {} ({} file(s), {} line(s)) on {}: the next attempt goes on from it (`tgs server backlog retry {dir} --fresh` drops it)",
+            w.attempt,
+            w.files,
+            w.lines,
+            tgs_core::runner::wip::wip_ref(&name)
         );
     }
     super::ok()
