@@ -37,6 +37,31 @@ pub struct Config {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub steps: StepsSection,
+    #[serde(default)]
+    pub mcp: McpSection,
+}
+
+/// `mcp:`: what `tgs mcp` lets the agents people work with do.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct McpSection {
+    /// The write tools (queue, priority, retry, answer); off by default.
+    #[serde(default)]
+    pub write: bool,
+}
+
+/// `server.questions`: questions from the working agent to its humans
+/// (see [`crate::question`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuestionsConfig {
+    /// Questions one thought's agents may ask; one more fails the thought.
+    pub max_per_thought: u32,
+}
+
+impl Default for QuestionsConfig {
+    fn default() -> Self {
+        QuestionsConfig { max_per_thought: 3 }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +118,8 @@ pub struct ServerSection {
     pub guardrails: GuardrailsConfig,
     #[serde(default)]
     pub review: ReviewConfig,
+    #[serde(default)]
+    pub questions: QuestionsConfig,
     /// The wall around each session (see [`crate::sandbox`]).
     #[serde(default)]
     pub sandbox: crate::sandbox::SandboxConfig,
@@ -305,6 +332,7 @@ pub struct Settings {
     pub impl_prompt: Option<String>,
     pub guardrails: Guardrails,
     pub review: ReviewConfig,
+    pub questions: QuestionsConfig,
     pub sandbox: crate::sandbox::SandboxSettings,
 }
 
@@ -360,6 +388,7 @@ impl Settings {
             impl_prompt: config.steps.impl_prompt.clone(),
             guardrails: Guardrails::resolve(&s.guardrails)?,
             review: review_config(&s.review)?,
+            questions: s.questions.clone(),
             sandbox: crate::sandbox::SandboxSettings::resolve(&s.sandbox)?,
         })
     }

@@ -37,6 +37,8 @@ pub enum Outcome {
     /// The session could not start for a reason of this machine's (the
     /// branch is checked out in another worktree, say), not the thought's.
     Blocked,
+    /// The agent asked its humans a question and stopped (not counted).
+    NeedsInput,
 }
 
 impl Outcome {
@@ -54,6 +56,7 @@ impl Outcome {
             Outcome::Unavailable => "unavailable",
             Outcome::Misconfigured => "misconfigured",
             Outcome::Blocked => "blocked",
+            Outcome::NeedsInput => "needs_input",
         }
     }
 }
@@ -75,6 +78,8 @@ pub enum Disposition {
     Failed,
     /// Another session took the claim over; this one's end is not recorded.
     TakenOver,
+    /// Waiting for an answer to its agent's question.
+    NeedsInput,
 }
 
 impl Disposition {
@@ -86,6 +91,7 @@ impl Disposition {
             Disposition::Released => "released",
             Disposition::Failed => "failed",
             Disposition::TakenOver => "taken_over",
+            Disposition::NeedsInput => "needs_input",
         }
     }
 }

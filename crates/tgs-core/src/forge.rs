@@ -36,6 +36,22 @@ pub struct Failure {
     pub log_tail: String,
 }
 
+/// A question an agent asked, for the humans who can answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionPost {
+    pub thought_dir: String,
+    pub title: String,
+    /// The question, redacted (untrusted: shown as text, never rendered).
+    pub question: String,
+    /// Its number among the thought's questions, and the most it may ask.
+    pub number: usize,
+    pub max: u32,
+    /// A revision's pull request: the question goes there, not to an issue.
+    pub pr_url: Option<String>,
+    /// The word answers start with (`/tgs`).
+    pub trigger: String,
+}
+
 pub trait Forge {
     /// A short name for messages, e.g. "GitHub".
     fn name(&self) -> &str;
@@ -80,6 +96,12 @@ pub trait Forge {
     /// `tgs:needs-human` and one comment saying `why`.
     fn hand_to_human(&self, _pr_url: &str, _why: &str) -> Result<(), Error> {
         Ok(())
+    }
+    /// Ask humans an agent's question: on the thought's alert issue (opened
+    /// if none is open) or on a revision's pull request. Returns where, and
+    /// the comment after which answers count; `None` without a forge.
+    fn ask_humans(&self, _q: &QuestionPost) -> Result<Option<crate::backlog::Posted>, Error> {
+        Ok(None)
     }
     /// A thought succeeded after an alert: close the alert. Returns what was closed.
     fn resolve_alert(

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use ureq::http::{self, header, HeaderValue};
 
+use crate::backlog::Posted;
 use crate::forge::{Forge, OpenedPr, PullRequest};
 use crate::{Error, ForgeErrorKind};
 
@@ -314,6 +315,61 @@ impl GitHub {
         }
     }
 
+    /// Ask humans an agent's question (see [`crate::forge::Forge::ask_humans`]).
+    pub fn ask_humans(&self, q: &crate::forge::QuestionPost) -> Result<Posted, Error> {
+        let text = content::question_text(q);
+        if let Some(pr_url) = &q.pr_url {
+            let n = parse_pr_ref(pr_url, &self.cfg.owner, &self.cfg.name)?;
+            let (url, id) = self
+                .comment_with_id(n, &text, "asking the agent's question on pull request")
+                .map_err(|e| self.error(e))?;
+            return Ok(Posted {
+                url,
+                number: n,
+                after: id,
+            });
+        }
+        let open = self
+            .open_alerts(&q.thought_dir)
+            .map_err(|e| self.error(e))?;
+        if let Some((n, _)) = open.into_iter().next() {
+            let (url, id) = self
+                .comment_with_id(n, &text, "asking the agent's question on issue")
+                .map_err(|e| self.error(e))?;
+            return Ok(Posted {
+                url,
+                number: n,
+                after: id,
+            });
+        }
+        let mut call = Call::post(
+            format!("{}/issues", self.repo_path()),
+            json!({
+                "title": content::question_title(&q.title),
+                "body": format!("{}\n{text}", thought_marker(&q.thought_dir)),
+                "labels": [FAILED_LABEL],
+            }),
+            "opening an issue for the agent's question".to_owned(),
+            "issues: write",
+        );
+        call.retry_failures = false;
+        let v = self.call(&call).map_err(|e| self.error(e))?;
+        Ok(Posted {
+            url: html_url(&v),
+            number: v["number"].as_u64().unwrap_or_default(),
+            after: 0,
+        })
+    }
+
+    /// The conversation comments of issue (or pull request) `number`.
+    pub fn issue_comments(&self, number: u64) -> Result<Vec<crate::review::PrEvent>, Error> {
+        self.list(
+            &format!("{}/issues/{number}/comments", self.repo_path()),
+            number,
+            crate::review::Source::Comment,
+        )
+    }
+
     /// After a success: comment on and close the thought's open alert issue
     /// (every one, should there be several). Returns the (first) issue's URL,
     /// or None when none was open.
@@ -551,6 +607,22 @@ impl GitHub {
         Ok(html_url(&v))
     }
 
+    /// Comment on issue `number`; returns the comment's URL and id.
+    fn comment_with_id(
+        &self,
+        number: u64,
+        body: &str,
+        action: &str,
+    ) -> Result<(String, u64), ApiError> {
+        let v = self.call(&Call::post(
+            format!("{}/issues/{number}/comments", self.repo_path()),
+            json!({ "body": body }),
+            format!("{action} #{number}"),
+            "issues: write",
+        ))?;
+        Ok((html_url(&v), v["id"].as_u64().unwrap_or_default()))
+    }
+
     fn comment(&self, number: u64, body: &str, action: &str) -> Result<(), ApiError> {
         self.call(&Call::post(
             format!("{}/issues/{number}/comments", self.repo_path()),
@@ -747,6 +819,10 @@ impl Forge for GitHub {
     fn reply_on_pr(&self, pr_url: &str, body: &str) -> Result<Option<String>, Error> {
         let n = parse_pr_ref(pr_url, &self.cfg.owner, &self.cfg.name)?;
         self.comment_on_pr(n, body).map(Some)
+    }
+
+    fn ask_humans(&self, q: &crate::forge::QuestionPost) -> Result<Option<Posted>, Error> {
+        GitHub::ask_humans(self, q).map(Some)
     }
 
     fn hand_to_human(&self, pr_url: &str, why: &str) -> Result<(), Error> {

@@ -26,6 +26,7 @@ pub mod objects;
 pub mod process;
 pub mod procfs;
 pub mod prompt;
+pub mod question;
 pub mod reaper;
 pub mod records;
 pub mod repo;

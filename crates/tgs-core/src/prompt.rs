@@ -20,7 +20,7 @@ Rules:
 2. Write the implementation summary to {{impl_file}}, following its template: replace every placeholder.
 3. Keep the change to what the plan asks; run the project's tests if it has any.
 4. Commit your work on the current branch ({{branch}}) with a clear message. Do not push and do not open a pull request: tgs does both after checking your work.
-";
+{{how_to_ask}}";
 
 /// What fills the placeholders.
 #[derive(Debug, Clone)]
@@ -31,8 +31,13 @@ pub struct PromptVars<'a> {
     pub branch: &'a str,
     pub attempt: u32,
     pub last_error: Option<&'a str>,
-    /// How far an earlier attempt got, when this one continues its work.
+    /// How far an earlier attempt got, when this one continues its work
+    /// (and the questions earlier sessions asked, with their answers).
     pub continuation: Option<&'a str>,
+    /// How the agent may ask its humans a question (see
+    /// [`crate::question::how_to_ask`]); added at the end of a template
+    /// that has no `{{how_to_ask}}`.
+    pub how_to_ask: Option<&'a str>,
 }
 
 /// The thought's file for `role` in whichever layout it uses, for the prompt.
@@ -87,10 +92,18 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
     };
     // A template of the repository's own may not ask for the previous
     // attempt: the account of work to go on from is added at its end.
-    let appended = match v.continuation {
+    let mut appended = match v.continuation {
         Some(c) if !template.contains("{{previous_attempt}}") => format!("\n{c}"),
         _ => String::new(),
     };
+    let ask = v
+        .how_to_ask
+        .map(|a| format!("5. {a}\n"))
+        .unwrap_or_default();
+    if !template.contains("{{how_to_ask}}") && !ask.is_empty() {
+        appended.push('\n');
+        appended.push_str(&ask);
+    }
     let pairs = [
         ("{{title}}", v.title.to_owned()),
         ("{{thought_dir}}", v.thought.dir.clone()),
@@ -107,6 +120,7 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         ("{{branch}}", v.branch.to_owned()),
         ("{{attempt}}", v.attempt.to_string()),
         ("{{previous_attempt}}", previous),
+        ("{{how_to_ask}}", ask),
     ];
     let mut out = template.to_owned();
     for (k, val) in pairs {
@@ -247,6 +261,7 @@ mod tests {
                 attempt: 2,
                 last_error: Some("timeout: 5h"),
                 continuation: None,
+                how_to_ask: None,
             },
         );
         assert!(p.contains("Approved plan: tgs/thoughts/abc1234-x/plan.md"));
@@ -264,6 +279,7 @@ mod tests {
             attempt: 2,
             last_error: None,
             continuation: Some("An earlier attempt got part of the way."),
+            how_to_ask: None,
         };
         assert!(
             render("Do {{title}}.", &vars).ends_with("\nAn earlier attempt got part of the way.")
@@ -330,6 +346,7 @@ mod tests {
                 attempt: 1,
                 last_error: None,
                 continuation: None,
+                how_to_ask: None,
             },
         );
         assert_eq!(

@@ -105,14 +105,24 @@ pub fn audit_diff(
                     (_, Status::HandoverPending) => "handover_pending",
                     (_, Status::Completed) => "complete",
                     (_, Status::Failed) => "fail",
+                    (_, Status::NeedsInput) => "question_asked",
+                    (Status::NeedsInput, Status::Queued) => "question_answered",
                     (Status::InProgress, Status::Queued) if a.attempts < b.attempts => "release",
                     (Status::InProgress, Status::Queued) => "requeue",
                     (Status::Completed, Status::Queued) => "revise",
                     (_, Status::Queued) => "retry",
                 };
-                let reason = (a.last_error != b.last_error)
-                    .then(|| a.last_error.clone())
-                    .flatten();
+                let reason = match action {
+                    // Who answered, and how (the answer itself is in the state).
+                    "question_answered" => a
+                        .questions
+                        .last()
+                        .and_then(|q| q.answer.as_ref())
+                        .map(|x| format!("answered by {} via {}", x.by, x.via)),
+                    _ => (a.last_error != b.last_error)
+                        .then(|| a.last_error.clone())
+                        .flatten(),
+                };
                 out.push(rec(action, a, Some(b.status), Some(a.status), reason));
             }
             Some(b) if b.handover_tries != a.handover_tries && a.handover_tries > 0 => {

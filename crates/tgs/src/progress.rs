@@ -382,6 +382,9 @@ fn ended_line(
         (Disposition::Failed, _) => " (failed for good: a human should look)",
         (Disposition::TakenOver, _) => " (taken over by another session: not recorded)",
         (Disposition::Completed, _) => "",
+        (Disposition::NeedsInput, _) => {
+            " (waits for an answer: a `/tgs answer` comment, or `tgs server backlog answer`; the attempt is not counted)"
+        }
     });
     match (disposition, not_before) {
         (Disposition::Requeued, Some(t)) => {

@@ -5,6 +5,8 @@
 //!             ^  ^               │  │
 //!             │  └──requeue──────┘  └──fail──> failed
 //!             └──────────retry─────────────────┘
+//!
+//!   in_progress ──ask──> needs_input ──answer──> queued
 //! ```
 //! An `in_progress` entry whose lease has expired may be claimed again.
 
@@ -52,6 +54,7 @@ pub fn allowed_actions(status: Status) -> Vec<&'static str> {
         Status::HandoverPending => vec!["complete", "fail", "retry", "remove"],
         Status::Failed => vec!["retry", "priority", "remove"],
         Status::Completed => vec!["remove"],
+        Status::NeedsInput => vec!["answer", "priority", "remove"],
     }
 }
 
@@ -159,7 +162,11 @@ impl Backlog {
     /// Set the priority; returns the old one.
     pub fn set_priority(&mut self, dir: &str, priority: i64) -> Result<i64, Error> {
         let e = self.get_mut(dir)?;
-        check(e, "reprioritize", &[Status::Queued, Status::Failed])?;
+        check(
+            e,
+            "reprioritize",
+            &[Status::Queued, Status::Failed, Status::NeedsInput],
+        )?;
         Ok(std::mem::replace(&mut e.priority, priority))
     }
 
@@ -346,6 +353,72 @@ impl Backlog {
 }
 
 impl Backlog {
+    /// The agent of an in-progress entry asked its humans `question` and
+    /// stopped: the entry waits for an answer, the attempt given back (a
+    /// question is not a failure). The caller has checked the text (at
+    /// most [`super::MAX_QUESTION`] bytes, redacted).
+    pub fn ask(
+        &mut self,
+        dir: &str,
+        question: &str,
+        posted: Option<super::Posted>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "ask a question for", &[Status::InProgress])?;
+        e.status = Status::NeedsInput;
+        e.lease_expires_at = None;
+        e.claim_id = None;
+        e.not_before = None;
+        e.attempts = e.attempts.saturating_sub(1);
+        e.last_error = Some(format!("needs_input: {}", first_line(question)));
+        e.questions.push(super::Question {
+            text: question.to_owned(),
+            asked_at: now,
+            attempt: e.attempts.saturating_add(1),
+            posted,
+            answer: None,
+        });
+        Ok(())
+    }
+
+    /// Answer the question `dir` waits on: the entry is queued again, its
+    /// next attempt told the question and `answer`. Refused (and nothing
+    /// changed) unless it waits on a question, or if `asked_at` names
+    /// another question than the one waiting (it was answered meanwhile).
+    pub fn answer(
+        &mut self,
+        dir: &str,
+        answer: super::Answer,
+        asked_at: Option<Timestamp>,
+    ) -> Result<(), Error> {
+        let e = self.get_mut(dir)?;
+        check(e, "answer", &[Status::NeedsInput])?;
+        if answer.text.trim().is_empty() {
+            return Err(Error::invalid("the answer is empty"));
+        }
+        if answer.text.len() > super::MAX_ANSWER {
+            return Err(Error::invalid(format!(
+                "the answer is {} bytes; an answer may be at most {} bytes",
+                answer.text.len(),
+                super::MAX_ANSWER
+            )));
+        }
+        let Some(q) = e.questions.last_mut().filter(|q| q.answer.is_none()) else {
+            return Err(Error::invalid(format!("{dir} waits on no question")));
+        };
+        if asked_at.is_some_and(|t| t != q.asked_at) {
+            return Err(Error::invalid(format!(
+                "the question of {dir} was answered meanwhile"
+            )));
+        }
+        q.answer = Some(answer);
+        e.status = Status::Queued;
+        e.not_before = None;
+        e.last_error = None;
+        Ok(())
+    }
+
     /// Whether the claim `claim_id` (by `claimer`) still holds `dir`: the
     /// entry is in progress under that very claim. Claims written without an
     /// id (older tgs) are matched by claimer alone.
@@ -424,6 +497,16 @@ impl Backlog {
         self.pauses
             .get(agent)
             .filter(|p| p.until.is_none_or(|t| t > now))
+    }
+}
+
+/// The first non-empty line of `text`, at most 200 characters.
+pub fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let line = line.trim();
+    match line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_owned(),
     }
 }
 
@@ -626,6 +709,8 @@ mod tests {
         Requeue(u8, bool),
         Remove(u8),
         Priority(u8, i8),
+        Ask(u8),
+        Answer(u8),
         Tick(u16),
     }
 
@@ -642,7 +727,9 @@ mod tests {
             d.clone().prop_map(Op::Retry),
             (d.clone(), any::<bool>()).prop_map(|(a, r)| Op::Requeue(a, r)),
             d.clone().prop_map(Op::Remove),
-            (d, any::<i8>()).prop_map(|(a, p)| Op::Priority(a, p)),
+            (d.clone(), any::<i8>()).prop_map(|(a, p)| Op::Priority(a, p)),
+            d.clone().prop_map(Op::Ask),
+            d.prop_map(Op::Answer),
             (0u16..7200).prop_map(Op::Tick),
         ]
     }
@@ -710,6 +797,28 @@ mod tests {
                         r
                     }
                     Op::Priority(i, p) => b.set_priority(&name(i), p.into()).map(|_| ()),
+                    Op::Ask(i) => {
+                        let before = b.get(&name(i)).map(|e| e.attempts);
+                        let r = b.ask(&name(i), "which flag?", None, now);
+                        if r.is_ok() {
+                            // A question is not a failure: the attempt is given back.
+                            let e = b.get(&name(i)).unwrap();
+                            prop_assert_eq!(Some(e.attempts + 1), before);
+                            prop_assert!(e.waiting_question().is_some());
+                            prop_assert!(!b.is_claimable(e, now));
+                        }
+                        r
+                    }
+                    Op::Answer(i) => {
+                        let a = super::super::Answer { text: "yes".into(), by: "h".into(), at: now, via: "cli".into(), url: None };
+                        let r = b.answer(&name(i), a, None);
+                        if r.is_ok() {
+                            let e = b.get(&name(i)).unwrap();
+                            prop_assert_eq!(e.status, Status::Queued);
+                            prop_assert!(e.questions.last().unwrap().answer.is_some());
+                        }
+                        r
+                    }
                     Op::Tick(s) => { now = now.saturating_add(SignedDuration::from_secs(s.into())).unwrap(); Ok(()) }
                 };
                 if res.is_err() {
@@ -723,6 +832,9 @@ mod tests {
                     if e.status == Status::InProgress {
                         prop_assert!(e.claimed_by.is_some() && e.lease_expires_at.is_some());
                     }
+                    // Only an entry that waits has an unanswered question.
+                    let open = e.questions.iter().filter(|q| q.answer.is_none()).count();
+                    prop_assert_eq!(open, usize::from(e.status == Status::NeedsInput), "{:?}", e);
                     // Revisions wait only on an entry that will run them.
                     if e.review.as_ref().is_some_and(|r| !r.queue.is_empty()) {
                         prop_assert!(matches!(e.status, Status::Queued | Status::InProgress), "{:?}", e);

@@ -21,8 +21,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 pub use machine::{
-    allowed_actions, lease_end, lease_expired, ready_to_claim, AddOutcome, Claim, Order,
-    DEFAULT_LEASE,
+    allowed_actions, first_line, lease_end, lease_expired, ready_to_claim, AddOutcome, Claim,
+    Order, DEFAULT_LEASE,
 };
 pub use revision::{InlineNote, ReviewLoop, Revision, RevisionDone, RevisionKind, Seen};
 
@@ -113,15 +113,20 @@ pub enum Status {
     HandoverPending,
     Completed,
     Failed,
+    /// The agent asked its humans a question and stopped: the entry waits
+    /// for an answer (`backlog answer`, a `/tgs answer` comment, MCP), then
+    /// is queued again. See [`Question`].
+    NeedsInput,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Queued,
         Status::InProgress,
         Status::HandoverPending,
         Status::Completed,
         Status::Failed,
+        Status::NeedsInput,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +136,7 @@ impl Status {
             Status::HandoverPending => "handover_pending",
             Status::Completed => "completed",
             Status::Failed => "failed",
+            Status::NeedsInput => "needs_input",
         }
     }
 
@@ -218,6 +224,14 @@ pub struct Entry {
     /// The work an attempt left unfinished, kept for the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wip: Option<Wip>,
+    /// The questions its agents asked, oldest first, with their answers
+    /// (the last one unanswered while the entry is `needs_input`).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub questions: Vec<Question>,
     /// Fields this build does not know, kept as they were.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -250,10 +264,70 @@ impl Entry {
             depends_on: Vec::new(),
             review: None,
             wip: None,
+            questions: Vec::new(),
             extra: BTreeMap::new(),
         }
     }
+
+    /// The question it waits on: the last one, unanswered, while the
+    /// entry is `needs_input`.
+    pub fn waiting_question(&self) -> Option<&Question> {
+        self.questions
+            .last()
+            .filter(|q| self.status == Status::NeedsInput && q.answer.is_none())
+    }
 }
+
+/// A question an agent asked its humans (`tgs-question.md`, or the
+/// session's `ask_humans` tool), and the answer it got. Both texts are
+/// untrusted: the next attempt's prompt quotes them as data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    /// What the agent asked, redacted (credential shapes masked), at most
+    /// [`crate::backlog::MAX_QUESTION`] bytes.
+    pub text: String,
+    pub asked_at: Timestamp,
+    /// The attempt that asked it.
+    pub attempt: u32,
+    /// Where humans were asked (the alert issue, or the pull request of a
+    /// revision); `None` without a forge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted: Option<Posted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+}
+
+/// Where a question was posted on the forge: comments on issue (or pull
+/// request) `number` with an id above `after` may answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    pub url: String,
+    pub number: u64,
+    /// The id of tgs's own comment that asked: the watermark answers are
+    /// read after, so that one is taken once and none from before counts.
+    #[serde(default)]
+    pub after: u64,
+}
+
+/// The answer to a [`Question`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// What the human said (hidden text removed, clipped).
+    pub text: String,
+    /// Who: a GitHub login, the local user, or the MCP client's name.
+    pub by: String,
+    pub at: Timestamp,
+    /// How it came: `github`, `cli` or `mcp`.
+    pub via: String,
+    /// The comment that said it, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// The longest question tgs keeps, in bytes (a longer one is refused).
+pub const MAX_QUESTION: usize = 16 * 1024;
+/// The longest answer tgs keeps, in bytes (a longer one is refused).
+pub const MAX_ANSWER: usize = 16 * 1024;
 
 /// Work in progress: what an attempt that ended without a hand-over had
 /// done, committed onto `refs/tgs/wip/<thought>` beside the state (see

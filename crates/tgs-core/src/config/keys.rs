@@ -43,6 +43,7 @@ const SHARED_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("steps", &["impl_prompt", "plan_prompt", "review_prompt"]),
+    ("mcp", &["write"]),
     ("telemetry", &["log_dir", "redact_rules"]),
     ("context", &["thoughts_dir", "include_globs"]),
     (

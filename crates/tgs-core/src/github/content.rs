@@ -223,6 +223,30 @@ pub fn resolve_comment(thought_dir: &str, pr_url: Option<&str>) -> String {
     s
 }
 
+/// The title of an issue opened for an agent's question.
+pub fn question_title(title: &str) -> String {
+    let t = non_empty(&one_line(title, MAX_TITLE_CHARS), "untitled thought");
+    neutralize_mentions(&format!("tgs: {t} needs input"))
+}
+
+/// An agent's question for humans, with how to answer it. The question is
+/// the agent's text: fenced, never rendered, bounded.
+pub fn question_text(q: &crate::forge::QuestionPost) -> String {
+    let dir = code_span(&one_line(&q.thought_dir, 300));
+    let answer = code_span(&format!("{} answer", one_line(&q.trigger, 40)));
+    let cli = code_span(&format!(
+        "tgs server backlog answer {} --text \"...\"",
+        one_line(&q.thought_dir, 300)
+    ));
+    bound(format!(
+        "{REPLY_MARKER}\nThe agent working on {dir} has a question (question {n} of at most {max}) and has stopped until it is answered; its work so far is kept.\n\n{question}\n\
+         To answer, comment with {answer} followed by your answer (only people with write access are heard; the first answer is taken), or run {cli}. The next session starts from the kept work with the question and your answer.\n",
+        n = q.number,
+        max = q.max,
+        question = fenced(&bound_head(&clean_block(&q.question), MAX_ERROR_LEN * 2), "text"),
+    ))
+}
+
 /// The comment that hands a pull request back to humans.
 pub fn needs_human_comment(why: &str) -> String {
     format!(

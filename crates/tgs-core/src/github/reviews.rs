@@ -142,7 +142,12 @@ impl GitHub {
     }
 
     /// All pages of one list, as events.
-    fn list(&self, path: &str, number: u64, source: Source) -> Result<Vec<PrEvent>, Error> {
+    pub(super) fn list(
+        &self,
+        path: &str,
+        number: u64,
+        source: Source,
+    ) -> Result<Vec<PrEvent>, Error> {
         let mut out = Vec::new();
         for page in 1..=MAX_PAGES {
             let v = self

@@ -18,6 +18,7 @@ pub struct Counts {
     pub handover_pending: usize,
     pub completed: usize,
     pub failed: usize,
+    pub needs_input: usize,
     pub total: usize,
 }
 
@@ -29,6 +30,7 @@ impl Counts {
             Status::HandoverPending => self.handover_pending,
             Status::Completed => self.completed,
             Status::Failed => self.failed,
+            Status::NeedsInput => self.needs_input,
         }
     }
 }
@@ -124,6 +126,36 @@ pub struct StatusReport {
     pub revisions: Vec<Revisions>,
     /// Live thoughts holding work in progress an earlier attempt kept.
     pub wip: Vec<WipLine>,
+    /// Questions agents asked that wait for an answer, longest waiting first.
+    pub questions: Vec<QuestionLine>,
+}
+
+/// A question that waits for an answer, for the status view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuestionLine {
+    pub dir: String,
+    pub title: String,
+    /// The question's first line (the whole is in `backlog show`).
+    pub question: String,
+    pub asked_at: Timestamp,
+    /// Seconds it has waited.
+    pub waited_s: i64,
+    /// Where humans were asked, if on a forge.
+    pub posted: Option<String>,
+}
+
+impl QuestionLine {
+    fn of(e: &Entry, now: Timestamp) -> Option<QuestionLine> {
+        let q = e.waiting_question()?;
+        Some(QuestionLine {
+            dir: e.dir.clone(),
+            title: e.title.clone(),
+            question: crate::backlog::first_line(&q.text),
+            asked_at: q.asked_at,
+            waited_s: (now.as_second() - q.asked_at.as_second()).max(0),
+            posted: q.posted.as_ref().map(|p| p.url.clone()),
+        })
+    }
 }
 
 /// A thought's kept work in progress, for the status view.
@@ -349,7 +381,14 @@ impl<'a> StatusBuilder<'a> {
         // The loop is on open pull requests, which are live entries.
         let revisions = live.thoughts.iter().filter_map(revisions_of).collect();
         let wip = live.thoughts.iter().filter_map(WipLine::of).collect();
+        let mut questions: Vec<QuestionLine> = live
+            .thoughts
+            .iter()
+            .filter_map(|e| QuestionLine::of(e, now))
+            .collect();
+        questions.sort_by_key(|q| q.asked_at);
         StatusReport {
+            questions,
             now,
             paused,
             revisions,
@@ -371,6 +410,7 @@ impl Counts {
             Status::HandoverPending => self.handover_pending += 1,
             Status::Completed => self.completed += 1,
             Status::Failed => self.failed += 1,
+            Status::NeedsInput => self.needs_input += 1,
         }
         self.total += 1;
     }
@@ -474,6 +514,7 @@ mod tests {
                 handover_pending: 0,
                 completed: 1,
                 failed: 1,
+                needs_input: 0,
                 total: 8
             }
         );

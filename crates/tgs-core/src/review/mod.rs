@@ -22,6 +22,7 @@ use jiff::Timestamp;
 
 use crate::backlog::{InlineNote, ReviewLoop, Revision, RevisionKind, Seen};
 
+pub mod answers;
 pub mod sync;
 
 /// A review's or comment's text kept for the prompt, in characters.
@@ -199,6 +200,30 @@ pub fn command(body: &str, trigger: &str) -> Option<String> {
     Some(rest.trim().to_owned())
 }
 
+/// The word after the trigger (`/tgs answer ...`) that makes a comment an
+/// answer to an agent's waiting question (see [`crate::question`]) rather
+/// than a revision request.
+pub const ANSWER_WORD: &str = "answer";
+
+/// The answer a comment gives, if it is one: its text after the trigger
+/// word and [`ANSWER_WORD`] (as [`command`] shows it, hidden
+/// text removed). `Some("")` is an empty answer.
+pub fn answer_in(body: &str, trigger: &str) -> Option<String> {
+    let cmd = command(body, trigger)?;
+    let rest = cmd.strip_prefix(ANSWER_WORD)?;
+    if rest.chars().next().is_some_and(|c| !c.is_whitespace()) {
+        return None;
+    }
+    Some(rest.trim().to_owned())
+}
+
+/// Whether a `/tgs` command's text is an answer (never a revision request).
+pub fn is_answer(command_text: &str) -> bool {
+    command_text
+        .strip_prefix(ANSWER_WORD)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+}
+
 /// Whether a repository permission (`permission` or `role_name` of the
 /// collaborator permission API) allows pushing.
 pub fn can_write(permission: &str) -> bool {
@@ -249,7 +274,9 @@ pub fn decide(
                 visible(&r.body).trim().to_owned(),
             ))
         } else {
-            command(&r.body, trigger).map(|c| (RevisionKind::Command, c))
+            command(&r.body, trigger)
+                .filter(|c| !is_answer(c))
+                .map(|c| (RevisionKind::Command, c))
         };
         if let Some((kind, text)) = kind {
             if act(&mut f, Source::Review, r, trusted) {
@@ -261,7 +288,8 @@ pub fn decide(
         }
     }
     for c in activity.comments.iter().filter(|e| fresh(e, seen.comment)) {
-        if let Some(text) = command(&c.body, trigger) {
+        // An answer to an agent's question is read by `answers`, not here.
+        if let Some(text) = command(&c.body, trigger).filter(|t| !is_answer(t)) {
             if act(&mut f, Source::Comment, c, trusted) {
                 let r = revision(RevisionKind::Command, c, &text, Vec::new());
                 f.queue.push((Source::Comment, r));
@@ -273,7 +301,7 @@ pub fn decide(
         if c.review_id.is_some_and(|id| acted_reviews.contains(&id)) {
             continue;
         }
-        if let Some(text) = command(&c.body, trigger) {
+        if let Some(text) = command(&c.body, trigger).filter(|t| !is_answer(t)) {
             if act(&mut f, Source::Inline, c, trusted) {
                 let note = note(c, text.clone());
                 let r = revision(RevisionKind::Command, c, &text, vec![note]);
@@ -545,6 +573,34 @@ mod tests {
             visible("[a link](http://x) stays"),
             "[a link](http://x) stays"
         );
+    }
+
+    #[test]
+    fn answers_are_told_from_revision_requests() {
+        assert_eq!(
+            answer_in("/tgs answer use port 8080", "/tgs").as_deref(),
+            Some("use port 8080")
+        );
+        assert_eq!(
+            answer_in("/tgs answer\nline one\nline two", "/tgs").as_deref(),
+            Some("line one\nline two")
+        );
+        assert_eq!(answer_in("/tgs answers", "/tgs"), None);
+        assert_eq!(answer_in("/tgs fix the test", "/tgs"), None);
+        assert_eq!(answer_in("<!-- /tgs answer x -->", "/tgs"), None);
+        assert!(is_answer("answer yes") && is_answer("answer"));
+        assert!(!is_answer("answering") && !is_answer("fix it"));
+    }
+
+    #[test]
+    fn an_answer_to_a_question_is_never_a_revision_request() {
+        let activity = PrActivity {
+            comments: vec![ev(40, "alice", "/tgs answer use 8080")],
+            ..PrActivity::default()
+        };
+        let f = decide(&activity, None, "/tgs", &Push::default(), &mut |_| true);
+        assert!(f.queue.is_empty(), "{:?}", f.queue);
+        assert_eq!(f.seen.comment, 40, "read once, not again");
     }
 
     #[test]

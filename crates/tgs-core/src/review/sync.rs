@@ -53,6 +53,16 @@ pub struct SyncReport {
     pub to_human: Vec<(String, String, String)>,
     /// `(dir, problem)` of PRs that could not be read.
     pub problems: Vec<(String, String)>,
+    /// `(dir, who)` of the agents' questions answered on GitHub.
+    pub answered: Vec<(String, String)>,
+}
+
+/// What the comments after one waiting question said.
+#[derive(Debug, Clone)]
+struct AnswerLook {
+    dir: String,
+    asked_at: Timestamp,
+    found: super::answers::Found,
 }
 
 /// Look at every pull request of `state`'s entries (or only `only_pr`),
@@ -87,6 +97,11 @@ pub fn sync(
             Err(err) => report.problems.push((e.dir.clone(), err.to_string())),
         }
     }
+    let answers = if only_pr.is_none() {
+        look_for_answers(gh, &backlog, review, &mut writers, &mut report)
+    } else {
+        Vec::new()
+    };
     let now = clock::now();
     let applied = state.update(&Default::default(), |b| {
         let mut r = SyncReport::default();
@@ -94,7 +109,13 @@ pub fn sync(
         for l in &looks {
             apply(b, l, review, now, &mut r, &mut audit, worker)?;
         }
-        let msg = (r.changed + r.queued.len() + r.cancelled.len() + r.to_human.len() + audit.len()
+        let moved = apply_answers(b, &answers, now, &mut r, &mut audit, worker);
+        let msg = (r.changed
+            + r.queued.len()
+            + r.cancelled.len()
+            + r.to_human.len()
+            + audit.len()
+            + moved
             > 0)
         .then(|| {
             format!(
@@ -122,6 +143,81 @@ pub fn sync(
         .collect();
     done.problems.extend(report.problems);
     Ok(done)
+}
+
+/// Read the comments where each waiting question was asked (outside the
+/// state transaction: GitHub may be slow).
+fn look_for_answers(
+    gh: &GitHub,
+    backlog: &Backlog,
+    review: &ReviewConfig,
+    writers: &mut HashMap<String, bool>,
+    report: &mut SyncReport,
+) -> Vec<AnswerLook> {
+    let mut out = Vec::new();
+    for e in super::answers::waiting(backlog) {
+        let Some(q) = e.questions.last() else {
+            continue;
+        };
+        let Some(posted) = &q.posted else { continue };
+        match gh.issue_comments(posted.number) {
+            Ok(comments) => {
+                let mut trusted = |ev: &PrEvent| writer(gh, writers, ev);
+                out.push(AnswerLook {
+                    dir: e.dir.clone(),
+                    asked_at: q.asked_at,
+                    found: super::answers::find(
+                        &comments,
+                        posted.after,
+                        &review.trigger,
+                        &mut trusted,
+                    ),
+                });
+            }
+            Err(err) => report.problems.push((e.dir.clone(), err.to_string())),
+        }
+    }
+    out
+}
+
+/// Record the answers found in the freshest state `b` (each once); returns
+/// how many entries changed (an answer, or a watermark moved).
+fn apply_answers(
+    b: &mut Backlog,
+    looks: &[AnswerLook],
+    now: Timestamp,
+    r: &mut SyncReport,
+    audit: &mut Vec<Append>,
+    worker: &str,
+) -> usize {
+    let mut moved = 0;
+    for l in looks {
+        let before = b.get(&l.dir).cloned();
+        for said in &l.found.ignored {
+            audit.push(audit_line(worker, now, &l.dir, "answer_ignored", said));
+        }
+        if let Some(by) = super::answers::apply(b, &l.dir, l.asked_at, &l.found) {
+            r.answered.push((l.dir.clone(), by));
+        }
+        if b.get(&l.dir) != before.as_ref() {
+            moved += 1;
+        }
+    }
+    moved
+}
+
+/// Whether `ev`'s author may steer tgs: write access, asked of GitHub once
+/// per login; the association GitHub shows when the token may not ask.
+fn writer(gh: &GitHub, writers: &mut HashMap<String, bool>, ev: &PrEvent) -> bool {
+    if let Some(known) = writers.get(&ev.author) {
+        return *known;
+    }
+    let may = match gh.can_write(&ev.author) {
+        Ok(Some(w)) => w,
+        Ok(None) | Err(_) => super::trusted_association(&ev.association),
+    };
+    writers.insert(ev.author.clone(), may);
+    may
 }
 
 /// Entries whose pull request tgs follows: opened and not finished with.
@@ -166,18 +262,7 @@ fn look(
     }
     let activity = gh.pr_activity(n)?;
     l.push = push_of(e, &info, |branch, sha| gh.pushed_at(branch, sha));
-    let mut trusted = |ev: &PrEvent| -> bool {
-        if let Some(known) = writers.get(&ev.author) {
-            return *known;
-        }
-        let may = match gh.can_write(&ev.author) {
-            Ok(Some(w)) => w,
-            // The token may not ask: the association GitHub shows decides.
-            Ok(None) | Err(_) => super::trusted_association(&ev.association),
-        };
-        writers.insert(ev.author.clone(), may);
-        may
-    };
+    let mut trusted = |ev: &PrEvent| writer(gh, writers, ev);
     l.findings = decide(
         &activity,
         e.review.as_ref(),

@@ -87,6 +87,11 @@ pub(crate) struct WorkResult {
     /// What became of the work in progress worth a word in the record (not
     /// kept: why; a conflict with the base).
     pub wip_note: Option<String>,
+    /// The question the agent asked its humans (redacted): the attempt ends
+    /// `needs_input` and the entry waits for an answer.
+    pub question: Option<String>,
+    /// Where the question was posted for humans to answer.
+    pub question_posted: Option<crate::backlog::Posted>,
 }
 
 /// What a session does to its thought's work in progress ([`super::wip`]).
@@ -126,6 +131,8 @@ impl WorkResult {
             egress_targets: Vec::new(),
             wip: WipChange::Keep,
             wip_note: None,
+            question: None,
+            question_posted: None,
         }
     }
 
@@ -164,6 +171,14 @@ impl WorkResult {
     pub(super) fn over(mut self, outcome: Outcome, reason: String) -> WorkResult {
         self.outcome = outcome;
         self.reason = Some(reason);
+        self
+    }
+
+    /// The agent asked `question` and stopped: not the thought's failure.
+    fn asked(mut self, question: String) -> WorkResult {
+        self.outcome = Outcome::NeedsInput;
+        self.reason = Some(crate::backlog::first_line(&question));
+        self.question = Some(question);
         self
     }
 
@@ -290,12 +305,27 @@ pub(super) fn agent_and_verify(
         duration: run.duration,
         stats: run.stats.clone(),
     })));
-    match outcome::judge_agent(&run, cfg.session_timeout) {
-        AgentVerdict::Provider(c) => return Ok(w.provider(c)),
-        AgentVerdict::Over(o, why) => return Ok(w.over(o, why)),
-        AgentVerdict::Proceed => {}
+    let verdict = outcome::judge_agent(&run, cfg.session_timeout);
+    if let AgentVerdict::Provider(c) = verdict {
+        return Ok(w.provider(c));
     }
-    if let Some(sig) = sh.signals.and_then(Signals::last) {
+    let interrupted = sh.signals.and_then(Signals::last);
+    let cancelled = matches!(verdict, AgentVerdict::Over(Outcome::Cancelled, _));
+    if interrupted.is_none() && !cancelled {
+        // A question asked ends the attempt whatever way the agent then ended.
+        match crate::question::take(&wt.path) {
+            Ok(Some(q)) => return Ok(w.asked(redactor.redact(&q))),
+            Ok(None) => {}
+            Err(why) => {
+                let why = format!("its question was not taken: {why}");
+                return Ok(w.over(Outcome::Failed, why));
+            }
+        }
+    }
+    if let AgentVerdict::Over(o, why) = verdict {
+        return Ok(w.over(o, why));
+    }
+    if let Some(sig) = interrupted {
         return Ok(w.over(Outcome::Cancelled, format!("interrupted by signal {sig}")));
     }
     let head = match worktree::hand_in(sh.repo, wt) {

@@ -768,6 +768,7 @@ impl<'r> Runner<'r> {
             .then(|| w.branch.clone().zip(w.head.clone()))
             .flatten();
         self.push_wip(entry, &mut w, sink);
+        self.post_question(entry, &mut w);
         let dropped = w.wip == WipChange::Drop && entry.wip.is_some();
         let report = self.record(entry, started, w, pr_url, pending, sink)?;
         if let Some((branch, head)) = handed {
@@ -794,6 +795,7 @@ impl<'r> Runner<'r> {
             &self.cfg.settings.redact_env_keys,
         );
         w.reason = w.reason.as_deref().map(|r| scanner.mask(r));
+        w.question = w.question.as_deref().map(|q| scanner.mask(q));
         if let WipChange::Set(kept) = &mut w.wip {
             kept.ended = scanner.mask(&kept.ended);
             kept.last_seen = scanner.mask(&kept.last_seen);
@@ -825,6 +827,46 @@ impl<'r> Runner<'r> {
             return;
         }
         sink.event(&kept_event);
+    }
+
+    /// Ask humans the agent's question where they will see it (when it is
+    /// within `server.questions.max_per_thought`; one beyond fails the
+    /// thought instead). A question that cannot be posted still waits: it
+    /// is in `status` and can be answered from the command line.
+    fn post_question(&self, entry: &Entry, w: &mut WorkResult) {
+        let Some(q) = w.question.as_deref() else {
+            return;
+        };
+        let max = self.cfg.settings.questions.max_per_thought;
+        if entry.questions.len() >= max as usize {
+            return;
+        }
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return;
+        };
+        let post = crate::forge::QuestionPost {
+            thought_dir: entry.dir.clone(),
+            title: entry.title.clone(),
+            question: q.to_owned(),
+            number: entry.questions.len() + 1,
+            max,
+            pr_url: entry.revision().and(entry.pr_url.clone()),
+            trigger: self.cfg.settings.review.trigger.clone(),
+        };
+        if let Some(why) =
+            crate::secrets::refuse_pull_request(&self.cfg.settings.redact_env_keys, "", q)
+        {
+            tracing::warn!("{}: the question was not posted: {why}", entry.dir);
+            return;
+        }
+        match forge.ask_humans(&post) {
+            Ok(posted) => w.question_posted = posted,
+            Err(e) => tracing::warn!(
+                "{}: could not ask the question on {}: {e}",
+                entry.dir,
+                forge.name()
+            ),
+        }
     }
 
     /// Remove a thought's work in progress that its entry no longer holds
@@ -997,7 +1039,7 @@ impl<'r> Runner<'r> {
                 pr_url.as_deref(),
                 pending.as_deref(),
                 reason_line.as_deref(),
-                (ended, not_before, max),
+                (ended, not_before, max, settings.questions.max_per_thought),
                 &agent,
                 settings.budgets.thought_cost_usd,
             )?;
@@ -1200,12 +1242,34 @@ fn settle(
     pr_url: Option<&str>,
     pending: Option<&str>,
     reason_line: Option<&str>,
-    (ended, not_before, max): (Timestamp, Option<Timestamp>, u32),
+    (ended, not_before, max, max_questions): (Timestamp, Option<Timestamp>, u32, u32),
     agent: &str,
     thought_budget: Option<f64>,
 ) -> Result<(Disposition, Option<Timestamp>, String), Error> {
     let dir = entry.dir.as_str();
     let spent = note_cost(b, dir, w.stats.cost_usd, ended);
+    if let Some(q) = &w.question {
+        let asked = b.get(dir).map_or(0, |e| e.questions.len());
+        if asked >= max_questions as usize {
+            let why = format!(
+                "needs_input: its agent asked question {} and server.questions.max_per_thought is {max_questions}: {}",
+                asked + 1,
+                crate::backlog::first_line(q)
+            );
+            give_up(b, entry, Some(&why), ended)?;
+            return Ok((
+                Disposition::Failed,
+                None,
+                format!("chore(tgs): fail {dir} (too many questions)"),
+            ));
+        }
+        b.ask(dir, q, w.question_posted.clone(), ended)?;
+        return Ok((
+            Disposition::NeedsInput,
+            None,
+            format!("chore(tgs): {dir} needs input"),
+        ));
+    }
     if w.branch_gone && entry.revision().is_some() {
         b.revision_cancelled(dir, ended)?;
         return Ok((
@@ -1450,6 +1514,10 @@ pub fn why_not_claimable(b: &Backlog, e: &Entry, now: Timestamp) -> String {
         Status::Failed => format!(
             "{dir} failed for good{}; `tgs server backlog retry {dir}` queues it again",
             e.last_error.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ),
+        Status::NeedsInput => format!(
+            "{dir} waits for an answer to its agent's question{}; `tgs server backlog answer {dir} --text ...` answers it",
+            e.waiting_question().map(|q| format!(" ({})", crate::backlog::first_line(&q.text))).unwrap_or_default()
         ),
         Status::HandoverPending => format!(
             "{dir} is done and pushed; only its hand-over is pending (retried by `tgs server run` and `sync-prs`)"

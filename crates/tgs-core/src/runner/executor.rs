@@ -120,6 +120,8 @@ fn keep_work(
         w.wip = WipChange::Drop;
         return Ok(w);
     }
+    // A question left behind by a session that was cancelled is not work.
+    let _ = std::fs::remove_file(wt.path.join(crate::question::FILE));
     let scanner =
         crate::secrets::Scanner::from_env(sh.env.iter().cloned(), &sh.cfg.settings.redact_env_keys);
     let rules = wip::Rules {
@@ -212,6 +214,12 @@ fn first_session(
         None => prompt::BUILTIN.to_owned(),
     };
     let continuation = continued.map(|kept| wip::continuation(kept, &wt.branch, &job.base));
+    let answered = crate::question::prompt_block(&entry.questions);
+    let continuation = match (continuation, answered) {
+        (Some(c), Some(a)) => Some(format!("{c}\n{a}")),
+        (c, a) => c.or(a),
+    };
+    let how_to_ask = crate::question::how_to_ask(cfg.settings.questions.max_per_thought);
     let text = prompt::render(
         &template,
         &prompt::PromptVars {
@@ -222,6 +230,7 @@ fn first_session(
             attempt: entry.attempts,
             last_error: entry.last_error.as_deref(),
             continuation: continuation.as_deref(),
+            how_to_ask: Some(&how_to_ask),
         },
     );
     agent_and_verify(sh, entry, wt, &job.base, &text, &context, w, tx)

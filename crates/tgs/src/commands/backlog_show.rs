@@ -37,6 +37,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         return super::ok();
     }
     let wip = backlog.get(&dir).and_then(|e| e.wip.clone());
+    let waiting = backlog
+        .get(&dir)
+        .and_then(|e| e.waiting_question())
+        .cloned();
     if let Value::Object(map) = stored {
         let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
         for (k, v) in map {
@@ -47,6 +51,17 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             };
             anstream::println!("{k:width$}  {shown}");
         }
+    }
+    if let Some(q) = waiting {
+        let text = format!(
+            "\nits agent asked (attempt {}, {}), and it waits for an answer{}:\n{}\n(answer: `tgs server backlog answer {dir} --text ...`{})",
+            q.attempt,
+            q.asked_at,
+            q.posted.as_ref().map(|p| format!(" on {}", p.url)).unwrap_or_default(),
+            tgs_core::github::neutralize_mentions(&q.text),
+            q.posted.as_ref().map(|_| ", or a `/tgs answer ...` comment there").unwrap_or_default(),
+        );
+        anstream::println!("{}", output::shown(&text));
     }
     let name = dir
         .rsplit('/')

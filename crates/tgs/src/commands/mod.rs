@@ -4,6 +4,7 @@
 
 pub mod agent_exec;
 pub mod backlog_add;
+pub mod backlog_answer;
 pub mod backlog_list;
 pub mod backlog_next;
 pub mod backlog_priority;
@@ -215,6 +216,8 @@ pub enum BacklogCommand {
     Fail(backlog_transition::FailArgs),
     /// Put a failed entry back in the queue.
     Retry(backlog_transition::RetryArgs),
+    /// Answer the question an agent asked; the entry is queued again.
+    Answer(backlog_answer::Args),
     /// Check the backlog against the repository.
     Validate(backlog_validate::Args),
 }
@@ -441,6 +444,7 @@ pub fn run(cli: Cli) -> CliResult {
             BacklogCommand::Complete(a) => backlog_transition::complete(&ctx, a),
             BacklogCommand::Fail(a) => backlog_transition::fail(&ctx, a),
             BacklogCommand::Retry(a) => backlog_transition::retry(&ctx, a),
+            BacklogCommand::Answer(a) => backlog_answer::run(&ctx, a),
             BacklogCommand::Validate(a) => backlog_validate::run(&ctx, a),
         },
         Command::Agent(AgentCommand::Exec(a)) => agent_exec::run(&ctx, a),

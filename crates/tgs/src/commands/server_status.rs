@@ -136,6 +136,26 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             .unwrap_or_default();
         anstream::println!("  {}  {}{detail}{pr}", a.dir, a.reason.as_str());
     }
+    if !report.questions.is_empty() {
+        heading("questions waiting for an answer", report.questions.len());
+        for q in &report.questions {
+            let at = q
+                .posted
+                .as_deref()
+                .map(|u| format!(" ({u})"))
+                .unwrap_or_default();
+            let line = format!(
+                "  {}  asked {} ago: {}{at}",
+                q.dir,
+                human_duration(q.waited_s),
+                output::clip(&q.question, 90)
+            );
+            anstream::println!("{}", output::shown(&line));
+        }
+        anstream::println!(
+            "  answer with a `/tgs answer ...` comment there, or `tgs server backlog answer DIR --text ...`"
+        );
+    }
     if !report.revisions.is_empty() {
         heading("review loop", report.revisions.len());
         for r in &report.revisions {

@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "ignored": synced.ignored.iter().map(|(d, w)| json!({"dir": d, "what": w})).collect::<Vec<_>>(),
             "cancelled": synced.cancelled.iter().map(|(d, n)| json!({"dir": d, "revisions": n})).collect::<Vec<_>>(),
             "needs_human": synced.to_human.iter().map(|(d, u, w)| json!({"dir": d, "pr_url": u, "why": w})).collect::<Vec<_>>(),
+            "answered": synced.answered.iter().map(|(d, by)| json!({"dir": d, "by": by})).collect::<Vec<_>>(),
         }));
     } else {
         for (d, disposition, url) in &handed.0 {
@@ -88,6 +89,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
         for (d, u, w) in &synced.to_human {
             anstream::println!("{u} ({d}) needs a human: {w}");
+        }
+        for (d, by) in &synced.answered {
+            anstream::println!("{d}: its agent's question was answered by {by}; queued again");
         }
         output::note(format!(
             "{} pull request(s) checked, {} changed, {} revision(s) queued",

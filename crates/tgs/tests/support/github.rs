@@ -138,6 +138,8 @@ pub struct Issue {
     pub state_reason: Option<String>,
     pub labels: Vec<String>,
     pub comments: Vec<String>,
+    /// The comments as GitHub lists them (`GET /issues/{n}/comments`).
+    pub events: Vec<Value>,
 }
 
 struct Shared {
@@ -328,6 +330,34 @@ impl FakeGitHub {
         s.pull_mut(number).comments.push(json!({
             "id": id, "user": {"login": login, "type": "User"}, "author_association": association,
             "body": body, "html_url": url, "created_at": at,
+        }));
+        id
+    }
+
+    /// A comment on issue `number` by someone else than tgs; returns its id.
+    pub fn add_issue_comment(
+        &self,
+        number: u64,
+        login: &str,
+        association: &str,
+        body: &str,
+    ) -> u64 {
+        let mut s = self.lock();
+        let id = s.take_id();
+        let at = s.clock.to_string();
+        let web = format!(
+            "{WEB}/{}/{}/issues/{number}#issuecomment-{id}",
+            s.owner, s.repo
+        );
+        let i = s
+            .issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .expect("no such issue");
+        i.comments.push(body.to_owned());
+        i.events.push(json!({
+            "id": id, "user": {"login": login, "type": "User"}, "author_association": association,
+            "body": body, "html_url": web, "created_at": at,
         }));
         id
     }
@@ -752,6 +782,7 @@ async fn handle(
                 state_reason: None,
                 labels: list("labels"),
                 comments: Vec::new(),
+                events: Vec::new(),
             };
             let v = s.issue_json(&issue);
             s.issues.push(issue);
@@ -783,6 +814,15 @@ async fn handle(
             });
             s.pull_mut(n).comments.push(c.clone());
             reply(201, c)
+        }
+        ("GET", ["issues", n, "comments"])
+            if s.issues.iter().any(|i| i.number.to_string() == *n) =>
+        {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(i) = s.issues.iter().find(|i| i.number == n) else {
+                return not_found();
+            };
+            reply(200, Value::Array(i.events.clone()))
         }
         ("GET", ["pulls", n, list @ ("reviews" | "comments")])
         | ("GET", [list @ "issues", n, "comments"]) => {
@@ -832,12 +872,19 @@ async fn handle(
         }
         ("POST", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
+            let id = s.take_id();
+            let at = s.clock.to_string();
+            let web = format!("{WEB}/{}/{}/issues/{n}#issuecomment-{id}", s.owner, s.repo);
             let Some(i) = s.issues.iter_mut().find(|i| i.number == n) else {
                 return not_found();
             };
+            let c = json!({
+                "id": id, "user": {"login": "tgs-bot[bot]", "type": "Bot"}, "author_association": "NONE",
+                "body": text("body"), "html_url": web, "created_at": at,
+            });
             i.comments.push(text("body"));
-            let id = i.comments.len();
-            reply(201, json!({ "id": id, "body": text("body") }))
+            i.events.push(c.clone());
+            reply(201, c)
         }
         _ => not_found(),
     }
