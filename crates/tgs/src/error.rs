@@ -64,6 +64,19 @@ impl CliError {
         self
     }
 
+    /// The error as plain text, `error:` / `caused by:` / `hint:` a line
+    /// each (what an MCP client's model reads).
+    pub fn plain(&self) -> String {
+        let mut out = format!("error: {}\n", self.message);
+        for c in &self.causes {
+            let _ = writeln!(out, "caused by: {}", c.trim_end());
+        }
+        if let Some(h) = &self.hint {
+            let _ = writeln!(out, "hint: {h}");
+        }
+        out
+    }
+
     /// Print as `error:` / `caused by:` / `hint:` on stderr.
     pub fn report(&self) -> ExitCode {
         use anstyle::{AnsiColor, Style};

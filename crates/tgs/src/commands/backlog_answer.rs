@@ -22,6 +22,9 @@ pub struct Args {
     /// else the login name).
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
+    /// How the answer came, for the record (`tgs mcp` says `mcp`).
+    #[arg(long, hide = true, default_value = "cli", value_parser = ["cli", "mcp"])]
+    pub via: String,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -45,7 +48,7 @@ pub fn run(ctx: &Ctx, a: Args) -> CliResult {
     };
     let asked = tgs_core::backlog::first_line(&q.text);
     let by = a.by.clone().unwrap_or_else(|| local_user(&repo));
-    let e = tgs_core::question::answer(&store, &a.write.options(), &dir, &text, &by, "cli")?;
+    let e = tgs_core::question::answer(&store, &a.write.options(), &dir, &text, &by, &a.via)?;
     output::note(format!(
         "answered {dir} ({asked}): it is {} again; the next attempt gets the answer",
         e.status

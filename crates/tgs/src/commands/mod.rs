@@ -14,7 +14,9 @@ pub mod backlog_transition;
 pub mod backlog_validate;
 pub mod completions;
 pub mod debug;
+
 pub mod demo;
+pub mod mcp;
 pub mod scan;
 pub mod server_dashboard;
 pub mod server_handover;
@@ -91,6 +93,8 @@ pub enum Command {
     /// Run coding agents.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Serve the backlog to an agent over the Model Context Protocol (stdio).
+    Mcp(mcp::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
     /// Run the whole server loop on a built-in example (no API key, no network).
@@ -381,6 +385,9 @@ impl Ctx {
         write: &WriteArgs,
         actor: Option<String>,
     ) -> CliResult<StateTarget<'r>> {
+        // `TGS_ACTOR` names who acts when the command does not (`tgs mcp`
+        // runs tgs's commands for its client: `mcp:claude-code`).
+        let actor = actor.or_else(|| std::env::var("TGS_ACTOR").ok().filter(|a| !a.is_empty()));
         Ok(StateTarget::resolve(
             repo,
             topo,
@@ -448,6 +455,7 @@ pub fn run(cli: Cli) -> CliResult {
             BacklogCommand::Validate(a) => backlog_validate::run(&ctx, a),
         },
         Command::Agent(AgentCommand::Exec(a)) => agent_exec::run(&ctx, a),
+        Command::Mcp(a) => mcp::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent => demo::agent(),
