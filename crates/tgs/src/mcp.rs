@@ -83,7 +83,7 @@ fn redact(text: &str) -> String {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let masked = tgs_core::secrets::Scanner::from_env(env.iter().cloned(), &keys).mask(text);
     match tgs_core::transcript::Redactor::for_secrets(
-        tgs_core::transcript::Redactor::secret_env_values(env.into_iter(), &keys),
+        tgs_core::transcript::Redactor::secret_env_values(env, &keys),
         &patterns,
     ) {
         Ok(r) => r.redact(&masked),
