@@ -165,7 +165,7 @@ pub fn answer(
 /// The instruction the prompt gives every agent on how to ask.
 pub fn how_to_ask(max: u32) -> String {
     format!(
-        "If you cannot go on without an answer only the team can give (the plan is ambiguous on a point that matters, a credential or access is missing, a choice is theirs to make), do not guess: write your question to {FILE} at the top of the repository, commit what you have, and end your session. tgs keeps your work, asks the team, and starts the next session from it with their answer. Ask only what you cannot decide yourself (at most {max} questions for this thought)."
+        "If you cannot go on without an answer only the team can give (the plan is ambiguous on a point that matters, a credential or access is missing, a choice is theirs to make), do not guess: ask it with the ask_humans tool if you have it, or write it to {FILE} at the top of the repository; commit what you have, and end your session. tgs keeps your work, asks the team, and starts the next session from it with their answer. Ask only what you cannot decide yourself (at most {max} questions for this thought)."
     )
 }
 

@@ -543,3 +543,49 @@ fn claude_works_inside_the_sandbox_through_the_proxy() {
         assert_eq!(r.header("x-api-key"), Some(key.as_str()), "{}", r.path);
     }
 }
+
+/// The agent asks its humans through the session's `ask_humans` tool
+/// (`tgs mcp --ask`, which Claude starts inside the sandbox): the attempt
+/// ends `needs_input`, not counted, with the question in the state.
+#[test]
+#[ignore = "needs the Claude Code CLI in TGS_TEST_CLAUDE"]
+fn claude_asks_its_humans_through_the_session_tool() {
+    let bin = claude();
+    let contained = std::path::Path::new("/usr/bin/bwrap").is_file();
+    assert!(
+        contained || std::env::var_os("CI").is_none(),
+        "CI must install bubblewrap"
+    );
+    let env = TestEnv::new();
+    let repo = setup(&env, &bin, "max_turns: 20 }\n  sandbox: { mode: on");
+    let key = api_key();
+    let fake = FakeAnthropic::start(vec![
+        Turn::write("src/feature.rs", FEATURE),
+        Turn::tool(
+            "mcp__tgs__ask_humans",
+            json!({"question": "Should feature() return 7 or 8?"}),
+        ),
+        Turn::text("I asked the team and stop here."),
+    ]);
+    let sandbox = if contained { "on" } else { "off" };
+    let (code, out, err) = server_run(&repo, &fake, &key, &[("TGS_SANDBOX", sandbox)]);
+    let log = transcript(&repo);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}\n{log}");
+    let results: Vec<String> = fake
+        .model_requests()
+        .iter()
+        .flat_map(|r| r.tool_results())
+        .collect();
+    assert!(
+        results.iter().any(|r| r.contains("Your question is recorded")),
+        "the tool did not answer: {results:?}\n{log}"
+    );
+    let e = entry(&repo);
+    assert_eq!(e["status"], "needs_input", "{e}\n{err}\n{log}");
+    assert_eq!(
+        e["questions"][0]["text"], "Should feature() return 7 or 8?",
+        "{e}"
+    );
+    assert_eq!(e["attempts"].as_u64().unwrap_or(0), 0, "{e}");
+    assert!(e["wip"]["head"].is_string(), "its work was not kept: {e}");
+}

@@ -392,6 +392,9 @@ impl AgentSpec {
                 if let Some(n) = c.max_turns {
                     args.extend(["--max-turns".into(), n.to_string()]);
                 }
+                if let Some(config) = session_mcp_config(inv.worktree) {
+                    args.extend(["--mcp-config".into(), config]);
+                }
                 (self.bin(), true, OutputFormat::ClaudeStreamJson)
             }
             Driver::Codex => {
@@ -477,6 +480,27 @@ impl AgentSpec {
     }
 }
 
+/// The session-scoped MCP server Claude Code starts for the agent:
+/// tgs's own binary (which the sandbox shows the agent, read-only) in its
+/// `ask_humans` mode, writing to the question file of `worktree` (see
+/// `tgs_core::question`). As `--mcp-config` JSON; `None` when tgs cannot
+/// name its own binary.
+fn session_mcp_config(worktree: &std::path::Path) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let file = worktree.join(crate::question::FILE);
+    Some(
+        serde_json::json!({
+            "mcpServers": {
+                "tgs": {
+                    "command": exe,
+                    "args": ["mcp", "--ask", file],
+                }
+            }
+        })
+        .to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,8 +562,8 @@ mod tests {
         let c = a.command(&[], &inv(&ctx), "do it");
         assert_eq!(c.program, "claude");
         assert_eq!(
-            c.args,
-            [
+            &c.args[..10],
+            &[
                 "-p",
                 "--output-format",
                 "stream-json",
@@ -552,6 +576,19 @@ mod tests {
                 "20"
             ]
         );
+        // The session's own MCP server: tgs's binary, asking into the worktree.
+        assert_eq!(c.args[10], "--mcp-config");
+        let mcp: serde_json::Value = serde_json::from_str(&c.args[11]).unwrap();
+        let server = &mcp["mcpServers"]["tgs"];
+        assert_eq!(
+            (server["args"][0].as_str(), server["args"][1].as_str()),
+            (Some("mcp"), Some("--ask"))
+        );
+        assert!(server["args"][2]
+            .as_str()
+            .unwrap()
+            .ends_with(crate::question::FILE));
+        assert_eq!(c.args.len(), 12);
         assert!(c.prompt_on_stdin);
         assert_eq!(c.format, OutputFormat::ClaudeStreamJson);
     }
