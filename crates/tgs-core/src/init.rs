@@ -437,10 +437,63 @@ pub fn init(repo: &Repo, opts: &Options) -> Result<Initialized, Error> {
     for g in rest {
         reports.push(write_generated(root, g, &install, opts.force)?);
     }
+    reports.push(register_mcp(root)?);
     Ok(Initialized {
         files: reports,
         install,
     })
+}
+
+/// The project's MCP configuration (read by Claude Code and other MCP
+/// clients), where `tgs mcp` is registered.
+pub const MCP_JSON: &str = ".mcp.json";
+
+/// Register `tgs mcp` in the project's `.mcp.json`: written when there is
+/// none, added to the servers of one that has no `tgs` (everything else in
+/// it kept), left alone when it names one already or is not a JSON object.
+fn register_mcp(root: &Path) -> Result<FileReport, Error> {
+    let path = root.join(MCP_JSON);
+    let ours = serde_json::json!({ "command": "tgs", "args": ["mcp"] });
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut config = match &text {
+        None => serde_json::json!({ "mcpServers": {} }),
+        Some(t) => match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(v) if v.is_object() && v.get("mcpServers").is_none_or(|m| m.is_object()) => v,
+            _ => {
+                let why = Some("not a JSON object with mcpServers: add tgs (`tgs mcp`) by hand");
+                return Ok(report(MCP_JSON, Status::Kept, why));
+            }
+        },
+    };
+    let servers = config
+        .as_object_mut()
+        .expect("checked: an object")
+        .entry("mcpServers")
+        .or_insert_with(|| serde_json::json!({}));
+    match servers.get("tgs") {
+        Some(v) if *v == ours => return Ok(report(MCP_JSON, Status::Unchanged, None)),
+        Some(_) => {
+            let why = Some("names a tgs server of its own");
+            return Ok(report(MCP_JSON, Status::Kept, why));
+        }
+        None => {}
+    }
+    servers
+        .as_object_mut()
+        .expect("checked: an object")
+        .insert("tgs".into(), ours);
+    let body = serde_json::to_string_pretty(&config).unwrap_or_default() + "\n";
+    write_file(&path, body.as_bytes(), false)?;
+    let status = if text.is_some() {
+        Status::Updated
+    } else {
+        Status::Created
+    };
+    Ok(report(MCP_JSON, status, Some("registers `tgs mcp` for MCP clients")))
 }
 
 /// Where the workflows install tgs from: the source given; else the one

@@ -19,7 +19,7 @@ const CONFIG: &str = "tgs/tgs.yml";
 const PROMPT: &str = "tgs/agentops/prompts/impl.md";
 const ADAPTERS: [&str; 2] = ["tgs/adapters/claude-code.sh", "tgs/adapters/gemini-code.sh"];
 /// In the order init reports them.
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     RUN_WF,
     SCAN_WF,
     REVIEW_WF,
@@ -30,6 +30,7 @@ const ALL: [&str; 10] = [
     PROMPT,
     ADAPTERS[0],
     ADAPTERS[1],
+    ".mcp.json",
 ];
 
 const WORKFLOWS: [&str; 4] = [RUN_WF, SCAN_WF, REVIEW_WF, DASH_WF];
@@ -1110,4 +1111,40 @@ fn jobs_that_always_run_read_only_the_outputs_of_jobs_that_succeeded() {
         run_wf["jobs"]["implement"]["if"],
         "needs.claim.outputs.count > 0"
     );
+}
+
+#[test]
+fn tgs_mcp_is_registered_in_the_projects_mcp_json_keeping_what_is_there() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    let report = init(&repo, &[]);
+    assert_eq!(status_of(&report, ".mcp.json"), "created");
+    let v: Value = serde_json::from_str(&repo.read(".mcp.json")).unwrap();
+    assert_eq!(v["mcpServers"]["tgs"]["command"], "tgs");
+    assert_eq!(v["mcpServers"]["tgs"]["args"][0], "mcp");
+
+    // Another server of the user's: kept, tgs added beside it.
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    repo.write(
+        ".mcp.json",
+        r#"{"mcpServers": {"db": {"command": "db-mcp", "args": ["--ro"]}}, "other": 1}"#,
+    );
+    assert_eq!(status_of(&init(&repo, &[]), ".mcp.json"), "updated");
+    let v: Value = serde_json::from_str(&repo.read(".mcp.json")).unwrap();
+    assert_eq!(v["mcpServers"]["db"]["args"][0], "--ro");
+    assert_eq!(v["other"], 1);
+    assert_eq!(v["mcpServers"]["tgs"]["command"], "tgs");
+
+    // A tgs entry of the user's, or a file that is not JSON: left alone.
+    for text in [
+        r#"{"mcpServers": {"tgs": {"command": "/opt/tgs", "args": ["mcp"]}}}"#,
+        "{ not json",
+    ] {
+        let env = TestEnv::new();
+        let repo = env.repo("r");
+        repo.write(".mcp.json", text);
+        assert_eq!(status_of(&init(&repo, &["--force"]), ".mcp.json"), "kept");
+        assert_eq!(repo.read(".mcp.json"), text);
+    }
 }
