@@ -493,7 +493,11 @@ fn register_mcp(root: &Path) -> Result<FileReport, Error> {
     } else {
         Status::Created
     };
-    Ok(report(MCP_JSON, status, Some("registers `tgs mcp` for MCP clients")))
+    Ok(report(
+        MCP_JSON,
+        status,
+        Some("registers `tgs mcp` for MCP clients"),
+    ))
 }
 
 /// Where the workflows install tgs from: the source given; else the one

@@ -577,7 +577,9 @@ fn claude_asks_its_humans_through_the_session_tool() {
         .flat_map(|r| r.tool_results())
         .collect();
     assert!(
-        results.iter().any(|r| r.contains("Your question is recorded")),
+        results
+            .iter()
+            .any(|r| r.contains("Your question is recorded")),
         "the tool did not answer: {results:?}\n{log}"
     );
     let e = entry(&repo);

@@ -255,6 +255,11 @@ fn answers_from_the_command_line_and_bad_answers_change_nothing() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(entry(&repo)["status"], "completed");
     assert!(prompt(&env, 1).contains("8080"));
+    // The metrics count the question and how long people took.
+    let (code, out, err) = run(repo.tgs().args(["server", "metrics"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 asked, 1 answered, 0 waiting"), "{out}");
+    assert!(out.contains("needs_input 1"), "{out}");
 }
 
 #[test]

@@ -143,6 +143,49 @@ pub struct MetricsSummary {
     pub per_day: Vec<DayFigures>,
     /// Sorted by thought directory.
     pub per_thought: Vec<ThoughtFigures>,
+    /// The agents' questions to their humans (from the backlog, not the
+    /// session rows): see [`question_figures`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub questions: Option<QuestionFigures>,
+}
+
+/// How the agents' questions went: asked, answered, waiting, and how long
+/// people took to answer (seconds, GitHub's or the answering clock's time).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QuestionFigures {
+    pub asked: usize,
+    pub answered: usize,
+    pub waiting: usize,
+    /// The median time to an answer, over the answered ones.
+    pub median_answer_s: Option<i64>,
+    /// How long the oldest waiting question has waited.
+    pub longest_waiting_s: Option<i64>,
+}
+
+/// The figures of every question the entries of `b` hold, at `now`.
+pub fn question_figures(b: &crate::backlog::Backlog, now: jiff::Timestamp) -> QuestionFigures {
+    let mut f = QuestionFigures::default();
+    let mut waits = Vec::new();
+    for e in &b.thoughts {
+        for q in &e.questions {
+            f.asked += 1;
+            match &q.answer {
+                Some(a) => {
+                    f.answered += 1;
+                    waits.push((a.at.as_second() - q.asked_at.as_second()).max(0));
+                }
+                None if e.status == crate::backlog::Status::NeedsInput => {
+                    f.waiting += 1;
+                    let w = (now.as_second() - q.asked_at.as_second()).max(0);
+                    f.longest_waiting_s = Some(f.longest_waiting_s.map_or(w, |l| l.max(w)));
+                }
+                None => {}
+            }
+        }
+    }
+    waits.sort_unstable();
+    f.median_answer_s = waits.get(waits.len().saturating_sub(1) / 2).copied();
+    f
 }
 
 const BUCKETS: [(&str, f64, Option<f64>); 7] = [
@@ -363,6 +406,7 @@ impl MetricsAcc {
             sessions_with_cost: self.with_cost,
             per_day: per_day(&self.by_day),
             per_thought,
+            questions: None,
         }
     }
 

@@ -115,6 +115,13 @@ impl SiteData {
                 w.ended.clear();
                 w.last_seen.clear();
             }
+            // What agents asked and people answered stays in the repository.
+            for q in &mut e.questions {
+                q.text = "(left out of this site)".into();
+                if let Some(a) = &mut q.answer {
+                    a.text = "(left out of this site)".into();
+                }
+            }
         }
         self.history.forget_reasons();
         self
@@ -352,7 +359,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .card .n{font-size:28px;font-weight:600}
 .badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
 .queued{background:#ddf4ff;color:#0550ae}.in_progress{background:#fff8c5;color:#7d4e00}
-.completed{background:#dafbe1;color:#116329}.failed{background:#ffebe9;color:#a40e26}
+.completed{background:#dafbe1;color:#116329}.failed{background:#ffebe9;color:#a40e26}.needs_input{background:#fbefff;color:#8250df}.handover_pending{background:#fff1e5;color:#953800}
 .attention{background:#ffebe9;color:#a40e26}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
@@ -741,6 +748,44 @@ fn fact(b: &mut String, label: &str, value_html: &str) {
 
 /// The review loop of `e`'s pull request: revisions pending, running and
 /// done, each linked to the review or comment it answers.
+/// The questions the thought's agents asked, and the answers (all text
+/// escaped: the agent's and reviewers' words are untrusted).
+fn render_questions(b: &mut String, e: &Entry) {
+    if e.questions.is_empty() {
+        return;
+    }
+    let _ = writeln!(b, "<h2>Questions ({})</h2>", e.questions.len());
+    for q in &e.questions {
+        let answer = match &q.answer {
+            Some(a) => {
+                let waited = a.at.as_second() - q.asked_at.as_second();
+                format!(
+                    "<p>Answered by {} ({}) after {}:</p>\n<pre>{}</pre>",
+                    esc(&a.by),
+                    esc(&a.via),
+                    super::human_duration(waited.max(0)),
+                    esc(&a.text)
+                )
+            }
+            None => format!(
+                "<p><span class=\"badge needs_input\">waiting</span> since {}{}</p>",
+                ts(q.asked_at),
+                q.posted
+                    .as_ref()
+                    .map(|p| format!(" · {}", pr_link(Some(&p.url))))
+                    .unwrap_or_default()
+            ),
+        };
+        let _ = writeln!(
+            b,
+            "<h3>Attempt {} asked, {}</h3>\n<pre>{}</pre>\n{answer}",
+            q.attempt,
+            ts(q.asked_at),
+            esc(&q.text)
+        );
+    }
+}
+
 fn render_review_loop(b: &mut String, e: &Entry) {
     let Some(summary) = crate::review::summary(e) else {
         return;
@@ -850,6 +895,7 @@ fn render_thought(site: &Site, dir: &str) -> String {
             );
         }
         b.push_str("</dl>\n");
+        render_questions(&mut b, e);
         render_review_loop(&mut b, e);
         if let Some(err) = &e.last_error {
             let _ = writeln!(
@@ -1117,6 +1163,37 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("stalled"), "{html}");
+    }
+
+    #[test]
+    fn questions_are_on_the_index_and_the_thoughts_page_escaped() {
+        let mut d = data();
+        let e = &mut d.backlog.thoughts[0];
+        e.status = Status::NeedsInput;
+        e.questions = vec![crate::backlog::Question {
+            text: "Port <script>alert(1)</script> 8080?".into(),
+            asked_at: d.now,
+            attempt: 1,
+            posted: Some(crate::backlog::Posted {
+                url: "https://github.com/o/r/issues/4".into(),
+                number: 4,
+                after: 0,
+            }),
+            answer: None,
+        }];
+        let files = render_site(&d);
+        let get = |p: &str| files.iter().find(|f| f.path == p).unwrap().content.clone();
+        let index = get("index.html");
+        assert!(
+            index.contains("Questions waiting for an answer (1)"),
+            "{index}"
+        );
+        assert!(index.contains("Port &lt;script&gt;"), "{index}");
+        let page = get("thoughts/aaaaaaa-evil.html");
+        assert!(page.contains("<h2>Questions (1)</h2>"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+        let public = render_site(&d.without_excerpts());
+        assert!(public.iter().all(|f| !f.content.contains("8080?")));
     }
 
     /// The page without tgs's own script: the index has it once, as it is,

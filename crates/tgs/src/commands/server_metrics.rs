@@ -23,7 +23,12 @@ fn parse_date(s: &str) -> Result<Date, String> {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let (m, skipped) = read_metrics(&ctx.reader(&repo)?, args.since)?;
+    let reader = ctx.reader(&repo)?;
+    let (mut m, skipped) = read_metrics(&reader, args.since)?;
+    // Questions are read from the backlog (live and archived), not the rows.
+    let backlog = reader.read_all()?;
+    let q = tgs_core::report::metrics::question_figures(&backlog, tgs_core::clock::now());
+    m.questions = (q.asked > 0).then_some(q);
     if skipped > 0 {
         output::warn(format!(
             "skipped {skipped} unreadable line(s) of the server records"
@@ -77,6 +82,19 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     lines.push(("cost", m.cost_coverage().describe(m.cost_usd)));
     let outcomes: Vec<String> = m.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
     lines.push(("outcomes", outcomes.join(", ")));
+    if let Some(q) = &m.questions {
+        let mut text = format!(
+            "{} asked, {} answered, {} waiting",
+            q.asked, q.answered, q.waiting
+        );
+        if let Some(s) = q.median_answer_s {
+            text.push_str(&format!("; median answer after {}", human_duration(s)));
+        }
+        if let Some(s) = q.longest_waiting_s {
+            text.push_str(&format!("; the oldest has waited {}", human_duration(s)));
+        }
+        lines.push(("questions", text));
+    }
     for (k, v) in &lines {
         anstream::println!("{k:<10}  {v}");
     }

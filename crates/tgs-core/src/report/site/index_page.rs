@@ -64,6 +64,7 @@ pub(super) fn render(site: &Site) -> String {
     );
 
     render_needs_human(&mut b, site, &status);
+    render_questions(&mut b, site, &status);
     render_running(&mut b, site, &status);
     render_next(&mut b, site, &status);
     render_metrics(&mut b, &metrics);
@@ -100,6 +101,29 @@ fn render_needs_human(b: &mut String, site: &Site, status: &StatusReport) {
         b.push_str("</table>\n");
     }
     b.push_str("</section>\n");
+}
+
+/// Questions agents asked that wait for an answer, and for how long.
+fn render_questions(b: &mut String, site: &Site, status: &StatusReport) {
+    if status.questions.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        b,
+        "<section id=\"questions\">\n<h2>Questions waiting for an answer ({})</h2>\n<table>\n<tr><th>Thought</th><th>Question</th><th class=\"num\">Waiting</th><th>Asked on</th></tr>",
+        status.questions.len()
+    );
+    for q in &status.questions {
+        let _ = writeln!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            thought_link(&q.dir, &q.title, site.pages),
+            esc(&clip(&q.question, 300)),
+            human_duration(q.waited_s),
+            pr_link(q.posted.as_deref())
+        );
+    }
+    b.push_str("</table>\n<p class=\"muted\">Answer with a comment starting <code>/tgs answer</code> where it was asked, or <code>tgs server backlog answer DIR --text ...</code>.</p>\n</section>\n");
 }
 
 fn render_running(b: &mut String, site: &Site, status: &StatusReport) {
