@@ -382,3 +382,76 @@ fn claude_code_uses_tgs_mcp_as_its_mcp_server() {
         "the tool's result did not reach the model: {results:?}\n{said}"
     );
 }
+
+/// The MCP Inspector's command line client (`TGS_TEST_MCPDO`, pinned in
+/// `.ci/run`) connects to `tgs mcp` as an MCP client: the handshake, the
+/// tool list with its schemas, a call, and a refused call as a tool error.
+#[test]
+#[ignore = "needs the MCP Inspector's mcpdo in TGS_TEST_MCPDO"]
+fn the_mcp_inspector_connects_lists_and_calls() {
+    let mcpdo = std::env::var_os("TGS_TEST_MCPDO")
+        .filter(|v| !v.is_empty())
+        .expect("the inspector test needs TGS_TEST_MCPDO (see .ci/run)");
+    let env = TestEnv::new();
+    let repo = lab(&env, "");
+    let name = "tgs-under-test";
+    let inspector = |args: &[&str]| {
+        let mut cmd = Command::new(&mcpdo);
+        env.pin(&mut cmd);
+        let out = cmd
+            .current_dir(&repo.root)
+            .env("MCP_CATALOG_PATH", env.path().join("catalog.json"))
+            .args(["--plain", "--format", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let tgs = common::tgs_bin();
+    let root = repo.root.to_str().unwrap().to_owned();
+    let (ok, said) = inspector(&[
+        "connect",
+        "--cwd",
+        &root,
+        "--transport",
+        "stdio",
+        "--connection",
+        name,
+        "--",
+        tgs.to_str().unwrap(),
+        "mcp",
+    ]);
+    assert!(ok, "{said}");
+    let conn = ["--connection", name];
+    let (ok, said) = inspector(&[&conn[..], &["connections/show"]].concat());
+    assert!(ok && said.contains("\"tools\""), "{said}");
+    let (ok, said) = inspector(&[&conn[..], &["tools/list"]].concat());
+    assert!(ok, "{said}");
+    for t in ["backlog_list", "backlog_show", "server_status", "audit_log"] {
+        assert!(said.contains(&format!("\"name\": \"{t}\"")), "{t}: {said}");
+    }
+    assert!(said.contains("\"inputSchema\""), "{said}");
+    let (ok, said) = inspector(&[&conn[..], &["tools/call", "backlog_list"]].concat());
+    assert!(ok && said.contains(DIR), "{said}");
+    let (_, said) = inspector(
+        &[
+            &conn[..],
+            &["tools/call", "backlog_show", "thought:=zzzzzzz-nope"],
+        ]
+        .concat(),
+    );
+    assert!(
+        said.contains("isError") || said.contains("tool_is_error"),
+        "{said}"
+    );
+    assert!(said.contains("error: "), "{said}");
+    let _ = inspector(&[&conn[..], &["disconnect"]].concat());
+    // The client keeps a daemon (under this test's HOME): stop it.
+    let (ok, said) = inspector(&["daemon", "stop"]);
+    assert!(ok, "{said}");
+}

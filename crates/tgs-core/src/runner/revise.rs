@@ -81,6 +81,14 @@ pub(super) fn revise(
         last_error: entry.last_error.as_deref(),
         nonce: &nonce,
     });
+    // The questions asked so far and their answers, and how to ask.
+    let mut text = text;
+    if let Some(answered) = crate::question::prompt_block(&entry.questions) {
+        text.push('\n');
+        text.push_str(&answered);
+    }
+    let max = sh.cfg.settings.questions.max_per_thought;
+    text.push_str(&format!("\n{}\n", crate::question::how_to_ask(max)));
     let w = agent_and_verify(sh, entry, wt, rules_base, &text, &context, w, tx)?;
     Ok(nothing_new(w, &wt.base))
 }

@@ -8,7 +8,8 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only entries with this status (queued, in_progress, completed, failed).
+    /// Only entries with this status (queued, in_progress, handover_pending,
+    /// completed, failed, needs_input).
     #[arg(long, value_name = "S")]
     pub status: Option<String>,
 }
@@ -17,8 +18,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let status = match args.status.as_deref() {
         None => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            CliError::usage(format!("unknown status {s:?}"))
-                .hint("use one of queued, in_progress, completed, failed")
+            CliError::usage(format!("unknown status {s:?}")).hint(format!(
+                "use one of {}",
+                Status::ALL.map(Status::as_str).join(", ")
+            ))
         })?),
     };
     let repo = ctx.repo()?;
