@@ -342,3 +342,73 @@ fn questions_are_bounded_per_thought() {
     );
     assert_eq!(e["questions"].as_array().unwrap().len(), 1);
 }
+
+/// A revision's agent asks: the question goes on the pull request, a
+/// writer's `/tgs answer` there answers it (and is no new revision), and
+/// the revision runs again with the answer.
+#[test]
+fn a_revision_asks_on_its_pull_request_and_goes_on_with_the_answer() {
+    let env = TestEnv::new();
+    let agent = env.script(
+        "agent.sh",
+        r#"set -e
+if grep -q '^<<<answer ' "$TGS_PROMPT_FILE"; then
+  answer=$(sed -n '/^<<<answer /,/^<<<end of answer /p' "$TGS_PROMPT_FILE" | sed '1d;$d' | tail -n 1)
+  echo "// port $answer" >> src/lib.rs
+  git add -A && git commit -qm "Revise with the answered port"
+  exit 0
+fi
+if grep -q 'reviewer-input' "$TGS_PROMPT_FILE"; then
+  echo 'Which port did the reviewer mean?' > tgs-question.md
+  exit 0
+fi
+echo "pub fn part_one() {}" >> src/lib.rs
+printf '# Implementation\n\nDone.\n' > "$TGS_THOUGHT_DIR/implementation.md"
+git add -A && git commit -qm "Implement"
+"#,
+    );
+    let repo = lab(&env, &agent, "");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    gh_ok(&repo, &gh, &["server", "run", "--thought", NAME]);
+    assert_eq!(entry(&repo)["status"], "completed");
+    let branch = "tgs/abcdef1-add-a-port";
+    let tip = repo.git(&["ls-remote", "origin", &format!("refs/heads/{branch}")]);
+    let tip = tip.split_whitespace().next().unwrap().to_owned();
+    gh.record_push(branch, &tip);
+    gh.edit_pull(1, |p| p.head_sha = tip.clone());
+    gh.set_permission("alice", "write");
+    gh.add_comment(1, "alice", "MEMBER", "/tgs use the other port");
+    gh_ok(&repo, &gh, &["server", "sync-prs"]);
+    gh_ok(&repo, &gh, &["server", "run", "--thought", NAME]);
+    let e = entry(&repo);
+    assert_eq!(e["status"], "needs_input", "{e:#}");
+    let comments = gh.pull_comments(1);
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("Which port did the reviewer mean?")),
+        "{comments:?}"
+    );
+    assert_eq!(gh.issues().len(), 0, "a revision asks on its pull request");
+
+    gh.add_comment(1, "alice", "MEMBER", "/tgs answer 9090");
+    gh_ok(&repo, &gh, &["server", "sync-prs"]);
+    let e = entry(&repo);
+    assert_eq!(e["status"], "queued", "{e:#}");
+    assert_eq!(
+        e["review"]["queue"].as_array().map_or(0, Vec::len),
+        1,
+        "the answer became a revision: {e:#}"
+    );
+    gh_ok(&repo, &gh, &["server", "run", "--thought", NAME]);
+    let e = entry(&repo);
+    assert_eq!(e["status"], "completed", "{e:#}");
+    let origin = repo.origin.to_str().unwrap();
+    let lib = repo.git(&[
+        "--git-dir",
+        origin,
+        "show",
+        &format!("refs/heads/{branch}:src/lib.rs"),
+    ]);
+    assert!(lib.contains("// port 9090"), "{lib}");
+}

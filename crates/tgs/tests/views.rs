@@ -115,7 +115,7 @@ fn status_shows_counts_running_next_and_needs_human() {
     let s = ok_json(&repo, &["server", "status"]);
     assert_eq!(
         s["counts"],
-        json!({"queued": 2, "in_progress": 1, "handover_pending": 0, "completed": 2, "failed": 1, "total": 6})
+        json!({"queued": 2, "in_progress": 1, "handover_pending": 0, "completed": 2, "failed": 1, "needs_input": 0, "total": 6})
     );
     assert_eq!(s["now"], "2026-01-15T12:00:00Z");
     assert_eq!(
@@ -884,7 +884,7 @@ fn views_of_a_history_by_month_give_the_same_figures() {
     let st = ok_json(&repo, &["server", "status"]);
     assert_eq!(
         st["counts"],
-        json!({"queued": 2, "in_progress": 1, "handover_pending": 0, "completed": 2, "failed": 1, "total": 6})
+        json!({"queued": 2, "in_progress": 1, "handover_pending": 0, "completed": 2, "failed": 1, "needs_input": 0, "total": 6})
     );
     // L1's dependency is archived and merged; L2's was closed unmerged.
     assert_eq!(dirs(&st["next"]), [L1]);

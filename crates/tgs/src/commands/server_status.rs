@@ -57,8 +57,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         c.total,
         Status::ALL
             .iter()
-            // A hand-over pending is rare: named only when there is one.
-            .filter(|s| **s != Status::HandoverPending || c.get(**s) > 0)
+            // A hand-over pending or a question waiting is rare: named only when there is one.
+            .filter(|s| {
+                !matches!(**s, Status::HandoverPending | Status::NeedsInput) || c.get(**s) > 0
+            })
             .map(|s| format!("{} {}", c.get(*s), s.as_str().replace('_', " ")))
             .collect::<Vec<_>>()
             .join(", ")
