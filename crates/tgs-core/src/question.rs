@@ -81,24 +81,22 @@ fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
 /// A question as tgs keeps it: trimmed, not empty, at most
 /// [`MAX_QUESTION`] bytes. The error says what is wrong.
 pub fn check(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("the question is empty".into());
-    }
-    if text.len() > MAX_QUESTION {
-        return Err(too_long("the question", text.len(), MAX_QUESTION));
-    }
-    Ok(text.to_owned())
+    bounded("the question", text, MAX_QUESTION)
 }
 
 /// An answer as tgs keeps it (see [`check`]), at most [`MAX_ANSWER`] bytes.
 pub fn check_answer(text: &str) -> Result<String, String> {
+    bounded("the answer", text, MAX_ANSWER)
+}
+
+/// `text` trimmed, if it is not empty and at most `max` bytes.
+fn bounded(what: &str, text: &str, max: usize) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("the answer is empty".into());
+        return Err(format!("{what} is empty"));
     }
-    if text.len() > MAX_ANSWER {
-        return Err(too_long("the answer", text.len(), MAX_ANSWER));
+    if text.len() > max {
+        return Err(too_long(what, text.len(), max));
     }
     Ok(text.to_owned())
 }
