@@ -30,7 +30,6 @@ use rmcp::{tool, tool_handler, tool_router, RoleServer, ServerHandler, ServiceEx
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tgs_core::backlog::Status;
 
 use crate::commands::{find_entry, Ctx};
 use crate::error::{CliError, CliResult};
@@ -63,42 +62,58 @@ pub fn run_ask(file: PathBuf) -> CliResult<()> {
     serve(AskServer::new(file))
 }
 
-/// What a tool returns: its JSON (or text), redacted; or the CLI's error
-/// text (`error:` / `caused by:` / `hint:`) as a tool error the model reads.
-fn result(got: CliResult<Value>) -> CallToolResult {
-    match got {
-        Ok(Value::String(text)) => CallToolResult::success(vec![ContentBlock::text(redact(&text))]),
-        Ok(v) => {
-            let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-            CallToolResult::success(vec![ContentBlock::text(redact(&text))])
+/// What every text a tool returns passes: the values of secret environment
+/// variables and the repository's redaction patterns replaced (as in a
+/// transcript), credential shapes masked. Built once per server.
+struct Redaction {
+    scanner: tgs_core::secrets::Scanner,
+    redactor: Option<tgs_core::transcript::Redactor>,
+}
+
+impl Redaction {
+    /// From this process's environment and the `ai.redact_env_keys` and
+    /// redaction patterns of the repository here (none when it cannot be
+    /// read: the defaults still apply).
+    fn here() -> Redaction {
+        let ctx = Ctx { json: true };
+        let (keys, patterns) = ctx
+            .repo()
+            .and_then(|r| ctx.settings(&r))
+            .map(|s| (s.redact_env_keys, s.redact_patterns))
+            .unwrap_or_default();
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let scanner = tgs_core::secrets::Scanner::from_env(env.iter().cloned(), &keys);
+        let redactor = tgs_core::transcript::Redactor::for_secrets(
+            tgs_core::transcript::Redactor::secret_env_values(env, &keys),
+            &patterns,
+        )
+        .ok();
+        Redaction { scanner, redactor }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let masked = self.scanner.mask(text);
+        match &self.redactor {
+            Some(r) => r.redact(&masked),
+            None => masked,
         }
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(redact(&e.plain()))]),
     }
-}
 
-/// `text` as a transcript would keep it: secret environment values and the
-/// repository's redaction patterns replaced, credential shapes masked.
-fn redact(text: &str) -> String {
-    let (keys, patterns) = redaction_settings();
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let masked = tgs_core::secrets::Scanner::from_env(env.iter().cloned(), &keys).mask(text);
-    match tgs_core::transcript::Redactor::for_secrets(
-        tgs_core::transcript::Redactor::secret_env_values(env, &keys),
-        &patterns,
-    ) {
-        Ok(r) => r.redact(&masked),
-        Err(_) => masked,
+    /// What a tool returns: its JSON (or text), redacted; or the CLI's
+    /// error text (`error:` / `caused by:` / `hint:`) as a tool error the
+    /// model reads.
+    fn result(&self, got: CliResult<Value>) -> CallToolResult {
+        match got {
+            Ok(Value::String(text)) => {
+                CallToolResult::success(vec![ContentBlock::text(self.redact(&text))])
+            }
+            Ok(v) => {
+                let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+                CallToolResult::success(vec![ContentBlock::text(self.redact(&text))])
+            }
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(self.redact(&e.plain()))]),
+        }
     }
-}
-
-/// `ai.redact_env_keys` and the redaction patterns of the repository here
-/// (none when it cannot be read: the defaults still apply).
-fn redaction_settings() -> (Vec<String>, Vec<String>) {
-    let ctx = Ctx { json: true };
-    ctx.repo()
-        .and_then(|r| ctx.settings(&r))
-        .map(|s| (s.redact_env_keys, s.redact_patterns))
-        .unwrap_or_default()
 }
 
 /// The MCP client's name, for the audit: `mcp:claude-code`.
@@ -115,15 +130,15 @@ fn client_name(ctx: &RequestContext<RoleServer>) -> String {
     format!("mcp:{}", if clean.is_empty() { "client" } else { &clean })
 }
 
-/// Run this tgs with `args` (`--json` first) and the audit actor `actor`,
-/// `stdin` on its standard input: its JSON output, or its error as the CLI
-/// prints it. The binary is tgs's own (never one from the repository).
-fn tgs(args: &[&str], actor: &str, stdin: Option<&str>) -> CliResult<Value> {
+/// Run this tgs with `args` and the audit actor `actor`, `stdin` on its
+/// standard input: what it printed on stdout, or its error as the CLI
+/// prints it (`error:` / `caused by:` / `hint:`). The binary is tgs's own
+/// (never one from the repository).
+fn run_tgs(args: &[&str], actor: &str, stdin: Option<&str>) -> CliResult<String> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::failed("cannot find tgs's own binary").cause(e.to_string()))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--json")
-        .args(args)
+    cmd.args(args)
         .env("TGS_ACTOR", actor)
         .env("NO_COLOR", "1")
         .stdin(if stdin.is_some() {
@@ -143,23 +158,32 @@ fn tgs(args: &[&str], actor: &str, stdin: Option<&str>) -> CliResult<Value> {
     let out = child
         .wait_with_output()
         .map_err(|e| CliError::failed("cannot run tgs").cause(e.to_string()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     if !out.status.success() {
-        let mut lines = stderr.lines();
-        let first = lines.next().unwrap_or("tgs failed");
-        let mut e = CliError::usage(first.trim_start_matches("error: ").to_owned());
-        for l in lines {
-            let l = l.trim();
-            if let Some(h) = l.strip_prefix("hint: ") {
-                e = e.hint(h.to_owned());
-            } else if let Some(c) = l.strip_prefix("caused by: ") {
-                e = e.cause(c.to_owned());
-            }
-        }
-        return Err(e);
+        return Err(cli_error(&String::from_utf8_lossy(&out.stderr)));
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(&stdout).unwrap_or_else(|_| json!({ "said": stderr })))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The error a tgs command printed, read back from its lines.
+fn cli_error(stderr: &str) -> CliError {
+    let mut lines = stderr.trim().lines();
+    let first = lines.next().unwrap_or("tgs failed");
+    let mut e = CliError::usage(first.trim_start_matches("error: ").to_owned());
+    for l in lines {
+        let l = l.trim();
+        if let Some(h) = l.strip_prefix("hint: ") {
+            e = e.hint(h.to_owned());
+        } else if let Some(c) = l.strip_prefix("caused by: ") {
+            e = e.cause(c.to_owned());
+        }
+    }
+    e
+}
+
+/// [`run_tgs`] with `--json`: the JSON it printed.
+fn tgs(args: &[&str], actor: &str, stdin: Option<&str>) -> CliResult<Value> {
+    let out = run_tgs(&[&["--json"], args].concat(), actor, stdin)?;
+    Ok(serde_json::from_str(&out).unwrap_or_else(|_| json!({ "said": out.trim() })))
 }
 
 /// The repository and the backlog (live and archived) as a reader sees it.
@@ -256,6 +280,7 @@ const WRITE_TOOLS: [&str; 4] = [
 #[derive(Clone)]
 pub struct BacklogServer {
     tool_router: ToolRouter<Self>,
+    redaction: std::sync::Arc<Redaction>,
 }
 
 impl BacklogServer {
@@ -266,7 +291,10 @@ impl BacklogServer {
                 tool_router.remove_route(name);
             }
         }
-        BacklogServer { tool_router }
+        BacklogServer {
+            tool_router,
+            redaction: std::sync::Arc::new(Redaction::here()),
+        }
     }
 }
 
@@ -277,7 +305,7 @@ impl BacklogServer {
         annotations(read_only_hint = true)
     )]
     fn backlog_list(&self, Parameters(p): Parameters<ListParams>) -> CallToolResult {
-        result(list(p.status.as_deref()))
+        self.redaction.result(list(p.status.as_deref()))
     }
 
     #[tool(
@@ -285,7 +313,7 @@ impl BacklogServer {
         annotations(read_only_hint = true)
     )]
     fn backlog_show(&self, Parameters(p): Parameters<ThoughtParams>) -> CallToolResult {
-        result(show(&p.thought))
+        self.redaction.result(show(&p.thought))
     }
 
     #[tool(
@@ -293,7 +321,7 @@ impl BacklogServer {
         annotations(read_only_hint = true)
     )]
     fn server_status(&self) -> CallToolResult {
-        result(read_backlog().map(|(_, b)| {
+        self.redaction.result(read_backlog().map(|(_, b)| {
             let report = tgs_core::report::compute_status(&b, tgs_core::clock::now());
             serde_json::to_value(report).unwrap_or(Value::Null)
         }))
@@ -304,7 +332,8 @@ impl BacklogServer {
         annotations(read_only_hint = true)
     )]
     fn session_transcript(&self, Parameters(p): Parameters<TranscriptParams>) -> CallToolResult {
-        result(transcript(&p.thought, p.lines.unwrap_or(80).clamp(1, 2000)))
+        self.redaction
+            .result(transcript(&p.thought, p.lines.unwrap_or(80).clamp(1, 2000)))
     }
 
     #[tool(
@@ -312,7 +341,7 @@ impl BacklogServer {
         annotations(read_only_hint = true)
     )]
     fn audit_log(&self, Parameters(p): Parameters<AuditParams>) -> CallToolResult {
-        result(audit(
+        self.redaction.result(audit(
             p.thought.as_deref(),
             p.limit.unwrap_or(50).clamp(1, 1000),
         ))
@@ -327,7 +356,7 @@ impl BacklogServer {
         if let Some(s) = p.stage.as_deref() {
             args.extend(["--stage", s]);
         }
-        result(tgs(&args, "mcp", None))
+        self.redaction.result(tgs(&args, "mcp", None))
     }
 
     #[tool(description = "Queue an approved thought for implementation (mcp.write).")]
@@ -345,7 +374,7 @@ impl BacklogServer {
             "--priority",
             priority.as_str(),
         ];
-        result(tgs(&args, &client_name(&ctx), None))
+        self.redaction.result(tgs(&args, &client_name(&ctx), None))
     }
 
     #[tool(description = "Set a queued or failed thought's priority (mcp.write).")]
@@ -363,7 +392,7 @@ impl BacklogServer {
             "--",
             priority.as_str(),
         ];
-        result(tgs(&args, &client_name(&ctx), None))
+        self.redaction.result(tgs(&args, &client_name(&ctx), None))
     }
 
     #[tool(
@@ -378,7 +407,7 @@ impl BacklogServer {
         if p.fresh {
             args.push("--fresh");
         }
-        result(tgs(&args, &client_name(&ctx), None))
+        self.redaction.result(tgs(&args, &client_name(&ctx), None))
     }
 
     #[tool(
@@ -402,7 +431,7 @@ impl BacklogServer {
             "--via",
             "mcp",
         ];
-        result(tgs(&args, &who, Some(&p.text)))
+        self.redaction.result(tgs(&args, &who, Some(&p.text)))
     }
 }
 
@@ -419,15 +448,7 @@ impl ServerHandler for BacklogServer {
 
 /// The backlog in claim order, `status` only.
 fn list(status: Option<&str>) -> CliResult<Value> {
-    let status = match status {
-        None => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            CliError::usage(format!("unknown status {s:?}")).hint(format!(
-                "use one of {}",
-                Status::ALL.map(Status::as_str).join(", ")
-            ))
-        })?),
-    };
+    let status = crate::commands::backlog_list::parse_status(status)?;
     let (_, b) = read_backlog()?;
     let now = tgs_core::clock::now();
     let rows: Vec<Value> = b
@@ -464,25 +485,7 @@ fn show(arg: &str) -> CliResult<Value> {
 
 /// The last `lines` lines of `arg`'s last session transcript.
 fn transcript(arg: &str, lines: u32) -> CliResult<Value> {
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::failed("cannot find tgs's own binary").cause(e.to_string()))?;
-    let out = Command::new(exe)
-        .args(["server", "logs", arg])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| CliError::failed("cannot run tgs").cause(e.to_string()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(CliError::usage(
-            err.lines()
-                .next()
-                .unwrap_or("no transcript")
-                .trim_start_matches("error: ")
-                .to_owned(),
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_tgs(&["server", "logs", arg], "mcp", None)?;
     let all: Vec<&str> = text.lines().collect();
     let from = all.len().saturating_sub(lines as usize);
     Ok(Value::String(all[from..].join("\n")))

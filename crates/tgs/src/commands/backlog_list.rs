@@ -14,16 +14,22 @@ pub struct Args {
     pub status: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> CliResult {
-    let status = match args.status.as_deref() {
-        None => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+/// The status `s` names (`None`: every status); an unknown one is a
+/// usage error naming them all.
+pub fn parse_status(s: Option<&str>) -> CliResult<Option<Status>> {
+    s.map(|s| {
+        Status::parse(s).ok_or_else(|| {
             CliError::usage(format!("unknown status {s:?}")).hint(format!(
                 "use one of {}",
                 Status::ALL.map(Status::as_str).join(", ")
             ))
-        })?),
-    };
+        })
+    })
+    .transpose()
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let status = parse_status(args.status.as_deref())?;
     let repo = ctx.repo()?;
     let backlog = ctx.reader(&repo)?.read_all()?;
     let now = tgs_core::clock::now();
