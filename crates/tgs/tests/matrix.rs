@@ -570,6 +570,48 @@ fn a_records_text_never_becomes_a_workflow_command() {
     assert!(e["last_error"].as_str().unwrap().contains("pwned"), "{e}");
 }
 
+/// A record's question is the agent's word like the rest: one carrying
+/// the hand-over job's token is recorded masked, one too long (or a
+/// `needs_input` without any) fails the attempt instead of waiting on it.
+#[test]
+fn a_records_question_is_bounded_and_masked() {
+    const TOKEN: &str = "ghs_question_record_token_0123456789";
+    let asked = |question: Value| {
+        let env = TestEnv::new();
+        let (repo, dirs) = queue(&env, 1);
+        let (matrix, art) = claimed_and_implemented(&env, &repo);
+        edit_record(&art, |r| {
+            r["outcome"] = "needs_input".into();
+            r["reason"] = "a question".into();
+            r["question"] = question;
+            r["branch"] = Value::Null;
+            r["head"] = Value::Null;
+        });
+        hand_over(&repo, &matrix, &art, &[("GITHUB_TOKEN", TOKEN)]);
+        entry(&repo, &dirs[0])
+    };
+    let e = asked(format!("Which port?\x1b[2J ours is {TOKEN}").into());
+    assert_eq!(e["status"], "needs_input", "{e}");
+    let q = e["questions"][0]["text"].as_str().unwrap();
+    assert!(
+        q.starts_with("Which port?") && !q.contains(TOKEN) && !q.contains('\x1b'),
+        "{q}"
+    );
+    for (question, why) in [
+        (
+            Value::from("x".repeat(20_000)),
+            "its question was not taken: the question is 20000 bytes",
+        ),
+        (Value::Null, "holds none"),
+    ] {
+        let e = asked(question);
+        assert_eq!(e["status"], "queued", "{e}");
+        let last = e["last_error"].as_str().unwrap();
+        assert!(last.starts_with("failed: ") && last.contains(why), "{last}");
+        assert!(e.get("questions").is_none_or(Value::is_null), "{e}");
+    }
+}
+
 /// An artifact whose record cannot be read is said to be unreadable, not
 /// missing: its job did leave one.
 #[test]

@@ -66,6 +66,35 @@ fn lab<'e>(env: &'e TestEnv, agent: &str, extra: &str) -> TestRepo<'e> {
     repo
 }
 
+/// An agent that implements the thought; asked for a revision, leaves part
+/// of it uncommitted and asks which port; given the answer, checks that the
+/// part is still there (and that its prompt says an earlier session got
+/// that far), then finishes.
+fn revising_agent(env: &TestEnv) -> String {
+    env.script(
+        "agent.sh",
+        r#"set -e
+if grep -q '^<<<answer ' "$TGS_PROMPT_FILE"; then
+  # The revision's first part, kept while the question waited, is here.
+  grep -q 'revision, part one' src/lib.rs || { echo 'part one is lost'; exit 3; }
+  grep -q 'An earlier session' "$TGS_PROMPT_FILE" || { echo 'not told'; exit 3; }
+  answer=$(sed -n '/^<<<answer /,/^<<<end of answer /p' "$TGS_PROMPT_FILE" | sed '1d;$d' | tail -n 1)
+  echo "// port $answer" >> src/lib.rs
+  git add -A && git commit -qm "Revise with the answered port"
+  exit 0
+fi
+if grep -q 'reviewer-input' "$TGS_PROMPT_FILE"; then
+  echo "// revision, part one" >> src/lib.rs
+  echo 'Which port did the reviewer mean?' > tgs-question.md
+  exit 0
+fi
+echo "pub fn part_one() {}" >> src/lib.rs
+printf '# Implementation\n\nDone.\n' > "$TGS_THOUGHT_DIR/implementation.md"
+git add -A && git commit -qm "Implement"
+"#,
+    )
+}
+
 fn with_github(cmd: &mut assert_cmd::Command, gh: &FakeGitHub) {
     cmd.env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_REPOSITORY", "octo/demo")
@@ -349,36 +378,8 @@ fn questions_are_bounded_per_thought() {
 #[test]
 fn a_revision_asks_on_its_pull_request_and_goes_on_with_the_answer() {
     let env = TestEnv::new();
-    let agent = env.script(
-        "agent.sh",
-        r#"set -e
-if grep -q '^<<<answer ' "$TGS_PROMPT_FILE"; then
-  answer=$(sed -n '/^<<<answer /,/^<<<end of answer /p' "$TGS_PROMPT_FILE" | sed '1d;$d' | tail -n 1)
-  echo "// port $answer" >> src/lib.rs
-  git add -A && git commit -qm "Revise with the answered port"
-  exit 0
-fi
-if grep -q 'reviewer-input' "$TGS_PROMPT_FILE"; then
-  echo 'Which port did the reviewer mean?' > tgs-question.md
-  exit 0
-fi
-echo "pub fn part_one() {}" >> src/lib.rs
-printf '# Implementation\n\nDone.\n' > "$TGS_THOUGHT_DIR/implementation.md"
-git add -A && git commit -qm "Implement"
-"#,
-    );
-    let repo = lab(&env, &agent, "");
-    let gh = FakeGitHub::start("octo", "demo", TOKEN);
-    gh_ok(&repo, &gh, &["server", "run", "--thought", NAME]);
-    assert_eq!(entry(&repo)["status"], "completed");
-    let branch = "tgs/abcdef1-add-a-port";
-    let tip = repo.git(&["ls-remote", "origin", &format!("refs/heads/{branch}")]);
-    let tip = tip.split_whitespace().next().unwrap().to_owned();
-    gh.record_push(branch, &tip);
-    gh.edit_pull(1, |p| p.head_sha = tip.clone());
-    gh.set_permission("alice", "write");
-    gh.add_comment(1, "alice", "MEMBER", "/tgs use the other port");
-    gh_ok(&repo, &gh, &["server", "sync-prs"]);
+    let (repo, gh, tip) = revision_requested(&env);
+    let branch = BRANCH;
     gh_ok(&repo, &gh, &["server", "run", "--thought", NAME]);
     let e = entry(&repo);
     assert_eq!(e["status"], "needs_input", "{e:#}");
@@ -390,6 +391,9 @@ git add -A && git commit -qm "Implement"
         "{comments:?}"
     );
     assert_eq!(gh.issues().len(), 0, "a revision asks on its pull request");
+    // The revision's work so far is kept, against the pull request's tip.
+    assert_eq!(e["wip"]["base"], tip.as_str(), "{e:#}");
+    assert!(origin_has(&repo, WIP_REF));
 
     gh.add_comment(1, "alice", "MEMBER", "/tgs answer 9090");
     gh_ok(&repo, &gh, &["server", "sync-prs"]);
@@ -411,4 +415,122 @@ git add -A && git commit -qm "Implement"
         &format!("refs/heads/{branch}:src/lib.rs"),
     ]);
     assert!(lib.contains("// port 9090"), "{lib}");
+    assert!(lib.contains("// revision, part one"), "{lib}");
+    // The branch moved forward only, and the revision's WIP ended with it.
+    let reviewed = repo.git(&[
+        "--git-dir",
+        origin,
+        "merge-base",
+        "--is-ancestor",
+        &tip,
+        &format!("refs/heads/{branch}"),
+    ]);
+    assert_eq!(reviewed, "");
+    assert!(e.get("wip").is_none_or(Value::is_null), "{e:#}");
+    assert!(!origin_has(&repo, WIP_REF));
+}
+
+const BRANCH: &str = "tgs/abcdef1-add-a-port";
+
+/// The thought implemented (PR #1 open at the returned tip) and a writer's
+/// `/tgs` comment on it synced: a revision waits.
+fn revision_requested(env: &TestEnv) -> (TestRepo<'_>, FakeGitHub, String) {
+    let agent = revising_agent(env);
+    let repo = lab(env, &agent, "");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    gh_ok(&repo, &gh, &["server", "run", "--thought", NAME]);
+    assert_eq!(entry(&repo)["status"], "completed");
+    let tip = repo.git(&["ls-remote", "origin", &format!("refs/heads/{BRANCH}")]);
+    let tip = tip.split_whitespace().next().unwrap().to_owned();
+    gh.record_push(BRANCH, &tip);
+    gh.edit_pull(1, |p| p.head_sha = tip.clone());
+    gh.set_permission("alice", "write");
+    gh.add_comment(1, "alice", "MEMBER", "/tgs use the other port");
+    gh_ok(&repo, &gh, &["server", "sync-prs"]);
+    (repo, gh, tip)
+}
+
+/// One matrix round for a claimed revision: the claim job (bundling its
+/// WIP), the agent's job in a clone with no remote and no token, the
+/// hand-over job.
+fn matrix_round(env: &TestEnv, repo: &TestRepo, gh: &FakeGitHub, round: usize) {
+    let wip_dir = env.path().join(format!("wip-{round}"));
+    let mut c = repo.tgs();
+    with_github(&mut c, gh);
+    let (code, out, err) = run(c
+        .env_remove("TGS_NOW")
+        .args(["server", "matrix", "--max", "1", "--worker-id", "actions/1"])
+        .args(["--json", "--wip-out"])
+        .arg(&wip_dir));
+    assert_eq!(code, 0, "{err}");
+    let matrix: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let t = matrix["include"][0].clone();
+    let claim_id = t["claim_id"].as_str().unwrap();
+    let bundle = wip_dir.join(format!("{claim_id}.bundle"));
+    assert_eq!(bundle.exists(), round > 1, "round {round}: {t}");
+    let job = repo.clone_as(&format!("job-{round}"));
+    job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let art = env.path().join(format!("art-{round}"));
+    let (code, out, err) = run(job
+        .tgs()
+        .env_remove("TGS_NOW")
+        .env_remove("GITHUB_TOKEN")
+        .args(["server", "run", "--claimed", DIR])
+        .args(["--claim-id", claim_id])
+        .args(["--attempt", &t["attempt"].to_string()])
+        .args(["--worker-id", "actions/1"])
+        .args(["--tip", t["tip"].as_str().unwrap()])
+        .arg("--handover-out")
+        .arg(&art)
+        .arg("--wip-bundle")
+        .arg(&bundle));
+    assert_eq!(code, 0, "{out}{err}");
+    let mut c = repo.tgs();
+    with_github(&mut c, gh);
+    let (code, out, err) = run(c
+        .env_remove("TGS_NOW")
+        .args(["server", "handover", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The same through the matrix: the agent's job holds no token, the
+/// revision's work so far travels as artifacts and bundles.
+#[test]
+fn a_revision_in_the_matrix_keeps_its_work_while_its_question_waits() {
+    let env = TestEnv::new();
+    let (repo, gh, tip) = revision_requested(&env);
+    matrix_round(&env, &repo, &gh, 1);
+    let e = entry(&repo);
+    assert_eq!(e["status"], "needs_input", "{e:#}");
+    let comments = gh.pull_comments(1);
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("Which port did the reviewer mean?")),
+        "the hand-over job asks on the pull request: {comments:?}"
+    );
+    assert_eq!(e["wip"]["base"], tip.as_str(), "{e:#}");
+    assert!(origin_has(&repo, WIP_REF));
+    gh_ok(
+        &repo,
+        &gh,
+        &["server", "backlog", "answer", DIR, "--text", "7070"],
+    );
+    matrix_round(&env, &repo, &gh, 2);
+    let e = entry(&repo);
+    assert_eq!(e["status"], "completed", "{e:#}");
+    let origin = repo.origin.to_str().unwrap();
+    let lib = repo.git(&[
+        "--git-dir",
+        origin,
+        "show",
+        &format!("refs/heads/{BRANCH}:src/lib.rs"),
+    ]);
+    assert!(
+        lib.contains("// port 7070") && lib.contains("// revision, part one"),
+        "{lib}"
+    );
+    assert!(!origin_has(&repo, WIP_REF));
 }

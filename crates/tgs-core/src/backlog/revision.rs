@@ -262,10 +262,13 @@ impl Backlog {
         let cancelled: Vec<Revision> = r.queue.drain(keep..).collect();
         r.done
             .extend(cancelled.iter().map(|c| ended(c, "cancelled", None, now)));
-        if e.status == Status::Queued && !cancelled.is_empty() {
+        // A revision waiting on its agent's question is cancelled too: no
+        // answer may bring it back as a first session.
+        if matches!(e.status, Status::Queued | Status::NeedsInput) && !cancelled.is_empty() {
             e.status = Status::Completed;
             e.completed_at = Some(now);
             e.not_before = None;
+            e.wip = None;
         }
         Ok(cancelled.len())
     }
@@ -294,9 +297,12 @@ fn ended(r: &Revision, outcome: &str, commit: Option<&str>, at: Timestamp) -> Re
     }
 }
 
+/// End the revision being worked on; its work in progress ends with it
+/// (the next revision starts from the pull request's tip).
 fn end_current(e: &mut Entry, outcome: &str, commit: Option<&str>, now: Timestamp) {
     if let Some(r) = e.review.as_mut() {
         if !r.queue.is_empty() {
+            e.wip = None;
             let cur = r.queue.remove(0);
             r.done.push(ended(&cur, outcome, commit, now));
         }
@@ -304,7 +310,8 @@ fn end_current(e: &mut Entry, outcome: &str, commit: Option<&str>, now: Timestam
 }
 
 pub(super) fn cancel_queue(e: &mut Entry, now: Timestamp) {
-    if let Some(r) = e.review.as_mut() {
+    if let Some(r) = e.review.as_mut().filter(|r| !r.queue.is_empty()) {
+        e.wip = None;
         let rest: Vec<Revision> = r.queue.drain(..).collect();
         r.done
             .extend(rest.iter().map(|c| ended(c, "cancelled", None, now)));
@@ -427,6 +434,64 @@ mod tests {
             (e.status, e.revision().unwrap().id),
             (Status::InProgress, 7)
         );
+    }
+
+    fn wip() -> crate::backlog::Wip {
+        crate::backlog::Wip {
+            head: "a".repeat(40),
+            base: "b".repeat(40),
+            attempt: 1,
+            ended: "needs_input: which port?".into(),
+            files: 1,
+            lines: 1,
+            at: t(0),
+            last_seen: String::new(),
+        }
+    }
+
+    /// A revision's work in progress lives while it waits on its question,
+    /// and ends with the revision however it ends.
+    #[test]
+    fn a_revisions_work_in_progress_ends_with_it() {
+        let claimed = || {
+            let mut b = completed();
+            b.queue_revision("d", rev(7)).unwrap();
+            b.queue_revision("d", rev(8)).unwrap();
+            b.claim(None, "w", t(3), SignedDuration::from_hours(1))
+                .unwrap();
+            b.thoughts[0].wip = Some(wip());
+            b
+        };
+        let mut b = claimed();
+        b.ask("d", "which port?", None, t(4)).unwrap();
+        assert!(b.get("d").unwrap().wip.is_some(), "kept while it waits");
+        let mut done = claimed();
+        done.revision_done("d", "abc", t(4)).unwrap();
+        let e = done.get("d").unwrap();
+        assert_eq!((e.status, e.revision().unwrap().id), (Status::Queued, 8));
+        assert!(e.wip.is_none(), "the next revision starts from the tip");
+        let mut given_up = claimed();
+        given_up
+            .revision_given_up("d", "verify failed", t(4))
+            .unwrap();
+        assert!(given_up.get("d").unwrap().wip.is_none());
+        // Merged while its question waits: cancelled, never run again as
+        // a first session when the answer comes.
+        b.cancel_revisions("d", t(5)).unwrap();
+        let e = b.get("d").unwrap();
+        assert_eq!(e.status, Status::Completed);
+        assert!(e.wip.is_none() && e.revision().is_none());
+        assert!(b.answer("d", answer(), None).is_err());
+    }
+
+    fn answer() -> crate::backlog::Answer {
+        crate::backlog::Answer {
+            text: "8080".into(),
+            by: "alice".into(),
+            at: t(6),
+            via: "cli".into(),
+            url: None,
+        }
     }
 
     #[test]

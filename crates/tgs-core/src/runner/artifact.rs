@@ -78,6 +78,10 @@ pub struct SessionRecord {
     /// with the base, or the work is done).
     #[serde(default)]
     pub wip_dropped: bool,
+    /// The question the agent asked its humans (outcome `needs_input`),
+    /// for the hand-over job to post and record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
 }
 
 /// What a record says of its work in progress (all of it the agent's
@@ -135,6 +139,7 @@ impl SessionRecord {
                 _ => None,
             },
             wip_dropped: w.wip == WipChange::Drop,
+            question: w.question.clone(),
         }
     }
 
@@ -172,6 +177,19 @@ impl SessionRecord {
                 detail: clean_text(detail, 300),
                 retry_after: wait.map(|s| Duration::from_secs(s.min(MAX_PAUSE_SECS))),
             });
+        if self.outcome == Outcome::NeedsInput {
+            match self.question.as_deref().map(clean_question) {
+                Some(Ok(q)) => w.question = Some(redactor.redact(&q)),
+                Some(Err(why)) => {
+                    w.outcome = Outcome::Failed;
+                    w.reason = Some(format!("its question was not taken: {why}"));
+                }
+                None => {
+                    w.outcome = Outcome::Failed;
+                    w.reason = Some("its record says it asked a question, but holds none".into());
+                }
+            }
+        }
         if let Some(gz) = kept_transcript(dir, redactor) {
             w.kept_gz = Some(gz);
             let name = self.transcript.as_deref().filter(|n| {
@@ -210,6 +228,22 @@ pub(crate) fn clean_block(text: &str, max: usize) -> String {
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
         .collect();
     super::wip::end_of(&flat, max).trim().to_owned()
+}
+
+/// A record's question, as a question file's is taken: bounded
+/// ([`crate::question::check`]), control characters other than newlines
+/// and tabs as spaces.
+fn clean_question(text: &str) -> Result<String, String> {
+    let q = crate::question::check(text)?;
+    Ok(q.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect())
 }
 
 /// One line of at most `max` characters, control characters as spaces.

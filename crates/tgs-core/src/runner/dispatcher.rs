@@ -702,9 +702,7 @@ impl<'r> Runner<'r> {
         };
         // Work in progress kept by an earlier attempt (on this machine or
         // another) is fetched beside the state: the session starts from it.
-        if let (Some(_), Some(remote), None) =
-            (&entry.wip, self.cfg.remote.as_deref(), entry.revision())
-        {
+        if let (Some(_), Some(remote)) = (&entry.wip, self.cfg.remote.as_deref()) {
             wip::fetch(self.repo, remote, &super::name_of(&entry.dir)?);
         }
         Ok(Claimed::Job(Box::new(Job {
@@ -1032,6 +1030,9 @@ impl<'r> Runner<'r> {
             if !b.holds_claim(&dir, &worker, entry.claim_id.as_deref()) {
                 return Ok(Change::none((Disposition::TakenOver, None, None, None)));
             }
+            // Before settling: a revision that ends there takes its work in
+            // progress with it.
+            note_wip(b, &dir, &w.wip);
             let (disposition, when, msg) = settle(
                 b,
                 entry,
@@ -1043,7 +1044,6 @@ impl<'r> Runner<'r> {
                 &agent,
                 settings.budgets.thought_cost_usd,
             )?;
-            note_wip(b, &dir, &w.wip);
             let pause = w
                 .provider
                 .as_ref()
@@ -1058,7 +1058,8 @@ impl<'r> Runner<'r> {
             if w.egress_denied > 0 {
                 change = change.append(egress_audit(&worker, ended, &dir, &w));
             }
-            if let WipChange::Set(kept) = &w.wip {
+            let still_kept = b.get(&dir).is_some_and(|e| e.wip.is_some());
+            if let (WipChange::Set(kept), true) = (&w.wip, still_kept) {
                 change = change.append(wip_audit(&worker, ended, &dir, kept));
             }
             Ok(match &kept {

@@ -60,7 +60,7 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
         base: job.base.clone(),
     })));
     let result = match entry.revision() {
-        Some(rev) => super::revise::revise(sh, job, rev, &thought, &wt, w, tx),
+        Some(rev) => super::revise::revise(sh, job, rev, &thought, &wt, continued.as_ref(), w, tx),
         None => first_session(sh, job, &thought, &wt, continued.as_ref(), w, tx),
     };
     let result = result.and_then(|w| keep_work(sh, job, &name, &wt, w));
@@ -70,35 +70,50 @@ fn work(sh: &Shared<'_>, job: &Job, tx: &Sender<Msg>, w: WorkResult) -> Result<W
     result
 }
 
-/// Where a session starts: a revision at its pull request's tip; a thought
-/// with work in progress from it (on the base as it is now), unless it
-/// conflicts with the base (then the base, the work dropped, and the
-/// session's reason will say so); otherwise the base.
+/// Where a session starts: from the work in progress an earlier attempt
+/// kept (on its start as it is now: the base, or a revision's pull request
+/// tip), unless it conflicts with it (then the start itself, the work
+/// dropped, and the session's reason will say so); otherwise the start.
 fn start_of(
     sh: &Shared<'_>,
     job: &Job,
     mut w: WorkResult,
 ) -> Result<(String, Option<Wip>, WorkResult), Error> {
     let entry = &job.entry;
-    if let Some(tip) = &job.tip {
-        return Ok((tip.clone(), None, w));
-    }
-    let Some(kept) = entry.wip.as_ref().filter(|_| entry.revision().is_none()) else {
-        return Ok((job.base.clone(), None, w));
+    let Some(start) = wip_start(job) else {
+        // A revision whose branch is gone: the tip stands in, and the
+        // revision is told there is nothing to revise.
+        return Ok((job.tip.clone().unwrap_or_else(|| job.base.clone()), None, w));
     };
-    match wip::start_from(sh.repo, kept, &job.base)? {
+    let Some(kept) = entry.wip.as_ref() else {
+        return Ok((start.to_owned(), None, w));
+    };
+    match wip::start_from(sh.repo, kept, start)? {
         wip::Start::Continue(at) => Ok((at, Some(kept.clone()), w)),
         wip::Start::Conflict(why) => {
             tracing::warn!("{}: {why}", entry.dir);
             w.wip = WipChange::Drop;
             w.wip_note = Some(why);
-            Ok((job.base.clone(), None, w))
+            Ok((start.to_owned(), None, w))
         }
         wip::Start::Missing(why) => {
             tracing::warn!("{}: {why}", entry.dir);
             w.wip_note = Some(why);
-            Ok((job.base.clone(), None, w))
+            Ok((start.to_owned(), None, w))
         }
+    }
+}
+
+/// The commit a job's work in progress is kept against: the base for a
+/// thought's first session, the pull request's tip (from the claim) for a
+/// revision; `None` where no work in progress is kept: a revision whose
+/// branch is gone, and an update (tgs's own merge of the base, which an
+/// attempt redoes from the tip).
+pub(super) fn wip_start(job: &Job) -> Option<&str> {
+    match job.entry.revision().map(|r| r.kind) {
+        None => Some(&job.base),
+        Some(crate::backlog::RevisionKind::Update) => None,
+        Some(_) => job.tip.as_deref(),
     }
 }
 
@@ -113,9 +128,9 @@ fn keep_work(
 ) -> Result<WorkResult, Error> {
     let entry = &job.entry;
     let no_agent = matches!(w.outcome, Outcome::AgentMissing | Outcome::Blocked);
-    if entry.revision().is_some() || no_agent || w.log.is_none() {
+    let Some(start) = wip_start(job).filter(|_| !no_agent && w.log.is_some()) else {
         return Ok(w);
-    }
+    };
     if w.outcome == Outcome::Success {
         w.wip = WipChange::Drop;
         return Ok(w);
@@ -129,12 +144,12 @@ fn keep_work(
         guardrails: &sh.cfg.settings.guardrails,
         secrets: &scanner,
     };
-    match wip::take(sh.repo, wt, name, &job.base, &rules)? {
+    match wip::take(sh.repo, wt, name, start, &rules)? {
         wip::Taken::Kept { head, files, lines } => {
             let ended = w.ended();
             w.wip = WipChange::Set(Wip {
                 head,
-                base: job.base.clone(),
+                base: start.to_owned(),
                 attempt: entry.attempts,
                 ended: ended.chars().take(300).collect(),
                 files,

@@ -13,25 +13,30 @@
 use std::sync::mpsc::Sender;
 
 use super::attempt::{agent_and_verify, Job, Msg, Shared, WorkResult};
-use crate::backlog::{Revision, RevisionKind};
+use crate::backlog::{Revision, RevisionKind, Wip};
 use crate::events::Outcome;
 use crate::git::Git;
 use crate::thought::Thought;
 use crate::worktree::Worktree;
 use crate::{context, prompt, verify, Error};
 
-/// Run the revision `rev` of `job` in `wt` (made at the branch's tip).
+/// Run the revision `rev` of `job` in `wt`, made at the branch's tip (the
+/// claim's) or at the work in progress `continued` an earlier attempt of
+/// this revision kept on it. What is checked is what the revision adds to
+/// the tip, however far earlier attempts got.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn revise(
     sh: &Shared<'_>,
     job: &Job,
     rev: &Revision,
     thought: &Thought,
     wt: &Worktree,
+    continued: Option<&Wip>,
     mut w: WorkResult,
     tx: &Sender<Msg>,
 ) -> Result<WorkResult, Error> {
     let entry = &job.entry;
-    if job.tip.is_none() {
+    let Some(tip) = job.tip.as_deref() else {
         w.outcome = Outcome::Rejected;
         w.reason = Some(format!(
             "the branch of {}'s pull request is gone from the remote (merged or closed): nothing to revise",
@@ -39,14 +44,14 @@ pub(super) fn revise(
         ));
         w.branch_gone = true;
         return Ok(w);
-    }
+    };
     let git = Git::new(&wt.path);
     let branch_stat = git
-        .text(["diff", "--stat=100", &job.base, &wt.base])
+        .text(["diff", "--stat=100", &job.base, tip])
         .unwrap_or_default();
     let context = context::context_files(sh.repo, &job.base, thought)?;
     let mut conflicts = Vec::new();
-    let mut rules_base = wt.base.as_str();
+    let mut rules_base = tip;
     if rev.kind == RevisionKind::Update {
         match merge_base_in(&git, &job.base, &job.base_label)? {
             Merge::Clean => {
@@ -81,8 +86,13 @@ pub(super) fn revise(
         last_error: entry.last_error.as_deref(),
         nonce: &nonce,
     });
-    // The questions asked so far and their answers, and how to ask.
+    // How far an earlier attempt got, the questions asked so far and their
+    // answers, and how to ask.
     let mut text = text;
+    if let Some(kept) = continued {
+        text.push('\n');
+        text.push_str(&super::wip::continuation(kept, &wt.branch, tip));
+    }
     if let Some(answered) = crate::question::prompt_block(&entry.questions) {
         text.push('\n');
         text.push_str(&answered);
@@ -90,7 +100,7 @@ pub(super) fn revise(
     let max = sh.cfg.settings.questions.max_per_thought;
     text.push_str(&format!("\n{}\n", crate::question::how_to_ask(max)));
     let w = agent_and_verify(sh, entry, wt, rules_base, &text, &context, w, tx)?;
-    Ok(nothing_new(w, &wt.base))
+    Ok(nothing_new(w, tip))
 }
 
 /// A revision whose head is still the tip did nothing the reviewer asked.

@@ -129,12 +129,9 @@ impl Runner<'_> {
                 .unwrap_or_default();
         let mut entry = match &ticket.tip {
             Some(_) => self.claimed_revision(ticket)?,
-            None => {
-                let mut e = Entry::new(ticket.thought.clone(), title.clone(), 0, now);
-                e.wip = self.claimed_wip(ticket, wip_bundle);
-                e
-            }
+            None => Entry::new(ticket.thought.clone(), title.clone(), 0, now),
         };
+        entry.wip = self.claimed_wip(ticket, wip_bundle);
         entry.title = title;
         entry.attempts = ticket.attempt;
         entry.claim_id = Some(ticket.claim_id.clone());
@@ -255,7 +252,7 @@ impl Runner<'_> {
         std::fs::create_dir_all(dir)?;
         let b = self.state.read()?;
         let mut n = 0;
-        for t in tickets.iter().filter(|t| t.tip.is_none()) {
+        for t in tickets {
             let Some(kept) = b.get(&t.thought).and_then(|e| e.wip.clone()) else {
                 continue;
             };
@@ -511,7 +508,12 @@ impl Runner<'_> {
                 recorded.head
             ));
         }
-        let base = self.where_it_meets_the_base(&got)?;
+        // A revision's work is what it adds to the tip the claim recorded.
+        let base = match &ticket.tip {
+            Some(tip) if self.has_commit(tip) => tip.clone(),
+            Some(tip) => return Err(format!("it does not build on the pull request's tip {tip}")),
+            None => self.where_it_meets_the_base(&got)?,
+        };
         let scanner =
             crate::secrets::Scanner::from_env(std::env::vars(), &self.cfg.settings.redact_env_keys);
         let rules = super::wip::Rules {
