@@ -7,7 +7,8 @@
 //!   why it waits, the server's status, a session's transcript end, a
 //!   thought's audit, the thoughts and their stages) and, when `mcp.write:
 //!   true` in `tgs/tgs.yml`, write tools (queue, priority, retry, answer a
-//!   question). Reads go through the same library calls as the CLI; writes
+//!   question), and the thoughts' files as resources (`tgs://thoughts/<name>/<file>`,
+//!   as committed at HEAD). Reads go through the same library calls as the CLI; writes
 //!   run tgs's own command (this very binary) so that they take the same
 //!   race-safe state changes, checks and errors, and are audited with the
 //!   MCP client's name (`mcp:<client>`).
@@ -437,13 +438,131 @@ impl BacklogServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for BacklogServer {
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        let resources = thought_resources().map_err(|e| internal(&self.redaction, &e))?;
+        Ok(rmcp::model::ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, rmcp::ErrorData> {
+        let text = read_thought_file(&request.uri).map_err(|e| match e {
+            Unread::NotFound(why) => rmcp::ErrorData::resource_not_found(why, None),
+            Unread::Failed(e) => internal(&self.redaction, &e),
+        })?;
+        let contents = rmcp::model::ResourceContents::TextResourceContents {
+            uri: request.uri,
+            mime_type: Some(MARKDOWN.into()),
+            text: self.redaction.redact(&text),
+            meta: None,
+        };
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
             .with_server_info(rmcp::model::Implementation::new("tgs", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "tgs's server-mode backlog of this repository: thoughts (approved research and plans) that agents implement into pull requests. Read tools always; write tools when tgs/tgs.yml says mcp.write: true.",
             )
     }
+}
+
+// ---- Resources: the thoughts' files, as committed at HEAD --------------------
+
+/// The URI of a thought's file: `tgs://thoughts/<name>/<file>`.
+const RESOURCE_PREFIX: &str = "tgs://thoughts/";
+const MARKDOWN: &str = "text/markdown";
+/// The largest thought file served, in bytes.
+const MAX_RESOURCE: u64 = 1 << 20;
+
+/// Why a resource was not read.
+enum Unread {
+    /// No such thought file at HEAD (or not one tgs serves), and why.
+    NotFound(String),
+    Failed(CliError),
+}
+
+fn internal(redaction: &Redaction, e: &CliError) -> rmcp::ErrorData {
+    rmcp::ErrorData::internal_error(redaction.redact(&e.plain()), None)
+}
+
+/// Every file of every thought committed at HEAD, in each thought's
+/// reading order (README, research, plan, implementation, the rest).
+fn thought_resources() -> CliResult<Vec<rmcp::model::Resource>> {
+    let ctx = Ctx { json: true };
+    let repo = ctx.repo()?;
+    let index = tgs_core::thought::ThoughtIndex::load(&repo, repo.discovered_head())?;
+    let mut out = Vec::new();
+    for t in &index.thoughts {
+        for path in t.ordered_paths() {
+            let Some(file) = path.strip_prefix(&format!("{}/", t.dir)) else {
+                continue;
+            };
+            let size = t.files.iter().find(|f| f.name == file).and_then(|f| f.size);
+            let mut r = rmcp::model::Resource::new(
+                format!("{RESOURCE_PREFIX}{}/{file}", t.name.as_str()),
+                format!("{}/{file}", t.name.as_str()),
+            )
+            .with_description(format!(
+                "{file} of the thought {} ({})",
+                t.dir,
+                index.stage(t).as_str()
+            ));
+            if file.ends_with(".md") {
+                r = r.with_mime_type(MARKDOWN);
+            }
+            if let Some(size) = size {
+                r = r.with_size(size);
+            }
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// The text of the thought file `uri` names, as committed at HEAD. Only a
+/// file the index lists is read (the URI is looked up, never joined into
+/// a path): UTF-8, at most [`MAX_RESOURCE`] bytes.
+fn read_thought_file(uri: &str) -> Result<String, Unread> {
+    let not_found = |why: &str| Unread::NotFound(format!("{uri}: {why}"));
+    let (name, file) = uri
+        .strip_prefix(RESOURCE_PREFIX)
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| not_found("not a thought file (tgs://thoughts/<name>/<file>)"))?;
+    let ctx = Ctx { json: true };
+    let repo = ctx.repo().map_err(Unread::Failed)?;
+    let head = repo
+        .discovered_head()
+        .ok_or_else(|| not_found("the repository has no commits"))?
+        .to_owned();
+    let index = tgs_core::thought::ThoughtIndex::load(&repo, Some(&head))
+        .map_err(|e| Unread::Failed(e.into()))?;
+    let thought = index
+        .thoughts
+        .iter()
+        .find(|t| t.name.as_str() == name)
+        .ok_or_else(|| not_found("no such thought committed at HEAD"))?;
+    if !thought.files.iter().any(|f| f.name == file) {
+        return Err(not_found("the thought has no such file at HEAD"));
+    }
+    let path = format!("{}/{file}", thought.dir);
+    let bytes = repo
+        .read_committed(&head, &path, MAX_RESOURCE)
+        .map_err(|e| not_found(&e.to_string()))?
+        .ok_or_else(|| not_found("the thought has no such file at HEAD"))?;
+    String::from_utf8(bytes).map_err(|_| not_found("not UTF-8 text"))
 }
 
 /// The backlog in claim order, `status` only.

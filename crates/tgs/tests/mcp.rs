@@ -290,6 +290,60 @@ fn no_tool_shows_a_token() {
     }
 }
 
+/// The thoughts' files are resources, as committed at HEAD: listed in
+/// reading order, read through the redaction; a URI is looked up, never
+/// joined into a path.
+#[test]
+fn thought_files_are_resources() {
+    let env = TestEnv::new();
+    let repo = lab(&env, "");
+    let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let plan = format!("tgs/thoughts/{NAME}/plan.md");
+    repo.write(&plan, &format!("# Plan\n\n1. Use the token {token}.\n"));
+    repo.write("notes-uncommitted.md", "not committed");
+    repo.git(&["add", &plan]);
+    repo.git(&["commit", "-qm", "plan"]);
+    let mut c = Client::start(&env, &repo.root, &[], &[]);
+    let r = c.request("resources/list", json!({}));
+    let uris: Vec<&str> = r["result"]["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|x| x["uri"].as_str().unwrap())
+        .collect();
+    let research = format!("tgs://thoughts/{NAME}/research.md");
+    let plan_uri = format!("tgs://thoughts/{NAME}/plan.md");
+    let at = |u: &str| uris.iter().position(|x| *x == u);
+    assert!(
+        at(&research) < at(&plan_uri) && at(&research).is_some(),
+        "{uris:?}"
+    );
+    assert!(
+        uris.contains(&"tgs://thoughts/bbbbbbb-other/plan.md"),
+        "{uris:?}"
+    );
+    let r = c.request("resources/read", json!({"uri": plan_uri}));
+    let text = r["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        text.starts_with("# Plan") && !text.contains(token),
+        "{text}"
+    );
+    assert_eq!(r["result"]["contents"][0]["mimeType"], "text/markdown");
+    for bad in [
+        format!("tgs://thoughts/{NAME}/../../tgs.yml"),
+        format!("tgs://thoughts/{NAME}/../bbbbbbb-other/plan.md"),
+        "tgs://thoughts/zzzzzzz-none/plan.md".to_owned(),
+        "file:///etc/passwd".to_owned(),
+        "tgs://thoughts/".to_owned(),
+    ] {
+        let r = c.request("resources/read", json!({"uri": bad}));
+        assert!(r["error"]["message"].is_string(), "{bad}: {r}");
+        assert!(!r.to_string().contains("root:"), "{r}");
+    }
+}
+
 #[test]
 fn the_session_tool_asks_and_refuses_bad_questions() {
     let env = TestEnv::new();
