@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::json;
+
 use crate::config::{AgentConfig, Settings};
 use crate::Error;
 
@@ -368,6 +370,15 @@ impl AgentSpec {
         .to_owned()
     }
 
+    /// Point `cmd` (this agent's, its environment final: after the model
+    /// gateway's stand-ins) at the model endpoint its environment names,
+    /// for CLIs that do not read it from there (Codex).
+    pub fn fit_endpoint(&self, cmd: &mut SessionCommand) {
+        if matches!(self.driver, Driver::Codex) {
+            point_codex_at(cmd);
+        }
+    }
+
     /// The command for one session.
     pub fn command(
         &self,
@@ -410,6 +421,10 @@ impl AgentSpec {
                 );
                 if let Some(m) = &c.model {
                     args.extend(["-m".into(), m.clone()]);
+                }
+                if let Some((exe, ask)) = session_mcp_server(inv.worktree) {
+                    args.extend(codex_config("mcp_servers.tgs.command", &json!(exe)));
+                    args.extend(codex_config("mcp_servers.tgs.args", &json!(ask)));
                 }
                 args.extend(c.args.iter().cloned());
                 // The prompt is the last argument; stdin stays closed so codex does not wait on it.
@@ -480,25 +495,67 @@ impl AgentSpec {
     }
 }
 
-/// The session-scoped MCP server Claude Code starts for the agent:
-/// tgs's own binary (which the sandbox shows the agent, read-only) in its
-/// `ask_humans` mode, writing to the question file of `worktree` (see
-/// `tgs_core::question`). As `--mcp-config` JSON; `None` when tgs cannot
+/// The session-scoped MCP server the agent's CLI starts: tgs's own binary
+/// (which the sandbox shows the agent, read-only) in its `ask_humans`
+/// mode, writing to the question file of `worktree` (see
+/// `tgs_core::question`): (program, arguments); `None` when tgs cannot
 /// name its own binary.
-fn session_mcp_config(worktree: &std::path::Path) -> Option<String> {
+fn session_mcp_server(worktree: &Path) -> Option<(String, Vec<String>)> {
     let exe = std::env::current_exe().ok()?;
     let file = worktree.join(crate::question::FILE);
-    Some(
-        serde_json::json!({
-            "mcpServers": {
-                "tgs": {
-                    "command": exe,
-                    "args": ["mcp", "--ask", file],
-                }
-            }
-        })
-        .to_string(),
-    )
+    Some((
+        exe.display().to_string(),
+        vec!["mcp".into(), "--ask".into(), file.display().to_string()],
+    ))
+}
+
+/// [`session_mcp_server`] as Claude Code's `--mcp-config` JSON.
+fn session_mcp_config(worktree: &Path) -> Option<String> {
+    let (exe, args) = session_mcp_server(worktree)?;
+    Some(json!({ "mcpServers": { "tgs": { "command": exe, "args": args } } }).to_string())
+}
+
+/// `-c key=value` for `codex`, the value as TOML (a JSON string or array
+/// of strings is one): never parsed as anything but a value, whatever
+/// text it holds.
+fn codex_config(key: &str, value: &serde_json::Value) -> [String; 2] {
+    ["-c".into(), format!("{key}={value}")]
+}
+
+/// The provider `codex` is pointed at when `OPENAI_BASE_URL` names an
+/// endpoint (the model gateway's inside the sandbox, or the user's own):
+/// Codex ignores that variable, so tgs says it in Codex's own settings,
+/// plain HTTP(S) Responses (no WebSocket, which the gateway does not
+/// carry), the key from `OPENAI_API_KEY`. Inserted before the prompt
+/// (the last argument); a `model_provider` of the agent's own `args`
+/// wins.
+fn point_codex_at(cmd: &mut SessionCommand) {
+    let Some(base) = cmd
+        .env
+        .iter()
+        .find(|(k, _)| k == "OPENAI_BASE_URL")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+    else {
+        return;
+    };
+    if cmd.args.iter().any(|a| a.starts_with("model_provider=")) || cmd.args.is_empty() {
+        return;
+    }
+    let settings = [
+        ("model_provider", json!("tgs")),
+        ("model_providers.tgs.name", json!("OpenAI (through tgs)")),
+        ("model_providers.tgs.base_url", json!(base)),
+        ("model_providers.tgs.env_key", json!("OPENAI_API_KEY")),
+        ("model_providers.tgs.wire_api", json!("responses")),
+        ("model_providers.tgs.supports_websockets", json!(false)),
+    ];
+    let at = cmd.args.len() - 1;
+    let extra: Vec<String> = settings
+        .iter()
+        .flat_map(|(k, v)| codex_config(k, v))
+        .collect();
+    cmd.args.splice(at..at, extra);
 }
 
 #[cfg(test)]
@@ -654,6 +711,64 @@ mod tests {
             .collect();
         assert!(names.contains(&"ANTHROPIC_API_KEY".to_string()));
         assert!(!names.contains(&"GITHUB_TOKEN".to_string()));
+    }
+
+    /// Codex ignores `OPENAI_BASE_URL`: tgs says it in Codex's settings,
+    /// before the prompt, each value a TOML string whatever it holds; the
+    /// session's `ask_humans` server is Codex's too.
+    #[test]
+    fn codex_is_pointed_at_the_endpoint_its_environment_names() {
+        let s = settings("server:\n  agents:\n    oai: { driver: codex }\n    own: { driver: codex, args: [-c, model_provider=azure] }\n");
+        let ctx: Vec<String> = vec![];
+        let from = vec![(
+            "OPENAI_BASE_URL".to_owned(),
+            "http://openai.model.tgs.invalid/v1\" x=\"1".to_owned(),
+        )];
+        let oai = AgentSpec::resolve("oai", &s).unwrap();
+        let mut c = oai.command(&from, &inv(&ctx), "the prompt");
+        oai.fit_endpoint(&mut c);
+        assert_eq!(c.args.last().map(String::as_str), Some("the prompt"));
+        let base = c
+            .args
+            .iter()
+            .position(|a| a.starts_with("model_providers.tgs.base_url="))
+            .unwrap();
+        assert_eq!(c.args[base - 1], "-c");
+        assert_eq!(
+            c.args[base],
+            r#"model_providers.tgs.base_url="http://openai.model.tgs.invalid/v1\" x=\"1""#
+        );
+        assert!(
+            c.args.contains(&"model_provider=\"tgs\"".to_owned()),
+            "{:?}",
+            c.args
+        );
+        assert!(c
+            .args
+            .contains(&"model_providers.tgs.supports_websockets=false".to_owned()));
+        let mcp = c
+            .args
+            .iter()
+            .find(|a| a.starts_with("mcp_servers.tgs.args="))
+            .unwrap();
+        assert!(
+            mcp.ends_with(r#"["mcp","--ask","/w/tgs-question.md"]"#),
+            "{mcp}"
+        );
+        // Without an endpoint, or with the user's own provider: left alone.
+        let mut c = oai.command(&[], &inv(&ctx), "p");
+        oai.fit_endpoint(&mut c);
+        assert!(!c.args.iter().any(|a| a.starts_with("model_provider")));
+        let own = AgentSpec::resolve("own", &s).unwrap();
+        let mut c = own.command(&from, &inv(&ctx), "p");
+        own.fit_endpoint(&mut c);
+        assert_eq!(
+            c.args
+                .iter()
+                .filter(|a| a.starts_with("model_provider"))
+                .count(),
+            1
+        );
     }
 
     #[test]

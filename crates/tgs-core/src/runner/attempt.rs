@@ -244,6 +244,7 @@ pub(super) fn agent_and_verify(
         wall.routes = routes;
         cmd.env = env;
     }
+    spec.fit_endpoint(&mut cmd);
     let redactor = Arc::new(Redactor::for_secrets(
         Redactor::secret_env_values(sh.env.iter().cloned(), &cfg.settings.redact_env_keys),
         &cfg.settings.redact_patterns,
