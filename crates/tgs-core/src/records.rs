@@ -38,7 +38,7 @@ pub struct AuditRecord {
 
 /// The columns of `metrics.csv`, in order.
 /// Files written before `revision` existed have one column less; they read the same.
-pub const METRICS_HEADER: &str = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url,revision";
+pub const METRICS_HEADER: &str = "thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url,revision,sandbox";
 
 /// One row of the metrics: one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,11 @@ pub struct MetricsRow {
     /// `update`); empty for a thought's own sessions.
     #[serde(default)]
     pub revision: Option<String>,
+    /// Where the agent ran: `bubblewrap` (contained) or `off`; empty in
+    /// rows written before tgs recorded it, and for sessions whose agent
+    /// never started.
+    #[serde(default)]
+    pub sandbox: Option<String>,
 }
 
 /// The audit records of a change: one per entry added, removed, moved to
@@ -263,6 +268,7 @@ impl MetricsRow {
             opt(self.output_tokens.map(|t| t.to_string())),
             csv_field(self.pr_url.as_deref().unwrap_or_default()),
             csv_field(self.revision.as_deref().unwrap_or_default()),
+            csv_field(self.sandbox.as_deref().unwrap_or_default()),
         ]
         .join(",")
     }
@@ -331,6 +337,7 @@ pub fn parse_metrics_line(line: &str) -> Option<MetricsRow> {
         output_tokens: opt(12).and_then(|s| s.parse().ok()),
         pr_url: opt(13).map(str::to_owned),
         revision: opt(14).map(str::to_owned),
+        sandbox: opt(15).map(str::to_owned),
     })
 }
 
@@ -395,6 +402,13 @@ pub fn parse_audit_ref(line: &str) -> Option<AuditRef<'_>> {
 /// Append lines to a file's text (adding the header to a new CSV).
 pub fn append(existing: Option<&str>, header: Option<&str>, lines: &[String]) -> String {
     let mut s = existing.unwrap_or_default().to_owned();
+    // A header tgs wrote before it had its newest columns grows them: the
+    // rows are read by position, so the old ones still read.
+    if let (Some(h), Some((first, _))) = (header, s.split_once('\n')) {
+        if first != h && h.starts_with(first) && h[first.len()..].starts_with(',') {
+            s.replace_range(..first.len(), h);
+        }
+    }
     if s.is_empty() {
         if let Some(h) = header {
             s.push_str(h);
@@ -431,6 +445,7 @@ mod tests {
             output_tokens: Some(200),
             pr_url: Some("https://github.com/o/r/pull/1".into()),
             revision: None,
+            sandbox: Some("bubblewrap".into()),
         }
     }
 
@@ -447,6 +462,27 @@ mod tests {
         let (rows, bad) = parse_metrics(&text);
         assert_eq!(bad, 1);
         assert_eq!(rows, vec![r, row()]);
+    }
+
+    /// A metrics file started by an older tgs keeps its rows; its header
+    /// grows the new columns, and its old rows read without them.
+    #[test]
+    fn an_older_header_grows_the_new_columns() {
+        let old_header = METRICS_HEADER.trim_end_matches(",sandbox");
+        let mut old = row();
+        old.sandbox = None;
+        let old_line = old.to_csv();
+        let old_line = old_line.trim_end_matches(',');
+        let text = append(
+            Some(&format!("{old_header}\n{old_line}\n")),
+            Some(METRICS_HEADER),
+            &[row().to_csv()],
+        );
+        assert_eq!(text.lines().next(), Some(METRICS_HEADER));
+        assert_eq!(parse_metrics(&text), (vec![old, row()], 0));
+        // Someone else's header is left alone.
+        let text = append(Some("mine,a\n1,2\n"), Some(METRICS_HEADER), &[]);
+        assert_eq!(text, "mine,a\n1,2\n");
     }
 
     #[test]

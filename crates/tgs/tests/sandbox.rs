@@ -270,6 +270,8 @@ fn no_sandbox_no_agent_unless_it_is_switched_off() {
     repo.publish("sandbox off");
     let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
     assert_eq!(code, 0, "{err}");
+    let csv = repo.metrics_csv();
+    assert!(csv.lines().last().unwrap().ends_with(",off"), "{csv}");
 }
 
 /// `server status` says whether sessions run contained here.
@@ -410,4 +412,69 @@ fn a_program_in_the_home_directory_does_not_show_the_home() {
     let log = transcript(&repo);
     assert_eq!(code, 0, "{err}\n{log}");
     assert!(log.contains("probe key: hidden"), "{log}");
+}
+
+/// What a contained session leaves says so, locally and through the
+/// matrix's artifact: the metrics row names the sandbox (the dashboard
+/// counts it), and the connections the sandbox refused in the agent's job
+/// reach the hand-over job's audit. A session run with the sandbox off
+/// says `off`.
+#[test]
+fn sessions_record_their_containment_and_the_matrix_its_refusals() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let (denied, hits) = server("secret");
+    let work = format!(
+        "(exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT 127.0.0.1:{denied} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3 && timeout 5 head -1 <&3)\n{WORK}"
+    );
+    let repo = lab(&env, &work, &[]);
+    let (_, out, _) =
+        run(tgs(&repo).args(["server", "matrix", "--max", "1", "--worker-id", "actions/1"]));
+    let matrix: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let t = &matrix["include"][0];
+    let job = repo.clone_as("job");
+    job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let art = env.path().join("art");
+    let mut c = job.tgs();
+    c.env_remove("TGS_SANDBOX")
+        .args(["server", "run", "--claimed", A])
+        .args(["--claim-id", t["claim_id"].as_str().unwrap()])
+        .args(["--attempt", &t["attempt"].to_string()])
+        .args(["--worker-id", "actions/1", "--handover-out"])
+        .arg(&art);
+    let (code, out, err) = run(&mut c);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(tgs(&repo)
+        .args(["server", "handover", "--no-pr", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let audit = repo.audit();
+    let egress = audit
+        .iter()
+        .find(|r| r["action"] == "egress_denied")
+        .unwrap_or_else(|| panic!("the artifact's refusals were not audited: {audit:?}"));
+    assert!(
+        egress["reason"].as_str().unwrap().starts_with(&format!(
+            "1 connection(s) refused by the sandbox: 127.0.0.1:{denied}"
+        )),
+        "{egress}"
+    );
+    let csv = repo.metrics_csv();
+    assert!(csv.lines().next().unwrap().ends_with(",sandbox"), "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",bubblewrap"),
+        "{csv}"
+    );
+    let site = env.path().join("site");
+    let (code, _, err) = run(tgs(&repo).args(["server", "dashboard", "--out"]).arg(&site));
+    assert_eq!(code, 0, "{err}");
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(
+        index.contains("<dd id=\"m-contained\">all 1 sessions (bubblewrap)</dd>"),
+        "{index}"
+    );
 }

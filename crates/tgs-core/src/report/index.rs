@@ -75,6 +75,7 @@ struct Session {
     turns: Option<u32>,
     cost_usd: Option<f64>,
     pr_url: Option<Box<str>>,
+    sandbox: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,6 +110,8 @@ pub struct SessionView<'a> {
     pub turns: Option<u32>,
     pub cost_usd: Option<f64>,
     pub pr_url: Option<&'a str>,
+    /// Where its agent ran: `bubblewrap`, `off`, or not recorded.
+    pub sandbox: Option<&'a str>,
 }
 
 /// The latest of a thought's rows and how many there are in all.
@@ -254,6 +257,7 @@ impl HistoryIndex {
             turns: r.turns,
             cost_usd: r.cost_usd,
             pr_url: r.pr_url.as_deref().map(Into::into),
+            sandbox: r.sandbox.as_deref().map(|s| n.id(s)),
         };
         let log = self.log(&r.thought);
         log.sessions_total += 1;
@@ -304,6 +308,7 @@ impl HistoryIndex {
                 turns: s.turns,
                 cost_usd: s.cost_usd,
                 pr_url: s.pr_url.as_deref(),
+                sandbox: s.sandbox.map(|i| n.get(i)),
             })
             .collect();
         Latest {

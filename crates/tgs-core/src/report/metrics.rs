@@ -147,6 +147,10 @@ pub struct MetricsSummary {
     /// session rows): see [`question_figures`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub questions: Option<QuestionFigures>,
+    /// Sessions whose agent ran in the sandbox, and sessions whose agent
+    /// ran without it (rows that do not say are in neither).
+    pub contained: usize,
+    pub not_contained: usize,
 }
 
 /// How the agents' questions went: asked, answered, waiting, and how long
@@ -292,6 +296,8 @@ pub struct MetricsAcc {
     cost: f64,
     with_cost: usize,
     ok: usize,
+    contained: usize,
+    not_contained: usize,
     next_order: u64,
 }
 
@@ -346,6 +352,11 @@ impl MetricsAcc {
         self.ok += usize::from(success);
         self.cost += c;
         self.with_cost += has_cost;
+        match r.sandbox.as_deref() {
+            Some("bubblewrap") => self.contained += 1,
+            Some("off") => self.not_contained += 1,
+            _ => {}
+        }
         *self.outcomes.entry(r.outcome.clone()).or_insert(0) += 1;
         let d = self.by_day.entry(day_of(r)).or_insert((0, 0, 0.0, 0));
         d.0 += 1;
@@ -407,6 +418,8 @@ impl MetricsAcc {
             per_day: per_day(&self.by_day),
             per_thought,
             questions: None,
+            contained: self.contained,
+            not_contained: self.not_contained,
         }
     }
 

@@ -515,6 +515,7 @@ fn render_metrics(b: &mut String, m: &MetricsSummary) {
         ("median-duration", dur(|d| d.median_s)),
         ("p90-duration", dur(|d| d.p90_s)),
         ("total-cost", m.cost_coverage().label(m.cost_usd)),
+        ("contained", containment(m)),
     ];
     let labels = [
         "Sessions",
@@ -524,6 +525,7 @@ fn render_metrics(b: &mut String, m: &MetricsSummary) {
         "Median duration",
         "p90 duration",
         "Total cost",
+        "Agents contained",
     ];
     b.push_str("<dl class=\"facts\">\n");
     for ((id, v), label) in facts.iter().zip(labels) {
@@ -649,6 +651,18 @@ struct Bar {
 }
 
 /// 1, 2 or 5 times a power of ten, at least `x` (and at least 1).
+/// Whether the agents ran in the sandbox: `all 12 sessions (bubblewrap)`,
+/// `3 of 12 sessions (9 without a sandbox)`, or `not recorded` for a
+/// history written before tgs recorded it.
+fn containment(m: &MetricsSummary) -> String {
+    match (m.contained, m.not_contained) {
+        (0, 0) => "not recorded".into(),
+        (n, 0) => format!("all {n} sessions (bubblewrap)"),
+        (0, off) => format!("none: {off} sessions without a sandbox"),
+        (n, off) => format!("{n} of {} sessions ({off} without a sandbox)", n + off),
+    }
+}
+
 fn nice_ceil(x: f64) -> f64 {
     if x <= 1.0 {
         return 1.0;
@@ -963,7 +977,7 @@ fn render_sessions(b: &mut String, data: &SiteData, dir: &str) {
         return;
     }
     b.push_str(&latest_note(sessions.rows.len(), sessions.total));
-    b.push_str("<table>\n<tr><th class=\"num\">Attempt</th><th>Started</th><th class=\"num\">Duration</th><th>Outcome</th><th>Agent</th><th>Worker</th><th class=\"num\">Turns</th><th class=\"num\">Cost</th><th>PR</th></tr>\n");
+    b.push_str("<table>\n<tr><th class=\"num\">Attempt</th><th>Started</th><th class=\"num\">Duration</th><th>Outcome</th><th>Agent</th><th>Worker</th><th class=\"num\">Turns</th><th class=\"num\">Cost</th><th>PR</th><th>Sandbox</th></tr>\n");
     for r in &sessions.rows {
         session_row(b, r);
     }
@@ -1000,6 +1014,12 @@ fn session_row(b: &mut String, r: &SessionView) {
     }
     b.push_str("</td><td>");
     b.push_str(&pr_link(r.pr_url));
+    b.push_str("</td><td>");
+    match r.sandbox {
+        Some("off") => b.push_str("<span class=\"badge failed\">off</span>"),
+        Some(s) => esc_into(b, s),
+        None => b.push_str("<span class=\"muted\">&mdash;</span>"),
+    }
     b.push_str("</td></tr>\n");
 }
 
@@ -1194,6 +1214,38 @@ mod tests {
         assert!(!page.contains("<script>alert"), "{page}");
         let public = render_site(&d.without_excerpts());
         assert!(public.iter().all(|f| !f.content.contains("8080?")));
+    }
+
+    /// Whether agents ran contained is on the index (over the window) and
+    /// on each session's row; rows from before tgs recorded it say nothing.
+    #[test]
+    fn containment_is_on_the_index_and_each_session() {
+        let mut d = data();
+        let csv = format!(
+            "{METRICS_HEADER}\ntgs/thoughts/bbbbbbb-ok,w,a,2026-01-14T10:00:00Z,2026-01-14T10:30:00Z,1800.0,failed,1,0,3,,1,1,,,bubblewrap\n\
+             tgs/thoughts/bbbbbbb-ok,w,a,2026-01-14T11:00:00Z,2026-01-14T11:30:00Z,1800.0,success,2,0,3,,1,1,,,off\n\
+             tgs/thoughts/bbbbbbb-ok,w,a,2026-01-14T12:00:00Z,2026-01-14T12:30:00Z,1800.0,success,3,0,3,,1,1,\n"
+        );
+        d.history = HistoryIndex::from_records(&Records {
+            audit: vec![],
+            metrics: parse_metrics(&csv).0,
+            skipped: 0,
+        });
+        let files = render_site(&d);
+        let get = |p: &str| files.iter().find(|f| f.path == p).unwrap().content.clone();
+        let index = get("index.html");
+        assert!(
+            index.contains("<dd id=\"m-contained\">1 of 2 sessions (1 without a sandbox)</dd>"),
+            "{index}"
+        );
+        let page = get("thoughts/bbbbbbb-ok.html");
+        assert!(page.contains("<th>Sandbox</th>"), "{page}");
+        assert!(page.contains("<td>bubblewrap</td>"), "{page}");
+        assert!(
+            page.contains("<span class=\"badge failed\">off</span>"),
+            "{page}"
+        );
+        assert!(page.contains("&mdash;"), "{page}");
     }
 
     /// The page without tgs's own script: the index has it once, as it is,

@@ -82,6 +82,15 @@ pub struct SessionRecord {
     /// for the hand-over job to post and record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
+    /// Where the agent ran (`bubblewrap` or `off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    /// Connections the sandbox refused the agent, and a few of their
+    /// targets, for the hand-over job's audit.
+    #[serde(default)]
+    pub egress_denied: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_targets: Vec<String>,
 }
 
 /// What a record says of its work in progress (all of it the agent's
@@ -140,6 +149,9 @@ impl SessionRecord {
             },
             wip_dropped: w.wip == WipChange::Drop,
             question: w.question.clone(),
+            sandbox: w.sandbox.map(str::to_owned),
+            egress_denied: w.egress_denied,
+            egress_targets: w.egress_targets.clone(),
         }
     }
 
@@ -177,6 +189,18 @@ impl SessionRecord {
                 detail: clean_text(detail, 300),
                 retry_after: wait.map(|s| Duration::from_secs(s.min(MAX_PAUSE_SECS))),
             });
+        w.sandbox = match self.sandbox.as_deref() {
+            Some("bubblewrap") => Some(super::attempt::sandbox_name(true)),
+            Some("off") => Some(super::attempt::sandbox_name(false)),
+            _ => None,
+        };
+        w.egress_denied = self.egress_denied.min(MAX_EGRESS);
+        w.egress_targets = self
+            .egress_targets
+            .iter()
+            .take(MAX_EGRESS_TARGETS)
+            .map(|t| clean_text(t, 120))
+            .collect();
         if self.outcome == Outcome::NeedsInput {
             match self.question.as_deref().map(clean_question) {
                 Some(Ok(q)) => w.question = Some(redactor.redact(&q)),
@@ -207,6 +231,11 @@ impl SessionRecord {
         w
     }
 }
+
+/// The most refused connections a record is believed to report.
+const MAX_EGRESS: u32 = 1_000_000;
+/// Refused targets kept from a record (the audit names a few).
+const MAX_EGRESS_TARGETS: usize = 10;
 
 /// The longest reason kept from a record, in characters.
 const MAX_REASON_CHARS: usize = 2000;

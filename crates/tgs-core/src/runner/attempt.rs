@@ -82,6 +82,9 @@ pub(crate) struct WorkResult {
     /// Connections the sandbox refused the agent, and to what (audited).
     pub egress_denied: u32,
     pub egress_targets: Vec<String>,
+    /// Where the agent ran, for the metrics: `bubblewrap` or `off` (`None`
+    /// when no agent started).
+    pub sandbox: Option<&'static str>,
     /// What the session does to its thought's work in progress.
     pub wip: WipChange,
     /// What became of the work in progress worth a word in the record (not
@@ -129,6 +132,7 @@ impl WorkResult {
             untrusted: false,
             egress_denied: 0,
             egress_targets: Vec::new(),
+            sandbox: None,
             wip: WipChange::Keep,
             wip_note: None,
             question: None,
@@ -295,6 +299,7 @@ pub(super) fn agent_and_verify(
     };
     w.stats = run.stats.clone();
     w.log_tail = run.tail.clone();
+    w.sandbox = Some(sandbox_name(wall.is_some()));
     w.egress_denied = run.egress_denied;
     w.egress_targets = run.egress_targets.clone();
     if let Some(why) = &run.transcript_error {
@@ -442,4 +447,13 @@ fn verify_work(
     w.branch = Some(wt.branch.clone());
     w.head = Some(verdict.head);
     Ok(w)
+}
+
+/// How the metrics name where an agent ran (see [`WorkResult::sandbox`]).
+pub(crate) fn sandbox_name(contained: bool) -> &'static str {
+    if contained {
+        "bubblewrap"
+    } else {
+        "off"
+    }
 }

@@ -1022,6 +1022,7 @@ impl<'r> Runner<'r> {
             output_tokens: w.stats.output_tokens,
             pr_url: pr_url.clone(),
             revision: entry.revision().map(|r| r.kind.as_str().to_owned()),
+            sandbox: w.sandbox.map(str::to_owned),
         };
         let max = settings.max_attempts;
         let applied = self.state.update(&Default::default(), |b| {
