@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod credential;
+pub mod diskwatch;
 mod error;
 pub mod events;
 pub mod failpoint;

@@ -179,7 +179,7 @@ pub fn signal_group(pgid: u32, sig: i32) {
 }
 
 /// How a supervised child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// It exited (or died of a signal it was not sent by us).
     Exited(ExitStatus),
@@ -192,6 +192,8 @@ pub enum Ending {
     StoppedAfterEnd,
     /// It showed no sign of life for this long and was stopped.
     Stalled(Duration),
+    /// tgs stopped it, for this reason (it filled the disk, say).
+    Stopped(String),
 }
 
 impl Ending {
@@ -213,6 +215,7 @@ impl Ending {
                 "was stopped after it reported its end and kept running".into()
             }
             Ending::Stalled(_) => "was stopped as stalled".into(),
+            Ending::Stopped(why) => format!("was stopped: {why}"),
         }
     }
 }
@@ -231,13 +234,15 @@ pub fn supervise(
 }
 
 /// What the caller of [`supervise_with`] wants after a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tick {
     Continue,
     /// Stop the child (it reported its end and outstayed its grace).
     StopAfterEnd,
     /// Stop the child: no sign of life for this long.
     Stalled(Duration),
+    /// Stop the child, for this reason.
+    Stop(String),
 }
 
 /// [`supervise`], calling `on_tick` on every poll (at most every 50 ms) so the
@@ -271,6 +276,7 @@ pub fn supervise_with(
             Tick::Continue => {}
             Tick::StopAfterEnd => break Ending::StoppedAfterEnd,
             Tick::Stalled(quiet) => break Ending::Stalled(quiet),
+            Tick::Stop(why) => break Ending::Stopped(why),
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));

@@ -72,6 +72,12 @@ pub struct LimitsConfig {
     /// Address space of each process, in MiB (`RLIMIT_AS`). Default: none
     /// (Node.js CLIs reserve gigabytes of address space they never use).
     pub memory_mb: Option<u64>,
+    /// Each private scratch filesystem (the private HOME, `/tmp`,
+    /// `/var/tmp`, `/run`, `/dev/shm`: memory, not disk), in MiB. Default 1024.
+    pub scratch_mb: Option<u64>,
+    /// What the agent's repository's filesystem may lose during a session,
+    /// in MiB (see [`crate::diskwatch`]). Default 20480 (20 GiB).
+    pub disk_mb: Option<u64>,
 }
 
 /// The limits a sandbox applies to the agent's processes.
@@ -82,6 +88,10 @@ pub struct Limits {
     pub file_size: u64,
     /// Bytes, when bounded.
     pub memory: Option<u64>,
+    /// Bytes, each tmpfs.
+    pub scratch: u64,
+    /// Bytes the repository's filesystem may lose in one session.
+    pub disk: u64,
 }
 
 impl Default for Limits {
@@ -90,6 +100,8 @@ impl Default for Limits {
             processes: 4096,
             file_size: 10240 << 20,
             memory: None,
+            scratch: 1024 << 20,
+            disk: 20480 << 20,
         }
     }
 }
@@ -160,6 +172,16 @@ impl SandboxSettings {
                 .transpose()?
                 .unwrap_or(d.file_size),
             memory: l.memory_mb.map(|v| mib("memory_mb", v)).transpose()?,
+            scratch: l
+                .scratch_mb
+                .map(|v| mib("scratch_mb", v))
+                .transpose()?
+                .unwrap_or(d.scratch),
+            disk: l
+                .disk_mb
+                .map(|v| mib("disk_mb", v))
+                .transpose()?
+                .unwrap_or(d.disk),
         };
         Ok(SandboxSettings {
             on,
@@ -240,9 +262,21 @@ pub struct Plan {
     /// The user's HOME: hidden, and the agent's private HOME is made there
     /// (so its CLI finds `~`), empty.
     pub home: Option<PathBuf>,
+    /// The size of each private tmpfs, in bytes (`None`: bubblewrap's
+    /// default, half the memory, each).
+    pub scratch: Option<u64>,
 }
 
 impl Plan {
+    /// A private tmpfs over `path`, of [`Plan::scratch`] bytes at most: an
+    /// agent that fills it fills its own memory allowance, not the machine's.
+    fn tmpfs(&self, a: &mut Vec<OsString>, path: &Path) {
+        if let Some(size) = self.scratch {
+            a.extend(["--size".into(), size.to_string().into()]);
+        }
+        a.extend(["--tmpfs".into(), path.as_os_str().to_owned()]);
+    }
+
     /// bubblewrap's arguments, up to (not including) the `--` before the
     /// program. Mounts are made in order: the whole filesystem read-only,
     /// private directories over what is hidden, then what must be seen.
@@ -272,7 +306,7 @@ impl Plan {
         hidden.sort_by_key(|p| p.components().count());
         hidden.dedup();
         for h in &hidden {
-            a.extend(["--tmpfs".into(), h.clone().into_os_string()]);
+            self.tmpfs(&mut a, h);
         }
         let mut read: Vec<&PathBuf> = self.read.iter().filter(|p| p.exists()).collect();
         read.sort_by_key(|p| p.components().count());
@@ -288,7 +322,7 @@ impl Plan {
             // A read path that holds a hidden one shows it again: hide it
             // anew (what must be seen inside comes next).
             for h in hidden.iter().filter(|h| h.starts_with(r) && *h != r) {
-                a.extend(["--tmpfs".into(), h.clone().into_os_string()]);
+                self.tmpfs(&mut a, h);
             }
         }
         a.extend([
@@ -381,6 +415,7 @@ impl Wall {
                 home: std::env::var_os("HOME")
                     .map(PathBuf::from)
                     .filter(|h| h != Path::new("/")),
+                scratch: Some(settings.limits.scratch),
             },
             rules: proxy::rules(&hosts),
             routes: Vec::new(),
@@ -564,6 +599,7 @@ mod tests {
             read: vec![r.join(".git/objects"), t.join("nonexistent")],
             proxy_socket: Some("/run/user/1/tgs-x/proxy.sock".into()),
             home: Some(home),
+            scratch: Some(8 << 20),
         }
     }
 
@@ -665,14 +701,16 @@ mod tests {
                 processes: Some(100),
                 file_size_mb: Some(2),
                 memory_mb: Some(8192),
+                scratch_mb: Some(16),
+                disk_mb: Some(100),
             },
             ..Default::default()
         })
         .unwrap()
         .limits;
         assert_eq!(
-            (l.processes, l.file_size, l.memory),
-            (100, 2 << 20, Some(8192 << 20))
+            (l.processes, l.file_size, l.memory, l.scratch, l.disk),
+            (100, 2 << 20, Some(8192 << 20), 16 << 20, 100 << 20)
         );
         for bad in [
             SandboxConfig {
@@ -697,6 +735,13 @@ mod tests {
             SandboxConfig {
                 limits: LimitsConfig {
                     file_size_mb: Some(u64::MAX),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            SandboxConfig {
+                limits: LimitsConfig {
+                    disk_mb: Some(0),
                     ..Default::default()
                 },
                 ..Default::default()

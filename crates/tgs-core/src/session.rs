@@ -187,6 +187,9 @@ pub struct RunOptions<'a> {
     /// Stop the agent when it shows no sign of life for this long (see
     /// [`crate::stall`]); `None`: never.
     pub stall_timeout: Option<Duration>,
+    /// Stop the agent when its repository's filesystem loses more than
+    /// this many bytes (see [`crate::diskwatch`]); `None`: not watched.
+    pub disk_limit: Option<u64>,
 }
 
 /// Run the agent to its end. `on_progress` is called on this thread.
@@ -282,6 +285,9 @@ pub fn run_agent(
     let merged = merged.map(|(reader, _writer)| reader);
     let err_tail = Arc::new(Mutex::new(Vec::new()));
     let life = Arc::new(crate::stall::Life::new(o.cwd));
+    let mut disk = o
+        .disk_limit
+        .and_then(|limit| crate::diskwatch::DiskWatch::new(o.cwd, limit));
     let (out, err) = match merged {
         Some(reader) => (
             pump(reader, log.clone(), None, Some(err_tail.clone()), &life),
@@ -331,6 +337,9 @@ pub fn run_agent(
                 // An agent that reported its end is not judged for stalling.
                 Some(_) => return process::Tick::Continue,
                 None => {}
+            }
+            if let Some(why) = disk.as_mut().and_then(crate::diskwatch::DiskWatch::check) {
+                return process::Tick::Stop(why);
             }
             match o.stall_timeout.and_then(|limit| life.stalled(limit)) {
                 Some(quiet) => process::Tick::Stalled(quiet),

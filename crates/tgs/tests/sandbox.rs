@@ -478,3 +478,55 @@ fn sessions_record_their_containment_and_the_matrix_its_refusals() {
         "{index}"
     );
 }
+
+/// An agent that fills what it can write: its private scratch filesystems
+/// stop at `limits.scratch_mb` (memory, not the machine's), and writing
+/// file after file into its repository stops the session once the disk
+/// lost more than `limits.disk_mb`, long before the agent is done.
+#[test]
+fn filling_the_disk_or_the_memory_stops_at_the_limits() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let work = "for d in /tmp \"$HOME\" /dev/shm; do\n  \
+                  head -c 40000000 /dev/zero > \"$d/fill\" 2>/dev/null\n  \
+                  echo \"probe scratch $d: $(( $(stat -c %s \"$d/fill\" 2>/dev/null || echo 0) / 1048576 ))\"\n  \
+                  rm -f \"$d/fill\"\n\
+                done\n\
+                for i in $(seq 1 400); do head -c 1000000 /dev/zero > fill-$i.bin; sleep 0.02; done\n\
+                echo 'probe disk: all written'\n";
+    let repo = lab(&env, work, &[]);
+    let yml = repo.read("tgs/tgs.yml").replace(
+        "limits: { file_size_mb: 1, processes: 64 }",
+        "limits: { processes: 64, scratch_mb: 8, disk_mb: 40 }",
+    );
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("small limits");
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
+    let log = transcript(&repo);
+    assert_eq!(code, 1, "{err}\n{log}");
+    for d in ["/tmp", "/dev/shm"] {
+        let n: u64 = log
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("probe scratch {d}: ")))
+            .unwrap_or_else(|| panic!("no {d} probe:\n{log}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(n <= 8, "{d} held {n} MiB:\n{log}");
+    }
+    assert!(!log.contains("probe disk: all written"), "{log}");
+    let e = &repo.remote_backlog()["thoughts"][0];
+    let last = e["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last.contains("more than server.sandbox.limits.disk_mb (40 MiB)"),
+        "{last}\n{log}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "stopped only after {:?}",
+        started.elapsed()
+    );
+}

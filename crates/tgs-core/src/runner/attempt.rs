@@ -282,6 +282,7 @@ pub(super) fn agent_and_verify(
             agent_name: &cfg.agent,
             sandbox: wall.as_ref(),
             stall_timeout: cfg.settings.stall_timeout_of(&cfg.agent),
+            disk_limit: Some(cfg.settings.sandbox.limits.disk),
         },
         &mut |p| {
             let _ = tx.send(Msg::Event(Box::new(Event::AgentProgress {

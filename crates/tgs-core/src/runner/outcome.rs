@@ -85,7 +85,7 @@ pub fn judge_agent(run: &AgentRun, timeout: Duration) -> AgentVerdict {
     if let Some(p) = rejected_start(run) {
         return AgentVerdict::Provider(p);
     }
-    match run.ending {
+    match &run.ending {
         Ending::Interrupted(sig) => {
             return AgentVerdict::Over(Outcome::Cancelled, format!("interrupted by signal {sig}"))
         }
@@ -99,7 +99,10 @@ pub fn judge_agent(run: &AgentRun, timeout: Duration) -> AgentVerdict {
             )
         }
         Ending::Stalled(quiet) => {
-            return AgentVerdict::Over(Outcome::Stalled, stalled_reason(run, quiet))
+            return AgentVerdict::Over(Outcome::Stalled, stalled_reason(run, *quiet))
+        }
+        Ending::Stopped(why) => {
+            return AgentVerdict::Over(Outcome::Failed, format!("the agent was stopped: {why}"))
         }
         Ending::Exited(s) if s.code().is_none() => {
             return AgentVerdict::Over(

@@ -31,6 +31,8 @@ pub fn run(command: DebugCommand) -> CliResult {
                 processes: max_processes,
                 file_size: max_file_size,
                 memory: max_memory,
+                // Applied outside: the tmpfs sizes by bubblewrap, the disk by tgs.
+                ..Default::default()
             };
             let code = match tgs_core::sandbox::init::run(
                 &socket,
