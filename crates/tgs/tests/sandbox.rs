@@ -104,6 +104,18 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// work goes through, and the one host it may reach answers through the proxy.
 #[test]
 fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
+    hostile_agent(false);
+}
+
+/// The same corpus with tgs and its agent as an unprivileged user (CI runs
+/// as root, who may read and write what file permissions deny others: here
+/// only the sandbox stands between the agent and the user's files).
+#[test]
+fn a_hostile_agent_of_an_unprivileged_user_reaches_nothing_beyond_its_repository() {
+    hostile_agent(true);
+}
+
+fn hostile_agent(as_nobody: bool) {
     if !available() {
         return;
     }
@@ -164,7 +176,22 @@ fn a_hostile_agent_reaches_nothing_beyond_its_repository() {
     repo.write("tgs/tgs.yml", &yml);
     repo.publish("a verify command");
     let before = snapshot(env.path());
-    let (code, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
+    let args = ["server", "run", "--no-pr", "--thought", A];
+    let (code, err) = if as_nobody {
+        let out = env
+            .unprivileged(common::tgs_bin())
+            .current_dir(&repo.root)
+            .env_remove("TGS_SANDBOX")
+            .args(args)
+            .output()
+            .unwrap();
+        env.take_back();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), err)
+    } else {
+        let (code, _, err) = run(tgs(&repo).args(args));
+        (code, err)
+    };
     let log = transcript(&repo);
     assert_eq!(code, 0, "{err}\n{log}");
     for expected in [
@@ -529,4 +556,113 @@ fn filling_the_disk_or_the_memory_stops_at_the_limits() {
         "stopped only after {:?}",
         started.elapsed()
     );
+}
+
+/// An agent run from a terminal (tgs under a pseudo-terminal, as an
+/// unprivileged user) tries to type into that terminal (`TIOCSTI` on every
+/// descriptor it has and on `/dev/tty`), to find, signal and trace
+/// processes outside its sandbox, and finally kills every process it can
+/// (`kill -KILL -1`). None of it reaches tgs: tgs records how the session
+/// ended.
+#[test]
+fn the_agent_cannot_type_into_the_terminal_nor_signal_or_trace_tgs() {
+    if !available() || !Path::new("/usr/bin/script").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have script (util-linux)"
+        );
+        return;
+    }
+    let env = TestEnv::new();
+    let probe = env.path().join("probe.py");
+    std::fs::write(
+        &probe,
+        r##"import ctypes, errno, fcntl, os, signal, termios
+def say(k, v): print(f"probe {k}: {v}", flush=True)
+fds = [0, 1, 2]
+try:
+    fds.append(os.open("/dev/tty", os.O_RDWR)); say("dev-tty", "OPENED")
+except OSError:
+    say("dev-tty", "refused")
+typed = []
+for fd in fds:
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b"#"); typed.append(fd)
+    except OSError:
+        pass
+say("tiocsti", f"TYPED into {typed}" if typed else "refused")
+reach = []
+for pid in range(1, 1 << 16):
+    try:
+        os.kill(pid, 0); reach.append(pid)
+    except PermissionError:
+        reach.append(pid)
+    except ProcessLookupError:
+        pass
+say("signalable", len(reach))
+libc = ctypes.CDLL(None, use_errno=True)
+cmds = []
+for pid in reach:
+    try:
+        cmds.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode())
+    except OSError:
+        cmds.append("?")
+say("tgs-seen", "SEEN" if any("server run" in c for c in cmds) else "unseen")
+"##,
+    )
+    .unwrap();
+    let work = format!(
+        "/usr/bin/python3 {}\n{WORK}/usr/bin/python3 -c 'import os, signal; os.kill(-1, signal.SIGKILL)'\necho 'probe survived: yes'\n",
+        probe.display()
+    );
+    let repo = lab(&env, &work, &[]);
+    let yml = repo.read("tgs/tgs.yml").replace(
+        &format!("\"{}\"]", env.path().join("fork.py").display()),
+        &format!(
+            "\"{}\", \"{}\"]",
+            env.path().join("fork.py").display(),
+            probe.display()
+        ),
+    );
+    repo.write("tgs/tgs.yml", &yml);
+    repo.publish("the probe");
+    let line = format!(
+        "{} server run --no-pr --thought {A}",
+        common::tgs_bin().display()
+    );
+    let out = env
+        .unprivileged("/usr/bin/script")
+        .current_dir(&repo.root)
+        .env_remove("TGS_SANDBOX")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    env.take_back();
+    let log = transcript(&repo);
+    let said = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "probe dev-tty: refused",
+        "probe tiocsti: refused",
+        "probe tgs-seen: unseen",
+    ] {
+        assert!(log.contains(expected), "{expected:?} not in:\n{log}");
+    }
+    let n: usize = log
+        .lines()
+        .find_map(|l| l.strip_prefix("probe signalable: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n <= 8, "{n} processes could be signalled:\n{log}");
+    assert!(!log.contains("probe survived"), "{log}");
+    // tgs lived to record the agent's end (the sandbox's init reports the
+    // agent killed by signal 9 as status 137), and said so on the terminal.
+    let e = &repo.remote_backlog()["thoughts"][0];
+    let last = e["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last.contains("status 137") || last.contains("signal 9"),
+        "{e}\n{said}\n{log}"
+    );
+    assert!(said.contains(last), "{said}");
 }
