@@ -29,6 +29,7 @@ use crate::Error;
 pub mod gateway;
 pub mod init;
 pub mod proxy;
+pub mod relay;
 
 /// Where bubblewrap may be: system directories only, never a PATH entry an
 /// agent could have written.

@@ -325,6 +325,15 @@ impl fmt::Debug for Scanner {
     }
 }
 
+/// Compile [`RULES`] now, on a thread of their own (tens of milliseconds
+/// of CPU), so that the first session's checks do not wait for it: a
+/// command that will scan calls this first thing.
+pub fn warm_up() {
+    std::thread::spawn(|| {
+        let _ = compiled_rules();
+    });
+}
+
 /// [`RULES`] compiled, once per process: every session builds scanners
 /// (its checks, its kept work, what the state keeps of its words).
 fn compiled_rules() -> (&'static RegexSet, &'static [Regex]) {

@@ -9,7 +9,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -65,24 +65,9 @@ fn spawn_bridge(listener: TcpListener, socket: &Path) {
             let socket = socket.clone();
             std::thread::spawn(move || {
                 if let Ok(up) = UnixStream::connect(&socket) {
-                    forward(conn, up);
+                    super::relay::both_ways(conn, up);
                 }
             });
         }
     });
-}
-
-/// Copy both ways until both sides are done.
-fn forward(tcp: TcpStream, unix: UnixStream) {
-    let (Ok(mut t_read), Ok(mut u_write)) = (tcp.try_clone(), unix.try_clone()) else {
-        return;
-    };
-    let there = std::thread::spawn(move || {
-        let _ = io::copy(&mut t_read, &mut u_write);
-        let _ = u_write.shutdown(Shutdown::Write);
-    });
-    let (mut u_read, mut t_write) = (unix, tcp);
-    let _ = io::copy(&mut u_read, &mut t_write);
-    let _ = t_write.shutdown(Shutdown::Write);
-    let _ = there.join();
 }

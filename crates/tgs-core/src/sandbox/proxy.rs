@@ -12,7 +12,7 @@
 //! sandbox; the agent has no DNS of its own.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -136,8 +136,9 @@ impl Proxy {
             Some(p) => b.tempdir_in(p)?,
             None => b.tempdir()?,
         };
+        // Blocking: a connection is served the moment it comes (the drop
+        // wakes the loop with one of its own to stop it).
         let listener = UnixListener::bind(dir.path().join("proxy.sock"))?;
-        listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let denied = Arc::new(AtomicU32::new(0));
         let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -184,7 +185,9 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which then sees `stop`.
+        let _ = std::os::unix::net::UnixStream::connect(self.socket());
     }
 }
 
@@ -198,8 +201,12 @@ fn accept_loop(
     denied: Arc<AtomicU32>,
     on_denied: Arc<dyn Fn(&Denied) + Send + Sync>,
 ) {
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match accepted {
             Ok((conn, _)) => {
                 let (rules, denied, on_denied) = (rules.clone(), denied.clone(), on_denied.clone());
                 let _ = std::thread::Builder::new()
@@ -213,9 +220,7 @@ fn accept_loop(
                         serve(conn, &rules, &refused);
                     });
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            // A transient failure (too many open files): breathe, go on.
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
@@ -348,7 +353,7 @@ fn serve(conn: UnixStream, policy: &Policy, refused: &dyn Fn(&Denied)) -> Option
     if up.write_all(&first).is_err() || up.write_all(reader.buffer()).is_err() {
         return None;
     }
-    splice(client, up);
+    super::relay::both_ways(client, up);
     None
 }
 
@@ -387,22 +392,6 @@ fn respond(w: &mut impl Write, status: &str, body: &str) -> io::Result<()> {
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
-}
-
-/// Copy both ways until both sides are done.
-fn splice(client: UnixStream, upstream: TcpStream) {
-    let (mut c_read, mut u_write) = match (client.try_clone(), upstream.try_clone()) {
-        (Ok(c), Ok(u)) => (c, u),
-        _ => return,
-    };
-    let back = std::thread::spawn(move || {
-        let _ = io::copy(&mut c_read, &mut u_write);
-        let _ = u_write.shutdown(Shutdown::Write);
-    });
-    let (mut u_read, mut c_write) = (upstream, client);
-    let _ = io::copy(&mut u_read, &mut c_write);
-    let _ = c_write.shutdown(Shutdown::Write);
-    let _ = back.join();
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ struct Matrix {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    tgs_core::secrets::warm_up();
     let matrix: Matrix = serde_json::from_str(&args.claims).map_err(|e| {
         CliError::usage(format!(
             "--claims is not the JSON of `tgs server matrix`: {e}"

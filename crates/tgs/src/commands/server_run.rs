@@ -102,8 +102,15 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    // The secret rules are compiled, and whether bubblewrap can make a
+    // sandbox here is asked, while the state and the configuration are
+    // read (both are kept for the run).
+    tgs_core::secrets::warm_up();
     if args.claimed.is_some() {
         return run_claimed(ctx, args);
+    }
+    if std::env::var("TGS_SANDBOX").as_deref() != Ok("off") {
+        std::thread::spawn(|| drop(tgs_core::sandbox::probe()));
     }
     let repo = ctx.repo()?;
     if args.write.no_commit {
