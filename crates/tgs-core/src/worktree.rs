@@ -248,6 +248,15 @@ pub fn hand_in_to(repo: &Repo, wt: &Worktree, full_ref: &str) -> Result<String, 
             "the agent replaced its repository's .git (a link, a file, or gone): its work is not read",
         ));
     }
+    // git never makes a symbolic link in a repository's own directory; one
+    // there is the agent's, and would lead tgs's writes (the files it
+    // rewrites below, a ref git updates) anywhere the link points.
+    if let Some(link) = first_link(&gitdir) {
+        return Err(Error::invalid(format!(
+            "the agent left a symbolic link in its repository's .git ({}): its work is not read",
+            link.strip_prefix(&wt.path).unwrap_or(&link).display()
+        )));
+    }
     let identity = crate::git::committer_ident(repo.git());
     own_git_files(repo, &gitdir, &identity)?;
     commit_leftovers(wt)?;
@@ -264,6 +273,16 @@ pub fn hand_in_to(repo: &Repo, wt: &Worktree, full_ref: &str) -> Result<String, 
     Ok(repo
         .git()
         .text(["rev-parse", "--verify", &format!("{full_ref}^{{commit}}")])?)
+}
+
+/// The first symbolic link under `dir` (links not followed), if any.
+fn first_link(dir: &Path) -> Option<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .find(|e| e.path_is_symlink())
+        .map(|e| e.path().to_owned())
 }
 
 /// Commit what the agent left uncommitted in its repository. Returns whether

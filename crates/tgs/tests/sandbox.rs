@@ -666,3 +666,43 @@ say("tgs-seen", "SEEN" if any("server run" in c for c in cmds) else "unseen")
     );
     assert!(said.contains(last), "{said}");
 }
+
+/// An agent that leaves symbolic links in its repository's `.git` (its
+/// branches' directory pointing at the user's, its `config` at a file of
+/// the user's) steers none of tgs's writes through them: tgs reads nothing
+/// there and writes nothing; the user's branch and file are as they were.
+#[test]
+fn links_in_the_agents_git_directory_lead_tgs_nowhere() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let victim = env.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let work = format!(
+        "{WORK}user=$(dirname \"$(cat .git/objects/info/alternates)\")\n\
+         echo 'pub fn more() {{}}' >> src/lib.rs\n\
+         git symbolic-ref HEAD refs/heads/main\n\
+         rm -rf .git/refs/heads && ln -s \"$user/refs/heads\" .git/refs/heads\n\
+         rm -f .git/config && ln -s {} .git/config\n",
+        victim.display()
+    );
+    let repo = lab(&env, &work, &[]);
+    let main = repo.git(&["rev-parse", "refs/heads/main"]);
+    let (_, _, err) = run(tgs(&repo).args(["server", "run", "--no-pr", "--thought", A]));
+    let log = transcript(&repo);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "{err}\n{log}"
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "refs/heads/main"]),
+        main,
+        "{err}\n{log}"
+    );
+    let e = &repo.remote_backlog()["thoughts"][0];
+    let last = e["last_error"].as_str().unwrap_or_default();
+    assert!(last.contains("symbolic link"), "{e}\n{err}\n{log}");
+    assert_eq!(repo.git(&["ls-remote", "origin", "refs/heads/tgs/*"]), "");
+}
