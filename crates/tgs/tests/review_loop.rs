@@ -272,7 +272,7 @@ fn a_review_requesting_changes_leads_to_one_revision_commit_and_one_reply() {
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(
-        rows[1].ends_with(",changes_requested") && !rows[0].ends_with("requested"),
+        rows[1].ends_with(",changes_requested,off") && rows[0].ends_with(",,off"),
         "{csv}"
     );
     // Nothing more to do: no second revision, no second reply.

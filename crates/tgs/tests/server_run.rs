@@ -60,7 +60,7 @@ fn outcomes(repo: &TestRepo) -> Vec<String> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url,revision")
+        Some("thought,worker,agent,started,ended,duration_s,outcome,attempt,exit_code,turns,cost_usd,input_tokens,output_tokens,pr_url,revision,sandbox")
     );
     lines
         .map(|l| l.split(',').nth(6).unwrap().to_owned())

@@ -835,9 +835,10 @@ mod tests {
                     // Only an entry that waits has an unanswered question.
                     let open = e.questions.iter().filter(|q| q.answer.is_none()).count();
                     prop_assert_eq!(open, usize::from(e.status == Status::NeedsInput), "{:?}", e);
-                    // Revisions wait only on an entry that will run them.
+                    // Revisions wait only on an entry that will run them
+                    // (once its question is answered, for one waiting on it).
                     if e.review.as_ref().is_some_and(|r| !r.queue.is_empty()) {
-                        prop_assert!(matches!(e.status, Status::Queued | Status::InProgress), "{:?}", e);
+                        prop_assert!(matches!(e.status, Status::Queued | Status::InProgress | Status::NeedsInput), "{:?}", e);
                         prop_assert!(e.pr_url.is_some());
                     }
                 }

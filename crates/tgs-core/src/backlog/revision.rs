@@ -182,15 +182,17 @@ impl Entry {
 impl Backlog {
     /// Queue `rev` on `dir`, whose pull request is open. A completed entry
     /// is queued again with a fresh budget of attempts (its cost stays: it
-    /// counts towards the thought's budget). Fails for an entry without a
-    /// pull request or one handed to a human.
+    /// counts towards the thought's budget); one whose revision waits on
+    /// its agent's question keeps waiting, the new revision behind it.
+    /// Fails for an entry without a pull request or one handed to a human.
     pub fn queue_revision(&mut self, dir: &str, rev: Revision) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
+        let revising = e.review.as_ref().is_some_and(|r| !r.queue.is_empty());
         if e.pr_url.is_none()
-            || !matches!(
+            || !(matches!(
                 e.status,
                 Status::Completed | Status::Queued | Status::InProgress
-            )
+            ) || e.status == Status::NeedsInput && revising)
         {
             return Err(Error::invalid(format!(
                 "{dir} has no open pull request to revise ({})",
@@ -475,6 +477,11 @@ mod tests {
             .revision_given_up("d", "verify failed", t(4))
             .unwrap();
         assert!(given_up.get("d").unwrap().wip.is_none());
+        // A review that comes while the question waits queues behind it.
+        b.queue_revision("d", rev(9)).unwrap();
+        let e = b.get("d").unwrap();
+        assert_eq!(e.status, Status::NeedsInput);
+        assert_eq!(e.review.as_ref().unwrap().queue.len(), 3);
         // Merged while its question waits: cancelled, never run again as
         // a first session when the answer comes.
         b.cancel_revisions("d", t(5)).unwrap();
