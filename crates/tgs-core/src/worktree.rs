@@ -4,10 +4,11 @@
 //! (`objects/info/alternates`), so it is cheap on a large repository, and
 //! shares nothing else with the user's: no refs (the agent cannot move the
 //! user's branches), no config, no hooks. Its work comes back through
-//! [`hand_in`], which rewrites everything git would read there as
-//! configuration before tgs's git touches it, then fetches the head into the
-//! user's repository. A directory left by an earlier attempt (or an earlier
-//! tgs's git worktree) is replaced, never an error.
+//! [`hand_in`], which runs no git there: it reads the agent's HEAD as files,
+//! commits the leftovers in a git directory of tgs's own that borrows the
+//! agent's objects, and fetches the head from there into the user's
+//! repository. A directory left by an earlier attempt (or an earlier tgs's
+//! git worktree) is replaced, never an error.
 use std::path::{Path, PathBuf};
 
 use crate::git::Git;
@@ -119,11 +120,11 @@ pub fn prepare(repo: &Repo, name: &ThoughtName, base: &str) -> Result<Worktree, 
     })
 }
 
-/// Write what git reads as configuration in the agent's repository
-/// `gitdir`, as tgs wants it, over whatever is there: `config` (the
-/// identity tgs commits with, nothing else), the alternates naming the
-/// user's objects, `shallow` as the user's; and remove what could run or
-/// redirect anything (hooks, `commondir`, `info/attributes`, grafts).
+/// Write what git reads as configuration in a new agent's repository
+/// `gitdir`, as tgs wants it: `config` (the identity the agent's commits
+/// get, nothing else), the alternates naming the user's objects, `shallow`
+/// as the user's; and remove what could run or redirect anything (hooks,
+/// `commondir`, `info/attributes`, grafts). The hand-in reads none of it.
 fn own_git_files(repo: &Repo, gitdir: &Path, identity: &str) -> Result<(), Error> {
     let (name, email) = split_ident(identity);
     std::fs::write(
@@ -141,23 +142,9 @@ fn own_git_files(repo: &Repo, gitdir: &Path, identity: &str) -> Result<(), Error
         "info/attributes",
         "info/grafts",
         "config.worktree",
-        // Locks a git the agent ran was killed holding (it is gone now):
-        // left, they would make tgs's own `git add` fail and lose the work.
-        "index.lock",
-        "HEAD.lock",
-        "ORIG_HEAD.lock",
-        "packed-refs.lock",
     ] {
         let p = gitdir.join(gone);
         let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
-    }
-    for lock in walkdir::WalkDir::new(gitdir.join("refs"))
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".lock"))
-    {
-        let _ = std::fs::remove_file(lock.path());
     }
     let info = gitdir.join("objects/info");
     std::fs::create_dir_all(&info)?;
@@ -240,6 +227,14 @@ pub fn hand_in(repo: &Repo, wt: &Worktree) -> Result<String, Error> {
 
 /// [`hand_in`] onto the ref `full_ref` of the user's repository (a work in
 /// progress goes on `refs/tgs/wip/<thought>`, not on the branch).
+///
+/// tgs runs no git in the agent's repository: it reads its `HEAD` (and a
+/// merge left unconcluded) as files, then works in a git directory of its
+/// own (in the user's git directory, which the agent never saw) that
+/// borrows the agent's objects: there the leftovers are committed, with
+/// the agent's tree as the work tree and a copy of its index, and from
+/// there the head is fetched. No configuration, hook, attribute filter or
+/// `core.fsmonitor` of the agent's is ever read.
 pub fn hand_in_to(repo: &Repo, wt: &Worktree, full_ref: &str) -> Result<String, Error> {
     let gitdir = wt.path.join(".git");
     let real_dir = std::fs::symlink_metadata(&gitdir).is_ok_and(|m| m.is_dir());
@@ -249,20 +244,38 @@ pub fn hand_in_to(repo: &Repo, wt: &Worktree, full_ref: &str) -> Result<String, 
         ));
     }
     // git never makes a symbolic link in a repository's own directory; one
-    // there is the agent's, and would lead tgs's writes (the files it
-    // rewrites below, a ref git updates) anywhere the link points.
+    // there is the agent's, and would lead what tgs reads (its HEAD, its
+    // index, its objects) anywhere the link points.
     if let Some(link) = first_link(&gitdir) {
         return Err(Error::invalid(format!(
             "the agent left a symbolic link in its repository's .git ({}): its work is not read",
             link.strip_prefix(&wt.path).unwrap_or(&link).display()
         )));
     }
-    let identity = crate::git::committer_ident(repo.git());
-    own_git_files(repo, &gitdir, &identity)?;
-    commit_leftovers(wt)?;
+    let start = agent_head(repo, &gitdir)?;
+    // What git would read of the agent's object store beyond its objects:
+    // where else to look (it must be the user's objects alone), and commit
+    // graphs, which git believes about parents.
+    let info = gitdir.join("objects/info");
+    std::fs::create_dir_all(&info)?;
+    std::fs::write(
+        info.join("alternates"),
+        format!("{}\n", path_str(&repo.common_dir().join("objects"))?),
+    )?;
+    for graph in ["commit-graph", "commit-graphs", "multi-pack-index"] {
+        let p = info.join(graph);
+        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    let _ = std::fs::remove_file(gitdir.join("objects/pack/multi-pack-index"));
+    let own = HandIn::new(repo, &gitdir)?;
+    let head = own.commit_leftovers(&wt.path, &gitdir, &start)?;
+    own.git().cmd(["update-ref", HAND_IN_REF, &head]).run()?;
     let out = repo
         .git()
-        .fetch(path_str(&wt.path)?, &format!("+HEAD:{full_ref}"))
+        .fetch(
+            path_str(own.dir.path())?,
+            &format!("+{HAND_IN_REF}:{full_ref}"),
+        )
         .output()?;
     if !out.success {
         return Err(Error::Failed(format!(
@@ -275,6 +288,9 @@ pub fn hand_in_to(repo: &Repo, wt: &Worktree, full_ref: &str) -> Result<String, 
         .text(["rev-parse", "--verify", &format!("{full_ref}^{{commit}}")])?)
 }
 
+/// The ref the hand-in's own git directory holds the work on.
+const HAND_IN_REF: &str = "refs/heads/hand-in";
+
 /// The first symbolic link under `dir` (links not followed), if any.
 fn first_link(dir: &Path) -> Option<PathBuf> {
     walkdir::WalkDir::new(dir)
@@ -285,35 +301,178 @@ fn first_link(dir: &Path) -> Option<PathBuf> {
         .map(|e| e.path().to_owned())
 }
 
-/// Commit what the agent left uncommitted in its repository. Returns whether
-/// there was anything.
-fn commit_leftovers(wt: &Worktree) -> Result<bool, Error> {
-    let git = Git::new(&wt.path);
-    git.cmd(["add", "-A"]).run()?;
-    if git.cmd(["diff", "--cached", "--quiet"]).output()?.success {
-        return Ok(false);
+/// Where the agent's work stands, read from the files of its `.git`
+/// (never by git there): its `HEAD`'s commit, and the other parent of a
+/// merge it left unconcluded.
+#[derive(Debug, Clone, PartialEq)]
+struct AgentHead {
+    commit: String,
+    merging: Option<String>,
+}
+
+/// Read `HEAD` (a commit id, or `ref: refs/heads/...` resolved through the
+/// loose ref or `packed-refs`) and `MERGE_HEAD` of the agent's `gitdir`.
+///
+/// Errors: a HEAD that names no commit, or a ref name git would refuse.
+fn agent_head(repo: &Repo, gitdir: &Path) -> Result<AgentHead, Error> {
+    let read = |name: &str| {
+        let mut f = std::fs::File::open(gitdir.join(name)).ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(&mut f, 4096), &mut text).ok()?;
+        Some(text)
+    };
+    let head = read("HEAD").unwrap_or_default();
+    let commit = match head.trim().strip_prefix("ref:").map(str::trim) {
+        Some(name) => {
+            let valid = name.starts_with("refs/")
+                && repo
+                    .git()
+                    .cmd(["check-ref-format", name])
+                    .output()
+                    .is_ok_and(|o| o.success);
+            if !valid {
+                return Err(Error::invalid(format!(
+                    "the agent's HEAD names {name:?}, which is not a branch: its work is not read"
+                )));
+            }
+            read(name)
+                .map(|t| t.trim().to_owned())
+                .or_else(|| packed_ref(&read("packed-refs").unwrap_or_default(), name))
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "the agent's HEAD names {name}, which its repository does not hold: its work is not read"
+                    ))
+                })?
+        }
+        None => head.trim().to_owned(),
+    };
+    if !is_object_id(&commit) {
+        return Err(Error::invalid(
+            "the agent's HEAD is not a commit: its work is not read",
+        ));
     }
-    let tree = git.text(["write-tree"])?;
-    let head = git.text(["rev-parse", "HEAD"])?;
-    // A merge the agent left unconcluded is concluded with both parents.
-    let merging = git
-        .cmd(["rev-parse", "-q", "--verify", "MERGE_HEAD^{commit}"])
-        .output()?;
-    let other = merging.success.then(|| merging.stdout_text());
-    let mut parents = vec![head.as_str()];
-    parents.extend(other.as_deref());
-    let commit = crate::backlog::store::commit_tree(
-        &git,
-        &tree,
-        &parents,
-        "tgs: commit work the agent left uncommitted",
-    )?;
-    git.cmd(["update-ref", "HEAD", &commit, &head]).run()?;
-    if other.is_some() {
-        // Conclude the merge for git too, or the repository stays "merging".
-        let _ = git.cmd(["merge", "--quit"]).output();
+    let merging = read("MERGE_HEAD")
+        .and_then(|t| t.lines().next().map(str::trim).map(str::to_owned))
+        .filter(|c| is_object_id(c));
+    Ok(AgentHead { commit, merging })
+}
+
+/// The commit `name` has in a `packed-refs` file's text. Pure.
+fn packed_ref(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('^'))
+        .find_map(|l| {
+            let (id, r) = l.split_once(' ')?;
+            (r.trim() == name).then(|| id.to_owned())
+        })
+}
+
+/// 40 (SHA-1) or 64 (SHA-256) lower-case hex digits. Pure.
+fn is_object_id(s: &str) -> bool {
+    matches!(s.len(), 40 | 64)
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A git directory of tgs's own for one hand-in, removed when dropped. It
+/// borrows the agent's objects and the user's (`objects/info/alternates`),
+/// has no configuration, no hooks, and its own index.
+struct HandIn {
+    dir: tempfile::TempDir,
+    /// `Name <email>`, as the user's repository commits.
+    identity: String,
+}
+
+impl HandIn {
+    fn new(repo: &Repo, agent_gitdir: &Path) -> Result<HandIn, Error> {
+        let parent = repo.common_dir().join("tgs");
+        std::fs::create_dir_all(&parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix("hand-in-")
+            .tempdir_in(&parent)?;
+        repo.git()
+            .cmd([
+                "init",
+                "--quiet",
+                "--bare",
+                "--template=",
+                path_str(dir.path())?,
+            ])
+            .run()?;
+        let info = dir.path().join("objects/info");
+        std::fs::create_dir_all(&info)?;
+        std::fs::write(
+            info.join("alternates"),
+            format!(
+                "{}\n{}\n",
+                path_str(&agent_gitdir.join("objects"))?,
+                path_str(&repo.common_dir().join("objects"))?
+            ),
+        )?;
+        Ok(HandIn {
+            dir,
+            identity: crate::git::committer_ident(repo.git()),
+        })
     }
-    Ok(true)
+
+    /// git in this directory (nothing of the agent's read as configuration).
+    fn git(&self) -> Git {
+        Git::new(self.dir.path())
+    }
+
+    /// git here with `work` as the work tree and this directory's index.
+    fn on(&self, work: &Path, args: &[&str]) -> crate::git::GitCommand {
+        self.git()
+            .cmd(args)
+            .env("GIT_DIR", self.dir.path())
+            .env("GIT_WORK_TREE", work)
+            .env("GIT_INDEX_FILE", self.dir.path().join("index"))
+    }
+
+    /// Commit what the agent left uncommitted in `work` on `start` (a merge
+    /// it left unconcluded is concluded with both parents): the new head,
+    /// or `start`'s commit when nothing was left. The agent's index is
+    /// copied (its file-status cache spares hashing every file again); one
+    /// git cannot use is replaced by `start`'s tree.
+    fn commit_leftovers(
+        &self,
+        work: &Path,
+        agent_gitdir: &Path,
+        start: &AgentHead,
+    ) -> Result<String, Error> {
+        let index = self.dir.path().join("index");
+        let copied = std::fs::copy(agent_gitdir.join("index"), &index).is_ok();
+        if !copied || !self.on(work, &["add", "-A"]).output()?.success {
+            let _ = std::fs::remove_file(&index);
+            self.on(work, &["read-tree", &start.commit]).run()?;
+            self.on(work, &["add", "-A"]).run()?;
+        }
+        let tree = self.on(work, &["write-tree"]).run()?;
+        let tree = String::from_utf8_lossy(&tree).trim().to_owned();
+        let start_tree = self
+            .git()
+            .text(["rev-parse", &format!("{}^{{tree}}", start.commit)])?;
+        if tree == start_tree && start.merging.is_none() {
+            return Ok(start.commit.clone());
+        }
+        let mut args = vec!["commit-tree", tree.as_str(), "-p", start.commit.as_str()];
+        if let Some(other) = &start.merging {
+            args.extend(["-p", other.as_str()]);
+        }
+        args.extend(["-m", "tgs: commit work the agent left uncommitted"]);
+        // The identity the user's repository commits with (this directory
+        // has no configuration of its own).
+        let (name, email) = split_ident(&self.identity);
+        let out = self
+            .git()
+            .cmd(&args)
+            .env("GIT_AUTHOR_NAME", name)
+            .env("GIT_AUTHOR_EMAIL", email)
+            .env("GIT_COMMITTER_NAME", name)
+            .env("GIT_COMMITTER_EMAIL", email)
+            .run()?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
 }
 
 /// Remove a worktree directory and git's record of it; errors are not fatal.
@@ -359,6 +518,28 @@ mod tests {
         );
         assert_eq!(parse_checked_out(out, "refs/heads/tgs"), None);
         assert_eq!(parse_checked_out(b"", "refs/heads/main"), None);
+    }
+
+    #[test]
+    fn packed_refs_and_object_ids_are_read_as_git_writes_them() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let text = format!(
+            "# pack-refs with: peeled fully-peeled sorted\n{a} refs/heads/main\n^{b}\n{b} refs/heads/tgs/x\n"
+        );
+        assert_eq!(packed_ref(&text, "refs/heads/tgs/x"), Some(b.clone()));
+        assert_eq!(packed_ref(&text, "refs/heads/main"), Some(a.clone()));
+        assert_eq!(packed_ref(&text, "refs/heads/other"), None);
+        assert!(is_object_id(&a) && is_object_id(&"0".repeat(64)));
+        for bad in [
+            "",
+            "abc",
+            &"A".repeat(40),
+            &format!("{a}\n"),
+            &"g".repeat(40),
+        ] {
+            assert!(!is_object_id(bad), "{bad:?}");
+        }
     }
 
     #[test]
