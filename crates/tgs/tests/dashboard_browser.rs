@@ -77,7 +77,35 @@ struct Browser {
 
 impl Browser {
     /// Run Chromium headless on `url` with `extra` flags; fails after 90 s.
+    /// Run chromium on `url`; a browser that crashed (its crash reporter
+    /// speaks: a 2-core machine under a parallel test run starves it at
+    /// times) is run again, twice at most, before the test fails.
     fn run(&mut self, extra: &[String], url: &str) -> Output {
+        let mut out = self.run_once(extra, url);
+        for _ in 0..2 {
+            let crashed =
+                !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("crashpad");
+            if !crashed {
+                break;
+            }
+            eprintln!("chromium crashed ({}) on {url}; again", out.status);
+            out = self.run_once(extra, url);
+        }
+        assert!(
+            out.status.success(),
+            "chromium failed ({}) on {url}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        out
+    }
+
+    fn run_once(&mut self, extra: &[String], url: &str) -> Output {
         self.runs += 1;
         let profile = self.tmp.join(format!("profile-{}", self.runs));
         let mut cmd = Command::new(&self.bin);
@@ -127,22 +155,11 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let out = Output {
+        Output {
             status,
             stdout: t_out.join().unwrap().unwrap(),
             stderr: t_err.join().unwrap().unwrap(),
-        };
-        assert!(
-            out.status.success(),
-            "chromium failed on {url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        out
+        }
     }
 
     /// The rendered DOM of `page`, with every URL request the browser logged.
