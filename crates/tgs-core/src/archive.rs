@@ -58,11 +58,17 @@ pub fn pack(log: &Path, whole: Option<&str>) -> std::io::Result<Vec<u8>> {
     pack_end(&text, len, whole)
 }
 
-/// [`pack`] of a transcript already in memory (`text`, whole).
-pub fn pack_bytes(text: &[u8]) -> std::io::Result<Vec<u8>> {
-    let start = text.len().saturating_sub(KEEP_BYTES as usize);
+/// A kept transcript's text (as [`unpack`] gives it) packed again, for
+/// keeping elsewhere: its first line, where tgs said what was left out and
+/// where the whole one is, stays; it is cut only past what [`unpack`] reads.
+pub fn repack(text: &[u8]) -> std::io::Result<Vec<u8>> {
+    let start = text.len().saturating_sub(UNPACKED_MAX as usize);
     pack_end(&text[start..], text.len() as u64, None)
 }
+
+/// The most [`unpack`] reads of a kept transcript, in bytes: what was kept
+/// and room for its first line.
+const UNPACKED_MAX: u64 = KEEP_BYTES + 64 * 1024;
 
 /// Pack `text`, the last bytes of a transcript of `len` bytes.
 fn pack_end(text: &[u8], len: u64, whole: Option<&str>) -> std::io::Result<Vec<u8>> {
@@ -94,7 +100,7 @@ fn pack_end(text: &[u8], len: u64, whole: Option<&str>) -> std::io::Result<Vec<u
 pub fn unpack(gz: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(gz)
-        .take(KEEP_BYTES + 64 * 1024)
+        .take(UNPACKED_MAX)
         .read_to_end(&mut out)?;
     Ok(out)
 }
@@ -102,6 +108,25 @@ pub fn unpack(gz: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_transcript_packed_again_keeps_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("t.log");
+        let line = format!("{}\n", "x".repeat(99));
+        std::fs::write(&log, line.repeat(30_000) + "the-last-line\n").unwrap();
+        let kept = unpack(&pack(&log, Some("the artifact logs-1")).unwrap()).unwrap();
+        let again = unpack(&repack(&kept).unwrap()).unwrap();
+        assert_eq!(again, kept);
+        let first = String::from_utf8_lossy(&again[..200]).into_owned();
+        assert!(first.starts_with("# tgs: the first "), "{first}");
+        assert!(
+            first.contains("the whole transcript: the artifact logs-1"),
+            "{first}"
+        );
+        let short = unpack(&repack(b"short\n").unwrap()).unwrap();
+        assert_eq!(short, b"short\n");
+    }
 
     #[test]
     fn paths_by_month() {

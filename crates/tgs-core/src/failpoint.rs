@@ -65,6 +65,7 @@ pub const SESSION_STEPS: &[&str] = &[
     "shared.committed#1",
     "shared.pushed#1",
     "session.agent-running",
+    "runner.implemented",
     "runner.branch-pushed",
     "runner.pr-requesting",
     "runner.pr-opened",

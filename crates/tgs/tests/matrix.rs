@@ -632,3 +632,120 @@ fn an_unreadable_record_is_told_apart_from_a_missing_artifact() {
         "{last}"
     );
 }
+
+/// One repository for [`one_path`]: one approved thought, `agent` its
+/// agent (2 s session timeout), scanned.
+fn one_thought<'e>(env: &'e TestEnv, name: &str, agent: &str) -> (TestRepo<'e>, String) {
+    let repo = env.repo(name);
+    let dir = repo.approved("0c0ffee-one-path", "One path");
+    repo.write(
+        "tgs/tgs.yml",
+        &format!(
+            "server:\n  agent: test\n  kill_grace: 1s\n  session_timeout: 2s\n  max_attempts: 3\n  agents:\n    test: {{ command: \"{agent}\" }}\n"
+        ),
+    );
+    repo.publish("thoughts");
+    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
+    assert_eq!(code, 0, "{err}");
+    (repo, dir)
+}
+
+/// What the state says of a session, without what differs by run (times,
+/// ids, commits, who).
+fn as_recorded(repo: &TestRepo, dir: &str) -> (Value, String, Vec<String>) {
+    let mut e = entry(repo, dir);
+    let o = e.as_object_mut().unwrap();
+    for k in [
+        "queued_at",
+        "updated_at",
+        "not_before",
+        "claim_id",
+        "claimed_by",
+        "claimed_at",
+        "lease_expires_at",
+        "started_at",
+        "completed_at",
+        "head",
+    ] {
+        o.remove(k);
+    }
+    if let Some(w) = o.get_mut("wip").and_then(Value::as_object_mut) {
+        for k in ["head", "base", "at"] {
+            w.remove(k);
+        }
+    }
+    if let Some(qs) = o.get_mut("questions").and_then(Value::as_array_mut) {
+        for q in qs.iter_mut().filter_map(Value::as_object_mut) {
+            q.remove("asked_at");
+        }
+    }
+    let metrics = repo.metrics_csv();
+    let outcome = metrics.lines().nth(1).unwrap_or_default().to_owned();
+    let header: Vec<&str> = metrics
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let row: Vec<&str> = outcome.split(',').collect();
+    let kept = format!("{} {}", row[col("outcome")], row[col("sandbox")]);
+    let audit = repo
+        .audit()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["action"].as_str().unwrap_or_default(),
+                a["reason"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    (e, kept, audit)
+}
+
+/// `tgs server run` takes the matrix's steps in one process (claim,
+/// implement, hand over): a session ends the same, in the state, the
+/// metrics and the audit, whichever way it ran. Before, the matrix lost
+/// what the local run said of a work in progress it would not keep.
+#[test]
+fn a_session_ends_the_same_in_server_run_and_in_the_matrix() {
+    let secret =
+        "echo 'token = \"ghp_0123456789abcdefghijABCDEFGHIJ012345\"' > config.txt\nsleep 600\n";
+    let cases = [
+        ("works", WORK.to_owned()),
+        (
+            "fails",
+            "echo part > part.txt\necho cannot >&2\nexit 4\n".to_owned(),
+        ),
+        ("secret", secret.to_owned()),
+        (
+            "asks",
+            "echo part > part.txt\necho 'Which port?' > tgs-question.md\n".to_owned(),
+        ),
+    ];
+    for (case, body) in cases {
+        let env = TestEnv::new();
+        let agent = env.script("agent.sh", &format!("set -e\n{body}"));
+        let (local, dir) = one_thought(&env, "local", &agent);
+        let (code, _, err) = local.server_run(&["--no-pr", "--once"]);
+        assert_eq!(code, 0, "{case}: {err}");
+        let (remote, _) = one_thought(&env, "matrix", &agent);
+        let (matrix, art) = claimed_and_implemented(&env, &remote);
+        hand_over(&remote, &matrix, &art, &[]);
+        let (l, m) = (as_recorded(&local, &dir), as_recorded(&remote, &dir));
+        assert_eq!(l, m, "{case}: local, then the matrix");
+        if case == "secret" {
+            let last = l.0["last_error"].as_str().unwrap_or_default();
+            assert!(last.contains("its work in progress was not kept"), "{last}");
+        }
+        let artifacts = local.path(".git/tgs/artifacts");
+        let left = std::fs::read_dir(&artifacts).map_or(0, |d| d.count());
+        assert_eq!(
+            left, 0,
+            "{case}: the local artifact is gone once handed over"
+        );
+        let refs = local.git(&["for-each-ref", "refs/tgs/handover", "refs/tgs/handover-wip"]);
+        assert_eq!(refs, "", "{case}");
+    }
+}

@@ -117,6 +117,17 @@ fn prompt(env: &TestEnv, n: usize) -> String {
     std::fs::read_to_string(env.path().join(format!("prompts/prompt-{n}.txt"))).unwrap()
 }
 
+/// `src/lib.rs` on the thought's branch as the remote has it.
+fn origin_lib(repo: &TestRepo) -> String {
+    let origin = repo.origin.to_str().unwrap();
+    repo.git(&[
+        "--git-dir",
+        origin,
+        "show",
+        &format!("refs/heads/{BRANCH}:src/lib.rs"),
+    ])
+}
+
 fn origin_has(repo: &TestRepo, r: &str) -> bool {
     let origin = repo.origin.to_str().unwrap();
     repo.git_out(&["--git-dir", origin, "rev-parse", "--verify", "-q", r])
@@ -450,7 +461,7 @@ fn revision_requested(env: &TestEnv) -> (TestRepo<'_>, FakeGitHub, String) {
     (repo, gh, tip)
 }
 
-/// One matrix round for a claimed revision: the claim job (bundling its
+/// One matrix round for a claimed session: the claim job (bundling its
 /// WIP), the agent's job in a clone with no remote and no token, the
 /// hand-over job.
 fn matrix_round(env: &TestEnv, repo: &TestRepo, gh: &FakeGitHub, round: usize) {
@@ -471,15 +482,18 @@ fn matrix_round(env: &TestEnv, repo: &TestRepo, gh: &FakeGitHub, round: usize) {
     let job = repo.clone_as(&format!("job-{round}"));
     job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
     let art = env.path().join(format!("art-{round}"));
-    let (code, out, err) = run(job
-        .tgs()
+    let mut implement = job.tgs();
+    implement
         .env_remove("TGS_NOW")
         .env_remove("GITHUB_TOKEN")
         .args(["server", "run", "--claimed", DIR])
         .args(["--claim-id", claim_id])
         .args(["--attempt", &t["attempt"].to_string()])
-        .args(["--worker-id", "actions/1"])
-        .args(["--tip", t["tip"].as_str().unwrap()])
+        .args(["--worker-id", "actions/1"]);
+    if let Some(tip) = t["tip"].as_str() {
+        implement.args(["--tip", tip]);
+    }
+    let (code, out, err) = run(implement
         .arg("--handover-out")
         .arg(&art)
         .arg("--wip-bundle")
@@ -493,6 +507,19 @@ fn matrix_round(env: &TestEnv, repo: &TestRepo, gh: &FakeGitHub, round: usize) {
         .arg(matrix.to_string())
         .arg(&art));
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `text` answers through the command line; the next matrix round
+/// completes the thought.
+fn answer_then_round_two(env: &TestEnv, repo: &TestRepo, gh: &FakeGitHub, text: &str) {
+    gh_ok(
+        repo,
+        gh,
+        &["server", "backlog", "answer", DIR, "--text", text],
+    );
+    matrix_round(env, repo, gh, 2);
+    let e = entry(repo);
+    assert_eq!(e["status"], "completed", "{e:#}");
 }
 
 /// The same through the matrix: the agent's job holds no token, the
@@ -513,24 +540,31 @@ fn a_revision_in_the_matrix_keeps_its_work_while_its_question_waits() {
     );
     assert_eq!(e["wip"]["base"], tip.as_str(), "{e:#}");
     assert!(origin_has(&repo, WIP_REF));
-    gh_ok(
-        &repo,
-        &gh,
-        &["server", "backlog", "answer", DIR, "--text", "7070"],
-    );
-    matrix_round(&env, &repo, &gh, 2);
-    let e = entry(&repo);
-    assert_eq!(e["status"], "completed", "{e:#}");
-    let origin = repo.origin.to_str().unwrap();
-    let lib = repo.git(&[
-        "--git-dir",
-        origin,
-        "show",
-        &format!("refs/heads/{BRANCH}:src/lib.rs"),
-    ]);
+    answer_then_round_two(&env, &repo, &gh, "7070");
+    let lib = origin_lib(&repo);
     assert!(
         lib.contains("// port 7070") && lib.contains("// revision, part one"),
         "{lib}"
     );
     assert!(!origin_has(&repo, WIP_REF));
+}
+
+/// A thought's first session in the matrix goes on with the answer as
+/// `server run`'s does: the agent's job takes the claimed entry (its
+/// questions and answers) from the state branch. Before, it made a blank
+/// entry, and the prompt after the answer held none.
+#[test]
+fn a_first_session_in_the_matrix_goes_on_with_the_answer() {
+    let env = TestEnv::new();
+    let agent = asking_agent(&env, "Which port?\n");
+    let repo = lab(&env, &agent, "");
+    let gh = FakeGitHub::start("octo", "demo", TOKEN);
+    matrix_round(&env, &repo, &gh, 1);
+    let e = entry(&repo);
+    assert_eq!(e["status"], "needs_input", "{e:#}");
+    assert!(origin_has(&repo, WIP_REF), "the first part is kept");
+    answer_then_round_two(&env, &repo, &gh, "8080");
+    assert!(prompt(&env, 1).contains("8080"), "{}", prompt(&env, 1));
+    let lib = origin_lib(&repo);
+    assert!(lib.contains("part_one") && lib.contains("8080"), "{lib}");
 }

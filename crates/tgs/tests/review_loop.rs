@@ -97,6 +97,15 @@ impl World<'_> {
         self.gh.edit_pull(1, |p| p.head_sha = tip);
     }
 
+    /// A writer (@alice) requests changes on PR #1 (`body`) and a sync
+    /// queues the revision.
+    fn changes_requested(&self, body: &str) {
+        self.gh.set_permission("alice", "write");
+        self.gh
+            .add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", body, &[]);
+        self.ok(&["server", "sync-prs"]);
+    }
+
     /// The ids of the revisions queued, oldest first.
     fn queued_ids(&self) -> Vec<u64> {
         let e = self.entry();
@@ -104,6 +113,24 @@ impl World<'_> {
             .as_array()
             .map(|q| q.iter().filter_map(|r| r["id"].as_u64()).collect())
             .unwrap_or_default()
+    }
+
+    /// The matrix's agent job for `ticket`: a clone with no remote and no
+    /// token runs the claimed session, its artifact left in `art`.
+    fn implement_job(&self, ticket: &Value, worker: &str, art: &std::path::Path) {
+        let job = self.repo.clone_as("job");
+        job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+        let mut c = job.tgs();
+        c.env_remove("GITHUB_TOKEN")
+            .args(["server", "run", "--claimed", DIR])
+            .args(["--claim-id", ticket["claim_id"].as_str().unwrap()])
+            .args(["--attempt", &ticket["attempt"].to_string()])
+            .args(["--worker-id", worker]);
+        if let Some(tip) = ticket["tip"].as_str() {
+            c.args(["--tip", tip]);
+        }
+        let (code, out, err) = run(c.arg("--handover-out").arg(art));
+        assert_eq!(code, 0, "{out}{err}");
     }
 
     fn step(&self, args: &[&str]) -> assert_cmd::Command {
@@ -362,9 +389,7 @@ fn a_tgs_comment_from_a_writer_is_acted_on_and_others_are_not() {
 fn past_max_revisions_the_pull_request_goes_to_a_human_once() {
     let env = TestEnv::new();
     let w = world(&env, "  review: { max_revisions: 1 }\n");
-    w.gh.set_permission("alice", "write");
-    w.gh.add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", "one", &[]);
-    w.ok(&["server", "sync-prs"]);
+    w.changes_requested("one");
     w.ok(&["server", "run"]);
     w.gh.add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", "two", &[]);
     let out = w.ok(&["server", "sync-prs"]);
@@ -408,9 +433,7 @@ fn past_max_revisions_the_pull_request_goes_to_a_human_once() {
 fn a_merged_pull_request_cancels_its_pending_revision() {
     let env = TestEnv::new();
     let w = world(&env, "");
-    w.gh.set_permission("alice", "write");
-    w.gh.add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", "rename it", &[]);
-    w.ok(&["server", "sync-prs"]);
+    w.changes_requested("rename it");
     assert_eq!(w.entry()["status"], "queued");
     w.gh.close_pull(1, true);
     let out = w.ok(&["server", "sync-prs"]);
@@ -429,17 +452,10 @@ fn a_merged_pull_request_cancels_its_pending_revision() {
     // nothing to revise, and the branch is not made again.
     let env = TestEnv::new();
     let w = world(&env, "");
-    w.gh.set_permission("alice", "write");
-    w.gh.add_review(1, "alice", "MEMBER", "CHANGES_REQUESTED", "rename it", &[]);
-    w.ok(&["server", "sync-prs"]);
+    w.changes_requested("rename it");
     w.repo.git(&["push", "-q", "origin", "--delete", BRANCH]);
     w.ok(&["server", "run"]);
-    assert_eq!(w.prompts().len(), 1, "no revision ran");
-    assert_eq!(w.remote_tip(), "", "the deleted branch stays deleted");
-    let e = w.entry();
-    assert_eq!(e["status"], "completed", "{e}");
-    assert_eq!(e["review"]["done"][0]["outcome"], "cancelled", "{e}");
-    assert!(w.gh.pull_comments(1).is_empty(), "nothing said on the PR");
+    found_nothing_to_revise(&w);
 }
 
 #[test]
@@ -530,20 +546,8 @@ fn a_revision_runs_through_the_matrix_with_no_token_in_the_agents_job() {
     assert_eq!(t["tip"], first_tip.as_str(), "{t}");
 
     // The implement job: a fresh checkout of every branch, no remote, no token.
-    let job = w.repo.clone_as("job");
-    job.git(&["remote", "set-url", "origin", "/nonexistent/remote.git"]);
     let art = env.path().join("artifact");
-    let (code, out, err) = run(job
-        .tgs()
-        .env_remove("GITHUB_TOKEN")
-        .args(["server", "run", "--claimed", DIR])
-        .args(["--claim-id", t["claim_id"].as_str().unwrap()])
-        .args(["--attempt", &t["attempt"].to_string()])
-        .args(["--worker-id", "actions/9"])
-        .args(["--tip", t["tip"].as_str().unwrap()])
-        .arg("--handover-out")
-        .arg(&art));
-    assert_eq!(code, 0, "{out}{err}");
+    w.implement_job(t, "actions/9", &art);
     assert_eq!(w.remote_tip(), first_tip, "the agent's job pushes nothing");
     assert!(w.prompts().last().unwrap().contains("rename first"));
 
@@ -565,6 +569,49 @@ fn a_revision_runs_through_the_matrix_with_no_token_in_the_agents_job() {
     let e = w.entry();
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["review"]["done"][0]["outcome"], "done", "{e}");
+}
+
+/// A revision whose branch was gone: nothing ran, the branch is not made
+/// again, the revision is cancelled and nothing is said on the PR.
+fn found_nothing_to_revise(w: &World<'_>) {
+    assert_eq!(w.prompts().len(), 1, "no revision ran");
+    assert_eq!(w.remote_tip(), "", "the deleted branch stays deleted");
+    let e = w.entry();
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["review"]["done"][0]["outcome"], "cancelled", "{e}");
+    assert!(w.gh.pull_comments(1).is_empty(), "nothing said on the PR");
+}
+
+/// The matrix's steps end a revision whose pull request's branch is gone as
+/// `server run` does: cancelled, nothing run, the branch not made again.
+/// Before, the claim's ticket carried no tip, so the agent's job took the
+/// revision for a thought's first session, and the hand-over pushed the
+/// branch anew.
+#[test]
+fn a_revision_whose_branch_is_gone_ends_the_same_in_the_matrix() {
+    let env = TestEnv::new();
+    let w = world(&env, "");
+    w.changes_requested("rename it");
+    w.repo.git(&["push", "-q", "origin", "--delete", BRANCH]);
+    let out = w.ok(&[
+        "server",
+        "matrix",
+        "--max",
+        "1",
+        "--worker-id",
+        "a/1",
+        "--json",
+    ]);
+    let matrix: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let t = &matrix["include"][0];
+    let art = env.path().join("artifact");
+    w.implement_job(t, "a/1", &art);
+    let (code, out, err) = run(w
+        .step(&["server", "handover", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    found_nothing_to_revise(&w);
 }
 
 #[test]

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::attempt::WipChange;
-use super::executor::WorkResult;
+use super::attempt::{WipChange, WorkResult};
 use super::outcome::{ProviderCondition, ProviderKind};
 use crate::events::{Outcome, SessionStats};
 use crate::repo::Repo;
@@ -47,7 +46,21 @@ pub struct ClaimTicket {
     pub tip: Option<String>,
 }
 
-/// What a session run without write access did, as `session.json` says.
+impl ClaimTicket {
+    /// The ticket of `entry`'s claim (as the claim's state change left it),
+    /// with the revision's start `tip`.
+    pub(crate) fn of(entry: &crate::backlog::Entry, tip: Option<String>) -> ClaimTicket {
+        ClaimTicket {
+            thought: entry.dir.clone(),
+            attempt: entry.attempts,
+            claim_id: entry.claim_id.clone().unwrap_or_default(),
+            worker: entry.claimed_by.clone().unwrap_or_default(),
+            tip,
+        }
+    }
+}
+
+/// What a session did, as `session.json` says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub ticket: ClaimTicket,
@@ -89,6 +102,12 @@ pub struct SessionRecord {
     /// targets, for the hand-over job's audit.
     #[serde(default)]
     pub egress_denied: u32,
+    /// A bug of tgs's own (a panic) ended the session: humans are told.
+    #[serde(default)]
+    pub internal: bool,
+    /// A revision found its pull request's branch gone: nothing to revise.
+    #[serde(default)]
+    pub branch_gone: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress_targets: Vec<String>,
 }
@@ -152,6 +171,8 @@ impl SessionRecord {
             sandbox: w.sandbox.map(str::to_owned),
             egress_denied: w.egress_denied,
             egress_targets: w.egress_targets.clone(),
+            internal: w.internal,
+            branch_gone: w.branch_gone,
         }
     }
 
@@ -174,6 +195,8 @@ impl SessionRecord {
         w.head = self.head.clone();
         w.refund = self.refund;
         w.final_failure = self.final_failure;
+        w.internal = self.internal;
+        w.branch_gone = self.branch_gone;
         w.untrusted = true;
         // Set only once the hand-over job has checked it (see `safe`).
         w.wip = if self.wip_dropped {
@@ -214,8 +237,9 @@ impl SessionRecord {
                 }
             }
         }
-        if let Some(gz) = kept_transcript(dir, redactor) {
+        if let Some((gz, tail)) = kept_transcript(dir, redactor) {
             w.kept_gz = Some(gz);
+            w.log_tail = tail;
             let name = self.transcript.as_deref().filter(|n| {
                 crate::report::parse_transcript_name(n).is_some_and(|(name, _, _)| {
                     Some(name.as_str()) == self.ticket.thought.rsplit('/').next()
@@ -301,8 +325,9 @@ fn bounded_stats(s: &SessionStats, agent: String) -> SessionStats {
 }
 
 /// The artifact's own transcript, bounded and redacted again (the agent's
-/// job could have put anything there), packed as the state keeps it.
-fn kept_transcript(dir: &Path, redactor: &Redactor) -> Option<Vec<u8>> {
+/// job could have put anything there), packed as the state keeps it, and
+/// its last lines (for an alert).
+fn kept_transcript(dir: &Path, redactor: &Redactor) -> Option<(Vec<u8>, String)> {
     let path = dir.join(TRANSCRIPT_FILE);
     let meta = std::fs::symlink_metadata(&path).ok()?;
     if !meta.is_file() || meta.len() > MAX_TRANSCRIPT_GZ {
@@ -310,8 +335,12 @@ fn kept_transcript(dir: &Path, redactor: &Redactor) -> Option<Vec<u8>> {
     }
     let text = crate::archive::unpack(&std::fs::read(&path).ok()?).ok()?;
     let clean = redactor.redact(&String::from_utf8_lossy(&text));
-    crate::archive::pack_bytes(clean.as_bytes()).ok()
+    let tail = clean_block(&clean, TAIL_BYTES);
+    Some((crate::archive::repack(clean.as_bytes()).ok()?, tail))
 }
+
+/// How much of a transcript's end an alert quotes, in bytes.
+const TAIL_BYTES: usize = 8 << 10;
 
 /// Write the artifact of a session into `dir` (created).
 pub fn write(
@@ -324,18 +353,8 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     if let (Some(branch), Some(head)) = (&record.branch, &record.head) {
         // The branch from its base: the hand-over job has the base.
-        let bundle = dir.join(BUNDLE_FILE);
-        let range = format!("{}..{branch}", record.base);
-        let out = repo
-            .git()
-            .cmd(["bundle", "create", "--quiet", path_str(&bundle)?, &range])
-            .output()?;
-        if !out.success {
-            return Err(Error::Failed(format!(
-                "could not bundle {branch} ({head}): {}",
-                out.stderr.trim()
-            )));
-        }
+        let r = format!("refs/heads/{branch}");
+        bundle(repo, &dir.join(BUNDLE_FILE), &record.base, head, &r)?;
     }
     if let Some(w) = &record.wip {
         let name = super::name_of(&record.ticket.thought)?;
@@ -366,7 +385,7 @@ pub fn bundle(repo: &Repo, file: &Path, base: &str, head: &str, name: &str) -> R
         .output()?;
     if !out.success {
         return Err(Error::Failed(format!(
-            "could not bundle the work in progress ({head}): {}",
+            "could not bundle {name} ({head}): {}",
             out.stderr.trim()
         )));
     }

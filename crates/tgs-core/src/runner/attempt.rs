@@ -32,6 +32,7 @@ pub(crate) struct Shared<'a> {
 }
 
 /// A claimed session to run.
+#[derive(Debug, Clone)]
 pub(crate) struct Job {
     pub entry: Entry,
     /// The base branch as the remote has it: `origin/main`, and its commit.
@@ -45,7 +46,9 @@ pub(crate) struct Job {
 /// What an executor sends the dispatcher.
 pub(crate) enum Msg {
     Event(Box<Event>),
-    Done(String, Box<WorkResult>),
+    /// The implement step of this thought's session is over: its artifact
+    /// is written (or could not be, which the hand-over step sees).
+    Done(String),
 }
 
 /// What a session came to, before it is handed over and recorded.

@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::attempt::WipChange;
-use super::executor::{self, Job, Msg, WorkResult};
+use super::accept::Writer;
+use super::artifact::ClaimTicket;
+use super::attempt::{Job, Msg, Shared, WipChange, WorkResult};
 use super::handover::{self, Handover, PrFacts};
+use super::implement;
 use super::{after, signed, Mode, RunConfig, RunExit, SessionReport};
 use super::{outcome, wip};
 use crate::agent::driver::{AgentSpec, Invocation, SessionCommand};
@@ -112,10 +114,11 @@ pub struct Runner<'r> {
     pub topology: Topology,
 }
 
-/// A session being run.
+/// A session being run: its claim, and where its artifact goes.
 struct Slot<'s> {
     job: Job,
-    started: Timestamp,
+    ticket: ClaimTicket,
+    out: std::path::PathBuf,
     handle: std::thread::ScopedJoinHandle<'s, ()>,
 }
 
@@ -314,7 +317,7 @@ impl<'r> Runner<'r> {
         worktree::ensure_excluded(self.repo)?;
         let identity = git::committer_ident(self.repo.git());
         let stop = self.signals.clone().unwrap_or_default();
-        let shared = executor::Shared {
+        let shared = Shared {
             repo: self.repo,
             cfg: &self.cfg,
             env: &self.env,
@@ -357,12 +360,13 @@ impl<'r> Runner<'r> {
     fn dispatch<'s>(
         &self,
         scope: &'s std::thread::Scope<'s, '_>,
-        shared: &'s executor::Shared<'s>,
+        shared: &'s Shared<'s>,
         sink: &mut dyn Sink,
         held: &Held,
     ) -> Result<RunExit, Error> {
         let k = self.cfg.parallel.max(1);
         let budget = self.budget();
+        let redactor = self.artifact_redactor()?;
         let (tx, rx) = mpsc::channel::<Msg>();
         let mut running: BTreeMap<String, Slot<'s>> = BTreeMap::new();
         let mut tally = Tally::default();
@@ -383,30 +387,9 @@ impl<'r> Runner<'r> {
                     Claimed::Job(job) => {
                         started += 1;
                         idle_polls = 0;
-                        let tx = tx.clone();
-                        let job = *job;
-                        let dir = job.entry.dir.clone();
-                        let handle = {
-                            let job_ref = Job {
-                                entry: job.entry.clone(),
-                                base_label: job.base_label.clone(),
-                                base: job.base.clone(),
-                                tip: job.tip.clone(),
-                            };
-                            scope.spawn(move || {
-                                let w = executor::run(shared, &job_ref, &tx);
-                                let _ = tx.send(Msg::Done(job_ref.entry.dir.clone(), Box::new(w)));
-                            })
-                        };
-                        held.insert(&job.entry, &self.cfg.worker_id);
-                        running.insert(
-                            dir,
-                            Slot {
-                                job,
-                                started: clock::now(),
-                                handle,
-                            },
-                        );
+                        let slot = self.start(scope, shared, *job, tx.clone())?;
+                        held.insert(&slot.job.entry, &self.cfg.worker_id);
+                        running.insert(slot.job.entry.dir.clone(), slot);
                         crate::failpoint::hit("runner.dispatching");
                         if self.cfg.thought.is_some() {
                             claiming = false;
@@ -455,12 +438,22 @@ impl<'r> Runner<'r> {
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Msg::Event(e)) => sink.event(&e),
-                Ok(Msg::Done(dir, w)) => {
+                Ok(Msg::Done(dir)) => {
                     let Some(slot) = running.remove(&dir) else {
                         continue;
                     };
                     let _ = slot.handle.join();
-                    let report = self.finish(&slot.job, slot.started, *w, sink)?;
+                    crate::failpoint::hit("runner.implemented");
+                    let report = self.accept(
+                        &slot.job.entry,
+                        &slot.ticket,
+                        &slot.out,
+                        Writer::ThisRun,
+                        &redactor,
+                        sink,
+                    );
+                    let _ = std::fs::remove_dir_all(&slot.out);
+                    let report = report?;
                     held.remove(&dir);
                     if report.outcome == Outcome::Cancelled {
                         claiming = false;
@@ -470,6 +463,41 @@ impl<'r> Runner<'r> {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
         }
+    }
+
+    /// Start the implement step of `job` on an executor thread of `scope`.
+    ///
+    /// Errors: the thought's directory names no thought (never for a
+    /// claimed entry).
+    fn start<'s>(
+        &self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        shared: &'s Shared<'s>,
+        job: Job,
+        tx: mpsc::Sender<Msg>,
+    ) -> Result<Slot<'s>, Error> {
+        let ticket = ClaimTicket::of(&job.entry, job.tip.clone());
+        let out = implement::local_dir(self.repo, &super::name_of(&job.entry.dir)?);
+        let handle = {
+            let (job, ticket, out) = (job.clone(), ticket.clone(), out.clone());
+            scope.spawn(move || {
+                let wrote = catch_unwind(AssertUnwindSafe(|| {
+                    implement::implement(shared, &ticket, &job, &out, &tx)
+                }));
+                match wrote {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("{}: {e}", job.entry.dir),
+                    Err(_) => tracing::warn!("{}: the implement step panicked", job.entry.dir),
+                }
+                let _ = tx.send(Msg::Done(job.entry.dir.clone()));
+            })
+        };
+        Ok(Slot {
+            job,
+            ticket,
+            out,
+            handle,
+        })
     }
 
     /// The earliest retry delay among queued entries this worker may still take.
@@ -797,9 +825,6 @@ impl<'r> Runner<'r> {
         if let WipChange::Set(kept) = &mut w.wip {
             kept.ended = scanner.mask(&kept.ended);
             kept.last_seen = scanner.mask(&kept.last_seen);
-        }
-        if let Some(note) = w.wip_note.take() {
-            w.add_note(note);
         }
         let WipChange::Set(kept) = &w.wip else {
             return;

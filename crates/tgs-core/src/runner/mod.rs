@@ -2,14 +2,20 @@
 //! of their own, verify the work, hand it over (push, pull request, record),
 //! and go on; up to K sessions at once.
 //!
-//! The shape follows nextest's runner. One dispatcher ([`Runner`], in
+//! Every session takes three steps, the GitHub Actions matrix's three jobs
+//! (`safe.rs`) and `tgs server run` alike: claim; implement (`implement.rs`:
+//! the agent's session, run by `executor.rs`, leaves its work as an
+//! artifact, see `artifact.rs`); hand over (`accept.rs`: the artifact
+//! checked again as untrusted input, then pushed, its pull request opened
+//! by `handover.rs`, and recorded). One code path, wherever the steps run.
+//!
+//! The local shape follows nextest's runner. One dispatcher ([`Runner`], in
 //! `dispatcher.rs`) owns everything shared: the claims and the state target,
 //! the forge, the sinks, the pauses of agents whose provider refused, the
-//! hand-overs still pending. Executors (`executor.rs`) run one session each
-//! on a thread of their own, from worktree to verdict, and report typed
-//! events on a channel; they never touch the state, the remote or the forge.
-//! What happened is judged by pure functions (`outcome.rs`), the hand-over
-//! is its own step (`handover.rs`).
+//! hand-overs still pending. Executors run the implement step of one
+//! session each on a thread of their own and report typed events on a
+//! channel; they never touch the state, the remote or the forge. What
+//! happened is judged by pure functions (`outcome.rs`).
 //!
 //! Every state change goes through the [`StateTarget`]'s compare-and-swap,
 //! so racing workers on other machines stay consistent. A failed session is
@@ -20,11 +26,13 @@
 //! the session that holds it (its claim id), never by one whose lease was
 //! taken over.
 
+mod accept;
 pub mod artifact;
 mod attempt;
 mod dispatcher;
 mod executor;
 mod handover;
+mod implement;
 pub mod outcome;
 mod revise;
 mod safe;

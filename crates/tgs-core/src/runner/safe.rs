@@ -5,25 +5,31 @@
 //! 1. [`Runner::claim_batch`] (write access to the state): up to N claims
 //!    in one state change, each a [`ClaimTicket`].
 //! 2. [`Runner::run_claimed`] (read access only, no GitHub token): the
-//!    session of one ticket, from the checkout as it is; the work is left
-//!    in an artifact folder (see `artifact`), nothing shared is changed.
-//! 3. [`Runner::hand_over_artifacts`] (write access): each artifact checked
-//!    again (the claim against the state, the bundle against the record,
-//!    the work against the rules), then handed over and recorded like any
-//!    session; a ticket whose artifact is missing (its job was cancelled,
-//!    timed out or crashed) is recorded as such and requeued at once.
+//!    session of one ticket, from the checkout as it is: the implement step
+//!    (`implement`) every session takes, `tgs server run`'s too, leaving
+//!    the work in an artifact folder (see `artifact`); nothing shared is
+//!    changed.
+//! 3. [`Runner::hand_over_artifacts`] (write access): each artifact taken
+//!    by the hand-over step every session takes (`accept`: the claim
+//!    against the state, the bundle against the record, the work against
+//!    the rules, then handed over and recorded); a ticket whose artifact is
+//!    missing (its job was cancelled, timed out or crashed) is recorded as
+//!    such and requeued at once.
+//!
+//! What differs from `tgs server run` is only where the steps run: there,
+//! the dispatcher claims one session at a time and its executors'
+//! artifacts stay in the git directory.
 
 use std::path::{Path, PathBuf};
 
+use super::accept::Writer;
 use super::artifact::{self, ClaimTicket, SessionRecord};
-use super::attempt::WipChange;
-use super::executor::{self, Job, Msg, WorkResult};
-use super::{Runner, SessionReport};
+use super::attempt::{Job, Msg, Shared};
+use super::{implement, Runner, SessionReport};
 use crate::backlog::store::Change;
 use crate::backlog::{Backlog, Entry};
-use crate::events::{Event, Outcome, Sink};
-use crate::transcript::Redactor;
-use crate::{clock, git, verify, Error};
+use crate::events::{Event, Sink};
+use crate::{clock, git, Error};
 
 impl Runner<'_> {
     /// Claim up to `n` sessions in one state change (expired claims are
@@ -42,13 +48,9 @@ impl Runner<'_> {
                     break;
                 };
                 super::dispatcher::note_claim(b, &c.entry.dir, &self.cfg.agent, now);
-                tickets.push(ClaimTicket {
-                    thought: c.entry.dir.clone(),
-                    attempt: c.entry.attempts,
-                    claim_id: c.entry.claim_id.clone().unwrap_or_default(),
-                    worker: worker.clone(),
-                    tip: c.entry.revision().map(|_| String::new()),
-                });
+                // A revision's tip is fetched once the claims are made.
+                let tip = c.entry.revision().map(|_| String::new());
+                tickets.push(ClaimTicket::of(&c.entry, tip));
                 titles.push((
                     c.entry.title.clone(),
                     c.entry.revision().map(crate::review::describe_revision),
@@ -127,11 +129,14 @@ impl Runner<'_> {
                     i.titles(self.repo, &[&t]).ok()?.pop()
                 })
                 .unwrap_or_default();
-        let mut entry = match &ticket.tip {
-            Some(_) => self.claimed_revision(ticket)?,
-            None => Entry::new(ticket.thought.clone(), title.clone(), 0, now),
+        // The entry as the claim left it (a revision's, the last attempt's
+        // error for the prompt), when this checkout holds the state branch.
+        let mut entry = match (self.claimed_entry(ticket), &ticket.tip) {
+            (Some(e), _) => e,
+            (None, Some(_)) => return Err(self.revision_not_here(ticket)),
+            (None, None) => Entry::new(ticket.thought.clone(), title.clone(), 0, now),
         };
-        entry.wip = self.claimed_wip(ticket, wip_bundle);
+        entry.wip = self.claimed_wip(&entry, ticket, wip_bundle);
         entry.title = title;
         entry.attempts = ticket.attempt;
         entry.claim_id = Some(ticket.claim_id.clone());
@@ -143,23 +148,15 @@ impl Runner<'_> {
             base: base.clone(),
             tip: ticket.tip.clone().filter(|t| self.has_commit(t)),
         };
-        let w = self.run_one(&job, sink)?;
-        let ended = clock::now();
-        let record = SessionRecord::of(ticket, &w, &base, now, ended);
-        artifact::write(
-            self.repo,
-            out,
-            &record,
-            w.log.as_deref(),
-            self.cfg.transcript_whole.as_deref(),
-        )?;
+        self.run_one(ticket, &job, out, sink)?;
+        let record = artifact::read(out)?;
         Ok(SessionReport {
             dir: ticket.thought.clone(),
-            outcome: w.outcome,
+            outcome: record.outcome,
             final_failure: false,
             pr_url: None,
-            internal: w.internal,
-            reason: w.reason,
+            internal: record.internal,
+            reason: record.reason,
         })
     }
 
@@ -169,10 +166,11 @@ impl Runner<'_> {
     /// session says so and starts from the base.
     fn claimed_wip(
         &self,
+        entry: &Entry,
         ticket: &ClaimTicket,
         bundle: Option<&Path>,
     ) -> Option<crate::backlog::Wip> {
-        let kept = self.claimed_entry(ticket).and_then(|e| e.wip)?;
+        let kept = entry.wip.clone()?;
         if let (Some(file), Ok(name)) = (bundle, super::name_of(&ticket.thought)) {
             let r = super::wip::wip_ref(&name);
             match artifact::fetch_bundle(self.repo, file, &r, &r) {
@@ -188,24 +186,17 @@ impl Runner<'_> {
         Some(kept)
     }
 
-    /// The claimed revision's entry, as the state branch in this checkout
-    /// has it (the claim job recorded it before this job checked out: the
-    /// claim's id must match). Read locally: this job holds no token.
-    fn claimed_revision(&self, ticket: &ClaimTicket) -> Result<Entry, Error> {
-        let branch = self.topology.state_branch();
-        if let Some(e) = self
-            .claimed_entry(ticket)
-            .filter(|e| e.revision().is_some())
-        {
-            return Ok(e);
-        }
-        Err(Error::Setup {
+    /// A claimed revision whose entry is not in this checkout's state
+    /// branch (the claim job recorded it before this job checked out).
+    fn revision_not_here(&self, ticket: &ClaimTicket) -> Error {
+        Error::Setup {
             message: format!(
-                "the claimed revision of {} is not in this checkout's state branch ({branch})",
-                ticket.thought
+                "the claimed revision of {} is not in this checkout's state branch ({})",
+                ticket.thought,
+                self.topology.state_branch()
             ),
             hint: Some("check out with fetch-depth: 0, after the claim job".into()),
-        })
+        }
     }
 
     /// The entry of `ticket`'s claim as the state branch in this checkout
@@ -270,21 +261,19 @@ impl Runner<'_> {
         Ok(n)
     }
 
-    fn has_commit(&self, sha: &str) -> bool {
-        !sha.is_empty()
-            && self
-                .repo
-                .git()
-                .cmd(["cat-file", "-e", &format!("{sha}^{{commit}}")])
-                .output()
-                .is_ok_and(|o| o.success)
-    }
-
-    /// One session on an executor thread, its events forwarded to `sink`.
-    fn run_one(&self, job: &Job, sink: &mut dyn Sink) -> Result<WorkResult, Error> {
+    /// The implement step of `ticket`'s session on a thread of its own (the
+    /// same as a local run's executors), its events forwarded to `sink`,
+    /// its artifact left in `out`.
+    fn run_one(
+        &self,
+        ticket: &ClaimTicket,
+        job: &Job,
+        out: &Path,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
         crate::worktree::ensure_excluded(self.repo)?;
         let identity = git::committer_ident(self.repo.git());
-        let shared = executor::Shared {
+        let shared = Shared {
             repo: self.repo,
             cfg: &self.cfg,
             env: &self.env,
@@ -294,17 +283,19 @@ impl Runner<'_> {
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         std::thread::scope(|scope| {
             let shared = &shared;
-            scope.spawn(move || {
-                let w = executor::run(shared, job, &tx);
-                let _ = tx.send(Msg::Done(job.entry.dir.clone(), Box::new(w)));
+            let done = scope.spawn(move || {
+                let wrote = implement::implement(shared, ticket, job, out, &tx);
+                let _ = tx.send(Msg::Done(job.entry.dir.clone()));
+                wrote
             });
             for m in rx.iter() {
                 match m {
                     Msg::Event(e) => sink.event(&e),
-                    Msg::Done(_, w) => return Ok(*w),
+                    Msg::Done(_) => break,
                 }
             }
-            Err(Error::Failed("the session ended without a result".into()))
+            done.join()
+                .unwrap_or_else(|_| Err(Error::Failed("the session ended without a result".into())))
         })
     }
 
@@ -333,10 +324,7 @@ impl Runner<'_> {
         let state = self.state.read()?;
         // The transcripts come from the agent's job: redacted again, with
         // the secrets this job holds.
-        let redactor = Redactor::for_secrets(
-            Redactor::secret_env_values(std::env::vars(), &self.cfg.settings.redact_env_keys),
-            &self.cfg.settings.redact_patterns,
-        )?;
+        let redactor = self.artifact_redactor()?;
         let mut reports = Vec::new();
         for t in tickets {
             let found = records
@@ -350,9 +338,7 @@ impl Runner<'_> {
                 continue;
             };
             let report = match found {
-                Some((dir, record)) => {
-                    self.hand_over_one(&entry, t, dir, record, &redactor, sink)?
-                }
+                Some((dir, _)) => self.accept(&entry, t, dir, Writer::OtherJob, &redactor, sink)?,
                 None => {
                     let why = unreadable
                         .iter()
@@ -378,211 +364,6 @@ impl Runner<'_> {
             }
         }
         Ok(reports)
-    }
-
-    /// `ticket` is the claim job's word (trusted); `record` the agent's
-    /// job's: its base and tip are never believed (see [`Self::recheck`]).
-    fn hand_over_one(
-        &self,
-        entry: &Entry,
-        ticket: &ClaimTicket,
-        dir: &Path,
-        record: &SessionRecord,
-        redactor: &Redactor,
-        sink: &mut dyn Sink,
-    ) -> Result<SessionReport, Error> {
-        let mut w = record.work_result(dir, redactor);
-        let mut base = String::new();
-        if let Some(recorded) = record
-            .wip
-            .as_ref()
-            .filter(|_| w.outcome != Outcome::Success)
-        {
-            // How it ended is this job's reading of the record (outcome and
-            // cleaned reason), never the record's own account of it.
-            match self.recheck_wip(entry, ticket, dir, recorded, &w.ended()) {
-                Ok(kept) => w.wip = WipChange::Set(kept),
-                Err(why) => w.add_note(format!("its work in progress was not kept: {why}")),
-            }
-        }
-        if w.outcome == Outcome::Success {
-            match self.recheck(entry, ticket, dir, record) {
-                Ok(b) => base = b,
-                Err(why) => {
-                    w.outcome = Outcome::Rejected;
-                    w.reason = Some(why);
-                    w.branch = None;
-                    w.head = None;
-                }
-            }
-        }
-        let job = Job {
-            entry: entry.clone(),
-            base_label: "the base branch".into(),
-            base,
-            tip: ticket.tip.clone(),
-        };
-        self.finish(&job, record.started, w, sink)
-    }
-
-    /// The work of a successful record, checked again: the bundle must hold
-    /// the recorded head, and the work must pass the rules from a base tgs
-    /// knows itself: where the head meets the base branch as the remote has
-    /// it now (a first session), or the tip the claim job recorded (a
-    /// revision, which must descend from it). Never the record's base or
-    /// tip, which the agent's job could write. Returns the base used.
-    fn recheck(
-        &self,
-        entry: &Entry,
-        ticket: &ClaimTicket,
-        dir: &Path,
-        record: &SessionRecord,
-    ) -> Result<String, String> {
-        let (Some(branch), Some(head)) = (&record.branch, &record.head) else {
-            return Err("the record says success but names no branch".into());
-        };
-        let expected = super::branch_of(&entry.dir).unwrap_or_default();
-        if *branch != expected {
-            return Err(format!(
-                "the record names the branch {branch}, not {expected}"
-            ));
-        }
-        let got = artifact::unbundle(self.repo, dir, branch).map_err(|e| e.to_string())?;
-        if got != *head {
-            return Err(format!(
-                "the bundle's {branch} is at {got}, not at the recorded {head}: the artifact was altered"
-            ));
-        }
-        // The same rules as the session's own checks, with the secrets this
-        // job holds (its tokens) and the credential shapes.
-        let scanner =
-            crate::secrets::Scanner::from_env(std::env::vars(), &self.cfg.settings.redact_env_keys);
-        let rules = verify::BranchRules {
-            guardrails: &self.cfg.settings.guardrails,
-            secrets: &scanner,
-        };
-        // A revision adds to its PR branch's tip (an update merges the base:
-        // then the PR as a whole is checked against the base).
-        let on_base = self.where_it_meets_the_base(head)?;
-        let rules_base = match entry.revision().map(|r| r.kind) {
-            Some(crate::backlog::RevisionKind::Update) | None => on_base.clone(),
-            Some(_) => ticket.tip.clone().ok_or_else(|| {
-                "the claim of this revision recorded no pull request tip".to_owned()
-            })?,
-        };
-        let problems = verify::recheck_branch(self.repo, &rules_base, head, &entry.dir, &rules)
-            .map_err(|e| e.to_string())?;
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
-        // The hand-over pushes the branch ref: make it point at the work.
-        self.repo
-            .git()
-            .cmd(["update-ref", &format!("refs/heads/{branch}"), head])
-            .run()
-            .map_err(|e| e.to_string())?;
-        Ok(on_base)
-    }
-
-    /// The work in progress of a record, checked again as a hand-over's
-    /// work is: the bundle must hold the recorded head, and the work from
-    /// where it meets the base must pass the WIP's rules (secrets,
-    /// guardrails, tgs's paths). Text is bounded and cleaned.
-    fn recheck_wip(
-        &self,
-        entry: &Entry,
-        ticket: &ClaimTicket,
-        dir: &Path,
-        recorded: &artifact::RecordedWip,
-        ended: &str,
-    ) -> Result<crate::backlog::Wip, String> {
-        let name = super::name_of(&entry.dir).map_err(|e| e.to_string())?;
-        let from = super::wip::wip_ref(&name);
-        let to = format!("refs/tgs/handover-wip/{name}");
-        let bundle = dir.join(artifact::WIP_BUNDLE_FILE);
-        let got =
-            artifact::fetch_bundle(self.repo, &bundle, &from, &to).map_err(|e| e.to_string())?;
-        if got != recorded.head {
-            return Err(format!(
-                "the bundle holds {got}, not the recorded {}: the artifact was altered",
-                recorded.head
-            ));
-        }
-        // A revision's work is what it adds to the tip the claim recorded.
-        let base = match &ticket.tip {
-            Some(tip) if self.has_commit(tip) => tip.clone(),
-            Some(tip) => return Err(format!("it does not build on the pull request's tip {tip}")),
-            None => self.where_it_meets_the_base(&got)?,
-        };
-        let scanner =
-            crate::secrets::Scanner::from_env(std::env::vars(), &self.cfg.settings.redact_env_keys);
-        let rules = super::wip::Rules {
-            thought_dir: &entry.dir,
-            guardrails: &self.cfg.settings.guardrails,
-            secrets: &scanner,
-        };
-        let (files, lines) =
-            super::wip::check(self.repo, &base, &got, &rules).map_err(|e| e.to_string())??;
-        Ok(crate::backlog::Wip {
-            head: got,
-            base,
-            attempt: ticket.attempt,
-            ended: artifact::clean_text(ended, 300),
-            files,
-            lines,
-            at: clock::now(),
-            last_seen: artifact::clean_block(&recorded.last_seen, super::wip::LAST_SEEN_BYTES),
-        })
-    }
-
-    /// Where `head` meets the base branch as the remote has it now (fetched):
-    /// every change from there to `head` is the work's.
-    fn where_it_meets_the_base(&self, head: &str) -> Result<String, String> {
-        let tip = self
-            .topology
-            .fetch_base(self.repo)
-            .map_err(|e| e.to_string())?;
-        let base = tip
-            .commit
-            .ok_or_else(|| format!("{} has no commits", tip.label))?;
-        let out = self
-            .repo
-            .git()
-            .cmd(["merge-base", &base, head])
-            .output()
-            .map_err(|e| e.to_string())?;
-        let meet = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !out.success || meet.is_empty() {
-            return Err(format!(
-                "the work ({head}) shares no history with {}",
-                tip.label
-            ));
-        }
-        Ok(meet)
-    }
-
-    /// A claimed session whose artifact never came (its job was cancelled,
-    /// timed out or crashed) or cannot be read (`unreadable` says why).
-    /// Recorded as crashed, requeued now.
-    fn record_missing(
-        &self,
-        entry: &Entry,
-        unreadable: Option<&str>,
-        sink: &mut dyn Sink,
-    ) -> Result<SessionReport, Error> {
-        let reason = match unreadable {
-            Some(e) => format!("the session's artifact could not be read ({e})"),
-            None => "the session's job left no artifact (cancelled, timed out or crashed)".into(),
-        };
-        let mut w = WorkResult::new(&self.cfg.agent, Outcome::Crashed, Some(reason));
-        w.requeue_now = true;
-        let job = Job {
-            entry: entry.clone(),
-            base_label: String::new(),
-            base: String::new(),
-            tip: None,
-        };
-        self.finish(&job, entry.claimed_at.unwrap_or_else(clock::now), w, sink)
     }
 }
 
