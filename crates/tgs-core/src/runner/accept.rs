@@ -11,14 +11,24 @@
 //! now, or a revision's pull request tip from the claim, which its head
 //! must descend from); a work in progress likewise. Text is bounded and
 //! cleaned, figures bounded, the transcript redacted again.
+//!
+//! Then `finish`: the work handed over (`handover`: the branch
+//! pushed, the pull request opened, a revision pushed forward and answered
+//! on its PR), the work in progress pushed beside the state, the agent's
+//! question posted, and the end recorded (`record`).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+
+use jiff::Timestamp;
 
 use super::artifact::{self, ClaimTicket, SessionRecord};
 use super::attempt::{Job, WipChange, WorkResult};
-use super::{Runner, SessionReport};
+use super::handover::{self, Handover, PrFacts};
+use super::{wip, Runner, SessionReport};
 use crate::backlog::Entry;
-use crate::events::{Outcome, Sink};
+use crate::events::{Event, Outcome, Sink};
+use crate::repo::Repo;
 use crate::transcript::Redactor;
 use crate::{clock, verify, Error};
 
@@ -84,6 +94,7 @@ impl Runner<'_> {
         }
     }
 
+    /// Whether `sha` names a commit this repository holds.
     pub(super) fn has_commit(&self, sha: &str) -> bool {
         !sha.is_empty()
             && self
@@ -300,5 +311,273 @@ impl Runner<'_> {
             tip: None,
         };
         self.finish(&job, entry.claimed_at.unwrap_or_else(clock::now), w, sink)
+    }
+
+    /// Hand a finished session's work over, record it, tell humans.
+    pub(super) fn finish(
+        &self,
+        job: &Job,
+        started: Timestamp,
+        mut w: WorkResult,
+        sink: &mut dyn Sink,
+    ) -> Result<SessionReport, Error> {
+        let entry = &job.entry;
+        let mut pending = None;
+        let mut pr_url = None;
+        if w.outcome == Outcome::Success {
+            let handed = catch_unwind(AssertUnwindSafe(|| {
+                crate::failpoint::hit("runner.handing-over");
+                match entry.revision() {
+                    Some(_) => self.hand_over_revision(job, &w, sink),
+                    None => self.hand_over(entry, &w, sink),
+                }
+            }));
+            let handed = match handed {
+                Ok(h) => h,
+                Err(panic) => {
+                    w = w.internal_error(&*panic);
+                    return self.record(entry, started, w, None, None, sink);
+                }
+            };
+            match handed {
+                Handover::Done { pr_url: url } => pr_url = url,
+                Handover::PushFailed(why) => {
+                    w.outcome = Outcome::Failed;
+                    w.reason = Some(why);
+                }
+                Handover::Moved(why) => {
+                    w.outcome = Outcome::Failed;
+                    w.reason = Some(why);
+                    w.refund = true;
+                }
+                Handover::Rejected(why) => {
+                    w.outcome = Outcome::Rejected;
+                    w.reason = Some(why);
+                }
+                Handover::Refused(why) => {
+                    w.outcome = Outcome::Rejected;
+                    w.reason = Some(why);
+                    w.final_failure = true;
+                }
+                Handover::Pending(why) => pending = Some(why),
+            }
+        }
+        let handed = (w.outcome == Outcome::Success)
+            .then(|| w.branch.clone().zip(w.head.clone()))
+            .flatten();
+        self.push_wip(entry, &mut w, sink);
+        self.post_question(entry, &mut w);
+        let dropped = w.wip == WipChange::Drop && entry.wip.is_some();
+        let report = self.record(entry, started, w, pr_url, pending, sink)?;
+        if let Some((branch, head)) = handed {
+            forget_local_branch(self.repo, &branch, &head);
+        }
+        if dropped {
+            self.drop_wip(&entry.dir);
+        }
+        Ok(report)
+    }
+
+    /// Push a session's new work in progress beside the state; one that
+    /// cannot be pushed is not recorded (the next attempt could not fetch
+    /// it), and the session's reason says so.
+    fn push_wip(&self, entry: &Entry, w: &mut WorkResult, sink: &mut dyn Sink) {
+        if w.outcome == Outcome::Success {
+            w.wip = WipChange::Drop;
+        }
+        // What the state keeps of the agent's words holds no credential:
+        // the transcript's redaction knows named values, not a token the
+        // agent printed.
+        let scanner = crate::secrets::Scanner::from_env(
+            self.env.iter().cloned(),
+            &self.cfg.settings.redact_env_keys,
+        );
+        w.reason = w.reason.as_deref().map(|r| scanner.mask(r));
+        w.question = w.question.as_deref().map(|q| scanner.mask(q));
+        if let WipChange::Set(kept) = &mut w.wip {
+            kept.ended = scanner.mask(&kept.ended);
+            kept.last_seen = scanner.mask(&kept.last_seen);
+        }
+        let WipChange::Set(kept) = &w.wip else {
+            return;
+        };
+        let Ok(name) = super::name_of(&entry.dir) else {
+            return;
+        };
+        let kept_event = Event::WipKept {
+            dir: entry.dir.clone(),
+            attempt: kept.attempt,
+            reference: wip::wip_ref(&name),
+            files: kept.files,
+            lines: kept.lines,
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            sink.event(&kept_event);
+            return;
+        };
+        if let Err(why) = wip::push(self.repo, remote, &name, &kept.head) {
+            tracing::warn!("{}: {why}", entry.dir);
+            w.add_note(format!("its work in progress was not kept: {why}"));
+            w.wip = WipChange::Keep;
+            return;
+        }
+        sink.event(&kept_event);
+    }
+
+    /// Ask humans the agent's question where they will see it (when it is
+    /// within `server.questions.max_per_thought`; one beyond fails the
+    /// thought instead). A question that cannot be posted still waits: it
+    /// is in `status` and can be answered from the command line.
+    fn post_question(&self, entry: &Entry, w: &mut WorkResult) {
+        let Some(q) = w.question.as_deref() else {
+            return;
+        };
+        let max = self.cfg.settings.questions.max_per_thought;
+        if entry.questions.len() >= max as usize {
+            return;
+        }
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return;
+        };
+        let post = crate::forge::QuestionPost {
+            thought_dir: entry.dir.clone(),
+            title: entry.title.clone(),
+            question: q.to_owned(),
+            number: entry.questions.len() + 1,
+            max,
+            pr_url: entry.revision().and(entry.pr_url.clone()),
+            trigger: self.cfg.settings.review.trigger.clone(),
+        };
+        if let Some(why) =
+            crate::secrets::refuse_pull_request(&self.cfg.settings.redact_env_keys, "", q)
+        {
+            tracing::warn!("{}: the question was not posted: {why}", entry.dir);
+            return;
+        }
+        match forge.ask_humans(&post) {
+            Ok(posted) => w.question_posted = posted,
+            Err(e) => tracing::warn!(
+                "{}: could not ask the question on {}: {e}",
+                entry.dir,
+                forge.name()
+            ),
+        }
+    }
+
+    /// Remove a thought's work in progress that its entry no longer holds
+    /// (best effort: a ref left behind is overwritten by the next one).
+    fn drop_wip(&self, dir: &str) {
+        let Ok(name) = super::name_of(dir) else {
+            return;
+        };
+        let remote = self.cfg.remote.as_deref().filter(|_| self.cfg.push);
+        wip::delete(self.repo, remote, &name);
+    }
+
+    /// Push the verified branch, then open its pull request.
+    fn hand_over(&self, entry: &Entry, w: &WorkResult, sink: &mut dyn Sink) -> Handover {
+        let (Some(branch), Some(head)) = (&w.branch, &w.head) else {
+            return Handover::Done { pr_url: None };
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            return Handover::Done { pr_url: None };
+        };
+        let forge = self.forge.as_deref().filter(|_| self.cfg.open_pr);
+        if let Err(refused) =
+            handover::guard(self.repo, remote, branch, entry.head.as_deref(), forge)
+        {
+            return refused;
+        }
+        if let Err(why) = handover::push(self.repo, remote, branch, head) {
+            return Handover::PushFailed(why);
+        }
+        crate::failpoint::hit("runner.branch-pushed");
+        sink.event(&Event::BranchPushed {
+            dir: entry.dir.clone(),
+            branch: branch.clone(),
+        });
+        let Some(forge) = self.forge.as_deref().filter(|_| self.cfg.open_pr) else {
+            return Handover::Done { pr_url: None };
+        };
+        let got = handover::open_pr(self.repo, forge, entry, branch, head, &self.pr_facts(w));
+        if let Handover::Done { pr_url: Some(url) } = &got {
+            sink.event(&Event::PrOpened {
+                dir: entry.dir.clone(),
+                url: url.clone(),
+            });
+        }
+        got
+    }
+
+    /// Push a revision onto its pull request's branch (forward only: a
+    /// branch that moved meanwhile refuses it) and answer on the PR.
+    fn hand_over_revision(&self, job: &Job, w: &WorkResult, sink: &mut dyn Sink) -> Handover {
+        let entry = &job.entry;
+        let (Some(branch), Some(head)) = (&w.branch, &w.head) else {
+            return Handover::Done { pr_url: None };
+        };
+        let Some(remote) = self.cfg.remote.as_deref().filter(|_| self.cfg.push) else {
+            return Handover::Done { pr_url: None };
+        };
+        let tip = job.tip.as_deref().unwrap_or(head);
+        match handover::push_forward(self.repo, remote, branch, tip, head) {
+            Ok(()) => {}
+            // Not the revision's fault: it runs again on what the branch is now
+            // (or is cancelled by the next sync if the PR is gone).
+            Err(handover::ForwardError::Moved(why)) => return Handover::Moved(why),
+            Err(handover::ForwardError::Failed(why)) => return Handover::PushFailed(why),
+        }
+        sink.event(&Event::BranchPushed {
+            dir: entry.dir.clone(),
+            branch: branch.clone(),
+        });
+        let (Some(forge), Some(pr_url), Some(rev)) = (
+            self.forge.as_deref().filter(|_| self.cfg.open_pr),
+            entry.pr_url.as_deref(),
+            entry.revision(),
+        ) else {
+            return Handover::Done { pr_url: None };
+        };
+        let reply = handover::revision_reply(
+            self.repo,
+            entry,
+            rev,
+            tip,
+            head,
+            self.cfg.settings.review.max_revisions,
+        );
+        if let Some(why) =
+            crate::secrets::refuse_pull_request(&self.cfg.settings.redact_env_keys, "", &reply)
+        {
+            tracing::warn!("{}: the reply was not posted: {why}", entry.dir);
+        } else if let Err(e) = forge.reply_on_pr(pr_url, &reply) {
+            tracing::warn!("{}: could not answer on {pr_url}: {e}", entry.dir);
+        }
+        Handover::Done { pr_url: None }
+    }
+
+    fn pr_facts<'a>(&'a self, w: &WorkResult) -> PrFacts<'a> {
+        let pr = &self.cfg.settings.pr;
+        PrFacts {
+            base_branch: &self.cfg.base_branch,
+            agent: &self.cfg.agent,
+            turns: w.stats.turns,
+            cost_usd: w.stats.cost_usd,
+            title_prefix: &pr.title_prefix,
+            draft: pr.draft,
+            labels: &pr.labels,
+            reviewers: &pr.reviewers,
+            redact_env_keys: &self.cfg.settings.redact_env_keys,
+        }
+    }
+}
+
+/// Delete the local work branch a session made in the user's clone, once
+/// its work is handed over (pushed and recorded): only while it is still at
+/// the head handed over, so a branch someone moved meanwhile is kept.
+fn forget_local_branch(repo: &Repo, branch: &str, head: &str) {
+    let r = format!("refs/heads/{branch}");
+    if let Err(e) = repo.git().cmd(["update-ref", "-d", &r, head]).run() {
+        tracing::debug!("kept {branch}: {e}");
     }
 }

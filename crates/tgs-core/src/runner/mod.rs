@@ -34,24 +34,44 @@ mod executor;
 mod handover;
 mod implement;
 pub mod outcome;
+mod record;
 mod revise;
 mod safe;
 pub mod wip;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
 use crate::events::Outcome;
+use crate::forge::Forge;
+use crate::process::Signals;
 use crate::repo::Repo;
 use crate::thought::ThoughtName;
+use crate::topology::Topology;
 use crate::Error;
 
 pub use crate::backlog::target::StateTarget;
 pub use artifact::{ClaimTicket, SessionRecord};
-pub use dispatcher::{describe_pause, idle_wait, why_not_claimable, Runner, WATCH_FLOOR};
+pub use dispatcher::{describe_pause, idle_wait, why_not_claimable, WATCH_FLOOR};
 pub use handover::{fetch_branch, Handover, Pending};
 pub use outcome::retry_delay;
+
+/// A run of sessions: the repository, the run's settings, the state it
+/// claims from and records in, the forge it hands over to. Its steps are
+/// spread over the modules of `runner` (see above), each an `impl` of it.
+pub struct Runner<'r> {
+    pub repo: &'r Repo,
+    pub cfg: RunConfig,
+    pub state: StateTarget<'r>,
+    pub forge: Option<Box<dyn Forge + 'r>>,
+    pub signals: Option<Arc<Signals>>,
+    /// The environment agents' environments are picked from.
+    pub env: Vec<(String, String)>,
+    /// The remote and branches (the base is read from the remote, fetched).
+    pub topology: Topology,
+}
 
 /// How long to keep going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

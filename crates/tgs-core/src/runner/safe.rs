@@ -47,7 +47,7 @@ impl Runner<'_> {
                 let Some(c) = b.claim_in(self.order(), None, &worker, now, lease)? else {
                     break;
                 };
-                super::dispatcher::note_claim(b, &c.entry.dir, &self.cfg.agent, now);
+                super::record::note_claim(b, &c.entry.dir, &self.cfg.agent, now);
                 // A revision's tip is fetched once the claims are made.
                 let tip = c.entry.revision().map(|_| String::new());
                 tickets.push(ClaimTicket::of(&c.entry, tip));
