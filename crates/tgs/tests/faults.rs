@@ -210,6 +210,58 @@ fn killed_at_every_step_of_a_session_then_one_pull_request() {
     }
 }
 
+/// The folders in `.git/tgs/artifacts`, by name.
+fn artifact_dirs(lab: &Lab<'_>) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lab.repo.path(".git/tgs/artifacts"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A session killed once its artifact is written leaves it behind; the run
+/// that takes the thought again removes it, and with it any folder older
+/// than a lease (another thought's, from a run killed long ago), while a
+/// recent one is left to its session.
+#[test]
+fn artifacts_left_by_a_killed_run_are_removed() {
+    let env = TestEnv::new();
+    let lab = lab(&env, "");
+    run(&mut lab.step(&["server", "scan"]));
+    let out = lab
+        .step(&["server", "run", "--thought", A])
+        .env("TGS_FAILPOINT", "runner.implemented")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9));
+    let left = artifact_dirs(&lab);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("aaaaaaa-first."), "{left:?}");
+    let arts = lab.repo.path(".git/tgs/artifacts");
+    assert!(arts.join(&left[0]).join("session.json").is_file());
+    for (name, age) in [
+        ("zzzzzzz-old.0a1b", "7 hours ago"),
+        ("yyyyyyy-new.2c3d", "1 hour ago"),
+    ] {
+        std::fs::create_dir_all(arts.join(name)).unwrap();
+        std::fs::write(arts.join(name).join("session.json"), "{}").unwrap();
+        let ok = std::process::Command::new("touch")
+            .args(["-d", age])
+            .arg(arts.join(name))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let (code, _, err) = lab.recover();
+    assert_eq!(code, 0, "{err}");
+    lab.assert_whole("runner.implemented");
+    assert_eq!(artifact_dirs(&lab), ["yyyyyyy-new.2c3d"]);
+}
+
 #[test]
 fn killed_while_a_handover_is_pending_then_one_pull_request() {
     for step in [

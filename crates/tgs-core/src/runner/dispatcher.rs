@@ -392,7 +392,8 @@ impl<'r> Runner<'r> {
         }
     }
 
-    /// Start the implement step of `job` on an executor thread of `scope`.
+    /// Start the implement step of `job` on an executor thread of `scope`,
+    /// its artifact going to a folder of its claim's.
     ///
     /// Errors: the thought's directory names no thought (never for a
     /// claimed entry).
@@ -404,7 +405,9 @@ impl<'r> Runner<'r> {
         tx: mpsc::Sender<Msg>,
     ) -> Result<Slot<'s>, Error> {
         let ticket = ClaimTicket::of(&job.entry, job.tip.clone());
-        let out = implement::local_dir(self.repo, &super::name_of(&job.entry.dir)?);
+        let name = super::name_of(&job.entry.dir)?;
+        let lease = self.lease().unsigned_abs();
+        let out = implement::local_dir(self.repo, &name, &ticket.claim_id, lease);
         let handle = {
             let (job, ticket, out) = (job.clone(), ticket.clone(), out.clone());
             scope.spawn(move || {

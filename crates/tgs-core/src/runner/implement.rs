@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
+use std::time::{Duration, SystemTime};
 
 use super::artifact::{self, ClaimTicket, SessionRecord};
 use super::attempt::{Job, Msg, Shared};
@@ -55,11 +56,39 @@ pub(crate) fn implement(
     )
 }
 
-/// Where a local run leaves the artifact of `name`'s session:
-/// `<git dir>/tgs/artifacts/<name>` (one session of a thought at a time).
-pub(crate) fn local_dir(repo: &Repo, name: &ThoughtName) -> PathBuf {
-    repo.common_dir()
-        .join("tgs")
-        .join("artifacts")
-        .join(name.as_str())
+/// Where a local run leaves the artifact of `name`'s session claimed as
+/// `claim_id`: `<git dir>/tgs/artifacts/<name>.<claim id>`, one folder a
+/// claim (a session whose lease another session of this clone took over
+/// must not find the newer one's artifact as its own).
+///
+/// Folders nothing will hand over are removed on the way (best effort):
+/// earlier claims' of this thought, and any older than `lease` (no claim
+/// outlives its lease), left by a run that was killed.
+pub(crate) fn local_dir(
+    repo: &Repo,
+    name: &ThoughtName,
+    claim_id: &str,
+    lease: Duration,
+) -> PathBuf {
+    let all = repo.common_dir().join("tgs").join("artifacts");
+    let earlier = format!("{}.", name.as_str());
+    let now = SystemTime::now();
+    for d in std::fs::read_dir(&all).into_iter().flatten().flatten() {
+        let stale = d
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > lease));
+        if stale || d.file_name().to_string_lossy().starts_with(&earlier) {
+            if let Err(e) = std::fs::remove_dir_all(d.path()) {
+                tracing::warn!("{}: {e}", d.path().display());
+            }
+        }
+    }
+    // The id is tgs's own (hex); kept to what a file name may hold.
+    let id: String = claim_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    all.join(format!("{earlier}{id}"))
 }
