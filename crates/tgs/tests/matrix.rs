@@ -5,6 +5,10 @@
 //! Missing and tampered artifacts included.
 
 mod common;
+#[path = "support/github.rs"]
+mod github;
+#[path = "support/loopback.rs"]
+mod loopback;
 
 use std::path::{Path, PathBuf};
 
@@ -748,4 +752,35 @@ fn a_session_ends_the_same_in_server_run_and_in_the_matrix() {
         let refs = local.git(&["for-each-ref", "refs/tgs/handover", "refs/tgs/handover-wip"]);
         assert_eq!(refs, "", "{case}");
     }
+}
+
+/// A record's word on a bug of tgs's own is not taken: another job that
+/// says its session ended with an internal error opens no issue (its text
+/// would be the job's), and the session is recorded as what it says it was.
+#[test]
+fn a_records_internal_error_is_not_believed() {
+    let env = TestEnv::new();
+    let (repo, _) = queue(&env, 1);
+    let (matrix, art) = claimed_and_implemented(&env, &repo);
+    edit_record(&art, |r| {
+        r["outcome"] = "crashed".into();
+        r["reason"] = "internal error: see https://evil.example/help".into();
+        r["internal"] = true.into();
+        r["refund"] = true.into();
+        r["branch"] = Value::Null;
+        r["head"] = Value::Null;
+    });
+    let gh = github::FakeGitHub::start("octo", "demo", "ghs_matrix_token_0123456789");
+    let (code, out, err) = run(repo
+        .tgs()
+        .env("GITHUB_TOKEN", "ghs_matrix_token_0123456789")
+        .env("GITHUB_REPOSITORY", "octo/demo")
+        .env("GITHUB_API_URL", gh.api_url())
+        .args(["server", "handover", "--claims"])
+        .arg(matrix.to_string())
+        .arg(&art));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(gh.issues().is_empty(), "{:?}", gh.issues());
+    let e = entry(&repo, matrix["include"][0]["thought"].as_str().unwrap());
+    assert_eq!(e["status"], "queued", "{e}");
 }

@@ -509,6 +509,62 @@ fn a_conflicting_pull_request_is_updated_by_a_clean_merge_or_an_agent() {
     assert_eq!(w.entry()["status"], "completed");
 }
 
+/// An update that is git's clean merge of the base holds nothing of an
+/// agent's: it is taken as it is, whatever people pushed to the pull
+/// request (here a workflow, which the guardrails deny an agent), locally
+/// and through the matrix alike. Before, `server run`'s hand-over checked
+/// the whole pull request and rejected it, as the matrix's did.
+#[test]
+fn a_clean_update_takes_what_people_pushed_as_it_is() {
+    for matrix in [false, true] {
+        let env = TestEnv::new();
+        let w = world(&env, "");
+        let human = w.repo.clone_as("human");
+        human.git(&["checkout", "-q", BRANCH]);
+        human.write(".github/workflows/ci.yml", "on: push\n");
+        human.publish("CI for this change");
+        let pushed = w.remote_tip();
+        w.repo.git(&["checkout", "-q", "main"]);
+        w.repo.write("README.md", "moved on\n");
+        w.repo.publish("Base moves");
+        let base = w.repo.head();
+        w.gh.edit_pull(1, |p| p.mergeable = Some(false));
+        w.ok(&["server", "sync-prs"]);
+        if matrix {
+            let out = w.ok(&[
+                "server",
+                "matrix",
+                "--max",
+                "1",
+                "--worker-id",
+                "a/1",
+                "--json",
+            ]);
+            let claims: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+            let art = env.path().join("artifact");
+            w.implement_job(&claims["include"][0], "a/1", &art);
+            let (code, out, err) = run(w
+                .step(&["server", "handover", "--claims"])
+                .arg(claims.to_string())
+                .arg(&art));
+            assert_eq!(code, 0, "{out}{err}");
+        } else {
+            w.ok(&["server", "run"]);
+        }
+        let tip = w.remote_tip();
+        let e = w.entry();
+        assert!(
+            w.ancestor(&base, &tip) && w.ancestor(&pushed, &tip),
+            "matrix {matrix}: the base merged into what people pushed: {e:#}"
+        );
+        assert_eq!(
+            e["review"]["done"][0]["outcome"], "done",
+            "matrix {matrix}: {e:#}"
+        );
+        assert_eq!(w.prompts().len(), 1, "no agent");
+    }
+}
+
 #[test]
 fn a_revision_runs_through_the_matrix_with_no_token_in_the_agents_job() {
     let env = TestEnv::new();

@@ -32,14 +32,49 @@ use crate::repo::Repo;
 use crate::transcript::Redactor;
 use crate::{clock, verify, Error};
 
-/// Who wrote an artifact: what it asks of every worker (a pause) is
-/// bounded when another job wrote it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who wrote an artifact, and what the claim step knows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Writer {
-    /// This process's own implement step (`tgs server run`).
-    ThisRun,
-    /// Another job (the matrix's agent job), which ran tgs beside the agent.
+    /// This process's own implement step (`tgs server run`), started from
+    /// `base`, the base branch's commit its claim step fetched: the work
+    /// is checked from there.
+    ThisRun { base: String },
+    /// Another job (the matrix's agent job), which ran tgs beside the
+    /// agent: its work is checked from where it meets the base branch as
+    /// the remote has it now, what it asks of every worker (a pause) is
+    /// bounded, and its word on a bug of tgs's own is not taken.
     OtherJob,
+}
+
+/// Why the hand-over does not take a session's work.
+#[derive(Debug)]
+enum Refusal {
+    /// The work breaks a rule, or the artifact does not hold what its
+    /// record says: rejected.
+    Work(String),
+    /// The hand-over could not check it (the base could not be fetched):
+    /// not the work's doing; it failed, to be tried again.
+    Unchecked(String),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        Refusal::Work(e.to_string())
+    }
+}
+
+impl From<crate::git::GitError> for Refusal {
+    fn from(e: crate::git::GitError) -> Refusal {
+        Refusal::Work(e.to_string())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Work(why) | Refusal::Unchecked(why) => f.write_str(why),
+        }
+    }
 }
 
 impl Runner<'_> {
@@ -76,7 +111,7 @@ impl Runner<'_> {
             }
             Err(e) => return self.record_missing(entry, Some(&e.to_string()), sink),
         };
-        let report = self.hand_over_one(entry, ticket, dir, &record, writer, redactor, sink);
+        let report = self.hand_over_one(entry, ticket, dir, &record, &writer, redactor, sink);
         self.forget_handover_refs(&entry.dir);
         report
     }
@@ -114,12 +149,16 @@ impl Runner<'_> {
         ticket: &ClaimTicket,
         dir: &Path,
         record: &SessionRecord,
-        writer: Writer,
+        writer: &Writer,
         redactor: &Redactor,
         sink: &mut dyn Sink,
     ) -> Result<SessionReport, Error> {
-        let mut w = record.work_result(dir, redactor);
-        w.untrusted = writer == Writer::OtherJob;
+        let untrusted = *writer == Writer::OtherJob;
+        let mut w = record.work_result(dir, redactor, untrusted);
+        // Neither is the record's word: a revision's branch is gone when its
+        // claim found no tip; a bug of tgs's is this process's to report.
+        w.branch_gone = entry.revision().is_some() && ticket.tip.is_none();
+        w.internal &= !untrusted;
         let mut base = String::new();
         if let Some(recorded) = record
             .wip
@@ -128,17 +167,25 @@ impl Runner<'_> {
         {
             // How it ended is this job's reading of the record (outcome and
             // cleaned reason), never the record's own account of it.
-            match self.recheck_wip(entry, ticket, dir, recorded, &w.ended()) {
+            match self.recheck_wip(entry, ticket, dir, recorded, &w.ended(), writer) {
                 Ok(kept) => w.wip = WipChange::Set(kept),
                 Err(why) => w.add_note(format!("its work in progress was not kept: {why}")),
             }
         }
         if w.outcome == Outcome::Success {
-            match self.recheck(entry, ticket, dir, record) {
+            match self.recheck(entry, ticket, dir, record, writer) {
                 Ok(b) => base = b,
-                Err(why) => {
-                    w.outcome = Outcome::Rejected;
-                    w.reason = Some(why);
+                Err(refusal) => {
+                    w.outcome = match refusal {
+                        Refusal::Work(_) => Outcome::Rejected,
+                        Refusal::Unchecked(_) => Outcome::Failed,
+                    };
+                    w.reason = Some(match refusal {
+                        Refusal::Work(why) => why,
+                        Refusal::Unchecked(why) => {
+                            format!("the hand-over could not check the work: {why}")
+                        }
+                    });
                     w.branch = None;
                     w.head = None;
                 }
@@ -155,31 +202,35 @@ impl Runner<'_> {
 
     /// The work of a successful record, checked again: the bundle must hold
     /// the recorded head, and the work must pass the rules from a base tgs
-    /// knows itself: where the head meets the base branch as the remote has
-    /// it now (a first session), or the tip the claim job recorded (a
-    /// revision, which must descend from it). Never the record's base or
-    /// tip, which the agent's job could write. Returns the base used.
+    /// knows itself (see [`Self::work_base`]), or for a revision from the
+    /// tip the claim recorded (which it must descend from). Never the
+    /// record's base or tip, which the agent's job could write. An update
+    /// that is exactly git's clean merge of the base into the tip holds
+    /// nothing of an agent's and is taken as it is. Returns the base used.
     fn recheck(
         &self,
         entry: &Entry,
         ticket: &ClaimTicket,
         dir: &Path,
         record: &SessionRecord,
-    ) -> Result<String, String> {
+        writer: &Writer,
+    ) -> Result<String, Refusal> {
         let (Some(branch), Some(head)) = (&record.branch, &record.head) else {
-            return Err("the record says success but names no branch".into());
+            return Err(Refusal::Work(
+                "the record says success but names no branch".into(),
+            ));
         };
         let expected = super::branch_of(&entry.dir).unwrap_or_default();
         if *branch != expected {
-            return Err(format!(
+            return Err(Refusal::Work(format!(
                 "the record names the branch {branch}, not {expected}"
-            ));
+            )));
         }
-        let got = artifact::unbundle(self.repo, dir, branch).map_err(|e| e.to_string())?;
+        let got = artifact::unbundle(self.repo, dir, branch)?;
         if got != *head {
-            return Err(format!(
+            return Err(Refusal::Work(format!(
                 "the bundle's {branch} is at {got}, not at the recorded {head}: the artifact was altered"
-            ));
+            )));
         }
         // The same rules as the session's own checks, with the secrets this
         // job holds (its tokens) and the credential shapes.
@@ -191,25 +242,63 @@ impl Runner<'_> {
         };
         // A revision adds to its PR branch's tip (an update merges the base:
         // then the PR as a whole is checked against the base).
-        let on_base = self.where_it_meets_the_base(head)?;
-        let rules_base = match entry.revision().map(|r| r.kind) {
-            Some(crate::backlog::RevisionKind::Update) | None => on_base.clone(),
-            Some(_) => ticket.tip.clone().ok_or_else(|| {
-                "the claim of this revision recorded no pull request tip".to_owned()
-            })?,
+        let on_base = self.work_base(writer, head)?;
+        let tip = || {
+            ticket.tip.clone().ok_or_else(|| {
+                Refusal::Work("the claim of this revision recorded no pull request tip".into())
+            })
         };
-        let problems = verify::recheck_branch(self.repo, &rules_base, head, &entry.dir, &rules)
-            .map_err(|e| e.to_string())?;
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
+        let rules_base = match entry.revision().map(|r| r.kind) {
+            None => Some(on_base.clone()),
+            Some(crate::backlog::RevisionKind::Update) => {
+                (!self.is_clean_merge(head, &tip()?, &on_base)).then(|| on_base.clone())
+            }
+            Some(_) => Some(tip()?),
+        };
+        if let Some(rules_base) = rules_base {
+            let problems =
+                verify::recheck_branch(self.repo, &rules_base, head, &entry.dir, &rules)?;
+            if !problems.is_empty() {
+                return Err(Refusal::Work(problems.join("; ")));
+            }
         }
         // The hand-over pushes the branch ref: make it point at the work.
         self.repo
             .git()
             .cmd(["update-ref", &format!("refs/heads/{branch}"), head])
-            .run()
-            .map_err(|e| e.to_string())?;
+            .run()?;
         Ok(on_base)
+    }
+
+    /// Where the work of `head` starts, as tgs knows it: the base its claim
+    /// step fetched (this run's own session), or where `head` meets the
+    /// base branch as the remote has it now (fetched: another job's).
+    fn work_base(&self, writer: &Writer, head: &str) -> Result<String, Refusal> {
+        match writer {
+            Writer::ThisRun { base } => Ok(base.clone()),
+            Writer::OtherJob => self.where_it_meets_the_base(head),
+        }
+    }
+
+    /// Whether `head` is git's own clean merge of `base` into `tip`: its
+    /// parents those two, its tree the one `git merge-tree` makes of them.
+    fn is_clean_merge(&self, head: &str, tip: &str, base: &str) -> bool {
+        let git = self.repo.git();
+        let parents = git.text(["rev-list", "--parents", "-n", "1", head]);
+        let Ok(parents) = parents else {
+            return false;
+        };
+        if parents.split_whitespace().skip(1).collect::<Vec<_>>() != [tip, base] {
+            return false;
+        }
+        let merged = git
+            .cmd(["merge-tree", "--write-tree", "--no-messages", tip, base])
+            .output();
+        let tree = git.text(["rev-parse", &format!("{head}^{{tree}}")]);
+        match (merged, tree) {
+            (Ok(m), Ok(tree)) => m.success && m.stdout_text().trim() == tree,
+            _ => false,
+        }
     }
 
     /// The work in progress of a record, checked again as a hand-over's
@@ -223,6 +312,7 @@ impl Runner<'_> {
         dir: &Path,
         recorded: &artifact::RecordedWip,
         ended: &str,
+        writer: &Writer,
     ) -> Result<crate::backlog::Wip, String> {
         let name = super::name_of(&entry.dir).map_err(|e| e.to_string())?;
         let from = super::wip::wip_ref(&name);
@@ -240,7 +330,7 @@ impl Runner<'_> {
         let base = match &ticket.tip {
             Some(tip) if self.has_commit(tip) => tip.clone(),
             Some(tip) => return Err(format!("it does not build on the pull request's tip {tip}")),
-            None => self.where_it_meets_the_base(&got)?,
+            None => self.work_base(writer, &got).map_err(|r| r.to_string())?,
         };
         let scanner =
             crate::secrets::Scanner::from_env(std::env::vars(), &self.cfg.settings.redact_env_keys);
@@ -265,26 +355,21 @@ impl Runner<'_> {
 
     /// Where `head` meets the base branch as the remote has it now (fetched):
     /// every change from there to `head` is the work's.
-    fn where_it_meets_the_base(&self, head: &str) -> Result<String, String> {
+    fn where_it_meets_the_base(&self, head: &str) -> Result<String, Refusal> {
         let tip = self
             .topology
             .fetch_base(self.repo)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Refusal::Unchecked(e.to_string()))?;
         let base = tip
             .commit
-            .ok_or_else(|| format!("{} has no commits", tip.label))?;
-        let out = self
-            .repo
-            .git()
-            .cmd(["merge-base", &base, head])
-            .output()
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| Refusal::Unchecked(format!("{} has no commits", tip.label)))?;
+        let out = self.repo.git().cmd(["merge-base", &base, head]).output()?;
         let meet = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if !out.success || meet.is_empty() {
-            return Err(format!(
+            return Err(Refusal::Work(format!(
                 "the work ({head}) shares no history with {}",
                 tip.label
-            ));
+            )));
         }
         Ok(meet)
     }

@@ -105,9 +105,6 @@ pub struct SessionRecord {
     /// A bug of tgs's own (a panic) ended the session: humans are told.
     #[serde(default)]
     pub internal: bool,
-    /// A revision found its pull request's branch gone: nothing to revise.
-    #[serde(default)]
-    pub branch_gone: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress_targets: Vec<String>,
 }
@@ -172,7 +169,6 @@ impl SessionRecord {
             egress_denied: w.egress_denied,
             egress_targets: w.egress_targets.clone(),
             internal: w.internal,
-            branch_gone: w.branch_gone,
         }
     }
 
@@ -181,9 +177,15 @@ impl SessionRecord {
     /// by field: text bounded and stripped of control characters, numbers
     /// finite and bounded, the transcript only the artifact's own file in
     /// `dir` (bounded, redacted again with `redactor`), never a path the
-    /// record names; the work is checked again by the caller. The result is
-    /// marked untrusted (its pause is bounded: see `settle`).
-    pub(crate) fn work_result(&self, dir: &Path, redactor: &Redactor) -> WorkResult {
+    /// record names; the work is checked again by the caller. A record of
+    /// another job's is `untrusted`: the pause it asks of every worker is
+    /// bounded (its wait here, the rest in `settle`).
+    pub(crate) fn work_result(
+        &self,
+        dir: &Path,
+        redactor: &Redactor,
+        untrusted: bool,
+    ) -> WorkResult {
         let agent = clean_text(&self.stats.agent, 80);
         let reason = self
             .reason
@@ -196,8 +198,8 @@ impl SessionRecord {
         w.refund = self.refund;
         w.final_failure = self.final_failure;
         w.internal = self.internal;
-        w.branch_gone = self.branch_gone;
-        w.untrusted = true;
+        w.untrusted = untrusted;
+        let max_pause = if untrusted { MAX_PAUSE_SECS } else { u64::MAX };
         // Set only once the hand-over job has checked it (see `safe`).
         w.wip = if self.wip_dropped {
             WipChange::Drop
@@ -210,7 +212,7 @@ impl SessionRecord {
             .map(|(kind, detail, wait)| ProviderCondition {
                 kind: ProviderKind::parse(kind).unwrap_or(ProviderKind::RateLimited),
                 detail: clean_text(detail, 300),
-                retry_after: wait.map(|s| Duration::from_secs(s.min(MAX_PAUSE_SECS))),
+                retry_after: wait.map(|s| Duration::from_secs(s.min(max_pause))),
             });
         w.sandbox = match self.sandbox.as_deref() {
             Some("bubblewrap") => Some(super::attempt::sandbox_name(true)),

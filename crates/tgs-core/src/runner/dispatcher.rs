@@ -375,7 +375,9 @@ impl<'r> Runner<'r> {
                         &slot.job.entry,
                         &slot.ticket,
                         &slot.out,
-                        Writer::ThisRun,
+                        Writer::ThisRun {
+                            base: slot.job.base.clone(),
+                        },
                         &redactor,
                         sink,
                     );

@@ -16,8 +16,9 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, SystemTime};
 
 use super::artifact::{self, ClaimTicket, SessionRecord};
-use super::attempt::{Job, Msg, Shared};
+use super::attempt::{Job, Msg, Shared, WorkResult};
 use super::executor;
+use crate::events::Outcome;
 use crate::repo::Repo;
 use crate::thought::ThoughtName;
 use crate::{clock, Error};
@@ -47,13 +48,24 @@ pub(crate) fn implement(
         w.add_note(note);
     }
     let record = SessionRecord::of(ticket, &w, &job.base, started, clock::now());
-    artifact::write(
+    let wrote = artifact::write(
         sh.repo,
         out,
         &record,
         w.log.as_deref(),
         sh.cfg.transcript_whole.as_deref(),
-    )
+    );
+    if let Err(e) = &wrote {
+        // The hand-over says why, rather than finding no record at all.
+        let why = format!("tgs could not leave the session's work for its hand-over: {e}");
+        let failed = WorkResult::new(&sh.cfg.agent, Outcome::Failed, Some(why));
+        let record = SessionRecord::of(ticket, &failed, &job.base, started, clock::now());
+        let _ = std::fs::remove_dir_all(out);
+        if artifact::write(sh.repo, out, &record, None, None).is_ok() {
+            return Ok(());
+        }
+    }
+    wrote
 }
 
 /// Where a local run leaves the artifact of `name`'s session claimed as
@@ -72,13 +84,18 @@ pub(crate) fn local_dir(
 ) -> PathBuf {
     let all = repo.common_dir().join("tgs").join("artifacts");
     let earlier = format!("{}.", name.as_str());
+    // `<name>.<id>` exactly: a thought's name may hold a dot, not an id.
+    let of_this = |file: &str| {
+        file.strip_prefix(&earlier)
+            .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+    };
     let now = SystemTime::now();
     for d in std::fs::read_dir(&all).into_iter().flatten().flatten() {
         let stale = d
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > lease));
-        if stale || d.file_name().to_string_lossy().starts_with(&earlier) {
+        if stale || of_this(&d.file_name().to_string_lossy()) {
             if let Err(e) = std::fs::remove_dir_all(d.path()) {
                 tracing::warn!("{}: {e}", d.path().display());
             }
@@ -91,4 +108,43 @@ pub(crate) fn local_dir(
         .take(64)
         .collect();
     all.join(format!("{earlier}{id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Earlier folders of the thought go; another thought's, whose name
+    /// starts the same and holds a dot, stays.
+    #[test]
+    fn a_claims_folder_replaces_only_its_thoughts_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let repo = Repo::discover(dir.path()).unwrap();
+        let all = dir.path().join(".git/tgs/artifacts");
+        for d in [
+            "abc1234-foo.0a1b",
+            "abc1234-foo.v2.0c0d",
+            "abc1234-foobar.0e0f",
+        ] {
+            std::fs::create_dir_all(all.join(d)).unwrap();
+        }
+        let name = ThoughtName::parse("abc1234-foo").unwrap();
+        let got = local_dir(&repo, &name, "00ff", Duration::from_secs(3600));
+        assert_eq!(got, all.join("abc1234-foo.00ff"));
+        let mut left: Vec<String> = std::fs::read_dir(&all)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["abc1234-foo.v2.0c0d", "abc1234-foobar.0e0f"]);
+    }
 }
