@@ -354,6 +354,18 @@ fn credit_and_credentials_pause_the_agent_until_a_human_resumes_it() {
     assert_eq!(gh.issues()[0].state, "closed");
 }
 
+/// A repository whose agent is a Claude Code stand-in ending with the
+/// stream-json `result` line given, exit 1.
+fn claude_lab<'e>(env: &'e TestEnv, result: &str) -> TestRepo<'e> {
+    let bin = fake_claude(env, "", result, "exit 1\n");
+    lab(
+        env,
+        "claude-code",
+        &format!("{{ driver: claude-code, bin: {bin} }}"),
+        "",
+    )
+}
+
 /// A local session's provider asking for a long wait is waited out as
 /// asked: only another job's word (an artifact's) is bounded to an hour.
 /// Before, every session's was, since `server run` hands its sessions over
@@ -362,13 +374,7 @@ fn credit_and_credentials_pause_the_agent_until_a_human_resumes_it() {
 fn a_local_pause_lasts_as_long_as_the_provider_asks() {
     let env = TestEnv::new();
     let limited = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"num_turns":0,"result":"API Error: 429 rate_limit_error; retry after 7200 seconds","session_id":"s1"}"#;
-    let bin = fake_claude(&env, "", limited, "exit 1\n");
-    let repo = lab(
-        &env,
-        "claude-code",
-        &format!("{{ driver: claude-code, bin: {bin} }}"),
-        "",
-    );
+    let repo = claude_lab(&env, limited);
     let (code, _, err) = repo.server_run(&["--no-pr", "--once"]);
     assert_eq!(code, 0, "{err}");
     let pause = &repo.remote_backlog()["pauses"]["claude-code"];
@@ -388,13 +394,7 @@ fn rate_limits_and_capacity_are_waited_out_not_counted() {
     // Claude: API error 429.
     let env = TestEnv::new();
     let limited = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"num_turns":0,"result":"API Error: 429 rate_limit_error","session_id":"s1"}"#;
-    let bin = fake_claude(&env, "", limited, "exit 1\n");
-    let repo = lab(
-        &env,
-        "claude-code",
-        &format!("{{ driver: claude-code, bin: {bin} }}"),
-        "",
-    );
+    let repo = claude_lab(&env, limited);
     let (code, _, err) = repo.server_run(&["--no-pr", "--until-empty"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(sessions(&env), 1, "no second claim while paused: {err}");

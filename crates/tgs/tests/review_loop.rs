@@ -115,6 +115,20 @@ impl World<'_> {
             .unwrap_or_default()
     }
 
+    /// The matrix's claim job: one claim for `worker`; the matrix.
+    fn matrix_claim(&self, worker: &str) -> Value {
+        let out = self.ok(&[
+            "server",
+            "matrix",
+            "--max",
+            "1",
+            "--worker-id",
+            worker,
+            "--json",
+        ]);
+        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+    }
+
     /// The matrix's agent job for `ticket`: a clone with no remote and no
     /// token runs the claimed session, its artifact left in `art`.
     fn implement_job(&self, ticket: &Value, worker: &str, art: &std::path::Path) {
@@ -531,16 +545,7 @@ fn a_clean_update_takes_what_people_pushed_as_it_is() {
         w.gh.edit_pull(1, |p| p.mergeable = Some(false));
         w.ok(&["server", "sync-prs"]);
         if matrix {
-            let out = w.ok(&[
-                "server",
-                "matrix",
-                "--max",
-                "1",
-                "--worker-id",
-                "a/1",
-                "--json",
-            ]);
-            let claims: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+            let claims = w.matrix_claim("a/1");
             let art = env.path().join("artifact");
             w.implement_job(&claims["include"][0], "a/1", &art);
             let (code, out, err) = run(w
@@ -649,16 +654,7 @@ fn a_revision_whose_branch_is_gone_ends_the_same_in_the_matrix() {
     let w = world(&env, "");
     w.changes_requested("rename it");
     w.repo.git(&["push", "-q", "origin", "--delete", BRANCH]);
-    let out = w.ok(&[
-        "server",
-        "matrix",
-        "--max",
-        "1",
-        "--worker-id",
-        "a/1",
-        "--json",
-    ]);
-    let matrix: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let matrix = w.matrix_claim("a/1");
     let t = &matrix["include"][0];
     let art = env.path().join("artifact");
     w.implement_job(t, "a/1", &art);
