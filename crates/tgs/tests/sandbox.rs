@@ -362,6 +362,41 @@ fn dry_run_prints_the_sandbox_command() {
     assert_eq!(v["sandbox"]["mode"], "on", "{v}");
 }
 
+/// The dry run shows a Codex agent's command as a session would run it:
+/// inside the sandbox, pointed at the model gateway (Codex ignores
+/// `OPENAI_BASE_URL`), the key a stand-in named, never the key. Before, the
+/// printed command lacked the provider it would be given.
+#[test]
+fn dry_run_shows_codex_pointed_at_the_gateway() {
+    if !available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = lab(&env, WORK, &[]);
+    let bin = env.script("codex", "exit 0\n");
+    repo.write(
+        "tgs/tgs.yml",
+        &format!("server:\n  agent: codex\n  sandbox: {{ mode: on }}\n  agents:\n    codex: {{ driver: codex, bin: {bin} }}\n"),
+    );
+    repo.publish("codex");
+    let key = "sk-proj-dryrun0123456789abcdef0123456789abcdef";
+    let (code, out, err) =
+        run(tgs(&repo)
+            .env("OPENAI_API_KEY", key)
+            .args(["--json", "server", "run", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let command = v["command"].as_str().unwrap();
+    for part in [
+        "model_provider=\"tgs\"",
+        "model_providers.tgs.base_url=\"http://openai.model.tgs.invalid",
+        "model_providers.tgs.env_key=\"OPENAI_API_KEY\"",
+    ] {
+        assert!(command.contains(part), "{part} not in {command}");
+    }
+    assert!(!out.contains(key), "{out}");
+}
+
 /// An agent that forks without bound is held to `limits.processes`: the
 /// machine stays usable, and what it does after is done. Run as an
 /// unprivileged user (the limit does not bind root).

@@ -498,7 +498,14 @@ impl<'r> Runner<'r> {
             timeout_secs: self.cfg.session_timeout.as_secs(),
             identity: None,
         };
-        let cmd = spec.command(&[], &inv, "<the implementation prompt>");
+        // Its environment as a session's would be (only its words are
+        // shown): with the sandbox on, the model gateway's stand-ins, which
+        // a CLI that does not read them is pointed at (Codex).
+        let mut cmd = spec.command(&self.env, &inv, "<the implementation prompt>");
+        if self.cfg.settings.sandbox.on {
+            cmd.env = crate::sandbox::gateway::plan(&cmd.env).1;
+        }
+        spec.fit_endpoint(&mut cmd);
         let sandbox = self.cfg.settings.sandbox.on.then(|| {
             crate::sandbox::Wall::for_session(
                 self.repo,
