@@ -84,6 +84,20 @@ pub fn check(text: &str) -> Result<String, String> {
     bounded("the question", text, MAX_QUESTION)
 }
 
+/// A question taken within [`MAX_QUESTION`] after its secrets were masked
+/// (a mask can be longer than the secret it hides): cut at the bound, on a
+/// character's edge, so that the hand-over's [`check`] takes it.
+pub fn fit(masked: String) -> String {
+    if masked.len() <= MAX_QUESTION {
+        return masked;
+    }
+    let mut end = MAX_QUESTION;
+    while !masked.is_char_boundary(end) {
+        end -= 1;
+    }
+    masked[..end].to_owned()
+}
+
 /// An answer as tgs keeps it (see [`check`]), at most [`MAX_ANSWER`] bytes.
 pub fn check_answer(text: &str) -> Result<String, String> {
     bounded("the answer", text, MAX_ANSWER)
@@ -198,6 +212,15 @@ pub fn prompt_block(questions: &[Question]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_question_fits_the_bound() {
+        let q = format!("{}é{}", "a".repeat(MAX_QUESTION - 1), "[REDACTED]");
+        let fitted = fit(q);
+        assert_eq!(fitted.len(), MAX_QUESTION - 1, "cut before the split é");
+        assert!(check(&fitted).is_ok());
+        assert_eq!(fit("short".into()), "short");
+    }
     use crate::backlog::Answer;
 
     fn q(text: &str, answer: Option<&str>) -> Question {

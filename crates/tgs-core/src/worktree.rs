@@ -374,6 +374,29 @@ fn is_object_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The name a hand-in's git directory starts with, in `<git dir>/tgs`.
+const HAND_IN_PREFIX: &str = "hand-in-";
+
+/// A hand-in takes seconds: one whose directory is older than this was
+/// left by a tgs that was killed during it.
+const HAND_IN_LEFT_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove the hand-in directories in `parent` that killed runs left (best
+/// effort: one that cannot be removed is left for the next time).
+fn sweep_hand_ins(parent: &Path) {
+    let now = std::time::SystemTime::now();
+    for d in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let left = d.file_name().to_string_lossy().starts_with(HAND_IN_PREFIX)
+            && d.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                now.duration_since(t)
+                    .is_ok_and(|age| age > HAND_IN_LEFT_AFTER)
+            });
+        if left {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
+}
+
 /// A git directory of tgs's own for one hand-in, removed when dropped. It
 /// borrows the agent's objects and the user's (`objects/info/alternates`),
 /// has no configuration, no hooks, and its own index.
@@ -387,8 +410,9 @@ impl HandIn {
     fn new(repo: &Repo, agent_gitdir: &Path) -> Result<HandIn, Error> {
         let parent = repo.common_dir().join("tgs");
         std::fs::create_dir_all(&parent)?;
+        sweep_hand_ins(&parent);
         let dir = tempfile::Builder::new()
-            .prefix("hand-in-")
+            .prefix(HAND_IN_PREFIX)
             .tempdir_in(&parent)?;
         repo.git()
             .cmd([
@@ -504,6 +528,30 @@ fn path_str(p: &Path) -> Result<&str, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_in_directories_left_by_a_killed_run_are_swept() {
+        let parent = tempfile::tempdir().unwrap();
+        for d in ["hand-in-old", "hand-in-new", "artifacts"] {
+            std::fs::create_dir_all(parent.path().join(d).join("objects")).unwrap();
+        }
+        for d in ["hand-in-old", "artifacts"] {
+            let ok = std::process::Command::new("touch")
+                .args(["-d", "2 hours ago"])
+                .arg(parent.path().join(d))
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        sweep_hand_ins(parent.path());
+        let mut left: Vec<String> = std::fs::read_dir(parent.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["artifacts", "hand-in-new"]);
+    }
 
     #[test]
     fn the_worktree_holding_a_branch_is_found() {

@@ -324,7 +324,7 @@ pub(super) fn agent_and_verify(
     if interrupted.is_none() && !cancelled {
         // A question asked ends the attempt whatever way the agent then ended.
         match crate::question::take(&wt.path) {
-            Ok(Some(q)) => return Ok(w.asked(redactor.redact(&q))),
+            Ok(Some(q)) => return Ok(w.asked(crate::question::fit(redactor.redact(&q)))),
             Ok(None) => {}
             Err(why) => {
                 let why = format!("its question was not taken: {why}");
