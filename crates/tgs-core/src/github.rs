@@ -16,6 +16,7 @@ mod content;
 mod markdown;
 mod remote;
 mod reviews;
+mod text;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,15 +30,16 @@ use crate::forge::{Forge, OpenedPr, PullRequest};
 use crate::{Error, ForgeErrorKind};
 
 pub use content::{
-    alert_body, alert_comment, alert_title, code_span, fenced, inline, neutralize_mentions,
-    one_line, pr_body, pr_title, resolve_comment, revision_reply, thought_marker, FailureAlert,
-    PrBodyInput, RevisionReply, MAX_BODY_LEN, MAX_TITLE_CHARS, REPLY_MARKER,
+    alert_body, alert_comment, alert_title, code_span, fenced, inline, one_line, pr_body, pr_title,
+    resolve_comment, revision_reply, thought_marker, FailureAlert, PrBodyInput, RevisionReply,
+    MAX_BODY_LEN, MAX_TITLE_CHARS, REPLY_MARKER,
 };
 pub use remote::{
     parse_remote_url, parse_slug, pick_token, redact_url, Config, RemoteRepo, DEFAULT_API_URL,
     TOKEN_VARS,
 };
 pub use reviews::{parse_event, parse_pr_info, PrInfo, NEEDS_HUMAN_LABEL};
+pub use text::neutralize_mentions;
 
 /// The label of failure-alert issues (GitHub creates it on first use).
 pub const FAILED_LABEL: &str = "tgs:failed";

@@ -27,7 +27,6 @@ use jiff::Timestamp;
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::backlog::store::Record;
 use crate::backlog::{Backlog, Entry, Status};
 
 pub const AUDIT_DIR: &str = "tgs/server/audit";
@@ -131,6 +130,26 @@ pub fn parse_archive_line(line: &str) -> Option<Entry> {
     serde_json::from_str(line)
         .ok()
         .or_else(|| crate::backlog::values::repair_entry_json(line))
+}
+
+/// The kinds of record files a change appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Audit,
+    Metrics,
+    Archive,
+}
+
+impl Record {
+    /// This month's file of this kind, for a change at `now`.
+    pub fn path(self, now: jiff::Timestamp) -> String {
+        let [audit, metrics, archive] = current_files(now);
+        match self {
+            Record::Audit => audit,
+            Record::Metrics => metrics,
+            Record::Archive => archive,
+        }
+    }
 }
 
 /// The kind of history file `path` is, if it is one (a month file, or a

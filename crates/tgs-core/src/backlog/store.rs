@@ -155,25 +155,8 @@ pub struct Append {
     pub line: String,
 }
 
-/// The kinds of record files a change appends to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
-    Audit,
-    Metrics,
-    Archive,
-}
-
-impl Record {
-    /// This month's file of this kind, for a change at `now`.
-    pub fn path(self, now: jiff::Timestamp) -> String {
-        let [audit, metrics, archive] = crate::history::current_files(now);
-        match self {
-            Record::Audit => audit,
-            Record::Metrics => metrics,
-            Record::Archive => archive,
-        }
-    }
-}
+/// The kinds of record files a change appends to (see `history`).
+pub use crate::history::Record;
 
 /// What a change function decided.
 pub struct Change<T> {

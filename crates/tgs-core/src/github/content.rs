@@ -9,6 +9,8 @@
 //! broken with a zero-width joiner, and every body stays under GitHub's size
 //! limit.
 
+use super::text::{clean_block, is_invisible, neutralize_mentions};
+
 /// A PR title's length bound, in characters (GitHub shows about this much).
 pub const MAX_TITLE_CHARS: usize = 72;
 /// GitHub's limit for a PR/issue body or comment (65,536), with a margin.
@@ -21,8 +23,6 @@ const MAX_BACKTICK_RUN: usize = 32;
 const MAX_LOG_TAIL_LEN: usize = 40_000;
 /// What the last error in an alert is bounded to.
 const MAX_ERROR_LEN: usize = 8_000;
-
-const ZWJ: char = '\u{200D}';
 
 /// The hidden marker that ties a PR or an alert issue to its thought. The
 /// directory is percent-encoded outside `[A-Za-z0-9._/-]`, so it can never
@@ -393,27 +393,6 @@ pub fn one_line(text: &str, max: usize) -> String {
     truncate_chars(&out, max)
 }
 
-/// Break `@name` mentions (and `@org/team`) with a zero-width joiner after
-/// the `@`, so text from a thought cannot notify anyone. An `@` inside a word
-/// (e-mail addresses) is not a mention and is left alone.
-pub fn neutralize_mentions(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut prev: Option<char> = None;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '@' {
-            let after_word = prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '`');
-            let next_is_name = chars.peek().is_some_and(|n| n.is_ascii_alphanumeric());
-            if !after_word && next_is_name {
-                out.push(ZWJ);
-            }
-        }
-        prev = Some(c);
-    }
-    out
-}
-
 /// Escape one line for markdown: ASCII punctuation that markdown or HTML
 /// reads (`<`, `&`, `[`, `*`, backticks, ...) gets a backslash, and mentions
 /// are broken. Used for titles and table cells.
@@ -466,23 +445,6 @@ fn encode_url(url: &str) -> String {
 
 fn is_http_url(u: &str) -> bool {
     (u.starts_with("https://") || u.starts_with("http://")) && !u.contains(char::is_whitespace)
-}
-
-/// Multi-line text for a fence: `\r\n` and lone `\r` become `\n`, other
-/// control characters (but tabs) and invisible formatting ones are dropped.
-pub(super) fn clean_block(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .chars()
-        .filter(|c| *c == '\n' || *c == '\t' || !(c.is_control() || is_invisible(*c)))
-        .collect()
-}
-
-/// Bidi controls and zero-width characters that can hide or reorder text.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
 }
 
 fn cap_backtick_runs(text: &str) -> String {

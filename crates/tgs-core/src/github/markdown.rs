@@ -16,7 +16,7 @@
 
 use pulldown_cmark::{html, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use super::content::{clean_block, neutralize_mentions};
+use super::text::{clean_block, neutralize_mentions};
 
 /// The summary as safe HTML.
 pub fn summary_html(text: &str) -> String {

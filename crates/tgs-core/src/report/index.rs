@@ -234,7 +234,7 @@ impl HistoryIndex {
             reason: a
                 .reason
                 .as_deref()
-                .map(|r| super::site::clip(r, REASON_CHARS).into()),
+                .map(|r| super::clip(r, REASON_CHARS).into()),
         };
         let log = self.log(thought);
         log.events_total += 1;

@@ -347,6 +347,18 @@ fn last_lines(buf: &[u8], cut: bool, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// `s` in at most `max` characters, `…` ending one that was cut (the
+/// dashboard's and the index's short texts).
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

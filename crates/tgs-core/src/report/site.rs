@@ -24,6 +24,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
+use super::clip;
 use super::index::{EventView, HistoryIndex, SessionView};
 use super::metrics::MetricsSummary;
 use super::status::pr_closed;
@@ -457,16 +458,6 @@ fn pr_link(url: Option<&str>) -> String {
 fn percent(r: Option<f64>) -> String {
     r.map(|r| format!("{:.1}%", r * 100.0))
         .unwrap_or_else(|| "–".into())
-}
-
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }
 
 fn thought_link(dir: &str, title: &str, pages: &BTreeMap<String, String>) -> String {
