@@ -35,6 +35,7 @@ pub mod report;
 pub mod review;
 pub mod runner;
 pub mod sandbox;
+pub mod scaffold;
 pub mod secrets;
 pub mod selfcheck;
 pub mod session;

@@ -8,7 +8,7 @@
 //! title and body. It looks for two things:
 //!
 //! - **Values tgs knows to be secret**: the values of environment variables
-//!   named like secrets (see [`crate::transcript::name_looks_secret`]: the
+//!   named like secrets (see [`name_looks_secret`]: the
 //!   agent's model key, every GitHub token tgs holds), and those of
 //!   `ai.redact_env_keys`; each in the encodings a leak takes ([`encodings`]):
 //!   raw, each line of a multi-line value, base64 (standard and URL-safe) at
@@ -36,8 +36,21 @@ use base64::Engine;
 use regex::bytes::{Regex, RegexSet};
 
 use crate::git::{Git, GitError};
-use crate::transcript::{name_looks_secret, MIN_SECRET_LEN};
 use crate::Error;
+
+/// Shorter values are not treated as secrets: redacting "1" or "true"
+/// everywhere would wreck the log and protect nothing.
+pub const MIN_SECRET_LEN: usize = 6;
+
+/// Whether an environment variable's name says its value is a secret:
+/// `*_KEY`, `*TOKEN*`, `*SECRET*`, `*PASSWORD*` (any case).
+pub fn name_looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.ends_with("_KEY")
+        || ["TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|word| upper.contains(word))
+}
 
 /// A credential shape: a gitleaks rule id and its pattern.
 pub struct Rule {

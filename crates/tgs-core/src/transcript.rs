@@ -50,9 +50,8 @@ pub const REDACTED: &str = "[REDACTED]";
 /// this size, so memory stays bounded.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// Shorter values are not treated as secrets: redacting "1" or "true"
-/// everywhere would wreck the log and protect nothing.
-pub const MIN_SECRET_LEN: usize = 6;
+/// What counts as a secret (see `secrets`), as the redaction uses it.
+pub use crate::secrets::{name_looks_secret, MIN_SECRET_LEN};
 
 /// How much input the writer handles per step. This bounds its transient
 /// buffers when a caller writes a huge slice in one call.
@@ -319,16 +318,6 @@ impl Redactor {
         }
         out.extend_from_slice(&line[pos..]);
     }
-}
-
-/// Whether an environment variable's name says its value is a secret:
-/// `*_KEY`, `*TOKEN*`, `*SECRET*`, `*PASSWORD*` (any case).
-pub fn name_looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper.ends_with("_KEY")
-        || ["TOKEN", "SECRET", "PASSWORD"]
-            .iter()
-            .any(|word| upper.contains(word))
 }
 
 /// A `Write` adapter that redacts everything written through it before passing

@@ -405,7 +405,7 @@ fn verify_work(
     let verify_env: Vec<(String, String)> = ctx
         .agent_env
         .iter()
-        .filter(|(k, _)| !crate::transcript::name_looks_secret(k))
+        .filter(|(k, _)| !crate::secrets::name_looks_secret(k))
         .cloned()
         .collect();
     let scanner =

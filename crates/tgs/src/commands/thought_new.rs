@@ -1,7 +1,6 @@
 //! `tgs thought new`: scaffold a thought directory.
 
 use serde_json::json;
-use tgs_core::template;
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -19,7 +18,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let repo = ctx.repo()?;
-    let made = template::scaffold(&repo, &args.title, args.spec.as_deref())?;
+    let made = tgs_core::scaffold::scaffold(&repo, &args.title, args.spec.as_deref())?;
     if ctx.json {
         output::json(&json!({ "dir": made.dir, "files": made.files }));
     } else {
