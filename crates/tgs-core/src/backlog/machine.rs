@@ -10,6 +10,7 @@
 //! ```
 //! An `in_progress` entry whose lease has expired may be claimed again.
 
+use super::transitions::check;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Backlog, Entry, Status};
@@ -44,18 +45,6 @@ pub struct Claim {
     pub entry: Entry,
     /// The lease of an earlier claimer had expired.
     pub reclaimed_from: Option<String>,
-}
-
-/// The commands that may act on an entry in each status.
-pub fn allowed_actions(status: Status) -> Vec<&'static str> {
-    match status {
-        Status::Queued => vec!["next", "priority", "remove"],
-        Status::InProgress => vec!["complete", "fail", "remove"],
-        Status::HandoverPending => vec!["complete", "fail", "retry", "remove"],
-        Status::Failed => vec!["retry", "priority", "remove"],
-        Status::Completed => vec!["remove"],
-        Status::NeedsInput => vec!["answer", "priority", "remove"],
-    }
 }
 
 impl Backlog {
@@ -550,19 +539,6 @@ pub fn ready_to_claim(e: &Entry, now: Timestamp) -> bool {
 pub fn lease_expired(e: &Entry, now: Timestamp) -> bool {
     e.status == Status::InProgress
         && lease_end(e).is_none_or(|t| t.checked_add(CLOCK_SKEW).map_or(true, |t| t <= now))
-}
-
-pub(super) fn check(e: &Entry, action: &'static str, from: &[Status]) -> Result<(), Error> {
-    if from.contains(&e.status) {
-        Ok(())
-    } else {
-        Err(Error::Transition {
-            action,
-            dir: e.dir.clone(),
-            status: e.status.to_string(),
-            allowed: allowed_actions(e.status),
-        })
-    }
 }
 
 #[cfg(test)]

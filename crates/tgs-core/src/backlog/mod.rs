@@ -10,6 +10,7 @@ mod revision;
 pub mod shared;
 pub mod store;
 pub mod target;
+mod transitions;
 pub mod turn;
 pub mod validate;
 pub mod values;
@@ -21,10 +22,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 pub use machine::{
-    allowed_actions, first_line, lease_end, lease_expired, ready_to_claim, AddOutcome, Claim,
-    Order, DEFAULT_LEASE,
+    first_line, lease_end, lease_expired, ready_to_claim, AddOutcome, Claim, Order, DEFAULT_LEASE,
 };
 pub use revision::{InlineNote, ReviewLoop, Revision, RevisionDone, RevisionKind, Seen};
+pub use transitions::allowed_actions;
 
 /// The schema version this build reads and writes.
 pub const VERSION: &str = "1";

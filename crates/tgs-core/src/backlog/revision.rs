@@ -231,7 +231,7 @@ impl Backlog {
     /// (`why`), and nothing else queued for it runs.
     pub fn revision_given_up(&mut self, dir: &str, why: &str, now: Timestamp) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        super::machine::check(e, "give up on", &[Status::InProgress])?;
+        super::transitions::check(e, "give up on", &[Status::InProgress])?;
         end_current(e, "failed", None, now);
         cancel_queue(e, now);
         if let Some(r) = e.review.as_mut() {
@@ -247,7 +247,7 @@ impl Backlog {
     /// completed as it was.
     pub fn revision_cancelled(&mut self, dir: &str, now: Timestamp) -> Result<(), Error> {
         let e = self.get_mut(dir)?;
-        super::machine::check(e, "cancel a revision of", &[Status::InProgress])?;
+        super::transitions::check(e, "cancel a revision of", &[Status::InProgress])?;
         cancel_queue(e, now);
         self.complete(dir, None, now)
     }
