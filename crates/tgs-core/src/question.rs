@@ -84,9 +84,10 @@ pub fn check(text: &str) -> Result<String, String> {
     bounded("the question", text, MAX_QUESTION)
 }
 
-/// A question taken within [`MAX_QUESTION`] after its secrets were masked
+/// A question kept within [`MAX_QUESTION`] after its secrets were masked
 /// (a mask can be longer than the secret it hides): cut at the bound, on a
-/// character's edge, so that the hand-over's [`check`] takes it.
+/// character's edge. Each masking of a question goes through it (the
+/// session's, then the hand-over's), so the state never holds a longer one.
 pub fn fit(masked: String) -> String {
     if masked.len() <= MAX_QUESTION {
         return masked;

@@ -153,12 +153,10 @@ impl Runner<'_> {
         redactor: &Redactor,
         sink: &mut dyn Sink,
     ) -> Result<SessionReport, Error> {
-        let untrusted = *writer == Writer::OtherJob;
-        let mut w = record.work_result(dir, redactor, untrusted);
-        // Neither is the record's word: a revision's branch is gone when its
-        // claim found no tip; a bug of tgs's is this process's to report.
+        let mut w = record.work_result(dir, redactor, *writer == Writer::OtherJob);
+        // Not the record's word: a revision's branch is gone when its claim
+        // found no tip.
         w.branch_gone = entry.revision().is_some() && ticket.tip.is_none();
-        w.internal &= !untrusted;
         let mut base = String::new();
         if let Some(recorded) = record
             .wip

@@ -102,11 +102,12 @@ pub struct SessionRecord {
     /// targets, for the hand-over job's audit.
     #[serde(default)]
     pub egress_denied: u32,
-    /// A bug of tgs's own (a panic) ended the session: humans are told.
-    #[serde(default)]
-    pub internal: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress_targets: Vec<String>,
+    /// A bug of tgs's own (a panic) ended the session: humans are told
+    /// (when this process wrote the record).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 /// What a record says of its work in progress (all of it the agent's
@@ -179,7 +180,8 @@ impl SessionRecord {
     /// `dir` (bounded, redacted again with `redactor`), never a path the
     /// record names; the work is checked again by the caller. A record of
     /// another job's is `untrusted`: the pause it asks of every worker is
-    /// bounded (its wait here, the rest in `settle`).
+    /// bounded (its wait here, the rest in `settle`), and its word on a bug
+    /// of tgs's own is not taken.
     pub(crate) fn work_result(
         &self,
         dir: &Path,
@@ -197,7 +199,7 @@ impl SessionRecord {
         w.head = self.head.clone();
         w.refund = self.refund;
         w.final_failure = self.final_failure;
-        w.internal = self.internal;
+        w.internal = self.internal && !untrusted;
         w.untrusted = untrusted;
         let max_pause = if untrusted { MAX_PAUSE_SECS } else { u64::MAX };
         // Set only once the hand-over job has checked it (see `safe`).
@@ -228,7 +230,7 @@ impl SessionRecord {
             .collect();
         if self.outcome == Outcome::NeedsInput {
             match self.question.as_deref().map(clean_question) {
-                Some(Ok(q)) => w.question = Some(redactor.redact(&q)),
+                Some(Ok(q)) => w.question = Some(crate::question::fit(redactor.redact(&q))),
                 Some(Err(why)) => {
                     w.outcome = Outcome::Failed;
                     w.reason = Some(format!("its question was not taken: {why}"));
