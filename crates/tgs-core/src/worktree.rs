@@ -384,17 +384,32 @@ const HAND_IN_LEFT_AFTER: std::time::Duration = std::time::Duration::from_secs(3
 /// Remove the hand-in directories in `parent` that killed runs left (best
 /// effort: one that cannot be removed is left for the next time).
 fn sweep_hand_ins(parent: &Path) {
-    let now = std::time::SystemTime::now();
+    sweep(parent, |name, path| {
+        name.starts_with(HAND_IN_PREFIX) && untouched_for(path, HAND_IN_LEFT_AFTER)
+    });
+}
+
+/// Remove each folder of `parent` that `left(name, path)` says a killed
+/// run left behind (best effort: one that cannot be removed is logged and
+/// left for the next time). The folders of tgs's own in its git directory
+/// (hand-ins, session artifacts) are swept this way.
+pub(crate) fn sweep(parent: &Path, left: impl Fn(&str, &Path) -> bool) {
     for d in std::fs::read_dir(parent).into_iter().flatten().flatten() {
-        let left = d.file_name().to_string_lossy().starts_with(HAND_IN_PREFIX)
-            && d.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-                now.duration_since(t)
-                    .is_ok_and(|age| age > HAND_IN_LEFT_AFTER)
-            });
-        if left {
-            let _ = std::fs::remove_dir_all(d.path());
+        let path = d.path();
+        if left(&d.file_name().to_string_lossy(), &path) {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!("{}: {e}", path.display());
+            }
         }
     }
+}
+
+/// Whether `path` was last changed more than `age` ago (false when that
+/// cannot be told).
+pub(crate) fn untouched_for(path: &Path, age: std::time::Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age))
 }
 
 /// A git directory of tgs's own for one hand-in, removed when dropped. It

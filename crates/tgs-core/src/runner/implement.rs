@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::artifact::{self, ClaimTicket, SessionRecord};
 use super::attempt::{Job, Msg, Shared, WorkResult};
@@ -21,6 +21,7 @@ use super::executor;
 use crate::events::Outcome;
 use crate::repo::Repo;
 use crate::thought::ThoughtName;
+use crate::worktree;
 use crate::{clock, Error};
 
 /// Run the session of `job`, claimed as `ticket`, and write its artifact
@@ -89,18 +90,9 @@ pub(crate) fn local_dir(
         file.strip_prefix(&earlier)
             .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
     };
-    let now = SystemTime::now();
-    for d in std::fs::read_dir(&all).into_iter().flatten().flatten() {
-        let stale = d
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > lease));
-        if stale || of_this(&d.file_name().to_string_lossy()) {
-            if let Err(e) = std::fs::remove_dir_all(d.path()) {
-                tracing::warn!("{}: {e}", d.path().display());
-            }
-        }
-    }
+    worktree::sweep(&all, |file, path| {
+        of_this(file) || worktree::untouched_for(path, lease)
+    });
     // The id is tgs's own (hex); kept to what a file name may hold.
     let id: String = claim_id
         .chars()
