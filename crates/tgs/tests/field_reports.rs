@@ -33,15 +33,12 @@ fn lab<'e>(env: &'e TestEnv, agent: &str, yaml: &str, extra: &str) -> TestRepo<'
     let repo = env.repo("r");
     repo.approved("aaaaaaa-first", "First");
     repo.approved("bbbbbbb-second", "Second");
-    repo.write(
-        "tgs/tgs.yml",
+    repo.configure_and_scan(
         &format!(
             "server:\n  agent: {agent}\n  retry_delay: 1s\n  kill_grace: 1s\n{extra}  agents:\n    {agent}: {yaml}\n"
         ),
+        "two thoughts",
     );
-    repo.publish("two thoughts");
-    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
-    assert_eq!(code, 0, "{err}");
     repo
 }
 

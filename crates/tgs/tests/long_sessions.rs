@@ -20,15 +20,12 @@ const WIP_REF: &str = "refs/tgs/wip/abcdef1-add-a-feature";
 fn lab<'e>(env: &'e TestEnv, name: &str, agent_yaml: &str, extra: &str) -> TestRepo<'e> {
     let repo = env.repo("r");
     repo.approved("abcdef1-add-a-feature", "Add a feature");
-    repo.write(
-        "tgs/tgs.yml",
+    repo.configure_and_scan(
         &format!(
             "server:\n  agent: {name}\n  retry_delay: 1s\n  retry_delay_max: 1s\n  kill_grace: 1s\n{extra}  agents:\n    {name}: {agent_yaml}\n"
         ),
+        "approved thought and config",
     );
-    repo.publish("approved thought and config");
-    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
-    assert_eq!(code, 0, "{err}");
     repo
 }
 

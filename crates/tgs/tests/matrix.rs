@@ -33,16 +33,13 @@ fn queue<'e>(env: &'e TestEnv, n: usize) -> (TestRepo<'e>, Vec<String>) {
         &agent,
         &format!("#!/bin/bash\ncase \"$TGS_THOUGHT_DIR\" in *thought-1) echo cannot >&2; exit 4;; esac\nset -e\n{WORK}"),
     );
-    repo.write(
-        "tgs/tgs.yml",
+    repo.configure_and_scan(
         &format!(
             "server:\n  agent: test\n  kill_grace: 1s\n  agents:\n    test: {{ command: \"{}\" }}\n",
             agent.display()
         ),
+        "thoughts",
     );
-    repo.publish("thoughts");
-    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
-    assert_eq!(code, 0, "{err}");
     (repo, dirs)
 }
 
@@ -601,6 +598,27 @@ fn a_records_question_is_bounded_and_masked() {
         q.starts_with("Which port?") && !q.contains(TOKEN) && !q.contains('\x1b'),
         "{q}"
     );
+    // Masked again by the hand-over job, whose mask is longer than its short
+    // secret: the question is kept within its bound, not beyond it.
+    let env = TestEnv::new();
+    let (repo, dirs) = queue(&env, 1);
+    let (matrix, art) = claimed_and_implemented(&env, &repo);
+    edit_record(&art, |r| {
+        r["outcome"] = "needs_input".into();
+        r["reason"] = "a question".into();
+        r["question"] = "pin 7654321 ".repeat(16 * 1024 / 12).into();
+        r["branch"] = Value::Null;
+        r["head"] = Value::Null;
+    });
+    hand_over(&repo, &matrix, &art, &[("PIN_TOKEN", "7654321")]);
+    let e = entry(&repo, &dirs[0]);
+    assert_eq!(e["status"], "needs_input", "{e}");
+    let q = e["questions"][0]["text"].as_str().unwrap();
+    assert!(
+        q.len() <= 16 * 1024 && !q.contains("7654321"),
+        "{}",
+        q.len()
+    );
     for (question, why) in [
         (
             Value::from("x".repeat(20_000)),
@@ -642,15 +660,12 @@ fn an_unreadable_record_is_told_apart_from_a_missing_artifact() {
 fn one_thought<'e>(env: &'e TestEnv, name: &str, agent: &str) -> (TestRepo<'e>, String) {
     let repo = env.repo(name);
     let dir = repo.approved("0c0ffee-one-path", "One path");
-    repo.write(
-        "tgs/tgs.yml",
+    repo.configure_and_scan(
         &format!(
             "server:\n  agent: test\n  kill_grace: 1s\n  session_timeout: 2s\n  max_attempts: 3\n  agents:\n    test: {{ command: \"{agent}\" }}\n"
         ),
+        "thoughts",
     );
-    repo.publish("thoughts");
-    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
-    assert_eq!(code, 0, "{err}");
     (repo, dir)
 }
 

@@ -54,15 +54,12 @@ cp {question} tgs-question.md
 fn lab<'e>(env: &'e TestEnv, agent: &str, extra: &str) -> TestRepo<'e> {
     let repo = env.repo("r");
     repo.approved(NAME, "Add a port");
-    repo.write(
-        "tgs/tgs.yml",
+    repo.configure_and_scan(
         &format!(
             "server:\n  agent: test\n  max_attempts: 2\n  retry_delay: 1s\n  retry_delay_max: 1s\n{extra}  agents:\n    test: {{ command: \"{agent}\" }}\n"
         ),
+        "approved thought and config",
     );
-    repo.publish("approved thought and config");
-    let (code, _, err) = run(repo.tgs().args(["server", "scan"]));
-    assert_eq!(code, 0, "{err}");
     repo
 }
 

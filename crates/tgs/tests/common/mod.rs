@@ -539,6 +539,15 @@ impl<'e> TestRepo<'e> {
         self.git(&["push", "-q", "origin", "HEAD"]);
     }
 
+    /// Write `tgs_yml` as `tgs/tgs.yml`, publish it with what else was
+    /// written (`msg`), and queue the approved thoughts (`server scan`).
+    pub fn configure_and_scan(&self, tgs_yml: &str, msg: &str) {
+        self.write("tgs/tgs.yml", tgs_yml);
+        self.publish(msg);
+        let (code, _, err) = run(self.tgs().args(["server", "scan"]));
+        assert_eq!(code, 0, "{err}");
+    }
+
     /// A clone of `origin` named `name`, as another worker would have.
     pub fn clone_as(&self, name: &str) -> TestRepo<'e> {
         let out = self.try_clone_as(name, &[]);
