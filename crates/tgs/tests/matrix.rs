@@ -577,7 +577,8 @@ fn a_records_text_never_becomes_a_workflow_command() {
 #[test]
 fn a_records_question_is_bounded_and_masked() {
     const TOKEN: &str = "ghs_question_record_token_0123456789";
-    let asked = |question: Value| {
+    // The question, handed over by a job holding `secret` (name, value).
+    let asked_holding = |question: Value, secret: (&str, &str)| {
         let env = TestEnv::new();
         let (repo, dirs) = queue(&env, 1);
         let (matrix, art) = claimed_and_implemented(&env, &repo);
@@ -588,9 +589,10 @@ fn a_records_question_is_bounded_and_masked() {
             r["branch"] = Value::Null;
             r["head"] = Value::Null;
         });
-        hand_over(&repo, &matrix, &art, &[("GITHUB_TOKEN", TOKEN)]);
+        hand_over(&repo, &matrix, &art, &[secret]);
         entry(&repo, &dirs[0])
     };
+    let asked = |question: Value| asked_holding(question, ("GITHUB_TOKEN", TOKEN));
     let e = asked(format!("Which port?\x1b[2J ours is {TOKEN}").into());
     assert_eq!(e["status"], "needs_input", "{e}");
     let q = e["questions"][0]["text"].as_str().unwrap();
@@ -600,18 +602,8 @@ fn a_records_question_is_bounded_and_masked() {
     );
     // Masked again by the hand-over job, whose mask is longer than its short
     // secret: the question is kept within its bound, not beyond it.
-    let env = TestEnv::new();
-    let (repo, dirs) = queue(&env, 1);
-    let (matrix, art) = claimed_and_implemented(&env, &repo);
-    edit_record(&art, |r| {
-        r["outcome"] = "needs_input".into();
-        r["reason"] = "a question".into();
-        r["question"] = "pin 7654321 ".repeat(16 * 1024 / 12).into();
-        r["branch"] = Value::Null;
-        r["head"] = Value::Null;
-    });
-    hand_over(&repo, &matrix, &art, &[("PIN_TOKEN", "7654321")]);
-    let e = entry(&repo, &dirs[0]);
+    let question = "pin 7654321 ".repeat(16 * 1024 / 12);
+    let e = asked_holding(question.into(), ("PIN_TOKEN", "7654321"));
     assert_eq!(e["status"], "needs_input", "{e}");
     let q = e["questions"][0]["text"].as_str().unwrap();
     assert!(
